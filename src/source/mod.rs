@@ -1,0 +1,3 @@
+//! Where lines come from.
+
+pub mod replay;

@@ -1,0 +1,1 @@
+//! Old files read start to end.
