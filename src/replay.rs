@@ -1,1 +1,310 @@
-//! `emstail replay`.
+//! `emstail replay`: the same pipeline as `run`, with old files as the source.
+//!
+//! Backfill must not re-create the past: control actions (pull, push, record, timers) are
+//! held until the end of the replayed window and issued only for streams still alive then,
+//! each distinct call once. Uploads go out in log order as they come.
+
+use crate::action::{Action, PlannedAction};
+use crate::config::{Config, LogFormat};
+use crate::engine::Engine;
+use crate::event::{Event, Source};
+use crate::parse::{self, Format, Parsed, Parser};
+use crate::source::replay::{Item, for_each_line};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: LogFormat,
+    /// Issue control actions for every stream, even those that ended within the window.
+    pub all_control: bool,
+    pub max_line: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: LogFormat::Auto,
+            all_control: false,
+            max_line: crate::source::replay::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+/// What a replay saw and did; printed at the end.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summary {
+    pub files: u64,
+    pub bytes: u64,
+    pub lines: u64,
+    pub events: u64,
+    pub malformed: u64,
+    pub refused: u64,
+    /// Control actions left out because their stream ended within the window, or repeated.
+    pub control_skipped: u64,
+    pub actions: BTreeMap<&'static str, u64>,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} files, {} bytes, {} lines, {} events, {} malformed, {} refused; actions:",
+            self.files, self.bytes, self.lines, self.events, self.malformed, self.refused
+        )?;
+        if self.actions.is_empty() {
+            f.write_str(" none")?;
+        }
+        for (plugin, n) in &self.actions {
+            write!(f, " {plugin} {n}")?;
+        }
+        if self.control_skipped > 0 {
+            write!(
+                f,
+                "; {} control actions skipped (stream ended in the window, or repeated)",
+                self.control_skipped
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A problem with one line or event, reported with where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub source: Source,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}",
+            self.source.file, self.source.line, self.message
+        )
+    }
+}
+
+/// Receives what a replay produces, in order.
+pub trait Sink {
+    fn action(&mut self, action: &PlannedAction, source: &Source);
+    /// A malformed line, a refused event, an oversize line.
+    fn problem(&mut self, problem: &Problem);
+}
+
+/// Replays `files` in the order given through `config`'s plugins.
+pub fn replay(
+    config: &Config,
+    files: &[PathBuf],
+    options: &Options,
+    sink: &mut dyn Sink,
+) -> std::io::Result<Summary> {
+    let mut run = Replayer {
+        engine: Engine::new(config),
+        summary: Summary::default(),
+        backfill: Backfill::default(),
+        parsed: Vec::new(),
+        options,
+        sink,
+    };
+    for path in files {
+        run.file(path)?;
+    }
+    let Replayer {
+        mut summary,
+        backfill,
+        sink,
+        ..
+    } = run;
+    for (action, source) in backfill.finish(options.all_control, &mut summary.control_skipped) {
+        *summary.actions.entry(action.plugin).or_default() += 1;
+        sink.action(&action, &source);
+    }
+    Ok(summary)
+}
+
+struct Replayer<'a> {
+    engine: Engine,
+    summary: Summary,
+    backfill: Backfill,
+    parsed: Vec<Parsed>,
+    options: &'a Options,
+    sink: &'a mut dyn Sink,
+}
+
+impl Replayer<'_> {
+    fn file(&mut self, path: &Path) -> std::io::Result<()> {
+        let file_name = path.to_string_lossy().into_owned();
+        let mut parser: Option<Parser> = fixed_format(self.options.format).map(Parser::new);
+        self.summary.files += 1;
+        let bytes = for_each_line(path, self.options.max_line, |item| {
+            self.summary.lines += 1;
+            match item {
+                Item::Line(line) => {
+                    let parser = match &mut parser {
+                        Some(p) => p,
+                        None => match parse::detect(line.bytes) {
+                            Some(format) => parser.insert(Parser::new(format)),
+                            None if line.bytes.iter().all(u8::is_ascii_whitespace) => return,
+                            None => {
+                                self.malformed(
+                                    &file_name,
+                                    line.number,
+                                    "neither a JSON event nor a text-format record header".into(),
+                                );
+                                return;
+                            }
+                        },
+                    };
+                    parser.push(line, &mut self.parsed);
+                    self.drain(&file_name);
+                }
+                Item::Oversize { line, len, .. } => {
+                    let cap = self.options.max_line;
+                    self.malformed(
+                        &file_name,
+                        line,
+                        format!("line of {len} bytes is over the {cap} byte cap; skipped"),
+                    );
+                }
+            }
+        })
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        if let Some(p) = &mut parser {
+            p.finish(&mut self.parsed);
+        }
+        self.drain(&file_name);
+        self.summary.bytes += bytes;
+        Ok(())
+    }
+
+    fn malformed(&mut self, file: &str, line: u64, message: String) {
+        self.summary.malformed += 1;
+        self.sink.problem(&Problem {
+            source: source(file, line),
+            message,
+        });
+    }
+
+    fn drain(&mut self, file: &str) {
+        let mut parsed = std::mem::take(&mut self.parsed);
+        for p in parsed.drain(..) {
+            match p {
+                Parsed::Malformed { line, reason } => self.malformed(file, line, reason),
+                Parsed::Event { line, envelope, .. } => self.event(file, line, &envelope.event),
+            }
+        }
+        self.parsed = parsed;
+    }
+
+    fn event(&mut self, file: &str, line: u64, event: &Event) {
+        self.summary.events += 1;
+        self.backfill.observe(event);
+        let actions = self.engine.handle(event);
+        for refusal in self.engine.take_refusals() {
+            self.summary.refused += 1;
+            self.sink.problem(&Problem {
+                source: source(file, line),
+                message: format!("refused: {refusal}"),
+            });
+        }
+        for action in actions {
+            if action.action.is_control() {
+                self.backfill.hold(action, source(file, line));
+            } else {
+                *self.summary.actions.entry(action.plugin).or_default() += 1;
+                self.sink.action(&action, &source(file, line));
+            }
+        }
+    }
+}
+
+fn fixed_format(format: LogFormat) -> Option<Format> {
+    match format {
+        LogFormat::Auto => None,
+        LogFormat::Json => Some(Format::Json),
+        LogFormat::Text => Some(Format::Text),
+    }
+}
+
+fn source(file: &str, line: u64) -> Source {
+    Source {
+        file: file.to_string(),
+        line,
+    }
+}
+
+/// Holds control actions until the end of the window.
+#[derive(Default)]
+struct Backfill {
+    held: Vec<(PlannedAction, Source)>,
+    /// Stream name → alive after the last event seen about it.
+    alive: HashMap<String, bool>,
+}
+
+impl Backfill {
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::InStreamCreated(s) => {
+                self.alive.insert(s.name.clone(), true);
+            }
+            Event::InStreamClosed(s) => {
+                self.alive.insert(s.name.clone(), false);
+            }
+            _ => {}
+        }
+    }
+
+    fn hold(&mut self, action: PlannedAction, source: Source) {
+        self.held.push((action, source));
+    }
+
+    /// The held actions to issue, in log order: with `all`, every one; otherwise only those
+    /// whose stream is alive (or unknown) at the end, and each distinct call once.
+    fn finish(self, all: bool, skipped: &mut u64) -> Vec<(PlannedAction, Source)> {
+        if all {
+            return self.held;
+        }
+        let mut seen: HashSet<(String, String, String)> = HashSet::new();
+        let mut out = Vec::new();
+        for (action, source) in self.held {
+            let ended = action
+                .stream
+                .as_ref()
+                .is_some_and(|s| self.alive.get(s) == Some(&false));
+            let first = match &action.action {
+                Action::EmsCall {
+                    target,
+                    command,
+                    params,
+                } => seen.insert((
+                    target.base.clone(),
+                    command.clone(),
+                    params.to_command_line(),
+                )),
+                _ => true,
+            };
+            if ended || !first {
+                *skipped += 1;
+            } else {
+                out.push((action, source));
+            }
+        }
+        out
+    }
+}
+
+/// The files to replay, oldest first (see `source::discover`).
+pub fn files_in_order(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    for input in inputs {
+        if !input.exists() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{}: no such file or directory", Path::new(input).display()),
+            ));
+        }
+    }
+    crate::source::discover::ordered_files(inputs)
+}

@@ -35,3 +35,4 @@ pub enum Done {
     /// is in place, so a re-run after a restart is harmless.
     AlreadyDone(String),
 }
+pub mod dry_run;

@@ -1,3 +1,4 @@
 //! Where lines come from.
 
+pub mod discover;
 pub mod replay;

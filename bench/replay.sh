@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Replay throughput: `emstail replay --dry-run --json` against `wc -l` on the same generated
+# ≥ 1 GB event log, both from the page cache. Usage: bench/replay.sh [SIZE_MB]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mb=${1:-1100}
+data=bench/data
+mkdir -p "$data"
+log=$data/events_20261129_101500.txt
+if [ ! -f "$log" ] || [ "$(stat -c %s "$log")" -lt $((size_mb * 1000000)) ]; then
+  echo "generating $log (${size_mb} MB)..." >&2
+  python3 bench/gen_events.py "$log" "$size_mb"
+fi
+cat > "$data/config.ini" <<'CFG'
+{
+  "Service": { "ems_api": "http://127.0.0.1:7777", "media_root": ["/var/evostreamms/evo-webroot"] },
+  "StreamAutoRouter": { "plugin_switch": "enabled", "parameters": { "token": "", "destination_uri": "10.9.9.9" } },
+  "StreamRecorder": { "plugin_switch": "enabled", "parameters": { "file_location": "/var/evostreamms/media", "period_time": 3600 } },
+  "StreamLoadBalancer": { "plugin_switch": "enabled", "parameters": { "destination_uri": ["10.9.9.10", "10.9.9.11"] } },
+  "AmazonHLSUpload": { "plugin_switch": "enabled", "parameters": { "aws_access_key": "k", "aws_secret_key": "s", "default_bucket": "hls-files" } },
+  "AmazonHDSUpload": { "plugin_switch": "enabled", "parameters": { "aws_access_key": "k", "aws_secret_key": "s", "default_bucket": "hds-files", "bootstrap": "bootstrap" } },
+  "AmazonDASHUpload": { "plugin_switch": "enabled", "parameters": { "aws_access_key": "k", "aws_secret_key": "s", "default_bucket": "dash-files" } }
+}
+CFG
+cargo build --release --quiet
+bin=target/release/emstail
+bytes=$(stat -c %s "$log")
+events=$(wc -l < "$log")
+cat "$log" > /dev/null  # warm the page cache for both runs
+
+# Wall seconds and peak RSS (KiB) of a command, its output discarded.
+measure() { /usr/bin/time -o "$data/time" -f '%e %M' "$@" > /dev/null 2>"$data/stderr"; cat "$data/time"; }
+read -r t_wc rss_wc < <(measure wc -l "$log")
+read -r t_em rss_em < <(measure "$bin" replay --config "$data/config.ini" --dry-run --json "$log")
+tail -1 "$data/stderr" >&2
+
+awk -v re="$rss_em" -v rw="$rss_wc" -v b="$bytes" -v n="$events" -v tw="$t_wc" -v te="$t_em" 'BEGIN {
+  printf "%-34s %14s %14s %8s\n", "measure", "emstail", "wc -l", "ratio";
+  printf "%-34s %14.1f %14.1f %8.3f\n", "MB/s", b/te/1e6, b/tw/1e6, (b/te)/(b/tw);
+  printf "%-34s %14.0f %14.0f %8.3f\n", "events (lines)/s", n/te, n/tw, (n/te)/(n/tw);
+  printf "%-34s %14.2f %14.2f\n", "seconds", te, tw;
+  printf "%-34s %14.1f %14.1f\n", "peak RSS (MiB)", re/1024, rw/1024;
+}'
+echo "file: $bytes bytes, $events events"

@@ -1,0 +1,50 @@
+//! The dry-run printer: every action on stdout, one per line, for a person or as JSON.
+
+use crate::action::{self, PlannedAction};
+use crate::event::Source;
+use crate::replay::{Problem, Sink};
+use std::io::Write;
+
+pub struct Printer<W: Write> {
+    out: W,
+    json: bool,
+    /// The first write error (a closed pipe, a full disk); printing stops there.
+    pub error: Option<std::io::Error>,
+}
+
+impl<W: Write> Printer<W> {
+    pub fn new(out: W, json: bool) -> Self {
+        Printer {
+            out,
+            json,
+            error: None,
+        }
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush()
+    }
+}
+
+impl<W: Write> Sink for Printer<W> {
+    fn action(&mut self, action: &PlannedAction, source: &Source) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = if self.json {
+            writeln!(self.out, "{}", action::to_json(action, Some(source)))
+        } else {
+            writeln!(self.out, "{action}    # {}:{}", source.file, source.line)
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+    }
+
+    fn problem(&mut self, problem: &Problem) {
+        log::warn!("{problem}");
+    }
+}
