@@ -36,3 +36,4 @@ pub enum Done {
     AlreadyDone(String),
 }
 pub mod dry_run;
+pub mod pool;

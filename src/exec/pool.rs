@@ -1,0 +1,313 @@
+//! Worker lanes: actions of one lane run in order, lanes run in parallel on a bounded pool.
+//!
+//! A retryable failure parks its lane until the backoff has passed and frees the worker, so a
+//! lane waiting on a down EMS never holds up uploads in other lanes. The queue is bounded:
+//! `submit` blocks while it is full (the reader pauses), it never drops.
+
+use crate::action::PlannedAction;
+use crate::event::Source;
+use crate::exec::{Done, Failure};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Carries out one attempt of an action.
+pub trait Execute: Send + Sync {
+    fn execute(&self, action: &PlannedAction) -> Result<Done, Failure>;
+}
+
+/// One action to carry out, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Submission order, unique within a pool.
+    pub seq: u64,
+    pub action: PlannedAction,
+    pub source: Source,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done(Done),
+    /// Permanent, or still failing after the last attempt: for the dead-letter file.
+    Dead(Failure),
+    /// The file was gone: reported and skipped.
+    Skipped(String),
+}
+
+/// Told about every finished job, from the worker that finished it.
+pub trait Report: Send + Sync {
+    fn finished(&self, job: &Job, outcome: &Outcome);
+    /// A retryable failure; the job will be tried again after `delay`.
+    fn retrying(&self, job: &Job, failure: &Failure, delay: Duration) {
+        let _ = (job, failure, delay);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PoolConfig {
+    pub workers: usize,
+    /// Jobs queued (not yet finished) before `submit` blocks.
+    pub capacity: usize,
+    pub max_attempts: u32,
+}
+
+/// The backoff before attempt `n + 1`, given `n` attempts made.
+pub type Backoff = dyn Fn(u32) -> Duration + Send + Sync;
+
+struct Lane {
+    jobs: VecDeque<Job>,
+    /// A worker is running this lane's head job.
+    busy: bool,
+    /// Parked for a backoff until then.
+    parked: bool,
+}
+
+#[derive(Default)]
+struct State {
+    lanes: HashMap<String, Lane>,
+    ready: VecDeque<String>,
+    parked: BinaryHeap<Reverse<(Instant, u64, String)>>,
+    pending: usize,
+    next_seq: u64,
+    closing: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Workers wait here for ready lanes.
+    work: Condvar,
+    /// `submit` and `close` wait here for room / for the end.
+    room: Condvar,
+    config: PoolConfig,
+    executor: Arc<dyn Execute>,
+    report: Arc<dyn Report>,
+    backoff: Box<Backoff>,
+}
+
+pub struct Pool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    pub fn new(
+        config: PoolConfig,
+        executor: Arc<dyn Execute>,
+        report: Arc<dyn Report>,
+        backoff: Box<Backoff>,
+    ) -> Pool {
+        let config = PoolConfig {
+            workers: config.workers.max(1),
+            capacity: config.capacity.max(1),
+            max_attempts: config.max_attempts.max(1),
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            config,
+            executor,
+            report,
+            backoff,
+        });
+        let workers = (0..config.workers)
+            .map(|i| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("emstail-worker-{i}"))
+                    .spawn(move || worker(&shared))
+                    .expect("the OS can start a worker thread")
+            })
+            .collect();
+        Pool { shared, workers }
+    }
+
+    /// Queues an action; blocks while the pool holds `capacity` unfinished jobs.
+    /// Returns the job's sequence number.
+    pub fn submit(&self, action: PlannedAction, source: Source) -> u64 {
+        let mut state = self.shared.lock();
+        while state.pending >= self.shared.config.capacity {
+            state = self
+                .shared
+                .room
+                .wait(state)
+                .expect("pool lock is never poisoned: workers do not panic while holding it");
+        }
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        state.pending += 1;
+        let lane_name = action.lane.clone();
+        let job = Job {
+            seq,
+            action,
+            source,
+            attempts: 0,
+        };
+        let lane = state.lanes.entry(lane_name.clone()).or_insert_with(|| Lane {
+            jobs: VecDeque::new(),
+            busy: false,
+            parked: false,
+        });
+        lane.jobs.push_back(job);
+        if lane.jobs.len() == 1 && !lane.busy && !lane.parked {
+            state.ready.push_back(lane_name);
+            self.shared.work.notify_one();
+        }
+        seq
+    }
+
+    /// Jobs submitted and not yet finished.
+    pub fn pending(&self) -> usize {
+        self.shared.lock().pending
+    }
+
+    /// Waits until every submitted job has finished, or `timeout` has passed; returns the
+    /// number still unfinished.
+    pub fn drain(&self, timeout: Option<Duration>) -> usize {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.shared.lock();
+        while state.pending > 0 {
+            let wait = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ => break,
+                },
+                None => Duration::from_secs(3600),
+            };
+            state = self
+                .shared
+                .room
+                .wait_timeout(state, wait)
+                .expect("pool lock is never poisoned")
+                .0;
+        }
+        state.pending
+    }
+
+    /// Finishes every queued job, then stops the workers.
+    pub fn close(mut self) {
+        self.drain(None);
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.work.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("pool lock is never poisoned")
+    }
+}
+
+fn worker(shared: &Shared) {
+    let mut state = shared.lock();
+    loop {
+        // Lanes whose backoff has passed become ready again.
+        let now = Instant::now();
+        while let Some(Reverse((due, _, _))) = state.parked.peek() {
+            if *due > now {
+                break;
+            }
+            let Some(Reverse((_, _, name))) = state.parked.pop() else {
+                break;
+            };
+            if let Some(lane) = state.lanes.get_mut(&name) {
+                lane.parked = false;
+                state.ready.push_back(name);
+            }
+        }
+        let Some(name) = state.ready.pop_front() else {
+            if state.closing && state.pending == 0 {
+                return;
+            }
+            let wait = state
+                .parked
+                .peek()
+                .map_or(Duration::from_millis(200), |Reverse((due, _, _))| {
+                    due.saturating_duration_since(now)
+                        .clamp(Duration::from_millis(1), Duration::from_millis(200))
+                });
+            state = shared
+                .work
+                .wait_timeout(state, wait)
+                .expect("pool lock is never poisoned")
+                .0;
+            continue;
+        };
+        let Some(lane) = state.lanes.get_mut(&name) else {
+            continue;
+        };
+        let Some(job) = lane.jobs.front_mut() else {
+            state.lanes.remove(&name);
+            continue;
+        };
+        lane.busy = true;
+        job.attempts += 1;
+        let job = job.clone();
+        drop(state);
+
+        let result = shared.executor.execute(&job.action);
+        let outcome = match result {
+            Ok(done) => Ok(Outcome::Done(done)),
+            Err(Failure::Missing(m)) => Ok(Outcome::Skipped(m)),
+            Err(Failure::Permanent(m)) => Ok(Outcome::Dead(Failure::Permanent(m))),
+            Err(Failure::Retryable(m)) if job.attempts >= shared.config.max_attempts => {
+                Ok(Outcome::Dead(Failure::Retryable(format!(
+                    "{m} (gave up after {} attempts)",
+                    job.attempts
+                ))))
+            }
+            Err(failure) => Err(failure),
+        };
+        match outcome {
+            Ok(outcome) => {
+                shared.report.finished(&job, &outcome);
+                state = shared.lock();
+                let mut empty = false;
+                if let Some(lane) = state.lanes.get_mut(&name) {
+                    lane.jobs.pop_front();
+                    lane.busy = false;
+                    empty = lane.jobs.is_empty();
+                }
+                if empty {
+                    state.lanes.remove(&name);
+                } else {
+                    state.ready.push_back(name);
+                    shared.work.notify_one();
+                }
+                state.pending -= 1;
+                shared.room.notify_all();
+            }
+            Err(failure) => {
+                let delay = (shared.backoff)(job.attempts);
+                shared.report.retrying(&job, &failure, delay);
+                state = shared.lock();
+                if let Some(lane) = state.lanes.get_mut(&name) {
+                    lane.busy = false;
+                    lane.parked = true;
+                }
+                state
+                    .parked
+                    .push(Reverse((Instant::now() + delay, job.seq, name)));
+                shared.work.notify_one();
+            }
+        }
+    }
+}
