@@ -1,5 +1,5 @@
 //! AmazonHLSUpload, AmazonHDSUpload and AmazonDASHUpload: one uploader that mirrors segment
-//! output to S3. The three differ only in which events they take and in the [`Table`] of steps
+//! output to S3. The three differ only in which events they take and in the table of steps
 //! each event asks for.
 
 use super::keys::Depth::{DashMedia, Group, Stream};
