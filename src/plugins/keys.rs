@@ -1,0 +1,459 @@
+//! From a file path in an event to an S3 object key: normalisation, media-root confinement,
+//! key derivation and the HTTP headers of the object. Lexical only: the engine never touches
+//! the file system, so symlinks are resolved when the upload runs.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A path with `\` read as `/`, `//` collapsed and `.`/`..` resolved without the file system.
+/// A relative path keeps its leading `..`: there is nothing to resolve them against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaPath {
+    /// `""` for a relative path, `/`, or a Windows drive such as `C:/`.
+    prefix: String,
+    components: Vec<String>,
+}
+
+impl MediaPath {
+    pub fn parse(raw: &str) -> MediaPath {
+        let slashed = raw.trim().replace('\\', "/");
+        let (prefix, rest) = split_prefix(&slashed);
+        let mut path = MediaPath {
+            prefix: prefix.to_string(),
+            components: Vec::new(),
+        };
+        path.push_components(rest);
+        path
+    }
+
+    fn push_components(&mut self, rest: &str) {
+        for part in rest.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => match self.components.last() {
+                    Some(last) if last != ".." => {
+                        self.components.pop();
+                    }
+                    // Above the root of an absolute path there is only the root.
+                    _ if self.is_absolute() => {}
+                    _ => self.components.push("..".to_string()),
+                },
+                name => self.components.push(name.to_string()),
+            }
+        }
+    }
+
+    pub fn is_absolute(&self) -> bool {
+        !self.prefix.is_empty()
+    }
+
+    /// `rel` resolved against `self`; an absolute `rel` stays as it is.
+    pub fn join(&self, rel: &MediaPath) -> MediaPath {
+        if rel.is_absolute() {
+            return rel.clone();
+        }
+        let mut joined = self.clone();
+        joined.push_components(&rel.components.join("/"));
+        joined
+    }
+
+    /// The file `name` in the same directory.
+    pub fn sibling(&self, name: &str) -> MediaPath {
+        let mut sibling = self.clone();
+        sibling.components.pop();
+        sibling.push_components(name);
+        sibling
+    }
+
+    pub fn file_name(&self) -> Option<&str> {
+        self.components
+            .last()
+            .map(String::as_str)
+            .filter(|name| *name != "..")
+    }
+
+    /// The directory part, as text (used to remember per-directory facts).
+    pub fn parent_text(&self) -> String {
+        let parent = &self.components[..self.components.len().saturating_sub(1)];
+        format!("{}{}", self.prefix, parent.join("/"))
+    }
+
+    /// The components below `root`, if this path lies strictly inside it.
+    fn strip_root(&self, root: &MediaPath) -> Option<&[String]> {
+        let inside = self.prefix.eq_ignore_ascii_case(&root.prefix)
+            && self.components.len() > root.components.len()
+            && self.components.starts_with(&root.components);
+        inside.then(|| &self.components[root.components.len()..])
+    }
+
+    pub fn to_path_buf(&self) -> PathBuf {
+        PathBuf::from(self.to_string())
+    }
+}
+
+impl fmt::Display for MediaPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.prefix, self.components.join("/"))
+    }
+}
+
+/// Splits `/`, a drive such as `C:/`, or nothing off the front of a `/`-separated path.
+fn split_prefix(path: &str) -> (&str, &str) {
+    let bytes = path.as_bytes();
+    if bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'/' {
+        return path.split_at(3);
+    }
+    if path.starts_with('/') {
+        return path.split_at(1);
+    }
+    ("", path)
+}
+
+/// How many trailing components make the key when no media root is set (`G/file`,
+/// `G/S/file`, `G/S/video|audio/<bw>/file`). They also name the group and the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    Group = 2,
+    Stream = 3,
+    DashMedia = 5,
+}
+
+impl Depth {
+    fn components(self) -> usize {
+        self as usize
+    }
+}
+
+/// Where a file lives and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    /// The normalised path the upload reads (absolute once a working directory is known).
+    pub path: MediaPath,
+    /// The object key, `key_prefix` included.
+    pub key: String,
+    pub group: Option<String>,
+    pub stream: Option<String>,
+}
+
+/// The rules that turn an event's file path into a [`Located`] file for one uploader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    roots: Vec<MediaPath>,
+    working_dir: Option<MediaPath>,
+    key_prefix: String,
+}
+
+impl Placement {
+    /// `roots` empty means uploads are not confined; keys then come from the path's tail.
+    /// A relative root is read against EMS's working directory, like the event paths.
+    pub fn new(roots: &[PathBuf], working_dir: Option<&Path>, key_prefix: &str) -> Placement {
+        let working_dir = working_dir.map(|dir| MediaPath::parse(&dir.to_string_lossy()));
+        let roots = roots
+            .iter()
+            .map(|root| {
+                let root = MediaPath::parse(&root.to_string_lossy());
+                match &working_dir {
+                    Some(dir) => dir.join(&root),
+                    None => root,
+                }
+            })
+            .collect();
+        Placement {
+            roots,
+            working_dir,
+            key_prefix: key_prefix.to_string(),
+        }
+    }
+
+    /// The event's `file`, normalised and made absolute against EMS's working directory.
+    pub fn resolve(&self, raw: &str) -> MediaPath {
+        let path = MediaPath::parse(raw);
+        match &self.working_dir {
+            Some(dir) if !path.is_absolute() => dir.join(&path),
+            _ => path,
+        }
+    }
+
+    /// The key for an already resolved path, or why there must be no upload.
+    pub fn locate(&self, path: &MediaPath, depth: Depth) -> Result<Located, String> {
+        let key_components = if self.roots.is_empty() {
+            self.tail_key(path, depth)?
+        } else {
+            self.confined_key(path)?
+        };
+        let (group, stream) = names(&path.components, depth);
+        Ok(Located {
+            path: path.clone(),
+            key: format!("{}{}", self.key_prefix, key_components.join("/")),
+            group,
+            stream,
+        })
+    }
+
+    fn confined_key<'p>(&self, path: &'p MediaPath) -> Result<&'p [String], String> {
+        if !path.is_absolute() {
+            return Err(format!(
+                "{path} is a relative path and cannot be checked against the media roots; \
+                 set Service.ems_working_dir to EMS's working directory"
+            ));
+        }
+        self.roots
+            .iter()
+            .find_map(|root| path.strip_root(root))
+            .ok_or_else(|| {
+                let roots: Vec<String> = self.roots.iter().map(ToString::to_string).collect();
+                format!("{path} is outside the media roots [{}]", roots.join(", "))
+            })
+    }
+
+    fn tail_key<'p>(&self, path: &'p MediaPath, depth: Depth) -> Result<&'p [String], String> {
+        let needed = depth.components();
+        let Some(start) = path.components.len().checked_sub(needed) else {
+            return Err(format!(
+                "{path} has too few path components for an S3 key (need {needed}); \
+                 set a media_root to derive keys from it"
+            ));
+        };
+        let tail = &path.components[start..];
+        if tail.iter().any(|c| c == "..") {
+            return Err(format!(
+                "{path} climbs above its own directory; set Service.ems_working_dir or a media_root"
+            ));
+        }
+        Ok(tail)
+    }
+}
+
+/// Group and stream names from the path's tail, as EMS lays the folders out.
+fn names(components: &[String], depth: Depth) -> (Option<String>, Option<String>) {
+    let from_end = |n: usize| {
+        components
+            .len()
+            .checked_sub(n)
+            .and_then(|i| components.get(i))
+            .filter(|c| *c != "..")
+            .cloned()
+    };
+    match depth {
+        Depth::Group => (from_end(2), None),
+        Depth::Stream => (from_end(3), from_end(2)),
+        Depth::DashMedia => (from_end(5), from_end(4)),
+    }
+}
+
+/// The Content-Type players expect, by extension.
+pub fn content_type(file_name: &str) -> &'static str {
+    let extension = file_name
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("ts") => "video/mp2t",
+        Some("mpd") => "application/dash+xml",
+        Some("f4m") => "application/f4m",
+        Some("mp4" | "fmp4" | "m4s") => "video/mp4",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Playlists, manifests and bootstraps are rewritten while a stream runs; segments never are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    Changing,
+    Fixed,
+}
+
+impl Freshness {
+    pub fn cache_control(self) -> &'static str {
+        match self {
+            Freshness::Changing => "max-age=2",
+            Freshness::Fixed => "max-age=86400",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unconfined() -> Placement {
+        Placement::new(&[], None, "")
+    }
+
+    fn key(placement: &Placement, raw: &str, depth: Depth) -> Result<String, String> {
+        placement
+            .locate(&placement.resolve(raw), depth)
+            .map(|located| located.key)
+    }
+
+    #[test]
+    fn normalises_separators_dots_and_double_slashes() {
+        assert_eq!(
+            MediaPath::parse("/var//www/./G/x/../S/a.ts").to_string(),
+            "/var/www/G/S/a.ts"
+        );
+        assert_eq!(
+            MediaPath::parse(r"C:\EvoStream\media\\G\S\a.ts").to_string(),
+            "C:/EvoStream/media/G/S/a.ts"
+        );
+        assert_eq!(MediaPath::parse("/../../etc").to_string(), "/etc");
+        assert_eq!(
+            MediaPath::parse("../evo-webroot/./G/../G/S").to_string(),
+            "../evo-webroot/G/S"
+        );
+        assert_eq!(MediaPath::parse("../../x").to_string(), "../../x");
+    }
+
+    #[test]
+    fn sibling_replaces_the_file_name() {
+        let chunk = MediaPath::parse("/w/G/S/seg_1.ts");
+        assert_eq!(chunk.sibling("index.m3u8").to_string(), "/w/G/S/index.m3u8");
+        assert_eq!(chunk.parent_text(), "/w/G/S");
+    }
+
+    #[test]
+    fn keys_without_roots_come_from_the_tail() {
+        let p = unconfined();
+        assert_eq!(
+            key(&p, "/var/www/G/playlist.m3u8", Depth::Group).as_deref(),
+            Ok("G/playlist.m3u8")
+        );
+        assert_eq!(
+            key(&p, "/var/www/G/S/seg_1.ts", Depth::Stream).as_deref(),
+            Ok("G/S/seg_1.ts")
+        );
+        assert_eq!(
+            key(&p, "/var/www/G/S/video/229376/1.fmp4", Depth::DashMedia).as_deref(),
+            Ok("G/S/video/229376/1.fmp4")
+        );
+    }
+
+    #[test]
+    fn keys_with_too_few_components_are_refused() {
+        let refusal = key(&unconfined(), "/S/seg_1.ts", Depth::Stream).unwrap_err();
+        assert!(refusal.contains("too few path components"), "{refusal}");
+        assert!(key(&unconfined(), "seg_1.ts", Depth::Stream).is_err());
+    }
+
+    #[test]
+    fn a_key_never_contains_dot_dot() {
+        let refusal = key(&unconfined(), "../S/seg_1.ts", Depth::Stream).unwrap_err();
+        assert!(refusal.contains("climbs above"), "{refusal}");
+    }
+
+    #[test]
+    fn relative_dash_path_keeps_group_and_stream_without_working_dir() {
+        let p = unconfined();
+        let located = p
+            .locate(
+                &p.resolve("../evo-webroot/G/S/video/229376/x.fmp4"),
+                Depth::DashMedia,
+            )
+            .expect("five trailing components are present");
+        assert_eq!(located.key, "G/S/video/229376/x.fmp4");
+        assert_eq!(located.group.as_deref(), Some("G"));
+        assert_eq!(located.stream.as_deref(), Some("S"));
+    }
+
+    #[test]
+    fn relative_dash_path_resolves_against_working_dir() {
+        let p = Placement::new(&[], Some(Path::new("/usr/bin")), "");
+        let located = p
+            .locate(
+                &p.resolve("../evo-webroot/G/S/video/229376/x.fmp4"),
+                Depth::DashMedia,
+            )
+            .expect("five trailing components are present");
+        assert_eq!(located.key, "G/S/video/229376/x.fmp4");
+        assert_eq!(
+            located.path.to_string(),
+            "/usr/evo-webroot/G/S/video/229376/x.fmp4"
+        );
+    }
+
+    #[test]
+    fn keys_with_roots_are_relative_to_the_root() {
+        let p = Placement::new(&[PathBuf::from("/var/www/")], None, "live/");
+        assert_eq!(
+            key(&p, "/var/www/G/S/seg_1.ts", Depth::Stream).as_deref(),
+            Ok("live/G/S/seg_1.ts")
+        );
+        assert_eq!(
+            key(&p, "/var//www/G/playlist.m3u8", Depth::Group).as_deref(),
+            Ok("live/G/playlist.m3u8")
+        );
+    }
+
+    #[test]
+    fn second_root_is_used_when_the_first_does_not_contain_the_file() {
+        let roots = [PathBuf::from("/a"), PathBuf::from("/b/webroot")];
+        let p = Placement::new(&roots, None, "");
+        assert_eq!(
+            key(&p, "/b/webroot/G/S/1.ts", Depth::Stream).as_deref(),
+            Ok("G/S/1.ts")
+        );
+    }
+
+    #[test]
+    fn dot_dot_escaping_the_root_is_refused() {
+        let p = Placement::new(&[PathBuf::from("/var/www")], None, "");
+        let refusal = key(&p, "/var/www/G/../../../etc/passwd", Depth::Stream).unwrap_err();
+        assert_eq!(refusal, "/etc/passwd is outside the media roots [/var/www]");
+    }
+
+    #[test]
+    fn a_root_lookalike_prefix_is_outside() {
+        let p = Placement::new(&[PathBuf::from("/var/www")], None, "");
+        assert!(key(&p, "/var/www2/G/S/1.ts", Depth::Stream).is_err());
+        assert!(key(&p, "/var/www", Depth::Group).is_err());
+    }
+
+    #[test]
+    fn relative_path_with_roots_needs_the_working_dir() {
+        let p = Placement::new(&[PathBuf::from("/var/www")], None, "");
+        let refusal = key(&p, "../evo-webroot/G/S/1.ts", Depth::Stream).unwrap_err();
+        assert!(refusal.contains("Service.ems_working_dir"), "{refusal}");
+
+        let p = Placement::new(
+            &[PathBuf::from("/opt/evo-webroot")],
+            Some(Path::new("/opt/bin")),
+            "",
+        );
+        assert_eq!(
+            key(&p, "../evo-webroot/G/S/1.ts", Depth::Stream).as_deref(),
+            Ok("G/S/1.ts")
+        );
+    }
+
+    #[test]
+    fn windows_paths_are_confined_like_any_other() {
+        let p = Placement::new(&[PathBuf::from(r"C:\EvoStream\webroot")], None, "");
+        assert_eq!(
+            key(&p, r"C:\EvoStream\webroot\G\S\1.ts", Depth::Stream).as_deref(),
+            Ok("G/S/1.ts")
+        );
+        assert!(key(&p, r"D:\EvoStream\webroot\G\S\1.ts", Depth::Stream).is_err());
+    }
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(
+            content_type("playlist.m3u8"),
+            "application/vnd.apple.mpegurl"
+        );
+        assert_eq!(content_type("seg_1.TS"), "video/mp2t");
+        assert_eq!(content_type("manifest.mpd"), "application/dash+xml");
+        assert_eq!(content_type("manifest.f4m"), "application/f4m");
+        assert_eq!(content_type("seg_init.mp4"), "video/mp4");
+        assert_eq!(content_type("1416464032000.fmp4"), "video/mp4");
+        assert_eq!(content_type("1.m4s"), "video/mp4");
+        assert_eq!(content_type("f4vSeg1-Frag3"), "application/octet-stream");
+        assert_eq!(content_type("bootstrap"), "application/octet-stream");
+    }
+
+    #[test]
+    fn cache_control_is_short_for_changing_files() {
+        assert_eq!(Freshness::Changing.cache_control(), "max-age=2");
+        assert_eq!(Freshness::Fixed.cache_control(), "max-age=86400");
+    }
+}

@@ -1,0 +1,431 @@
+//! StreamRecorder: records every inbound stream to mp4 and rotates the file every
+//! `period_time` seconds with an EMS timer that shuts the recording down (keepAlive restarts it
+//! into the next numbered file).
+
+use super::{Plugin, Refusal, with_marker};
+use crate::action::{Action, ApiTarget, Params, PlannedAction};
+use crate::config::{Config, RecorderParams};
+use crate::event::{Event, StreamInfo, TimerInfo};
+use std::collections::HashMap;
+
+const NAME: &str = "StreamRecorder";
+/// The custom key that marks a recording as this plugin's (the original's name, kept so that
+/// recordings it started are recognised too).
+const LOCAL_STREAM_NAME_KEY: &str = "_localStreamName";
+const UNIQUE_ID_KEY: &str = "_uniqueId";
+
+pub struct StreamRecorder {
+    params: RecorderParams,
+    ems: ApiTarget,
+    /// Recording out-stream `uniqueId` → stream name, so a timer's shutdown runs in the
+    /// stream's lane. Entries leave when the recording closes or its timer fires.
+    recordings: HashMap<String, String>,
+}
+
+impl StreamRecorder {
+    pub fn new(config: &Config) -> StreamRecorder {
+        StreamRecorder {
+            params: config.recorder.params.clone(),
+            ems: config.service.ems_api.clone(),
+            recordings: HashMap::new(),
+        }
+    }
+
+    fn call(
+        &self,
+        lane: String,
+        stream: Option<String>,
+        command: &str,
+        params: Params,
+    ) -> PlannedAction {
+        PlannedAction {
+            plugin: NAME,
+            lane,
+            stream,
+            action: Action::EmsCall {
+                target: self.ems.clone(),
+                command: command.to_string(),
+                params,
+            },
+        }
+    }
+
+    fn record(&self, stream: &StreamInfo) -> Result<PlannedAction, Refusal> {
+        if self.params.file_location.trim().is_empty() {
+            return Err(Refusal {
+                plugin: NAME,
+                reason: format!("not recording {}: file_location is empty", stream.name),
+            });
+        }
+        let params = Params::new()
+            .with("localStreamName", &stream.name)
+            .with(
+                "pathToFile",
+                path_to_file(&self.params.file_location, &stream.name),
+            )
+            .with("type", "mp4")
+            .with_bool("overwrite", false)
+            .with_bool("keepAlive", true)
+            .with(LOCAL_STREAM_NAME_KEY, &stream.name);
+        Ok(self.call(
+            stream.name.clone(),
+            Some(stream.name.clone()),
+            "record",
+            with_marker(params),
+        ))
+    }
+
+    fn arm_timer(&mut self, stream: &StreamInfo) -> Result<Option<PlannedAction>, Refusal> {
+        let own_recording = stream
+            .record_settings
+            .as_ref()
+            .and_then(|settings| settings.get_str(LOCAL_STREAM_NAME_KEY))
+            .is_some_and(|name| name.trim() == stream.name.trim());
+        if !own_recording {
+            return Ok(None);
+        }
+        let Some(unique_id) = stream.unique_id else {
+            return Err(Refusal {
+                plugin: NAME,
+                reason: format!(
+                    "recording of {} has no uniqueId: it cannot be rotated",
+                    stream.name
+                ),
+            });
+        };
+        let unique_id = unique_id.to_string();
+        self.recordings
+            .insert(unique_id.clone(), stream.name.clone());
+        let params = Params::new()
+            .with("value", self.params.period_time.to_string())
+            .with(UNIQUE_ID_KEY, unique_id);
+        Ok(Some(self.call(
+            stream.name.clone(),
+            Some(stream.name.clone()),
+            "setTimer",
+            params,
+        )))
+    }
+
+    fn rotate(&mut self, timer: &TimerInfo, out: &mut Vec<PlannedAction>) {
+        let unique_id = timer
+            .custom
+            .get_str(UNIQUE_ID_KEY)
+            .map(|id| id.trim().to_string())
+            .unwrap_or_default();
+        let Some(timer_id) = timer.timer_id.filter(|_| !unique_id.is_empty()) else {
+            return;
+        };
+        let (lane, stream) = match self.recordings.remove(&unique_id) {
+            Some(name) => (name.clone(), Some(name)),
+            None => (format!("timer:{unique_id}"), None),
+        };
+        out.push(self.call(
+            lane.clone(),
+            stream.clone(),
+            "removeTimer",
+            Params::new().with("id", timer_id.to_string()),
+        ));
+        out.push(
+            self.call(
+                lane,
+                stream,
+                "shutdownStream",
+                Params::new()
+                    .with("id", unique_id)
+                    .with_bool("permanently", false),
+            ),
+        );
+    }
+}
+
+impl Plugin for StreamRecorder {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handle(&mut self, event: &Event, out: &mut Vec<PlannedAction>) -> Result<(), Refusal> {
+        match event {
+            Event::InStreamCreated(stream) => out.push(self.record(stream)?),
+            Event::OutStreamCreated(stream) => out.extend(self.arm_timer(stream)?),
+            Event::OutStreamClosed(stream) => {
+                if let Some(unique_id) = stream.unique_id {
+                    self.recordings.remove(&unique_id.to_string());
+                }
+            }
+            Event::TimerTriggered(timer) => self.rotate(timer, out),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// `file_location` joined with the stream name using the directory's own separator (a
+/// Windows directory written with `\` only keeps `\`).
+fn path_to_file(file_location: &str, name: &str) -> String {
+    let location = file_location.trim();
+    let separator = if location.contains('\\') && !location.contains('/') {
+        '\\'
+    } else {
+        '/'
+    };
+    if location.ends_with(separator) {
+        format!("{location}{name}")
+    } else {
+        format!("{location}{separator}{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::test_support::{config, ems_calls, event};
+    use serde_json::json;
+
+    fn recorder(file_location: &str) -> StreamRecorder {
+        let mut config = config();
+        config.recorder.enabled = true;
+        config.recorder.params = RecorderParams {
+            file_location: file_location.to_string(),
+            period_time: 600,
+        };
+        StreamRecorder::new(&config)
+    }
+
+    fn run(plugin: &mut StreamRecorder, event: &Event) -> Vec<PlannedAction> {
+        let mut out = Vec::new();
+        plugin
+            .handle(event, &mut out)
+            .expect("these events are never refused");
+        out
+    }
+
+    fn record_out_stream(name: &str, unique_id: u64, local_name: &str) -> Event {
+        event(
+            "outStreamCreated",
+            json!({"name": name, "uniqueId": unique_id, "type": "OFMP4",
+                   "recordSettings": {"localStreamName": name, "_localStreamName": local_name,
+                                      "_emstail": "1"}}),
+        )
+    }
+
+    #[test]
+    fn in_stream_created_records_with_exact_params() {
+        let mut plugin = recorder("/var/media");
+        let out = run(
+            &mut plugin,
+            &event("inStreamCreated", json!({"name": "cam1", "uniqueId": 3})),
+        );
+        assert_eq!(
+            ems_calls(&out),
+            vec![(
+                "record".to_string(),
+                "localStreamName=cam1 pathToFile=/var/media/cam1 type=mp4 overwrite=0 \
+                 keepAlive=1 _localStreamName=cam1 _emstail=1"
+                    .to_string()
+            )]
+        );
+        assert_eq!(out[0].plugin, "StreamRecorder");
+        assert_eq!(out[0].lane, "cam1");
+        assert_eq!(out[0].stream.as_deref(), Some("cam1"));
+        let Action::EmsCall { target, .. } = &out[0].action else {
+            panic!("record is an EMS call");
+        };
+        assert_eq!(target.base, "http://127.0.0.1:7777/");
+    }
+
+    #[test]
+    fn streams_emstail_pulled_are_recorded_too() {
+        let mut plugin = recorder("/var/media");
+        let out = run(
+            &mut plugin,
+            &event(
+                "inStreamCreated",
+                json!({"name": "cam1", "pullSettings": {"_emstail": "1"}}),
+            ),
+        );
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn path_to_file_uses_the_locations_separator() {
+        assert_eq!(
+            path_to_file(r"C:\EvoStream\media", "s"),
+            r"C:\EvoStream\media\s"
+        );
+        assert_eq!(
+            path_to_file(r"C:\EvoStream\media\", "s"),
+            r"C:\EvoStream\media\s"
+        );
+        assert_eq!(
+            path_to_file("C:/EvoStream/media", "s"),
+            "C:/EvoStream/media/s"
+        );
+        assert_eq!(path_to_file("/var/media/", "s"), "/var/media/s");
+        assert_eq!(path_to_file(r"/mnt/odd\dir", "s"), r"/mnt/odd\dir/s");
+    }
+
+    #[test]
+    fn windows_file_location_reaches_the_record_call() {
+        let mut plugin = recorder(r"C:\EvoStream\media");
+        let out = run(
+            &mut plugin,
+            &event("inStreamCreated", json!({"name": "cam1"})),
+        );
+        let Action::EmsCall { params, .. } = &out[0].action else {
+            panic!("record is an EMS call");
+        };
+        assert_eq!(params.get("pathToFile"), Some(r"C:\EvoStream\media\cam1"));
+    }
+
+    #[test]
+    fn empty_file_location_is_refused_not_recorded() {
+        let mut plugin = recorder("");
+        let mut out = Vec::new();
+        let refusal = plugin
+            .handle(&event("inStreamCreated", json!({"name": "cam1"})), &mut out)
+            .unwrap_err();
+        assert!(refusal.reason.contains("file_location"), "{refusal}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn own_recording_arms_a_timer() {
+        let mut plugin = recorder("/var/media");
+        let out = run(&mut plugin, &record_out_stream("cam1", 15, "cam1"));
+        assert_eq!(
+            ems_calls(&out),
+            vec![("setTimer".to_string(), "value=600 _uniqueId=15".to_string())]
+        );
+        assert_eq!(out[0].lane, "cam1");
+    }
+
+    #[test]
+    fn local_stream_name_is_compared_loosely() {
+        let mut plugin = recorder("/var/media");
+        let numeric = event(
+            "outStreamCreated",
+            json!({"name": "42", "uniqueId": "7", "recordSettings": {"_localStreamName": 42}}),
+        );
+        assert_eq!(ems_calls(&run(&mut plugin, &numeric))[0].0, "setTimer");
+    }
+
+    #[test]
+    fn other_out_streams_are_never_touched() {
+        let mut plugin = recorder("/var/media");
+        let foreign_record = record_out_stream("cam1", 15, "cam2");
+        assert!(run(&mut plugin, &foreign_record).is_empty());
+        let record_without_marker = event(
+            "outStreamCreated",
+            json!({"name": "cam1", "uniqueId": 15, "recordSettings": {"localStreamName": "cam1"}}),
+        );
+        assert!(run(&mut plugin, &record_without_marker).is_empty());
+    }
+
+    #[test]
+    fn out_stream_without_record_settings_is_ignored_without_panic() {
+        let mut plugin = recorder("/var/media");
+        let player = event(
+            "outStreamCreated",
+            json!({"name": "cam1", "uniqueId": 20, "type": "ONR"}),
+        );
+        assert!(run(&mut plugin, &player).is_empty());
+        let odd = event(
+            "outStreamCreated",
+            json!({"name": "cam1", "recordSettings": "not an object"}),
+        );
+        assert!(run(&mut plugin, &odd).is_empty());
+    }
+
+    #[test]
+    fn timer_triggered_removes_the_timer_then_shuts_the_recording_down() {
+        let mut plugin = recorder("/var/media");
+        run(&mut plugin, &record_out_stream("cam1", 15, "cam1"));
+        let out = run(
+            &mut plugin,
+            &event(
+                "timerTriggered",
+                json!({"timerId": 4, "triggerCount": 1, "value": 600, "_uniqueId": "15"}),
+            ),
+        );
+        assert_eq!(
+            ems_calls(&out),
+            vec![
+                ("removeTimer".to_string(), "id=4".to_string()),
+                (
+                    "shutdownStream".to_string(),
+                    "id=15 permanently=0".to_string()
+                ),
+            ]
+        );
+        assert!(out.iter().all(|a| a.lane == "cam1"));
+        assert!(out.iter().all(|a| a.stream.as_deref() == Some("cam1")));
+    }
+
+    #[test]
+    fn timer_for_an_unknown_recording_still_rotates_in_its_own_lane() {
+        let mut plugin = recorder("/var/media");
+        let out = run(
+            &mut plugin,
+            &event("timerTriggered", json!({"timerId": "9", "_uniqueId": 77})),
+        );
+        assert_eq!(
+            ems_calls(&out),
+            vec![
+                ("removeTimer".to_string(), "id=9".to_string()),
+                (
+                    "shutdownStream".to_string(),
+                    "id=77 permanently=0".to_string()
+                ),
+            ]
+        );
+        assert!(
+            out.iter()
+                .all(|a| a.lane == "timer:77" && a.stream.is_none())
+        );
+    }
+
+    #[test]
+    fn closed_recording_forgets_its_name() {
+        let mut plugin = recorder("/var/media");
+        run(&mut plugin, &record_out_stream("cam1", 15, "cam1"));
+        run(
+            &mut plugin,
+            &event("outStreamClosed", json!({"name": "cam1", "uniqueId": 15})),
+        );
+        let out = run(
+            &mut plugin,
+            &event("timerTriggered", json!({"timerId": 4, "_uniqueId": "15"})),
+        );
+        assert_eq!(out[0].lane, "timer:15");
+    }
+
+    #[test]
+    fn timers_without_unique_id_or_timer_id_are_not_ours() {
+        let mut plugin = recorder("/var/media");
+        let foreign = event("timerTriggered", json!({"timerId": 4, "value": 60}));
+        assert!(run(&mut plugin, &foreign).is_empty());
+        let no_id = event("timerTriggered", json!({"_uniqueId": "15"}));
+        assert!(run(&mut plugin, &no_id).is_empty());
+    }
+
+    #[test]
+    fn hostile_stream_names_reach_the_params_unchanged() {
+        let name = "a b,c=d\"e\\f ü";
+        let mut plugin = recorder("/var/media");
+        let out = run(
+            &mut plugin,
+            &event("inStreamCreated", json!({"name": name})),
+        );
+        let Action::EmsCall { params, .. } = &out[0].action else {
+            panic!("record is an EMS call");
+        };
+        assert_eq!(params.get("localStreamName"), Some(name));
+        assert_eq!(params.get("_localStreamName"), Some(name));
+        assert_eq!(
+            params.get("pathToFile"),
+            Some(format!("/var/media/{name}").as_str())
+        );
+        crate::plugins::test_support::assert_separators(params);
+    }
+}
