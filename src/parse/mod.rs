@@ -18,6 +18,10 @@ pub struct Line<'a> {
 
 /// One parsed event, or why a line or record was skipped.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "almost every line is an Event; boxing it would cost an allocation per event"
+)]
 pub enum Parsed {
     Event {
         /// The line the event's record starts on.
@@ -40,8 +44,41 @@ pub enum Format {
 
 /// Guesses the format from a file's first non-blank line: `{` is JSON, `NNNNN<TAB>name` is text.
 pub fn detect(first_line: &[u8]) -> Option<Format> {
-    let _ = first_line;
-    None
+    let line = strip_bom(first_line).1;
+    let line = &line[line.iter().take_while(|&&b| b == b' ').count()..];
+    let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+    if line.first() == Some(&b'{') {
+        Some(Format::Json)
+    } else if digits > 0 && line.get(digits) == Some(&b'\t') {
+        Some(Format::Text)
+    } else {
+        None
+    }
+}
+
+/// Splits off a UTF-8 byte order mark, returning its length and the rest.
+fn strip_bom(bytes: &[u8]) -> (usize, &[u8]) {
+    match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => (3, rest),
+        None => (0, bytes),
+    }
+}
+
+/// Drops serde_json's ` at line L column C` suffix: within a one-line payload, or a payload
+/// rebuilt from text lines, that position means nothing to a reader of the log.
+fn strip_position(message: &str) -> &str {
+    let Some(at) = message.rfind(" at line ") else {
+        return message;
+    };
+    let position = &message[at + " at line ".len()..];
+    let is_position = position
+        .split_once(" column ")
+        .is_some_and(|(line, column)| {
+            [line, column]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if is_position { &message[..at] } else { message }
 }
 
 /// A stateful parser for one file. Feed it lines in order; call `finish` at the end of the
@@ -76,5 +113,65 @@ impl Parser {
         if let Parser::Text(t) = self {
             t.finish(out)
         }
+    }
+}
+
+/// Splits `bytes` into lines the way the tailer does and parses them all, `finish` included.
+#[cfg(test)]
+fn parse_all(parser: &mut Parser, bytes: &[u8]) -> Vec<Parsed> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    for (index, bytes) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        let line = Line {
+            number: index as u64 + 1,
+            offset,
+            bytes: bytes.strip_suffix(b"\n").unwrap_or(bytes),
+        };
+        parser.push(line, &mut out);
+        offset += bytes.len() as u64;
+    }
+    parser.finish(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_the_format_from_the_first_line() {
+        let cases: [(&[u8], Option<Format>); 9] = [
+            (
+                br#"{"_logEntry":"00000","id":1,"type":"x"},"#,
+                Some(Format::Json),
+            ),
+            (b"\xEF\xBB\xBF{\"type\":\"x\"}", Some(Format::Json)),
+            (b"  {", Some(Format::Json)),
+            (b"00001\tinStreamCreated", Some(Format::Text)),
+            (
+                b"7\tx\t<TIMESTAMP name=\"\">2014-03-11T18:30:46.000</TIMESTAMP>",
+                Some(Format::Text),
+            ),
+            (b"#Version: 1.0", None),
+            (b"<?xml version=\"1.0\" ?>", None),
+            (b"00001 inStreamCreated", None),
+            (b"", None),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(detect(line), expected, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn strips_only_a_real_position_suffix() {
+        assert_eq!(
+            strip_position("missing field `name` at line 1 column 20"),
+            "missing field `name`"
+        );
+        assert_eq!(strip_position("stream at line 4"), "stream at line 4");
+        assert_eq!(
+            strip_position("x at line a column 2"),
+            "x at line a column 2"
+        );
     }
 }
