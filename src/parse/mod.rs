@@ -137,6 +137,7 @@ fn parse_all(parser: &mut Parser, bytes: &[u8]) -> Vec<Parsed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn detects_the_format_from_the_first_line() {
@@ -173,5 +174,92 @@ mod tests {
             strip_position("x at line a column 2"),
             "x at line a column 2"
         );
+    }
+
+    const VALID_JSON: &[&str] = &[
+        r#"{"_logEntry":"00001","id":7,"payload":{"PID":2593,"name":"cam","pullSettings":{"_emstail":"1","uri":"rtmp:\/\/h\/a"},"type":"INR","typeNumeric":5282249572905648128,"uniqueId":2},"processId":2593,"timestamp":1380286664,"type":"inStreamCreated"},"#,
+        r#"{"id":9,"payload":{"_uniqueId":"15","timerId":3,"triggerCount":1,"value":60},"timestamp":"2014-03-11T18:30:46.000","type":"timerTriggered"},"#,
+        r#"{"payload":{"file":"..\/evo-webroot\/g\/s\/segment_1_1_14.ts"},"type":"hlsChunkClosed"},"#,
+        r#"{"payload":{"a":[1,{"b":null}],"c":"\u00e9\n"},"type":"cliRequest"}"#,
+    ];
+
+    const VALID_TEXT: &str = "00001\tinStreamCreated\t<TIMESTAMP name=\"\">2014-03-11T18:30:46.000</TIMESTAMP>\n\
+        \tname: cam\n\taudio:\n\t\tcodec: AUNK\n\tids:\n\t\t0: 1\n\t\t1: 2\n\tuniqueId: 2\n\n\n\
+        00002\thlsChunkClosed\n\tfile: /w/a: b.ts\n";
+
+    /// Feeds `input` to both parsers; the JSON one must answer every non-blank line exactly
+    /// once, and neither may report a line it was not given.
+    fn check_both_parsers(input: &[u8]) {
+        let lines = input.split(|&b| b == b'\n').count() as u64;
+        let non_blank = input
+            .split(|&b| b == b'\n')
+            .filter(|l| !strip_bom(l).1.iter().all(u8::is_ascii_whitespace))
+            .count();
+        let json = parse_all(&mut Parser::new(Format::Json), input);
+        assert_eq!(json.len(), non_blank);
+        let text = parse_all(&mut Parser::new(Format::Text), input);
+        for parsed in json.iter().chain(&text) {
+            let (Parsed::Event { line, .. } | Parsed::Malformed { line, .. }) = parsed;
+            assert!((1..=lines).contains(line), "line {line} of {lines}");
+        }
+    }
+
+    fn interesting_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            any::<u8>(),
+            prop::sample::select(b"\t\n\r :{}[]\",0123456789\\a".to_vec()),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Insert(usize, u8),
+        Delete(usize),
+        Flip(usize, u8),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<usize>(), interesting_byte()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+            any::<usize>().prop_map(Mutation::Delete),
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        ]
+    }
+
+    fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+        for m in mutations {
+            let len = bytes.len();
+            match *m {
+                Mutation::Insert(i, b) => bytes.insert(i % (len + 1), b),
+                Mutation::Delete(i) if len > 0 => {
+                    bytes.remove(i % len);
+                }
+                Mutation::Flip(i, b) if len > 0 => bytes[i % len] ^= b,
+                _ => {}
+            }
+        }
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn no_byte_input_panics(input in prop::collection::vec(interesting_byte(), 0..600)) {
+            check_both_parsers(&input);
+        }
+
+        #[test]
+        fn no_mutated_event_panics(
+            json_line in prop::sample::select(VALID_JSON),
+            mutations in prop::collection::vec(mutation(), 1..8),
+        ) {
+            let mut input = VALID_JSON.join("\n").into_bytes();
+            input.push(b'\n');
+            input.extend(mutate(json_line.as_bytes().to_vec(), &mutations));
+            input.push(b'\n');
+            input.extend(mutate(VALID_TEXT.as_bytes().to_vec(), &mutations));
+            check_both_parsers(&input);
+        }
     }
 }
