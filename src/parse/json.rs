@@ -1,9 +1,545 @@
 //! The JSON file-sink format: one compact object per line, an optional trailing comma.
 
-use super::{Line, Parsed};
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::{Line, Parsed, strip_bom, strip_position};
+use crate::event::{Envelope, Event};
 
 /// Parses one line. Blank lines give `None`.
 pub fn parse_line(line: Line<'_>) -> Option<Parsed> {
-    let _ = line;
-    None
+    let (bom, bytes) = strip_bom(line.bytes);
+    let bytes = trim_end(bytes);
+    if bytes.is_empty() {
+        return None;
+    }
+    let bytes = trim_end(bytes.strip_suffix(b",").unwrap_or(bytes));
+    // EMS writes non-ASCII bytes raw, so a line may not be UTF-8; such a line is decoded
+    // lossily rather than lost.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    Some(match parse_text(&text, bom) {
+        Ok(envelope) => Parsed::Event {
+            line: line.number,
+            offset: line.offset,
+            envelope,
+        },
+        Err(reason) => Parsed::Malformed {
+            line: line.number,
+            reason,
+        },
+    })
+}
+
+fn parse_text(text: &str, column_shift: usize) -> Result<Envelope, String> {
+    let top: TopLevel<'_> = serde_json::from_str(text).map_err(|e| json_error(&e, column_shift))?;
+    let kind = match top.kind {
+        None => return Err("no \"type\" field".to_string()),
+        Some(raw) => string_of(raw).ok_or("\"type\" is not a string")?,
+    };
+    if kind.is_empty() {
+        return Err("\"type\" is empty".to_string());
+    }
+    let event = match top.payload {
+        Some(raw) => Event::from_payload(&kind, raw),
+        None => Event::from_payload(&kind, Value::Object(Default::default())),
+    }
+    .map_err(|e| strip_position(&e).to_string())?;
+    Ok(Envelope {
+        id: top.id.and_then(loose_u64),
+        timestamp: top.timestamp,
+        event,
+    })
+}
+
+/// Describes a serde_json error by its column only: a line is a single line of JSON.
+fn json_error(e: &serde_json::Error, column_shift: usize) -> String {
+    let message = e.to_string();
+    let message = strip_position(&message);
+    let column = e.column() + column_shift;
+    match e.classify() {
+        serde_json::error::Category::Data => format!("not an event object: {message}"),
+        _ => format!("not JSON: {message} at column {column}"),
+    }
+}
+
+fn trim_end(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
+/// A JSON string's content, borrowed when it holds no escapes (the usual case).
+fn string_of(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+/// `id` is informational, so a malformed one is dropped rather than costing the event.
+fn loose_u64(raw: &RawValue) -> Option<u64> {
+    let text = raw.get();
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text)
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The top-level keys, with `type` and `payload` left as raw text so the payload is read
+/// once, straight into its typed struct. Unknown keys (`_logEntry`, `processId`) are skipped.
+#[derive(Default)]
+struct TopLevel<'a> {
+    kind: Option<&'a RawValue>,
+    payload: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    timestamp: Option<Value>,
+}
+
+impl<'de> Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TopLevelVisitor)
+    }
+}
+
+struct TopLevelVisitor;
+
+impl<'de> Visitor<'de> for TopLevelVisitor {
+    type Value = TopLevel<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut top = TopLevel::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Type => top.kind = Some(map.next_value()?),
+                Key::Payload => top.payload = map.next_value()?,
+                Key::Id => top.id = Some(map.next_value()?),
+                Key::Timestamp => top.timestamp = map.next_value()?,
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(top)
+    }
+}
+
+enum Key {
+    Type,
+    Payload,
+    Id,
+    Timestamp,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "type" => Key::Type,
+            "payload" => Key::Payload,
+            "id" => Key::Id,
+            "timestamp" => Key::Timestamp,
+            _ => Key::Other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{FileEvent, StreamInfo, TimerInfo};
+    use serde_json::json;
+
+    fn line(number: u64, bytes: &[u8]) -> Line<'_> {
+        Line {
+            number,
+            offset: 100,
+            bytes,
+        }
+    }
+
+    fn parse(bytes: &[u8]) -> Parsed {
+        parse_line(line(7, bytes)).expect("a non-blank line gives a result")
+    }
+
+    fn envelope(bytes: &[u8]) -> Envelope {
+        match parse(bytes) {
+            Parsed::Event {
+                line,
+                offset,
+                envelope,
+            } => {
+                assert_eq!((line, offset), (7, 100));
+                envelope
+            }
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+
+    fn event(bytes: &[u8]) -> Event {
+        envelope(bytes).event
+    }
+
+    fn malformed(bytes: &[u8]) -> String {
+        match parse(bytes) {
+            Parsed::Malformed { line, reason } => {
+                assert_eq!(line, 7);
+                reason
+            }
+            other => panic!("expected malformed, got {other:?}"),
+        }
+    }
+
+    const TIMER: &str = r#"{"_logEntry":"00003","id":73,"payload":{"PID":2593,"customData":null,"timerId":14,"triggerCount":1,"value":30},"processId":2593,"timestamp":1380286295,"type":"timerTriggered"}"#;
+
+    fn timer_envelope() -> Envelope {
+        Envelope {
+            id: Some(73),
+            timestamp: Some(json!(1380286295)),
+            event: Event::TimerTriggered(TimerInfo {
+                timer_id: Some(14),
+                trigger_count: Some(1),
+                value: Some(json!(30)),
+                custom: crate::event::Settings(
+                    json!({"PID": 2593, "customData": null})
+                        .as_object()
+                        .expect("literal object")
+                        .clone(),
+                ),
+            }),
+        }
+    }
+
+    #[test]
+    fn ems_line_with_trailing_comma() {
+        assert_eq!(envelope(format!("{TIMER},").as_bytes()), timer_envelope());
+    }
+
+    #[test]
+    fn line_without_trailing_comma() {
+        assert_eq!(envelope(TIMER.as_bytes()), timer_envelope());
+    }
+
+    #[test]
+    fn crlf_and_trailing_spaces() {
+        assert_eq!(envelope(format!("{TIMER},\r").as_bytes()), timer_envelope());
+        assert_eq!(
+            envelope(format!("{TIMER} , \r").as_bytes()),
+            timer_envelope()
+        );
+    }
+
+    #[test]
+    fn only_one_trailing_comma_is_stripped() {
+        assert!(malformed(format!("{TIMER},,").as_bytes()).starts_with("not JSON: "));
+    }
+
+    #[test]
+    fn keys_in_any_order() {
+        let type_first = r#"{"type":"timerTriggered","timestamp":1380286295,"payload":{"value":30,"triggerCount":1,"timerId":14,"customData":null,"PID":2593},"id":73},"#;
+        assert_eq!(envelope(type_first.as_bytes()), timer_envelope());
+    }
+
+    #[test]
+    fn blank_lines_give_nothing() {
+        assert_eq!(parse_line(line(1, b"")), None);
+        assert_eq!(parse_line(line(1, b"  \t\r")), None);
+    }
+
+    #[test]
+    fn u64_beyond_2_pow_53_stays_exact_in_other_payload() {
+        let e = event(
+            br#"{"payload":{"big":18446744073709551615,"typeNumeric":5282249572905648128},"type":"inStreamCodecsUpdated"},"#,
+        );
+        let Event::Other { kind, payload } = e else {
+            panic!("expected Other, got {e:?}")
+        };
+        assert_eq!(kind, "inStreamCodecsUpdated");
+        assert_eq!(payload["big"].as_u64(), Some(18446744073709551615));
+        assert_eq!(payload["typeNumeric"].as_u64(), Some(5282249572905648128));
+    }
+
+    #[test]
+    fn u64_beyond_2_pow_53_stays_exact_in_typed_field() {
+        let e = event(
+            br#"{"id":18446744073709551615,"payload":{"name":"s","typeNumeric":5282249572905648128,"uniqueId":18446744073709551615},"type":"inStreamClosed"},"#,
+        );
+        let Event::InStreamClosed(info) = e else {
+            panic!("expected inStreamClosed, got {e:?}")
+        };
+        assert_eq!(info.unique_id, Some(18446744073709551615));
+        assert_eq!(
+            envelope(br#"{"id":18446744073709551615,"type":"x"}"#).id,
+            Some(u64::MAX)
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_fatal() {
+        let mut bytes = br#"{"payload":{"name":"caf"#.to_vec();
+        bytes.extend_from_slice(&[0xE9, 0xFF]);
+        bytes.extend_from_slice(br#"_live"},"type":"inStreamCreated"},"#);
+        let Event::InStreamCreated(info) = event(&bytes) else {
+            panic!("expected inStreamCreated")
+        };
+        assert_eq!(info.name, "caf\u{FFFD}\u{FFFD}_live");
+    }
+
+    #[test]
+    fn timestamp_as_number_or_local_time_string() {
+        let e = envelope(br#"{"payload":{},"timestamp":1380286664,"type":"serverStarted"}"#);
+        assert_eq!(e.timestamp, Some(json!(1380286664)));
+        let e = envelope(
+            br#"{"payload":{},"timestamp":"2014-03-11T18:30:46.000","type":"serverStarted"}"#,
+        );
+        assert_eq!(e.timestamp, Some(json!("2014-03-11T18:30:46.000")));
+        assert_eq!(e.id, None);
+    }
+
+    #[test]
+    fn missing_payload_is_an_empty_object() {
+        assert_eq!(
+            event(br#"{"id":1,"type":"serverStopping"}"#),
+            Event::Other {
+                kind: "serverStopping".into(),
+                payload: json!({}),
+            }
+        );
+    }
+
+    #[test]
+    fn in_stream_created_with_pull_settings() {
+        let e = event(
+            br#"{"_logEntry":"00000","id":7,"payload":{"PID":2593,"appName":"evostreamms","audio":{"bytesCount":0,"codec":"AUNK"},"customData":null,"farIp":"10.0.0.9","ip":"10.0.0.1","name":"cam1","nearIp":"10.0.0.1","pullSettings":{"_emstail":"1","keepAlive":true,"localStreamName":"cam1","uri":"rtmp:\/\/10.0.0.9\/live\/cam1"},"type":"INR","typeNumeric":5282249572905648128,"uniqueId":2,"upTime":15.6000},"processId":2593,"timestamp":1380286664,"type":"inStreamCreated"},"#,
+        );
+        let Event::InStreamCreated(info) = e else {
+            panic!("expected inStreamCreated, got {e:?}")
+        };
+        assert_eq!(info.name, "cam1");
+        assert_eq!(info.unique_id, Some(2));
+        assert_eq!(info.stream_type.as_deref(), Some("INR"));
+        assert_eq!(info.ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(info.far_ip.as_deref(), Some("10.0.0.9"));
+        let pull = info.pull_settings.expect("pullSettings present");
+        assert!(pull.is_truthy("_emstail"));
+        assert_eq!(
+            pull.get_str("uri").as_deref(),
+            Some("rtmp://10.0.0.9/live/cam1")
+        );
+    }
+
+    #[test]
+    fn out_stream_created_with_record_settings() {
+        let e = event(
+            br#"{"id":12,"payload":{"ip":"","name":"sublan_720p2000k","recordSettings":{"chunkLength":0,"computedPathToFile":"\/var\/evostreamms\/sublan_720p2000k_0001.mp4","configId":1,"keepAlive":true,"localStreamName":"sublan_720p2000k","operationType":5,"overwrite":false,"pathToFile":"\/var\/evostreamms\/sublan_720p2000k.mp4","type":"mp4"},"type":"OFMP4","uniqueId":9},"timestamp":1380286700,"type":"outStreamCreated"},"#,
+        );
+        let Event::OutStreamCreated(info) = e else {
+            panic!("expected outStreamCreated, got {e:?}")
+        };
+        assert_eq!(info.stream_type.as_deref(), Some("OFMP4"));
+        let record = info.record_settings.expect("recordSettings present");
+        assert_eq!(
+            record.get_str("computedPathToFile").as_deref(),
+            Some("/var/evostreamms/sublan_720p2000k_0001.mp4")
+        );
+        assert_eq!(record.get_u64("configId"), Some(1));
+    }
+
+    #[test]
+    fn timer_triggered_with_custom_string_keys() {
+        let e = event(
+            br#"{"id":112,"payload":{"PID":2593,"_uniqueId":"15","customData":null,"timerId":3,"triggerCount":4,"value":60},"timestamp":1380286800,"type":"timerTriggered"},"#,
+        );
+        let Event::TimerTriggered(timer) = e else {
+            panic!("expected timerTriggered, got {e:?}")
+        };
+        assert_eq!(timer.timer_id, Some(3));
+        assert_eq!(timer.trigger_count, Some(4));
+        assert_eq!(timer.custom.get_str("_uniqueId").as_deref(), Some("15"));
+        assert_eq!(timer.custom.get_u64("_uniqueId"), Some(15));
+    }
+
+    #[test]
+    fn file_events() {
+        type Variant = fn(FileEvent) -> Event;
+        let cases: [(&str, Variant); 11] = [
+            ("hlsMasterPlaylistUpdated", Event::HlsMasterPlaylistUpdated),
+            ("hlsChildPlaylistUpdated", Event::HlsChildPlaylistUpdated),
+            ("hlsChunkClosed", Event::HlsChunkClosed),
+            ("hlsChunkDeleted", Event::HlsChunkDeleted),
+            ("hdsMasterPlaylistUpdated", Event::HdsMasterPlaylistUpdated),
+            ("hdsChildPlaylistUpdated", Event::HdsChildPlaylistUpdated),
+            ("hdsChunkClosed", Event::HdsChunkClosed),
+            ("hdsChunkDeleted", Event::HdsChunkDeleted),
+            ("dashPlaylistUpdated", Event::DashPlaylistUpdated),
+            ("dashChunkClosed", Event::DashChunkClosed),
+            ("dashChunkDeleted", Event::DashChunkDeleted),
+        ];
+        for (kind, variant) in cases {
+            let text = format!(
+                r#"{{"id":5,"payload":{{"PID":1,"customData":null,"file":"..\/evo-webroot\/g\/s\/segment_1_1_14.ts","segmentDuration":10.0000}},"timestamp":1,"type":"{kind}"}},"#
+            );
+            let expected = variant(FileEvent {
+                file: "../evo-webroot/g/s/segment_1_1_14.ts".into(),
+            });
+            assert_eq!(event(text.as_bytes()), expected, "{kind}");
+        }
+    }
+
+    #[test]
+    fn unknown_event_keeps_its_payload() {
+        assert_eq!(
+            event(
+                br#"{"id":3,"payload":{"clientIP":"1.2.3.4","sessionId":"a\"b","startTime":1.5000},"type":"streamingSessionStarted"},"#
+            ),
+            Event::Other {
+                kind: "streamingSessionStarted".into(),
+                payload: json!({"clientIP": "1.2.3.4", "sessionId": "a\"b", "startTime": 1.5}),
+            }
+        );
+    }
+
+    #[test]
+    fn escaped_type_name() {
+        assert_eq!(
+            event(br#"{"payload":{"file":"f"},"type":"hls\u0043hunkClosed"}"#),
+            Event::HlsChunkClosed(FileEvent { file: "f".into() })
+        );
+    }
+
+    #[test]
+    fn typed_event_missing_required_field() {
+        assert_eq!(
+            malformed(br#"{"payload":{"uniqueId":2},"type":"inStreamCreated"},"#),
+            "inStreamCreated: missing field `name`"
+        );
+        assert_eq!(
+            malformed(br#"{"id":1,"type":"hlsChunkClosed"},"#),
+            "hlsChunkClosed: missing field `file`"
+        );
+    }
+
+    #[test]
+    fn malformed_lines_are_reported_with_a_reason() {
+        assert_eq!(
+            malformed(b"EMS started"),
+            "not JSON: expected value at column 1"
+        );
+        assert_eq!(
+            malformed(br#"{"id":1,"payload":{"file":"a"#),
+            "not JSON: EOF while parsing a string at column 28"
+        );
+        assert_eq!(
+            malformed(br#"{"payload":{},"type":5},"#),
+            "\"type\" is not a string"
+        );
+        assert_eq!(
+            malformed(br#"[{"type":"inStreamCreated"}],"#),
+            "not an event object: invalid type: sequence, expected a JSON object"
+        );
+        assert_eq!(malformed(b"{},"), "no \"type\" field");
+        assert_eq!(malformed(br#"{"type":""}"#), "\"type\" is empty");
+        assert!(malformed(br#"{"type":"x"} {"type":"y"}"#).starts_with("not JSON: trailing"));
+    }
+
+    #[test]
+    fn unparseable_id_is_dropped_not_fatal() {
+        assert_eq!(envelope(br#"{"id":"42","type":"x"}"#).id, Some(42));
+        assert_eq!(envelope(br#"{"id":-1,"type":"x"}"#).id, None);
+    }
+
+    #[test]
+    fn byte_order_mark_is_ignored() {
+        assert_eq!(
+            envelope(format!("\u{FEFF}{TIMER},").as_bytes()),
+            timer_envelope()
+        );
+    }
+
+    #[test]
+    fn fixture_file() {
+        let text = include_bytes!("../../fixtures/parse/events.json");
+        let mut parser = super::super::Parser::new(super::super::Format::Json);
+        let out = super::super::parse_all(&mut parser, text);
+        let kinds: Vec<String> = out
+            .iter()
+            .map(|p| match p {
+                Parsed::Event { line, envelope, .. } => {
+                    format!("{line}:{}", envelope.event.kind())
+                }
+                Parsed::Malformed { line, .. } => format!("{line}:malformed"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "1:serverStarted",
+                "2:inStreamCreated",
+                "3:timerCreated",
+                "4:outStreamCreated",
+                "5:hlsChunkClosed",
+                "6:hlsChildPlaylistUpdated",
+                "7:hlsMasterPlaylistUpdated",
+                "8:timerTriggered",
+                "9:dashChunkClosed",
+                "11:malformed",
+                "12:outStreamClosed",
+                "13:inStreamClosed",
+            ]
+        );
+        let Some(Parsed::Event { envelope, .. }) = out.get(1) else {
+            panic!("line 2 is an event")
+        };
+        assert_eq!(
+            envelope.event,
+            Event::InStreamCreated(StreamInfo {
+                name: "sublan_720p2000k".into(),
+                unique_id: Some(2),
+                stream_type: Some("INR".into()),
+                ip: Some("192.168.1.10".into()),
+                near_ip: Some("192.168.1.10".into()),
+                far_ip: Some("192.168.1.55".into()),
+                pull_settings: match json!({
+                    "_emstail": "1", "configId": 1, "keepAlive": true,
+                    "localStreamName": "sublan_720p2000k", "operationType": 1,
+                    "uri": "rtmp://192.168.1.55/live/sublan_720p2000k"
+                }) {
+                    Value::Object(m) => Some(crate::event::Settings(m)),
+                    _ => None,
+                },
+                ..StreamInfo::default()
+            })
+        );
+    }
 }

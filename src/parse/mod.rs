@@ -18,6 +18,10 @@ pub struct Line<'a> {
 
 /// One parsed event, or why a line or record was skipped.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "almost every line is an Event; boxing it would cost an allocation per event"
+)]
 pub enum Parsed {
     Event {
         /// The line the event's record starts on.
@@ -40,8 +44,41 @@ pub enum Format {
 
 /// Guesses the format from a file's first non-blank line: `{` is JSON, `NNNNN<TAB>name` is text.
 pub fn detect(first_line: &[u8]) -> Option<Format> {
-    let _ = first_line;
-    None
+    let line = strip_bom(first_line).1;
+    let line = &line[line.iter().take_while(|&&b| b == b' ').count()..];
+    let digits = line.iter().take_while(|b| b.is_ascii_digit()).count();
+    if line.first() == Some(&b'{') {
+        Some(Format::Json)
+    } else if digits > 0 && line.get(digits) == Some(&b'\t') {
+        Some(Format::Text)
+    } else {
+        None
+    }
+}
+
+/// Splits off a UTF-8 byte order mark, returning its length and the rest.
+fn strip_bom(bytes: &[u8]) -> (usize, &[u8]) {
+    match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => (3, rest),
+        None => (0, bytes),
+    }
+}
+
+/// Drops serde_json's ` at line L column C` suffix: within a one-line payload, or a payload
+/// rebuilt from text lines, that position means nothing to a reader of the log.
+fn strip_position(message: &str) -> &str {
+    let Some(at) = message.rfind(" at line ") else {
+        return message;
+    };
+    let position = &message[at + " at line ".len()..];
+    let is_position = position
+        .split_once(" column ")
+        .is_some_and(|(line, column)| {
+            [line, column]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if is_position { &message[..at] } else { message }
 }
 
 /// A stateful parser for one file. Feed it lines in order; call `finish` at the end of the
@@ -75,6 +112,154 @@ impl Parser {
     pub fn finish(&mut self, out: &mut Vec<Parsed>) {
         if let Parser::Text(t) = self {
             t.finish(out)
+        }
+    }
+}
+
+/// Splits `bytes` into lines the way the tailer does and parses them all, `finish` included.
+#[cfg(test)]
+fn parse_all(parser: &mut Parser, bytes: &[u8]) -> Vec<Parsed> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    for (index, bytes) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        let line = Line {
+            number: index as u64 + 1,
+            offset,
+            bytes: bytes.strip_suffix(b"\n").unwrap_or(bytes),
+        };
+        parser.push(line, &mut out);
+        offset += bytes.len() as u64;
+    }
+    parser.finish(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn detects_the_format_from_the_first_line() {
+        let cases: [(&[u8], Option<Format>); 9] = [
+            (
+                br#"{"_logEntry":"00000","id":1,"type":"x"},"#,
+                Some(Format::Json),
+            ),
+            (b"\xEF\xBB\xBF{\"type\":\"x\"}", Some(Format::Json)),
+            (b"  {", Some(Format::Json)),
+            (b"00001\tinStreamCreated", Some(Format::Text)),
+            (
+                b"7\tx\t<TIMESTAMP name=\"\">2014-03-11T18:30:46.000</TIMESTAMP>",
+                Some(Format::Text),
+            ),
+            (b"#Version: 1.0", None),
+            (b"<?xml version=\"1.0\" ?>", None),
+            (b"00001 inStreamCreated", None),
+            (b"", None),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(detect(line), expected, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn strips_only_a_real_position_suffix() {
+        assert_eq!(
+            strip_position("missing field `name` at line 1 column 20"),
+            "missing field `name`"
+        );
+        assert_eq!(strip_position("stream at line 4"), "stream at line 4");
+        assert_eq!(
+            strip_position("x at line a column 2"),
+            "x at line a column 2"
+        );
+    }
+
+    const VALID_JSON: &[&str] = &[
+        r#"{"_logEntry":"00001","id":7,"payload":{"PID":2593,"name":"cam","pullSettings":{"_emstail":"1","uri":"rtmp:\/\/h\/a"},"type":"INR","typeNumeric":5282249572905648128,"uniqueId":2},"processId":2593,"timestamp":1380286664,"type":"inStreamCreated"},"#,
+        r#"{"id":9,"payload":{"_uniqueId":"15","timerId":3,"triggerCount":1,"value":60},"timestamp":"2014-03-11T18:30:46.000","type":"timerTriggered"},"#,
+        r#"{"payload":{"file":"..\/evo-webroot\/g\/s\/segment_1_1_14.ts"},"type":"hlsChunkClosed"},"#,
+        r#"{"payload":{"a":[1,{"b":null}],"c":"\u00e9\n"},"type":"cliRequest"}"#,
+    ];
+
+    const VALID_TEXT: &str = "00001\tinStreamCreated\t<TIMESTAMP name=\"\">2014-03-11T18:30:46.000</TIMESTAMP>\n\
+        \tname: cam\n\taudio:\n\t\tcodec: AUNK\n\tids:\n\t\t0: 1\n\t\t1: 2\n\tuniqueId: 2\n\n\n\
+        00002\thlsChunkClosed\n\tfile: /w/a: b.ts\n";
+
+    /// Feeds `input` to both parsers; the JSON one must answer every non-blank line exactly
+    /// once, and neither may report a line it was not given.
+    fn check_both_parsers(input: &[u8]) {
+        let lines = input.split(|&b| b == b'\n').count() as u64;
+        let non_blank = input
+            .split(|&b| b == b'\n')
+            .filter(|l| !strip_bom(l).1.iter().all(u8::is_ascii_whitespace))
+            .count();
+        let json = parse_all(&mut Parser::new(Format::Json), input);
+        assert_eq!(json.len(), non_blank);
+        let text = parse_all(&mut Parser::new(Format::Text), input);
+        for parsed in json.iter().chain(&text) {
+            let (Parsed::Event { line, .. } | Parsed::Malformed { line, .. }) = parsed;
+            assert!((1..=lines).contains(line), "line {line} of {lines}");
+        }
+    }
+
+    fn interesting_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            any::<u8>(),
+            prop::sample::select(b"\t\n\r :{}[]\",0123456789\\a".to_vec()),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Insert(usize, u8),
+        Delete(usize),
+        Flip(usize, u8),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<usize>(), interesting_byte()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+            any::<usize>().prop_map(Mutation::Delete),
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        ]
+    }
+
+    fn mutate(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+        for m in mutations {
+            let len = bytes.len();
+            match *m {
+                Mutation::Insert(i, b) => bytes.insert(i % (len + 1), b),
+                Mutation::Delete(i) if len > 0 => {
+                    bytes.remove(i % len);
+                }
+                Mutation::Flip(i, b) if len > 0 => bytes[i % len] ^= b,
+                _ => {}
+            }
+        }
+        bytes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn no_byte_input_panics(input in prop::collection::vec(interesting_byte(), 0..600)) {
+            check_both_parsers(&input);
+        }
+
+        #[test]
+        fn no_mutated_event_panics(
+            json_line in prop::sample::select(VALID_JSON),
+            mutations in prop::collection::vec(mutation(), 1..8),
+        ) {
+            let mut input = VALID_JSON.join("\n").into_bytes();
+            input.push(b'\n');
+            input.extend(mutate(json_line.as_bytes().to_vec(), &mutations));
+            input.push(b'\n');
+            input.extend(mutate(VALID_TEXT.as_bytes().to_vec(), &mutations));
+            check_both_parsers(&input);
         }
     }
 }
