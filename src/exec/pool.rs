@@ -311,3 +311,180 @@ fn worker(shared: &Shared) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{Action, ApiTarget, Params};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn action(lane: &str, command: &str) -> PlannedAction {
+        PlannedAction {
+            plugin: "Test",
+            lane: lane.to_string(),
+            stream: None,
+            action: Action::EmsCall {
+                target: ApiTarget::plain("http://127.0.0.1:1/"),
+                command: command.to_string(),
+                params: Params::new(),
+            },
+        }
+    }
+
+    fn src(line: u64) -> Source {
+        Source {
+            file: "t".into(),
+            line,
+        }
+    }
+
+    fn command(a: &PlannedAction) -> String {
+        match &a.action {
+            Action::EmsCall { command, .. } => command.clone(),
+            _ => unreachable!("tests only submit EMS calls"),
+        }
+    }
+
+    /// Runs commands named `fail<N>-<id>` as failing N times, `slow-<id>` as taking 50 ms,
+    /// `dead-<id>` as a permanent failure; records start and end order.
+    #[derive(Default)]
+    struct Script {
+        log: Mutex<Vec<String>>,
+        tries: Mutex<HashMap<String, u32>>,
+        running: AtomicUsize,
+        max_running: AtomicUsize,
+    }
+
+    impl Execute for Script {
+        fn execute(&self, a: &PlannedAction) -> Result<Done, Failure> {
+            let c = command(a);
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max_running.fetch_max(now, Ordering::SeqCst);
+            self.log.lock().unwrap().push(format!("start {c}"));
+            let tries = {
+                let mut t = self.tries.lock().unwrap();
+                let n = t.entry(c.clone()).or_default();
+                *n += 1;
+                *n
+            };
+            if c.starts_with("slow") {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let result = if let Some(rest) = c.strip_prefix("fail") {
+                let n: u32 = rest.split('-').next().unwrap().parse().unwrap();
+                if tries <= n {
+                    Err(Failure::Retryable(format!("{c} try {tries}")))
+                } else {
+                    Ok(Done::Ok)
+                }
+            } else if c.starts_with("dead") {
+                Err(Failure::Permanent("no".into()))
+            } else {
+                Ok(Done::Ok)
+            };
+            self.log.lock().unwrap().push(format!("end {c}"));
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            result
+        }
+    }
+
+    #[derive(Default)]
+    struct Outcomes(Mutex<Vec<(String, Outcome, u32)>>);
+
+    impl Report for Outcomes {
+        fn finished(&self, job: &Job, outcome: &Outcome) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((command(&job.action), outcome.clone(), job.attempts));
+        }
+    }
+
+    fn pool(workers: usize, capacity: usize, script: &Arc<Script>, out: &Arc<Outcomes>) -> Pool {
+        Pool::new(
+            PoolConfig {
+                workers,
+                capacity,
+                max_attempts: 3,
+            },
+            script.clone(),
+            out.clone(),
+            Box::new(|_| Duration::from_millis(20)),
+        )
+    }
+
+    #[test]
+    fn one_lane_runs_in_order_while_lanes_run_in_parallel() {
+        let script = Arc::new(Script::default());
+        let out = Arc::new(Outcomes::default());
+        let p = pool(4, 100, &script, &out);
+        for i in 0..5 {
+            p.submit(action("a", &format!("slow-a{i}")), src(i));
+            p.submit(action("b", &format!("slow-b{i}")), src(i));
+        }
+        p.close();
+        let log = script.log.lock().unwrap().clone();
+        for lane in ["a", "b"] {
+            let mine: Vec<&String> = log.iter().filter(|l| l.contains(&format!("-{lane}"))).collect();
+            let expected: Vec<String> = (0..5)
+                .flat_map(|i| [format!("start slow-{lane}{i}"), format!("end slow-{lane}{i}")])
+                .collect();
+            assert_eq!(mine, expected.iter().collect::<Vec<_>>(), "lane {lane} ran out of order");
+        }
+        assert_eq!(script.max_running.load(Ordering::SeqCst), 2, "two lanes, two at once");
+        assert_eq!(out.0.lock().unwrap().len(), 10);
+    }
+
+    #[test]
+    fn a_retrying_lane_keeps_its_order_and_does_not_block_other_lanes() {
+        let script = Arc::new(Script::default());
+        let out = Arc::new(Outcomes::default());
+        let p = pool(1, 100, &script, &out);
+        p.submit(action("down", "fail2-x"), src(1));
+        p.submit(action("down", "after-x"), src(2));
+        p.submit(action("up", "other"), src(3));
+        p.close();
+        let log = script.log.lock().unwrap().clone();
+        let pos = |s: &str| log.iter().position(|l| l == s).unwrap();
+        assert!(pos("end other") < pos("start after-x"), "the parked lane held up another: {log:?}");
+        assert!(log.iter().filter(|l| *l == "start fail2-x").count() == 3);
+        assert!(pos("start after-x") > log.iter().rposition(|l| l == "end fail2-x").unwrap());
+        let outcomes = out.0.lock().unwrap().clone();
+        assert!(outcomes.contains(&("fail2-x".into(), Outcome::Done(Done::Ok), 3)));
+    }
+
+    #[test]
+    fn permanent_failures_and_exhausted_retries_are_dead_letters() {
+        let script = Arc::new(Script::default());
+        let out = Arc::new(Outcomes::default());
+        let p = pool(2, 100, &script, &out);
+        p.submit(action("a", "dead-1"), src(1));
+        p.submit(action("b", "fail9-2"), src(2));
+        p.close();
+        let mut outcomes = out.0.lock().unwrap().clone();
+        outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(outcomes[0].0, "dead-1");
+        assert_eq!(outcomes[0].1, Outcome::Dead(Failure::Permanent("no".into())));
+        assert_eq!(outcomes[0].2, 1, "a permanent failure is not retried");
+        assert_eq!(outcomes[1].2, 3, "max_attempts is 3");
+        assert!(matches!(&outcomes[1].1, Outcome::Dead(Failure::Retryable(m)) if m.contains("gave up after 3 attempts")));
+    }
+
+    #[test]
+    fn submit_blocks_while_the_queue_is_full() {
+        let script = Arc::new(Script::default());
+        let out = Arc::new(Outcomes::default());
+        let p = Arc::new(pool(1, 2, &script, &out));
+        let p2 = Arc::clone(&p);
+        let submitter = std::thread::spawn(move || {
+            for i in 0..6 {
+                p2.submit(action("a", &format!("slow-{i}")), src(i));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(p.pending() <= 2, "the queue grew past its capacity");
+        submitter.join().unwrap();
+        assert_eq!(p.drain(Some(Duration::from_secs(5))), 0);
+        assert_eq!(out.0.lock().unwrap().len(), 6, "nothing was dropped");
+    }
+}
