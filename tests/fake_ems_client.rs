@@ -35,7 +35,9 @@ fn hostile_values_arrive_exactly_as_sent() {
         .with("_unicode", "ünïcödé 日本語 🎥")
         .with("_newline", "line1\nline2\r\nline3")
         .with("_equals", "==a=b==")
-        .with("_empty", "");
+        .with("_empty", "")
+        // Chosen so that the base64 has `+`, `/` and `=` padding.
+        .with("_base64_alphabet", ">>>>???>>?!");
 
     let done = client().execute(&fake.target(), "pullStream", &params);
 
@@ -299,6 +301,29 @@ fn a_hanging_ems_times_out_as_retryable() {
     assert_eq!(
         ems.execute(&fake.target(), "version", &Params::new()),
         Ok(Done::Ok)
+    );
+}
+
+#[test]
+fn a_pull_whose_answer_was_lost_is_done_on_the_retry() {
+    let fake = FakeEms::start();
+    // EMS takes the pull, but the answer comes too late for the client.
+    fake.hang_next(1, Duration::from_secs(2));
+    let ems = EmsClient::new(EmsClientConfig {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_millis(300),
+    });
+    let params = Params::new()
+        .with("uri", "rtmp://origin/live/cam7")
+        .with("localStreamName", "cam7");
+
+    let first = ems.execute(&fake.target(), "pullStream", &params);
+    let retry = ems.execute(&fake.target(), "pullStream", &params);
+
+    assert!(matches!(first, Err(Failure::Retryable(_))), "{first:?}");
+    assert!(
+        matches!(&retry, Ok(Done::AlreadyDone(m)) if m.contains("cam7 already taken")),
+        "{retry:?}"
     );
 }
 
