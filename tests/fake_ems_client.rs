@@ -328,6 +328,30 @@ fn a_pull_whose_answer_was_lost_is_done_on_the_retry() {
 }
 
 #[test]
+fn a_hanging_request_does_not_hold_up_others() {
+    let fake = FakeEms::start();
+    fake.hang_next(1, Duration::from_secs(1));
+    let target = fake.target();
+    let hanging =
+        std::thread::spawn(move || client().execute(&target, "listStreams", &Params::new()));
+    assert!(fake.wait_for_calls(1, Duration::from_secs(2)));
+
+    let started = Instant::now();
+    let quick = client().execute(&fake.target(), "version", &Params::new());
+
+    assert_eq!(quick, Ok(Done::Ok));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let slow = hanging
+        .join()
+        .expect("the hanging request's thread does not panic");
+    assert_eq!(slow, Ok(Done::Ok));
+}
+
+#[test]
 fn ems_down_is_retryable_connection_refused() {
     let fake = FakeEms::start();
     let target = fake.target();

@@ -300,11 +300,12 @@ fn is_already_done(command: &str, description: &str) -> bool {
         || (command.eq_ignore_ascii_case("removeTimer") && d.contains("timer not found"))
 }
 
-/// EMS matches parameter names case-insensitively.
+/// EMS matches parameter names case-insensitively, and the last duplicate wins.
 fn param_ignore_case<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
     params
         .0
         .iter()
+        .rev()
         .find(|(k, _)| k.eq_ignore_ascii_case(key))
         .map(|(_, v)| v.as_str())
 }
@@ -323,7 +324,6 @@ fn loose_eq(value: &Value, wanted: &str) -> bool {
                     .zip(n.as_f64())
                     .is_some_and(|(w, n)| w == n)
         }
-        Value::Bool(b) => (if *b { "1" } else { "0" }) == wanted || b.to_string() == wanted,
         _ => false,
     }
 }
