@@ -1,0 +1,95 @@
+//! The test fake of the EMS HTTP API as a process, for benchmarks and manual tests.
+//!
+//! `cargo run --example fake_ems -- --port 0 --delay-ms 1 --log /tmp/calls.jsonl` prints
+//! `listening on http://127.0.0.1:PORT/`, appends one JSON line per request
+//! (`{"command", "params", "received_unix_ns"}`) to the log, and exits on stdin EOF, after
+//! `--max-secs`, or on SIGTERM (the default action; each log line is written whole at once, so
+//! nothing is lost). Started in the background without a terminal, pass `--ignore-stdin`,
+//! since stdin is then usually /dev/null.
+
+#[path = "../tests/support/fake_ems.rs"]
+mod fake_ems;
+
+use clap::Parser;
+use fake_ems::FakeEms;
+use serde_json::{Map, Value, json};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::mpsc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "A fake EMS HTTP API on 127.0.0.1 that records every call")]
+struct Args {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Delay before every answer, in milliseconds (at most 60000).
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Append one JSON line per request to this file.
+    #[arg(long)]
+    log: Option<PathBuf>,
+    /// Exit after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    max_secs: u64,
+    /// Do not exit when stdin reaches EOF.
+    #[arg(long)]
+    ignore_stdin: bool,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("fake_ems: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> io::Result<()> {
+    let max = Duration::from_secs(args.max_secs);
+    let fake = FakeEms::try_start(args.port, max + Duration::from_secs(1))?;
+    fake.set_delay(Duration::from_millis(args.delay_ms));
+    if let Some(path) = &args.log {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = Mutex::new(file);
+        fake.on_call(move |call| write_log_line(&file, call));
+    }
+
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "listening on {}", fake.base_url())?;
+    stdout.flush()?;
+    drop(stdout);
+
+    let (stop_tx, stop_rx) = mpsc::channel::<&'static str>();
+    if !args.ignore_stdin {
+        std::thread::spawn(move || {
+            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            let _ = stop_tx.send("stdin closed");
+        });
+    }
+    let reason = stop_rx.recv_timeout(max).unwrap_or("--max-secs reached");
+    eprintln!("fake_ems: {reason}, {} calls recorded", fake.calls().len());
+    fake.shutdown();
+    Ok(())
+}
+
+fn write_log_line(file: &Mutex<File>, call: &fake_ems::RecordedCall) {
+    let params: Map<String, Value> = call
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let line = json!({
+        "command": call.command,
+        "params": params,
+        "received_unix_ns": u64::try_from(call.received_unix_ns).unwrap_or(u64::MAX),
+    });
+    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+    // One write per line: O_APPEND keeps lines whole even if the process is killed.
+    if let Err(e) = file.write_all(format!("{line}\n").as_bytes()) {
+        eprintln!("fake_ems: cannot write the call log: {e}");
+    }
+}

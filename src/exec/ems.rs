@@ -1,0 +1,513 @@
+//! The EMS HTTP runtime API client: `GET <base><command>?params=<base64>`, the
+//! `{status, description, data}` envelope, and the idempotency rules that make a re-run after
+//! a crash harmless.
+
+use super::{Done, Failure};
+use crate::action::{ApiTarget, Params};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use std::fmt;
+use std::time::Duration;
+
+/// Larger answers (a `listConfig` of a very busy server) are refused rather than buffered.
+const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Error texts quote at most this much of what EMS said.
+const MAX_QUOTE_CHARS: usize = 300;
+
+/// Timeouts of the API client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmsClientConfig {
+    /// TCP connect; EMS is local or on the LAN, so a slow connect means it is down.
+    pub connect_timeout: Duration,
+    /// The whole request, connect included; a hung EMS must not hold a worker lane.
+    pub request_timeout: Duration,
+}
+
+impl Default for EmsClientConfig {
+    fn default() -> Self {
+        EmsClientConfig {
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A SUCCESS answer. SUCCESS only means EMS parsed and queued the command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmsResponse {
+    pub description: String,
+    pub data: Value,
+}
+
+/// Sends EMS API commands. Cheap to clone; clones share nothing mutable.
+#[derive(Clone)]
+pub struct EmsClient {
+    agent: ureq::Agent,
+    config: EmsClientConfig,
+}
+
+impl fmt::Debug for EmsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmsClient")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Default for EmsClient {
+    fn default() -> Self {
+        EmsClient::new(EmsClientConfig::default())
+    }
+}
+
+/// What EMS answered, before it is judged.
+enum Answer {
+    Success(EmsResponse),
+    Fail(String),
+}
+
+impl EmsClient {
+    pub fn new(config: EmsClientConfig) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.request_timeout))
+            // Status codes are judged here, with the body still readable.
+            .http_status_as_error(false)
+            // EMS answers `Connection: close`; a pooled socket would only risk a stale reuse.
+            .max_idle_connections(0)
+            // EMS never redirects; following one could carry the request somewhere else.
+            .max_redirects(0)
+            // The EMS API is local or on the LAN; an HTTP_PROXY meant for the internet must
+            // not capture it.
+            .proxy(None)
+            .build()
+            .new_agent();
+        EmsClient { agent, config }
+    }
+
+    pub fn config(&self) -> EmsClientConfig {
+        self.config
+    }
+
+    /// Sends one command and returns the SUCCESS answer. A FAIL answer is
+    /// [`Failure::Permanent`], whatever it says; [`EmsClient::execute`] is the one that treats
+    /// "already taken" as done.
+    pub fn call(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+    ) -> Result<EmsResponse, Failure> {
+        match self.request(target, command, params)? {
+            Answer::Success(response) => Ok(response),
+            Answer::Fail(description) => Err(fail(target, command, &description)),
+        }
+    }
+
+    /// One attempt of an action, idempotent: a `setTimer` whose `_uniqueId` is already armed
+    /// is not sent again, and a FAIL that says the effect is already in place ("already
+    /// taken", "already exists", "already armed", or "Timer not found" for `removeTimer`)
+    /// is [`Done::AlreadyDone`].
+    pub fn execute(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+    ) -> Result<Done, Failure> {
+        if command.eq_ignore_ascii_case("setTimer")
+            && let Some(unique_id) = param_ignore_case(params, "_uniqueId")
+            && let Some(timer_id) = self.armed_timer(target, unique_id)?
+        {
+            return Ok(Done::AlreadyDone(format!(
+                "timer for _uniqueId {unique_id} already armed (id {timer_id})"
+            )));
+        }
+        match self.request(target, command, params)? {
+            Answer::Success(_) => Ok(Done::Ok),
+            Answer::Fail(description) if is_already_done(command, &description) => Ok(
+                Done::AlreadyDone(format!("{command} on {target}: {}", clip(&description))),
+            ),
+            Answer::Fail(description) => Err(fail(target, command, &description)),
+        }
+    }
+
+    /// The id of the armed timer whose `_uniqueId` equals `unique_id`, if any.
+    fn armed_timer(&self, target: &ApiTarget, unique_id: &str) -> Result<Option<String>, Failure> {
+        let timers = self.call(target, "listTimers", &Params::new())?;
+        let Value::Array(timers) = timers.data else {
+            // EMS answers null rather than [] on some versions when no timer is armed.
+            return Ok(None);
+        };
+        Ok(timers.iter().find_map(|timer| {
+            let timer = timer.as_object()?;
+            let (_, value) = timer
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("_uniqueId"))?;
+            loose_eq(value, unique_id).then(|| match timer.get("timerId") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => "unknown".to_string(),
+            })
+        }))
+    }
+
+    fn request(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+    ) -> Result<Answer, Failure> {
+        let what = format!("{command} on {target}");
+        let url = request_url(target, command, params)
+            .map_err(|e| Failure::Permanent(format!("{what}: {e}")))?;
+        log::debug!("EMS {what}: {}", params.to_command_line());
+
+        let mut request = self.agent.get(&url);
+        if let Some(authorization) = basic_authorization(target) {
+            request = request.header("Authorization", authorization);
+        }
+        let mut response = request
+            .call()
+            .map_err(|e| transport_failure(&what, e, &self.config))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(|e| transport_failure(&what, e, &self.config))?;
+
+        match status {
+            200..=299 => {}
+            401 | 403 => {
+                return Err(Failure::Permanent(format!(
+                    "{what}: authentication failed (HTTP {status}); check the API proxy user and password"
+                )));
+            }
+            // Timeout and throttling answers say "try later", not "this request is wrong".
+            408 | 429 | 500..=599 => {
+                return Err(Failure::Retryable(format!(
+                    "{what}: HTTP {status}{}",
+                    quote_body(&body)
+                )));
+            }
+            _ => {
+                return Err(Failure::Permanent(format!(
+                    "{what}: HTTP {status}{}",
+                    quote_body(&body)
+                )));
+            }
+        }
+
+        let envelope = parse_envelope(&body).map_err(|e| {
+            Failure::Permanent(format!(
+                "{what}: answer is not an EMS API envelope ({e}){}",
+                quote_body(&body)
+            ))
+        })?;
+        if envelope.status.eq_ignore_ascii_case("SUCCESS") {
+            Ok(Answer::Success(EmsResponse {
+                description: envelope.description,
+                data: envelope.data,
+            }))
+        } else if envelope.status.eq_ignore_ascii_case("FAIL") {
+            Ok(Answer::Fail(envelope.description))
+        } else {
+            Err(Failure::Permanent(format!(
+                "{what}: unknown status {:?}: {}",
+                clip(&envelope.status),
+                clip(&envelope.description)
+            )))
+        }
+    }
+}
+
+/// `<base><command>` plus `?params=<standard base64>` when there are params. The base64 goes
+/// in raw: EMS does not percent-decode, and `+/=` are legal in a query.
+fn request_url(target: &ApiTarget, command: &str, params: &Params) -> Result<String, String> {
+    if command.is_empty() || !command.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!("{:?} is not an EMS command name", clip(command)));
+    }
+    let base = target.base.trim();
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err("the API base URL must start with http:// or https://".to_string());
+    }
+    let mut url = String::with_capacity(base.len() + command.len() + 64);
+    url.push_str(base);
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    url.push_str(command);
+    if !params.0.is_empty() {
+        url.push_str("?params=");
+        url.push_str(&STANDARD.encode(params.to_command_line()));
+    }
+    Ok(url)
+}
+
+/// The `Authorization` header for an API proxy target; the password goes only here.
+fn basic_authorization(target: &ApiTarget) -> Option<String> {
+    if target.user.is_none() && target.password.is_none() {
+        return None;
+    }
+    let user = target.user.as_deref().unwrap_or("");
+    let password = target.password.as_ref().map_or("", |p| p.expose());
+    Some(format!(
+        "Basic {}",
+        STANDARD.encode(format!("{user}:{password}"))
+    ))
+}
+
+/// Sorts a ureq error into "try again" (EMS down, restarting or slow) or "give up".
+fn transport_failure(what: &str, error: ureq::Error, config: &EmsClientConfig) -> Failure {
+    use ureq::Error as E;
+    use ureq::Timeout;
+    match error {
+        E::Timeout(Timeout::Connect) => Failure::Retryable(format!(
+            "{what}: could not connect within {:?}",
+            config.connect_timeout
+        )),
+        E::Timeout(kind) => Failure::Retryable(format!(
+            "{what}: no complete answer within {:?} ({kind} timeout)",
+            config.request_timeout
+        )),
+        E::Io(e) => Failure::Retryable(format!("{what}: {e}")),
+        E::ConnectionFailed | E::HostNotFound | E::Protocol(_) | E::BodyStalled => {
+            Failure::Retryable(format!("{what}: {error}"))
+        }
+        E::BodyExceedsLimit(limit) => {
+            Failure::Permanent(format!("{what}: answer larger than {limit} bytes"))
+        }
+        other => Failure::Permanent(format!("{what}: {other}")),
+    }
+}
+
+fn fail(target: &ApiTarget, command: &str, description: &str) -> Failure {
+    Failure::Permanent(format!(
+        "{command} on {target}: FAIL: {}",
+        clip(description)
+    ))
+}
+
+/// A FAIL that means the requested effect is already in place.
+fn is_already_done(command: &str, description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    d.contains("already taken")
+        || d.contains("already exists")
+        || d.contains("already armed")
+        || (command.eq_ignore_ascii_case("removeTimer") && d.contains("timer not found"))
+}
+
+/// EMS matches parameter names case-insensitively, and the last duplicate wins.
+fn param_ignore_case<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
+    params
+        .0
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Custom values come back as strings (`"15"`) from some EMS versions and as numbers from
+/// others.
+fn loose_eq(value: &Value, wanted: &str) -> bool {
+    let wanted = wanted.trim();
+    match value {
+        Value::String(s) => s.trim() == wanted,
+        Value::Number(n) => {
+            n.to_string() == wanted
+                || wanted
+                    .parse::<f64>()
+                    .ok()
+                    .zip(n.as_f64())
+                    .is_some_and(|(w, n)| w == n)
+        }
+        _ => false,
+    }
+}
+
+struct Envelope {
+    status: String,
+    description: String,
+    data: Value,
+}
+
+/// The first JSON value of the body (EMS appends `\r\n\r\n`).
+fn parse_envelope(body: &[u8]) -> Result<Envelope, String> {
+    let text = body.trim_ascii();
+    let value: Value = serde_json::Deserializer::from_slice(text)
+        .into_iter::<Value>()
+        .next()
+        .ok_or("empty body")?
+        .map_err(|e| e.to_string())?;
+    let Value::Object(mut object) = value else {
+        return Err("not a JSON object".to_string());
+    };
+    let status = match object.remove("status") {
+        Some(Value::String(s)) => s,
+        _ => return Err("no \"status\" string".to_string()),
+    };
+    let description = match object.remove("description") {
+        Some(Value::String(s)) => s,
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let data = object.remove("data").unwrap_or(Value::Null);
+    Ok(Envelope {
+        status,
+        description,
+        data,
+    })
+}
+
+/// `: "<start of the body>"`, for errors; empty for an empty body.
+fn quote_body(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body.trim_ascii());
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {:?}", clip(&text))
+    }
+}
+
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTE_CHARS) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::Secret;
+    use serde_json::json;
+
+    fn proxy_target() -> ApiTarget {
+        ApiTarget {
+            base: "http://ems.example:8888/apiproxy/".to_string(),
+            user: Some("admin".to_string()),
+            password: Some(Secret::new("hunter2-secret")),
+        }
+    }
+
+    #[test]
+    fn url_has_raw_standard_base64_of_the_escaped_command_line() {
+        let target = ApiTarget::plain("http://127.0.0.1:7777");
+        // ">>>" and "???" encode to "Pj4+" and "Pz8/": the + and / must stay as they are.
+        let params = Params::new().with("a", ">>>???").with("b", "x y");
+        let url = request_url(&target, "pullStream", &params).expect("valid request");
+        let expected = STANDARD.encode(params.to_command_line());
+        assert_eq!(
+            url,
+            format!("http://127.0.0.1:7777/pullStream?params={expected}")
+        );
+        assert!(
+            expected.contains('+') && expected.contains('/'),
+            "{expected}"
+        );
+        assert!(!url.contains('%'));
+    }
+
+    #[test]
+    fn url_without_params_has_no_query() {
+        let target = ApiTarget::plain("http://127.0.0.1:7777/");
+        let url = request_url(&target, "listTimers", &Params::new()).expect("valid request");
+        assert_eq!(url, "http://127.0.0.1:7777/listTimers");
+    }
+
+    #[test]
+    fn command_names_that_would_change_the_url_are_refused() {
+        let target = ApiTarget::plain("http://127.0.0.1:7777/");
+        for bad in ["", "pull?x=1", "../version", "a b", "version#"] {
+            assert!(
+                request_url(&target, bad, &Params::new()).is_err(),
+                "{bad:?}"
+            );
+        }
+        let no_scheme = ApiTarget::plain("127.0.0.1:7777");
+        assert!(request_url(&no_scheme, "version", &Params::new()).is_err());
+    }
+
+    #[test]
+    fn basic_auth_header_carries_user_and_password_and_url_does_not() {
+        let target = proxy_target();
+        let header = basic_authorization(&target).expect("credentials set");
+        assert_eq!(
+            header,
+            format!("Basic {}", STANDARD.encode("admin:hunter2-secret"))
+        );
+        let url = request_url(&target, "version", &Params::new()).expect("valid request");
+        assert!(!url.contains("hunter2"), "{url}");
+        assert!(!url.contains('@'), "{url}");
+        assert_eq!(basic_authorization(&ApiTarget::plain("http://h/")), None);
+    }
+
+    #[test]
+    fn envelope_with_trailing_crlf_parses() {
+        let body = b"{\"data\":{\"timerId\":3},\"description\":\"Custom timer enqueued\",\"status\":\"SUCCESS\"}\r\n\r\n";
+        let e = parse_envelope(body).expect("valid envelope");
+        assert_eq!(e.status, "SUCCESS");
+        assert_eq!(e.description, "Custom timer enqueued");
+        assert_eq!(e.data, json!({"timerId": 3}));
+    }
+
+    #[test]
+    fn envelope_errors_are_reported() {
+        assert!(parse_envelope(b"").is_err());
+        assert!(parse_envelope(b"<html>Bad gateway</html>").is_err());
+        assert!(parse_envelope(b"[1,2]").is_err());
+        assert!(parse_envelope(b"{\"data\":null}").is_err());
+        let e = parse_envelope(b"{\"status\":\"FAIL\",\"data\":null}\r\n").expect("valid");
+        assert_eq!(e.description, "");
+    }
+
+    #[test]
+    fn already_done_descriptions() {
+        assert!(is_already_done(
+            "pullStream",
+            "Stream name cam1 already taken"
+        ));
+        assert!(is_already_done("createHLSStream", "Target already exists"));
+        assert!(is_already_done("setTimer", "Timer ALREADY ARMED"));
+        assert!(is_already_done("removeTimer", "Timer not found"));
+        assert!(!is_already_done("shutdownStream", "Timer not found"));
+        assert!(!is_already_done(
+            "pullStream",
+            "Syntax error. Parameter uri is invalid"
+        ));
+    }
+
+    #[test]
+    fn unique_ids_compare_loosely() {
+        assert!(loose_eq(&json!("15"), "15"));
+        assert!(loose_eq(&json!(15), "15"));
+        assert!(loose_eq(&json!(15.0), "15"));
+        assert!(loose_eq(&json!(" 15 "), "15"));
+        assert!(!loose_eq(&json!("16"), "15"));
+        assert!(!loose_eq(&json!(null), "15"));
+        assert!(!loose_eq(&json!(["15"]), "15"));
+    }
+
+    #[test]
+    fn fail_message_masks_the_password() {
+        let f = fail(&proxy_target(), "pullStream", "Syntax error");
+        let Failure::Permanent(m) = f else {
+            panic!("FAIL must be permanent")
+        };
+        assert_eq!(
+            m,
+            "pullStream on http://admin:***@ems.example:8888/apiproxy/: FAIL: Syntax error"
+        );
+    }
+
+    #[test]
+    fn long_descriptions_are_clipped_on_a_char_boundary() {
+        let long = "é".repeat(1000);
+        let c = clip(&long);
+        assert_eq!(c.chars().count(), MAX_QUOTE_CHARS + 1);
+        assert!(c.ends_with('…'));
+    }
+}

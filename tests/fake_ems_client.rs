@@ -1,0 +1,502 @@
+//! The EMS API client against a real HTTP fake of EMS: what goes over the wire, how answers
+//! and faults are classified, and that retries and idempotency rules hold.
+
+mod support;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use emstail::action::Params;
+use emstail::exec::ems::{EmsClient, EmsClientConfig};
+use emstail::exec::retry::RetryPolicy;
+use emstail::exec::{Done, Failure};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use support::fake_ems::FakeEms;
+
+fn client() -> EmsClient {
+    EmsClient::new(EmsClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(5),
+    })
+}
+
+fn pairs(params: &Params) -> Vec<(String, String)> {
+    params.0.clone()
+}
+
+#[test]
+fn hostile_values_arrive_exactly_as_sent() {
+    let fake = FakeEms::start();
+    let params = Params::new()
+        .with("uri", "rtmp://src.example/live?a=1&b=2,3 x")
+        .with("localStreamName", "cam 1,keepAlive=0 forceTcp=1")
+        .with("_note", "back\\slash \\ and \\\\ double, \\,")
+        .with("_quotes", "\"double\" 'single' `tick`")
+        .with("_unicode", "ünïcödé 日本語 🎥")
+        .with("_newline", "line1\nline2\r\nline3")
+        .with("_equals", "==a=b==")
+        .with("_empty", "")
+        // Chosen so that the base64 has `+`, `/` and `=` padding.
+        .with("_base64_alphabet", ">>>>???>>?!");
+
+    let done = client().execute(&fake.target(), "pullStream", &params);
+
+    assert_eq!(done, Ok(Done::Ok));
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.command, "pullStream");
+    assert_eq!(call.path_prefix, "/");
+    assert_eq!(
+        call.params,
+        pairs(&params),
+        "nothing split, merged or injected"
+    );
+    assert!(
+        call.list_keys.is_empty(),
+        "no value may turn into an EMS array: {:?}",
+        call.list_keys
+    );
+    let raw = call.raw_query.as_deref().expect("params were sent");
+    assert!(raw.starts_with("params="), "{raw}");
+    assert!(
+        !raw.contains('%'),
+        "base64 must not be percent-encoded: {raw}"
+    );
+    assert_eq!(call.authorization, None);
+}
+
+#[test]
+fn booleans_are_sent_as_1_and_0() {
+    let fake = FakeEms::start();
+    let params = Params::new()
+        .with("uri", "rtmp://h/live/s")
+        .with_bool("keepAlive", true)
+        .with_bool("forceTcp", false);
+
+    client()
+        .execute(&fake.target(), "pullStream", &params)
+        .expect("the fake accepts the pull");
+
+    let call = &fake.calls_for("pullStream")[0];
+    assert_eq!(call.param("keepAlive"), Some("1"));
+    assert_eq!(call.param("forceTcp"), Some("0"));
+}
+
+#[test]
+fn command_without_params_sends_no_query() {
+    let fake = FakeEms::start();
+    let response = client()
+        .call(&fake.target(), "version", &Params::new())
+        .expect("version succeeds");
+    assert_eq!(response.description, "Version");
+    assert_eq!(response.data["releaseNumber"], "2.0.0");
+    let call = &fake.calls()[0];
+    assert_eq!(call.command, "version");
+    assert_eq!(call.raw_query, None);
+}
+
+#[test]
+fn api_proxy_target_sends_basic_auth_under_its_path() {
+    let fake = FakeEms::start();
+    fake.require_basic_auth("admin", "p@ss:w0rd/x");
+    let target = fake.proxy_target("admin", "p@ss:w0rd/x");
+
+    let done = client().execute(&target, "version", &Params::new());
+
+    assert_eq!(done, Ok(Done::Ok));
+    let call = &fake.calls()[0];
+    assert_eq!(call.command, "version");
+    assert_eq!(call.path_prefix, "/apiproxy/");
+    assert_eq!(call.authorization.as_deref(), Some("admin:p@ss:w0rd/x"));
+}
+
+#[test]
+fn wrong_credentials_are_a_permanent_authentication_failure() {
+    let fake = FakeEms::start();
+    fake.require_basic_auth("admin", "right");
+    let target = fake.proxy_target("admin", "wrong-password");
+
+    let out = client().execute(&target, "version", &Params::new());
+
+    match out {
+        Err(Failure::Permanent(m)) => {
+            assert!(m.contains("authentication failed"), "{m}");
+            assert!(m.contains("HTTP 401"), "{m}");
+            assert!(m.contains("admin:***@"), "target shown masked: {m}");
+            assert!(!m.contains("wrong-password"), "{m}");
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn http_status_decides_retryable_or_permanent() {
+    let fake = FakeEms::start();
+    let ems = client();
+    let params = Params::new().with("localStreamName", "s");
+    for (status, retryable) in [
+        (500, true),
+        (502, true),
+        (503, true),
+        (429, true),
+        (400, false),
+        (404, false),
+        (403, false),
+    ] {
+        fake.fail_next_http(1, status);
+        let out = ems.execute(&fake.target(), "shutdownStream", &params);
+        match (&out, retryable) {
+            (Err(Failure::Retryable(m)), true) | (Err(Failure::Permanent(m)), false) => {
+                assert!(m.contains(&format!("HTTP {status}")), "{m}");
+                assert!(m.starts_with("shutdownStream on http://127.0.0.1:"), "{m}");
+            }
+            _ => panic!("HTTP {status}: got {out:?}"),
+        }
+    }
+    assert_eq!(fake.calls_for("shutdownStream").len(), 7);
+}
+
+#[test]
+fn fail_answer_is_permanent_and_quotes_the_description() {
+    let fake = FakeEms::start();
+    fake.answer_fail_next("pullStream", "Syntax error. Parameter uri is invalid");
+    let target = fake.target();
+
+    let out = client().execute(&target, "pullStream", &Params::new().with("uri", "bad"));
+
+    assert_eq!(
+        out,
+        Err(Failure::Permanent(format!(
+            "pullStream on {}: FAIL: Syntax error. Parameter uri is invalid",
+            target.base
+        )))
+    );
+}
+
+#[test]
+fn stream_name_already_taken_counts_as_done() {
+    let fake = FakeEms::start();
+    let ems = client();
+    let params = Params::new()
+        .with("uri", "rtmp://origin/live/cam1")
+        .with("localStreamName", "cam1");
+
+    assert_eq!(
+        ems.execute(&fake.target(), "pullStream", &params),
+        Ok(Done::Ok)
+    );
+    let again = ems.execute(&fake.target(), "pullStream", &params);
+
+    match again {
+        Ok(Done::AlreadyDone(m)) => assert!(m.contains("Stream name cam1 already taken"), "{m}"),
+        other => panic!("expected AlreadyDone, got {other:?}"),
+    }
+    assert_eq!(fake.calls_for("pullStream").len(), 2);
+    // `call` does not apply the idempotency rules: the FAIL is reported as it is.
+    assert!(matches!(
+        ems.call(&fake.target(), "pullStream", &params),
+        Err(Failure::Permanent(m)) if m.contains("FAIL: Stream name cam1 already taken")
+    ));
+}
+
+#[test]
+fn set_timer_with_an_armed_unique_id_is_not_sent_again() {
+    let fake = FakeEms::start();
+    let ems = client();
+    let params = Params::new()
+        .with("value", "3600")
+        .with("_uniqueId", "15")
+        .with("_localStreamName", "cam1");
+
+    assert_eq!(
+        ems.execute(&fake.target(), "setTimer", &params),
+        Ok(Done::Ok)
+    );
+    let again = ems.execute(&fake.target(), "setTimer", &params);
+
+    assert_eq!(
+        again,
+        Ok(Done::AlreadyDone(
+            "timer for _uniqueId 15 already armed (id 1)".to_string()
+        ))
+    );
+    assert_eq!(fake.calls_for("setTimer").len(), 1, "only one timer armed");
+    assert_eq!(
+        fake.calls_for("listTimers").len(),
+        2,
+        "checked before each attempt"
+    );
+    assert_eq!(fake.armed_timers().len(), 1);
+
+    // Another id is a different timer.
+    let other = Params::new().with("value", "3600").with("_uniqueId", "16");
+    assert_eq!(
+        ems.execute(&fake.target(), "setTimer", &other),
+        Ok(Done::Ok)
+    );
+    assert_eq!(fake.armed_timers().len(), 2);
+}
+
+#[test]
+fn set_timer_answer_carries_the_timer_id_and_custom_keys_as_strings() {
+    let fake = FakeEms::start();
+    let response = client()
+        .call(
+            &fake.target(),
+            "setTimer",
+            &Params::new().with("value", "60").with("_uniqueId", "7"),
+        )
+        .expect("setTimer succeeds");
+    assert_eq!(response.description, "Custom timer enqueued");
+    assert_eq!(response.data["timerId"], 1);
+    assert_eq!(response.data["triggerCount"], 0);
+    assert_eq!(response.data["_uniqueId"], "7");
+}
+
+#[test]
+fn removing_a_timer_that_is_gone_counts_as_done() {
+    let fake = FakeEms::start();
+    let ems = client();
+    ems.execute(
+        &fake.target(),
+        "setTimer",
+        &Params::new().with("value", "60"),
+    )
+    .expect("setTimer succeeds");
+    let remove = Params::new().with("id", "1");
+
+    assert_eq!(
+        ems.execute(&fake.target(), "removeTimer", &remove),
+        Ok(Done::Ok)
+    );
+    let again = ems.execute(&fake.target(), "removeTimer", &remove);
+
+    assert!(
+        matches!(&again, Ok(Done::AlreadyDone(m)) if m.contains("Timer not found")),
+        "{again:?}"
+    );
+    assert!(fake.armed_timers().is_empty());
+}
+
+#[test]
+fn a_hanging_ems_times_out_as_retryable() {
+    let fake = FakeEms::start();
+    fake.hang_next(1, Duration::from_secs(2));
+    let ems = EmsClient::new(EmsClientConfig {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_millis(300),
+    });
+
+    let started = Instant::now();
+    let out = ems.execute(&fake.target(), "version", &Params::new());
+    let elapsed = started.elapsed();
+
+    assert!(
+        matches!(&out, Err(Failure::Retryable(m)) if m.contains("300ms")),
+        "{out:?}"
+    );
+    assert!(elapsed < Duration::from_millis(1500), "took {elapsed:?}");
+    // The hang was for one request only.
+    assert_eq!(
+        ems.execute(&fake.target(), "version", &Params::new()),
+        Ok(Done::Ok)
+    );
+}
+
+#[test]
+fn a_pull_whose_answer_was_lost_is_done_on_the_retry() {
+    let fake = FakeEms::start();
+    // EMS takes the pull, but the answer comes too late for the client.
+    fake.hang_next(1, Duration::from_secs(2));
+    let ems = EmsClient::new(EmsClientConfig {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_millis(300),
+    });
+    let params = Params::new()
+        .with("uri", "rtmp://origin/live/cam7")
+        .with("localStreamName", "cam7");
+
+    let first = ems.execute(&fake.target(), "pullStream", &params);
+    let retry = ems.execute(&fake.target(), "pullStream", &params);
+
+    assert!(matches!(first, Err(Failure::Retryable(_))), "{first:?}");
+    assert!(
+        matches!(&retry, Ok(Done::AlreadyDone(m)) if m.contains("cam7 already taken")),
+        "{retry:?}"
+    );
+}
+
+#[test]
+fn a_hanging_request_does_not_hold_up_others() {
+    let fake = FakeEms::start();
+    fake.hang_next(1, Duration::from_secs(1));
+    let target = fake.target();
+    let hanging =
+        std::thread::spawn(move || client().execute(&target, "listStreams", &Params::new()));
+    assert!(fake.wait_for_calls(1, Duration::from_secs(2)));
+
+    let started = Instant::now();
+    let quick = client().execute(&fake.target(), "version", &Params::new());
+
+    assert_eq!(quick, Ok(Done::Ok));
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    let slow = hanging
+        .join()
+        .expect("the hanging request's thread does not panic");
+    assert_eq!(slow, Ok(Done::Ok));
+}
+
+#[test]
+fn ems_down_is_retryable_connection_refused() {
+    let fake = FakeEms::start();
+    let target = fake.target();
+    fake.shutdown();
+
+    let started = Instant::now();
+    let out = client().execute(&target, "version", &Params::new());
+
+    match out {
+        Err(Failure::Retryable(m)) => assert!(m.to_lowercase().contains("refused"), "{m}"),
+        other => panic!("expected Retryable, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn shutdown_frees_the_port_for_a_new_fake() {
+    let fake = FakeEms::start();
+    let port = fake.addr().port();
+    fake.shutdown();
+    let again = FakeEms::start_on(port);
+    assert_eq!(
+        client().execute(&again.target(), "version", &Params::new()),
+        Ok(Done::Ok)
+    );
+    assert!(fake.calls().is_empty());
+    assert_eq!(again.calls().len(), 1);
+}
+
+#[test]
+fn retry_policy_gets_through_two_http_500s() {
+    let fake = FakeEms::start();
+    fake.fail_next_http(2, 500);
+    let ems = client();
+    let policy = RetryPolicy {
+        max_attempts: 5,
+        base: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(60),
+    };
+    let mut sleeps = Vec::new();
+
+    let out = policy.run(
+        |_| ems.execute(&fake.target(), "version", &Params::new()),
+        |d| sleeps.push(d),
+    );
+
+    assert_eq!(out, Ok(Done::Ok));
+    assert_eq!(fake.calls().len(), 3);
+    assert_eq!(sleeps.len(), 2);
+}
+
+#[test]
+fn retry_policy_gives_up_and_says_after_how_many_attempts() {
+    let fake = FakeEms::start();
+    fake.fail_next_http(3, 503);
+    let ems = client();
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        base: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    };
+
+    let out = policy.run(
+        |_| ems.execute(&fake.target(), "version", &Params::new()),
+        |_| {},
+    );
+
+    assert!(
+        matches!(&out, Err(Failure::Retryable(m)) if m.contains("HTTP 503") && m.contains("3 attempts")),
+        "{out:?}"
+    );
+    assert_eq!(fake.calls().len(), 3);
+}
+
+/// Collects every log line of this test binary (ureq's debug lines included).
+struct CaptureLogger;
+
+fn captured() -> &'static Mutex<Vec<String>> {
+    static LINES: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    LINES.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        captured()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+    }
+    fn flush(&self) {}
+}
+
+#[test]
+fn password_never_appears_in_failures_or_logs() {
+    static LOGGER: CaptureLogger = CaptureLogger;
+    // Only this test installs a logger; ignore the error if the harness reuses the process.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Trace);
+
+    let password = "Zq9-very-secret-Pw";
+    let basic = STANDARD.encode(format!("admin:{password}"));
+    let fake = FakeEms::start();
+    let target = fake.proxy_target("admin", password);
+    let short = EmsClient::new(EmsClientConfig {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_millis(300),
+    });
+    let params = Params::new().with("localStreamName", "cam1");
+    let mut failures: Vec<Failure> = Vec::new();
+
+    // Success, so that the request itself is logged.
+    assert_eq!(
+        short.execute(&target, "shutdownStream", &params),
+        Ok(Done::Ok)
+    );
+    fake.fail_next_http(1, 500);
+    failures.extend(short.execute(&target, "shutdownStream", &params).err());
+    fake.answer_fail_next("shutdownStream", "Stream not found");
+    failures.extend(short.execute(&target, "shutdownStream", &params).err());
+    fake.hang_next(1, Duration::from_secs(2));
+    failures.extend(short.execute(&target, "shutdownStream", &params).err());
+    fake.require_basic_auth("admin", "another");
+    failures.extend(short.execute(&target, "shutdownStream", &params).err());
+    fake.shutdown();
+    failures.extend(short.execute(&target, "shutdownStream", &params).err());
+
+    assert_eq!(failures.len(), 5, "{failures:?}");
+    for failure in &failures {
+        for text in [failure.to_string(), format!("{failure:?}")] {
+            assert!(!text.contains(password), "{text}");
+            assert!(!text.contains(&basic), "{text}");
+            assert!(text.contains("admin:***@127.0.0.1"), "{text}");
+        }
+    }
+    let lines = captured().lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(
+        lines.iter().any(|l| l.contains("/apiproxy/shutdownStream")),
+        "the requests were logged: {lines:?}"
+    );
+    for line in &lines {
+        assert!(!line.contains(password), "{line}");
+        assert!(!line.contains(&basic), "{line}");
+    }
+}

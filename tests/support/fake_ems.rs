@@ -1,0 +1,650 @@
+//! A fake EMS HTTP API: a real HTTP server on 127.0.0.1 that decodes `?params=` the way EMS
+//! does, records every request, and answers with EMS envelopes. Tests assert what it
+//! received; faults (HTTP errors, FAIL answers, hangs, auth) are injected per call.
+//!
+//! Shared by the integration tests (`mod support;`) and `examples/fake_ems.rs`, so not every
+//! item is used by every includer.
+#![allow(dead_code)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use emstail::action::{ApiTarget, Secret};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, VecDeque};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// No injected hang or delay sleeps longer than this.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Requests answered at the same time; more get HTTP 503 at once.
+const MAX_IN_FLIGHT: usize = 256;
+/// How often the accept loop looks at the stop flag.
+const POLL: Duration = Duration::from_millis(20);
+/// A test fake that nobody stops stops itself after this.
+const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
+/// One request as the fake decoded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCall {
+    /// The last path segment, as sent (EMS matches it case-insensitively).
+    pub command: String,
+    /// Decoded and unescaped `key=value` pairs, in the order sent.
+    pub params: Vec<(String, String)>,
+    /// Keys whose value had an unescaped `,`, which EMS would read as an array.
+    pub list_keys: Vec<String>,
+    /// `user:pass` from a Basic `Authorization` header, or the raw header if not Basic.
+    pub authorization: Option<String>,
+    /// The path before the command: `/` or e.g. `/apiproxy/`.
+    pub path_prefix: String,
+    /// The query string exactly as received, to check that nothing was percent-encoded.
+    pub raw_query: Option<String>,
+    pub received_at: Instant,
+    pub received_unix_ns: u128,
+}
+
+impl RecordedCall {
+    /// A parameter by name, case-insensitively, the last one winning (as in EMS).
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+type CallHook = Box<dyn Fn(&RecordedCall) + Send + Sync>;
+
+struct State {
+    calls: Vec<RecordedCall>,
+    http_failures: VecDeque<u16>,
+    /// (lower-case command, description), answered FAIL in order.
+    fail_next: VecDeque<(String, String)>,
+    hangs_left: u32,
+    hang_for: Duration,
+    delay: Duration,
+    /// The expected `user:pass`.
+    basic_auth: Option<String>,
+    pulled: BTreeSet<String>,
+    /// (localStreamName, uri, targetStreamName) of accepted pushes.
+    pushed: BTreeSet<(String, String, String)>,
+    timers: Vec<Map<String, Value>>,
+    next_timer_id: u64,
+    next_config_id: u64,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    new_call: Condvar,
+    stopping: AtomicBool,
+    in_flight: AtomicUsize,
+    on_call: Mutex<Option<CallHook>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock must not hide the calls from others.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The running fake; dropping it shuts it down.
+pub struct FakeEms {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl FakeEms {
+    /// Listens on a free port of 127.0.0.1.
+    pub fn start() -> FakeEms {
+        FakeEms::start_on(0)
+    }
+
+    /// Listens on 127.0.0.1:`port` (0 picks a free one).
+    pub fn start_on(port: u16) -> FakeEms {
+        FakeEms::try_start(port, DEFAULT_LIFETIME)
+            .unwrap_or_else(|e| panic!("fake EMS cannot listen on 127.0.0.1:{port}: {e}"))
+    }
+
+    /// Listens on 127.0.0.1:`port` and stops by itself after `lifetime`.
+    pub fn try_start(port: u16, lifetime: Duration) -> io::Result<FakeEms> {
+        let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(io::Error::other)?;
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| io::Error::other("listener has no IP address"))?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                calls: Vec::new(),
+                http_failures: VecDeque::new(),
+                fail_next: VecDeque::new(),
+                hangs_left: 0,
+                hang_for: Duration::ZERO,
+                delay: Duration::ZERO,
+                basic_auth: None,
+                pulled: BTreeSet::new(),
+                pushed: BTreeSet::new(),
+                timers: Vec::new(),
+                next_timer_id: 1,
+                next_config_id: 1,
+            }),
+            new_call: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            on_call: Mutex::new(None),
+        });
+        let accept_shared = Arc::clone(&shared);
+        let accept = std::thread::Builder::new()
+            .name(format!("fake-ems-{}", addr.port()))
+            .spawn(move || accept_loop(server, accept_shared, lifetime))?;
+        Ok(FakeEms {
+            addr,
+            shared,
+            accept: Mutex::new(Some(accept)),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// A direct API target on this fake.
+    pub fn target(&self) -> ApiTarget {
+        ApiTarget::plain(&self.base_url())
+    }
+
+    /// An API proxy target (`/apiproxy/`, Basic auth) on this fake.
+    pub fn proxy_target(&self, user: &str, password: &str) -> ApiTarget {
+        ApiTarget {
+            base: format!("{}apiproxy/", self.base_url()),
+            user: Some(user.to_string()),
+            password: Some(Secret::new(password)),
+        }
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn calls(&self) -> Vec<RecordedCall> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// The requests for one command (case-insensitive).
+    pub fn calls_for(&self, command: &str) -> Vec<RecordedCall> {
+        self.shared
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.command.eq_ignore_ascii_case(command))
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until at least `count` requests have arrived, at most `timeout`.
+    pub fn wait_for_calls(&self, count: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.lock();
+        while state.calls.len() < count {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            state = self
+                .shared
+                .new_call
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// The next `n` requests get HTTP `status` with a non-JSON body.
+    pub fn fail_next_http(&self, n: u32, status: u16) {
+        let mut state = self.shared.lock();
+        state.http_failures.extend((0..n).map(|_| status));
+    }
+
+    /// The next `command` request gets FAIL with `description` (queued per call).
+    pub fn answer_fail_next(&self, command: &str, description: &str) {
+        self.shared
+            .lock()
+            .fail_next
+            .push_back((command.to_ascii_lowercase(), description.to_string()));
+    }
+
+    /// The next `n` requests wait `duration` (at most 60 s) before being answered. What they
+    /// ask for takes effect at once, as when EMS did the work but the answer was lost.
+    pub fn hang_next(&self, n: u32, duration: Duration) {
+        let mut state = self.shared.lock();
+        state.hangs_left = n;
+        state.hang_for = duration.min(MAX_SLEEP);
+    }
+
+    /// Every answer waits `delay` (at most 60 s) first.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared.lock().delay = delay.min(MAX_SLEEP);
+    }
+
+    /// Requests without `Authorization: Basic base64(user:pass)` get HTTP 401.
+    pub fn require_basic_auth(&self, user: &str, password: &str) {
+        self.shared.lock().basic_auth = Some(format!("{user}:{password}"));
+    }
+
+    /// Called with each request as it is recorded (the example writes its log with it).
+    pub fn on_call(&self, hook: impl Fn(&RecordedCall) + Send + Sync + 'static) {
+        *self
+            .shared
+            .on_call
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
+    }
+
+    /// The timers armed now, as `listTimers` would return them.
+    pub fn armed_timers(&self) -> Vec<Value> {
+        self.shared
+            .lock()
+            .timers
+            .iter()
+            .cloned()
+            .map(Value::Object)
+            .collect()
+    }
+
+    /// Stops listening; when this returns the port is free (connections are refused).
+    /// Requests still hanging are answered early.
+    pub fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let handle = self.accept.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(handle) = handle else {
+            return;
+        };
+        let _ = handle.join();
+        // tiny_http closes its listener on a thread of its own: wait until the port is free.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpListener::bind(self.addr).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for FakeEms {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn accept_loop(server: tiny_http::Server, shared: Arc<Shared>, lifetime: Duration) {
+    let started = Instant::now();
+    while !shared.stopping.load(Ordering::SeqCst) && started.elapsed() < lifetime {
+        let request = match server.recv_timeout(POLL) {
+            Ok(Some(request)) => request,
+            Ok(None) => continue,
+            Err(e) => {
+                eprintln!("fake EMS: accept failed: {e}");
+                break;
+            }
+        };
+        if shared.in_flight.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
+            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            let _ = request.respond(tiny_http::Response::from_string("busy").with_status_code(503));
+            continue;
+        }
+        let handler_shared = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("fake-ems-request".to_string())
+            .spawn(move || {
+                handle(&handler_shared, request);
+                handler_shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+            eprintln!("fake EMS: cannot start a request thread: {e}");
+        }
+    }
+    // Dropping the server here closes the listener.
+}
+
+/// What to send back.
+enum Reply {
+    Http(u16, &'static str),
+    Envelope(Value),
+}
+
+fn handle(shared: &Shared, request: tiny_http::Request) {
+    let received_at = Instant::now();
+    let received_unix_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let url = request.url().to_string();
+    let (path, raw_query) = match url.split_once('?') {
+        Some((p, q)) => (p.to_string(), Some(q.to_string())),
+        None => (url.clone(), None),
+    };
+    let (path_prefix, command) = match path.rfind('/') {
+        Some(i) => (path[..=i].to_string(), path[i + 1..].to_string()),
+        None => ("/".to_string(), path),
+    };
+    let authorization = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| decode_authorization(h.value.as_str()));
+    let decoded = raw_query
+        .as_deref()
+        .map(decode_query)
+        .unwrap_or(Ok(Decoded::default()));
+    let (params, list_keys) = match &decoded {
+        Ok(d) => (d.params.clone(), d.list_keys.clone()),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    let call = RecordedCall {
+        command: command.clone(),
+        params,
+        list_keys,
+        authorization,
+        path_prefix,
+        raw_query,
+        received_at,
+        received_unix_ns,
+    };
+
+    let (reply, wait) = {
+        let mut state = shared.lock();
+        state.calls.push(call.clone());
+        let mut wait = state.delay;
+        if state.hangs_left > 0 {
+            state.hangs_left -= 1;
+            wait = wait.max(state.hang_for);
+        }
+        let reply = if state
+            .basic_auth
+            .as_ref()
+            .is_some_and(|expected| call.authorization.as_ref() != Some(expected))
+        {
+            Reply::Http(401, "Unauthorized")
+        } else if let Some(status) = state.http_failures.pop_front() {
+            Reply::Http(status, "Internal Server Error")
+        } else if let Some(i) = state
+            .fail_next
+            .iter()
+            .position(|(c, _)| c.eq_ignore_ascii_case(&command))
+        {
+            let (_, description) = state
+                .fail_next
+                .remove(i)
+                .expect("index comes from position() on the same queue");
+            Reply::Envelope(envelope_fail(&description))
+        } else {
+            match &decoded {
+                Err(e) => Reply::Envelope(envelope_fail(e)),
+                Ok(_) => Reply::Envelope(answer(&mut state, &call)),
+            }
+        };
+        (reply, wait)
+    };
+    shared.new_call.notify_all();
+    if let Some(hook) = shared
+        .on_call
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        hook(&call);
+    }
+
+    let until = Instant::now() + wait.min(MAX_SLEEP);
+    while Instant::now() < until && !shared.stopping.load(Ordering::SeqCst) {
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(10)));
+    }
+
+    let text_plain = tiny_http::Header::from_bytes("Content-Type", "text/plain")
+        .expect("a constant, valid header");
+    let response = match reply {
+        Reply::Http(status, text) => {
+            let mut r = tiny_http::Response::from_string(text)
+                .with_status_code(status)
+                .with_header(text_plain);
+            if status == 401 {
+                r = r.with_header(
+                    tiny_http::Header::from_bytes("WWW-Authenticate", "Basic realm=\"apiproxy\"")
+                        .expect("a constant, valid header"),
+                );
+            }
+            r
+        }
+        Reply::Envelope(body) => {
+            tiny_http::Response::from_string(format!("{body}\r\n\r\n")).with_header(text_plain)
+        }
+    };
+    // The client may have given up (timeout test); that is not the fake's error.
+    let _ = request.respond(response);
+}
+
+fn decode_authorization(header: &str) -> String {
+    let decoded = header
+        .strip_prefix("Basic ")
+        .and_then(|b64| STANDARD.decode(b64.trim()).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    decoded.unwrap_or_else(|| header.to_string())
+}
+
+#[derive(Default)]
+struct Decoded {
+    params: Vec<(String, String)>,
+    list_keys: Vec<String>,
+}
+
+/// Like EMS: the first query parameter, whatever its name, is raw (not percent-decoded)
+/// standard base64 of the command line.
+fn decode_query(query: &str) -> Result<Decoded, String> {
+    let first = query.split('&').next().unwrap_or("");
+    let value = first.split_once('=').map_or("", |(_, v)| v);
+    let bytes = STANDARD
+        .decode(value)
+        .map_err(|e| format!("Invalid params: not base64 ({e})"))?;
+    let text = String::from_utf8(bytes).map_err(|_| "Invalid params: not UTF-8".to_string())?;
+    Ok(decode_command_line(&text))
+}
+
+/// Splits on unescaped spaces, the key ending at the first unescaped `=`, and unescapes
+/// `\ ` `\\` `\=` `\,`.
+fn decode_command_line(text: &str) -> Decoded {
+    #[derive(Default)]
+    struct Token {
+        key: String,
+        value: String,
+        in_value: bool,
+        has_list_comma: bool,
+        started: bool,
+    }
+    fn finish(token: Token, out: &mut Decoded) {
+        if token.started {
+            let key = token.key.trim().to_string();
+            if token.has_list_comma {
+                out.list_keys.push(key.clone());
+            }
+            out.params.push((key, token.value));
+        }
+    }
+    let mut out = Decoded::default();
+    let mut token = Token::default();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        let literal = match c {
+            '\\' => match chars.next() {
+                Some(next @ (' ' | '\\' | '=' | ',')) => vec![next],
+                Some(other) => vec!['\\', other],
+                None => vec!['\\'],
+            },
+            ' ' => {
+                finish(std::mem::take(&mut token), &mut out);
+                continue;
+            }
+            '=' if !token.in_value => {
+                token.in_value = true;
+                token.started = true;
+                continue;
+            }
+            ',' if token.in_value => {
+                token.has_list_comma = true;
+                vec![',']
+            }
+            other => vec![other],
+        };
+        token.started = true;
+        let field = if token.in_value {
+            &mut token.value
+        } else {
+            &mut token.key
+        };
+        field.extend(literal);
+    }
+    finish(token, &mut out);
+    out
+}
+
+fn envelope(status: &str, description: &str, data: Value) -> Value {
+    json!({"data": data, "description": description, "status": status})
+}
+
+fn envelope_fail(description: &str) -> Value {
+    envelope("FAIL", description, Value::Null)
+}
+
+fn param<'a>(call: &'a RecordedCall, key: &str) -> Option<&'a str> {
+    call.param(key)
+}
+
+/// The params as a JSON object of strings, as EMS echoes a stored config.
+fn echo(call: &RecordedCall) -> Map<String, Value> {
+    call.params
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect()
+}
+
+fn answer(state: &mut State, call: &RecordedCall) -> Value {
+    let command = call.command.to_ascii_lowercase();
+    match command.as_str() {
+        "pullstream" => {
+            let config_id = take_config_id(state);
+            let name = param(call, "localStreamName")
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("stream_{config_id:08}"));
+            if !state.pulled.insert(name.clone()) {
+                return envelope_fail(&format!("Stream name {name} already taken"));
+            }
+            let mut data = echo(call);
+            data.insert("configId".into(), json!(config_id));
+            data.insert("operationType".into(), json!(1));
+            data.insert("localStreamName".into(), json!(name));
+            let uri = param(call, "uri").unwrap_or("");
+            envelope(
+                "SUCCESS",
+                &format!("Stream {uri} enqueued for pulling"),
+                Value::Object(data),
+            )
+        }
+        "pushstream" => {
+            let local = param(call, "localStreamName").unwrap_or("").to_string();
+            let uri = param(call, "uri").unwrap_or("").to_string();
+            let target = param(call, "targetStreamName")
+                .unwrap_or(&local)
+                .to_string();
+            if !state
+                .pushed
+                .insert((local.clone(), uri.clone(), target.clone()))
+            {
+                return envelope_fail(&format!("Stream name {target} already taken"));
+            }
+            let config_id = take_config_id(state);
+            let mut data = echo(call);
+            data.insert("configId".into(), json!(config_id));
+            data.insert("operationType".into(), json!(2));
+            envelope(
+                "SUCCESS",
+                &format!("Local stream {local} enqueued for pushing to {uri} as {target}"),
+                Value::Object(data),
+            )
+        }
+        "record" => {
+            let config_id = take_config_id(state);
+            let mut data = echo(call);
+            data.insert("configId".into(), json!(config_id));
+            data.insert("operationType".into(), json!(7));
+            envelope("SUCCESS", "Recording Stream", Value::Object(data))
+        }
+        "settimer" => {
+            let Some(value) = param(call, "value") else {
+                return envelope_fail("Syntax error. Parameter value is mandatory");
+            };
+            let mut timer = Map::new();
+            timer.insert("timerId".into(), json!(state.next_timer_id));
+            timer.insert("triggerCount".into(), json!(0));
+            timer.insert("value".into(), json!(value));
+            for (k, v) in call.params.iter().filter(|(k, _)| k.starts_with('_')) {
+                timer.insert(k.clone(), Value::String(v.clone()));
+            }
+            state.next_timer_id += 1;
+            state.timers.push(timer.clone());
+            envelope("SUCCESS", "Custom timer enqueued", Value::Object(timer))
+        }
+        "listtimers" => {
+            let timers = state.timers.iter().cloned().map(Value::Object).collect();
+            envelope("SUCCESS", "List of armed timers", Value::Array(timers))
+        }
+        "removetimer" => {
+            let id = param(call, "id").and_then(|s| s.trim().parse::<u64>().ok());
+            let position = id.and_then(|id| {
+                state
+                    .timers
+                    .iter()
+                    .position(|t| t.get("timerId").and_then(Value::as_u64) == Some(id))
+            });
+            match position {
+                Some(i) => {
+                    let timer = state.timers.remove(i);
+                    envelope("SUCCESS", "Timer removed", Value::Object(timer))
+                }
+                None => envelope_fail("Timer not found"),
+            }
+        }
+        "shutdownstream" => {
+            if param(call, "permanently") != Some("0")
+                && let Some(name) = param(call, "localStreamName")
+            {
+                state.pulled.remove(name);
+            }
+            envelope("SUCCESS", "Stream closed", json!({}))
+        }
+        "version" => envelope(
+            "SUCCESS",
+            "Version",
+            json!({
+                "banner": "EvoStream Media Server (fake for tests)",
+                "branchName": "fake",
+                "buildDate": 0,
+                "buildNumber": "0",
+                "codeName": "fake",
+                "hash": "0",
+                "releaseNumber": "2.0.0"
+            }),
+        ),
+        _ => envelope("SUCCESS", "Command executed", Value::Null),
+    }
+}
+
+fn take_config_id(state: &mut State) -> u64 {
+    let id = state.next_config_id;
+    state.next_config_id += 1;
+    id
+}
