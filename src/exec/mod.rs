@@ -40,3 +40,4 @@ pub enum Done {
 }
 pub mod dry_run;
 pub mod pool;
+pub mod dead_letter;

@@ -16,6 +16,16 @@ use crate::event::{Event, StreamInfo};
 /// work when it sees it again, on this host or another.
 pub const MARKER_KEY: &str = "_emstail";
 
+/// Every plugin's config block name, in the order the engine runs them.
+pub const PLUGIN_NAMES: [&str; 6] = [
+    "StreamRecorder",
+    "StreamLoadBalancer",
+    "StreamAutoRouter",
+    "AmazonHDSUpload",
+    "AmazonHLSUpload",
+    "AmazonDASHUpload",
+];
+
 pub trait Plugin {
     /// The config block name, e.g. `StreamRecorder`.
     fn name(&self) -> &'static str;
