@@ -171,7 +171,7 @@ fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
                 {
                     i += 1;
                 }
-                // A lone `/` (not a comment) still has to advance.
+                // Never an empty token, whatever the byte: the loop must advance.
                 if i == start {
                     i += 1;
                 }
