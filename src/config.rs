@@ -1,10 +1,21 @@
 //! `config.ini`: the users' plugin blocks plus emstail's own `Service` block, read leniently.
 //!
-//! This file holds the typed settings. Loading and validation live in `config/` (see
-//! `load`); every error names the file, block, key, value and what is allowed.
+//! This file holds the typed settings. Loading and validation live in `config/`: `lenient`
+//! (comments, trailing commas, missing braces → strict JSON), `load` (the blocks), `check`
+//! (messages and value conversions), `render` (what `emstail check` prints). Every error names
+//! the file, block, key, value and what is allowed.
 
 use crate::action::{ApiTarget, Secret};
 use std::path::{Path, PathBuf};
+
+mod check;
+mod lenient;
+mod load;
+mod plugins;
+mod render;
+mod service;
+#[cfg(test)]
+mod tests;
 
 /// The fully validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,31 +177,24 @@ impl std::fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Config {
-    /// Reads and validates `path`.
+    /// Reads and validates `path`; also warns when the file holds a secret others can read.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
-        Config::from_str(path, &text)
+        let mut config = Config::from_str(path, &text)?;
+        load::warn_if_secret_readable(&mut config);
+        Ok(config)
     }
 
-    /// Validates `text` as if read from `path` (used by tests).
+    /// Validates `text` as if read from `path`: `path` names the file in messages, and
+    /// relative paths in it are resolved against its directory.
     pub fn from_str(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let _ = text;
-        Ok(Config {
-            path: path.to_path_buf(),
-            service: ServiceConfig::default(),
-            auto_router: Plugin::default(),
-            recorder: Plugin::default(),
-            load_balancer: Plugin::default(),
-            hls: Plugin::default(),
-            hds: Plugin::default(),
-            dash: Plugin::default(),
-            warnings: Vec::new(),
-        })
+        load::from_text(path, text)
     }
 
-    /// The effective configuration as `emstail check` prints it, secrets as `***`.
+    /// The effective configuration as `emstail check` prints it, one `Block.key = value` per
+    /// line, secrets as `***`.
     pub fn render(&self) -> String {
-        format!("{self:#?}")
+        render::render(self)
     }
 }
