@@ -1,5 +1,8 @@
 //! Carrying actions out: the dry-run printer, the EMS API client, S3, and the worker lanes.
 
+pub mod confine;
+pub mod s3;
+
 use std::fmt;
 
 /// How an action ended when it did not simply succeed.
