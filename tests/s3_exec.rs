@@ -42,7 +42,9 @@ impl Fixture {
 
 /// Bytes that differ from offset to offset, so a reordered or truncated part shows.
 fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8 ^ (i / 251) as u8).collect()
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
 }
 
 fn put(
@@ -80,7 +82,10 @@ fn a_small_put_stores_the_bytes_content_type_and_cache_control() {
     let (bytes, content_type, headers) = f.server.get(&f.bucket, "live/cam1/playlist.m3u8");
     assert_eq!(bytes, body);
     assert_eq!(content_type, "application/vnd.apple.mpegurl");
-    assert_eq!(headers.get("cache-control").map(String::as_str), Some(PLAYLIST_CACHE));
+    assert_eq!(
+        headers.get("cache-control").map(String::as_str),
+        Some(PLAYLIST_CACHE)
+    );
 }
 
 #[test]
@@ -106,7 +111,10 @@ fn a_9_mib_put_goes_in_parts_and_keeps_bytes_type_cache_control_and_acl() {
     assert_eq!(bytes.len(), body.len());
     assert!(bytes == body, "the stored object differs from the file");
     assert_eq!(content_type, "video/mp4");
-    assert_eq!(headers.get("cache-control").map(String::as_str), Some(SEGMENT_CACHE));
+    assert_eq!(
+        headers.get("cache-control").map(String::as_str),
+        Some(SEGMENT_CACHE)
+    );
 
     let exchanges = recorder.exchanges();
     let initiate = exchanges
@@ -153,7 +161,14 @@ fn the_acl_header_is_sent_only_when_an_acl_is_configured() {
         .expect("valid S3 parameters");
     let path = f.file("seg1.ts", b"segment");
 
-    let with_acl = put(&target, &f.bucket, "public.ts", &path, "video/mp2t", Some("public-read"));
+    let with_acl = put(
+        &target,
+        &f.bucket,
+        "public.ts",
+        &path,
+        "video/mp2t",
+        Some("public-read"),
+    );
     let without_acl = put(&target, &f.bucket, "private.ts", &path, "video/mp2t", None);
 
     assert_eq!(with_acl, Ok(Done::Ok));
@@ -165,7 +180,10 @@ fn the_acl_header_is_sent_only_when_an_acl_is_configured() {
             .find(|e| e.method == "PUT" && e.object().1 == key)
             .unwrap_or_else(|| panic!("no PUT for {key} in {exchanges:?}"))
     };
-    assert_eq!(request_for("public.ts").header("x-amz-acl"), Some("public-read"));
+    assert_eq!(
+        request_for("public.ts").header("x-amz-acl"),
+        Some("public-read")
+    );
     assert_eq!(request_for("private.ts").header("x-amz-acl"), None);
 }
 
@@ -179,7 +197,10 @@ fn the_recorder_lists_objects_in_the_order_they_were_stored() {
     let keys = ["s/seg3.ts", "s/seg1.ts", "s/playlist.m3u8", "s/seg2.ts"];
 
     for key in keys {
-        assert_eq!(put(&target, &f.bucket, key, &path, "video/mp2t", None), Ok(Done::Ok));
+        assert_eq!(
+            put(&target, &f.bucket, key, &path, "video/mp2t", None),
+            Ok(Done::Ok)
+        );
     }
 
     assert_eq!(recorder.committed_keys(&f.bucket), keys);
@@ -190,8 +211,14 @@ fn delete_removes_the_object_and_a_second_delete_is_still_fine() {
     let f = fixture("delete");
     let target = f.target();
     let path = f.file("seg1.ts", b"segment");
-    assert_eq!(put(&target, &f.bucket, "a/seg1.ts", &path, "video/mp2t", None), Ok(Done::Ok));
-    assert_eq!(put(&target, &f.bucket, "a/seg2.ts", &path, "video/mp2t", None), Ok(Done::Ok));
+    assert_eq!(
+        put(&target, &f.bucket, "a/seg1.ts", &path, "video/mp2t", None),
+        Ok(Done::Ok)
+    );
+    assert_eq!(
+        put(&target, &f.bucket, "a/seg2.ts", &path, "video/mp2t", None),
+        Ok(Done::Ok)
+    );
 
     let first = target.delete(&f.bucket, "a/seg1.ts");
     let second = target.delete(&f.bucket, "a/seg1.ts");
@@ -249,17 +276,28 @@ fn a_closed_port_is_retryable() {
     let f = fixture("closed");
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-        listener.local_addr().expect("a bound listener has an address").port()
+        listener
+            .local_addr()
+            .expect("a bound listener has an address")
+            .port()
     };
-    let params = f.server.upload_params_at(&format!("http://127.0.0.1:{port}"), &f.bucket);
+    let params = f
+        .server
+        .upload_params_at(&format!("http://127.0.0.1:{port}"), &f.bucket);
     let target = S3Target::new(&params).expect("valid S3 parameters");
     let path = f.file("seg1.ts", b"segment");
 
     let put_result = put(&target, &f.bucket, "seg1.ts", &path, "video/mp2t", None);
     let delete_result = target.delete(&f.bucket, "seg1.ts");
 
-    assert!(matches!(put_result, Err(Failure::Retryable(_))), "{put_result:?}");
-    assert!(matches!(delete_result, Err(Failure::Retryable(_))), "{delete_result:?}");
+    assert!(
+        matches!(put_result, Err(Failure::Retryable(_))),
+        "{put_result:?}"
+    );
+    assert!(
+        matches!(delete_result, Err(Failure::Retryable(_))),
+        "{delete_result:?}"
+    );
 }
 
 #[test]
@@ -267,11 +305,21 @@ fn a_file_gone_before_upload_is_missing() {
     let f = fixture("gone");
     let path = f.dir.path().join("rotated-away.ts");
 
-    let result = put(&f.target(), &f.bucket, "rotated-away.ts", &path, "video/mp2t", None);
+    let result = put(
+        &f.target(),
+        &f.bucket,
+        "rotated-away.ts",
+        &path,
+        "video/mp2t",
+        None,
+    );
 
     assert_eq!(
         result,
-        Err(Failure::Missing(format!("{}: no longer exists", path.display())))
+        Err(Failure::Missing(format!(
+            "{}: no longer exists",
+            path.display()
+        )))
     );
     assert!(f.server.list(&f.bucket).is_empty());
 }

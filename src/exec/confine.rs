@@ -123,7 +123,13 @@ mod tests {
         let l = layout();
         let root_link = l.outside.join("media-link");
         std::os::unix::fs::symlink(&l.root, &root_link).expect("symlink");
-        assert!(resolve_upload_path(&l.root.join("hls/seg1.ts"), &[root_link.clone()]).is_ok());
+        assert!(
+            resolve_upload_path(
+                &l.root.join("hls/seg1.ts"),
+                std::slice::from_ref(&root_link)
+            )
+            .is_ok()
+        );
         assert!(matches!(
             resolve_upload_path(&l.outside.join("secret.txt"), &[root_link]),
             Err(Failure::Permanent(_))

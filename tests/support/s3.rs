@@ -221,7 +221,10 @@ impl Recorder {
         listener
             .set_nonblocking(true)
             .expect("a listener can be made non-blocking");
-        let port = listener.local_addr().expect("a bound listener has an address").port();
+        let port = listener
+            .local_addr()
+            .expect("a bound listener has an address")
+            .port();
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
@@ -252,7 +255,10 @@ impl Recorder {
 
     /// Every request answered so far, in answer order.
     pub fn exchanges(&self) -> Vec<Exchange> {
-        self.log.lock().expect("no recorder thread panics while holding the log").clone()
+        self.log
+            .lock()
+            .expect("no recorder thread panics while holding the log")
+            .clone()
     }
 
     /// Keys of `bucket` in the order their objects appeared (successful commits only).
@@ -290,8 +296,7 @@ fn relay(client: TcpStream, upstream: &str, log: &Mutex<Vec<Exchange>>) {
     let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
-    let head: Arc<Mutex<Option<(String, String, Vec<(String, String)>)>>> =
-        Arc::new(Mutex::new(None));
+    let head: Arc<Mutex<Option<RequestHead>>> = Arc::new(Mutex::new(None));
     let head_w = Arc::clone(&head);
     let upward = thread::spawn(move || {
         let mut pending = Vec::new();
@@ -343,12 +348,14 @@ fn relay(client: TcpStream, upstream: &str, log: &Mutex<Vec<Exchange>>) {
                 if let Some((method, target, headers)) =
                     head.lock().expect("head lock is never poisoned").take()
                 {
-                    log.lock().expect("log lock is never poisoned").push(Exchange {
-                        method,
-                        target,
-                        headers,
-                        status,
-                    });
+                    log.lock()
+                        .expect("log lock is never poisoned")
+                        .push(Exchange {
+                            method,
+                            target,
+                            headers,
+                            status,
+                        });
                 }
                 logged = true;
             }
@@ -365,7 +372,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn parse_request_head(head: &[u8]) -> (String, String, Vec<(String, String)>) {
+/// Method, target and lower-cased headers.
+type RequestHead = (String, String, Vec<(String, String)>);
+
+fn parse_request_head(head: &[u8]) -> RequestHead {
     let text = String::from_utf8_lossy(head);
     let mut lines = text.split("\r\n");
     let mut first = lines.next().unwrap_or("").split_whitespace();
@@ -383,7 +393,9 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
         if bytes[i] == b'%'
             && let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
         {
