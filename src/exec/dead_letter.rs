@@ -163,7 +163,10 @@ impl DeadLetter {
                 command,
                 params,
                 ..
-            } => format!("ems {target}{command} {}", Params(params.clone()).to_command_line()),
+            } => format!(
+                "ems {target}{command} {}",
+                Params(params.clone()).to_command_line()
+            ),
             StoredAction::S3Put { bucket, key, .. } => format!("put s3://{bucket}/{key}"),
             StoredAction::S3Delete { bucket, key } => format!("delete s3://{bucket}/{key}"),
         };
@@ -178,7 +181,14 @@ impl DeadLetter {
 /// target without a password.
 fn known_target(config: &Config, base: &str, user: Option<&str>) -> ApiTarget {
     std::iter::once(&config.service.ems_api)
-        .chain(config.load_balancer.params.destinations.iter().map(|d| &d.api))
+        .chain(
+            config
+                .load_balancer
+                .params
+                .destinations
+                .iter()
+                .map(|d| &d.api),
+        )
         .find(|t| t.base == base && t.user.as_deref() == user)
         .cloned()
         .unwrap_or_else(|| ApiTarget {
@@ -216,7 +226,10 @@ impl Writer {
     pub fn append(&self, letter: &DeadLetter) -> io::Result<()> {
         let mut line = serde_json::to_string(letter).map_err(io::Error::other)?;
         line.push('\n');
-        let mut file = self.file.lock().expect("dead-letter lock is never poisoned");
+        let mut file = self
+            .file
+            .lock()
+            .expect("dead-letter lock is never poisoned");
         file.write_all(line.as_bytes())?;
         file.sync_data()
     }
@@ -304,7 +317,10 @@ mod tests {
             .append(&DeadLetter::new(&action, &source, "FAIL".into(), 3))
             .unwrap();
         let text = std::fs::read_to_string(writer.path()).unwrap();
-        assert!(!text.contains("s3cret"), "the password reached the disk: {text}");
+        assert!(
+            !text.contains("s3cret"),
+            "the password reached the disk: {text}"
+        );
         assert!(text.contains("admin:***@"));
         let letters = read(writer.path()).unwrap();
         let letter = letters[0].1.as_ref().unwrap();

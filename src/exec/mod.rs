@@ -1,7 +1,9 @@
 //! Carrying actions out: the dry-run printer, the EMS API client, S3, and the worker lanes.
 
+pub mod confine;
 pub mod ems;
 pub mod retry;
+pub mod s3;
 
 use std::fmt;
 
@@ -38,6 +40,6 @@ pub enum Done {
     /// is in place, so a re-run after a restart is harmless.
     AlreadyDone(String),
 }
+pub mod dead_letter;
 pub mod dry_run;
 pub mod pool;
-pub mod dead_letter;

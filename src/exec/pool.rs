@@ -148,11 +148,14 @@ impl Pool {
             source,
             attempts: 0,
         };
-        let lane = state.lanes.entry(lane_name.clone()).or_insert_with(|| Lane {
-            jobs: VecDeque::new(),
-            busy: false,
-            parked: false,
-        });
+        let lane = state
+            .lanes
+            .entry(lane_name.clone())
+            .or_insert_with(|| Lane {
+                jobs: VecDeque::new(),
+                busy: false,
+                parked: false,
+            });
         lane.jobs.push_back(job);
         if lane.jobs.len() == 1 && !lane.busy && !lane.parked {
             state.ready.push_back(lane_name);
@@ -237,13 +240,14 @@ fn worker(shared: &Shared) {
             if state.closing && state.pending == 0 {
                 return;
             }
-            let wait = state
-                .parked
-                .peek()
-                .map_or(Duration::from_millis(200), |Reverse((due, _, _))| {
-                    due.saturating_duration_since(now)
-                        .clamp(Duration::from_millis(1), Duration::from_millis(200))
-                });
+            let wait =
+                state
+                    .parked
+                    .peek()
+                    .map_or(Duration::from_millis(200), |Reverse((due, _, _))| {
+                        due.saturating_duration_since(now)
+                            .clamp(Duration::from_millis(1), Duration::from_millis(200))
+                    });
             state = shared
                 .work
                 .wait_timeout(state, wait)
@@ -425,13 +429,29 @@ mod tests {
         p.close();
         let log = script.log.lock().unwrap().clone();
         for lane in ["a", "b"] {
-            let mine: Vec<&String> = log.iter().filter(|l| l.contains(&format!("-{lane}"))).collect();
-            let expected: Vec<String> = (0..5)
-                .flat_map(|i| [format!("start slow-{lane}{i}"), format!("end slow-{lane}{i}")])
+            let mine: Vec<&String> = log
+                .iter()
+                .filter(|l| l.contains(&format!("-{lane}")))
                 .collect();
-            assert_eq!(mine, expected.iter().collect::<Vec<_>>(), "lane {lane} ran out of order");
+            let expected: Vec<String> = (0..5)
+                .flat_map(|i| {
+                    [
+                        format!("start slow-{lane}{i}"),
+                        format!("end slow-{lane}{i}"),
+                    ]
+                })
+                .collect();
+            assert_eq!(
+                mine,
+                expected.iter().collect::<Vec<_>>(),
+                "lane {lane} ran out of order"
+            );
         }
-        assert_eq!(script.max_running.load(Ordering::SeqCst), 2, "two lanes, two at once");
+        assert_eq!(
+            script.max_running.load(Ordering::SeqCst),
+            2,
+            "two lanes, two at once"
+        );
         assert_eq!(out.0.lock().unwrap().len(), 10);
     }
 
@@ -446,7 +466,10 @@ mod tests {
         p.close();
         let log = script.log.lock().unwrap().clone();
         let pos = |s: &str| log.iter().position(|l| l == s).unwrap();
-        assert!(pos("end other") < pos("start after-x"), "the parked lane held up another: {log:?}");
+        assert!(
+            pos("end other") < pos("start after-x"),
+            "the parked lane held up another: {log:?}"
+        );
         assert!(log.iter().filter(|l| *l == "start fail2-x").count() == 3);
         assert!(pos("start after-x") > log.iter().rposition(|l| l == "end fail2-x").unwrap());
         let outcomes = out.0.lock().unwrap().clone();
@@ -464,10 +487,15 @@ mod tests {
         let mut outcomes = out.0.lock().unwrap().clone();
         outcomes.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(outcomes[0].0, "dead-1");
-        assert_eq!(outcomes[0].1, Outcome::Dead(Failure::Permanent("no".into())));
+        assert_eq!(
+            outcomes[0].1,
+            Outcome::Dead(Failure::Permanent("no".into()))
+        );
         assert_eq!(outcomes[0].2, 1, "a permanent failure is not retried");
         assert_eq!(outcomes[1].2, 3, "max_attempts is 3");
-        assert!(matches!(&outcomes[1].1, Outcome::Dead(Failure::Retryable(m)) if m.contains("gave up after 3 attempts")));
+        assert!(
+            matches!(&outcomes[1].1, Outcome::Dead(Failure::Retryable(m)) if m.contains("gave up after 3 attempts"))
+        );
     }
 
     #[test]

@@ -126,7 +126,10 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
 
-    fn lines_of(content: &[u8], max: usize) -> (Vec<(u64, u64, Vec<u8>)>, Vec<(u64, u64, u64)>) {
+    /// (number, offset, bytes) of each line; (line, offset, length) of each oversize one.
+    type Lines = (Vec<(u64, u64, Vec<u8>)>, Vec<(u64, u64, u64)>);
+
+    fn lines_of(content: &[u8], max: usize) -> Lines {
         let dir = std::env::temp_dir().join(format!("emstail-lines-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir is writable");
         let path = dir.join(format!("f{}", content.len()));

@@ -1,0 +1,104 @@
+//! Baseline for the upload benchmark: PUT every file of a directory with the daemon's own
+//! S3 client setup and nothing else (no log, no plugins, no lanes), from N threads.
+//!
+//!   EMSTAIL_S3_ACCESS_KEY=… EMSTAIL_S3_SECRET_KEY=… cargo run --example s3_put_loop -- \
+//!       --endpoint http://127.0.0.1:8014 --bucket bench --dir /tmp/segments --concurrency 8
+//!
+//! The bucket must exist. Prints uploads/s; the gap to the daemon's rate is its overhead.
+
+use clap::Parser;
+use emstail::action::Secret;
+use emstail::config::UploadParams;
+use emstail::exec::s3::S3Target;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+#[derive(Parser)]
+struct Args {
+    /// S3-compatible endpoint (path-style).
+    #[arg(long)]
+    endpoint: String,
+    #[arg(long)]
+    bucket: String,
+    /// Every regular file directly in it is uploaded once, keyed by its name.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Uploading threads.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("s3_put_loop: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let env = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+    let params = UploadParams {
+        aws_access_key: Some(env("EMSTAIL_S3_ACCESS_KEY")?),
+        aws_secret_key: Some(Secret::new(env("EMSTAIL_S3_SECRET_KEY")?)),
+        endpoint: Some(args.endpoint.clone()),
+        default_bucket: args.bucket.clone(),
+        ..UploadParams::default()
+    };
+    let target = S3Target::new(&params)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.dir)
+        .map_err(|e| format!("{}: {e}", args.dir.display()))?
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+        .map(|entry| entry.path())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{}: no files to upload", args.dir.display()));
+    }
+
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..args.concurrency.max(1) {
+            scope.spawn(|| {
+                while let Some(path) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let key = path.file_name().map_or_else(
+                        || path.display().to_string(),
+                        |n| n.to_string_lossy().into_owned(),
+                    );
+                    let result = target.put(
+                        &args.bucket,
+                        &key,
+                        path,
+                        "application/octet-stream",
+                        "max-age=60",
+                        None,
+                    );
+                    if let Err(e) = result {
+                        eprintln!("{key}: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = failed.into_inner();
+    let done = files.len() - failed;
+    println!(
+        "{done} uploads ({failed} failed) in {elapsed:.3} s with {} threads: {:.1} uploads/s",
+        args.concurrency.max(1),
+        done as f64 / elapsed
+    );
+    if failed > 0 {
+        return Err(format!("{failed} uploads failed"));
+    }
+    Ok(())
+}

@@ -1,0 +1,521 @@
+//! S3 puts and deletes (rust-s3, blocking): one [`S3Target`] per upload plugin.
+//!
+//! Every outcome is sorted into [`Done`] or [`Failure`] here, because only this file knows
+//! which S3 answers are worth retrying. The daemon never creates buckets: a missing bucket
+//! is a configuration mistake, reported once per action as permanent.
+
+use super::{Done, Failure};
+use crate::action::Secret;
+use crate::config::UploadParams;
+use ::s3::creds::Credentials;
+use ::s3::error::S3Error;
+use ::s3::{Bucket, Region};
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Objects this size and larger go up in parts; smaller ones in one PUT.
+pub const MULTIPART_THRESHOLD: u64 = ::s3::bucket::CHUNK_SIZE as u64;
+
+/// Upper bound on one HTTP request once connected (connecting has its own 30 s limit). A
+/// whole 8 MiB part must fit, on a slow uplink too.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where and as whom one upload plugin writes.
+pub struct S3Target {
+    region: Region,
+    credentials: Credentials,
+    path_style: bool,
+    /// The secret actually in use, to scrub it from any message that might echo it.
+    secret: Secret,
+    buckets: Mutex<HashMap<String, Arc<Bucket>>>,
+}
+
+impl fmt::Debug for S3Target {
+    /// Region and endpoint only: rust-s3's own `Debug` would print the credentials.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Target")
+            .field("region", &self.region.to_string())
+            .field("endpoint", &self.region.endpoint())
+            .field("path_style", &self.path_style)
+            .finish_non_exhaustive()
+    }
+}
+
+impl S3Target {
+    /// The target for one plugin's `region`, `endpoint` and keys.
+    ///
+    /// Keys come from the config when both are set; otherwise from `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY`, the AWS profile, or the container/instance role.
+    pub fn new(params: &UploadParams) -> Result<S3Target, String> {
+        let region_name = params
+            .region
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .unwrap_or("us-east-1");
+        let endpoint = params
+            .endpoint
+            .as_deref()
+            .map(|e| e.trim().trim_end_matches('/'))
+            .filter(|e| !e.is_empty());
+        let (region, path_style) = match endpoint {
+            Some(endpoint) => {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                    return Err(format!(
+                        "S3 endpoint {endpoint:?} must start with http:// or https://"
+                    ));
+                }
+                let region = Region::Custom {
+                    region: region_name.to_string(),
+                    endpoint: endpoint.to_string(),
+                };
+                (region, true)
+            }
+            None => {
+                let region = region_name
+                    .parse::<Region>()
+                    .map_err(|e| format!("S3 region {region_name:?}: {e}"))?;
+                (region, false)
+            }
+        };
+        let credentials = credentials(params)?;
+        let secret = Secret::new(credentials.secret_key.clone().unwrap_or_default());
+        Ok(S3Target {
+            region,
+            credentials,
+            path_style,
+            secret,
+            buckets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Uploads `path` as `s3://bucket/key`.
+    ///
+    /// Small files go in one PUT; files of [`MULTIPART_THRESHOLD`] and more are streamed in
+    /// parts, never held whole in memory. `acl` is sent as `x-amz-acl` only when set.
+    pub fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        path: &Path,
+        content_type: &str,
+        cache_control: &str,
+        acl: Option<&str>,
+    ) -> Result<Done, Failure> {
+        let mut file = File::open(path).map_err(|e| read_failure(path, &e))?;
+        let size = file.metadata().map_err(|e| read_failure(path, &e))?.len();
+        let handle = self.bucket(bucket)?;
+        let headers = PutHeaders {
+            content_type,
+            cache_control,
+            acl,
+        };
+        let result = if size < MULTIPART_THRESHOLD {
+            let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            file.read_to_end(&mut body)
+                .map_err(|e| read_failure(path, &e))?;
+            put_small(&handle, key, &body, &headers)
+        } else {
+            put_multipart(&handle, key, &mut file, path, &headers)
+        };
+        result
+            .map(|()| Done::Ok)
+            .map_err(|e| self.classify(e, "put", bucket, key))
+    }
+
+    /// Deletes `s3://bucket/key`; a key that is already gone counts as done.
+    pub fn delete(&self, bucket: &str, key: &str) -> Result<Done, Failure> {
+        let handle = self.bucket(bucket)?;
+        match handle.delete_object(key) {
+            Ok(_) => Ok(Done::Ok),
+            Err(S3Error::HttpFailWithBody(404, body)) if error_code(&body) == Some("NoSuchKey") => {
+                Ok(Done::AlreadyDone(format!(
+                    "s3://{bucket}/{key} was already gone"
+                )))
+            }
+            Err(e) => Err(self.classify(StepError::S3(e), "delete", bucket, key)),
+        }
+    }
+
+    fn bucket(&self, name: &str) -> Result<Arc<Bucket>, Failure> {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = buckets.get(name) {
+            return Ok(Arc::clone(b));
+        }
+        let build = || -> Result<Bucket, S3Error> {
+            let b = Bucket::new(name, self.region.clone(), self.credentials.clone())?;
+            let b = if self.path_style {
+                b.with_path_style()
+            } else {
+                b
+            };
+            Ok(*b.with_request_timeout(REQUEST_TIMEOUT)?)
+        };
+        let bucket = Arc::new(
+            build()
+                .map_err(|e| Failure::Permanent(self.scrub(format!("S3 bucket {name:?}: {e}"))))?,
+        );
+        buckets.insert(name.to_string(), Arc::clone(&bucket));
+        Ok(bucket)
+    }
+
+    /// Sorts an error into retry / give up, with a message naming the bucket and never the
+    /// secret.
+    fn classify(&self, error: StepError, op: &str, bucket: &str, key: &str) -> Failure {
+        let failure = match error {
+            StepError::Read(failure) => return failure,
+            StepError::S3(e) => classify_s3(e, op, bucket, key),
+        };
+        match failure {
+            Failure::Retryable(m) => Failure::Retryable(self.scrub(m)),
+            Failure::Permanent(m) => Failure::Permanent(self.scrub(m)),
+            Failure::Missing(m) => Failure::Missing(self.scrub(m)),
+        }
+    }
+
+    fn scrub(&self, message: String) -> String {
+        let secret = self.secret.expose();
+        if secret.is_empty() {
+            message
+        } else {
+            message.replace(secret, "***")
+        }
+    }
+}
+
+fn credentials(params: &UploadParams) -> Result<Credentials, String> {
+    let access = params
+        .aws_access_key
+        .as_deref()
+        .map(str::trim)
+        .filter(|k| !k.is_empty());
+    let secret = params
+        .aws_secret_key
+        .as_ref()
+        .map(|s| s.expose().trim())
+        .filter(|s| !s.is_empty());
+    match (access, secret) {
+        (Some(access), Some(secret)) => {
+            Credentials::new(Some(access), Some(secret), None, None, None)
+                .map_err(|e| format!("S3 credentials from the config: {e}"))
+        }
+        (Some(_), None) => Err("aws_access_key is set but aws_secret_key is empty".to_string()),
+        (None, Some(_)) => Err("aws_secret_key is set but aws_access_key is empty".to_string()),
+        (None, None) => Credentials::default().map_err(|_| {
+            "no S3 credentials: set aws_access_key and aws_secret_key, or AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY, or an AWS profile or instance role"
+                .to_string()
+        }),
+    }
+}
+
+struct PutHeaders<'a> {
+    content_type: &'a str,
+    cache_control: &'a str,
+    acl: Option<&'a str>,
+}
+
+/// Why a step of an upload failed: reading the local file, or S3.
+enum StepError {
+    Read(Failure),
+    S3(S3Error),
+}
+
+impl From<S3Error> for StepError {
+    fn from(e: S3Error) -> Self {
+        StepError::S3(e)
+    }
+}
+
+fn put_small(bucket: &Bucket, key: &str, body: &[u8], h: &PutHeaders) -> Result<(), StepError> {
+    let mut request = bucket
+        .put_object_builder(key, body)
+        .with_content_type(h.content_type);
+    if !h.cache_control.is_empty() {
+        request = request.with_cache_control(h.cache_control)?;
+    }
+    if let Some(acl) = h.acl {
+        request = request.with_header("x-amz-acl", acl)?;
+    }
+    request.execute()?;
+    Ok(())
+}
+
+/// A multipart upload driven step by step: rust-s3's blocking stream upload cannot carry
+/// Cache-Control or an ACL, which S3 only takes when the upload is initiated.
+fn put_multipart(
+    bucket: &Bucket,
+    key: &str,
+    file: &mut File,
+    path: &Path,
+    h: &PutHeaders,
+) -> Result<(), StepError> {
+    let mut initiate_headers = http::HeaderMap::new();
+    if !h.cache_control.is_empty() {
+        initiate_headers.insert(
+            http::header::CACHE_CONTROL,
+            h.cache_control.parse().map_err(S3Error::from)?,
+        );
+    }
+    if let Some(acl) = h.acl {
+        initiate_headers.insert(
+            http::HeaderName::from_static("x-amz-acl"),
+            acl.parse().map_err(S3Error::from)?,
+        );
+    }
+    let initiated = bucket
+        .with_extra_headers(initiate_headers)?
+        .initiate_multipart_upload(key, h.content_type)?;
+    let upload_id = initiated.upload_id.as_str();
+    let object = initiated.key.as_str();
+
+    upload_parts(bucket, object, upload_id, file, path, h.content_type).inspect_err(|_| {
+        // Best effort: an upload left behind only costs storage until the bucket's
+        // lifecycle rule removes it; the caller's retry starts a fresh one.
+        if let Err(e) = bucket.abort_upload(object, upload_id) {
+            log::debug!("aborting multipart upload of {key} failed: {e}");
+        }
+    })
+}
+
+fn upload_parts(
+    bucket: &Bucket,
+    object: &str,
+    upload_id: &str,
+    file: &mut File,
+    path: &Path,
+    content_type: &str,
+) -> Result<(), StepError> {
+    let mut parts = Vec::new();
+    let mut chunk = vec![0u8; ::s3::bucket::CHUNK_SIZE];
+    for part_number in 1u32.. {
+        let len = fill(file, &mut chunk).map_err(|e| StepError::Read(read_failure(path, &e)))?;
+        if len == 0 && part_number > 1 {
+            break;
+        }
+        let part = bucket.put_multipart_chunk(
+            &chunk[..len],
+            object,
+            part_number,
+            upload_id,
+            content_type,
+        )?;
+        parts.push(part);
+        if len < chunk.len() {
+            break;
+        }
+    }
+    bucket.complete_multipart_upload(object, upload_id, parts)?;
+    Ok(())
+}
+
+/// Reads until `buf` is full or the file ends; returns how much was read.
+fn fill(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn read_failure(path: &Path, e: &std::io::Error) -> Failure {
+    match e.kind() {
+        ErrorKind::NotFound => Failure::Missing(format!("{}: no longer exists", path.display())),
+        _ => Failure::Retryable(format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
+/// The `<Code>` of an S3 XML error body.
+fn error_code(body: &str) -> Option<&str> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    Some(body[start..start + len].trim())
+}
+
+fn classify_s3(error: S3Error, op: &str, bucket: &str, key: &str) -> Failure {
+    let object = format!("s3://{bucket}/{key}");
+    match error {
+        S3Error::HttpFailWithBody(status, body) => {
+            let code = error_code(&body).unwrap_or("");
+            let what = if code.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status} {code}")
+            };
+            match (status, code) {
+                (_, "NoSuchBucket") => Failure::Permanent(format!(
+                    "bucket {bucket} does not exist (emstail never creates buckets)"
+                )),
+                (401 | 403, _)
+                | (
+                    _,
+                    "SignatureDoesNotMatch"
+                    | "InvalidAccessKeyId"
+                    | "ExpiredToken"
+                    | "InvalidToken"
+                    | "TokenRefreshRequired",
+                ) => Failure::Permanent(format!(
+                    "S3 rejected the credentials for bucket {bucket}: {what}"
+                )),
+                (
+                    _,
+                    "SlowDown"
+                    | "RequestTimeout"
+                    | "InternalError"
+                    | "ServiceUnavailable"
+                    | "RequestTimeTooSkewed",
+                )
+                | (408 | 429 | 500..=599, _) => {
+                    Failure::Retryable(format!("S3 {op} {object}: {what}"))
+                }
+                _ => Failure::Permanent(format!("S3 {op} {object} refused: {what}")),
+            }
+        }
+        S3Error::Atto(e) => Failure::Retryable(format!("S3 {op} {object}: {e}")),
+        S3Error::Io(e) => Failure::Retryable(format!("S3 {op} {object}: {e}")),
+        S3Error::HttpFail | S3Error::SerdeXml(_) | S3Error::Utf8(_) | S3Error::FromUtf8(_) => {
+            Failure::Retryable(format!("S3 {op} {object}: unexpected answer: {error}"))
+        }
+        S3Error::Credentials(e) => {
+            Failure::Permanent(format!("S3 credentials for bucket {bucket}: {e}"))
+        }
+        other => Failure::Permanent(format!("S3 {op} {object}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> UploadParams {
+        UploadParams {
+            aws_access_key: Some("AKIDEXAMPLE".to_string()),
+            aws_secret_key: Some(Secret::new("wJalrXUtnFEMI/K7MDENG")),
+            endpoint: Some("http://127.0.0.1:9/".to_string()),
+            ..UploadParams::default()
+        }
+    }
+
+    #[test]
+    fn an_endpoint_means_a_custom_region_with_path_style() {
+        let t = S3Target::new(&params()).expect("valid params");
+        assert!(t.path_style);
+        assert_eq!(t.region.endpoint(), "http://127.0.0.1:9");
+        assert_eq!(t.region.to_string(), "us-east-1");
+    }
+
+    #[test]
+    fn without_an_endpoint_the_named_aws_region_is_used() {
+        let p = UploadParams {
+            endpoint: None,
+            region: Some("eu-west-1".to_string()),
+            ..params()
+        };
+        let t = S3Target::new(&p).expect("valid params");
+        assert!(!t.path_style);
+        assert_eq!(t.region, Region::EuWest1);
+    }
+
+    #[test]
+    fn an_endpoint_without_scheme_is_refused() {
+        let p = UploadParams {
+            endpoint: Some("minio:9000".to_string()),
+            ..params()
+        };
+        let err = S3Target::new(&p).expect_err("no scheme");
+        assert!(err.contains("http://"), "{err}");
+    }
+
+    #[test]
+    fn half_configured_keys_are_refused() {
+        let p = UploadParams {
+            aws_secret_key: None,
+            ..params()
+        };
+        let err = S3Target::new(&p).expect_err("secret missing");
+        assert!(err.contains("aws_secret_key"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let t = S3Target::new(&params()).expect("valid params");
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+        assert!(!shown.contains("AKIDEXAMPLE"), "{shown}");
+    }
+
+    #[test]
+    fn messages_are_scrubbed_of_the_secret() {
+        let t = S3Target::new(&params()).expect("valid params");
+        let body =
+            "<Error><Code>AccessDenied</Code><Message>wJalrXUtnFEMI/K7MDENG</Message></Error>";
+        let f = t.classify(
+            StepError::S3(S3Error::HttpFailWithBody(400, body.to_string())),
+            "put",
+            "b",
+            "k",
+        );
+        assert!(!f.to_string().contains("wJalrXUtnFEMI"), "{f}");
+    }
+
+    fn classify_status(status: u16, code: &str) -> Failure {
+        let body = format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code></Error>");
+        classify_s3(
+            S3Error::HttpFailWithBody(status, body),
+            "put",
+            "media",
+            "a/b.ts",
+        )
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retryable() {
+        assert!(matches!(
+            classify_status(503, "SlowDown"),
+            Failure::Retryable(_)
+        ));
+        assert!(matches!(
+            classify_status(500, "InternalError"),
+            Failure::Retryable(_)
+        ));
+        assert!(matches!(classify_status(502, ""), Failure::Retryable(_)));
+        assert!(matches!(
+            classify_status(400, "RequestTimeout"),
+            Failure::Retryable(_)
+        ));
+    }
+
+    #[test]
+    fn credential_and_bucket_problems_are_permanent_and_named() {
+        assert_eq!(
+            classify_status(403, "SignatureDoesNotMatch"),
+            Failure::Permanent(
+                "S3 rejected the credentials for bucket media: HTTP 403 SignatureDoesNotMatch"
+                    .to_string()
+            )
+        );
+        assert_eq!(
+            classify_status(404, "NoSuchBucket"),
+            Failure::Permanent(
+                "bucket media does not exist (emstail never creates buckets)".to_string()
+            )
+        );
+        assert!(matches!(
+            classify_status(400, "AccessControlListNotSupported"),
+            Failure::Permanent(m) if m.contains("AccessControlListNotSupported")
+        ));
+    }
+}
