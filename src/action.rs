@@ -208,6 +208,9 @@ pub struct PlannedAction {
     /// The stream this action is about, when it is about one (backfill keeps control
     /// actions only for streams still alive at the end of the replayed window).
     pub stream: Option<String>,
+    /// EMS's uniqueId of the stream this action is about, when that is what identifies it
+    /// (a recording's timer and shutdown).
+    pub stream_id: Option<u64>,
     pub action: Action,
 }
 

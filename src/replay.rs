@@ -242,6 +242,8 @@ struct Backfill {
     held: Vec<(PlannedAction, Source)>,
     /// Stream name → alive after the last event seen about it.
     alive: HashMap<String, bool>,
+    /// Out-stream uniqueId → alive (recordings, which timers and shutdowns refer to).
+    alive_ids: HashMap<u64, bool>,
 }
 
 impl Backfill {
@@ -252,6 +254,16 @@ impl Backfill {
             }
             Event::InStreamClosed(s) => {
                 self.alive.insert(s.name.clone(), false);
+            }
+            Event::OutStreamCreated(s) => {
+                if let Some(id) = s.unique_id {
+                    self.alive_ids.insert(id, true);
+                }
+            }
+            Event::OutStreamClosed(s) => {
+                if let Some(id) = s.unique_id {
+                    self.alive_ids.insert(id, false);
+                }
             }
             _ => {}
         }
@@ -273,7 +285,10 @@ impl Backfill {
             let ended = action
                 .stream
                 .as_ref()
-                .is_some_and(|s| self.alive.get(s) == Some(&false));
+                .is_some_and(|s| self.alive.get(s) == Some(&false))
+                || action
+                    .stream_id
+                    .is_some_and(|id| self.alive_ids.get(&id) == Some(&false));
             let first = match &action.action {
                 Action::EmsCall {
                     target,

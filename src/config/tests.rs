@@ -770,7 +770,14 @@ fn the_sample_loads_with_all_six_plugins_enabled() {
         assert_eq!(upload.params.region.as_deref(), Some("us-east-1"));
     }
     let cwd = std::env::current_dir().expect("tests run in a directory");
-    assert_eq!(config.service.media_root, [cwd.join("fixtures/media")]);
+    assert_eq!(
+        config.service.media_root,
+        [cwd.join("fixtures/ems/evo-webroot")]
+    );
+    assert_eq!(
+        config.service.ems_working_dir,
+        Some(cwd.join("fixtures/ems/bin"))
+    );
     assert_eq!(config.service.state_dir, cwd.join("target/emstail-state"));
 }
 

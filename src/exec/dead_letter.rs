@@ -22,6 +22,8 @@ pub struct DeadLetter {
     pub lane: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_id: Option<u64>,
     pub action: StoredAction,
     pub error: String,
     pub attempts: u32,
@@ -100,6 +102,7 @@ impl DeadLetter {
             plugin: action.plugin.to_string(),
             lane: action.lane.clone(),
             stream: action.stream.clone(),
+            stream_id: action.stream_id,
             action: stored,
             error,
             attempts,
@@ -151,6 +154,7 @@ impl DeadLetter {
             plugin,
             lane: self.lane.clone(),
             stream: self.stream.clone(),
+            stream_id: self.stream_id,
             action,
         })
     }
@@ -301,6 +305,7 @@ mod tests {
             plugin: "StreamLoadBalancer",
             lane: "127.0.0.1/cam 1".into(),
             stream: Some("cam 1".into()),
+            stream_id: None,
             action: Action::EmsCall {
                 target,
                 command: "pullStream".into(),
@@ -339,6 +344,7 @@ mod tests {
                 plugin: "AmazonHLSUpload",
                 lane: "l".into(),
                 stream: None,
+                stream_id: None,
                 action: Action::S3Delete {
                     bucket: "b".into(),
                     key: "k".into(),

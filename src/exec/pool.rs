@@ -327,6 +327,7 @@ mod tests {
             plugin: "Test",
             lane: lane.to_string(),
             stream: None,
+            stream_id: None,
             action: Action::EmsCall {
                 target: ApiTarget::plain("http://127.0.0.1:1/"),
                 command: command.to_string(),

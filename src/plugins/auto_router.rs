@@ -48,6 +48,7 @@ impl StreamAutoRouter {
             plugin: NAME,
             lane: stream.name.clone(),
             stream: Some(stream.name.clone()),
+            stream_id: None,
             action: Action::EmsCall {
                 target: self.ems.clone(),
                 command: "pushStream".to_string(),

@@ -34,10 +34,14 @@ impl StreamLoadBalancer {
         .find(|candidate| !candidate.is_empty())
     }
 
+    /// This EMS is the destination with this EMS's own API endpoint, or one at the origin's
+    /// address. A loopback origin says nothing about which host is which (several EMS
+    /// instances on one machine), so then only the API endpoint decides.
     fn is_this_ems(&self, destination: &Destination, origin: Option<&str>) -> bool {
         same_endpoint(&destination.api, &self.ems)
             || origin.is_some_and(|origin| {
-                host_of(&destination.address).eq_ignore_ascii_case(host_of(origin))
+                let origin = host_of(origin);
+                !is_loopback(origin) && host_of(&destination.address).eq_ignore_ascii_case(origin)
             })
     }
 
@@ -74,6 +78,7 @@ impl StreamLoadBalancer {
             plugin: NAME,
             lane: format!("{}/{}", destination.address, stream.name),
             stream: Some(stream.name.clone()),
+            stream_id: None,
             action: Action::EmsCall {
                 target: destination.api.clone(),
                 command: "pullStream".to_string(),
@@ -363,6 +368,22 @@ mod tests {
         assert_eq!(out.len(), 1, "the loopback destination still pulls");
         assert_eq!(target_of(&out[0]), "http://127.0.0.2:7778/");
         assert_eq!(out[0].lane, "127.0.0.2/cam1");
+    }
+
+    #[test]
+    fn several_ems_on_one_machine_are_told_apart_by_api_port() {
+        let port = |p: u16| Destination {
+            address: "127.0.0.1".to_string(),
+            api: ApiTarget::plain(&format!("http://127.0.0.1:{p}/")),
+        };
+        // The local EMS API is http://127.0.0.1:7777/ (the default).
+        let mut plugin = balancer(vec![port(7777), port(7778)]);
+        let mut out = Vec::new();
+        plugin
+            .handle(&created("cam1", "127.0.0.1"), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1, "only the other instance pulls");
+        assert_eq!(target_of(&out[0]), "http://127.0.0.1:7778/");
     }
 
     #[test]

@@ -35,6 +35,7 @@ impl StreamRecorder {
         &self,
         lane: String,
         stream: Option<String>,
+        stream_id: Option<u64>,
         command: &str,
         params: Params,
     ) -> PlannedAction {
@@ -42,6 +43,7 @@ impl StreamRecorder {
             plugin: NAME,
             lane,
             stream,
+            stream_id,
             action: Action::EmsCall {
                 target: self.ems.clone(),
                 command: command.to_string(),
@@ -70,6 +72,7 @@ impl StreamRecorder {
         Ok(self.call(
             stream.name.clone(),
             Some(stream.name.clone()),
+            None,
             "record",
             with_marker(params),
         ))
@@ -93,6 +96,7 @@ impl StreamRecorder {
                 ),
             });
         };
+        let stream_id = Some(unique_id);
         let unique_id = unique_id.to_string();
         self.recordings
             .insert(unique_id.clone(), stream.name.clone());
@@ -102,6 +106,7 @@ impl StreamRecorder {
         Ok(Some(self.call(
             stream.name.clone(),
             Some(stream.name.clone()),
+            stream_id,
             "setTimer",
             params,
         )))
@@ -120,9 +125,11 @@ impl StreamRecorder {
             Some(name) => (name.clone(), Some(name)),
             None => (format!("timer:{unique_id}"), None),
         };
+        let stream_id = unique_id.parse().ok();
         out.push(self.call(
             lane.clone(),
             stream.clone(),
+            stream_id,
             "removeTimer",
             Params::new().with("id", timer_id.to_string()),
         ));
@@ -130,6 +137,7 @@ impl StreamRecorder {
             self.call(
                 lane,
                 stream,
+                stream_id,
                 "shutdownStream",
                 Params::new()
                     .with("id", unique_id)

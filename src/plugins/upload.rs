@@ -302,6 +302,7 @@ impl Uploader {
                 plugin: self.plugin(),
                 lane,
                 stream,
+                stream_id: None,
                 action,
             });
         }
