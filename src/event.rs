@@ -145,10 +145,11 @@ pub struct StreamInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub unique_id: Option<u64>,
-    /// Stream type tag, e.g. `INR`, `ONR`, `OFMP4`.
+    /// Stream type tag, e.g. `INR`, `ONR`, `OFMP4`: `type` in EMS's payload, printed as
+    /// `streamType` so that it does not clash with the event's own `type`.
     #[serde(
         default,
-        rename = "type",
+        rename(serialize = "streamType", deserialize = "type"),
         deserialize_with = "loose_opt_string",
         skip_serializing_if = "Option::is_none"
     )]

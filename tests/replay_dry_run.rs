@@ -1,0 +1,428 @@
+//! `emstail replay --dry-run` on the bundled fixtures, end to end through the built binary:
+//! the exact list of actions a user would see.
+
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn emstail(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emstail"))
+        .args(args)
+        .current_dir(repo())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the emstail binary runs")
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .expect("stdout is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each stdout line is one JSON object"))
+        .collect()
+}
+
+const F1: &str = "fixtures/logs/events_20261129_101500.txt";
+const F2: &str = "fixtures/logs/events_20261129_111500.txt";
+const LOCAL: &str = "http://127.0.0.1:7777/";
+const PEER: &str = "http://127.0.0.1:7778/";
+const PROXY: &str = "http://emstail:***@127.0.0.1:8888/apiproxy/";
+const HOSTILE: &str = "lobby cam, 2=\"main\" \\ ☃";
+
+fn webroot(rel: &str) -> String {
+    repo()
+        .join("fixtures/ems/evo-webroot")
+        .join(rel)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn put(plugin: &str, bucket: &str, key: &str, content_type: &str, file: &str, line: u64) -> Value {
+    json!({"plugin": plugin, "kind": "s3_put", "bucket": bucket, "key": key, "path": webroot(key),
+           "content_type": content_type, "source": {"file": file, "line": line}})
+}
+
+fn delete(plugin: &str, bucket: &str, key: &str, file: &str, line: u64) -> Value {
+    json!({"plugin": plugin, "kind": "s3_delete", "bucket": bucket, "key": key,
+           "source": {"file": file, "line": line}})
+}
+
+fn ems(plugin: &str, target: &str, command: &str, params: &[(&str, &str)], line: u64) -> Value {
+    let params: serde_json::Map<String, Value> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    json!({"plugin": plugin, "kind": "ems_call", "target": target, "command": command,
+           "params": params, "source": {"file": F1, "line": line}})
+}
+
+fn record(name: &str, line: u64) -> Value {
+    let path = format!("/var/evostreamms/media/{name}");
+    ems(
+        "StreamRecorder",
+        LOCAL,
+        "record",
+        &[
+            ("localStreamName", name),
+            ("pathToFile", &path),
+            ("type", "mp4"),
+            ("overwrite", "0"),
+            ("keepAlive", "1"),
+            ("_localStreamName", name),
+            ("_emstail", "1"),
+        ],
+        line,
+    )
+}
+
+fn pull(target: &str, name: &str, line: u64) -> Value {
+    let uri = format!("rtmp://127.0.0.1/live/{name}");
+    ems(
+        "StreamLoadBalancer",
+        target,
+        "pullStream",
+        &[
+            ("uri", &uri),
+            ("localStreamName", name),
+            ("keepAlive", "0"),
+            ("_emstail", "1"),
+        ],
+        line,
+    )
+}
+
+fn push(name: &str, line: u64) -> Value {
+    ems(
+        "StreamAutoRouter",
+        LOCAL,
+        "pushStream",
+        &[
+            ("uri", "rtmp://127.0.0.1:1936/live"),
+            ("localStreamName", name),
+            ("keepAlive", "0"),
+            ("_emstail", "1"),
+        ],
+        line,
+    )
+}
+
+#[test]
+fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
+    let out = emstail(&[
+        "replay",
+        "--config",
+        "config.ini.sample",
+        "--dry-run",
+        "--json",
+        "fixtures/logs",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hls = "AmazonHLSUpload";
+    let hds = "AmazonHDSUpload";
+    let dash = "AmazonDASHUpload";
+    let m3u8 = "application/vnd.apple.mpegurl";
+    let seg1 = "hls/cam1/segment_1764411300000_1764411300000_1.ts";
+    let seg2 = "hls/cam1/segment_1764411300000_1764411310000_2.ts";
+    let lobby_seg = "hls/lobby cam ☃/segment_1764411300000_1764411300000_1.ts";
+    let expected = vec![
+        // Uploads, in log order; each chunk before the playlist that names it.
+        put(hls, "hls-files", "hls/playlist.m3u8", m3u8, F1, 9),
+        put(hls, "hls-files", "hls/cam1/playlist.m3u8", m3u8, F1, 10),
+        put(hls, "hls-files", seg1, "video/mp2t", F1, 11),
+        put(hls, "hls-files", "hls/cam1/playlist.m3u8", m3u8, F1, 11),
+        // Line 12 is torn (malformed); 15 and 16 point outside the media root (refused).
+        put(hls, "hls-files", seg2, "video/mp2t", F1, 13),
+        put(hls, "hls-files", "hls/cam1/playlist.m3u8", m3u8, F1, 13),
+        put(hls, "hls-files", lobby_seg, "video/mp2t", F1, 14),
+        put(
+            hls,
+            "hls-files",
+            "hls/lobby cam ☃/playlist.m3u8",
+            m3u8,
+            F1,
+            14,
+        ),
+        delete(hls, "hls-files", seg1, F1, 17),
+        // The rotated, newer file.
+        put(
+            hds,
+            "hds-files",
+            "hds/manifest.f4m",
+            "application/f4m",
+            F2,
+            2,
+        ),
+        put(
+            hds,
+            "hds-files",
+            "hds/manifest_v1.f4m",
+            "application/f4m",
+            F2,
+            2,
+        ),
+        put(
+            hds,
+            "hds-files",
+            "hds/cam2/cam2.f4m",
+            "application/f4m",
+            F2,
+            3,
+        ),
+        put(
+            hds,
+            "hds-files",
+            "hds/cam2/f4vSeg1-Frag1",
+            "application/octet-stream",
+            F2,
+            4,
+        ),
+        put(
+            hds,
+            "hds-files",
+            "hds/cam2/bootstrap",
+            "application/octet-stream",
+            F2,
+            4,
+        ),
+        delete(hds, "hds-files", "hds/cam2/f4vSeg1-Frag1", F2, 5),
+        put(
+            dash,
+            "dash-files",
+            "dash/cam3/video/229376/seg_init.mp4",
+            "video/mp4",
+            F2,
+            7,
+        ),
+        put(
+            dash,
+            "dash-files",
+            "dash/manifest.mpd",
+            "application/dash+xml",
+            F2,
+            8,
+        ),
+        put(
+            dash,
+            "dash-files",
+            "dash/cam3/video/229376/1764411300000.fmp4",
+            "video/mp4",
+            F2,
+            9,
+        ),
+        put(
+            dash,
+            "dash-files",
+            "dash/cam3/audio/64000/1764411300000.fmp4",
+            "video/mp4",
+            F2,
+            10,
+        ),
+        delete(
+            dash,
+            "dash-files",
+            "dash/cam3/video/229376/1764411300000.fmp4",
+            F2,
+            11,
+        ),
+        // Control actions, held to the end of the window: only for streams still alive.
+        record("cam1", 2),
+        pull(PEER, "cam1", 2),
+        pull(PROXY, "cam1", 2),
+        push("cam1", 2),
+        record(HOSTILE, 3),
+        pull(PEER, HOSTILE, 3),
+        pull(PROXY, HOSTILE, 3),
+        push(HOSTILE, 3),
+        record("studio", 4),
+        pull(PEER, "studio", 4),
+        pull(PROXY, "studio", 4),
+        push("studio", 4),
+        // cam_edge was pulled here by emstail (marker): recorded, never re-balanced or pushed.
+        record("cam_edge", 5),
+        // cam_back comes from the AutoRouter's destination: not pushed back.
+        record("cam_back", 6),
+        pull(PEER, "cam_back", 6),
+        pull(PROXY, "cam_back", 6),
+        // Recording 12 ended in the window (its timer fired, it was rotated): only the timer
+        // of the recording that replaced it, 15, is armed.
+        ems(
+            "StreamRecorder",
+            LOCAL,
+            "setTimer",
+            &[("value", "3600"), ("_uniqueId", "15")],
+            20,
+        ),
+    ];
+    let actual = json_lines(&out);
+    for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+        assert_eq!(a, e, "action {i} differs");
+    }
+    assert_eq!(actual.len(), expected.len(), "{actual:#?}");
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{F1}:12: not JSON")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{F1}:15: refused: AmazonHLSUpload: /etc/passwd is outside the media roots"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("{F1}:16: refused")), "{stderr}");
+    assert!(
+        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 5 AmazonHDSUpload 6 AmazonHLSUpload 9 StreamAutoRouter 3 StreamLoadBalancer 8 StreamRecorder 6; 7 control actions skipped"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn hostile_stream_names_are_escaped_in_the_readable_output() {
+    let out = emstail(&[
+        "replay",
+        "--config",
+        "config.ini.sample",
+        "--dry-run",
+        "fixtures/logs",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("/record localStreamName=lobby"))
+        .expect("the hostile stream is recorded");
+    assert!(
+        line.contains(r#"localStreamName=lobby\ cam\,\ 2\="main"\ \\\ ☃ pathToFile="#),
+        "{line}"
+    );
+    assert!(!stdout.contains("change-me"), "the proxy password leaked");
+}
+
+#[test]
+fn all_control_also_issues_actions_of_streams_that_ended() {
+    let out = emstail(&[
+        "replay",
+        "--config",
+        "config.ini.sample",
+        "--dry-run",
+        "--json",
+        "--all-control",
+        "fixtures/logs",
+    ]);
+    let actions = json_lines(&out);
+    let commands: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| a["command"].as_str())
+        .collect();
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["params"]["localStreamName"] == "temp")
+    );
+    assert_eq!(commands.iter().filter(|c| **c == "setTimer").count(), 2);
+    assert!(commands.contains(&"shutdownStream") && commands.contains(&"removeTimer"));
+}
+
+/// The text-format fixture holds the same events as the first JSON file: both parsers must
+/// lead to the same actions.
+#[test]
+fn the_text_format_gives_the_same_actions_as_json() {
+    let strip = |mut v: Vec<Value>| {
+        for a in &mut v {
+            a.as_object_mut()
+                .expect("actions are objects")
+                .remove("source");
+        }
+        v
+    };
+    let json = emstail(&[
+        "replay",
+        "--config",
+        "config.ini.sample",
+        "--dry-run",
+        "--json",
+        F1,
+    ]);
+    let text = emstail(&[
+        "replay",
+        "--config",
+        "config.ini.sample",
+        "--dry-run",
+        "--json",
+        "fixtures/logs-text/events_20261129_101500.txt",
+    ]);
+    let (json, text) = (strip(json_lines(&json)), strip(json_lines(&text)));
+    assert!(json.len() > 20);
+    assert_eq!(text, json);
+}
+
+#[test]
+fn a_bad_config_stops_with_exit_code_2_naming_file_block_key_and_value() {
+    let dir = std::env::temp_dir().join(format!("emstail-badcfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir is writable");
+    let cfg = dir.join("config.ini");
+    std::fs::write(
+        &cfg,
+        r#""StreamRecorder": { "plugin_switch": "enabled",
+            "parameters": { "file_location": "/var/media", "period_time": 90000 } }"#,
+    )
+    .expect("temp dir is writable");
+    let out = emstail(&[
+        "replay",
+        "--config",
+        cfg.to_str().expect("utf-8 path"),
+        "--dry-run",
+        F1,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("config.ini"), "{stderr}");
+    assert!(
+        stderr.contains("StreamRecorder.parameters.period_time = 90000"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no action may be printed");
+    std::fs::remove_dir_all(&dir).expect("temp dir is removable");
+}
+
+#[test]
+fn check_prints_the_effective_config_with_secrets_hidden() {
+    let out = emstail(&["check", "--config", "config.ini.sample"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("***"), "{stdout}");
+    assert!(!stdout.contains("change-me"), "{stdout}");
+    assert!(stdout.contains("hls-files"), "{stdout}");
+}
+
+#[test]
+fn parse_prints_one_json_object_per_event_and_counts_the_malformed() {
+    let out = emstail(&["parse", F1]);
+    assert_eq!(out.status.code(), Some(0));
+    let events = json_lines(&out);
+    assert_eq!(events.len(), 19);
+    assert_eq!(events[1]["event"]["type"], "inStreamCreated");
+    assert_eq!(events[1]["event"]["name"], "cam1");
+    assert_eq!(events[1]["line"], 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("19 events, 1 malformed"));
+}
+
+#[test]
+fn a_missing_input_file_is_a_usage_error() {
+    let out = emstail(&[
+        "replay",
+        "--config",
+        "config.ini.sample",
+        "--dry-run",
+        "fixtures/nope.txt",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fixtures/nope.txt"));
+}
