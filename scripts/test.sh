@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 env_file=target/s3-server.env
 mkdir -p target
-scripts/s3-server.sh start "$env_file"
+scripts/s3-server.sh "$env_file"
 trap 'scripts/s3-server.sh stop "$env_file" >/dev/null 2>&1 || true' EXIT
 set -a
 # shellcheck disable=SC1090
