@@ -242,6 +242,17 @@ impl fmt::Display for PlannedAction {
 
 /// The `--json` form of an action, one object per line; field names are a stable interface.
 pub fn to_json(action: &PlannedAction, source: Option<&crate::event::Source>) -> String {
+    let mut out = Vec::new();
+    write_json(&mut out, action, source).expect("writing JSON to a Vec cannot fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// [`to_json`] straight into a writer, without the intermediate string.
+pub fn write_json(
+    writer: impl std::io::Write,
+    action: &PlannedAction,
+    source: Option<&crate::event::Source>,
+) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct Out<'a> {
         plugin: &'a str,
@@ -257,7 +268,7 @@ pub fn to_json(action: &PlannedAction, source: Option<&crate::event::Source>) ->
         #[serde(skip_serializing_if = "Option::is_none")]
         key: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        path: Option<String>,
+        path: Option<std::borrow::Cow<'a, str>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         content_type: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -294,7 +305,7 @@ pub fn to_json(action: &PlannedAction, source: Option<&crate::event::Source>) ->
         } => {
             out.bucket = Some(bucket);
             out.key = Some(key);
-            out.path = Some(path.to_string_lossy().into_owned());
+            out.path = Some(path.to_string_lossy());
             out.content_type = Some(content_type);
         }
         Action::S3Delete { bucket, key } => {
@@ -302,5 +313,5 @@ pub fn to_json(action: &PlannedAction, source: Option<&crate::event::Source>) ->
             out.key = Some(key);
         }
     }
-    serde_json::to_string(&out).expect("action JSON has only string keys")
+    serde_json::to_writer(writer, &out).map_err(std::io::Error::from)
 }

@@ -35,7 +35,8 @@ impl<W: Write> Sink for Printer<W> {
             return;
         }
         let result = if self.json {
-            writeln!(self.out, "{}", action::to_json(action, Some(source)))
+            action::write_json(&mut self.out, action, Some(source))
+                .and_then(|()| self.out.write_all(b"\n"))
         } else {
             writeln!(self.out, "{action}    # {}:{}", source.file, source.line)
         };
