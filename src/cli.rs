@@ -2,13 +2,21 @@
 //! (0 success, 1 runtime failure, 2 bad config or usage).
 
 use crate::config::{Config, LogFormat};
+use crate::exec::Failure;
+use crate::exec::dead_letter;
+use crate::exec::dispatch::Executor;
 use crate::exec::dry_run::Printer;
+use crate::exec::live::{LiveReport, Submitter};
+use crate::exec::pool::{Execute, Pool, PoolConfig};
+use crate::exec::retry::RetryPolicy;
 use crate::parse::{self, Format, Parsed, Parser};
 use crate::replay::{self, Options};
 use crate::source::replay::{DEFAULT_MAX_LINE, Item, for_each_line};
 use clap::{Parser as ClapParser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
@@ -65,9 +73,28 @@ enum Command {
         /// Log format; overrides Service.log_format.
         #[arg(long, value_enum)]
         format: Option<FormatArg>,
+        /// Where the dead-letter file goes; overrides Service.state_dir.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
         /// Files or directories; EMS's timestamped files are read oldest first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// List the actions that failed for good; with --retry, run them again and keep only
+    /// those that still fail.
+    DeadLetters {
+        #[arg(
+            long,
+            short,
+            env = "EMSTAIL_CONFIG",
+            default_value = "/etc/emstail/config.ini"
+        )]
+        config: PathBuf,
+        /// Overrides Service.state_dir.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long)]
+        retry: bool,
     },
 }
 
@@ -109,8 +136,23 @@ pub fn main() -> i32 {
             json,
             all_control,
             format,
+            state_dir,
             files,
-        } => replay_files(&config, dry_run, json, all_control, format, &files),
+        } => {
+            let how = ReplayHow {
+                dry_run,
+                json,
+                all_control,
+                format,
+                state_dir,
+            };
+            replay_files(&config, &how, &files)
+        }
+        Command::DeadLetters {
+            config,
+            state_dir,
+            retry,
+        } => dead_letters(&config, state_dir, retry),
     }
 }
 
@@ -141,22 +183,19 @@ fn check(path: &Path) -> i32 {
     }
 }
 
-fn replay_files(
-    config_path: &Path,
+struct ReplayHow {
     dry_run: bool,
     json: bool,
     all_control: bool,
     format: Option<FormatArg>,
-    inputs: &[PathBuf],
-) -> i32 {
+    state_dir: Option<PathBuf>,
+}
+
+fn replay_files(config_path: &Path, how: &ReplayHow, inputs: &[PathBuf]) -> i32 {
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if !dry_run {
-        eprintln!("emstail: replay without --dry-run is not available yet; use --dry-run");
-        return EXIT_USAGE;
-    }
     let files = match replay::files_in_order(inputs) {
         Ok(f) => f,
         Err(e) => {
@@ -165,13 +204,27 @@ fn replay_files(
         }
     };
     let options = Options {
-        format: format.map_or(config.service.log_format, LogFormat::from),
-        all_control,
+        format: how
+            .format
+            .map_or(config.service.log_format, LogFormat::from),
+        all_control: how.all_control,
         ..Options::default()
     };
+    if how.dry_run {
+        dry_run(&config, &files, &options, how.json)
+    } else {
+        let state_dir = how
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| config.service.state_dir.clone());
+        carry_out(&config, &files, &options, &state_dir)
+    }
+}
+
+fn dry_run(config: &Config, files: &[PathBuf], options: &Options, json: bool) -> i32 {
     let stdout = std::io::stdout().lock();
     let mut printer = Printer::new(std::io::BufWriter::with_capacity(1 << 16, stdout), json);
-    let summary = match replay::replay(&config, &files, &options, &mut printer) {
+    let summary = match replay::replay(config, files, options, &mut printer) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("emstail: {e}");
@@ -186,6 +239,155 @@ fn replay_files(
     }
     eprintln!("emstail: replay (dry run): {summary}");
     0
+}
+
+/// The executor, the pool and the dead-letter file for carrying actions out.
+fn start_pool(config: &Config, state_dir: &Path) -> Result<(Pool, Arc<LiveReport>), i32> {
+    let executor = match Executor::new(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("emstail: {}: {e}", config.path.display());
+            return Err(EXIT_USAGE);
+        }
+    };
+    let writer = match dead_letter::Writer::open(state_dir) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("emstail: state directory: {e}");
+            return Err(EXIT_FAILURE);
+        }
+    };
+    let report = Arc::new(LiveReport::new(writer));
+    let policy = RetryPolicy::from_config(&config.service.retry);
+    let pool = Pool::new(
+        PoolConfig {
+            workers: config.service.workers,
+            capacity: config.service.workers * 64,
+            max_attempts: policy.max_attempts,
+        },
+        Arc::new(executor),
+        report.clone(),
+        Box::new(move |attempt| policy.delay(attempt)),
+    );
+    Ok((pool, report))
+}
+
+fn carry_out(config: &Config, files: &[PathBuf], options: &Options, state_dir: &Path) -> i32 {
+    let (pool, report) = match start_pool(config, state_dir) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let result = replay::replay(config, files, options, &mut Submitter { pool: &pool });
+    pool.close();
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("emstail: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let c = &report.counters;
+    let dead = c.dead.load(Relaxed);
+    eprintln!(
+        "emstail: replay: {summary}; carried out: {} done, {} already done, {} skipped (file gone), {} failed, {} retries",
+        c.done.load(Relaxed),
+        c.already_done.load(Relaxed),
+        c.skipped.load(Relaxed),
+        dead,
+        c.retries.load(Relaxed),
+    );
+    if dead > 0 {
+        eprintln!(
+            "emstail: {dead} actions failed and were written to {}; `emstail dead-letters --retry` runs them again",
+            report.dead_letter_path().display()
+        );
+        return EXIT_FAILURE;
+    }
+    0
+}
+
+fn dead_letters(config_path: &Path, state_dir: Option<PathBuf>, retry: bool) -> i32 {
+    let config = match load_config(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let state_dir = state_dir.unwrap_or_else(|| config.service.state_dir.clone());
+    let path = state_dir.join(dead_letter::FILE_NAME);
+    let letters = match dead_letter::read(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("emstail: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if !retry {
+        for (line, letter) in &letters {
+            match letter {
+                Ok(l) => println!("{}", l.summary()),
+                Err(e) => println!("{}:{line}: unreadable: {e}", path.display()),
+            }
+        }
+        eprintln!(
+            "emstail: {} dead letters in {}",
+            letters.len(),
+            path.display()
+        );
+        return 0;
+    }
+    let executor = match Executor::new(&config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("emstail: {}: {e}", config.path.display());
+            return EXIT_USAGE;
+        }
+    };
+    let policy = RetryPolicy::from_config(&config.service.retry);
+    let raw: Vec<String> = match std::fs::read_to_string(&path) {
+        Ok(t) => t
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            eprintln!("emstail: {}: {e}", path.display());
+            return EXIT_FAILURE;
+        }
+    };
+    let mut keep = Vec::new();
+    let (mut succeeded, mut failed) = (0u64, 0u64);
+    for (line, (_, letter)) in raw.into_iter().zip(letters) {
+        let planned = match &letter {
+            Ok(l) => l.to_planned(&config),
+            Err(_) => None,
+        };
+        let Some(planned) = planned else {
+            log::warn!(
+                "{}: kept: cannot be run again by this version",
+                path.display()
+            );
+            keep.push(line);
+            failed += 1;
+            continue;
+        };
+        match policy.run(|_| executor.execute(&planned), std::thread::sleep) {
+            Ok(_) | Err(Failure::Missing(_)) => succeeded += 1,
+            Err(e) => {
+                log::error!("still failing: {planned}: {e}");
+                keep.push(line);
+                failed += 1;
+            }
+        }
+    }
+    if let Err(e) = dead_letter::rewrite(&path, &keep) {
+        eprintln!("emstail: {}: {e}", path.display());
+        return EXIT_FAILURE;
+    }
+    eprintln!(
+        "emstail: dead letters: {succeeded} done and removed, {failed} still failing (kept in {})",
+        path.display()
+    );
+    if failed > 0 { EXIT_FAILURE } else { 0 }
 }
 
 fn parse_files(format: LogFormat, inputs: &[PathBuf]) -> i32 {

@@ -63,6 +63,8 @@ pub struct ServiceConfig {
     pub ems_working_dir: Option<PathBuf>,
     /// Parallel action lanes. Default 8, range 1–256.
     pub workers: usize,
+    /// Limit for one EMS API request, connecting included. Default 10, range 1–600.
+    pub request_timeout_secs: u64,
     pub retry: RetryConfig,
 }
 
@@ -93,6 +95,7 @@ impl Default for ServiceConfig {
             media_root: Vec::new(),
             ems_working_dir: None,
             workers: 8,
+            request_timeout_secs: 10,
             retry: RetryConfig::default(),
         }
     }

@@ -31,6 +31,10 @@ pub(super) fn render(config: &Config) -> String {
     );
     out.line("Service.workers", s.workers.to_string());
     out.line(
+        "Service.request_timeout_secs",
+        s.request_timeout_secs.to_string(),
+    );
+    out.line(
         "Service.retry.max_attempts",
         s.retry.max_attempts.to_string(),
     );

@@ -15,6 +15,7 @@ const KEYS: &[&str] = &[
     "media_root",
     "ems_working_dir",
     "workers",
+    "request_timeout_secs",
     "retry",
 ];
 const RETRY_KEYS: &[&str] = &["max_attempts", "max_backoff_secs"];
@@ -82,6 +83,15 @@ pub(super) fn read(ck: &mut Checker, block: Option<&Value>) -> ServiceConfig {
         check::whole(v, 1, 256, "")
     }) {
         service.workers = usize::try_from(workers).expect("workers was checked to be at most 256");
+    }
+    if let Some(secs) = ck.get(
+        &scope,
+        "request_timeout_secs",
+        map.get("request_timeout_secs"),
+        Show::Value,
+        |v| check::whole(v, 1, 600, ""),
+    ) {
+        service.request_timeout_secs = secs;
     }
     service.retry = retry(ck, &scope, map.get("retry"));
     service

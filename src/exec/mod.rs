@@ -41,5 +41,7 @@ pub enum Done {
     AlreadyDone(String),
 }
 pub mod dead_letter;
+pub mod dispatch;
 pub mod dry_run;
+pub mod live;
 pub mod pool;

@@ -1,0 +1,92 @@
+//! The real executor: EMS calls through the API client, uploads through S3, each upload
+//! confined to its plugin's media roots once more at the moment it runs (symlinks resolved).
+
+use crate::action::{Action, PlannedAction};
+use crate::config::{Config, UploadParams};
+use crate::exec::confine::resolve_upload_path;
+use crate::exec::ems::{EmsClient, EmsClientConfig};
+use crate::exec::pool::Execute;
+use crate::exec::s3::S3Target;
+use crate::exec::{Done, Failure};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub struct Executor {
+    ems: EmsClient,
+    /// Per upload plugin: where its objects go and which roots its files must lie in.
+    uploads: HashMap<&'static str, (S3Target, Vec<PathBuf>)>,
+}
+
+impl Executor {
+    /// Sets up a client for every enabled plugin; an S3 setting that cannot work (no
+    /// credentials anywhere, a bad endpoint) is an error naming the plugin.
+    pub fn new(config: &Config) -> Result<Executor, String> {
+        let timeout = Duration::from_secs(config.service.request_timeout_secs);
+        let ems = EmsClient::new(EmsClientConfig {
+            connect_timeout: timeout.min(Duration::from_secs(3)),
+            request_timeout: timeout,
+        });
+        let mut uploads = HashMap::new();
+        let blocks: [(&'static str, bool, &UploadParams); 3] = [
+            ("AmazonHLSUpload", config.hls.enabled, &config.hls.params),
+            ("AmazonHDSUpload", config.hds.enabled, &config.hds.params),
+            ("AmazonDASHUpload", config.dash.enabled, &config.dash.params),
+        ];
+        for (name, enabled, params) in blocks {
+            if !enabled {
+                continue;
+            }
+            let target = S3Target::new(params).map_err(|e| format!("{name}: {e}"))?;
+            let roots = if params.media_root.is_empty() {
+                config.service.media_root.clone()
+            } else {
+                params.media_root.clone()
+            };
+            uploads.insert(name, (target, roots));
+        }
+        Ok(Executor { ems, uploads })
+    }
+
+    fn upload(&self, plugin: &str) -> Result<&(S3Target, Vec<PathBuf>), Failure> {
+        self.uploads.get(plugin).ok_or_else(|| {
+            Failure::Permanent(format!("{plugin} is not enabled in this configuration"))
+        })
+    }
+}
+
+impl Execute for Executor {
+    fn execute(&self, planned: &PlannedAction) -> Result<Done, Failure> {
+        match &planned.action {
+            Action::EmsCall {
+                target,
+                command,
+                params,
+            } => self.ems.execute(target, command, params),
+            Action::S3Put {
+                bucket,
+                key,
+                path,
+                content_type,
+                cache_control,
+                acl,
+                ..
+            } => {
+                let (s3, roots) = self.upload(planned.plugin)?;
+                let real = resolve_upload_path(path, roots)?;
+                s3.put(
+                    bucket,
+                    key,
+                    &real,
+                    content_type,
+                    cache_control,
+                    acl.as_deref(),
+                )
+            }
+            Action::S3Delete { bucket, key } => {
+                let (s3, _) = self.upload(planned.plugin)?;
+                s3.delete(bucket, key)
+            }
+        }
+    }
+}
