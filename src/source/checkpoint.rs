@@ -1,0 +1,1 @@
+//! Durable positions in the state directory (filled in by the checkpoint work).

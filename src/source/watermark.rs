@@ -1,0 +1,1 @@
+//! Which byte of each file every earlier line's actions have finished below.
