@@ -9,6 +9,7 @@ use crate::event::Source;
 use crate::exec::{Done, Failure};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ pub struct Job {
     pub seq: u64,
     pub action: PlannedAction,
     pub source: Source,
+    /// The submitter's own mark (a watermark token), handed back in reports.
+    pub tag: u64,
     /// Attempts made so far.
     pub attempts: u32,
 }
@@ -130,13 +133,30 @@ impl Pool {
     /// Queues an action; blocks while the pool holds `capacity` unfinished jobs.
     /// Returns the job's sequence number.
     pub fn submit(&self, action: PlannedAction, source: Source) -> u64 {
+        self.submit_tagged(action, source, 0, None)
+            .expect("without a stop flag, submit always queues")
+    }
+
+    /// [`Pool::submit`] with a tag for the reports; gives up (returning `None`, nothing
+    /// queued) when `stop` is set while it waits for room.
+    pub fn submit_tagged(
+        &self,
+        action: PlannedAction,
+        source: Source,
+        tag: u64,
+        stop: Option<&AtomicBool>,
+    ) -> Option<u64> {
         let mut state = self.shared.lock();
         while state.pending >= self.shared.config.capacity {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return None;
+            }
             state = self
                 .shared
                 .room
-                .wait(state)
-                .expect("pool lock is never poisoned: workers do not panic while holding it");
+                .wait_timeout(state, Duration::from_millis(100))
+                .expect("pool lock is never poisoned: workers do not panic while holding it")
+                .0;
         }
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -146,22 +166,25 @@ impl Pool {
             seq,
             action,
             source,
+            tag,
             attempts: 0,
         };
-        let lane = state
-            .lanes
-            .entry(lane_name.clone())
-            .or_insert_with(|| Lane {
-                jobs: VecDeque::new(),
-                busy: false,
-                parked: false,
-            });
+        let lane = state.lanes.entry(lane_name.clone()).or_insert_with(|| Lane {
+            jobs: VecDeque::new(),
+            busy: false,
+            parked: false,
+        });
         lane.jobs.push_back(job);
         if lane.jobs.len() == 1 && !lane.busy && !lane.parked {
             state.ready.push_back(lane_name);
             self.shared.work.notify_one();
         }
-        seq
+        Some(seq)
+    }
+
+    /// Jobs waiting out a backoff before their next attempt.
+    pub fn retrying(&self) -> usize {
+        self.shared.lock().parked.len()
     }
 
     /// Jobs submitted and not yet finished.
