@@ -108,6 +108,14 @@ impl Parser {
         }
     }
 
+    /// The (line, offset) of a text record not yet complete; JSON lines are never open.
+    pub fn open_record(&self) -> Option<(u64, u64)> {
+        match self {
+            Parser::Json => None,
+            Parser::Text(t) => t.open_record(),
+        }
+    }
+
     /// Flushes a record still open at the end of input.
     pub fn finish(&mut self, out: &mut Vec<Parsed>) {
         if let Parser::Text(t) = self {

@@ -43,6 +43,15 @@ struct Record {
 }
 
 impl TextParser {
+    /// Where the record still being read starts (line, byte offset): the checkpoint must not
+    /// move past it until the record is complete.
+    pub fn open_record(&self) -> Option<(u64, u64)> {
+        match &self.state {
+            State::Record(r) => Some((r.line, r.offset)),
+            _ => None,
+        }
+    }
+
     pub fn push(&mut self, line: Line<'_>, out: &mut Vec<Parsed>) {
         let bytes = line.bytes.strip_suffix(b"\r").unwrap_or(line.bytes);
         let bytes = if line.number == 1 {
