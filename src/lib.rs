@@ -13,3 +13,4 @@ pub mod parse;
 pub mod plugins;
 pub mod replay;
 pub mod source;
+pub mod status;
