@@ -169,11 +169,14 @@ impl Pool {
             tag,
             attempts: 0,
         };
-        let lane = state.lanes.entry(lane_name.clone()).or_insert_with(|| Lane {
-            jobs: VecDeque::new(),
-            busy: false,
-            parked: false,
-        });
+        let lane = state
+            .lanes
+            .entry(lane_name.clone())
+            .or_insert_with(|| Lane {
+                jobs: VecDeque::new(),
+                busy: false,
+                parked: false,
+            });
         lane.jobs.push_back(job);
         if lane.jobs.len() == 1 && !lane.busy && !lane.parked {
             state.ready.push_back(lane_name);
