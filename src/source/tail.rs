@@ -130,6 +130,11 @@ struct Tracked {
     found: bool,
     /// Where to start once identified: (offset, lines before it).
     start: (u64, u64),
+    /// The bytes before `start` when it was decided: the file must still hold them when its
+    /// turn comes, or it changed meanwhile and is read from 0.
+    start_recent: Vec<u8>,
+    /// The reader was put at `start` (and `Opened` handed out).
+    positioned: bool,
     /// End of the last complete line handed out.
     offset: u64,
     /// Lines handed out (or skipped) before `offset`.
@@ -146,13 +151,18 @@ struct Tracked {
     mtime: SystemTime,
     /// When the file was last seen changing.
     changed_at: Instant,
+    /// Check the bytes before the read position even if size and mtime look unchanged (a
+    /// rewrite to the same length within one mtime tick); set by each scan.
+    verify: bool,
 }
 
 /// The follower. See the module documentation.
 pub struct Tailer {
     config: TailConfig,
     files: Vec<Tracked>,
-    history: Vec<(u64, u64, u64, Vec<u8>)>,
+    history: Vec<Prior>,
+    /// Scan before reading on (a truncation was seen: a copy of the old content may be there).
+    scan_now: bool,
     next_scan: Instant,
     wake: Option<watch::Wake>,
 }
@@ -175,6 +185,7 @@ impl Tailer {
             config,
             files: Vec::new(),
             history: Vec::new(),
+            scan_now: false,
             next_scan: Instant::now(),
             wake,
         };
@@ -193,7 +204,7 @@ impl Tailer {
         loop {
             let now = Instant::now();
             let forced = self.wake.as_ref().is_some_and(watch::Wake::take_scan);
-            if forced || now >= self.next_scan {
+            if forced || std::mem::take(&mut self.scan_now) || now >= self.next_scan {
                 let fresh = self.scan()?;
                 self.place_new(fresh);
                 self.limit_open();
@@ -221,7 +232,14 @@ impl Tailer {
     pub fn positions(&self) -> Vec<(FileId, PathBuf, u64, u64)> {
         self.files
             .iter()
-            .filter_map(|t| Some((t.id?, t.path.clone(), t.offset, t.line)))
+            .filter_map(|t| {
+                let (offset, line) = if t.positioned {
+                    (t.offset, t.line)
+                } else {
+                    t.start
+                };
+                Some((t.id?, t.path.clone(), offset, line))
+            })
             .collect()
     }
 
@@ -230,7 +248,10 @@ impl Tailer {
         self.files
             .iter()
             .filter(|t| t.state != State::Finished)
-            .map(|t| t.size.saturating_sub(t.offset))
+            .map(|t| {
+                let from = if t.positioned { t.offset } else { t.start.0 };
+                t.size.saturating_sub(from)
+            })
             .sum()
     }
 
@@ -243,6 +264,7 @@ impl Tailer {
         let paths = discover::live_files(&self.config.log)?;
         for t in &mut self.files {
             t.found = false;
+            t.verify = true;
         }
         let now = Instant::now();
         let mut fresh: Vec<Tracked> = Vec::new();
@@ -323,7 +345,8 @@ impl Tailer {
                 for (i, t) in fresh.iter_mut().enumerate() {
                     if Some(i) == newest {
                         if t.id.is_some() {
-                            t.start = t.last_newline()?;
+                            let (offset, line) = t.last_newline()?;
+                            t.set_start(offset, line)?;
                         }
                     } else {
                         t.skip()?;
@@ -349,7 +372,7 @@ impl Tailer {
                     let Some(p) = p else { continue };
                     newest_saved = Some(i);
                     if t.resumable(p)? {
-                        t.start = (p.offset, p.line);
+                        t.set_start(p.offset, p.line)?;
                     } else {
                         log::warn!(
                             "{} changed since the checkpoint (truncated or rewritten); reading it from the start",
@@ -389,21 +412,19 @@ impl Tailer {
                 k.id.is_some_and(|kid| kid.head == id.head) && (k.dev, k.ino) != (t.dev, t.ino)
             });
             let copy_of = known
+                .filter(|&k| self.files[k].positioned)
                 .map(|k| {
-                    (
-                        self.files[k].offset,
-                        self.files[k].line,
-                        self.files[k].recent.clone(),
-                    )
+                    let k = &self.files[k];
+                    (k.offset, k.line, k.recent.clone(), (k.dev, k.ino))
                 })
                 .or_else(|| {
                     self.history
                         .iter()
                         .rev()
-                        .find(|h| h.0 == id.head)
-                        .map(|h| (h.1, h.2, h.3.clone()))
+                        .find(|h| h.head == id.head)
+                        .map(|h| (h.offset, h.line, h.recent.clone(), (h.dev, h.ino)))
                 });
-            if let Some((offset, line, recent)) = copy_of {
+            if let Some((offset, line, recent, original)) = copy_of {
                 let continues = t.size >= offset
                     && t.file
                         .as_ref()
@@ -414,8 +435,13 @@ impl Tailer {
                         t.path.display()
                     );
                     t.start = (offset, line);
-                    let at = known
-                        .filter(|&k| self.files[k].state != State::Finished)
+                    t.start_recent = recent;
+                    // Before the file it was copied from, if that is still being read: the
+                    // copy's lines came first.
+                    let at = self
+                        .files
+                        .iter()
+                        .position(|k| (k.dev, k.ino) == original && k.state != State::Finished)
                         .unwrap_or(self.files.len());
                     self.files.insert(at, t);
                     continue;
@@ -464,19 +490,21 @@ impl Tailer {
                 self.files.remove(i);
                 continue;
             }
-            if t.state == State::Pending {
-                if !t.identify()? {
-                    let quiet = now.saturating_duration_since(t.changed_at) >= grace;
-                    if (newer || !t.found) && quiet {
-                        log::warn!(
-                            "{} never got a complete first line; moving on",
-                            t.path.display()
-                        );
-                        self.files.remove(i);
-                        continue;
-                    }
-                    return Ok(());
+            if t.state == State::Pending && !t.identify()? {
+                t.note_change(now)?;
+                let quiet = now.saturating_duration_since(t.changed_at) >= grace;
+                if (newer || !t.found) && quiet {
+                    log::warn!(
+                        "{} never got a complete first line; moving on",
+                        t.path.display()
+                    );
+                    self.files.remove(i);
+                    continue;
                 }
+                return Ok(());
+            }
+            if !t.positioned {
+                t.position()?;
                 items.push(TailItem::Opened {
                     file: t.id.expect("identify() set the identity"),
                     path: t.path.clone(),
@@ -490,7 +518,8 @@ impl Tailer {
                     if self.history.len() > HISTORY {
                         self.history.remove(0);
                     }
-                    continue;
+                    self.scan_now = true;
+                    return Ok(());
                 }
                 Advance::Drained => {
                     let quiet = now.saturating_duration_since(t.changed_at) >= grace;
@@ -513,8 +542,19 @@ impl Tailer {
 enum Advance {
     Read,
     Drained,
-    /// Rewritten under us: (old head, offset, line, recent bytes) of the content that was.
-    Truncated((u64, u64, u64, Vec<u8>)),
+    /// Rewritten under us: where reading of the content that was stopped.
+    Truncated(Prior),
+}
+
+/// Where reading of a file's former content stopped, to continue it in a copy.
+#[derive(Debug)]
+struct Prior {
+    head: u64,
+    dev: u64,
+    ino: u64,
+    offset: u64,
+    line: u64,
+    recent: Vec<u8>,
 }
 
 impl Tracked {
@@ -536,6 +576,8 @@ impl Tracked {
             state: State::Pending,
             found: true,
             start: (0, 0),
+            start_recent: Vec::new(),
+            positioned: false,
             offset: 0,
             line: 0,
             read_pos: 0,
@@ -547,12 +589,13 @@ impl Tracked {
             // A file that has not changed for a while is already quiet: old files of a
             // backlog need not each wait out the grace period.
             changed_at: now.checked_sub(age).unwrap_or(now),
+            verify: false,
         };
         t.identify()?;
         Ok(Some(t))
     }
 
-    /// Takes the identity once the first line is complete; positions the reader at `start`.
+    /// Takes the identity once the first line is complete.
     fn identify(&mut self) -> io::Result<bool> {
         if self.state != State::Pending {
             return Ok(true);
@@ -575,21 +618,44 @@ impl Tracked {
         let Some(head) = first_line_head(file)? else {
             return Ok(false);
         };
-        let (offset, line) = self.start;
-        let recent = recent_at(file, offset)?;
         self.id = Some(FileId {
             dev: self.dev,
             ino: self.ino,
             head,
         });
+        self.state = State::Reading;
+        Ok(true)
+    }
+
+    /// Puts the reader at `start` when the file's turn comes (the start may have been decided
+    /// after identification: resume, skip, copy).
+    fn position(&mut self) -> io::Result<()> {
+        let file = self.file.as_ref().expect("the active file is open");
+        let (mut offset, mut line) = self.start;
+        self.recent = recent_at(file, offset)?;
+        if self.recent != self.start_recent {
+            log::warn!(
+                "{} changed before its turn came; reading it from the start",
+                self.path.display()
+            );
+            (offset, line) = (0, 0);
+            self.recent.clear();
+        }
         self.offset = offset;
         self.line = line;
         self.read_pos = offset;
-        self.recent = recent;
         self.pending.clear();
         self.skipping = None;
-        self.state = State::Reading;
-        Ok(true)
+        self.positioned = true;
+        Ok(())
+    }
+
+    /// Decides where reading starts, remembering the bytes before that point.
+    fn set_start(&mut self, offset: u64, line: u64) -> io::Result<()> {
+        let file = self.file.as_ref().expect("a file given a start is open");
+        self.start_recent = recent_at(file, offset)?;
+        self.start = (offset, line);
+        Ok(())
     }
 
     /// Reopens a file whose descriptor was closed while it waited; false if the path no
@@ -615,6 +681,7 @@ impl Tracked {
         self.offset = self.size;
         self.read_pos = self.size;
         self.state = State::Finished;
+        self.positioned = true;
         Ok(())
     }
 
@@ -655,27 +722,31 @@ impl Tracked {
         budget: &mut u64,
         now: Instant,
     ) -> io::Result<Advance> {
+        let changed = self.note_change(now)?;
         let file = self.file.as_ref().expect("the active file is open");
-        let meta = file.metadata()?;
-        let (size, mtime) = (meta.len(), meta.modified()?);
-        let changed = size != self.size || mtime != self.mtime;
-        if changed {
-            self.changed_at = now;
-            self.size = size;
-            self.mtime = mtime;
-        }
+        let size = self.size;
+        let check = std::mem::take(&mut self.verify) || changed;
         let rewritten = size < self.read_pos
-            || (changed && self.read_pos > 0 && recent_at(file, self.read_pos)? != self.recent);
+            || (check && self.read_pos > 0 && recent_at(file, self.read_pos)? != self.recent);
         if rewritten {
             let id = self.id.expect("a file being read is identified");
             items.push(TailItem::Truncated {
                 file: id,
                 path: self.path.clone(),
             });
-            let old = (id.head, self.offset, self.line, self.recent.clone());
+            let old = Prior {
+                head: id.head,
+                dev: self.dev,
+                ino: self.ino,
+                offset: self.offset,
+                line: self.line,
+                recent: self.recent.clone(),
+            };
             self.id = None;
             self.state = State::Pending;
+            self.positioned = false;
             self.start = (0, 0);
+            self.start_recent.clear();
             self.offset = 0;
             self.line = 0;
             self.read_pos = 0;
@@ -698,6 +769,21 @@ impl Tracked {
         self.remember(&buf);
         self.frame(&buf, items, max_line);
         Ok(Advance::Read)
+    }
+
+    /// Stats the open file; records when its size or mtime last changed. Returns whether
+    /// they did now.
+    fn note_change(&mut self, now: Instant) -> io::Result<bool> {
+        let file = self.file.as_ref().expect("the active file is open");
+        let meta = file.metadata()?;
+        let (size, mtime) = (meta.len(), meta.modified()?);
+        let changed = size != self.size || mtime != self.mtime;
+        if changed {
+            self.changed_at = now;
+            self.size = size;
+            self.mtime = mtime;
+        }
+        Ok(changed)
     }
 
     /// Keeps the last bytes read for [`Self::advance`]'s rewrite check.
