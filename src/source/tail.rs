@@ -504,7 +504,14 @@ impl Tailer {
                 return Ok(());
             }
             if !t.positioned {
-                t.position()?;
+                let id = t.id.expect("identify() set the identity");
+                if !t.position()? {
+                    items.push(TailItem::Truncated {
+                        file: id,
+                        path: t.path.clone(),
+                    });
+                    continue;
+                }
                 items.push(TailItem::Opened {
                     file: t.id.expect("identify() set the identity"),
                     path: t.path.clone(),
@@ -629,17 +636,23 @@ impl Tracked {
 
     /// Puts the reader at `start` when the file's turn comes (the start may have been decided
     /// after identification: resume, skip, copy).
-    fn position(&mut self) -> io::Result<()> {
+    /// Returns false when the file was rewritten since its start was decided: it is then
+    /// identified again and read from 0.
+    fn position(&mut self) -> io::Result<bool> {
         let file = self.file.as_ref().expect("the active file is open");
-        let (mut offset, mut line) = self.start;
+        let (offset, line) = self.start;
         self.recent = recent_at(file, offset)?;
         if self.recent != self.start_recent {
             log::warn!(
                 "{} changed before its turn came; reading it from the start",
                 self.path.display()
             );
-            (offset, line) = (0, 0);
+            self.id = None;
+            self.state = State::Pending;
+            self.start = (0, 0);
+            self.start_recent.clear();
             self.recent.clear();
+            return Ok(false);
         }
         self.offset = offset;
         self.line = line;
@@ -647,7 +660,7 @@ impl Tracked {
         self.pending.clear();
         self.skipping = None;
         self.positioned = true;
-        Ok(())
+        Ok(true)
     }
 
     /// Decides where reading starts, remembering the bytes before that point.
