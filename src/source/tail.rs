@@ -290,6 +290,15 @@ impl Tailer {
         }
         // Files no longer listed: finished or never identified ones are forgotten; one being
         // read keeps its descriptor until drained.
+        for t in self.files.iter().filter(|t| !t.found) {
+            if t.state == State::Reading && t.file.is_none() && t.size > t.offset {
+                log::warn!(
+                    "{} went away before its turn came; {} bytes not read",
+                    t.path.display(),
+                    t.size - t.offset
+                );
+            }
+        }
         self.files
             .retain(|t| t.found || (t.state == State::Reading && t.file.is_some()));
         for t in &mut self.files {
