@@ -43,6 +43,90 @@ pub fn ordered_files(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Whether `log` is a glob pattern rather than a plain path.
+pub fn is_glob(log: &str) -> bool {
+    log.contains(['*', '?', '['])
+}
+
+/// The regular files the live log consists of right now: the file itself, the regular files
+/// of a directory, or the matches of a glob (symlinks followed). A path that does not exist
+/// (yet) gives no files rather than an error: the log may appear later. Unordered.
+pub fn live_files(log: &str) -> std::io::Result<Vec<PathBuf>> {
+    if is_glob(log) {
+        let matches = glob::glob(log).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("bad log pattern {log:?}: {e}"),
+            )
+        })?;
+        // An unreadable directory on the way is skipped, not fatal: the rest is still followed.
+        return Ok(matches
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect());
+    }
+    let path = Path::new(log);
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            let mut inside = Vec::new();
+            for entry in std::fs::read_dir(path)? {
+                let Ok(entry) = entry else { continue };
+                let p = entry.path();
+                if p.is_file() {
+                    inside.push(p);
+                }
+            }
+            Ok(inside)
+        }
+        Ok(meta) if meta.is_file() => Ok(vec![path.to_path_buf()]),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The directory to watch for changes to the live log, and whether to watch below it: the
+/// directory itself, a file's parent, or a glob's literal prefix (recursively when a
+/// wildcard is in a directory part). When that directory does not exist yet, its nearest
+/// existing ancestor (not recursively) so that its creation is noticed.
+pub fn watch_root(log: &str) -> Option<(PathBuf, bool)> {
+    let path = Path::new(log);
+    let (dir, recursive) = if is_glob(log) {
+        let mut prefix = PathBuf::new();
+        let mut parts = path.components().peekable();
+        while let Some(c) = parts.next() {
+            if is_glob(&c.as_os_str().to_string_lossy()) {
+                break;
+            }
+            if parts.peek().is_none() {
+                break;
+            }
+            prefix.push(c);
+        }
+        let wild_dirs = path.parent().is_some_and(|p| is_glob(&p.to_string_lossy()));
+        (prefix, wild_dirs)
+    } else if path.is_dir() {
+        (path.to_path_buf(), false)
+    } else {
+        (
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            false,
+        )
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    if dir.is_dir() {
+        return Some((dir, recursive));
+    }
+    dir.ancestors()
+        .skip(1)
+        .find(|a| !a.as_os_str().is_empty() && a.is_dir())
+        .map(|a| (a.to_path_buf(), false))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +163,44 @@ mod tests {
             order_key(Path::new("ev_20140311_183046.log.txt")).as_deref(),
             Some("t20140311183046")
         );
+    }
+
+    #[test]
+    fn live_files_of_a_file_a_directory_and_a_glob() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        for name in [
+            "events_20260101_000000.txt",
+            "events_20260102_000000.txt",
+            "other.log",
+        ] {
+            std::fs::write(d.join(name), b"x\n").expect("write");
+        }
+        std::fs::create_dir(d.join("sub")).expect("mkdir");
+        let mut by_dir = live_files(&d.to_string_lossy()).expect("dir");
+        by_dir.sort();
+        assert_eq!(
+            by_dir.len(),
+            3,
+            "the subdirectory is not a file: {by_dir:?}"
+        );
+        let pattern = format!("{}/events_*.txt", d.display());
+        assert_eq!(live_files(&pattern).expect("glob").len(), 2);
+        let one = d.join("other.log");
+        assert_eq!(live_files(&one.to_string_lossy()).expect("file"), vec![one]);
+        let missing = d.join("later/events.txt");
+        assert!(
+            live_files(&missing.to_string_lossy())
+                .expect("missing")
+                .is_empty()
+        );
+        assert_eq!(
+            watch_root(&missing.to_string_lossy()),
+            Some((d.to_path_buf(), false)),
+            "a missing directory is watched through its parent"
+        );
+        assert_eq!(watch_root(&pattern), Some((d.to_path_buf(), false)));
+        let deep = format!("{}/*/events.txt", d.display());
+        assert_eq!(watch_root(&deep), Some((d.to_path_buf(), true)));
     }
 }

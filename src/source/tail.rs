@@ -1,1 +1,985 @@
 //! Following the live log.
+//!
+//! A periodic scan of the configured file, directory or glob is the source of truth; inotify
+//! (through `notify`) only wakes the reader early, and an overflow (`need_rescan`) forces a scan.
+//! Files are known by [`FileId`] (device, inode, first-line hash), never by path, and read one at
+//! a time, oldest first: a newer file starts only once the older one is drained and has not grown
+//! for the grace period. Lines are framed on bytes exactly as replay frames them; a line is only
+//! handed out once its newline is on disk.
+
+mod stand_in;
+mod watch;
+
+use crate::source::discover;
+use crate::source::fingerprint::{FileId, HEAD_BYTES};
+pub use stand_in::FilePosition;
+use stand_in::{head_hash, tail_hash};
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What to follow and how eagerly.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// A file, a directory (its regular files), or a glob.
+    pub log: String,
+    /// How often the log's files are listed again, whatever inotify says.
+    pub rescan: Duration,
+    /// A newer file starts only after the older one has not grown for this long: EMS may still
+    /// be finishing the old file when the new one appears.
+    pub grace: Duration,
+    /// Longer lines are reported as [`TailItem::Oversize`] and skipped.
+    pub max_line: usize,
+    /// No inotify at all: network filesystems send no events.
+    pub poll_only: bool,
+}
+
+impl TailConfig {
+    /// The defaults: rescan every 250 ms, 1 s grace, 1 MiB lines, inotify on.
+    pub fn new(log: impl Into<String>) -> TailConfig {
+        TailConfig {
+            log: log.into(),
+            rescan: Duration::from_millis(250),
+            grace: Duration::from_secs(1),
+            max_line: crate::source::replay::DEFAULT_MAX_LINE,
+            poll_only: false,
+        }
+    }
+}
+
+/// Where reading starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Resume: each file at its saved position; newer files from 0, older unknown ones skipped.
+    FromCheckpoint(Vec<FilePosition>),
+    /// At the end of the newest file (the default without a checkpoint).
+    FromEnd,
+    /// From the beginning of the newest file (after a checkpoint that could not be read).
+    FromBeginningOfNewest,
+    /// Every file from 0.
+    FromStart,
+}
+
+/// What the tailer hands out, in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TailItem {
+    /// A complete line, without its `\n` or `\r\n`; `end` is the offset after the newline.
+    Line {
+        file: FileId,
+        path: PathBuf,
+        number: u64,
+        offset: u64,
+        end: u64,
+        bytes: Vec<u8>,
+    },
+    /// A line longer than the cap (`len` bytes without the newline), skipped.
+    Oversize {
+        file: FileId,
+        path: PathBuf,
+        number: u64,
+        offset: u64,
+        end: u64,
+        len: u64,
+    },
+    /// Reading of this file starts at `offset`.
+    Opened {
+        file: FileId,
+        path: PathBuf,
+        offset: u64,
+    },
+    /// The file was truncated or rewritten under us; it is read again from 0 (under a new
+    /// identity, announced by the next `Opened`).
+    Truncated { file: FileId, path: PathBuf },
+    /// Nothing more will come from this file: drained and not growing, and a newer file exists
+    /// or it is gone. An unterminated last line was delivered just before.
+    Finished { file: FileId },
+}
+
+/// Bytes kept from before the read position to notice a file rewritten under us.
+const RECENT: usize = 64;
+/// Bytes read per `read` call.
+const CHUNK: usize = 1 << 20;
+/// Bytes read per `poll` before returning, so that memory stays bounded in a burst.
+const POLL_BUDGET: u64 = 8 << 20;
+/// Files (not yet finished, still reachable by path) that may hold an open descriptor.
+const MAX_OPEN: usize = 8;
+/// Identities of files truncated under us, remembered to recognise a copy of the old content.
+const HISTORY: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Open, but without a complete first line: no identity yet.
+    Pending,
+    Reading,
+    /// Done: nothing is read any more (unless it grows with the same content before).
+    Finished,
+}
+
+/// One file of the log.
+#[derive(Debug)]
+struct Tracked {
+    dev: u64,
+    ino: u64,
+    id: Option<FileId>,
+    path: PathBuf,
+    file: Option<File>,
+    state: State,
+    /// Seen in the latest scan under some path.
+    found: bool,
+    /// Where to start once identified: (offset, lines before it).
+    start: (u64, u64),
+    /// The bytes before `start` when it was decided: the file must still hold them when its
+    /// turn comes, or it changed meanwhile and is read from 0.
+    start_recent: Vec<u8>,
+    /// The reader was put at `start` (and `Opened` handed out).
+    positioned: bool,
+    /// End of the last complete line handed out.
+    offset: u64,
+    /// Lines handed out (or skipped) before `offset`.
+    line: u64,
+    /// Bytes read from the file so far: `offset` plus the unterminated line held.
+    read_pos: u64,
+    /// The unterminated line after `offset` (empty while skipping an oversize line).
+    pending: Vec<u8>,
+    /// An oversize line being skipped: its number and offset.
+    skipping: Option<(u64, u64)>,
+    /// The last bytes before `read_pos`, to notice the content was rewritten.
+    recent: Vec<u8>,
+    size: u64,
+    mtime: SystemTime,
+    /// When the file was last seen changing.
+    changed_at: Instant,
+    /// Check the bytes before the read position even if size and mtime look unchanged (a
+    /// rewrite to the same length within one mtime tick); set by each scan.
+    verify: bool,
+}
+
+/// The follower. See the module documentation.
+pub struct Tailer {
+    config: TailConfig,
+    files: Vec<Tracked>,
+    history: Vec<Prior>,
+    /// Scan before reading on (a truncation was seen: a copy of the old content may be there).
+    scan_now: bool,
+    next_scan: Instant,
+    wake: Option<watch::Wake>,
+}
+
+impl Tailer {
+    /// Lists the log's files and decides where each starts according to `start`.
+    pub fn new(config: TailConfig, start: Start) -> io::Result<Tailer> {
+        let wake = if config.poll_only {
+            None
+        } else {
+            match watch::Wake::new() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    log::warn!("no inotify ({e}); following the log by polling only");
+                    None
+                }
+            }
+        };
+        let mut tailer = Tailer {
+            config,
+            files: Vec::new(),
+            history: Vec::new(),
+            scan_now: false,
+            next_scan: Instant::now(),
+            wake,
+        };
+        let fresh = tailer.scan()?;
+        tailer.place_initial(fresh, start)?;
+        tailer.limit_open();
+        Ok(tailer)
+    }
+
+    /// Waits up to `timeout` for data; returns what is available (possibly nothing), in order:
+    /// all of an older file before any of a newer one. Never returns an unterminated last line
+    /// of a file that may still grow.
+    pub fn poll(&mut self, timeout: Duration) -> io::Result<Vec<TailItem>> {
+        let deadline = Instant::now() + timeout;
+        let mut items = Vec::new();
+        loop {
+            let now = Instant::now();
+            let forced = self.wake.as_ref().is_some_and(watch::Wake::take_scan);
+            if forced || std::mem::take(&mut self.scan_now) || now >= self.next_scan {
+                let fresh = self.scan()?;
+                self.place_new(fresh);
+                self.limit_open();
+                self.next_scan = Instant::now() + self.config.rescan;
+            }
+            self.read(&mut items)?;
+            if !items.is_empty() {
+                return Ok(items);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(items);
+            }
+            let until = deadline.min(self.next_scan);
+            let wait = until.saturating_duration_since(now);
+            match &self.wake {
+                Some(w) => w.wait(wait),
+                None => std::thread::sleep(wait),
+            }
+        }
+    }
+
+    /// Every identified file: identity, path, offset read up to (end of the last complete
+    /// line), lines before it. Fed back as [`FilePosition`]s on restart.
+    pub fn positions(&self) -> Vec<(FileId, PathBuf, u64, u64)> {
+        self.files
+            .iter()
+            .filter_map(|t| {
+                let (offset, line) = if t.positioned {
+                    (t.offset, t.line)
+                } else {
+                    t.start
+                };
+                Some((t.id?, t.path.clone(), offset, line))
+            })
+            .collect()
+    }
+
+    /// Bytes on disk not yet read, over the files being followed (as of the last look).
+    pub fn lag_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .filter(|t| t.state != State::Finished)
+            .map(|t| {
+                let from = if t.positioned { t.offset } else { t.start.0 };
+                t.size.saturating_sub(from)
+            })
+            .sum()
+    }
+
+    /// Lists the log's files, matches them to the ones known, and returns the new ones
+    /// (identified when possible, ordered oldest first among themselves).
+    fn scan(&mut self) -> io::Result<Vec<Tracked>> {
+        if let Some(w) = &mut self.wake {
+            w.watch(discover::watch_root(&self.config.log));
+        }
+        let paths = discover::live_files(&self.config.log)?;
+        for t in &mut self.files {
+            t.found = false;
+            t.verify = true;
+        }
+        let now = Instant::now();
+        let mut fresh: Vec<Tracked> = Vec::new();
+        for path in paths {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            let (dev, ino) = (meta.dev(), meta.ino());
+            if fresh.iter().any(|t| (t.dev, t.ino) == (dev, ino)) {
+                continue;
+            }
+            if let Some(i) = self.files.iter().position(|t| (t.dev, t.ino) == (dev, ino)) {
+                if self.known_again(i, &path, &meta)? {
+                    continue;
+                }
+                self.files.remove(i);
+            }
+            match Tracked::open(&path, now) {
+                Ok(Some(t)) => fresh.push(t),
+                Ok(None) => {}
+                Err(e) => log::warn!("cannot open {}: {e}", path.display()),
+            }
+        }
+        // Files no longer listed: finished or never identified ones are forgotten; one being
+        // read keeps its descriptor until drained.
+        for t in self.files.iter().filter(|t| !t.found) {
+            if t.state == State::Reading && t.file.is_none() && t.size > t.offset {
+                log::warn!(
+                    "{} went away before its turn came; {} bytes not read",
+                    t.path.display(),
+                    t.size - t.offset
+                );
+            }
+        }
+        self.files
+            .retain(|t| t.found || (t.state == State::Reading && t.file.is_some()));
+        for t in &mut self.files {
+            if t.state == State::Pending && t.file.is_none() {
+                t.identify()?;
+            }
+        }
+        fresh.sort_by_cached_key(|t| (discover::order_key(&t.path), t.mtime, t.path.clone()));
+        Ok(fresh)
+    }
+
+    /// `files[i]` has the device and inode of `path`: is it the same file? Updates its path.
+    /// Returns false when the inode now holds other content (the entry must be replaced).
+    fn known_again(&mut self, i: usize, path: &Path, meta: &Metadata) -> io::Result<bool> {
+        let t = &mut self.files[i];
+        t.found = true;
+        t.path = path.to_path_buf();
+        // An open descriptor pins the inode: nothing else can have it.
+        if t.file.is_some() || t.state != State::Finished {
+            return Ok(true);
+        }
+        let mtime = meta.modified()?;
+        if meta.len() == t.size && mtime == t.mtime {
+            return Ok(true);
+        }
+        // A finished file changed: grown with the same content before (read the rest), or a
+        // new file on a reused inode (read it as new).
+        let file = File::open(path)?;
+        let same_head =
+            t.id.is_some_and(|id| first_line_head(&file).ok().flatten() == Some(id.head));
+        if same_head && meta.len() >= t.offset && recent_at(&file, t.offset)? == t.recent {
+            log::warn!(
+                "{} grew after it was finished; reading the rest",
+                path.display()
+            );
+            t.file = Some(file);
+            t.state = State::Reading;
+            t.read_pos = t.offset;
+            t.pending.clear();
+            t.skipping = None;
+            t.changed_at = Instant::now();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Start positions of the files found when starting.
+    fn place_initial(&mut self, mut fresh: Vec<Tracked>, start: Start) -> io::Result<()> {
+        let newest = fresh.len().checked_sub(1);
+        match start {
+            Start::FromStart => {}
+            Start::FromEnd => {
+                for (i, t) in fresh.iter_mut().enumerate() {
+                    if Some(i) == newest {
+                        if t.id.is_some() {
+                            let (offset, line) = t.last_newline()?;
+                            t.set_start(offset, line)?;
+                        }
+                    } else {
+                        t.skip()?;
+                    }
+                }
+            }
+            Start::FromBeginningOfNewest => {
+                for (i, t) in fresh.iter_mut().enumerate() {
+                    if Some(i) != newest {
+                        t.skip()?;
+                    }
+                }
+            }
+            Start::FromCheckpoint(saved) => {
+                let mut newest_saved = None;
+                for (i, t) in fresh.iter_mut().enumerate() {
+                    let Some(id) = t.id else { continue };
+                    let p = saved.iter().find(|p| p.id == id).or_else(|| {
+                        saved.iter().find(|p| {
+                            p.id.head == id.head && (p.id.dev, p.id.ino) != (id.dev, id.ino)
+                        })
+                    });
+                    let Some(p) = p else { continue };
+                    newest_saved = Some(i);
+                    if t.resumable(p)? {
+                        t.set_start(p.offset, p.line)?;
+                    } else {
+                        log::warn!(
+                            "{} changed since the checkpoint (truncated or rewritten); reading it from the start",
+                            t.path.display()
+                        );
+                        t.start = (0, 0);
+                    }
+                }
+                if let Some(last) = newest_saved {
+                    for (i, t) in fresh.iter_mut().enumerate() {
+                        let matched =
+                            t.id.is_some_and(|id| saved.iter().any(|p| p.id.head == id.head));
+                        if i < last && !matched {
+                            t.skip()?;
+                        }
+                    }
+                } else if !saved.is_empty() {
+                    log::warn!(
+                        "none of the checkpointed files is there any more; reading every file from the start"
+                    );
+                }
+            }
+        }
+        self.files.append(&mut fresh);
+        Ok(())
+    }
+
+    /// New files found while running start at 0, unless one is a copy of content already read
+    /// (copytruncate with the copy in the log's pattern): it then continues where that stopped.
+    fn place_new(&mut self, fresh: Vec<Tracked>) {
+        for mut t in fresh {
+            let Some(id) = t.id else {
+                self.files.push(t);
+                continue;
+            };
+            let known = self.files.iter().position(|k| {
+                k.id.is_some_and(|kid| kid.head == id.head) && (k.dev, k.ino) != (t.dev, t.ino)
+            });
+            let copy_of = known
+                .filter(|&k| self.files[k].positioned)
+                .map(|k| {
+                    let k = &self.files[k];
+                    (k.offset, k.line, k.recent.clone(), (k.dev, k.ino))
+                })
+                .or_else(|| {
+                    self.history
+                        .iter()
+                        .rev()
+                        .find(|h| h.head == id.head)
+                        .map(|h| (h.offset, h.line, h.recent.clone(), (h.dev, h.ino)))
+                });
+            if let Some((offset, line, recent, original)) = copy_of {
+                let continues = t.size >= offset
+                    && t.file
+                        .as_ref()
+                        .is_some_and(|f| recent_at(f, offset).is_ok_and(|r| r == recent));
+                if continues {
+                    log::info!(
+                        "{} is a copy of content already read; continuing it at byte {offset}",
+                        t.path.display()
+                    );
+                    t.start = (offset, line);
+                    t.start_recent = recent;
+                    // Before the file it was copied from, if that is still being read: the
+                    // copy's lines came first.
+                    let at = self
+                        .files
+                        .iter()
+                        .position(|k| (k.dev, k.ino) == original && k.state != State::Finished)
+                        .unwrap_or(self.files.len());
+                    self.files.insert(at, t);
+                    continue;
+                }
+            }
+            self.files.push(t);
+        }
+    }
+
+    /// Closes descriptors of files waiting their turn beyond the first few; they are reopened
+    /// by path when their turn comes. Files only reachable through their descriptor keep it.
+    fn limit_open(&mut self) {
+        let mut open = 0;
+        for t in &mut self.files {
+            if t.state == State::Finished {
+                t.file = None;
+                continue;
+            }
+            if t.file.is_some() && t.found {
+                open += 1;
+                if open > MAX_OPEN {
+                    t.file = None;
+                }
+            }
+        }
+    }
+
+    /// Reads the oldest unfinished file, moving on to the next when it is done, until nothing
+    /// more is available or the budget is spent.
+    fn read(&mut self, items: &mut Vec<TailItem>) -> io::Result<()> {
+        let mut budget = POLL_BUDGET;
+        let now = Instant::now();
+        while budget > 0 {
+            let Some(i) = self.files.iter().position(|t| t.state != State::Finished) else {
+                return Ok(());
+            };
+            let newer = i + 1 < self.files.len();
+            let grace = self.config.grace;
+            let max_line = self.config.max_line;
+            let t = &mut self.files[i];
+            if t.file.is_none() && !t.reopen()? {
+                log::warn!(
+                    "{} went away before it was read to the end",
+                    t.path.display()
+                );
+                self.files.remove(i);
+                continue;
+            }
+            if t.state == State::Pending && !t.identify()? {
+                t.note_change(now)?;
+                let quiet = now.saturating_duration_since(t.changed_at) >= grace;
+                if (newer || !t.found) && quiet {
+                    log::warn!(
+                        "{} never got a complete first line; moving on",
+                        t.path.display()
+                    );
+                    self.files.remove(i);
+                    continue;
+                }
+                return Ok(());
+            }
+            if !t.positioned {
+                let id = t.id.expect("identify() set the identity");
+                if !t.position()? {
+                    items.push(TailItem::Truncated {
+                        file: id,
+                        path: t.path.clone(),
+                    });
+                    continue;
+                }
+                items.push(TailItem::Opened {
+                    file: t.id.expect("identify() set the identity"),
+                    path: t.path.clone(),
+                    offset: t.offset,
+                });
+            }
+            match t.advance(items, max_line, &mut budget, now)? {
+                Advance::Read => continue,
+                Advance::Truncated(old) => {
+                    self.history.push(old);
+                    if self.history.len() > HISTORY {
+                        self.history.remove(0);
+                    }
+                    self.scan_now = true;
+                    return Ok(());
+                }
+                Advance::Drained => {
+                    let quiet = now.saturating_duration_since(t.changed_at) >= grace;
+                    if (newer || !t.found) && quiet {
+                        t.finish(items);
+                        if !t.found {
+                            self.files.remove(i);
+                        }
+                        continue;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one look at the active file gave.
+enum Advance {
+    Read,
+    Drained,
+    /// Rewritten under us: where reading of the content that was stopped.
+    Truncated(Prior),
+}
+
+/// Where reading of a file's former content stopped, to continue it in a copy.
+#[derive(Debug)]
+struct Prior {
+    head: u64,
+    dev: u64,
+    ino: u64,
+    offset: u64,
+    line: u64,
+    recent: Vec<u8>,
+}
+
+impl Tracked {
+    /// Opens and stats a newly listed file, and identifies it if its first line is complete.
+    fn open(path: &Path, now: Instant) -> io::Result<Option<Tracked>> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Ok(None);
+        }
+        let mtime = meta.modified()?;
+        let age = SystemTime::now().duration_since(mtime).unwrap_or_default();
+        let mut t = Tracked {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            id: None,
+            path: path.to_path_buf(),
+            file: Some(file),
+            state: State::Pending,
+            found: true,
+            start: (0, 0),
+            start_recent: Vec::new(),
+            positioned: false,
+            offset: 0,
+            line: 0,
+            read_pos: 0,
+            pending: Vec::new(),
+            skipping: None,
+            recent: Vec::new(),
+            size: meta.len(),
+            mtime,
+            // A file that has not changed for a while is already quiet: old files of a
+            // backlog need not each wait out the grace period.
+            changed_at: now.checked_sub(age).unwrap_or(now),
+            verify: false,
+        };
+        t.identify()?;
+        Ok(Some(t))
+    }
+
+    /// Takes the identity once the first line is complete.
+    fn identify(&mut self) -> io::Result<bool> {
+        if self.state != State::Pending {
+            return Ok(true);
+        }
+        let opened_here;
+        let file = match &self.file {
+            Some(f) => f,
+            None => {
+                let Ok(f) = File::open(&self.path) else {
+                    return Ok(false);
+                };
+                let meta = f.metadata()?;
+                if (meta.dev(), meta.ino()) != (self.dev, self.ino) {
+                    return Ok(false);
+                }
+                opened_here = f;
+                &opened_here
+            }
+        };
+        let Some(head) = first_line_head(file)? else {
+            return Ok(false);
+        };
+        self.id = Some(FileId {
+            dev: self.dev,
+            ino: self.ino,
+            head,
+        });
+        self.state = State::Reading;
+        Ok(true)
+    }
+
+    /// Puts the reader at `start` when the file's turn comes (the start may have been decided
+    /// after identification: resume, skip, copy).
+    /// Returns false when the file was rewritten since its start was decided: it is then
+    /// identified again and read from 0.
+    fn position(&mut self) -> io::Result<bool> {
+        let file = self.file.as_ref().expect("the active file is open");
+        let (offset, line) = self.start;
+        self.recent = recent_at(file, offset)?;
+        if self.recent != self.start_recent {
+            log::warn!(
+                "{} changed before its turn came; reading it from the start",
+                self.path.display()
+            );
+            self.id = None;
+            self.state = State::Pending;
+            self.start = (0, 0);
+            self.start_recent.clear();
+            self.recent.clear();
+            return Ok(false);
+        }
+        self.offset = offset;
+        self.line = line;
+        self.read_pos = offset;
+        self.pending.clear();
+        self.skipping = None;
+        self.positioned = true;
+        Ok(true)
+    }
+
+    /// Decides where reading starts, remembering the bytes before that point.
+    fn set_start(&mut self, offset: u64, line: u64) -> io::Result<()> {
+        let file = self.file.as_ref().expect("a file given a start is open");
+        self.start_recent = recent_at(file, offset)?;
+        self.start = (offset, line);
+        Ok(())
+    }
+
+    /// Reopens a file whose descriptor was closed while it waited; false if the path no
+    /// longer holds it.
+    fn reopen(&mut self) -> io::Result<bool> {
+        let Ok(file) = File::open(&self.path) else {
+            return Ok(false);
+        };
+        let meta = file.metadata()?;
+        if (meta.dev(), meta.ino()) != (self.dev, self.ino) {
+            return Ok(false);
+        }
+        self.file = Some(file);
+        Ok(true)
+    }
+
+    /// Marks a file as read already (older than where reading starts).
+    fn skip(&mut self) -> io::Result<()> {
+        let file = self.file.take();
+        if let Some(f) = &file {
+            self.recent = recent_at(f, self.size)?;
+        }
+        self.offset = self.size;
+        self.read_pos = self.size;
+        self.state = State::Finished;
+        self.positioned = true;
+        Ok(())
+    }
+
+    /// Where the last complete line ends, and how many lines come before it.
+    fn last_newline(&self) -> io::Result<(u64, u64)> {
+        let file = self.file.as_ref().expect("a file found at start is open");
+        let mut buf = vec![0; CHUNK];
+        let (mut pos, mut lines, mut last) = (0u64, 0u64, 0u64);
+        while pos < self.size {
+            let n = file.read_at(&mut buf, pos)?;
+            if n == 0 {
+                break;
+            }
+            for i in memchr::memchr_iter(b'\n', &buf[..n]) {
+                lines += 1;
+                last = pos + i as u64 + 1;
+            }
+            pos += n as u64;
+        }
+        Ok((last, lines))
+    }
+
+    /// Whether a saved position is still valid for this file: the file is at least that long
+    /// and the bytes before the offset are the ones read then.
+    fn resumable(&mut self, p: &FilePosition) -> io::Result<bool> {
+        if self.size < p.offset {
+            return Ok(false);
+        }
+        let file = self.file.as_mut().expect("a file found at start is open");
+        Ok(tail_hash(file, p.offset)? == p.tail_hash)
+    }
+
+    /// Reads what is new in the active file and frames it into lines.
+    fn advance(
+        &mut self,
+        items: &mut Vec<TailItem>,
+        max_line: usize,
+        budget: &mut u64,
+        now: Instant,
+    ) -> io::Result<Advance> {
+        let changed = self.note_change(now)?;
+        let file = self.file.as_ref().expect("the active file is open");
+        let size = self.size;
+        let check = std::mem::take(&mut self.verify) || changed;
+        let rewritten = size < self.read_pos
+            || (check && self.read_pos > 0 && recent_at(file, self.read_pos)? != self.recent);
+        if rewritten {
+            let id = self.id.expect("a file being read is identified");
+            items.push(TailItem::Truncated {
+                file: id,
+                path: self.path.clone(),
+            });
+            let old = Prior {
+                head: id.head,
+                dev: self.dev,
+                ino: self.ino,
+                offset: self.offset,
+                line: self.line,
+                recent: self.recent.clone(),
+            };
+            self.id = None;
+            self.state = State::Pending;
+            self.positioned = false;
+            self.start = (0, 0);
+            self.start_recent.clear();
+            self.offset = 0;
+            self.line = 0;
+            self.read_pos = 0;
+            self.pending.clear();
+            self.skipping = None;
+            self.recent.clear();
+            return Ok(Advance::Truncated(old));
+        }
+        if size <= self.read_pos {
+            return Ok(Advance::Drained);
+        }
+        let want = (size - self.read_pos).min(CHUNK as u64).min(*budget) as usize;
+        let mut buf = vec![0; want.max(1)];
+        let n = file.read_at(&mut buf, self.read_pos)?;
+        if n == 0 {
+            return Ok(Advance::Drained);
+        }
+        buf.truncate(n);
+        *budget = budget.saturating_sub(n as u64);
+        self.remember(&buf);
+        self.frame(&buf, items, max_line);
+        Ok(Advance::Read)
+    }
+
+    /// Stats the open file; records when its size or mtime last changed. Returns whether
+    /// they did now.
+    fn note_change(&mut self, now: Instant) -> io::Result<bool> {
+        let file = self.file.as_ref().expect("the active file is open");
+        let meta = file.metadata()?;
+        let (size, mtime) = (meta.len(), meta.modified()?);
+        let changed = size != self.size || mtime != self.mtime;
+        if changed {
+            self.changed_at = now;
+            self.size = size;
+            self.mtime = mtime;
+        }
+        Ok(changed)
+    }
+
+    /// Keeps the last bytes read for [`Self::advance`]'s rewrite check.
+    fn remember(&mut self, data: &[u8]) {
+        if data.len() >= RECENT {
+            self.recent.clear();
+            self.recent.extend_from_slice(&data[data.len() - RECENT..]);
+        } else {
+            self.recent.extend_from_slice(data);
+            let extra = self.recent.len().saturating_sub(RECENT);
+            self.recent.drain(..extra);
+        }
+    }
+
+    /// Splits newly read bytes into lines, keeping an unterminated one for later.
+    fn frame(&mut self, mut data: &[u8], items: &mut Vec<TailItem>, max_line: usize) {
+        let id = self.id.expect("a file being read is identified");
+        self.read_pos += data.len() as u64;
+        if let Some((number, offset)) = self.skipping {
+            let Some(i) = memchr::memchr(b'\n', data) else {
+                return;
+            };
+            let end = self.read_pos - (data.len() - i - 1) as u64;
+            let len = end - 1 - offset;
+            items.push(TailItem::Oversize {
+                file: id,
+                path: self.path.clone(),
+                number,
+                offset,
+                end,
+                len,
+            });
+            self.skipping = None;
+            self.offset = end;
+            self.line = number;
+            data = &data[i + 1..];
+        }
+        let searched = self.pending.len();
+        self.pending.extend_from_slice(data);
+        let mut from = 0;
+        for i in memchr::memchr_iter(b'\n', &self.pending[searched..]) {
+            let nl = searched + i;
+            let raw = &self.pending[from..nl];
+            let offset = self.offset;
+            let end = offset + raw.len() as u64 + 1;
+            let bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
+            self.line += 1;
+            items.push(line_item(
+                id, &self.path, self.line, offset, end, bytes, max_line,
+            ));
+            self.offset = end;
+            from = nl + 1;
+        }
+        self.pending.drain(..from);
+        // One byte of slack for a `\r` whose `\n` has not arrived.
+        if self.pending.len() > max_line + 1 {
+            self.skipping = Some((self.line + 1, self.offset));
+            self.pending = Vec::new();
+        }
+    }
+
+    /// Ends a file: an unterminated last line is handed out (nothing will complete it), the
+    /// descriptor is closed.
+    fn finish(&mut self, items: &mut Vec<TailItem>) {
+        let id = self.id.expect("a file being read is identified");
+        if let Some((number, offset)) = self.skipping.take() {
+            items.push(TailItem::Oversize {
+                file: id,
+                path: self.path.clone(),
+                number,
+                offset,
+                end: self.read_pos,
+                len: self.read_pos - offset,
+            });
+            self.line = number;
+            self.offset = self.read_pos;
+        } else if !self.pending.is_empty() {
+            let raw = std::mem::take(&mut self.pending);
+            let bytes = raw.strip_suffix(b"\r").unwrap_or(&raw);
+            self.line += 1;
+            items.push(line_item(
+                id,
+                &self.path,
+                self.line,
+                self.offset,
+                self.read_pos,
+                bytes,
+                usize::MAX,
+            ));
+            self.offset = self.read_pos;
+        }
+        items.push(TailItem::Finished { file: id });
+        self.file = None;
+        self.state = State::Finished;
+    }
+}
+
+fn line_item(
+    id: FileId,
+    path: &Path,
+    number: u64,
+    offset: u64,
+    end: u64,
+    bytes: &[u8],
+    max_line: usize,
+) -> TailItem {
+    if bytes.len() > max_line {
+        TailItem::Oversize {
+            file: id,
+            path: path.to_path_buf(),
+            number,
+            offset,
+            end,
+            len: bytes.len() as u64,
+        }
+    } else {
+        TailItem::Line {
+            file: id,
+            path: path.to_path_buf(),
+            number,
+            offset,
+            end,
+            bytes: bytes.to_vec(),
+        }
+    }
+}
+
+/// The hash of the first line (without its `\n`), once it is complete or at least
+/// [`HEAD_BYTES`] long; `None` before.
+fn first_line_head(file: &File) -> io::Result<Option<u64>> {
+    let mut buf = vec![0; HEAD_BYTES];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let head = &buf[..filled];
+    Ok(match memchr::memchr(b'\n', head) {
+        Some(i) => Some(head_hash(&head[..i])),
+        None if filled == HEAD_BYTES => Some(head_hash(head)),
+        None => None,
+    })
+}
+
+/// The up to [`RECENT`] bytes before `offset` (fewer if the file is shorter).
+fn recent_at(file: &File, offset: u64) -> io::Result<Vec<u8>> {
+    let start = offset.saturating_sub(RECENT as u64);
+    let mut buf = vec![0; (offset - start) as usize];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], start + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// A checkpoint entry for a file followed now: its position with the hash of the bytes before
+/// it, read from `path` (which must still hold the file).
+pub fn file_position(id: FileId, path: &Path, offset: u64, line: u64) -> io::Result<FilePosition> {
+    let mut file = File::open(path)?;
+    Ok(FilePosition {
+        id,
+        path: path.to_path_buf(),
+        offset,
+        line,
+        tail_hash: tail_hash(&mut file, offset)?,
+    })
+}
