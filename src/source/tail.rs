@@ -7,13 +7,12 @@
 //! for the grace period. Lines are framed on bytes exactly as replay frames them; a line is only
 //! handed out once its newline is on disk.
 
-mod stand_in;
 mod watch;
 
 use crate::source::discover;
 use crate::source::fingerprint::{FileId, HEAD_BYTES};
-pub use stand_in::FilePosition;
-use stand_in::{head_hash, tail_hash};
+pub use crate::source::checkpoint::FilePosition;
+use crate::source::fingerprint::{head_hash, tail_hash};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
