@@ -80,6 +80,47 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Follow the live EMS event log and carry actions out as they happen, until SIGTERM.
+    Run {
+        #[arg(long, short, env = "EMSTAIL_CONFIG", default_value = "/etc/emstail/config.ini")]
+        config: PathBuf,
+        /// The log: a file, a directory or a glob; overrides Service.event_log.
+        #[arg(long)]
+        log: Option<String>,
+        /// Overrides Service.state_dir.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Without a checkpoint, process what the log already holds instead of starting at its end.
+        #[arg(long)]
+        from_start: bool,
+        /// Poll only, no inotify (network filesystems).
+        #[arg(long)]
+        poll: bool,
+        /// How often the files are rescanned, in milliseconds.
+        #[arg(long, default_value_t = 250)]
+        rescan_ms: u64,
+        /// A newer file is started only after the older one has not grown for this long.
+        #[arg(long, default_value_t = 1000)]
+        grace_ms: u64,
+        /// Write a Prometheus textfile (for node_exporter) here, atomically, every second.
+        #[arg(long)]
+        metrics_file: Option<PathBuf>,
+        /// Seconds in-flight actions may take to finish after SIGTERM.
+        #[arg(long, default_value_t = 20)]
+        drain_secs: u64,
+        /// Seconds between the one-line summaries at info level.
+        #[arg(long, default_value_t = 60)]
+        summary_secs: u64,
+    },
+    /// Show what a running (or stopped) emstail has done: files, offsets, lag, retrying
+    /// actions and dead letters, from its state directory.
+    Status {
+        #[arg(long, short, env = "EMSTAIL_CONFIG", default_value = "/etc/emstail/config.ini")]
+        config: PathBuf,
+        /// Overrides Service.state_dir (no config needed then).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// List the actions that failed for good; with --retry, run them again and keep only
     /// those that still fail.
     DeadLetters {
@@ -147,6 +188,46 @@ pub fn main() -> i32 {
                 state_dir,
             };
             replay_files(&config, &how, &files)
+        }
+        Command::Run {
+            config,
+            log,
+            state_dir,
+            from_start,
+            poll,
+            rescan_ms,
+            grace_ms,
+            metrics_file,
+            drain_secs,
+            summary_secs,
+        } => {
+            let config = match load_config(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let options = crate::run::RunOptions {
+                log: log.unwrap_or_else(|| config.service.event_log.clone()),
+                state_dir: state_dir.unwrap_or_else(|| config.service.state_dir.clone()),
+                from_start,
+                poll,
+                rescan: std::time::Duration::from_millis(rescan_ms.max(10)),
+                grace: std::time::Duration::from_millis(grace_ms),
+                max_line: DEFAULT_MAX_LINE,
+                metrics_file,
+                drain_timeout: std::time::Duration::from_secs(drain_secs),
+                summary_every: std::time::Duration::from_secs(summary_secs.max(1)),
+            };
+            crate::run::run(&config, &options)
+        }
+        Command::Status { config, state_dir } => {
+            let state_dir = match state_dir {
+                Some(d) => d,
+                None => match load_config(&config) {
+                    Ok(c) => c.service.state_dir,
+                    Err(code) => return code,
+                },
+            };
+            status(&state_dir)
         }
         Command::DeadLetters {
             config,
@@ -303,6 +384,64 @@ fn carry_out(config: &Config, files: &[PathBuf], options: &Options, state_dir: &
         );
         return EXIT_FAILURE;
     }
+    0
+}
+
+fn status(state_dir: &Path) -> i32 {
+    use crate::source::checkpoint;
+    if !state_dir.is_dir() {
+        eprintln!("emstail: {}: no such state directory", state_dir.display());
+        return EXIT_USAGE;
+    }
+    let running = match checkpoint::lock(state_dir) {
+        Ok(lock) => {
+            drop(lock);
+            None
+        }
+        Err(e) => Some(e),
+    };
+    match &running {
+        Some(holder) => println!("running: yes ({holder})"),
+        None => println!("running: no"),
+    }
+    let loaded = checkpoint::load(state_dir);
+    if let Some(problem) = &loaded.problem {
+        println!("checkpoint: {problem}");
+    }
+    let mut lag = 0u64;
+    for p in &loaded.positions {
+        let size = std::fs::metadata(&p.path).map(|m| m.len()).ok();
+        let behind = size.map_or(0, |s| s.saturating_sub(p.offset));
+        lag += behind;
+        match size {
+            Some(size) => println!(
+                "file: {} offset {} of {} bytes (line {}), {} bytes behind",
+                p.path.display(),
+                p.offset,
+                size,
+                p.line,
+                behind
+            ),
+            None => println!("file: {} offset {} (line {}), gone", p.path.display(), p.offset, p.line),
+        }
+    }
+    println!("lag: {lag} bytes behind the log at the last checkpoint");
+    if let Some(s) = crate::status::load(state_dir) {
+        let age = crate::status::now_unix().saturating_sub(s.updated_unix);
+        println!(
+            "last status ({age} s ago, pid {}): {} events, {} malformed, {} refused; actions {} done, {} already done, {} skipped, {} dead; {} retrying, {} in flight; lag {} bytes",
+            s.pid, s.events, s.malformed, s.refused, s.actions_done, s.actions_already_done,
+            s.actions_skipped, s.actions_dead, s.retrying, s.in_flight, s.lag_bytes
+        );
+    }
+    let dead = match dead_letter::read(&state_dir.join(dead_letter::FILE_NAME)) {
+        Ok(l) => l.len(),
+        Err(e) => {
+            eprintln!("emstail: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    println!("dead letters: {dead} ({})", state_dir.join(dead_letter::FILE_NAME).display());
     0
 }
 

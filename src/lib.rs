@@ -12,5 +12,6 @@ pub mod exec;
 pub mod parse;
 pub mod plugins;
 pub mod replay;
+pub mod run;
 pub mod source;
 pub mod status;

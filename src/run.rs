@@ -1,0 +1,414 @@
+//! `emstail run`: follow the live log and carry actions out as they happen.
+//!
+//! The reader (this thread) tails, parses and plans; the pool's workers carry actions out
+//! and acknowledge them; the checkpoint moves only below lines whose every action has
+//! finished (the watermark), so a restart resumes exactly where work stopped.
+
+use crate::config::{Config, LogFormat};
+use crate::engine::Engine;
+use crate::event::Source;
+use crate::exec::dead_letter;
+use crate::exec::dispatch::Executor;
+use crate::exec::live::LiveReport;
+use crate::exec::pool::{Job, Outcome, Pool, PoolConfig, Report};
+use crate::exec::retry::RetryPolicy;
+use crate::exec::Failure;
+use crate::parse::{self, Format, Line, Parsed, Parser};
+use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
+use crate::source::fingerprint::{FileId, tail_hash};
+use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
+use crate::source::watermark::Watermarks;
+use crate::status::{self, Status};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub log: String,
+    pub state_dir: PathBuf,
+    pub from_start: bool,
+    pub poll: bool,
+    pub rescan: Duration,
+    pub grace: Duration,
+    pub max_line: usize,
+    pub metrics_file: Option<PathBuf>,
+    /// How long in-flight actions may take to finish after a stop signal.
+    pub drain_timeout: Duration,
+    pub summary_every: Duration,
+}
+
+/// Acknowledges finished jobs to the watermark, then reports them as usual.
+struct Acking {
+    live: Arc<LiveReport>,
+    marks: Arc<Watermarks>,
+}
+
+impl Report for Acking {
+    fn finished(&self, job: &Job, outcome: &Outcome) {
+        self.live.finished(job, outcome);
+        self.marks.ack(job.tag);
+    }
+    fn retrying(&self, job: &Job, failure: &Failure, delay: Duration) {
+        self.live.retrying(job, failure, delay);
+    }
+}
+
+/// Per-file parsing state.
+struct FileState {
+    path: PathBuf,
+    parser: Option<Parser>,
+    /// The last line read: its number and where it ended.
+    last: (u64, u64),
+}
+
+impl FileState {
+    fn new(path: PathBuf, format: LogFormat) -> Self {
+        FileState {
+            path,
+            parser: fixed(format),
+            last: (0, 0),
+        }
+    }
+}
+
+/// Counters the reader keeps (the workers keep theirs in `LiveReport`).
+#[derive(Default)]
+struct ReadCounters {
+    lines: AtomicU64,
+    events: AtomicU64,
+    malformed: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// Runs until SIGTERM/SIGINT; returns the exit code.
+pub fn run(config: &Config, options: &RunOptions) -> i32 {
+    let _lock: StateLock = match checkpoint::lock(&options.state_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("emstail: {e}");
+            return crate::cli::EXIT_FAILURE;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // A second signal ends the process at once; state on disk is always whole.
+        let registered = signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
+        if let Err(e) = registered {
+            eprintln!("emstail: cannot handle signals: {e}");
+            return crate::cli::EXIT_FAILURE;
+        }
+    }
+
+    let loaded = checkpoint::load(&options.state_dir);
+    let start = if let Some(problem) = &loaded.problem {
+        log::warn!("{problem}; starting from the beginning of the newest log file");
+        Start::FromBeginningOfNewest
+    } else if !loaded.positions.is_empty() {
+        Start::FromCheckpoint(loaded.positions.clone())
+    } else if options.from_start {
+        Start::FromStart
+    } else {
+        Start::FromEnd
+    };
+    let marks = Arc::new(Watermarks::new());
+    for p in &loaded.positions {
+        marks.start(p.id, p.offset, p.line);
+    }
+    let mut tailer = match Tailer::new(
+        TailConfig {
+            log: options.log.clone(),
+            rescan: options.rescan,
+            grace: options.grace,
+            max_line: options.max_line,
+            poll_only: options.poll,
+        },
+        start,
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("emstail: {}: {e}", options.log);
+            return crate::cli::EXIT_FAILURE;
+        }
+    };
+
+    let executor = match Executor::new(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("emstail: {}: {e}", config.path.display());
+            return crate::cli::EXIT_USAGE;
+        }
+    };
+    let writer = match dead_letter::Writer::open(&options.state_dir) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("emstail: state directory: {e}");
+            return crate::cli::EXIT_FAILURE;
+        }
+    };
+    let live = Arc::new(LiveReport::new(writer));
+    let policy = RetryPolicy::from_config(&config.service.retry);
+    let pool = Pool::new(
+        PoolConfig {
+            workers: config.service.workers,
+            capacity: config.service.workers * 64,
+            max_attempts: policy.max_attempts,
+        },
+        Arc::new(executor),
+        Arc::new(Acking {
+            live: Arc::clone(&live),
+            marks: Arc::clone(&marks),
+        }),
+        Box::new(move |attempt| policy.delay(attempt)),
+    );
+
+    let mut reader = Reader {
+        engine: Engine::new(config),
+        format: config.service.log_format,
+        files: HashMap::new(),
+        marks: Arc::clone(&marks),
+        pool: &pool,
+        stop: &stop,
+        counters: ReadCounters::default(),
+        parsed: Vec::new(),
+    };
+    let mut checkpointer = Checkpointer::new(&options.state_dir, Duration::from_secs(1));
+    let started = Instant::now();
+    let mut last_summary = Instant::now();
+    let mut last_status = Instant::now() - Duration::from_secs(10);
+    let mut summary_base = (0u64, Instant::now());
+    log::info!(
+        "following {} with {} (state in {})",
+        options.log,
+        reader.engine.plugin_names().join(", "),
+        options.state_dir.display()
+    );
+
+    while !stop.load(Relaxed) {
+        let items = match tailer.poll(Duration::from_millis(100)) {
+            Ok(items) => items,
+            Err(e) => {
+                log::error!("reading {}: {e}", options.log);
+                std::thread::sleep(Duration::from_millis(500));
+                Vec::new()
+            }
+        };
+        for item in items {
+            reader.item(item);
+            if stop.load(Relaxed) {
+                break;
+            }
+        }
+        if last_status.elapsed() >= Duration::from_secs(1) {
+            last_status = Instant::now();
+            let positions = positions(&tailer, &marks);
+            if let Err(e) = checkpointer.maybe_store(|| positions.clone()) {
+                log::error!("writing the checkpoint in {}: {e}", options.state_dir.display());
+            }
+            let status = snapshot(&reader, &live, &pool, &tailer, started);
+            write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
+        }
+        if last_summary.elapsed() >= options.summary_every {
+            let events = reader.counters.events.load(Relaxed);
+            let rate = (events - summary_base.0) as f64 / summary_base.1.elapsed().as_secs_f64();
+            summary_base = (events, Instant::now());
+            last_summary = Instant::now();
+            let c = &live.counters;
+            log::info!(
+                "{rate:.1} events/s; actions: {} done, {} retrying, {} dead; lag {} bytes",
+                c.done.load(Relaxed) + c.already_done.load(Relaxed),
+                pool.retrying(),
+                c.dead.load(Relaxed),
+                tailer.lag_bytes()
+            );
+        }
+    }
+
+    log::info!("stopping: waiting up to {} s for {} actions in flight", options.drain_timeout.as_secs(), pool.pending());
+    let left = pool.drain(Some(options.drain_timeout));
+    if left > 0 {
+        log::warn!("{left} actions still unfinished; they run again after the restart");
+    }
+    let positions = positions(&tailer, &marks);
+    if let Err(e) = checkpointer.store_now(&positions) {
+        log::error!("writing the checkpoint in {}: {e}", options.state_dir.display());
+        return crate::cli::EXIT_FAILURE;
+    }
+    let status = snapshot(&reader, &live, &pool, &tailer, started);
+    write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
+    drop(reader);
+    drop(pool);
+    log::info!("stopped; checkpoint written");
+    0
+}
+
+struct Reader<'a> {
+    engine: Engine,
+    format: LogFormat,
+    files: HashMap<FileId, FileState>,
+    marks: Arc<Watermarks>,
+    pool: &'a Pool,
+    stop: &'a AtomicBool,
+    counters: ReadCounters,
+    parsed: Vec<Parsed>,
+}
+
+impl Reader<'_> {
+    fn item(&mut self, item: TailItem) {
+        match item {
+            TailItem::Opened { file, path, offset } => {
+                log::info!("reading {} from byte {offset}", path.display());
+                self.files.insert(file, FileState::new(path, self.format));
+            }
+            TailItem::Truncated { file, path } => {
+                log::warn!("{} was truncated; reading it again from the start", path.display());
+                self.marks.start(file, 0, 0);
+                self.files.insert(file, FileState::new(path, self.format));
+            }
+            TailItem::Line { file, path, number, offset, end, bytes } => {
+                self.counters.lines.fetch_add(1, Relaxed);
+                let format = self.format;
+                let state = self
+                    .files
+                    .entry(file)
+                    .or_insert_with(|| FileState::new(path.clone(), format));
+                state.path = path;
+                state.last = (number, end);
+                let line = Line { number, offset, bytes: &bytes };
+                if state.parser.is_none() {
+                    state.parser = parse::detect(line.bytes).map(Parser::new);
+                }
+                let Some(parser) = state.parser.as_mut() else {
+                    if !line.bytes.iter().all(u8::is_ascii_whitespace) {
+                        self.counters.malformed.fetch_add(1, Relaxed);
+                        log::warn!("{}:{number}: neither a JSON event nor a text-format record header", state.path.display());
+                    }
+                    self.marks.consumed(file, number, end);
+                    return;
+                };
+                parser.push(line, &mut self.parsed);
+                let open = parser.open_record();
+                self.flush(file, number, end);
+                self.marks.hold(file, open.map(|(_, o)| o), open.map_or(0, |(l, _)| l));
+            }
+            TailItem::Oversize { file, path, number, end, len, .. } => {
+                self.counters.lines.fetch_add(1, Relaxed);
+                if let Some(state) = self.files.get_mut(&file) {
+                    state.last = (number, end);
+                }
+                self.counters.malformed.fetch_add(1, Relaxed);
+                log::warn!("{}:{number}: line of {len} bytes is over the cap; skipped", path.display());
+                self.marks.consumed(file, number, end);
+            }
+            TailItem::Finished { file } => {
+                if let Some(state) = self.files.get_mut(&file)
+                    && let Some(parser) = state.parser.as_mut()
+                {
+                    parser.finish(&mut self.parsed);
+                    let (number, end) = state.last;
+                    if !self.parsed.is_empty() {
+                        self.flush(file, number, end);
+                    }
+                    self.marks.hold(file, None, 0);
+                }
+                self.files.remove(&file);
+            }
+        }
+    }
+
+    /// Plans and submits the events parsed so far; the line that completed them ends at `end`.
+    fn flush(&mut self, file: FileId, number: u64, end: u64) {
+        let Some(state) = self.files.get(&file) else {
+            return;
+        };
+        let path = state.path.to_string_lossy().into_owned();
+        let mut any = false;
+        for parsed in std::mem::take(&mut self.parsed) {
+            any = true;
+            match parsed {
+                Parsed::Malformed { line, reason } => {
+                    self.counters.malformed.fetch_add(1, Relaxed);
+                    log::warn!("{path}:{line}: {reason}");
+                    self.marks.consumed(file, number, end);
+                }
+                Parsed::Event { line, offset, envelope } => {
+                    self.counters.events.fetch_add(1, Relaxed);
+                    let actions = self.engine.handle(&envelope.event);
+                    for refusal in self.engine.take_refusals() {
+                        self.counters.refused.fetch_add(1, Relaxed);
+                        log::warn!("{path}:{line}: refused: {refusal}");
+                    }
+                    let tokens = self.marks.line(file, line, offset, end, actions.len());
+                    let source = Source { file: path.clone(), line };
+                    for (action, token) in actions.into_iter().zip(tokens) {
+                        if self.pool.submit_tagged(action, source.clone(), token, Some(self.stop)).is_none() {
+                            // Stopping: the rest of this line runs again after the restart.
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        if !any {
+            self.marks.consumed(file, number, end);
+        }
+    }
+}
+
+fn fixed(format: LogFormat) -> Option<Parser> {
+    match format {
+        LogFormat::Auto => None,
+        LogFormat::Json => Some(Parser::new(Format::Json)),
+        LogFormat::Text => Some(Parser::new(Format::Text)),
+    }
+}
+
+/// Checkpoint positions: the watermark of every file the tailer still follows.
+fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
+    tailer
+        .positions()
+        .into_iter()
+        .filter_map(|(id, path, _, _)| {
+            let (offset, line) = marks.safe(id)?;
+            let hash = std::fs::File::open(&path)
+                .and_then(|mut f| tail_hash(&mut f, offset))
+                .ok()?;
+            Some(FilePosition { id, path, offset, line, tail_hash: hash })
+        })
+        .collect()
+}
+
+fn snapshot(reader: &Reader<'_>, live: &LiveReport, pool: &Pool, tailer: &Tailer, started: Instant) -> Status {
+    let c = &live.counters;
+    Status {
+        pid: std::process::id(),
+        updated_unix: status::now_unix(),
+        uptime_secs: started.elapsed().as_secs(),
+        lines: reader.counters.lines.load(Relaxed),
+        events: reader.counters.events.load(Relaxed),
+        malformed: reader.counters.malformed.load(Relaxed),
+        refused: reader.counters.refused.load(Relaxed),
+        actions_done: c.done.load(Relaxed),
+        actions_already_done: c.already_done.load(Relaxed),
+        actions_skipped: c.skipped.load(Relaxed),
+        actions_dead: c.dead.load(Relaxed),
+        retries: c.retries.load(Relaxed),
+        retrying: pool.retrying() as u64,
+        in_flight: pool.pending() as u64,
+        lag_bytes: tailer.lag_bytes(),
+    }
+}
+
+fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status) {
+    if let Err(e) = status::store(state_dir, status) {
+        log::warn!("writing {}: {e}", state_dir.join(status::FILE_NAME).display());
+    }
+    if let Some(path) = metrics
+        && let Err(e) = status::write_metrics(path, status)
+    {
+        log::warn!("writing {}: {e}", path.display());
+    }
+}
