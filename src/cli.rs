@@ -82,7 +82,12 @@ enum Command {
     },
     /// Follow the live EMS event log and carry actions out as they happen, until SIGTERM.
     Run {
-        #[arg(long, short, env = "EMSTAIL_CONFIG", default_value = "/etc/emstail/config.ini")]
+        #[arg(
+            long,
+            short,
+            env = "EMSTAIL_CONFIG",
+            default_value = "/etc/emstail/config.ini"
+        )]
         config: PathBuf,
         /// The log: a file, a directory or a glob; overrides Service.event_log.
         #[arg(long)]
@@ -115,7 +120,12 @@ enum Command {
     /// Show what a running (or stopped) emstail has done: files, offsets, lag, retrying
     /// actions and dead letters, from its state directory.
     Status {
-        #[arg(long, short, env = "EMSTAIL_CONFIG", default_value = "/etc/emstail/config.ini")]
+        #[arg(
+            long,
+            short,
+            env = "EMSTAIL_CONFIG",
+            default_value = "/etc/emstail/config.ini"
+        )]
         config: PathBuf,
         /// Overrides Service.state_dir (no config needed then).
         #[arg(long)]
@@ -422,7 +432,12 @@ fn status(state_dir: &Path) -> i32 {
                 p.line,
                 behind
             ),
-            None => println!("file: {} offset {} (line {}), gone", p.path.display(), p.offset, p.line),
+            None => println!(
+                "file: {} offset {} (line {}), gone",
+                p.path.display(),
+                p.offset,
+                p.line
+            ),
         }
     }
     println!("lag: {lag} bytes behind the log at the last checkpoint");
@@ -430,8 +445,17 @@ fn status(state_dir: &Path) -> i32 {
         let age = crate::status::now_unix().saturating_sub(s.updated_unix);
         println!(
             "last status ({age} s ago, pid {}): {} events, {} malformed, {} refused; actions {} done, {} already done, {} skipped, {} dead; {} retrying, {} in flight; lag {} bytes",
-            s.pid, s.events, s.malformed, s.refused, s.actions_done, s.actions_already_done,
-            s.actions_skipped, s.actions_dead, s.retrying, s.in_flight, s.lag_bytes
+            s.pid,
+            s.events,
+            s.malformed,
+            s.refused,
+            s.actions_done,
+            s.actions_already_done,
+            s.actions_skipped,
+            s.actions_dead,
+            s.retrying,
+            s.in_flight,
+            s.lag_bytes
         );
     }
     let dead = match dead_letter::read(&state_dir.join(dead_letter::FILE_NAME)) {
@@ -441,7 +465,10 @@ fn status(state_dir: &Path) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    println!("dead letters: {dead} ({})", state_dir.join(dead_letter::FILE_NAME).display());
+    println!(
+        "dead letters: {dead} ({})",
+        state_dir.join(dead_letter::FILE_NAME).display()
+    );
     0
 }
 

@@ -7,12 +7,12 @@
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 use crate::event::Source;
+use crate::exec::Failure;
 use crate::exec::dead_letter;
 use crate::exec::dispatch::Executor;
 use crate::exec::live::LiveReport;
 use crate::exec::pool::{Job, Outcome, Pool, PoolConfig, Report};
 use crate::exec::retry::RetryPolicy;
-use crate::exec::Failure;
 use crate::parse::{self, Format, Line, Parsed, Parser};
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::{FileId, tail_hash};
@@ -95,8 +95,9 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // A second signal ends the process at once; state on disk is always whole.
-        let registered = signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
-            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
+        let registered =
+            signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+                .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
         if let Err(e) = registered {
             eprintln!("emstail: cannot handle signals: {e}");
             return crate::cli::EXIT_FAILURE;
@@ -206,7 +207,10 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
             last_status = Instant::now();
             let positions = positions(&tailer, &marks);
             if let Err(e) = checkpointer.maybe_store(|| positions.clone()) {
-                log::error!("writing the checkpoint in {}: {e}", options.state_dir.display());
+                log::error!(
+                    "writing the checkpoint in {}: {e}",
+                    options.state_dir.display()
+                );
             }
             let status = snapshot(&reader, &live, &pool, &tailer, started);
             write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
@@ -227,14 +231,21 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
         }
     }
 
-    log::info!("stopping: waiting up to {} s for {} actions in flight", options.drain_timeout.as_secs(), pool.pending());
+    log::info!(
+        "stopping: waiting up to {} s for {} actions in flight",
+        options.drain_timeout.as_secs(),
+        pool.pending()
+    );
     let left = pool.drain(Some(options.drain_timeout));
     if left > 0 {
         log::warn!("{left} actions still unfinished; they run again after the restart");
     }
     let positions = positions(&tailer, &marks);
     if let Err(e) = checkpointer.store_now(&positions) {
-        log::error!("writing the checkpoint in {}: {e}", options.state_dir.display());
+        log::error!(
+            "writing the checkpoint in {}: {e}",
+            options.state_dir.display()
+        );
         return crate::cli::EXIT_FAILURE;
     }
     let status = snapshot(&reader, &live, &pool, &tailer, started);
@@ -264,11 +275,21 @@ impl Reader<'_> {
                 self.files.insert(file, FileState::new(path, self.format));
             }
             TailItem::Truncated { file, path } => {
-                log::warn!("{} was truncated; reading it again from the start", path.display());
+                log::warn!(
+                    "{} was truncated; reading it again from the start",
+                    path.display()
+                );
                 self.marks.start(file, 0, 0);
                 self.files.insert(file, FileState::new(path, self.format));
             }
-            TailItem::Line { file, path, number, offset, end, bytes } => {
+            TailItem::Line {
+                file,
+                path,
+                number,
+                offset,
+                end,
+                bytes,
+            } => {
                 self.counters.lines.fetch_add(1, Relaxed);
                 let format = self.format;
                 let state = self
@@ -277,14 +298,21 @@ impl Reader<'_> {
                     .or_insert_with(|| FileState::new(path.clone(), format));
                 state.path = path;
                 state.last = (number, end);
-                let line = Line { number, offset, bytes: &bytes };
+                let line = Line {
+                    number,
+                    offset,
+                    bytes: &bytes,
+                };
                 if state.parser.is_none() {
                     state.parser = parse::detect(line.bytes).map(Parser::new);
                 }
                 let Some(parser) = state.parser.as_mut() else {
                     if !line.bytes.iter().all(u8::is_ascii_whitespace) {
                         self.counters.malformed.fetch_add(1, Relaxed);
-                        log::warn!("{}:{number}: neither a JSON event nor a text-format record header", state.path.display());
+                        log::warn!(
+                            "{}:{number}: neither a JSON event nor a text-format record header",
+                            state.path.display()
+                        );
                     }
                     self.marks.consumed(file, number, end);
                     return;
@@ -292,15 +320,26 @@ impl Reader<'_> {
                 parser.push(line, &mut self.parsed);
                 let open = parser.open_record();
                 self.flush(file, number, end);
-                self.marks.hold(file, open.map(|(_, o)| o), open.map_or(0, |(l, _)| l));
+                self.marks
+                    .hold(file, open.map(|(_, o)| o), open.map_or(0, |(l, _)| l));
             }
-            TailItem::Oversize { file, path, number, end, len, .. } => {
+            TailItem::Oversize {
+                file,
+                path,
+                number,
+                end,
+                len,
+                ..
+            } => {
                 self.counters.lines.fetch_add(1, Relaxed);
                 if let Some(state) = self.files.get_mut(&file) {
                     state.last = (number, end);
                 }
                 self.counters.malformed.fetch_add(1, Relaxed);
-                log::warn!("{}:{number}: line of {len} bytes is over the cap; skipped", path.display());
+                log::warn!(
+                    "{}:{number}: line of {len} bytes is over the cap; skipped",
+                    path.display()
+                );
                 self.marks.consumed(file, number, end);
             }
             TailItem::Finished { file } => {
@@ -334,7 +373,11 @@ impl Reader<'_> {
                     log::warn!("{path}:{line}: {reason}");
                     self.marks.consumed(file, number, end);
                 }
-                Parsed::Event { line, offset, envelope } => {
+                Parsed::Event {
+                    line,
+                    offset,
+                    envelope,
+                } => {
                     self.counters.events.fetch_add(1, Relaxed);
                     let actions = self.engine.handle(&envelope.event);
                     for refusal in self.engine.take_refusals() {
@@ -342,9 +385,16 @@ impl Reader<'_> {
                         log::warn!("{path}:{line}: refused: {refusal}");
                     }
                     let tokens = self.marks.line(file, line, offset, end, actions.len());
-                    let source = Source { file: path.clone(), line };
+                    let source = Source {
+                        file: path.clone(),
+                        line,
+                    };
                     for (action, token) in actions.into_iter().zip(tokens) {
-                        if self.pool.submit_tagged(action, source.clone(), token, Some(self.stop)).is_none() {
+                        if self
+                            .pool
+                            .submit_tagged(action, source.clone(), token, Some(self.stop))
+                            .is_none()
+                        {
                             // Stopping: the rest of this line runs again after the restart.
                             return;
                         }
@@ -376,12 +426,24 @@ fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
             let hash = std::fs::File::open(&path)
                 .and_then(|mut f| tail_hash(&mut f, offset))
                 .ok()?;
-            Some(FilePosition { id, path, offset, line, tail_hash: hash })
+            Some(FilePosition {
+                id,
+                path,
+                offset,
+                line,
+                tail_hash: hash,
+            })
         })
         .collect()
 }
 
-fn snapshot(reader: &Reader<'_>, live: &LiveReport, pool: &Pool, tailer: &Tailer, started: Instant) -> Status {
+fn snapshot(
+    reader: &Reader<'_>,
+    live: &LiveReport,
+    pool: &Pool,
+    tailer: &Tailer,
+    started: Instant,
+) -> Status {
     let c = &live.counters;
     Status {
         pid: std::process::id(),
@@ -404,7 +466,10 @@ fn snapshot(reader: &Reader<'_>, live: &LiveReport, pool: &Pool, tailer: &Tailer
 
 fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status) {
     if let Err(e) = status::store(state_dir, status) {
-        log::warn!("writing {}: {e}", state_dir.join(status::FILE_NAME).display());
+        log::warn!(
+            "writing {}: {e}",
+            state_dir.join(status::FILE_NAME).display()
+        );
     }
     if let Some(path) = metrics
         && let Err(e) = status::write_metrics(path, status)

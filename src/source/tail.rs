@@ -9,9 +9,9 @@
 
 mod watch;
 
+pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
 use crate::source::fingerprint::{FileId, HEAD_BYTES};
-pub use crate::source::checkpoint::FilePosition;
 use crate::source::fingerprint::{head_hash, tail_hash};
 use std::fs::{File, Metadata};
 use std::io;
