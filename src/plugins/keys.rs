@@ -58,7 +58,7 @@ impl MediaPath {
         if text.is_empty() {
             return None;
         }
-        Some(self.prefix_len + text.rfind('/').map_or(0, |i| i + 1))
+        Some(self.prefix_len + memchr::memrchr(b'/', text.as_bytes()).map_or(0, |i| i + 1))
     }
 
     fn pop(&mut self) {
