@@ -7,7 +7,7 @@ size_mb=${1:-1100}
 data=bench/data
 mkdir -p "$data"
 log=$data/events_20261129_101500.txt
-if [ ! -f "$log" ] || [ "$(stat -c %s "$log")" -lt $((size_mb * 1000000)) ]; then
+if [ ! -f "$log" ] || [ "$(stat -L -c %s "$log")" -lt $((size_mb * 1000000)) ]; then
   echo "generating $log (${size_mb} MB)..." >&2
   python3 bench/gen_events.py "$log" "$size_mb"
 fi
@@ -23,15 +23,26 @@ cat > "$data/config.ini" <<'CFG'
 }
 CFG
 cargo build --release --quiet
-bin=target/release/emstail
-bytes=$(stat -c %s "$log")
+bin=${CARGO_TARGET_DIR:-target}/release/emstail
+bytes=$(stat -L -c %s "$log")
 events=$(wc -l < "$log")
 cat "$log" > /dev/null  # warm the page cache for both runs
 
 # Wall seconds and peak RSS (KiB) of a command, its output discarded.
 measure() { /usr/bin/time -o "$data/time" -f '%e %M' "$@" > /dev/null 2>"$data/stderr"; cat "$data/time"; }
-read -r t_wc rss_wc < <(measure wc -l "$log")
-read -r t_em rss_em < <(measure "$bin" replay --config "$data/config.ini" --dry-run --json "$log")
+# "seconds rss" of the fastest of N runs of a command: wc takes a fraction of a second, so
+# one run of it is mostly noise. Usage: best N command...
+best() {
+  local n=$1 t r bt="" br=""
+  shift
+  for _ in $(seq "$n"); do
+    read -r t r < <(measure "$@")
+    if [ -z "$bt" ] || awk -v a="$t" -v b="$bt" 'BEGIN { exit !(a < b) }'; then bt=$t br=$r; fi
+  done
+  echo "$bt $br"
+}
+read -r t_wc rss_wc < <(best "${WC_RUNS:-3}" wc -l "$log")
+read -r t_em rss_em < <(best "${RUNS:-1}" "$bin" replay --config "$data/config.ini" --dry-run --json "$log")
 tail -1 "$data/stderr" >&2
 
 awk -v re="$rss_em" -v rw="$rss_wc" -v b="$bytes" -v n="$events" -v tw="$t_wc" -v te="$t_em" 'BEGIN {

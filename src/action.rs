@@ -249,6 +249,82 @@ pub fn to_json(action: &PlannedAction, source: Option<&crate::event::Source>) ->
 
 /// [`to_json`] straight into a writer, without the intermediate string.
 pub fn write_json(
+    mut writer: impl std::io::Write,
+    action: &PlannedAction,
+    source: Option<&crate::event::Source>,
+) -> std::io::Result<()> {
+    // Uploads are nearly every action of a replay: they are written by hand, field by field
+    // in the order and with the escaping of the serde form below (which EMS calls still use).
+    let (kind, bucket, key, put) = match &action.action {
+        Action::S3Put {
+            bucket,
+            key,
+            path,
+            content_type,
+            ..
+        } => ("s3_put", bucket, key, Some((path, content_type))),
+        Action::S3Delete { bucket, key } => ("s3_delete", bucket, key, None),
+        Action::EmsCall { .. } => return write_json_serde(writer, action, source),
+    };
+    let w = &mut writer;
+    w.write_all(b"{\"plugin\":")?;
+    json_str(w, action.plugin)?;
+    w.write_all(b",\"kind\":\"")?;
+    w.write_all(kind.as_bytes())?;
+    w.write_all(b"\",\"bucket\":")?;
+    json_str(w, bucket)?;
+    w.write_all(b",\"key\":")?;
+    json_str(w, key)?;
+    if let Some((path, content_type)) = put {
+        w.write_all(b",\"path\":")?;
+        // A path made from a string is UTF-8: checked at SIMD speed, not char by char.
+        match path.to_str() {
+            Some(path) => json_str(w, path)?,
+            None => json_str(w, &path.to_string_lossy())?,
+        }
+        w.write_all(b",\"content_type\":")?;
+        json_str(w, content_type)?;
+    }
+    if let Some(source) = source {
+        w.write_all(b",\"source\":{\"file\":")?;
+        json_str(w, &source.file)?;
+        w.write_all(b",\"line\":")?;
+        let mut digits = [0u8; 20];
+        w.write_all(decimal(source.line, &mut digits))?;
+        w.write_all(b"}")?;
+    }
+    w.write_all(b"}")
+}
+
+/// A JSON string as serde_json writes it: quoted, escaped only when it must be.
+fn json_str(w: &mut impl std::io::Write, s: &str) -> std::io::Result<()> {
+    let plain = !s.bytes().fold(false, |escape, b| {
+        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        w.write_all(b"\"")?;
+        w.write_all(s.as_bytes())?;
+        w.write_all(b"\"")
+    } else {
+        let mut serializer = serde_json::Serializer::new(w);
+        serializer.serialize_str(s).map_err(std::io::Error::from)
+    }
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
+fn write_json_serde(
     writer: impl std::io::Write,
     action: &PlannedAction,
     source: Option<&crate::event::Source>,
@@ -314,4 +390,67 @@ pub fn write_json(
         }
     }
     serde_json::to_writer(writer, &out).map_err(std::io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Source;
+
+    fn upload(action: Action) -> PlannedAction {
+        PlannedAction {
+            plugin: "AmazonHLSUpload",
+            lane: "AmazonHLSUpload:G/S".into(),
+            stream: Some("S".into()),
+            stream_id: None,
+            action,
+        }
+    }
+
+    fn bytes(action: &PlannedAction, source: Option<&Source>) -> (Vec<u8>, Vec<u8>) {
+        let mut by_hand = Vec::new();
+        write_json(&mut by_hand, action, source).expect("a Vec takes any write");
+        let mut by_serde = Vec::new();
+        write_json_serde(&mut by_serde, action, source).expect("a Vec takes any write");
+        (by_hand, by_serde)
+    }
+
+    /// The hand-written upload form must stay byte for byte the serde form that scripts read.
+    #[test]
+    fn upload_json_is_byte_identical_to_the_serde_form() {
+        let hostile = "G/\"q\\b\u{1}\n\t\u{7f}é✓ </script>";
+        let put = upload(Action::S3Put {
+            bucket: "b\"".into(),
+            key: hostile.into(),
+            path: PathBuf::from(format!("/w/{hostile}")),
+            content_type: "video/mp2t".into(),
+            cache_control: "max-age=86400".into(),
+            acl: Some("public-read".into()),
+            optional: true,
+        });
+        let delete = upload(Action::S3Delete {
+            bucket: "media".into(),
+            key: "G/S/seg_1.ts".into(),
+        });
+        let source = Source {
+            file: "/logs/\"x\"\r.txt".into(),
+            line: u64::MAX,
+        };
+        for action in [&put, &delete] {
+            for source in [None, Some(&source)] {
+                let (by_hand, by_serde) = bytes(action, source);
+                assert_eq!(
+                    String::from_utf8_lossy(&by_hand),
+                    String::from_utf8_lossy(&by_serde)
+                );
+            }
+        }
+        let zero = Source {
+            file: "f".into(),
+            line: 0,
+        };
+        let (by_hand, by_serde) = bytes(&delete, Some(&zero));
+        assert_eq!(by_hand, by_serde);
+        assert!(by_hand.ends_with(br#""source":{"file":"f","line":0}}"#));
+    }
 }

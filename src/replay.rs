@@ -105,7 +105,6 @@ pub fn replay(
         engine: Engine::new(config),
         summary: Summary::default(),
         backfill: Backfill::default(),
-        parsed: Vec::new(),
         options,
         sink,
     };
@@ -129,96 +128,156 @@ struct Replayer<'a> {
     engine: Engine,
     summary: Summary,
     backfill: Backfill,
-    parsed: Vec<Parsed>,
     options: &'a Options,
     sink: &'a mut dyn Sink,
 }
 
+/// Items a reader thread hands the engine at once: one channel send per batch, not per line.
+const BATCH: usize = 1024;
+/// Batches in flight; bounds memory when the engine is the slower side.
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// What the reader thread reports at the end of a file: bytes and lines read.
+type ReadResult = std::io::Result<(u64, u64)>;
+
 impl Replayer<'_> {
+    /// Reads and parses `path` on a second thread while this one runs the engine and the sink,
+    /// batch by batch, so both cores work; the order of everything the sink sees is unchanged.
     fn file(&mut self, path: &Path) -> std::io::Result<()> {
         let file_name = path.to_string_lossy().into_owned();
-        let mut parser: Option<Parser> = fixed_format(self.options.format).map(Parser::new);
+        let format = fixed_format(self.options.format);
+        let max_line = self.options.max_line;
         self.summary.files += 1;
-        let bytes = for_each_line(path, self.options.max_line, |item| {
-            self.summary.lines += 1;
-            match item {
-                Item::Line(line) => {
-                    let parser = match &mut parser {
-                        Some(p) => p,
-                        None => match parse::detect(line.bytes) {
-                            Some(format) => parser.insert(Parser::new(format)),
-                            None if line.bytes.iter().all(u8::is_ascii_whitespace) => return,
-                            None => {
-                                self.malformed(
-                                    &file_name,
-                                    line.number,
-                                    "neither a JSON event nor a text-format record header".into(),
-                                );
-                                return;
-                            }
-                        },
-                    };
-                    parser.push(line, &mut self.parsed);
-                    self.drain(&file_name);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(BATCHES_IN_FLIGHT);
+        // Spent batches go back to the reader so that their buffers are reused.
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<Parsed>>();
+        let result = std::thread::scope(|scope| {
+            let reader = scope.spawn(move || read_file(path, format, max_line, &tx, &recycle_rx));
+            let mut source = source(&file_name, 0);
+            for mut batch in rx {
+                for p in batch.drain(..) {
+                    self.parsed_item(&mut source, p);
                 }
-                Item::Oversize { line, len, .. } => {
-                    let cap = self.options.max_line;
-                    self.malformed(
-                        &file_name,
-                        line,
-                        format!("line of {len} bytes is over the {cap} byte cap; skipped"),
-                    );
-                }
+                // The reader may have finished and gone: a lost spare buffer costs nothing.
+                let _ = recycle_tx.send(batch);
             }
-        })
-        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-        if let Some(p) = &mut parser {
-            p.finish(&mut self.parsed);
+            reader.join()
+        });
+        let (bytes, lines) = match result {
+            Ok(read) => read,
+            Err(panic) => std::panic::resume_unwind(panic),
         }
-        self.drain(&file_name);
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.summary.lines += lines;
         self.summary.bytes += bytes;
         Ok(())
     }
 
-    fn malformed(&mut self, file: &str, line: u64, message: String) {
+    fn parsed_item(&mut self, source: &mut Source, parsed: Parsed) {
+        match parsed {
+            Parsed::Malformed { line, reason } => {
+                source.line = line;
+                self.malformed(source, reason);
+            }
+            Parsed::Event { line, envelope, .. } => {
+                source.line = line;
+                self.event(source, &envelope.event);
+            }
+        }
+    }
+
+    fn malformed(&mut self, source: &Source, message: String) {
         self.summary.malformed += 1;
         self.sink.problem(&Problem {
-            source: source(file, line),
+            source: source.clone(),
             message,
         });
     }
 
-    fn drain(&mut self, file: &str) {
-        let mut parsed = std::mem::take(&mut self.parsed);
-        for p in parsed.drain(..) {
-            match p {
-                Parsed::Malformed { line, reason } => self.malformed(file, line, reason),
-                Parsed::Event { line, envelope, .. } => self.event(file, line, &envelope.event),
-            }
-        }
-        self.parsed = parsed;
-    }
-
-    fn event(&mut self, file: &str, line: u64, event: &Event) {
+    fn event(&mut self, source: &Source, event: &Event) {
         self.summary.events += 1;
         self.backfill.observe(event);
         let actions = self.engine.handle(event);
         for refusal in self.engine.take_refusals() {
             self.summary.refused += 1;
             self.sink.problem(&Problem {
-                source: source(file, line),
+                source: source.clone(),
                 message: format!("refused: {refusal}"),
             });
         }
         for action in actions {
             if action.action.is_control() {
-                self.backfill.hold(action, source(file, line));
+                self.backfill.hold(action, source.clone());
             } else {
                 *self.summary.actions.entry(action.plugin).or_default() += 1;
-                self.sink.action(&action, &source(file, line));
+                self.sink.action(&action, source);
             }
         }
     }
+}
+
+/// The reader side of [`Replayer::file`]: lines → parsed items, in batches, in file order.
+/// Lines that are neither format, and oversize lines, travel as `Parsed::Malformed`.
+fn read_file(
+    path: &Path,
+    format: Option<Format>,
+    max_line: usize,
+    tx: &std::sync::mpsc::SyncSender<Vec<Parsed>>,
+    recycle: &std::sync::mpsc::Receiver<Vec<Parsed>>,
+) -> ReadResult {
+    let mut parser: Option<Parser> = format.map(Parser::new);
+    let mut batch: Vec<Parsed> = Vec::with_capacity(BATCH);
+    let mut lines = 0u64;
+    // Set when the engine side has gone (it never does before the end, short of a panic).
+    let mut closed = false;
+    let send = |batch: &mut Vec<Parsed>, closed: &mut bool| {
+        let spare = recycle
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let full = std::mem::replace(batch, spare);
+        if tx.send(full).is_err() {
+            *closed = true;
+        }
+    };
+    let bytes = for_each_line(path, max_line, |item| {
+        lines += 1;
+        match item {
+            Item::Line(line) => {
+                let parser = match &mut parser {
+                    Some(p) => p,
+                    None => match parse::detect(line.bytes) {
+                        Some(format) => parser.insert(Parser::new(format)),
+                        None if line.bytes.iter().all(u8::is_ascii_whitespace) => return,
+                        None => {
+                            batch.push(Parsed::Malformed {
+                                line: line.number,
+                                reason: "neither a JSON event nor a text-format record header"
+                                    .into(),
+                            });
+                            return;
+                        }
+                    },
+                };
+                parser.push(line, &mut batch);
+            }
+            Item::Oversize { line, len, .. } => {
+                batch.push(Parsed::Malformed {
+                    line,
+                    reason: format!("line of {len} bytes is over the {max_line} byte cap; skipped"),
+                });
+            }
+        }
+        if batch.len() >= BATCH && !closed {
+            send(&mut batch, &mut closed);
+        }
+    })?;
+    if let Some(p) = &mut parser {
+        p.finish(&mut batch);
+    }
+    if !batch.is_empty() && !closed {
+        send(&mut batch, &mut closed);
+    }
+    Ok((bytes, lines))
 }
 
 fn fixed_format(format: LogFormat) -> Option<Format> {

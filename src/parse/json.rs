@@ -38,6 +38,128 @@ pub fn parse_line(line: Line<'_>) -> Option<Parsed> {
 }
 
 fn parse_text(text: &str, column_shift: usize) -> Result<Envelope, String> {
+    if let Some(kind) = peek_type(text) {
+        let mut seed = OnePass {
+            kind,
+            payload_seen: false,
+        };
+        if let Ok(envelope) = serde::de::DeserializeSeed::deserialize(
+            &mut seed,
+            &mut serde_json::Deserializer::from_str(text),
+        ) {
+            return Ok(envelope);
+        }
+        // Anything unusual (an error, a null payload, a repeated key): the two-pass reading
+        // below decides, with its own messages.
+    }
+    parse_in_two_passes(text, column_shift)
+}
+
+/// The event type from the end of the line: EMS sorts its keys, so `type` comes last, as
+/// `,"type":"name"}`. Only a plain name is taken; the one-pass reader checks it against the
+/// `type` it actually meets.
+fn peek_type(text: &str) -> Option<&str> {
+    let body = text.strip_suffix("\"}")?;
+    let start = body
+        .bytes()
+        .rposition(|b| !(b.is_ascii_alphanumeric() || b == b'_'))
+        .map_or(0, |i| i + 1);
+    let name = &body[start..];
+    let before = body[..start].strip_suffix("\"type\":\"")?;
+    (!name.is_empty() && (before.ends_with(',') || before.ends_with('{'))).then_some(name)
+}
+
+/// Reads a line in one pass, the payload straight into the struct of the peeked type. Any
+/// doubt ends it with an error so that the caller falls back to the two-pass reading.
+struct OnePass<'k> {
+    kind: &'k str,
+    payload_seen: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for &mut OnePass<'_> {
+    type Value = Envelope;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Envelope, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut OnePass<'_> {
+    type Value = Envelope;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+        let mut kind_seen = false;
+        let mut event = None;
+        let mut id: Option<&RawValue> = None;
+        let mut timestamp: Option<Value> = None;
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Type => {
+                    let raw: &RawValue = map.next_value()?;
+                    let same = string_of(raw).is_some_and(|k| k == self.kind);
+                    if kind_seen || !same {
+                        return Err(de::Error::custom("type differs from the peeked one"));
+                    }
+                    kind_seen = true;
+                }
+                Key::Payload => {
+                    if self.payload_seen {
+                        return Err(de::Error::custom("repeated payload"));
+                    }
+                    self.payload_seen = true;
+                    let payload = SeedPayload(&mut map);
+                    event =
+                        Some(Event::from_payload(self.kind, payload).map_err(de::Error::custom)?);
+                }
+                Key::Id => id = Some(map.next_value()?),
+                Key::Timestamp => timestamp = map.next_value()?,
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if !kind_seen {
+            return Err(de::Error::custom("no type"));
+        }
+        let event = match event {
+            Some(event) => event,
+            None => Event::from_payload(self.kind, Value::Object(Default::default()))
+                .map_err(de::Error::custom)?,
+        };
+        Ok(Envelope {
+            id: id.and_then(loose_u64),
+            timestamp,
+            event,
+        })
+    }
+}
+
+/// The payload read from the line's own deserializer. A null payload is an error here: the
+/// two-pass reading treats it as absent.
+struct SeedPayload<'m, A>(&'m mut A);
+
+impl<'de, A: MapAccess<'de>> crate::event::Payload for SeedPayload<'_, A> {
+    fn typed<T: serde::de::DeserializeOwned>(self, kind: &str) -> Result<T, String> {
+        match self.0.next_value::<Option<T>>() {
+            Ok(Some(typed)) => Ok(typed),
+            Ok(None) => Err("null payload".to_string()),
+            Err(e) => Err(format!("{kind}: {e}")),
+        }
+    }
+    fn value(self) -> Result<Value, String> {
+        match self.0.next_value::<Value>() {
+            Ok(Value::Null) => Err("null payload".to_string()),
+            Ok(value) => Ok(value),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+fn parse_in_two_passes(text: &str, column_shift: usize) -> Result<Envelope, String> {
     let top: TopLevel<'_> = serde_json::from_str(text).map_err(|e| json_error(&e, column_shift))?;
     let kind = match top.kind {
         None => return Err("no \"type\" field".to_string()),
@@ -335,6 +457,48 @@ mod tests {
                 kind: "serverStopping".into(),
                 payload: json!({}),
             }
+        );
+    }
+
+    #[test]
+    fn null_payload_reads_as_an_empty_one() {
+        assert_eq!(
+            event(br#"{"payload":null,"type":"serverStopping"},"#),
+            Event::Other {
+                kind: "serverStopping".into(),
+                payload: json!({}),
+            }
+        );
+        assert_eq!(
+            malformed(br#"{"payload":null,"type":"hlsChunkClosed"},"#),
+            "hlsChunkClosed: missing field `file`"
+        );
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value() {
+        assert_eq!(
+            event(br#"{"type":"hlsChunkClosed","payload":{"file":"f"},"type":"x"},"#),
+            Event::Other {
+                kind: "x".into(),
+                payload: json!({"file": "f"}),
+            }
+        );
+        assert_eq!(
+            event(br#"{"payload":{"file":"a"},"payload":{"file":"b"},"type":"hlsChunkClosed"}"#),
+            Event::HlsChunkClosed(FileEvent { file: "b".into() })
+        );
+    }
+
+    #[test]
+    fn typed_payload_error_after_a_type_last_line() {
+        let line = r#"{"payload":{"file":[7]},"type":"hlsChunkClosed"}"#;
+        let reason = malformed(line.as_bytes());
+        assert!(reason.starts_with("hlsChunkClosed: "), "{reason}");
+        assert_eq!(Err(reason), parse_in_two_passes(line, 0));
+        assert!(
+            malformed(br#"{"payload":{"file":"f"},"type":"hlsChunkClosed"} x"#)
+                .starts_with("not JSON: trailing characters")
         );
     }
 

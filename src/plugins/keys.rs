@@ -7,44 +7,102 @@ use std::path::{Path, PathBuf};
 
 /// A path with `\` read as `/`, `//` collapsed and `.`/`..` resolved without the file system.
 /// A relative path keeps its leading `..`: there is nothing to resolve them against.
+///
+/// Kept as its normalised text (the prefix, then the components joined by `/`): one string
+/// per path instead of one per component, since every upload builds a few of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaPath {
-    /// `""` for a relative path, `/`, or a Windows drive such as `C:/`.
-    prefix: String,
-    components: Vec<String>,
+    /// The prefix (`""` for a relative path, `/`, or a Windows drive such as `C:/`) followed
+    /// by the components, each non-empty and without `/`, joined by `/`.
+    text: String,
+    prefix_len: usize,
 }
 
 impl MediaPath {
     pub fn parse(raw: &str) -> MediaPath {
-        let slashed = raw.trim().replace('\\', "/");
-        let (prefix, rest) = split_prefix(&slashed);
+        let raw = raw.trim();
+        let (prefix, rest) = split_prefix(raw);
+        let mut text = String::with_capacity(raw.len());
+        text.push_str(prefix);
         let mut path = MediaPath {
-            prefix: prefix.to_string(),
-            components: Vec::new(),
+            prefix_len: text.len(),
+            text,
         };
-        path.push_components(rest);
+        path.push_parts(rest.split(['/', '\\']));
         path
     }
 
+    /// The components as one `/`-joined text.
+    fn components_text(&self) -> &str {
+        &self.text[self.prefix_len..]
+    }
+
+    fn components(&self) -> impl DoubleEndedIterator<Item = &str> + Clone {
+        self.components_text()
+            .split('/')
+            .filter(|part| !part.is_empty())
+    }
+
+    fn component_count(&self) -> usize {
+        let text = self.components_text();
+        if text.is_empty() {
+            0
+        } else {
+            memchr::memchr_iter(b'/', text.as_bytes()).count() + 1
+        }
+    }
+
+    /// Where the last component starts in `text`, if there is one.
+    fn last_start(&self) -> Option<usize> {
+        let text = self.components_text();
+        if text.is_empty() {
+            return None;
+        }
+        Some(self.prefix_len + memchr::memrchr(b'/', text.as_bytes()).map_or(0, |i| i + 1))
+    }
+
+    fn pop(&mut self) {
+        if let Some(start) = self.last_start() {
+            // Drop the separator before it too, unless it was the first component.
+            self.text
+                .truncate(start.saturating_sub(1).max(self.prefix_len));
+        }
+    }
+
+    fn push(&mut self, name: &str) {
+        if self.text.len() > self.prefix_len {
+            self.text.push('/');
+        }
+        self.text.push_str(name);
+    }
+
+    /// Appends the `/`-separated components of `rest`.
     fn push_components(&mut self, rest: &str) {
-        for part in rest.split('/') {
+        self.push_parts(rest.split('/'));
+    }
+
+    fn push_parts<'r>(&mut self, parts: impl Iterator<Item = &'r str>) {
+        for part in parts {
             match part {
                 "" | "." => {}
-                ".." => match self.components.last() {
-                    Some(last) if last != ".." => {
-                        self.components.pop();
-                    }
+                ".." => match self.file_component() {
+                    Some(last) if last != ".." => self.pop(),
                     // Above the root of an absolute path there is only the root.
                     _ if self.is_absolute() => {}
-                    _ => self.components.push("..".to_string()),
+                    _ => self.push(".."),
                 },
-                name => self.components.push(name.to_string()),
+                name => self.push(name),
             }
         }
     }
 
+    /// The last component, `..` included.
+    fn file_component(&self) -> Option<&str> {
+        self.last_start().map(|start| &self.text[start..])
+    }
+
     pub fn is_absolute(&self) -> bool {
-        !self.prefix.is_empty()
+        self.prefix_len > 0
     }
 
     /// `rel` resolved against `self`; an absolute `rel` stays as it is.
@@ -52,61 +110,93 @@ impl MediaPath {
         if rel.is_absolute() {
             return rel.clone();
         }
-        let mut joined = self.clone();
-        joined.push_components(&rel.components.join("/"));
+        let mut joined = MediaPath {
+            text: String::with_capacity(self.text.len() + 1 + rel.text.len()),
+            prefix_len: self.prefix_len,
+        };
+        joined.text.push_str(&self.text);
+        joined.push_components(rel.components_text());
         joined
     }
 
     /// The file `name` in the same directory.
     pub fn sibling(&self, name: &str) -> MediaPath {
-        let mut sibling = self.clone();
-        sibling.components.pop();
+        let mut sibling = MediaPath {
+            text: String::with_capacity(self.text.len() + name.len()),
+            prefix_len: self.prefix_len,
+        };
+        sibling.text.push_str(&self.text);
+        sibling.pop();
         sibling.push_components(name);
         sibling
     }
 
     pub fn file_name(&self) -> Option<&str> {
-        self.components
-            .last()
-            .map(String::as_str)
-            .filter(|name| *name != "..")
+        self.file_component().filter(|name| *name != "..")
     }
 
     /// The directory part, as text (used to remember per-directory facts).
     pub fn parent_text(&self) -> String {
-        let parent = &self.components[..self.components.len().saturating_sub(1)];
-        format!("{}{}", self.prefix, parent.join("/"))
+        self.parent_str().to_string()
     }
 
-    /// The components below `root`, if this path lies strictly inside it.
-    fn strip_root(&self, root: &MediaPath) -> Option<&[String]> {
-        let inside = self.prefix.eq_ignore_ascii_case(&root.prefix)
-            && self.components.len() > root.components.len()
-            && self.components.starts_with(&root.components);
-        inside.then(|| &self.components[root.components.len()..])
+    pub(crate) fn parent_str(&self) -> &str {
+        match self.last_start() {
+            Some(start) => &self.text[..start.saturating_sub(1).max(self.prefix_len)],
+            None => &self.text,
+        }
+    }
+
+    /// The components below `root`, as `/`-joined text, if this path lies strictly inside it.
+    fn strip_root(&self, root: &MediaPath) -> Option<&str> {
+        if !self.text[..self.prefix_len].eq_ignore_ascii_case(&root.text[..root.prefix_len]) {
+            return None;
+        }
+        let (own, base) = (self.components_text(), root.components_text());
+        if base.is_empty() {
+            return (!own.is_empty()).then_some(own);
+        }
+        own.strip_prefix(base)?
+            .strip_prefix('/')
+            .filter(|tail| !tail.is_empty())
     }
 
     pub fn to_path_buf(&self) -> PathBuf {
-        PathBuf::from(self.to_string())
+        PathBuf::from(self.text.clone())
     }
 }
 
 impl fmt::Display for MediaPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.prefix, self.components.join("/"))
+        f.write_str(&self.text)
     }
 }
 
-/// Splits `/`, a drive such as `C:/`, or nothing off the front of a `/`-separated path.
-fn split_prefix(path: &str) -> (&str, &str) {
+/// Splits `/`, a drive such as `C:/`, or nothing off the front of a path, `\` read as `/`.
+fn split_prefix(path: &str) -> (&'static str, &str) {
     let bytes = path.as_bytes();
-    if bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'/' {
-        return path.split_at(3);
+    let slash = |b: u8| b == b'/' || b == b'\\';
+    if bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && slash(bytes[2]) {
+        // A drive letter: the prefix is the letter as written, `:` and `/`.
+        return (drive_prefix(bytes[0]), &path[3..]);
     }
-    if path.starts_with('/') {
-        return path.split_at(1);
+    if bytes.first().copied().is_some_and(slash) {
+        return ("/", &path[1..]);
     }
     ("", path)
+}
+
+/// `X:/` for an ASCII letter `X`, as a static string.
+fn drive_prefix(letter: u8) -> &'static str {
+    const DRIVES: &str = "A:/B:/C:/D:/E:/F:/G:/H:/I:/J:/K:/L:/M:/N:/O:/P:/Q:/R:/S:/T:/U:/V:/W:/X:/Y:/Z:/\
+                          a:/b:/c:/d:/e:/f:/g:/h:/i:/j:/k:/l:/m:/n:/o:/p:/q:/r:/s:/t:/u:/v:/w:/x:/y:/z:/";
+    let index = if letter.is_ascii_uppercase() {
+        letter - b'A'
+    } else {
+        26 + letter - b'a'
+    };
+    let at = 3 * index as usize;
+    &DRIVES[at..at + 3]
 }
 
 /// How many trailing components make the key when no media root is set (`G/file`,
@@ -176,21 +266,35 @@ impl Placement {
 
     /// The key for an already resolved path, or why there must be no upload.
     pub fn locate(&self, path: &MediaPath, depth: Depth) -> Result<Located, String> {
+        let (key, group, stream) = self.key_of(path, depth)?;
+        Ok(Located {
+            path: path.clone(),
+            key,
+            group: group.map(str::to_string),
+            stream: stream.map(str::to_string),
+        })
+    }
+
+    /// [`Placement::locate`] without copying the path: the key, then the group and stream
+    /// names borrowed from the path.
+    pub(crate) fn key_of<'p>(
+        &self,
+        path: &'p MediaPath,
+        depth: Depth,
+    ) -> Result<(String, Option<&'p str>, Option<&'p str>), String> {
         let key_components = if self.roots.is_empty() {
             self.tail_key(path, depth)?
         } else {
             self.confined_key(path)?
         };
-        let (group, stream) = names(&path.components, depth);
-        Ok(Located {
-            path: path.clone(),
-            key: format!("{}{}", self.key_prefix, key_components.join("/")),
-            group,
-            stream,
-        })
+        let (group, stream) = names(path, depth);
+        let mut key = String::with_capacity(self.key_prefix.len() + key_components.len());
+        key.push_str(&self.key_prefix);
+        key.push_str(key_components);
+        Ok((key, group, stream))
     }
 
-    fn confined_key<'p>(&self, path: &'p MediaPath) -> Result<&'p [String], String> {
+    fn confined_key<'p>(&self, path: &'p MediaPath) -> Result<&'p str, String> {
         if !path.is_absolute() {
             return Err(format!(
                 "{path} is a relative path and cannot be checked against the media roots; \
@@ -206,16 +310,26 @@ impl Placement {
             })
     }
 
-    fn tail_key<'p>(&self, path: &'p MediaPath, depth: Depth) -> Result<&'p [String], String> {
+    fn tail_key<'p>(&self, path: &'p MediaPath, depth: Depth) -> Result<&'p str, String> {
         let needed = depth.components();
-        let Some(start) = path.components.len().checked_sub(needed) else {
+        let count = path.component_count();
+        if count < needed {
             return Err(format!(
                 "{path} has too few path components for an S3 key (need {needed}); \
                  set a media_root to derive keys from it"
             ));
+        }
+        let text = path.components_text();
+        // The tail starts after the `needed`-th separator from the end, or at the start.
+        let start = if count == needed {
+            0
+        } else {
+            memchr::memrchr_iter(b'/', text.as_bytes())
+                .nth(needed - 1)
+                .map_or(0, |i| i + 1)
         };
-        let tail = &path.components[start..];
-        if tail.iter().any(|c| c == "..") {
+        let tail = &text[start..];
+        if tail.split('/').any(|c| c == "..") {
             return Err(format!(
                 "{path} climbs above its own directory; set Service.ems_working_dir or a media_root"
             ));
@@ -225,15 +339,8 @@ impl Placement {
 }
 
 /// Group and stream names from the path's tail, as EMS lays the folders out.
-fn names(components: &[String], depth: Depth) -> (Option<String>, Option<String>) {
-    let from_end = |n: usize| {
-        components
-            .len()
-            .checked_sub(n)
-            .and_then(|i| components.get(i))
-            .filter(|c| *c != "..")
-            .cloned()
-    };
+fn names(path: &MediaPath, depth: Depth) -> (Option<&str>, Option<&str>) {
+    let from_end = |n: usize| path.components().rev().nth(n - 1).filter(|c| *c != "..");
     match depth {
         Depth::Group => (from_end(2), None),
         Depth::Stream => (from_end(3), from_end(2)),
@@ -243,16 +350,22 @@ fn names(components: &[String], depth: Depth) -> (Option<String>, Option<String>
 
 /// The Content-Type players expect, by extension.
 pub fn content_type(file_name: &str) -> &'static str {
-    let extension = file_name
-        .rsplit_once('.')
-        .map(|(_, ext)| ext.to_ascii_lowercase());
-    match extension.as_deref() {
-        Some("m3u8") => "application/vnd.apple.mpegurl",
-        Some("ts") => "video/mp2t",
-        Some("mpd") => "application/dash+xml",
-        Some("f4m") => "application/f4m",
-        Some("mp4" | "fmp4" | "m4s") => "video/mp4",
-        _ => "application/octet-stream",
+    let Some((_, extension)) = file_name.rsplit_once('.') else {
+        return "application/octet-stream";
+    };
+    let is = |name: &str| extension.eq_ignore_ascii_case(name);
+    if is("m3u8") {
+        "application/vnd.apple.mpegurl"
+    } else if is("ts") {
+        "video/mp2t"
+    } else if is("mpd") {
+        "application/dash+xml"
+    } else if is("f4m") {
+        "application/f4m"
+    } else if is("mp4") || is("fmp4") || is("m4s") {
+        "video/mp4"
+    } else {
+        "application/octet-stream"
     }
 }
 

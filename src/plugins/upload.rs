@@ -4,11 +4,12 @@
 
 use super::keys::Depth::{DashMedia, Group, Stream};
 use super::keys::Freshness::{Changing, Fixed};
-use super::keys::{Depth, Freshness, Located, MediaPath, Placement, content_type};
+use super::keys::{Depth, Freshness, MediaPath, Placement, content_type};
 use super::{Plugin, Refusal};
 use crate::action::{Action, PlannedAction};
 use crate::config::{Config, UploadParams};
 use crate::event::Event;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +138,7 @@ impl Protocol {
     }
 
     /// The file this protocol's uploader must act on, if the event is one of its own.
-    fn classify(self, event: &Event) -> Option<(FileKind, String)> {
+    fn classify(self, event: &Event) -> Option<(FileKind, Cow<'_, str>)> {
         use FileKind::*;
         let (kind, file) = match (self, event) {
             (Protocol::Hls, Event::HlsMasterPlaylistUpdated(f)) => (Master, f),
@@ -159,11 +160,11 @@ impl Protocol {
                 return file
                     .trim()
                     .ends_with(INIT_SEGMENT_SUFFIX)
-                    .then_some((InitSegment, file));
+                    .then_some((InitSegment, Cow::Owned(file)));
             }
             _ => return None,
         };
-        Some((kind, file.file.clone()))
+        Some((kind, Cow::Borrowed(&file.file)))
     }
 }
 
@@ -220,25 +221,27 @@ impl Uploader {
         self.protocol.table().plugin
     }
 
-    fn sibling_name(&self, sibling: Sibling, file: &MediaPath) -> String {
+    fn sibling_name(&self, sibling: Sibling, file: &MediaPath) -> Cow<'_, str> {
         match sibling {
-            Sibling::ChildPlaylist => self
-                .child_playlists
-                .get(&file.parent_text())
-                .map_or(DEFAULT_CHILD_PLAYLIST, String::as_str)
-                .to_string(),
-            Sibling::Bootstrap => self.bootstrap.clone(),
-            Sibling::VersionOneManifest => version_one_name(file.file_name().unwrap_or("")),
+            Sibling::ChildPlaylist => Cow::Borrowed(
+                self.child_playlists
+                    .get(file.parent_str())
+                    .map_or(DEFAULT_CHILD_PLAYLIST, String::as_str),
+            ),
+            Sibling::Bootstrap => Cow::Borrowed(&self.bootstrap),
+            Sibling::VersionOneManifest => {
+                Cow::Owned(version_one_name(file.file_name().unwrap_or("")))
+            }
         }
     }
 
-    fn put(&self, located: Located, freshness: Freshness, optional: bool) -> Action {
+    fn put(&self, path: &MediaPath, key: String, freshness: Freshness, optional: bool) -> Action {
         Action::S3Put {
             bucket: self.bucket.clone(),
-            content_type: content_type(located.path.file_name().unwrap_or("")).to_string(),
+            content_type: content_type(path.file_name().unwrap_or("")).to_string(),
             cache_control: freshness.cache_control().to_string(),
-            key: located.key,
-            path: located.path.to_path_buf(),
+            key,
+            path: path.to_path_buf(),
             acl: self.acl.clone(),
             optional,
         }
@@ -267,8 +270,8 @@ impl Uploader {
         for step in steps {
             let action = match *step {
                 Step::Put(depth, freshness) => {
-                    let located = self.locate(&file, depth, &mut lane_of_event)?;
-                    self.put(located, freshness, false)
+                    let key = self.locate(&file, depth, &mut lane_of_event)?;
+                    self.put(&file, key, freshness, false)
                 }
                 Step::PutSibling {
                     sibling,
@@ -277,20 +280,27 @@ impl Uploader {
                     optional,
                 } => {
                     let path = file.sibling(&self.sibling_name(sibling, &file));
-                    let located = self.locate(&path, depth, &mut lane_of_event)?;
-                    self.put(located, freshness, optional)
+                    let key = self.locate(&path, depth, &mut lane_of_event)?;
+                    self.put(&path, key, freshness, optional)
                 }
                 Step::Delete(depth) => {
-                    let located = self.locate(&file, depth, &mut lane_of_event)?;
+                    let key = self.locate(&file, depth, &mut lane_of_event)?;
                     Action::S3Delete {
                         bucket: self.bucket.clone(),
-                        key: located.key,
+                        key,
                     }
                 }
                 Step::RememberChildPlaylist => {
                     if let Some(name) = file.file_name() {
-                        self.child_playlists
-                            .insert(file.parent_text(), name.to_string());
+                        // EMS updates the same playlist over and over: no new strings then.
+                        match self.child_playlists.get_mut(file.parent_str()) {
+                            Some(known) if known == name => {}
+                            Some(known) => name.clone_into(known),
+                            None => {
+                                self.child_playlists
+                                    .insert(file.parent_text(), name.to_string());
+                            }
+                        }
                     }
                     continue;
                 }
@@ -309,27 +319,35 @@ impl Uploader {
         Ok(actions)
     }
 
-    /// Locates `path`; the first file located sets the lane for the whole event, so that
+    /// The key of `path`; the first file located sets the lane for the whole event, so that
     /// everything one event asks for runs in order.
     fn locate(
         &self,
         path: &MediaPath,
         depth: Depth,
         lane_of_event: &mut Option<(String, Option<String>)>,
-    ) -> Result<Located, Refusal> {
-        let located = self
+    ) -> Result<String, Refusal> {
+        let (key, group, stream) = self
             .placement
-            .locate(path, depth)
+            .key_of(path, depth)
             .map_err(|reason| self.refusal(reason))?;
         if lane_of_event.is_none() {
-            let place = match (&located.group, &located.stream, depth) {
-                (Some(group), _, Depth::Group) => group.clone(),
-                (Some(group), Some(stream), _) => format!("{group}/{stream}"),
-                _ => path.parent_text(),
-            };
-            *lane_of_event = Some((format!("{}:{place}", self.plugin()), located.stream.clone()));
+            let plugin = self.plugin();
+            let mut lane = String::with_capacity(plugin.len() + 1 + path.parent_str().len());
+            lane.push_str(plugin);
+            lane.push(':');
+            match (group, stream, depth) {
+                (Some(group), _, Depth::Group) => lane.push_str(group),
+                (Some(group), Some(stream), _) => {
+                    lane.push_str(group);
+                    lane.push('/');
+                    lane.push_str(stream);
+                }
+                _ => lane.push_str(path.parent_str()),
+            }
+            *lane_of_event = Some((lane, stream.map(str::to_string)));
         }
-        Ok(located)
+        Ok(key)
     }
 }
 
