@@ -13,8 +13,8 @@ use std::io::{self, Read};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use support::fake_ems::FakeEms;
@@ -57,7 +57,9 @@ struct Running {
     child: Child,
     started: Instant,
     out: JoinHandle<Vec<u8>>,
-    err: JoinHandle<Vec<u8>>,
+    /// stderr as read so far; complete once `err` is joined.
+    err_so_far: Arc<Mutex<Vec<u8>>>,
+    err: JoinHandle<()>,
 }
 
 /// Starts `emstail ARGS` in the repository (so that `fixtures/...` names the bundled logs).
@@ -77,24 +79,49 @@ fn spawn_logging(args: &[&str], log_level: &str) -> Running {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the emstail binary starts");
-    let drain = |mut pipe: Box<dyn Read + Send>| {
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let out = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let err_so_far = Arc::new(Mutex::new(Vec::new()));
+    let err = {
+        let err_so_far = Arc::clone(&err_so_far);
         thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            bytes
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                lock(&err_so_far).extend_from_slice(&buf[..n]);
+            }
         })
     };
-    let out = drain(Box::new(child.stdout.take().expect("stdout is piped")));
-    let err = drain(Box::new(child.stderr.take().expect("stderr is piped")));
     Running {
         child,
         started: Instant::now(),
         out,
+        err_so_far,
         err,
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Running {
+    /// Waits until emstail's stderr contains `needle`, at most `timeout`.
+    fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if String::from_utf8_lossy(&lock(&self.err_so_far)).contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Waits for the exit, at most [`RUN_LIMIT`]; a run still going then is killed and fails
     /// the test.
     fn finish(mut self) -> Run {
@@ -110,13 +137,12 @@ impl Running {
             thread::sleep(Duration::from_millis(10));
         };
         let elapsed = self.started.elapsed();
-        let text = |h: JoinHandle<Vec<u8>>| {
-            String::from_utf8_lossy(&h.join().expect("pipe reader does not panic")).into_owned()
-        };
+        let stdout = self.out.join().expect("pipe reader does not panic");
+        self.err.join().expect("pipe reader does not panic");
         let run = Run {
             code: status.and_then(|s| s.code()),
-            stdout: text(self.out),
-            stderr: text(self.err),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&lock(&self.err_so_far)).into_owned(),
             elapsed,
         };
         eprintln!("--- emstail stderr ({elapsed:?}) ---\n{}", run.stderr);
@@ -829,7 +855,12 @@ fn ems_down_at_start_then_up_gets_every_call_exactly_once() {
         .auto_router()
         .retry(30);
     let running = spawn(&["replay", "--config", utf8(&setup.write()), "fixtures/logs"]);
-    thread::sleep(Duration::from_millis(1200));
+    // Down until emstail has been refused at least once, and a little longer.
+    assert!(
+        running.wait_for_stderr("attempt 1 failed", RUN_LIMIT),
+        "emstail never tried the EMS"
+    );
+    thread::sleep(Duration::from_millis(500));
     let ems = FakeEms::start_on(port);
     let run = running.finish();
 
