@@ -5,7 +5,8 @@
 #       (a record and a pushStream per stream), the fake EMS answering each call after 1 ms;
 #       baseline: examples/ems_call_loop.rs making the same calls;
 #   (b) S3 PUTs/s: SEGMENTS hlsChunkClosed events (a segment and its playlist per event) on the
-#       local s3s-fs; baseline: examples/s3_put_loop.rs putting the same files;
+#       local s3s-fs; baseline: examples/s3_put_loop.rs making the same PUTs (same keys, same
+#       files, same order) without lanes;
 #   (c) peak RSS (VmHWM, /usr/bin/time %M) of each.
 # Usage: bench/actions.sh [STREAMS] [SEGMENTS]. Generated inputs go to bench/data/actions.
 # BENCH_PROFILE=dev runs debug builds instead (a quick check of the script, not a figure).
@@ -108,8 +109,8 @@ mkdir "$EMSTAIL_S3_DATA_DIR/bench-replay" "$EMSTAIL_S3_DATA_DIR/bench-loop"
 python3 - "$data" "$segments" "$per_stream" <<'PY'
 import json, os, sys
 data, n, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-root, flat = os.path.join(data, "webroot"), os.path.join(data, "flat")
-os.makedirs(flat)
+root = os.path.join(data, "webroot")
+puts = open(os.path.join(data, "puts.tsv"), "w")
 lanes = max(1, n // per)
 body = bytes(range(256)) * 16  # a 4 KiB segment
 os.makedirs(os.path.join(data, "hls"))
@@ -124,9 +125,9 @@ with open(os.path.join(data, "hls", "events_20261129_101500.txt"), "w") as log:
         seg = os.path.join(d, "segment_%d.ts" % number)
         with open(seg, "wb") as s:
             s.write(body)
-        # The bare loop puts the same files: each segment and one playlist per segment.
-        os.link(seg, os.path.join(flat, "s%03d_segment_%d.ts" % (stream, number)))
-        os.link(os.path.join(d, "playlist.m3u8"), os.path.join(flat, "s%03d_%d_playlist.m3u8" % (stream, number)))
+        # The bare loop makes the same PUTs: the segment, then its stream's playlist.
+        for f in (seg, os.path.join(d, "playlist.m3u8")):
+            puts.write("%s\t%s\n" % (os.path.relpath(f, root), f))
         event = {"_logEntry": "%05d" % (i % 100000), "id": i + 1, "processId": 2593,
                  "timestamp": 1795947300 + i, "type": "hlsChunkClosed",
                  "payload": {"PID": 2593, "customData": None, "file": seg,
@@ -148,7 +149,7 @@ chmod 600 "$data/s3.ini"
 read -r t_s3 rss_s3 < <(measure replay-s3 env RUST_LOG=warn "$rel/emstail" replay --config "$data/s3.ini" "$data/hls")
 puts_replay=$(grep -o 'carried out: [0-9]* done' "$data/replay-s3.err" | grep -o '[0-9]*')
 read -r t_s3_loop rss_s3_loop < <(measure loop-s3 "$rel/examples/s3_put_loop" --endpoint "$EMSTAIL_S3_ENDPOINT" \
-    --bucket bench-loop --dir "$data/flat" --concurrency "$workers")
+    --bucket bench-loop --list "$data/puts.tsv" --concurrency "$workers")
 puts_loop=$(grep -o '^[0-9]* uploads' "$data/loop-s3.out" | grep -o '[0-9]*')
 
 # ---- table --------------------------------------------------------------------------------
