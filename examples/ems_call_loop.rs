@@ -1,0 +1,94 @@
+//! Baseline for the action benchmark: the EMS calls that `replay` makes for N new streams with
+//! StreamRecorder and StreamAutoRouter enabled (a `record` and a `pushStream` each), sent with
+//! the daemon's own API client from N threads and nothing else (no log, no plugins, no lanes).
+//!
+//!   cargo run --release --example ems_call_loop -- --api http://127.0.0.1:7777/ \
+//!       --streams 20000 --concurrency 8 --prefix loop
+//!
+//! Prints calls/s; the gap to `replay`'s rate is its overhead.
+
+use clap::Parser;
+use emstail::action::{ApiTarget, Params};
+use emstail::exec::ems::{EmsClient, EmsClientConfig};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+struct Args {
+    /// EMS API base URL.
+    #[arg(long)]
+    api: String,
+    /// Streams to create calls for; two calls each.
+    #[arg(long, default_value_t = 10_000)]
+    streams: usize,
+    /// Calling threads.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Stream names are PREFIX00001, …: pick one the EMS has not seen, or pushes are
+    /// answered "already taken".
+    #[arg(long, default_value = "loop")]
+    prefix: String,
+    /// Per-request timeout, as `Service.request_timeout_secs`.
+    #[arg(long, default_value_t = 10)]
+    timeout_secs: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let target = ApiTarget::plain(&args.api);
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let client = EmsClient::new(EmsClientConfig {
+        connect_timeout: timeout.min(Duration::from_secs(3)),
+        request_timeout: timeout,
+    });
+    let calls: Vec<(&str, Params)> = (1..=args.streams)
+        .flat_map(|i| {
+            let name = format!("{}{i:05}", args.prefix);
+            let record = Params::new()
+                .with("localStreamName", name.as_str())
+                .with("pathToFile", format!("/var/evostreamms/media/{name}"))
+                .with("type", "mp4")
+                .with_bool("overwrite", false)
+                .with_bool("keepAlive", true)
+                .with("_localStreamName", name.as_str())
+                .with("_emstail", "1");
+            let push = Params::new()
+                .with("uri", "rtmp://127.0.0.1:1936/live")
+                .with("localStreamName", name.as_str())
+                .with_bool("keepAlive", false)
+                .with("_emstail", "1");
+            [("record", record), ("pushStream", push)]
+        })
+        .collect();
+
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..args.concurrency.max(1) {
+            scope.spawn(|| {
+                while let Some((command, params)) = calls.get(next.fetch_add(1, Ordering::Relaxed))
+                {
+                    if let Err(e) = client.execute(&target, command, params) {
+                        eprintln!("{command}: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let failed = failed.into_inner();
+    let done = calls.len() - failed;
+    println!(
+        "{done} calls ({failed} failed) in {elapsed:.3} s with {} threads: {:.1} calls/s",
+        args.concurrency.max(1),
+        done as f64 / elapsed
+    );
+    if failed > 0 {
+        eprintln!("ems_call_loop: {failed} calls failed");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,1370 @@
+//! `emstail replay` (without `--dry-run`) and `emstail dead-letters`, end to end through the
+//! built binary: what the fake EMS recorded and what the S3 server holds afterwards, with
+//! faults injected on either side.
+//!
+//! Needs the S3 test server (`scripts/test.sh` starts it). Each test writes its own config into
+//! a temp dir and uses buckets of its own, so the tests run in parallel.
+
+mod support;
+
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Read};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use support::fake_ems::FakeEms;
+use support::s3::{S3Server, server, unique_bucket};
+
+const F1: &str = "fixtures/logs/events_20261129_101500.txt";
+const F2: &str = "fixtures/logs/events_20261129_111500.txt";
+const HOSTILE: &str = "lobby cam, 2=\"main\" \\ ☃";
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const SHORT: &str = "max-age=2";
+const LONG: &str = "max-age=86400";
+/// No single run of the binary may take longer than this.
+const RUN_LIMIT: Duration = Duration::from_secs(40);
+const PROXY_USER: &str = "emstail";
+const PROXY_PASSWORD: &str = "pr0xy-pa55word-never-on-disk";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn webroot() -> PathBuf {
+    repo().join("fixtures/ems/evo-webroot")
+}
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("test paths are UTF-8")
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the binary
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+struct Running {
+    child: Child,
+    started: Instant,
+    out: JoinHandle<Vec<u8>>,
+    /// stderr as read so far; complete once `err` is joined.
+    err_so_far: Arc<Mutex<Vec<u8>>>,
+    err: JoinHandle<()>,
+}
+
+/// Starts `emstail ARGS` in the repository (so that `fixtures/...` names the bundled logs).
+fn spawn(args: &[&str]) -> Running {
+    spawn_logging(args, "info")
+}
+
+/// [`spawn`] with `RUST_LOG=log_level`.
+fn spawn_logging(args: &[&str], log_level: &str) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emstail"))
+        .args(args)
+        .current_dir(repo())
+        .env("RUST_LOG", log_level)
+        .env_remove("EMSTAIL_CONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the emstail binary starts");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let out = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let err_so_far = Arc::new(Mutex::new(Vec::new()));
+    let err = {
+        let err_so_far = Arc::clone(&err_so_far);
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut buf) {
+                lock(&err_so_far).extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    Running {
+        child,
+        started: Instant::now(),
+        out,
+        err_so_far,
+        err,
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Running {
+    /// Waits until emstail's stderr contains `needle`, at most `timeout`.
+    fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if String::from_utf8_lossy(&lock(&self.err_so_far)).contains(needle) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// Waits for the exit, at most [`RUN_LIMIT`]; a run still going then is killed and fails
+    /// the test.
+    fn finish(mut self) -> Run {
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting on emstail works") {
+                break Some(status);
+            }
+            if self.started.elapsed() > RUN_LIMIT {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = self.started.elapsed();
+        let stdout = self.out.join().expect("pipe reader does not panic");
+        self.err.join().expect("pipe reader does not panic");
+        let run = Run {
+            code: status.and_then(|s| s.code()),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&lock(&self.err_so_far)).into_owned(),
+            elapsed,
+        };
+        eprintln!("--- emstail stderr ({elapsed:?}) ---\n{}", run.stderr);
+        assert!(
+            status.is_some(),
+            "emstail ran past {RUN_LIMIT:?} and was killed"
+        );
+        run
+    }
+}
+
+fn emstail(args: &[&str]) -> Run {
+    spawn(args).finish()
+}
+
+fn replay(config: &Path, inputs: &[&str]) -> Run {
+    let mut args = vec!["replay", "--config", utf8(config)];
+    args.extend_from_slice(inputs);
+    emstail(&args)
+}
+
+/// The counts of the `carried out:` summary line.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Carried {
+    done: u64,
+    already_done: u64,
+    skipped: u64,
+    failed: u64,
+    retries: u64,
+}
+
+impl Run {
+    fn carried(&self) -> Carried {
+        let line = self
+            .stderr
+            .lines()
+            .find_map(|l| l.split_once("carried out: ").map(|(_, rest)| rest))
+            .unwrap_or_else(|| panic!("no `carried out:` summary in\n{}", self.stderr));
+        let mut c = Carried::default();
+        for part in line.split(", ") {
+            let (n, what) = part.split_once(' ').expect("`N what` parts");
+            let n: u64 = n.parse().expect("a count");
+            match what {
+                "done" => c.done = n,
+                "already done" => c.already_done = n,
+                "skipped (file gone)" => c.skipped = n,
+                "failed" => c.failed = n,
+                "retries" => c.retries = n,
+                other => panic!("unknown summary part {other:?}"),
+            }
+        }
+        c
+    }
+
+    fn assert_exit(&self, code: i32) {
+        assert_eq!(self.code, Some(code), "stderr:\n{}", self.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Configs
+
+/// One test's temp dir, with a config written into it.
+struct Setup {
+    dir: tempfile::TempDir,
+    service: Map<String, Value>,
+    plugins: Map<String, Value>,
+}
+
+impl Setup {
+    /// Service settings for the fixtures: the repository's webroot as media root, small
+    /// retry settings, state in the temp dir.
+    fn new(ems_api: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("a temp dir can be created");
+        let service = json!({
+            "ems_api": ems_api,
+            "state_dir": utf8(&dir.path().join("state")),
+            "media_root": [utf8(&webroot())],
+            "ems_working_dir": utf8(&repo().join("fixtures/ems/bin")),
+            "workers": 8,
+            "request_timeout_secs": 5,
+            "retry": { "max_attempts": 3, "max_backoff_secs": 1 },
+        });
+        Setup {
+            dir,
+            service: service.as_object().cloned().expect("an object"),
+            plugins: Map::new(),
+        }
+    }
+
+    fn service(mut self, key: &str, value: Value) -> Setup {
+        self.service.insert(key.to_string(), value);
+        self
+    }
+
+    fn retry(self, max_attempts: u32) -> Setup {
+        self.service(
+            "retry",
+            json!({ "max_attempts": max_attempts, "max_backoff_secs": 1 }),
+        )
+    }
+
+    fn plugin(mut self, name: &str, parameters: Value) -> Setup {
+        self.plugins.insert(
+            name.to_string(),
+            json!({ "plugin_switch": "enabled", "parameters": parameters }),
+        );
+        self
+    }
+
+    fn recorder(self) -> Setup {
+        self.plugin(
+            "StreamRecorder",
+            json!({ "file_location": "/var/evostreamms/media", "period_time": 3600 }),
+        )
+    }
+
+    fn auto_router(self) -> Setup {
+        self.plugin(
+            "StreamAutoRouter",
+            json!({ "token": "", "destination_uri": "127.0.0.1:1936" }),
+        )
+    }
+
+    fn upload(self, plugin: &str, s3: &S3Server, endpoint: &str, bucket: &str) -> Setup {
+        self.upload_with_secret(plugin, s3, endpoint, bucket, &s3.secret_key)
+    }
+
+    fn upload_with_secret(
+        self,
+        plugin: &str,
+        s3: &S3Server,
+        endpoint: &str,
+        bucket: &str,
+        secret: &str,
+    ) -> Setup {
+        self.plugin(
+            plugin,
+            json!({
+                "aws_access_key": s3.access_key,
+                "aws_secret_key": secret,
+                "default_bucket": bucket,
+                "region": "us-east-1",
+                "endpoint": endpoint,
+            }),
+        )
+    }
+
+    /// Writes `config.ini` and returns its path.
+    fn write(&self) -> PathBuf {
+        let mut root = self.plugins.clone();
+        root.insert("Service".into(), Value::Object(self.service.clone()));
+        let path = self.dir.path().join("config.ini");
+        let text = serde_json::to_string_pretty(&Value::Object(root)).expect("JSON serialises");
+        std::fs::write(&path, text).expect("the temp dir is writable");
+        // It holds secrets: readable by its owner only, as emstail asks.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod the config");
+        path
+    }
+
+    fn dead_letter_path(&self) -> PathBuf {
+        self.dir.path().join("state/dead-letter.jsonl")
+    }
+
+    /// The dead-letter file's lines (none when it does not exist).
+    fn dead_letters(&self) -> Vec<Value> {
+        match std::fs::read_to_string(self.dead_letter_path()) {
+            Ok(text) => text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("each dead letter is one JSON line"))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("reading the dead-letter file: {e}"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// What the fake EMS recorded
+
+type Call = (String, Vec<(String, String)>);
+
+fn call(command: &str, params: &[(&str, &str)]) -> Call {
+    (
+        command.to_string(),
+        params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+/// Every call the fake received, sorted (lanes run in parallel, so arrival order across
+/// streams is not fixed).
+fn received(fake: &FakeEms) -> Vec<Call> {
+    let mut calls: Vec<Call> = fake
+        .calls()
+        .into_iter()
+        .map(|c| (c.command, c.params))
+        .collect();
+    calls.sort();
+    calls
+}
+
+fn sorted(mut calls: Vec<Call>) -> Vec<Call> {
+    calls.sort();
+    calls
+}
+
+fn distinct(calls: &[Call]) -> Vec<Call> {
+    calls
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Streams of the fixtures still alive at the end of the window (`temp` ended in it).
+const RECORDED: [&str; 5] = ["cam1", HOSTILE, "studio", "cam_edge", "cam_back"];
+/// Not `cam_edge` (emstail pulled it here) nor `cam_back` (it comes from the destination).
+const PUSHED: [&str; 3] = ["cam1", HOSTILE, "studio"];
+/// Not `cam_edge`, which emstail itself pulled here.
+const BALANCED: [&str; 4] = ["cam1", HOSTILE, "studio", "cam_back"];
+
+fn recorder_calls() -> Vec<Call> {
+    let mut calls: Vec<Call> = RECORDED
+        .iter()
+        .map(|name| {
+            let path = format!("/var/evostreamms/media/{name}");
+            call(
+                "record",
+                &[
+                    ("localStreamName", name),
+                    ("pathToFile", &path),
+                    ("type", "mp4"),
+                    ("overwrite", "0"),
+                    ("keepAlive", "1"),
+                    ("_localStreamName", name),
+                    ("_emstail", "1"),
+                ],
+            )
+        })
+        .collect();
+    // The timer of recording 15 (recording 12 ended in the window); emstail asks first
+    // whether it is armed already.
+    calls.push(call("listTimers", &[]));
+    calls.push(call("setTimer", &[("value", "3600"), ("_uniqueId", "15")]));
+    sorted(calls)
+}
+
+fn push_calls() -> Vec<Call> {
+    sorted(
+        PUSHED
+            .iter()
+            .map(|name| {
+                call(
+                    "pushStream",
+                    &[
+                        ("uri", "rtmp://127.0.0.1:1936/live"),
+                        ("localStreamName", name),
+                        ("keepAlive", "0"),
+                        ("_emstail", "1"),
+                    ],
+                )
+            })
+            .collect(),
+    )
+}
+
+fn pull_calls() -> Vec<Call> {
+    sorted(
+        BALANCED
+            .iter()
+            .map(|name| {
+                let uri = format!("rtmp://127.0.0.1/live/{name}");
+                call(
+                    "pullStream",
+                    &[
+                        ("uri", &uri),
+                        ("localStreamName", name),
+                        ("keepAlive", "0"),
+                        ("_emstail", "1"),
+                    ],
+                )
+            })
+            .collect(),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// What the S3 server holds
+
+/// A bucket of its own on the test server.
+fn bucket(s3: &S3Server, prefix: &str) -> String {
+    let name = unique_bucket(prefix);
+    s3.create_bucket(&name);
+    name
+}
+
+/// Puts `bytes` at `key` directly, so that a test can see emstail delete it.
+fn seed(s3: &S3Server, bucket: &str, key: &str) {
+    s3.bucket(bucket)
+        .put_object(key, b"to be deleted")
+        .unwrap_or_else(|e| panic!("seeding s3://{bucket}/{key}: {e}"));
+}
+
+/// Asserts the bucket holds exactly `expected` (key, content type, cache control), each
+/// object with the bytes of the file `<root>/<key>`.
+fn assert_bucket(s3: &S3Server, bucket: &str, root: &Path, expected: &[(&str, &str, &str)]) {
+    let mut keys: Vec<&str> = expected.iter().map(|(k, _, _)| *k).collect();
+    keys.sort_unstable();
+    assert_eq!(s3.list(bucket), keys, "keys in s3://{bucket}");
+    for (key, content_type, cache_control) in expected {
+        let (bytes, got_type, headers) = s3.get(bucket, key);
+        let file = std::fs::read(root.join(key)).expect("the uploaded file exists");
+        assert!(bytes == file, "s3://{bucket}/{key} differs from its file");
+        assert_eq!(&got_type, content_type, "Content-Type of {key}");
+        assert_eq!(
+            headers.get("cache-control").map(String::as_str),
+            Some(*cache_control),
+            "Cache-Control of {key}"
+        );
+    }
+}
+
+const HLS_SEG1: &str = "hls/cam1/segment_1764411300000_1764411300000_1.ts";
+
+fn hls_objects() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("hls/playlist.m3u8", PLAYLIST, SHORT),
+        ("hls/cam1/playlist.m3u8", PLAYLIST, SHORT),
+        (
+            "hls/cam1/segment_1764411300000_1764411310000_2.ts",
+            "video/mp2t",
+            LONG,
+        ),
+        ("hls/lobby cam ☃/playlist.m3u8", PLAYLIST, SHORT),
+        (
+            "hls/lobby cam ☃/segment_1764411300000_1764411300000_1.ts",
+            "video/mp2t",
+            LONG,
+        ),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// A port that can be made to refuse connections for a while
+
+/// A pass-through TCP proxy to `upstream` that, after `open_for` connections, closes its
+/// listening socket for `down_for` (connections are refused, as when S3 is down) and then
+/// listens on the same port again.
+struct Flaky {
+    endpoint: String,
+    stop: Arc<AtomicBool>,
+    refused_window_passed: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+const FLAKY_LIFETIME: Duration = Duration::from_secs(120);
+
+impl Flaky {
+    fn start(upstream: &str, open_for: usize, down_for: Duration) -> Flaky {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+        listener
+            .set_nonblocking(true)
+            .expect("a listener can be made non-blocking");
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let passed = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let acceptor = {
+            let (stop, passed, accepted) = (stop.clone(), passed.clone(), accepted.clone());
+            thread::spawn(move || {
+                let started = Instant::now();
+                let mut listener = Some(listener);
+                let live = || !stop.load(Ordering::Relaxed) && started.elapsed() < FLAKY_LIFETIME;
+                while live() {
+                    let Some(l) = &listener else {
+                        // Down: nothing listens. Then up again on the same port.
+                        let until = Instant::now() + down_for;
+                        while live() && Instant::now() < until {
+                            thread::sleep(Duration::from_millis(10));
+                        }
+                        listener = Some(listen_again(addr));
+                        passed.store(true, Ordering::SeqCst);
+                        continue;
+                    };
+                    match l.accept() {
+                        Ok((client, _)) => {
+                            let _ = client.set_nonblocking(false);
+                            let upstream = upstream.clone();
+                            thread::spawn(move || forward(client, &upstream));
+                            let n = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                            if n == open_for && !passed.load(Ordering::SeqCst) {
+                                listener = None;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            thread::sleep(Duration::from_millis(2));
+                        }
+                        Err(e) => panic!("accept on {addr}: {e}"),
+                    }
+                }
+            })
+        };
+        Flaky {
+            endpoint: format!("http://{addr}"),
+            stop,
+            refused_window_passed: passed,
+            accepted,
+            acceptor: Some(acceptor),
+        }
+    }
+}
+
+impl Drop for Flaky {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.acceptor.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Listens on `addr` again (bounded wait for the port to be free).
+fn listen_again(addr: std::net::SocketAddr) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(l) => {
+                l.set_nonblocking(true)
+                    .expect("a listener can be made non-blocking");
+                return l;
+            }
+            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
+            Err(e) => panic!("cannot listen on {addr} again: {e}"),
+        }
+    }
+}
+
+fn forward(client: TcpStream, upstream: &str) {
+    let Ok(server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    for s in [&client, &server] {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    }
+    let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    let up = thread::spawn(move || {
+        let _ = io::copy(&mut client_r, &mut server_w);
+        let _ = server_w.shutdown(Shutdown::Write);
+    });
+    let (mut server_r, mut client_w) = (server, client);
+    let _ = io::copy(&mut server_r, &mut client_w);
+    let _ = client_w.shutdown(Shutdown::Write);
+    let _ = up.join();
+}
+
+/// A free port of 127.0.0.1 (nothing listens on it when this returns).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free local port")
+        .port()
+}
+
+// ---------------------------------------------------------------------------------------
+// Generated logs and media
+
+/// One event line in EMS's JSON file-sink format (trailing comma included).
+fn event(id: u64, kind: &str, payload: Value) -> String {
+    let line = json!({
+        "_logEntry": format!("{:05}", id),
+        "id": id,
+        "payload": payload,
+        "processId": 2593,
+        "timestamp": 1_795_947_300 + id,
+        "type": kind,
+    });
+    format!("{line},\n")
+}
+
+fn chunk_closed(id: u64, file: &Path) -> String {
+    event(
+        id,
+        "hlsChunkClosed",
+        json!({ "PID": 2593, "customData": null, "file": utf8(file),
+                "playlistStartTs": 1764411300000.0, "segmentDuration": 10.0 }),
+    )
+}
+
+fn write_file(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().expect("a file has a parent")).expect("mkdir -p");
+    std::fs::write(path, bytes).expect("the temp dir is writable");
+}
+
+/// Uses `root` as the only media root (a generated webroot in the temp dir).
+fn with_media_root(setup: Setup, root: &Path) -> Setup {
+    setup
+        .service("media_root", json!([utf8(root)]))
+        .service("ems_working_dir", json!(utf8(root)))
+}
+
+// =======================================================================================
+// One test per plugin
+
+#[test]
+fn stream_recorder_records_every_live_stream_and_arms_the_timer_of_the_current_recording() {
+    let ems = FakeEms::start();
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    assert_eq!(received(&ems), recorder_calls());
+    let timers = ems.armed_timers();
+    assert_eq!(timers.len(), 1, "{timers:?}");
+    assert_eq!(timers[0]["_uniqueId"], "15");
+    assert_eq!(timers[0]["value"], "3600");
+    assert!(setup.dead_letters().is_empty());
+}
+
+#[test]
+fn stream_auto_router_pushes_each_live_stream_once_and_nothing_back_to_its_source() {
+    let ems = FakeEms::start();
+    let setup = Setup::new(&ems.base_url()).auto_router();
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    assert_eq!(received(&ems), push_calls());
+    assert!(ems.calls().iter().all(|c| c.path_prefix == "/"));
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 3,
+            ..Carried::default()
+        }
+    );
+}
+
+#[test]
+fn stream_load_balancer_has_every_destination_pull_and_authenticates_at_the_api_proxy() {
+    let local = FakeEms::start();
+    let peer = FakeEms::start();
+    let proxy = FakeEms::start();
+    proxy.require_basic_auth(PROXY_USER, PROXY_PASSWORD);
+    let setup = Setup::new(&local.base_url()).plugin(
+        "StreamLoadBalancer",
+        json!({
+            "destination_uri": [peer.addr().to_string()],
+            "destination_ems_apiproxies": [{
+                "enable": true, "authentication": "basic", "pseudoDomain": "apiproxy",
+                "address": "127.0.0.1", "ewsPort": proxy.addr().port(),
+                "userName": PROXY_USER, "password": PROXY_PASSWORD,
+            }],
+            "origin_address": "127.0.0.1",
+        }),
+    );
+    // Trace logging shows every request emstail and its HTTP client make: the password
+    // must not be among them, in clear or in the Basic header.
+    let run = spawn_logging(
+        &["replay", "--config", utf8(&setup.write()), "fixtures/logs"],
+        "trace",
+    )
+    .finish();
+
+    run.assert_exit(0);
+    assert!(
+        local.calls().is_empty(),
+        "this EMS pulls nothing from itself"
+    );
+    assert_eq!(received(&peer), pull_calls());
+    assert!(
+        peer.calls()
+            .iter()
+            .all(|c| c.path_prefix == "/" && c.authorization.is_none())
+    );
+    assert_eq!(received(&proxy), pull_calls());
+    let expected_auth = format!("{PROXY_USER}:{PROXY_PASSWORD}");
+    for c in proxy.calls() {
+        assert_eq!(c.path_prefix, "/apiproxy/");
+        assert_eq!(c.authorization.as_deref(), Some(expected_auth.as_str()));
+    }
+    let basic = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &expected_auth);
+    assert!(
+        !run.stderr.contains(PROXY_PASSWORD) && !run.stderr.contains(&basic),
+        "the proxy password reached the log"
+    );
+}
+
+#[test]
+fn amazon_hls_upload_mirrors_playlists_and_segments_and_deletes_the_rotated_one() {
+    let s3 = server();
+    let ems = FakeEms::start();
+    let bucket = bucket(&s3, "live-hls");
+    seed(&s3, &bucket, HLS_SEG1);
+    let setup = Setup::new(&ems.base_url()).upload("AmazonHLSUpload", &s3, &s3.endpoint, &bucket);
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    assert_bucket(&s3, &bucket, &webroot(), &hls_objects());
+    assert!(ems.calls().is_empty());
+    // The first segment was already rotated away on disk: skipped with a report, then its
+    // delete removed the seeded object.
+    assert!(
+        run.stderr
+            .contains(&format!("{F1}:11: AmazonHLSUpload: skipped: ")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 8,
+            skipped: 1,
+            ..Carried::default()
+        }
+    );
+    assert!(setup.dead_letters().is_empty());
+}
+
+#[test]
+fn amazon_hds_upload_mirrors_manifests_and_bootstrap_and_deletes_the_fragment() {
+    let s3 = server();
+    let ems = FakeEms::start();
+    let bucket = bucket(&s3, "live-hds");
+    seed(&s3, &bucket, "hds/cam2/f4vSeg1-Frag1");
+    let setup = Setup::new(&ems.base_url()).upload("AmazonHDSUpload", &s3, &s3.endpoint, &bucket);
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    assert_bucket(
+        &s3,
+        &bucket,
+        &webroot(),
+        &[
+            ("hds/manifest.f4m", "application/f4m", SHORT),
+            ("hds/manifest_v1.f4m", "application/f4m", SHORT),
+            ("hds/cam2/cam2.f4m", "application/f4m", SHORT),
+            ("hds/cam2/bootstrap", "application/octet-stream", SHORT),
+        ],
+    );
+    assert!(
+        run.stderr
+            .contains(&format!("{F2}:4: AmazonHDSUpload: skipped: ")),
+        "{}",
+        run.stderr
+    );
+    assert!(ems.calls().is_empty());
+    assert!(setup.dead_letters().is_empty());
+}
+
+#[test]
+fn amazon_dash_upload_mirrors_manifest_init_and_media_segments_and_deletes_the_old_one() {
+    let s3 = server();
+    let ems = FakeEms::start();
+    let bucket = bucket(&s3, "live-dash");
+    let setup = Setup::new(&ems.base_url()).upload("AmazonDASHUpload", &s3, &s3.endpoint, &bucket);
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    // The video segment exists on disk: it went up, then its delete took it down again.
+    assert!(
+        webroot()
+            .join("dash/cam3/video/229376/1764411300000.fmp4")
+            .is_file()
+    );
+    assert_bucket(
+        &s3,
+        &bucket,
+        &webroot(),
+        &[
+            ("dash/manifest.mpd", "application/dash+xml", SHORT),
+            ("dash/cam3/video/229376/seg_init.mp4", "video/mp4", LONG),
+            (
+                "dash/cam3/audio/64000/1764411300000.fmp4",
+                "video/mp4",
+                LONG,
+            ),
+        ],
+    );
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 5,
+            ..Carried::default()
+        }
+    );
+    assert!(ems.calls().is_empty());
+}
+
+// =======================================================================================
+// EMS faults
+
+#[test]
+fn ems_down_at_start_then_up_gets_every_call_exactly_once() {
+    let port = free_port();
+    let setup = Setup::new(&format!("http://127.0.0.1:{port}/"))
+        .recorder()
+        .auto_router()
+        .retry(30);
+    let running = spawn(&["replay", "--config", utf8(&setup.write()), "fixtures/logs"]);
+    // Down until emstail has been refused at least once, and a little longer.
+    assert!(
+        running.wait_for_stderr("attempt 1 failed", RUN_LIMIT),
+        "emstail never tried the EMS"
+    );
+    thread::sleep(Duration::from_millis(500));
+    let ems = FakeEms::start_on(port);
+    let run = running.finish();
+
+    run.assert_exit(0);
+    let mut expected = recorder_calls();
+    expected.extend(push_calls());
+    assert_eq!(
+        received(&ems),
+        sorted(expected),
+        "every call once, none twice"
+    );
+    let carried = run.carried();
+    assert!(carried.retries > 0, "{carried:?}");
+    assert_eq!(carried.done, 9, "five records, a timer, three pushes");
+    assert!(setup.dead_letters().is_empty());
+}
+
+#[test]
+fn ems_answering_500_then_success_is_retried() {
+    let ems = FakeEms::start();
+    ems.fail_next_http(2, 500);
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    let got = received(&ems);
+    assert_eq!(distinct(&got), recorder_calls());
+    assert_eq!(
+        got.len(),
+        recorder_calls().len() + 2,
+        "two calls sent twice"
+    );
+    assert_eq!(run.carried().retries, 2);
+    assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
+    assert!(setup.dead_letters().is_empty());
+}
+
+#[test]
+fn ems_hanging_past_the_request_timeout_is_retried_and_the_retry_counts_as_done() {
+    let ems = FakeEms::start();
+    // The hung call takes effect at once (its answer is what is lost), so its retry is told
+    // "already taken".
+    ems.hang_next(1, Duration::from_secs(8));
+    let setup = Setup::new(&ems.base_url())
+        .auto_router()
+        .service("request_timeout_secs", json!(1));
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    let got = received(&ems);
+    assert_eq!(distinct(&got), push_calls());
+    assert_eq!(
+        got.len(),
+        push_calls().len() + 1,
+        "the hung call, sent again"
+    );
+    assert!(run.stderr.contains("timeout"), "{}", run.stderr);
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 2,
+            already_done: 1,
+            retries: 1,
+            ..Carried::default()
+        }
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(6),
+        "the 8 s hang held the replay: {:?}",
+        run.elapsed
+    );
+}
+
+#[test]
+fn ems_fail_already_taken_is_done_not_a_dead_letter() {
+    let ems = FakeEms::start();
+    ems.answer_fail_next("pushStream", "Stream name studio already taken");
+    let setup = Setup::new(&ems.base_url()).auto_router();
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    assert_eq!(received(&ems), push_calls(), "each push once: not retried");
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 2,
+            already_done: 1,
+            ..Carried::default()
+        }
+    );
+    assert!(run.stderr.contains("already done"), "{}", run.stderr);
+    assert!(setup.dead_letters().is_empty());
+}
+
+// =======================================================================================
+// S3 faults
+
+#[test]
+fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_the_fix_empties_the_file()
+ {
+    let s3 = server();
+    let ems = FakeEms::start();
+    let bucket = bucket(&s3, "wrong-secret");
+    let wrong = "wr0ng-s3cret-must-never-show";
+    let setup = Setup::new(&ems.base_url()).recorder().upload_with_secret(
+        "AmazonHLSUpload",
+        &s3,
+        &s3.endpoint,
+        &bucket,
+        wrong,
+    );
+    let config = setup.write();
+    // At trace level, so that whatever the S3 client logs is checked for the secret too.
+    let run = spawn_logging(
+        &["replay", "--config", utf8(&config), "fixtures/logs"],
+        "trace",
+    )
+    .finish();
+
+    run.assert_exit(1);
+    assert!(
+        run.stderr
+            .contains(&format!("S3 rejected the credentials for bucket {bucket}")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(wrong), "the secret reached the log");
+    assert!(
+        run.stderr.contains(&format!(
+            "8 actions failed and were written to {}",
+            setup.dead_letter_path().display()
+        )),
+        "{}",
+        run.stderr
+    );
+    // Nothing else lost: every EMS call went out.
+    assert_eq!(received(&ems), recorder_calls());
+    assert!(s3.list(&bucket).is_empty());
+
+    let file = std::fs::read_to_string(setup.dead_letter_path()).expect("dead letters written");
+    assert!(
+        !file.contains(wrong),
+        "the secret reached the dead-letter file"
+    );
+    let letters = setup.dead_letters();
+    let mut keys: Vec<String> = letters
+        .iter()
+        .map(|l| {
+            assert_eq!(l["action"]["bucket"], bucket.as_str());
+            assert_eq!(
+                l["source"]["file"]
+                    .as_str()
+                    .map(|f| f.starts_with("fixtures/logs/")),
+                Some(true)
+            );
+            format!(
+                "{} {}",
+                l["action"]["kind"].as_str().unwrap_or("?"),
+                l["action"]["key"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    keys.sort();
+    let mut expected: Vec<String> = vec![
+        "s3_put hls/playlist.m3u8".into(),
+        "s3_put hls/cam1/playlist.m3u8".into(),
+        "s3_put hls/cam1/playlist.m3u8".into(),
+        "s3_put hls/cam1/playlist.m3u8".into(),
+        "s3_put hls/cam1/segment_1764411300000_1764411310000_2.ts".into(),
+        "s3_put hls/lobby cam ☃/segment_1764411300000_1764411300000_1.ts".into(),
+        "s3_put hls/lobby cam ☃/playlist.m3u8".into(),
+        format!("s3_delete {HLS_SEG1}"),
+    ];
+    expected.sort();
+    assert_eq!(keys, expected);
+
+    // `dead-letters` lists them.
+    let list = emstail(&["dead-letters", "--config", utf8(&config)]);
+    list.assert_exit(0);
+    assert_eq!(list.stdout.lines().count(), 8, "{}", list.stdout);
+    assert!(
+        list.stdout
+            .contains("hls/cam1/segment_1764411300000_1764411310000_2.ts"),
+        "{}",
+        list.stdout
+    );
+    assert!(list.stderr.contains("8 dead letters"), "{}", list.stderr);
+
+    // While the secret is still wrong, `--retry` keeps them all.
+    let still = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
+    still.assert_exit(1);
+    assert!(
+        still.stderr.contains("0 done and removed, 8 still failing"),
+        "{}",
+        still.stderr
+    );
+    assert_eq!(setup.dead_letters().len(), 8);
+
+    // With the secret fixed, `--retry` runs them and empties the file.
+    let fixed = setup.upload("AmazonHLSUpload", &s3, &s3.endpoint, &bucket);
+    let config = fixed.write();
+    let retry = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
+    retry.assert_exit(0);
+    assert!(
+        retry.stderr.contains("8 done and removed, 0 still failing"),
+        "{}",
+        retry.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(fixed.dead_letter_path()).expect("the file is kept, empty"),
+        ""
+    );
+    assert_bucket(&s3, &bucket, &webroot(), &hls_objects());
+    assert_eq!(
+        received(&ems),
+        recorder_calls(),
+        "dead letters re-run uploads only"
+    );
+}
+
+#[test]
+fn an_api_proxy_dead_letter_has_no_password_on_disk_and_retry_takes_it_from_the_config() {
+    let local = FakeEms::start();
+    let proxy = FakeEms::start();
+    proxy.require_basic_auth(PROXY_USER, PROXY_PASSWORD);
+    proxy.answer_fail_next("pullStream", "Invalid uri");
+    let setup = Setup::new(&local.base_url()).plugin(
+        "StreamLoadBalancer",
+        json!({
+            "destination_ems_apiproxies": [{
+                "address": "127.0.0.1", "ewsPort": proxy.addr().port(),
+                "userName": PROXY_USER, "password": PROXY_PASSWORD,
+            }],
+            "origin_address": "127.0.0.1",
+        }),
+    );
+    let config = setup.write();
+    let run = replay(&config, &["fixtures/logs"]);
+
+    run.assert_exit(1);
+    assert!(run.stderr.contains("FAIL: Invalid uri"), "{}", run.stderr);
+    let text = std::fs::read_to_string(setup.dead_letter_path()).expect("a dead letter");
+    assert!(
+        !text.contains(PROXY_PASSWORD),
+        "the password reached the disk"
+    );
+    let letters = setup.dead_letters();
+    assert_eq!(letters.len(), 1, "{text}");
+    let port = proxy.addr().port();
+    assert_eq!(
+        letters[0]["action"]["target"],
+        format!("http://{PROXY_USER}:***@127.0.0.1:{port}/apiproxy/")
+    );
+    assert_eq!(letters[0]["action"]["command"], "pullStream");
+    assert_eq!(letters[0]["attempts"], 1, "a FAIL is not retried");
+    let failed_stream = letters[0]["stream"]
+        .as_str()
+        .expect("the stream")
+        .to_string();
+
+    let list = emstail(&["dead-letters", "--config", utf8(&config)]);
+    list.assert_exit(0);
+    assert!(!list.stdout.contains(PROXY_PASSWORD));
+    assert!(list.stdout.contains("pullStream"), "{}", list.stdout);
+
+    let retry = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
+    retry.assert_exit(0);
+    assert_eq!(
+        std::fs::read_to_string(setup.dead_letter_path())
+            .ok()
+            .as_deref(),
+        Some("")
+    );
+    // The failed pull went out a second time, with the password from the config.
+    let calls = proxy.calls_for("pullStream");
+    assert_eq!(calls.len(), BALANCED.len() + 1);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.param("localStreamName") == Some(failed_stream.as_str()))
+            .count(),
+        2
+    );
+    let expected_auth = format!("{PROXY_USER}:{PROXY_PASSWORD}");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.authorization.as_deref() == Some(expected_auth.as_str()))
+    );
+    assert_eq!(distinct(&received(&proxy)), pull_calls());
+}
+
+#[test]
+fn s3_down_then_up_mid_replay_retries_until_every_object_is_there() {
+    let s3 = server();
+    let ems = FakeEms::start();
+    let bucket = bucket(&s3, "s3-outage");
+    // Two uploads get through, then S3 refuses connections for 1.5 s.
+    let flaky = Flaky::start(&s3.endpoint, 2, Duration::from_millis(1500));
+    let setup = Setup::new(&ems.base_url())
+        .recorder()
+        .upload("AmazonHLSUpload", &s3, &flaky.endpoint, &bucket)
+        .retry(30);
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    assert!(
+        flaky.refused_window_passed.load(Ordering::SeqCst),
+        "the outage happened"
+    );
+    assert_bucket(&s3, &bucket, &webroot(), &hls_objects());
+    assert!(flaky.accepted.load(Ordering::SeqCst) >= 8);
+    let carried = run.carried();
+    assert!(carried.retries > 0, "{carried:?}");
+    assert_eq!(carried.failed, 0);
+    assert_eq!(received(&ems), recorder_calls());
+    assert!(setup.dead_letters().is_empty());
+}
+
+#[test]
+fn paths_outside_the_media_root_are_refused_with_file_and_line_and_never_uploaded() {
+    let s3 = server();
+    let bucket = bucket(&s3, "confined");
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let root = tmp.path().join("webroot");
+    let outside = tmp.path().join("outside/secret.ts");
+    write_file(&outside, b"TOP SECRET");
+    write_file(&root.join("hls/cam9/segment_1.ts"), b"segment one");
+    write_file(
+        &root.join("hls/cam9/playlist.m3u8"),
+        b"#EXTM3U\nsegment_1.ts\n",
+    );
+    std::os::unix::fs::symlink(&outside, root.join("hls/cam9/segment_2.ts")).expect("symlink");
+    let log = tmp.path().join("events_20261129_101500.txt");
+    let lines = [
+        chunk_closed(1, &root.join("hls/cam9/segment_1.ts")),
+        chunk_closed(2, Path::new("/etc/passwd")),
+        chunk_closed(3, &root.join("hls/cam9/../../../outside/secret.ts")),
+        // Inside the root by name, outside once the symlink is followed: caught when run.
+        chunk_closed(4, &root.join("hls/cam9/segment_2.ts")),
+    ];
+    std::fs::write(&log, lines.concat()).expect("write the log");
+    let ems = FakeEms::start();
+    let setup = with_media_root(Setup::new(&ems.base_url()), &root).upload(
+        "AmazonHLSUpload",
+        &s3,
+        &s3.endpoint,
+        &bucket,
+    );
+    let run = replay(&setup.write(), &[utf8(&log)]);
+
+    let log_name = log.display();
+    for line in [2, 3] {
+        assert!(
+            run.stderr
+                .contains(&format!("{log_name}:{line}: refused: AmazonHLSUpload: ")),
+            "line {line}:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stderr
+            .contains(&format!("{log_name}:4: AmazonHLSUpload: failed for good"))
+            && run.stderr.contains("outside the media roots"),
+        "{}",
+        run.stderr
+    );
+    assert_bucket(
+        &s3,
+        &bucket,
+        &root,
+        &[
+            ("hls/cam9/segment_1.ts", "video/mp2t", LONG),
+            ("hls/cam9/playlist.m3u8", PLAYLIST, SHORT),
+        ],
+    );
+    // The run-time refusal is a dead letter like any permanent failure.
+    run.assert_exit(1);
+    let letters = setup.dead_letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["action"]["key"], "hls/cam9/segment_2.ts");
+    assert_eq!(letters[0]["source"]["line"], 4);
+}
+
+#[test]
+fn a_missing_chunk_file_is_skipped_with_a_report_not_retried_and_not_a_dead_letter() {
+    let s3 = server();
+    let bucket = bucket(&s3, "missing");
+    let recorder = s3.recorder();
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let root = tmp.path().join("webroot");
+    write_file(&root.join("hls/cam9/segment_1.ts"), b"segment one");
+    write_file(
+        &root.join("hls/cam9/playlist.m3u8"),
+        b"#EXTM3U\nsegment_1.ts\n",
+    );
+    let log = tmp.path().join("events_20261129_101500.txt");
+    let gone = root.join("hls/cam9/segment_0.ts");
+    let lines = [
+        chunk_closed(1, &gone),
+        chunk_closed(2, &root.join("hls/cam9/segment_1.ts")),
+    ];
+    std::fs::write(&log, lines.concat()).expect("write the log");
+    let ems = FakeEms::start();
+    let setup = with_media_root(Setup::new(&ems.base_url()), &root).upload(
+        "AmazonHLSUpload",
+        &s3,
+        &recorder.endpoint,
+        &bucket,
+    );
+    let run = replay(&setup.write(), &[utf8(&log)]);
+
+    run.assert_exit(0);
+    assert!(
+        run.stderr.contains(&format!(
+            "{}:1: AmazonHLSUpload: skipped: {}: no longer exists",
+            log.display(),
+            gone.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 3,
+            skipped: 1,
+            ..Carried::default()
+        }
+    );
+    assert!(setup.dead_letters().is_empty());
+    assert!(
+        recorder
+            .exchanges()
+            .iter()
+            .all(|e| !e.target.contains("segment_0")),
+        "nothing was sent for the missing file"
+    );
+    assert_bucket(
+        &s3,
+        &bucket,
+        &root,
+        &[
+            ("hls/cam9/segment_1.ts", "video/mp2t", LONG),
+            ("hls/cam9/playlist.m3u8", PLAYLIST, SHORT),
+        ],
+    );
+}
+
+// =======================================================================================
+// Ordering
+
+#[test]
+fn for_every_stream_each_segment_is_stored_before_the_playlist_that_follows_it() {
+    const STREAMS: usize = 20;
+    const CHUNKS: usize = 10;
+    let s3 = server();
+    let bucket = bucket(&s3, "order");
+    let recorder = s3.recorder();
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let root = tmp.path().join("webroot");
+    let mut log = String::new();
+    let mut id = 0;
+    for chunk in 0..CHUNKS {
+        for stream in 0..STREAMS {
+            let dir = root.join(format!("hls/s{stream:02}"));
+            let segment = dir.join(format!("segment_{chunk}.ts"));
+            write_file(
+                &segment,
+                format!("stream {stream} chunk {chunk}").as_bytes(),
+            );
+            write_file(&dir.join("playlist.m3u8"), b"#EXTM3U\n");
+            id += 1;
+            log.push_str(&chunk_closed(id, &segment));
+        }
+    }
+    let log_path = tmp.path().join("events_20261129_101500.txt");
+    std::fs::write(&log_path, log).expect("write the log");
+    let ems = FakeEms::start();
+    let setup = with_media_root(Setup::new(&ems.base_url()), &root)
+        .service("workers", json!(8))
+        .upload("AmazonHLSUpload", &s3, &recorder.endpoint, &bucket);
+    let run = replay(&setup.write(), &[utf8(&log_path)]);
+
+    run.assert_exit(0);
+    let committed = recorder.committed_keys(&bucket);
+    assert_eq!(committed.len(), STREAMS * CHUNKS * 2);
+    let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in committed {
+        let (stream, file) = key
+            .strip_prefix("hls/")
+            .and_then(|k| k.split_once('/'))
+            .expect("keys are hls/<stream>/<file>");
+        per_stream
+            .entry(stream.to_string())
+            .or_default()
+            .push(file.to_string());
+    }
+    assert_eq!(per_stream.len(), STREAMS);
+    let expected: Vec<String> = (0..CHUNKS)
+        .flat_map(|c| [format!("segment_{c}.ts"), "playlist.m3u8".to_string()])
+        .collect();
+    for (stream, files) in &per_stream {
+        assert_eq!(files, &expected, "order of stream {stream}");
+    }
+    assert_eq!(s3.list(&bucket).len(), STREAMS * (CHUNKS + 1));
+}
