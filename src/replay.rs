@@ -1,17 +1,20 @@
 //! `emstail replay`: the same pipeline as `run`, with old files as the source.
 //!
 //! Backfill must not re-create the past: control actions (pull, push, record, timers) are
-//! held until the end of the replayed window and issued only for streams still alive then,
-//! each distinct call once. Uploads go out in log order as they come.
+//! issued only for streams still alive at the end of the replayed window, each distinct call
+//! once. Which streams those are is learnt first, in a cheap pass that reads only the stream
+//! lifecycle events; the second pass then issues everything in log order without holding
+//! actions back, so memory does not grow with the window.
 
 use crate::action::{Action, PlannedAction};
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 use crate::event::{Event, Source};
-use crate::parse::{self, Format, Parsed, Parser};
+use crate::parse::{self, Format, Parsed, Parser, json};
 use crate::source::replay::{Item, for_each_line};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -101,33 +104,29 @@ pub fn replay(
     options: &Options,
     sink: &mut dyn Sink,
 ) -> std::io::Result<Summary> {
+    let backfill = if options.all_control {
+        None
+    } else {
+        Some(Backfill::scan(files, options)?)
+    };
     let mut run = Replayer {
         engine: Engine::new(config),
         summary: Summary::default(),
-        backfill: Backfill::default(),
+        backfill,
         options,
         sink,
     };
     for path in files {
         run.file(path)?;
     }
-    let Replayer {
-        mut summary,
-        backfill,
-        sink,
-        ..
-    } = run;
-    for (action, source) in backfill.finish(options.all_control, &mut summary.control_skipped) {
-        *summary.actions.entry(action.plugin).or_default() += 1;
-        sink.action(&action, &source);
-    }
-    Ok(summary)
+    Ok(run.summary)
 }
 
 struct Replayer<'a> {
     engine: Engine,
     summary: Summary,
-    backfill: Backfill,
+    /// `None` with `--all-control`: every control action is issued.
+    backfill: Option<Backfill>,
     options: &'a Options,
     sink: &'a mut dyn Sink,
 }
@@ -196,7 +195,6 @@ impl Replayer<'_> {
 
     fn event(&mut self, source: &Source, event: &Event) {
         self.summary.events += 1;
-        self.backfill.observe(event);
         let actions = self.engine.handle(event);
         for refusal in self.engine.take_refusals() {
             self.summary.refused += 1;
@@ -206,12 +204,15 @@ impl Replayer<'_> {
             });
         }
         for action in actions {
-            if action.action.is_control() {
-                self.backfill.hold(action, source.clone());
-            } else {
-                *self.summary.actions.entry(action.plugin).or_default() += 1;
-                self.sink.action(&action, source);
+            if action.action.is_control()
+                && let Some(backfill) = &mut self.backfill
+                && !backfill.issue(&action)
+            {
+                self.summary.control_skipped += 1;
+                continue;
             }
+            *self.summary.actions.entry(action.plugin).or_default() += 1;
+            self.sink.action(&action, source);
         }
     }
 }
@@ -295,17 +296,70 @@ fn source(file: &str, line: u64) -> Source {
     }
 }
 
-/// Holds control actions until the end of the window.
+/// Which streams are alive at the end of the window, and which control calls were issued.
 #[derive(Default)]
 struct Backfill {
-    held: Vec<(PlannedAction, Source)>,
-    /// Stream name → alive after the last event seen about it.
+    /// Stream name → alive after the last event about it.
     alive: HashMap<String, bool>,
     /// Out-stream uniqueId → alive (recordings, which timers and shutdowns refer to).
     alive_ids: HashMap<u64, bool>,
+    /// Hashes of the control calls issued (target, command, parameters): each once.
+    issued: HashSet<u128>,
+    hashers: (RandomState, RandomState),
 }
 
+/// The events that start or end a stream: all the first pass needs.
+const LIFECYCLE: [&str; 4] = [
+    "inStreamCreated",
+    "inStreamClosed",
+    "outStreamCreated",
+    "outStreamClosed",
+];
+
 impl Backfill {
+    /// The first pass: reads the files for stream lifecycle events only. JSON lines whose type
+    /// can be read off their end without parsing are skipped unless they are such events.
+    fn scan(files: &[PathBuf], options: &Options) -> std::io::Result<Backfill> {
+        let mut backfill = Backfill::default();
+        let mut parsed = Vec::new();
+        for path in files {
+            let mut parser: Option<Parser> = fixed_format(options.format).map(Parser::new);
+            for_each_line(path, options.max_line, |item| {
+                let Item::Line(line) = item else { return };
+                if parser.is_none() {
+                    parser = parse::detect(line.bytes).map(Parser::new);
+                }
+                match &mut parser {
+                    Some(Parser::Json) => {
+                        if json::line_type(line.bytes).is_some_and(|t| !LIFECYCLE.contains(&t)) {
+                            return;
+                        }
+                        if let Some(p) = json::parse_line(line) {
+                            parsed.push(p);
+                        }
+                    }
+                    Some(p) => p.push(line, &mut parsed),
+                    None => {}
+                }
+                for p in parsed.drain(..) {
+                    if let Parsed::Event { envelope, .. } = p {
+                        backfill.observe(&envelope.event);
+                    }
+                }
+            })
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            if let Some(p) = &mut parser {
+                p.finish(&mut parsed);
+            }
+            for p in parsed.drain(..) {
+                if let Parsed::Event { envelope, .. } = p {
+                    backfill.observe(&envelope.event);
+                }
+            }
+        }
+        Ok(backfill)
+    }
+
     fn observe(&mut self, event: &Event) {
         match event {
             Event::InStreamCreated(s) => {
@@ -328,45 +382,33 @@ impl Backfill {
         }
     }
 
-    fn hold(&mut self, action: PlannedAction, source: Source) {
-        self.held.push((action, source));
-    }
-
-    /// The held actions to issue, in log order: with `all`, every one; otherwise only those
-    /// whose stream is alive (or unknown) at the end, and each distinct call once.
-    fn finish(self, all: bool, skipped: &mut u64) -> Vec<(PlannedAction, Source)> {
-        if all {
-            return self.held;
+    /// Whether to issue this control action: its stream is alive (or unknown) at the end of
+    /// the window, and the same call was not issued before.
+    fn issue(&mut self, action: &PlannedAction) -> bool {
+        let ended = action
+            .stream
+            .as_ref()
+            .is_some_and(|s| self.alive.get(s) == Some(&false))
+            || action
+                .stream_id
+                .is_some_and(|id| self.alive_ids.get(&id) == Some(&false));
+        if ended {
+            return false;
         }
-        let mut seen: HashSet<(String, String, String)> = HashSet::new();
-        let mut out = Vec::new();
-        for (action, source) in self.held {
-            let ended = action
-                .stream
-                .as_ref()
-                .is_some_and(|s| self.alive.get(s) == Some(&false))
-                || action
-                    .stream_id
-                    .is_some_and(|id| self.alive_ids.get(&id) == Some(&false));
-            let first = match &action.action {
-                Action::EmsCall {
-                    target,
-                    command,
-                    params,
-                } => seen.insert((
-                    target.base.clone(),
-                    command.clone(),
-                    params.to_command_line(),
-                )),
-                _ => true,
-            };
-            if ended || !first {
-                *skipped += 1;
-            } else {
-                out.push((action, source));
-            }
-        }
-        out
+        let Action::EmsCall {
+            target,
+            command,
+            params,
+        } = &action.action
+        else {
+            return true;
+        };
+        // Two independent 64-bit hashes: a collision, which would wrongly drop a call, is
+        // out of reach for any real window.
+        let call = (&target.base, command, &params.0);
+        let hash = (u128::from(self.hashers.0.hash_one(call)) << 64)
+            | u128::from(self.hashers.1.hash_one(call));
+        self.issued.insert(hash)
     }
 }
 

@@ -134,6 +134,26 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
     let seg2 = "hls/cam1/segment_1764411300000_1764411310000_2.ts";
     let lobby_seg = "hls/lobby cam ☃/segment_1764411300000_1764411300000_1.ts";
     let expected = vec![
+        // Control actions only for streams still alive at the end of the window, in log order.
+        record("cam1", 2),
+        pull(PEER, "cam1", 2),
+        pull(PROXY, "cam1", 2),
+        push("cam1", 2),
+        record(HOSTILE, 3),
+        pull(PEER, HOSTILE, 3),
+        pull(PROXY, HOSTILE, 3),
+        push(HOSTILE, 3),
+        record("studio", 4),
+        pull(PEER, "studio", 4),
+        pull(PROXY, "studio", 4),
+        push("studio", 4),
+        // cam_edge was pulled here by emstail (marker): recorded, never re-balanced or pushed.
+        record("cam_edge", 5),
+        // cam_back comes from the AutoRouter's destination: not pushed back.
+        record("cam_back", 6),
+        pull(PEER, "cam_back", 6),
+        pull(PROXY, "cam_back", 6),
+        // Line 7 arms a timer for recording 12, which ended in the window: skipped.
         // Uploads, in log order; each chunk before the playlist that names it.
         put(hls, "hls-files", "hls/playlist.m3u8", m3u8, F1, 9),
         put(hls, "hls-files", "hls/cam1/playlist.m3u8", m3u8, F1, 10),
@@ -152,7 +172,16 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
             14,
         ),
         delete(hls, "hls-files", seg1, F1, 17),
-        // The rotated, newer file.
+        // Line 18 rotates recording 12 (timer fired): it ended in the window, skipped. Only the
+        // timer of the recording that replaced it, 15, is armed.
+        ems(
+            "StreamRecorder",
+            LOCAL,
+            "setTimer",
+            &[("value", "3600"), ("_uniqueId", "15")],
+            20,
+        ),
+        // The rotated, newer file. The stream `temp` starts and ends in it: no control action.
         put(
             hds,
             "hds-files",
@@ -232,34 +261,6 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
             "dash/cam3/video/229376/1764411300000.fmp4",
             F2,
             11,
-        ),
-        // Control actions, held to the end of the window: only for streams still alive.
-        record("cam1", 2),
-        pull(PEER, "cam1", 2),
-        pull(PROXY, "cam1", 2),
-        push("cam1", 2),
-        record(HOSTILE, 3),
-        pull(PEER, HOSTILE, 3),
-        pull(PROXY, HOSTILE, 3),
-        push(HOSTILE, 3),
-        record("studio", 4),
-        pull(PEER, "studio", 4),
-        pull(PROXY, "studio", 4),
-        push("studio", 4),
-        // cam_edge was pulled here by emstail (marker): recorded, never re-balanced or pushed.
-        record("cam_edge", 5),
-        // cam_back comes from the AutoRouter's destination: not pushed back.
-        record("cam_back", 6),
-        pull(PEER, "cam_back", 6),
-        pull(PROXY, "cam_back", 6),
-        // Recording 12 ended in the window (its timer fired, it was rotated): only the timer
-        // of the recording that replaced it, 15, is armed.
-        ems(
-            "StreamRecorder",
-            LOCAL,
-            "setTimer",
-            &[("value", "3600"), ("_uniqueId", "15")],
-            20,
         ),
     ];
     let actual = json_lines(&out);

@@ -37,6 +37,19 @@ pub fn parse_line(line: Line<'_>) -> Option<Parsed> {
     })
 }
 
+/// The event type of a JSON line when it can be read off the line's end without parsing
+/// (EMS writes `type` last); `None` when that is not certain.
+pub fn line_type(bytes: &[u8]) -> Option<&str> {
+    let bytes = trim_end(bytes);
+    let bytes = trim_end(bytes.strip_suffix(b",").unwrap_or(bytes));
+    // The type name is plain ASCII, so the last 128 bytes are enough and always UTF-8 once
+    // cut at a quote.
+    let from = bytes.len().saturating_sub(128);
+    let tail = &bytes[from..];
+    let quote = memchr::memchr(b'"', tail)?;
+    peek_type(std::str::from_utf8(&tail[quote..]).ok()?)
+}
+
 fn parse_text(text: &str, column_shift: usize) -> Result<Envelope, String> {
     if let Some(kind) = peek_type(text) {
         let mut seed = OnePass {
@@ -299,6 +312,18 @@ impl Visitor<'_> for KeyVisitor {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn line_type_reads_the_type_off_the_end_only_when_certain() {
+        assert_eq!(
+            line_type(br#"{"id":1,"payload":{"file":"a"},"type":"hlsChunkClosed"},"#),
+            Some("hlsChunkClosed")
+        );
+        assert_eq!(line_type(b"{\"type\":\"inStreamClosed\"}  \r"), Some("inStreamClosed"));
+        assert_eq!(line_type(br#"{"type":"x","payload":{}}"#), None);
+        assert_eq!(line_type(br#"{"payload":{"a":"\",\"type\":\"fake\"}"}"#), None);
+        assert_eq!(line_type(b""), None);
+    }
+
     use super::*;
     use crate::event::{FileEvent, StreamInfo, TimerInfo};
     use serde_json::json;
