@@ -46,8 +46,9 @@ pub fn line_type(bytes: &[u8]) -> Option<&str> {
     // cut at a quote.
     let from = bytes.len().saturating_sub(128);
     let tail = &bytes[from..];
+    // From the byte before the first quote: `peek_type` wants to see the `,` or `{` there.
     let quote = memchr::memchr(b'"', tail)?;
-    peek_type(std::str::from_utf8(&tail[quote..]).ok()?)
+    peek_type(std::str::from_utf8(&tail[quote.saturating_sub(1)..]).ok()?)
 }
 
 fn parse_text(text: &str, column_shift: usize) -> Result<Envelope, String> {
