@@ -653,7 +653,14 @@ fn restart_mid_file_is_exactly_once() {
     append(&log, &h.events.pairs(150));
     let d = h.start(&log, &["--from-start"]);
     wait_until("40 calls", WAIT, || h.ems.calls().len() >= 40);
-    let status = d.term();
+    // Calls arrive, so the signal handlers are in place; `term()` would wait for the first
+    // status, which comes only once the reader has caught up.
+    let mut d = d;
+    d.signal("TERM");
+    let status = d
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits after SIGTERM");
+    d.child = None;
     assert!(status.success(), "SIGTERM exit: {status}");
     let done = missing(&h.got(), &h.events.expected).len();
     assert!(
