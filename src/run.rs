@@ -108,7 +108,11 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
     let start = if let Some(problem) = &loaded.problem {
         log::warn!("{problem}; starting from the beginning of the newest log file");
         Start::FromBeginningOfNewest
-    } else if !loaded.positions.is_empty() {
+    } else if !loaded.positions.is_empty()
+        || options.state_dir.join(checkpoint::CHECKPOINT_FILE).exists()
+    {
+        // A checkpoint without files is from a run that saw none yet: whatever appeared
+        // since is new, and is read from its start, not skipped as if this were a first start.
         Start::FromCheckpoint(loaded.positions.clone())
     } else if options.from_start {
         Start::FromStart

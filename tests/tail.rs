@@ -286,6 +286,26 @@ fn truncate_while_running_shorter_and_then_longer() {
 }
 
 #[test]
+fn truncate_and_rewrite_with_the_same_bytes_before_the_old_position() {
+    // Lines that differ only at their start (as EMS JSON lines of one type do at their end):
+    // the bytes just before the old position match, only the first line tells the rewrite.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("events.txt");
+    let line = |n: usize| format!("{n:04}{}", "-same tail-".repeat(8));
+    let lines =
+        |from: usize, count: usize| -> Vec<String> { (from..from + count).map(line).collect() };
+    let text = |l: &[String]| l.iter().map(|l| format!("{l}\n")).collect::<String>();
+    let mut expected = lines(0, 3);
+    append(&log, text(&expected).as_bytes());
+    let mut f = Follow::new(config(&log), Start::FromStart);
+    f.wait_lines(3);
+    let again = lines(3, 10);
+    std::fs::write(&log, text(&again)).expect("rewrite in place, longer");
+    expected.extend(again);
+    f.expect_exactly(&expected);
+}
+
+#[test]
 fn truncate_while_stopped_below_at_and_above_the_saved_offset() {
     // The rewritten content: shorter, the same length, longer, and longer with the same first line.
     let same_first_line = {

@@ -15,6 +15,8 @@ const MAX_BODY_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Error texts quote at most this much of what EMS said.
 const MAX_QUOTE_CHARS: usize = 300;
+/// ureq's per-connection buffers: the request line with its base64 parameters must fit.
+const IO_BUFFER_BYTES: usize = 32 * 1024;
 
 /// Timeouts of the API client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,11 @@ impl EmsClient {
             .http_status_as_error(false)
             // EMS answers `Connection: close`; a pooled socket would only risk a stale reuse.
             .max_idle_connections(0)
+            // Each request is a new connection, whose buffers are allocated and zeroed anew:
+            // ureq's 128 KiB defaults cost more than the request. Answers are read in pieces
+            // through the input buffer; the output one holds the request line and headers.
+            .input_buffer_size(IO_BUFFER_BYTES)
+            .output_buffer_size(IO_BUFFER_BYTES)
             // EMS never redirects; following one could carry the request somewhere else.
             .max_redirects(0)
             // The EMS API is local or on the LAN; an HTTP_PROXY meant for the internet must

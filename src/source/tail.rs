@@ -747,8 +747,13 @@ impl Tracked {
         let file = self.file.as_ref().expect("the active file is open");
         let size = self.size;
         let check = std::mem::take(&mut self.verify) || changed;
+        // The bytes before the read position alone can match after a rewrite (EMS lines of one
+        // type end alike), so a change also re-checks the first line, which EMS makes unique.
         let rewritten = size < self.read_pos
-            || (check && self.read_pos > 0 && recent_at(file, self.read_pos)? != self.recent);
+            || (check
+                && self.read_pos > 0
+                && (recent_at(file, self.read_pos)? != self.recent
+                    || first_line_differs(file, self.id)?));
         if rewritten {
             let id = self.id.expect("a file being read is identified");
             items.push(TailItem::Truncated {
@@ -951,6 +956,14 @@ fn first_line_head(file: &File) -> io::Result<Option<u64>> {
         None if filled == HEAD_BYTES => Some(head_hash(head)),
         None => None,
     })
+}
+
+/// Whether the file's first line is no longer the one `id` was taken from.
+fn first_line_differs(file: &File, id: Option<FileId>) -> io::Result<bool> {
+    match id {
+        Some(id) => Ok(first_line_head(file)? != Some(id.head)),
+        None => Ok(false),
+    }
 }
 
 /// The up to [`RECENT`] bytes before `offset` (fewer if the file is shorter).

@@ -1,0 +1,1221 @@
+//! `emstail run` as a process, following a log in a temporary directory, against the fake
+//! EMS: every expected API call arrives, in order per stream, and none twice, across
+//! rotations, truncations, restarts, kills and an EMS outage.
+//!
+//! Each log line is an EMS file-sink JSON event (trailing comma). With StreamRecorder on, an
+//! `inStreamCreated` of stream `sN` is one `record` call, and the recording's
+//! `outStreamCreated` after it is one `setTimer` call in the same lane, so the pair also shows
+//! the per-stream order.
+
+mod support;
+
+use emstail::source::checkpoint;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+use support::fake_ems::{FakeEms, RecordedCall};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `outStreamCreated` unique ids are this plus the stream number.
+const OUT_ID_BASE: u64 = 1_000_000;
+/// How long any one expectation may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("test log opens for appending");
+    f.write_all(bytes).expect("test log takes the write");
+}
+
+/// The log lines the tests write and the calls they expect, in per-stream order.
+#[derive(Default)]
+struct Events {
+    next: u64,
+    expected: Vec<String>,
+}
+
+impl Events {
+    fn in_line(n: u64) -> String {
+        format!(
+            r#"{{"_logEntry":"{n:05}","id":{n},"payload":{{"appName":"evostreamms","name":"s{n}","type":"INR","uniqueId":{n}}},"processId":7,"timestamp":1795947304,"type":"inStreamCreated"}},"#
+        ) + "\n"
+    }
+
+    fn out_line(n: u64) -> String {
+        let id = OUT_ID_BASE + n;
+        format!(
+            r#"{{"id":{id},"payload":{{"name":"s{n}","type":"OFMP4","uniqueId":{id},"recordSettings":{{"localStreamName":"s{n}","_localStreamName":"s{n}","_emstail":"1"}}}},"processId":7,"timestamp":1795947305,"type":"outStreamCreated"}},"#
+        ) + "\n"
+    }
+
+    /// `count` new streams, each an `inStreamCreated` line (→ `record`).
+    fn ins(&mut self, count: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..count {
+            self.next += 1;
+            out.extend(Self::in_line(self.next).into_bytes());
+            self.expected.push(format!("record:s{}", self.next));
+        }
+        out
+    }
+
+    /// `count` new streams, each `inStreamCreated` then its recording's `outStreamCreated`
+    /// (→ `record`, then `setTimer` in the same lane).
+    fn pairs(&mut self, count: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..count {
+            self.next += 1;
+            let n = self.next;
+            out.extend(Self::in_line(n).into_bytes());
+            out.extend(Self::out_line(n).into_bytes());
+            self.expected.push(format!("record:s{n}"));
+            self.expected.push(format!("setTimer:s{n}"));
+        }
+        out
+    }
+}
+
+/// What a call did to which stream; `None` for lookups (`listTimers`).
+fn key(call: &RecordedCall) -> Option<String> {
+    match call.command.as_str() {
+        "record" => Some(format!("record:{}", call.param("localStreamName")?)),
+        "setTimer" => {
+            let id: u64 = call.param("_uniqueId")?.parse().ok()?;
+            Some(format!("setTimer:s{}", id.checked_sub(OUT_ID_BASE)?))
+        }
+        "listTimers" => None,
+        other => Some(format!("unexpected:{other}")),
+    }
+}
+
+fn keys(calls: &[RecordedCall]) -> Vec<String> {
+    calls.iter().filter_map(key).collect()
+}
+
+fn stream_of(key: &str) -> &str {
+    key.split_once(':').map_or(key, |(_, s)| s)
+}
+
+/// Occurrences of each key.
+fn counts(got: &[String]) -> HashMap<&str, usize> {
+    let mut c = HashMap::new();
+    for k in got {
+        *c.entry(k.as_str()).or_insert(0) += 1;
+    }
+    c
+}
+
+fn missing<'a>(got: &[String], expected: &'a [String]) -> Vec<&'a String> {
+    let c = counts(got);
+    expected
+        .iter()
+        .filter(|k| !c.contains_key(k.as_str()))
+        .collect()
+}
+
+/// Every expected key exactly once, nothing else, and each stream's calls in the order expected.
+fn assert_exactly_once(got: &[String], expected: &[String], context: &str) {
+    let c = counts(got);
+    let lost = missing(got, expected);
+    let mut twice: Vec<(&str, usize)> = c
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, n)| (*k, *n))
+        .collect();
+    twice.sort();
+    let wanted: std::collections::HashSet<&str> = expected.iter().map(String::as_str).collect();
+    let extra: Vec<&&str> = c.keys().filter(|k| !wanted.contains(**k)).collect();
+    assert!(
+        lost.is_empty() && twice.is_empty() && extra.is_empty(),
+        "{context}: {} of {} calls missing (first {:?}), duplicates {:?}, unexpected {:?}",
+        lost.len(),
+        expected.len(),
+        lost.iter().take(5).collect::<Vec<_>>(),
+        twice.iter().take(10).collect::<Vec<_>>(),
+        extra.iter().take(5).collect::<Vec<_>>()
+    );
+    assert_stream_order(got, expected, context);
+}
+
+/// Per stream, the first occurrences come in the expected order.
+fn assert_stream_order(got: &[String], expected: &[String], context: &str) {
+    let mut by_stream: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for k in got {
+        if seen.insert(k.as_str()) {
+            by_stream.entry(stream_of(k)).or_default().push(k);
+        }
+    }
+    let mut want: HashMap<&str, Vec<&str>> = HashMap::new();
+    for k in expected {
+        want.entry(stream_of(k)).or_default().push(k);
+    }
+    for (stream, order) in want {
+        let actual = by_stream.get(stream).cloned().unwrap_or_default();
+        assert_eq!(
+            actual, order,
+            "{context}: calls for stream {stream} out of order"
+        );
+    }
+}
+
+/// The temporary log and state directories, the config file and the fake EMS.
+struct Harness {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    config: PathBuf,
+    stderr: PathBuf,
+    ems: FakeEms,
+    events: Events,
+}
+
+impl Harness {
+    fn new(workers: usize) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ems = FakeEms::start();
+        let state = dir.path().join("state");
+        let config = dir.path().join("config.ini");
+        let text = serde_json::json!({
+            "Service": {
+                "ems_api": format!("http://{}", ems.addr()),
+                "event_log": dir.path().join("events.txt"),
+                "state_dir": state,
+                "workers": workers,
+                "request_timeout_secs": 3,
+                "retry": {"max_attempts": 100, "max_backoff_secs": 2},
+            },
+            "StreamRecorder": {
+                "plugin_switch": "enabled",
+                "parameters": {"file_location": "/var/media", "period_time": 600},
+            },
+        });
+        std::fs::write(&config, text.to_string()).expect("config written");
+        Harness {
+            stderr: dir.path().join("stderr.log"),
+            dir,
+            state,
+            config,
+            ems,
+            events: Events::default(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn log(&self) -> PathBuf {
+        self.path("events.txt")
+    }
+
+    /// Starts `emstail run` on `log` with fast rescans and a short grace period.
+    fn start(&self, log: &Path, extra: &[&str]) -> Daemon {
+        self.start_with(log, extra, 50)
+    }
+
+    fn start_with(&self, log: &Path, extra: &[&str], rescan_ms: u64) -> Daemon {
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr)
+            .expect("stderr file opens");
+        let child = Command::new(env!("CARGO_BIN_EXE_emstail"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("--log")
+            .arg(log)
+            .args(["--rescan-ms", &rescan_ms.to_string(), "--grace-ms", "200"])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("emstail starts");
+        Daemon {
+            child: Some(child),
+            state: self.state.clone(),
+        }
+    }
+
+    fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn got(&self) -> Vec<String> {
+        keys(&self.ems.calls())
+    }
+
+    /// Waits until every expected call has arrived at least once.
+    fn wait_all(&self, expected: &[String]) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let got = self.got();
+            let lost = missing(&got, expected);
+            if lost.is_empty() {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} calls still missing after {WAIT:?} (first {:?}); emstail said:\n{}",
+                lost.len(),
+                expected.len(),
+                lost.iter().take(5).collect::<Vec<_>>(),
+                tail(&self.stderr_text())
+            );
+            std::thread::sleep(ms(25));
+        }
+    }
+
+    /// Waits for every expected call, gives duplicates a moment to show, stops emstail
+    /// with SIGTERM, and checks each call arrived exactly once, in order per stream.
+    fn finish_exactly_once(&self, daemon: Daemon, context: &str) {
+        self.wait_all(&self.events.expected);
+        std::thread::sleep(ms(300));
+        let status = daemon.term();
+        assert!(status.success(), "{context}: emstail exited with {status}");
+        assert_exactly_once(&self.got(), &self.events.expected, context);
+    }
+
+    fn status_json(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.state.join("status.json")).expect("status.json");
+        serde_json::from_str(&text).expect("status.json is JSON")
+    }
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// A running `emstail run`; killed (SIGKILL) when dropped, so no test leaves one behind.
+struct Daemon {
+    child: Option<Child>,
+    state: PathBuf,
+}
+
+impl Daemon {
+    fn child(&mut self) -> &mut Child {
+        self.child
+            .as_mut()
+            .expect("the child is kept until the daemon is consumed")
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
+    }
+
+    /// The exit status if the process ends within `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child().try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(ms(10));
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child().try_wait(), Ok(None))
+    }
+
+    /// Whether it has written its first status, which it does once its signal handlers
+    /// are in place (a SIGTERM before that ends it by the default action).
+    fn ready(&self) -> bool {
+        std::fs::read(self.state.join("status.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|s| s["pid"] == self.pid())
+    }
+
+    /// SIGTERM once it is ready, then the exit status (within 15 s, or the test fails).
+    fn term(mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.ready() && self.running() && Instant::now() < deadline {
+            std::thread::sleep(ms(10));
+        }
+        self.signal("TERM");
+        let status = self
+            .wait_exit(Duration::from_secs(15))
+            .expect("emstail exits within 15 s of SIGTERM");
+        self.child = None;
+        status
+    }
+
+    /// SIGKILL and reap.
+    fn kill(mut self) {
+        let mut child = self.child.take().expect("child present");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits (bounded) until `cond` holds.
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(ms(20));
+    }
+}
+
+// ---------------------------------------------------------------- tailer scenarios
+
+#[test]
+fn rename_and_create_rotation() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(20));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    // Lines just before the rename, late ones through the writer's old descriptor, then the
+    // new file.
+    append(&log, &h.events.pairs(5));
+    let mut writer = OpenOptions::new().append(true).open(&log).expect("writer");
+    std::fs::rename(&log, h.path("events.txt.1")).expect("rename");
+    writer.write_all(&h.events.pairs(3)).expect("late write");
+    append(&log, &h.events.pairs(10));
+    h.finish_exactly_once(d, "rename+create");
+}
+
+#[test]
+fn two_rotations_between_scans() {
+    // Timestamped EMS files, polled rarely: both new files appear in one scan.
+    let mut h = Harness::new(4);
+    let name = |t: &str| h.path(&format!("events_20260301_{t}.txt"));
+    let (f1, f2, f3) = (name("100000"), name("110000"), name("120000"));
+    append(&f1, &h.events.pairs(5));
+    let glob = h.path("events_*.txt");
+    let d = h.start_with(&glob, &["--from-start", "--poll"], 400);
+    h.wait_all(&h.events.expected);
+    append(&f1, &h.events.pairs(2));
+    let newest = h.events.pairs(5);
+    let middle = h.events.pairs(5);
+    // Created newest first: the names decide the order of reading (the calls of different
+    // streams run in parallel lanes, so only each stream's own order is checked).
+    append(&f3, &newest);
+    append(&f2, &middle);
+    h.finish_exactly_once(d, "two timestamped rotations");
+
+    // logrotate style: app.log → app.log.1 → app.log.2 between two polls.
+    let mut h = Harness::new(4);
+    let log = h.path("app.log");
+    append(&log, &h.events.pairs(5));
+    let glob = h.path("app.log*");
+    let d = h.start_with(&glob, &["--from-start", "--poll"], 400);
+    h.wait_all(&h.events.expected);
+    append(&log, &h.events.pairs(2));
+    std::fs::rename(&log, h.path("app.log.1")).expect("rename");
+    append(&log, &h.events.pairs(3));
+    std::thread::sleep(ms(15)); // distinct mtimes: the only order renamed files have
+    std::fs::rename(h.path("app.log.1"), h.path("app.log.2")).expect("rename");
+    std::fs::rename(&log, h.path("app.log.1")).expect("rename");
+    append(&log, &h.events.pairs(3));
+    h.finish_exactly_once(d, "two renames between scans");
+}
+
+fn truncate(path: &Path) {
+    File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+}
+
+#[test]
+fn copytruncate() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(10));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    std::fs::copy(&log, h.path("events.txt.1")).expect("copy");
+    truncate(&log);
+    // Longer than before, so the size alone does not show the truncation.
+    append(&log, &h.events.pairs(20));
+    h.finish_exactly_once(d, "copytruncate");
+}
+
+#[test]
+fn truncate_while_running() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(10));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    truncate(&log);
+    append(&log, &h.events.pairs(3));
+    h.wait_all(&h.events.expected);
+    truncate(&log);
+    append(&log, &h.events.pairs(15));
+    h.finish_exactly_once(d, "truncate while running");
+}
+
+#[test]
+fn truncate_while_stopped() {
+    for (case, rewrite) in [("shorter", 3), ("longer", 25)] {
+        let mut h = Harness::new(4);
+        let log = h.log();
+        append(&log, &h.events.pairs(10));
+        let d = h.start(&log, &["--from-start"]);
+        h.wait_all(&h.events.expected);
+        assert!(d.term().success());
+        std::fs::write(&log, h.events.pairs(rewrite)).expect("rewrite");
+        let d = h.start(&log, &[]);
+        h.finish_exactly_once(d, &format!("truncated while stopped, {case}"));
+    }
+}
+
+#[test]
+fn delete_while_open() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(5));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    append(&log, &h.events.pairs(5));
+    std::fs::remove_file(&log).expect("delete");
+    h.wait_all(&h.events.expected);
+    // A new file under the same name is read from its start.
+    append(&log, &h.events.pairs(3));
+    h.finish_exactly_once(d, "delete while open");
+}
+
+#[test]
+fn partial_last_line_survives_a_restart() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(3));
+    let line = h.events.pairs(1);
+    let (head, rest) = line.split_at(40);
+    append(&log, head);
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected[..6]);
+    std::thread::sleep(ms(300));
+    assert!(
+        missing(&h.got(), &h.events.expected).len() == 2,
+        "a partial line waits"
+    );
+    assert!(d.term().success());
+    append(&log, rest);
+    let d = h.start(&log, &[]);
+    h.finish_exactly_once(d, "partial last line across a restart");
+}
+
+#[test]
+fn line_split_across_writes_and_crlf() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(2));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    // Every line ends in CRLF, and each is written in pieces, the last split between CR and LF.
+    let crlf: Vec<u8> = String::from_utf8(h.events.pairs(3))
+        .expect("generated lines are text")
+        .replace('\n', "\r\n")
+        .into_bytes();
+    for piece in crlf.chunks(97) {
+        append(&log, piece);
+        std::thread::sleep(ms(20));
+    }
+    let more = String::from_utf8(h.events.pairs(1)).expect("text");
+    let (a, b) = more.split_at(more.len() - 1);
+    append(&log, format!("{a}\r").as_bytes());
+    std::thread::sleep(ms(120));
+    append(&log, b.as_bytes());
+    h.finish_exactly_once(d, "split lines and CRLF");
+}
+
+#[test]
+fn line_over_the_length_cap_is_skipped_keeping_framing() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(2));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    // Over the 1 MiB cap, arriving in pieces over several reads.
+    let huge = format!(
+        r#"{{"id":9,"payload":{{"name":"huge","pad":"{}"}},"type":"inStreamCreated"}},"#,
+        "x".repeat((1 << 20) + 100)
+    ) + "\n";
+    for piece in huge.as_bytes().chunks(300_000) {
+        append(&log, piece);
+        std::thread::sleep(ms(30));
+    }
+    append(&log, &h.events.pairs(3));
+    h.finish_exactly_once(d, "line over the cap");
+    assert!(
+        h.stderr_text().contains("over the cap"),
+        "the long line is reported:\n{}",
+        tail(&h.stderr_text())
+    );
+    assert_eq!(h.status_json()["malformed"], 1);
+}
+
+#[test]
+fn non_utf8_bytes() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(2));
+    append(&log, b"\xff\xfe not text \x80\n");
+    append(
+        &log,
+        b"{\"id\":5,\"payload\":{\"name\":\"bad\xff\"},\"type\":\"inStreamCreated\"},\n",
+    );
+    append(&log, &h.events.pairs(2));
+    let d = h.start(&log, &["--from-start"]);
+    // The event with a bad byte in a string is still acted on (read leniently, U+FFFD).
+    h.events.expected.push("record:bad\u{FFFD}".to_string());
+    h.finish_exactly_once(d, "non-UTF-8 bytes");
+    assert_eq!(
+        h.status_json()["malformed"],
+        1,
+        "the line that is no event is counted"
+    );
+}
+
+#[test]
+fn a_file_that_appears_later() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    // No --from-start: a file that did not exist at start is still read from its start.
+    let d = h.start(&log, &[]);
+    std::thread::sleep(ms(300));
+    append(&log, &h.events.pairs(5));
+    h.finish_exactly_once(d, "file appears later");
+}
+
+#[test]
+fn a_file_that_appears_while_stopped_after_a_run_that_saw_none() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    let d = h.start(&log, &[]);
+    assert!(d.term().success());
+    // Written while emstail is down: a restart catches up on it, as on any file it missed.
+    append(&log, &h.events.pairs(3));
+    let d = h.start(&log, &[]);
+    h.finish_exactly_once(d, "file appears while stopped");
+}
+
+#[test]
+fn a_directory_that_appears_later() {
+    let mut h = Harness::new(4);
+    let logs = h.path("logs");
+    let d = h.start(&logs.join("events_*.txt"), &[]);
+    std::thread::sleep(ms(300));
+    std::fs::create_dir(&logs).expect("mkdir");
+    append(&logs.join("events_20260101_000000.txt"), &h.events.pairs(4));
+    h.wait_all(&h.events.expected);
+    append(&logs.join("events_20260101_010000.txt"), &h.events.pairs(4));
+    h.finish_exactly_once(d, "directory appears later");
+}
+
+#[test]
+fn restart_mid_file_is_exactly_once() {
+    // Two workers (a queue of 128) and slow answers: SIGTERM lands with most lines unread.
+    let mut h = Harness::new(2);
+    h.ems.set_delay(ms(10));
+    let log = h.log();
+    append(&log, &h.events.pairs(150));
+    let d = h.start(&log, &["--from-start"]);
+    wait_until("40 calls", WAIT, || h.ems.calls().len() >= 40);
+    // Calls arrive, so the signal handlers are in place; `term()` would wait for the first
+    // status, which comes only once the reader has caught up.
+    let mut d = d;
+    d.signal("TERM");
+    let status = d
+        .wait_exit(Duration::from_secs(15))
+        .expect("exits after SIGTERM");
+    d.child = None;
+    assert!(status.success(), "SIGTERM exit: {status}");
+    let done = missing(&h.got(), &h.events.expected).len();
+    assert!(
+        done > 0,
+        "stopped mid-file: {done} calls left for the restart"
+    );
+    append(&log, &h.events.pairs(20));
+    h.ems.set_delay(Duration::ZERO);
+    let d = h.start(&log, &[]);
+    h.finish_exactly_once(d, "restart mid-file");
+}
+
+#[test]
+fn torn_or_empty_checkpoint_is_reported_and_nothing_is_lost() {
+    for (case, damage) in [("torn", true), ("empty", false)] {
+        let mut h = Harness::new(4);
+        let log = h.log();
+        append(&log, &h.events.pairs(10));
+        let d = h.start(&log, &["--from-start"]);
+        h.wait_all(&h.events.expected);
+        assert!(d.term().success());
+        let file = h.state.join(checkpoint::CHECKPOINT_FILE);
+        let saved = std::fs::read(&file).expect("a checkpoint was written at shutdown");
+        let broken = if damage {
+            &saved[..saved.len() / 2]
+        } else {
+            &[][..]
+        };
+        std::fs::write(&file, broken).expect("damage the checkpoint");
+        append(&log, &h.events.pairs(5));
+        let d = h.start(&log, &[]);
+        let got = h.wait_all(&h.events.expected);
+        std::thread::sleep(ms(300));
+        assert!(d.term().success());
+        let stderr = h.stderr_text();
+        assert!(
+            stderr.contains("checkpoint file") && stderr.contains("beginning of the newest"),
+            "{case}: the damaged checkpoint is reported:\n{}",
+            tail(&stderr)
+        );
+        // Re-done from the start of the file (the newest): at most once more each.
+        let c = counts(&got);
+        assert!(c.values().all(|n| *n <= 2), "{case}: {c:?}");
+        assert_stream_order(&got, &h.events.expected, case);
+    }
+}
+
+#[test]
+fn inode_reuse_with_the_same_first_line() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    let header = br#"{"id":0,"payload":{"PID":1,"banner":"EMS"},"processId":1,"timestamp":1,"type":"serverStarted"},"#;
+    append(&log, header);
+    append(&log, b"\n");
+    append(&log, &h.events.pairs(5));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    assert!(d.term().success());
+    std::fs::remove_file(&log).expect("delete");
+    // Same first line, other and longer content: likely the same inode too.
+    append(&log, header);
+    append(&log, b"\n");
+    append(&log, &h.events.pairs(15));
+    let d = h.start(&log, &[]);
+    h.finish_exactly_once(d, "inode reuse with the same first line");
+}
+
+#[test]
+fn burst_of_100k_lines() {
+    // 100k lines through the tailer; every fifth one is an action. All 100k as actions take
+    // about 70 s in a debug build (`bench/follow.sh` measures the release build).
+    let mut h = Harness::new(8);
+    let log = h.log();
+    append(&log, &h.events.ins(1));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    let started = Instant::now();
+    let mut burst = Vec::new();
+    for n in 0..100_000u64 {
+        if n % 5 == 0 {
+            burst.extend(h.events.ins(1));
+        } else {
+            burst.extend(
+                format!(
+                    r#"{{"id":{n},"payload":{{"name":"gone{n}","type":"INR","uniqueId":{n}}},"processId":7,"timestamp":1795947306,"type":"inStreamClosed"}},"#
+                )
+                .into_bytes(),
+            );
+            burst.push(b'\n');
+        }
+    }
+    // In 8 KiB pieces, as a buffered logger flushes: lines split across writes.
+    for piece in burst.chunks(8192) {
+        append(&log, piece);
+    }
+    let total = h.events.expected.len();
+    assert!(
+        h.ems.wait_for_calls(total, Duration::from_secs(60)),
+        "{} of {total} calls after 60 s",
+        h.ems.calls().len()
+    );
+    let took = started.elapsed();
+    eprintln!(
+        "100k-line burst: {total} record calls in {took:.2?} ({:.0}/s)",
+        total as f64 / took.as_secs_f64()
+    );
+    std::thread::sleep(ms(300));
+    assert!(d.term().success());
+    assert_exactly_once(&h.got(), &h.events.expected, "100k burst");
+    let s = h.status_json();
+    assert_eq!(s["lines"], 100_001, "every line read once");
+    assert_eq!(s["events"], 100_001);
+}
+
+mod model {
+    //! Random writer actions and restarts (SIGTERM + start) against the calls that must come
+    //! out, with the real process.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(u8),
+        AppendPartial,
+        Rotate,
+        Truncate(u8),
+        Delete,
+        Restart,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (1u8..6).prop_map(Op::Append),
+            1 => Just(Op::AppendPartial),
+            2 => Just(Op::Rotate),
+            1 => (1u8..4).prop_map(Op::Truncate),
+            1 => Just(Op::Delete),
+            2 => Just(Op::Restart),
+        ]
+    }
+
+    struct World {
+        h: Harness,
+        file: u32,
+        /// The rest of a line written only in part.
+        partial: Option<Vec<u8>>,
+    }
+
+    impl World {
+        fn path(&self) -> PathBuf {
+            self.h
+                .path(&format!("events_20260301_{:06}.txt", 100_000 + self.file))
+        }
+
+        fn finish_partial(&mut self) {
+            if let Some(rest) = self.partial.take() {
+                append(&self.path(), &rest);
+            }
+        }
+
+        fn caught_up(&self) {
+            self.h.wait_all(&self.h.events.expected);
+        }
+    }
+
+    fn run(ops: &[Op]) -> Result<(), TestCaseError> {
+        let mut w = World {
+            h: Harness::new(4),
+            file: 0,
+            partial: None,
+        };
+        let glob = w.h.path("events_*.txt");
+        let mut d = w.h.start(&glob, &["--from-start"]);
+        for op in ops {
+            match op {
+                Op::Append(n) => {
+                    w.finish_partial();
+                    let bytes = w.h.events.pairs(u64::from(*n));
+                    append(&w.path(), &bytes);
+                }
+                Op::AppendPartial => {
+                    if w.partial.is_none() {
+                        let line = w.h.events.ins(1);
+                        let (head, rest) = line.split_at(line.len() / 2);
+                        append(&w.path(), head);
+                        w.partial = Some(rest.to_vec());
+                    }
+                }
+                Op::Rotate => {
+                    w.finish_partial();
+                    w.file += 1;
+                }
+                Op::Truncate(n) => {
+                    w.finish_partial();
+                    w.caught_up();
+                    let bytes = w.h.events.pairs(u64::from(*n));
+                    std::fs::write(w.path(), b"").expect("truncate");
+                    append(&w.path(), &bytes);
+                    w.caught_up();
+                }
+                Op::Delete => {
+                    w.finish_partial();
+                    w.caught_up();
+                    let _ = std::fs::remove_file(w.path());
+                    w.file += 1;
+                }
+                Op::Restart => {
+                    let status = d.term();
+                    prop_assert!(status.success(), "SIGTERM exit: {}", status);
+                    d = w.h.start(&glob, &[]);
+                }
+            }
+        }
+        w.finish_partial();
+        w.h.finish_exactly_once(d, &format!("model {ops:?}"));
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 24,
+            max_shrink_iters: 8,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+        #[test]
+        fn random_writer_actions_and_restarts_match_the_model(
+            ops in proptest::collection::vec(op(), 1..10),
+        ) {
+            run(&ops)?;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- faults
+
+/// A small deterministic generator (xorshift), seeded per run and printed.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        eprintln!("seed {seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// How long after being done an action may still be re-done by a SIGKILL: the checkpoint is
+/// written when a second has passed since the last write, checked once per reader loop (a
+/// poll of at most 100 ms plus submitting one batch into a full queue, ~130 ms at 4 workers
+/// and 2 ms answers), so work acked at time t is on disk by t + ~1.25 s. 2.5 s leaves room
+/// for a loaded machine.
+const REDO_WINDOW: Duration = Duration::from_millis(2500);
+
+#[test]
+fn sigkill_at_random_moments_loses_nothing_and_redoes_only_the_unsaved_window() {
+    let h = Harness::new(4);
+    h.ems.set_delay(ms(2));
+    let glob = h.path("events_*.txt");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let dir = h.dir.path().to_path_buf();
+        let stop = std::sync::Arc::clone(&stop);
+        // A writer of its own: 5 lines every 10 ms, a new timestamped file every 1000 lines.
+        std::thread::spawn(move || {
+            let mut events = Events::default();
+            let mut written = 0u64;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+                let file = dir.join(format!(
+                    "events_20260301_{:06}.txt",
+                    100_000 + written / 1000
+                ));
+                append(&file, &events.ins(5));
+                written += 5;
+                std::thread::sleep(ms(10));
+            }
+            events.expected
+        })
+    };
+    let mut rng = Rng::new();
+    let mut kills = Vec::new();
+    let mut d = h.start(&glob, &["--from-start"]);
+    for _ in 0..22 {
+        std::thread::sleep(ms(100 + rng.below(1400)));
+        d.kill();
+        kills.push(Instant::now());
+        d = h.start(&glob, &[]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let expected = writer.join().expect("writer thread");
+    h.wait_all(&expected);
+    std::thread::sleep(ms(300));
+    assert!(d.term().success());
+
+    let calls = h.ems.calls();
+    let mut arrivals: BTreeMap<String, Vec<Instant>> = BTreeMap::new();
+    for call in &calls {
+        if let Some(k) = key(call) {
+            arrivals.entry(k).or_default().push(call.received_at);
+        }
+    }
+    assert!(missing(&keys(&calls), &expected).is_empty());
+    assert_eq!(arrivals.len(), expected.len(), "no unexpected calls");
+    let mut redone = 0usize;
+    let mut per_kill = vec![0usize; kills.len()];
+    for (k, times) in &arrivals {
+        for pair in times.windows(2) {
+            redone += 1;
+            // Each earlier arrival was undone by a kill soon after it.
+            let kill = kills.iter().position(|t| {
+                *t >= pair[0] && t.duration_since(pair[0]) <= REDO_WINDOW && *t <= pair[1]
+            });
+            let Some(kill) = kill else {
+                panic!(
+                    "{k} was done again at {:?} without a kill within {REDO_WINDOW:?} after {:?}",
+                    pair[1], pair[0]
+                );
+            };
+            per_kill[kill] += 1;
+        }
+    }
+    eprintln!(
+        "{} kills, {} actions, {redone} re-done after kills (per kill: max {}, {:?})",
+        kills.len(),
+        expected.len(),
+        per_kill.iter().max().unwrap_or(&0),
+        per_kill
+    );
+}
+
+/// `emstail status` output.
+fn status_output(h: &Harness) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_emstail"))
+        .args(["status", "--state-dir"])
+        .arg(&h.state)
+        .output()
+        .expect("emstail status runs");
+    assert!(out.status.success(), "status exit {}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `N retrying` figure of `emstail status`.
+fn retrying(status: &str) -> Option<u64> {
+    let (before, _) = status.split_once(" retrying")?;
+    before.rsplit(' ').next()?.parse().ok()
+}
+
+#[test]
+fn ems_down_for_30_seconds_then_back_loses_nothing() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    append(&log, &h.events.pairs(5));
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&h.events.expected);
+    let port = h.ems.addr().port();
+    let mut before = h.ems.calls();
+    h.ems.shutdown();
+    let down = Instant::now();
+    append(&log, &h.events.pairs(10));
+    let mut seen = None;
+    while down.elapsed() < Duration::from_secs(20) {
+        let status = status_output(&h);
+        if retrying(&status).is_some_and(|n| n > 0) {
+            seen = Some(status);
+            break;
+        }
+        std::thread::sleep(ms(250));
+    }
+    let seen = seen.unwrap_or_else(|| {
+        panic!(
+            "status never showed retrying actions during the outage:\n{}",
+            status_output(&h)
+        )
+    });
+    assert!(seen.contains("running: yes"), "{seen}");
+    let rest = Duration::from_secs(30).saturating_sub(down.elapsed());
+    std::thread::sleep(rest);
+    h.ems = FakeEms::start_on(port);
+    let after = h.wait_all(&h.events.expected[10..]);
+    std::thread::sleep(ms(300));
+    assert!(d.term().success());
+    before.extend(h.ems.calls());
+    assert_exactly_once(&keys(&before), &h.events.expected, "EMS outage");
+    assert!(after.len() >= 20, "the outage's calls arrived after it");
+    let s = h.status_json();
+    assert!(s["retries"].as_u64().is_some_and(|n| n > 0), "{s}");
+    assert_eq!(s["retrying"], 0);
+    assert_eq!(s["actions_dead"], 0);
+}
+
+#[test]
+fn sigterm_drains_writes_the_checkpoint_and_exits_0() {
+    let mut h = Harness::new(4);
+    h.ems.set_delay(ms(300));
+    let log = h.log();
+    append(&log, &h.events.pairs(8));
+    let mut d = h.start(&log, &["--from-start"]);
+    wait_until("calls in flight", WAIT, || h.ems.calls().len() >= 4);
+    let asked = Instant::now();
+    d.signal("TERM");
+    let status = d
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits within 10 s");
+    d.child = None;
+    assert_eq!(status.code(), Some(0));
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(8), "drained in {took:?}");
+    assert!(h.state.join(checkpoint::CHECKPOINT_FILE).exists());
+    // What was drained is in the checkpoint: a restart does none of it again.
+    h.ems.set_delay(Duration::ZERO);
+    append(&log, &h.events.pairs(2));
+    let d = h.start(&log, &[]);
+    h.finish_exactly_once(d, "after a SIGTERM drain");
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once_leaving_state_whole() {
+    let mut h = Harness::new(4);
+    h.ems.set_delay(Duration::from_secs(10));
+    let log = h.log();
+    append(&log, &h.events.pairs(4));
+    let mut d = h.start(&log, &["--from-start"]);
+    wait_until("a call in flight", WAIT, || !h.ems.calls().is_empty());
+    d.signal("TERM");
+    std::thread::sleep(ms(300));
+    assert!(d.running(), "still draining the hanging call");
+    let asked = Instant::now();
+    d.signal("TERM");
+    let status = d.wait_exit(Duration::from_secs(5)).expect("exits");
+    d.child = None;
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "exited in {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        !status.success(),
+        "an interrupted drain is not a clean exit: {status}"
+    );
+    assert_eq!(
+        checkpoint::load(&h.state).problem,
+        None,
+        "the checkpoint is whole"
+    );
+    // Nothing is lost: the unfinished work runs after the restart.
+    h.ems.set_delay(Duration::ZERO);
+    let d = h.start(&log, &[]);
+    h.wait_all(&h.events.expected);
+    std::thread::sleep(ms(300));
+    assert!(d.term().success());
+}
+
+/// Prometheus text format: HELP/TYPE comments, then `name{labels} value` samples of declared
+/// metrics. Returns the samples.
+fn parse_prometheus(text: &str) -> BTreeMap<String, f64> {
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let name = parts.next().expect("TYPE names a metric");
+            let kind = parts.next().expect("TYPE gives a kind");
+            assert!(["counter", "gauge"].contains(&kind), "kind {kind}");
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        let name = series.split('{').next().expect("a name");
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "metric name {name}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "labels {labels}"
+            );
+        }
+        assert!(typed.contains(name), "{name} has no TYPE line before it");
+        let value: f64 = value.parse().expect("sample value is a number");
+        samples.insert(series.to_string(), value);
+    }
+    samples
+}
+
+#[test]
+fn metrics_file_is_prometheus_text_with_matching_counters() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    let metrics = h.path("emstail.prom");
+    let metrics_arg = metrics.to_string_lossy().into_owned();
+    append(&log, &h.events.pairs(5));
+    append(&log, b"not an event\n");
+    let d = h.start(&log, &["--from-start", "--metrics-file", &metrics_arg]);
+    h.wait_all(&h.events.expected);
+    wait_until("the metrics file", WAIT, || metrics.exists());
+    parse_prometheus(&std::fs::read_to_string(&metrics).expect("metrics readable"));
+    h.finish_exactly_once(d, "metrics");
+    let samples = parse_prometheus(&std::fs::read_to_string(&metrics).expect("metrics readable"));
+    let get = |s: &str| samples.get(s).copied();
+    assert_eq!(get("emstail_lines_total"), Some(11.0));
+    assert_eq!(get("emstail_events_total"), Some(10.0));
+    assert_eq!(get("emstail_malformed_total"), Some(1.0));
+    assert_eq!(get("emstail_actions_total{outcome=\"done\"}"), Some(10.0));
+    assert_eq!(get("emstail_actions_total{outcome=\"dead\"}"), Some(0.0));
+    assert_eq!(get("emstail_in_flight"), Some(0.0));
+    assert_eq!(get("emstail_lag_bytes"), Some(0.0));
+    let leftovers: Vec<_> = std::fs::read_dir(h.dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("prom") && e.path() != metrics)
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let status = status_output(&h);
+    assert!(status.contains("running: no"), "{status}");
+    assert!(status.contains("dead letters: 0"), "{status}");
+}
+
+#[test]
+fn a_second_instance_on_the_same_state_dir_is_refused_naming_the_pid() {
+    let h = Harness::new(4);
+    let log = h.log();
+    append(&log, b"");
+    let first = h.start(&log, &[]);
+    wait_until("the first instance's status", WAIT, || {
+        h.state.join("status.json").exists()
+    });
+    let before = h.stderr_text().len();
+    let mut second = h.start(&log, &[]);
+    let status = second
+        .wait_exit(Duration::from_secs(10))
+        .expect("the second instance gives up at once");
+    second.child = None;
+    let stderr = h.stderr_text()[before..].to_string();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", first.pid())),
+        "names the running instance: {stderr}"
+    );
+    let status = status_output(&h);
+    assert!(status.contains(&format!("pid {}", first.pid())), "{status}");
+    assert!(first.term().success());
+}
