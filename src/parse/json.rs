@@ -319,9 +319,15 @@ mod tests {
             line_type(br#"{"id":1,"payload":{"file":"a"},"type":"hlsChunkClosed"},"#),
             Some("hlsChunkClosed")
         );
-        assert_eq!(line_type(b"{\"type\":\"inStreamClosed\"}  \r"), Some("inStreamClosed"));
+        assert_eq!(
+            line_type(b"{\"type\":\"inStreamClosed\"}  \r"),
+            Some("inStreamClosed")
+        );
         assert_eq!(line_type(br#"{"type":"x","payload":{}}"#), None);
-        assert_eq!(line_type(br#"{"payload":{"a":"\",\"type\":\"fake\"}"}"#), None);
+        assert_eq!(
+            line_type(br#"{"payload":{"a":"\",\"type\":\"fake\"}"}"#),
+            None
+        );
         assert_eq!(line_type(b""), None);
     }
 
