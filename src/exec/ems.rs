@@ -64,6 +64,41 @@ impl Default for EmsClient {
     }
 }
 
+/// Resolves IP-address hosts (what EMS APIs nearly always are) without a lookup; other names
+/// go to ureq's resolver. That one starts a thread per lookup whenever a timeout is set, which
+/// was a tenth of the CPU of every call.
+#[derive(Debug, Default)]
+struct LiteralFirst {
+    names: ureq::unversioned::resolver::DefaultResolver,
+}
+
+impl ureq::unversioned::resolver::Resolver for LiteralFirst {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.host().and_then(|host| {
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            let ip: std::net::IpAddr = host.parse().ok()?;
+            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+                Some("https") => 443,
+                _ => 80,
+            });
+            Some(std::net::SocketAddr::new(ip, port))
+        });
+        match literal {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => self.names.resolve(uri, config, timeout),
+        }
+    }
+}
+
 /// What EMS answered, before it is judged.
 enum Answer {
     Success(EmsResponse),
@@ -89,8 +124,12 @@ impl EmsClient {
             // The EMS API is local or on the LAN; an HTTP_PROXY meant for the internet must
             // not capture it.
             .proxy(None)
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            agent,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            LiteralFirst::default(),
+        );
         EmsClient { agent, config }
     }
 
@@ -388,6 +427,38 @@ fn clip(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ip_hosts_resolve_without_a_lookup_and_names_still_resolve() {
+        use ureq::unversioned::resolver::Resolver;
+        let resolver = LiteralFirst::default();
+        let config = ureq::config::Config::default();
+        let resolve = |uri: &str| {
+            let uri: ureq::http::Uri = uri.parse().expect("a valid test URI");
+            resolver
+                .resolve(
+                    &uri,
+                    &config,
+                    ureq::unversioned::transport::NextTimeout::default(),
+                )
+                .map(|addrs| addrs.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            resolve("http://127.0.0.1:7777/x").unwrap(),
+            ["127.0.0.1:7777"]
+        );
+        assert_eq!(
+            resolve("http://[::1]:8888/apiproxy/").unwrap(),
+            ["[::1]:8888"]
+        );
+        assert_eq!(resolve("http://10.0.0.2/version").unwrap(), ["10.0.0.2:80"]);
+        assert!(
+            resolve("http://localhost:7777/")
+                .unwrap()
+                .iter()
+                .all(|a| a.ends_with(":7777"))
+        );
+    }
+
     use super::*;
     use crate::action::Secret;
     use serde_json::json;
