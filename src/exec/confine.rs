@@ -14,28 +14,51 @@ use std::path::{Path, PathBuf};
 /// A file that no longer exists is [`Failure::Missing`] (EMS rotates old segments away); a
 /// path outside every root, or a root that cannot be resolved, is [`Failure::Permanent`].
 pub fn resolve_upload_path(path: &Path, roots: &[PathBuf]) -> Result<PathBuf, Failure> {
+    confine(path, &Roots::resolve(roots)?)
+}
+
+/// Media roots resolved once (symlinks and `..`), with the names they were given for messages.
+#[derive(Debug, Clone, Default)]
+pub struct Roots {
+    given: Vec<PathBuf>,
+    real: Vec<PathBuf>,
+}
+
+impl Roots {
+    /// A root that cannot be resolved is [`Failure::Permanent`].
+    pub fn resolve(roots: &[PathBuf]) -> Result<Roots, Failure> {
+        let real = roots
+            .iter()
+            .map(|root| {
+                root.canonicalize().map_err(|e| {
+                    Failure::Permanent(format!(
+                        "media root {}: cannot resolve: {e}",
+                        root.display()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Roots {
+            given: roots.to_vec(),
+            real,
+        })
+    }
+}
+
+/// [`resolve_upload_path`] with roots resolved beforehand (an executor resolves them once).
+pub fn confine(path: &Path, roots: &Roots) -> Result<PathBuf, Failure> {
     let real = path.canonicalize().map_err(|e| match e.kind() {
         ErrorKind::NotFound => Failure::Missing(format!("{}: no longer exists", path.display())),
         _ => Failure::Permanent(format!("{}: cannot resolve: {e}", path.display())),
     })?;
-    if roots.is_empty() {
+    if roots.given.is_empty() || roots.real.iter().any(|root| real.starts_with(root)) {
         return Ok(real);
     }
-    let real_roots = roots
+    let listed: Vec<String> = roots
+        .given
         .iter()
-        .map(|root| {
-            root.canonicalize().map_err(|e| {
-                Failure::Permanent(format!(
-                    "media root {}: cannot resolve: {e}",
-                    root.display()
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if real_roots.iter().any(|root| real.starts_with(root)) {
-        return Ok(real);
-    }
-    let listed: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        .map(|r| r.display().to_string())
+        .collect();
     Err(Failure::Permanent(format!(
         "{} resolves to {}, outside the media roots [{}]",
         path.display(),

@@ -3,7 +3,7 @@
 
 use crate::action::{Action, PlannedAction};
 use crate::config::{Config, UploadParams};
-use crate::exec::confine::resolve_upload_path;
+use crate::exec::confine::{Roots, confine};
 use crate::exec::ems::{EmsClient, EmsClientConfig};
 use crate::exec::pool::Execute;
 use crate::exec::s3::S3Target;
@@ -15,7 +15,15 @@ use std::time::Duration;
 pub struct Executor {
     ems: EmsClient,
     /// Per upload plugin: where its objects go and which roots its files must lie in.
-    uploads: HashMap<&'static str, (S3Target, Vec<PathBuf>)>,
+    uploads: HashMap<&'static str, Upload>,
+}
+
+struct Upload {
+    s3: S3Target,
+    roots: Vec<PathBuf>,
+    /// The roots resolved at start-up; `None` when one did not resolve then (it is tried again
+    /// at each upload, so a root created later is picked up).
+    resolved: Option<Roots>,
 }
 
 impl Executor {
@@ -43,12 +51,20 @@ impl Executor {
             } else {
                 params.media_root.clone()
             };
-            uploads.insert(name, (target, roots));
+            let resolved = Roots::resolve(&roots).ok();
+            uploads.insert(
+                name,
+                Upload {
+                    s3: target,
+                    roots,
+                    resolved,
+                },
+            );
         }
         Ok(Executor { ems, uploads })
     }
 
-    fn upload(&self, plugin: &str) -> Result<&(S3Target, Vec<PathBuf>), Failure> {
+    fn upload(&self, plugin: &str) -> Result<&Upload, Failure> {
         self.uploads.get(plugin).ok_or_else(|| {
             Failure::Permanent(format!("{plugin} is not enabled in this configuration"))
         })
@@ -72,9 +88,12 @@ impl Execute for Executor {
                 acl,
                 ..
             } => {
-                let (s3, roots) = self.upload(planned.plugin)?;
-                let real = resolve_upload_path(path, roots)?;
-                s3.put(
+                let upload = self.upload(planned.plugin)?;
+                let real = match &upload.resolved {
+                    Some(roots) => confine(path, roots)?,
+                    None => confine(path, &Roots::resolve(&upload.roots)?)?,
+                };
+                upload.s3.put(
                     bucket,
                     key,
                     &real,
@@ -83,10 +102,7 @@ impl Execute for Executor {
                     acl.as_deref(),
                 )
             }
-            Action::S3Delete { bucket, key } => {
-                let (s3, _) = self.upload(planned.plugin)?;
-                s3.delete(bucket, key)
-            }
+            Action::S3Delete { bucket, key } => self.upload(planned.plugin)?.s3.delete(bucket, key),
         }
     }
 }
