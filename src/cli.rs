@@ -7,7 +7,7 @@ use crate::exec::dead_letter;
 use crate::exec::dispatch::Executor;
 use crate::exec::dry_run::Printer;
 use crate::exec::live::{LiveReport, Submitter};
-use crate::exec::pool::{Execute, Pool, PoolConfig};
+use crate::exec::pool::{Execute, Pool};
 use crate::exec::retry::RetryPolicy;
 use crate::parse::{self, Format, Parsed, Parser};
 use crate::replay::{self, Options};
@@ -349,17 +349,7 @@ fn start_pool(config: &Config, state_dir: &Path) -> Result<(Pool, Arc<LiveReport
         }
     };
     let report = Arc::new(LiveReport::new(writer));
-    let policy = RetryPolicy::from_config(&config.service.retry);
-    let pool = Pool::new(
-        PoolConfig {
-            workers: config.service.workers,
-            capacity: config.service.workers * 64,
-            max_attempts: policy.max_attempts,
-        },
-        Arc::new(executor),
-        report.clone(),
-        Box::new(move |attempt| policy.delay(attempt)),
-    );
+    let pool = crate::exec::live::pool(config, executor, report.clone());
     Ok((pool, report))
 }
 

@@ -11,8 +11,7 @@ use crate::exec::Failure;
 use crate::exec::dead_letter;
 use crate::exec::dispatch::Executor;
 use crate::exec::live::LiveReport;
-use crate::exec::pool::{Job, Outcome, Pool, PoolConfig, Report};
-use crate::exec::retry::RetryPolicy;
+use crate::exec::pool::{Job, Outcome, Pool, Report};
 use crate::parse::{self, Format, Line, Parsed, Parser};
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::{FileId, tail_hash};
@@ -155,19 +154,13 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
         }
     };
     let live = Arc::new(LiveReport::new(writer));
-    let policy = RetryPolicy::from_config(&config.service.retry);
-    let pool = Pool::new(
-        PoolConfig {
-            workers: config.service.workers,
-            capacity: config.service.workers * 64,
-            max_attempts: policy.max_attempts,
-        },
-        Arc::new(executor),
+    let pool = crate::exec::live::pool(
+        config,
+        executor,
         Arc::new(Acking {
             live: Arc::clone(&live),
             marks: Arc::clone(&marks),
         }),
-        Box::new(move |attempt| policy.delay(attempt)),
     );
 
     let mut reader = Reader {

@@ -101,6 +101,26 @@ impl Report for LiveReport {
     }
 }
 
+/// The worker pool as the configuration asks for it: `workers` lanes, a queue of 64 jobs per
+/// worker, and the configured retry policy.
+pub fn pool(
+    config: &crate::config::Config,
+    executor: crate::exec::dispatch::Executor,
+    report: std::sync::Arc<dyn Report>,
+) -> Pool {
+    let policy = crate::exec::retry::RetryPolicy::from_config(&config.service.retry);
+    Pool::new(
+        crate::exec::pool::PoolConfig {
+            workers: config.service.workers,
+            capacity: config.service.workers * 64,
+            max_attempts: policy.max_attempts,
+        },
+        std::sync::Arc::new(executor),
+        report,
+        Box::new(move |attempt| policy.delay(attempt)),
+    )
+}
+
 /// The replay sink that hands every action to the pool (blocking while it is full).
 pub struct Submitter<'a> {
     pub pool: &'a Pool,
