@@ -121,8 +121,10 @@ impl StreamRecorder {
         let Some(timer_id) = timer.timer_id.filter(|_| !unique_id.is_empty()) else {
             return;
         };
-        let (lane, stream) = match self.recordings.remove(&unique_id) {
-            Some(name) => (name.clone(), Some(name)),
+        // The name is kept until the recording closes: a timer that fires again before the
+        // rotation shows up still belongs to the same stream (and its lane).
+        let (lane, stream) = match self.recordings.get(&unique_id) {
+            Some(name) => (name.clone(), Some(name.clone())),
             None => (format!("timer:{unique_id}"), None),
         };
         let stream_id = unique_id.parse().ok();
@@ -390,6 +392,20 @@ mod tests {
         assert!(
             out.iter()
                 .all(|a| a.lane == "timer:77" && a.stream.is_none())
+        );
+    }
+
+    #[test]
+    fn a_timer_that_fires_again_stays_in_its_streams_lane() {
+        let mut plugin = recorder("/var/media");
+        run(&mut plugin, &record_out_stream("cam1", 15, "cam1"));
+        let timer = event("timerTriggered", json!({"timerId": 4, "_uniqueId": "15"}));
+        run(&mut plugin, &timer);
+        let again = run(&mut plugin, &timer);
+        assert!(
+            again
+                .iter()
+                .all(|a| a.lane == "cam1" && a.stream.as_deref() == Some("cam1"))
         );
     }
 
