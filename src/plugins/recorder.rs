@@ -18,7 +18,7 @@ pub struct StreamRecorder {
     params: RecorderParams,
     ems: ApiTarget,
     /// Recording out-stream `uniqueId` → stream name, so a timer's shutdown runs in the
-    /// stream's lane. Entries leave when the recording closes or its timer fires.
+    /// stream's lane. Entries leave when the recording closes.
     recordings: HashMap<String, String>,
 }
 
