@@ -194,23 +194,27 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
                 Vec::new()
             }
         };
-        for item in items {
+        let mut items = items.into_iter();
+        loop {
+            // Checked between items too: a large backlog must not hold back the checkpoint,
+            // or a crash would redo all of it.
+            if last_status.elapsed() >= Duration::from_secs(1) {
+                last_status = Instant::now();
+                let positions = positions(&tailer, &marks);
+                if let Err(e) = checkpointer.maybe_store(|| positions.clone()) {
+                    log::error!(
+                        "writing the checkpoint in {}: {e}",
+                        options.state_dir.display()
+                    );
+                }
+                let status = snapshot(&reader, &live, &pool, &tailer, started);
+                write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
+            }
+            let Some(item) = items.next() else { break };
             reader.item(item);
             if stop.load(Relaxed) {
                 break;
             }
-        }
-        if last_status.elapsed() >= Duration::from_secs(1) {
-            last_status = Instant::now();
-            let positions = positions(&tailer, &marks);
-            if let Err(e) = checkpointer.maybe_store(|| positions.clone()) {
-                log::error!(
-                    "writing the checkpoint in {}: {e}",
-                    options.state_dir.display()
-                );
-            }
-            let status = snapshot(&reader, &live, &pool, &tailer, started);
-            write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
         }
         if last_summary.elapsed() >= options.summary_every {
             let events = reader.counters.events.load(Relaxed);
