@@ -11,4 +11,7 @@ set -a
 # shellcheck disable=SC1090
 . "$env_file"
 set +a
-cargo test --all-targets "$@"
+out=target/test-output.txt
+cargo test --lib --tests "$@" 2>&1 | tee "$out"
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "emstail: %d passed, %d failed\n", p, f }' "$out"
