@@ -9,7 +9,7 @@ use crate::exec::dry_run::Printer;
 use crate::exec::live::{LiveReport, Submitter};
 use crate::exec::pool::{Execute, Pool};
 use crate::exec::retry::RetryPolicy;
-use crate::parse::{self, Format, Parsed, Parser};
+use crate::parse::{FileParser, Parsed};
 use crate::replay::{self, Options};
 use crate::source::replay::{DEFAULT_MAX_LINE, Item, for_each_line};
 use clap::{Parser as ClapParser, Subcommand, ValueEnum};
@@ -562,27 +562,11 @@ fn parse_files(format: LogFormat, inputs: &[PathBuf]) -> i32 {
     };
     for path in &files {
         let name = path.to_string_lossy().into_owned();
-        let mut parser: Option<Parser> = match format {
-            LogFormat::Auto => None,
-            LogFormat::Json => Some(Parser::new(Format::Json)),
-            LogFormat::Text => Some(Parser::new(Format::Text)),
-        };
+        let mut parser = FileParser::new(format);
         let mut parsed = Vec::new();
         let result = for_each_line(path, DEFAULT_MAX_LINE, |item| {
             match item {
-                Item::Line(line) => {
-                    if parser.is_none() {
-                        parser = parse::detect(line.bytes).map(Parser::new);
-                    }
-                    match &mut parser {
-                        Some(p) => p.push(line, &mut parsed),
-                        None if line.bytes.iter().all(u8::is_ascii_whitespace) => {}
-                        None => parsed.push(Parsed::Malformed {
-                            line: line.number,
-                            reason: "neither a JSON event nor a text-format record header".into(),
-                        }),
-                    }
-                }
+                Item::Line(line) => parser.push(line, &mut parsed),
                 Item::Oversize { line, len, .. } => parsed.push(Parsed::Malformed {
                     line,
                     reason: format!("line of {len} bytes is over the {DEFAULT_MAX_LINE} byte cap"),
@@ -594,9 +578,7 @@ fn parse_files(format: LogFormat, inputs: &[PathBuf]) -> i32 {
             eprintln!("emstail: {}: {e}", path.display());
             return EXIT_FAILURE;
         }
-        if let Some(p) = &mut parser {
-            p.finish(&mut parsed);
-        }
+        parser.finish(&mut parsed);
         out.print(&name, &mut parsed);
     }
     let _ = out.out.flush();

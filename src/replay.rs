@@ -10,7 +10,7 @@ use crate::action::{Action, PlannedAction};
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 use crate::event::{Event, Source};
-use crate::parse::{self, Format, Parsed, Parser, json};
+use crate::parse::{FileParser, Format, Parsed, json};
 use crate::source::replay::{Item, for_each_line};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -144,7 +144,7 @@ impl Replayer<'_> {
     /// batch by batch, so both cores work; the order of everything the sink sees is unchanged.
     fn file(&mut self, path: &Path) -> std::io::Result<()> {
         let file_name = path.to_string_lossy().into_owned();
-        let format = fixed_format(self.options.format);
+        let format = self.options.format;
         let max_line = self.options.max_line;
         self.summary.files += 1;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(BATCHES_IN_FLIGHT);
@@ -221,12 +221,12 @@ impl Replayer<'_> {
 /// Lines that are neither format, and oversize lines, travel as `Parsed::Malformed`.
 fn read_file(
     path: &Path,
-    format: Option<Format>,
+    format: LogFormat,
     max_line: usize,
     tx: &std::sync::mpsc::SyncSender<Vec<Parsed>>,
     recycle: &std::sync::mpsc::Receiver<Vec<Parsed>>,
 ) -> ReadResult {
-    let mut parser: Option<Parser> = format.map(Parser::new);
+    let mut parser = FileParser::new(format);
     let mut batch: Vec<Parsed> = Vec::with_capacity(BATCH);
     let mut lines = 0u64;
     // Set when the engine side has gone (it never does before the end, short of a panic).
@@ -244,21 +244,6 @@ fn read_file(
         lines += 1;
         match item {
             Item::Line(line) => {
-                let parser = match &mut parser {
-                    Some(p) => p,
-                    None => match parse::detect(line.bytes) {
-                        Some(format) => parser.insert(Parser::new(format)),
-                        None if line.bytes.iter().all(u8::is_ascii_whitespace) => return,
-                        None => {
-                            batch.push(Parsed::Malformed {
-                                line: line.number,
-                                reason: "neither a JSON event nor a text-format record header"
-                                    .into(),
-                            });
-                            return;
-                        }
-                    },
-                };
                 parser.push(line, &mut batch);
             }
             Item::Oversize { line, len, .. } => {
@@ -272,21 +257,11 @@ fn read_file(
             send(&mut batch, &mut closed);
         }
     })?;
-    if let Some(p) = &mut parser {
-        p.finish(&mut batch);
-    }
+    parser.finish(&mut batch);
     if !batch.is_empty() && !closed {
         send(&mut batch, &mut closed);
     }
     Ok((bytes, lines))
-}
-
-fn fixed_format(format: LogFormat) -> Option<Format> {
-    match format {
-        LogFormat::Auto => None,
-        LogFormat::Json => Some(Format::Json),
-        LogFormat::Text => Some(Format::Text),
-    }
 }
 
 fn source(file: &str, line: u64) -> Source {
@@ -323,41 +298,29 @@ impl Backfill {
         let mut backfill = Backfill::default();
         let mut parsed = Vec::new();
         for path in files {
-            let mut parser: Option<Parser> = fixed_format(options.format).map(Parser::new);
+            let mut parser = FileParser::new(options.format);
             for_each_line(path, options.max_line, |item| {
                 let Item::Line(line) = item else { return };
-                if parser.is_none() {
-                    parser = parse::detect(line.bytes).map(Parser::new);
-                }
-                match &mut parser {
-                    Some(Parser::Json) => {
-                        if json::line_type(line.bytes).is_some_and(|t| !LIFECYCLE.contains(&t)) {
-                            return;
-                        }
-                        if let Some(p) = json::parse_line(line) {
-                            parsed.push(p);
-                        }
-                    }
-                    Some(p) => p.push(line, &mut parsed),
-                    None => {}
-                }
-                for p in parsed.drain(..) {
-                    if let Parsed::Event { envelope, .. } = p {
-                        backfill.observe(&envelope.event);
-                    }
+                let skip = parser.format() == Some(Format::Json)
+                    && json::line_type(line.bytes).is_some_and(|t| !LIFECYCLE.contains(&t));
+                if !skip {
+                    parser.push(line, &mut parsed);
+                    backfill.observe_all(&mut parsed);
                 }
             })
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            if let Some(p) = &mut parser {
-                p.finish(&mut parsed);
-            }
-            for p in parsed.drain(..) {
-                if let Parsed::Event { envelope, .. } = p {
-                    backfill.observe(&envelope.event);
-                }
-            }
+            parser.finish(&mut parsed);
+            backfill.observe_all(&mut parsed);
         }
         Ok(backfill)
+    }
+
+    fn observe_all(&mut self, parsed: &mut Vec<Parsed>) {
+        for p in parsed.drain(..) {
+            if let Parsed::Event { envelope, .. } = p {
+                self.observe(&envelope.event);
+            }
+        }
     }
 
     fn observe(&mut self, event: &Event) {

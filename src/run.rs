@@ -12,7 +12,7 @@ use crate::exec::dead_letter;
 use crate::exec::dispatch::Executor;
 use crate::exec::live::LiveReport;
 use crate::exec::pool::{Job, Outcome, Pool, Report};
-use crate::parse::{self, Format, Line, Parsed, Parser};
+use crate::parse::{FileParser, Line, Parsed};
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::{FileId, tail_hash};
 use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
@@ -58,7 +58,7 @@ impl Report for Acking {
 /// Per-file parsing state.
 struct FileState {
     path: PathBuf,
-    parser: Option<Parser>,
+    parser: FileParser,
     /// The last line read: its number and where it ended.
     last: (u64, u64),
 }
@@ -67,7 +67,7 @@ impl FileState {
     fn new(path: PathBuf, format: LogFormat) -> Self {
         FileState {
             path,
-            parser: fixed(format),
+            parser: FileParser::new(format),
             last: (0, 0),
         }
     }
@@ -304,22 +304,8 @@ impl Reader<'_> {
                     offset,
                     bytes: &bytes,
                 };
-                if state.parser.is_none() {
-                    state.parser = parse::detect(line.bytes).map(Parser::new);
-                }
-                let Some(parser) = state.parser.as_mut() else {
-                    if !line.bytes.iter().all(u8::is_ascii_whitespace) {
-                        self.counters.malformed.fetch_add(1, Relaxed);
-                        log::warn!(
-                            "{}:{number}: neither a JSON event nor a text-format record header",
-                            state.path.display()
-                        );
-                    }
-                    self.marks.consumed(file, number, end);
-                    return;
-                };
-                parser.push(line, &mut self.parsed);
-                let open = parser.open_record();
+                state.parser.push(line, &mut self.parsed);
+                let open = state.parser.open_record();
                 self.flush(file, number, end);
                 self.marks
                     .hold(file, open.map(|(_, o)| o), open.map_or(0, |(l, _)| l));
@@ -344,10 +330,8 @@ impl Reader<'_> {
                 self.marks.consumed(file, number, end);
             }
             TailItem::Finished { file } => {
-                if let Some(state) = self.files.get_mut(&file)
-                    && let Some(parser) = state.parser.as_mut()
-                {
-                    parser.finish(&mut self.parsed);
+                if let Some(state) = self.files.get_mut(&file) {
+                    state.parser.finish(&mut self.parsed);
                     let (number, end) = state.last;
                     if !self.parsed.is_empty() {
                         self.flush(file, number, end);
@@ -406,14 +390,6 @@ impl Reader<'_> {
         if !any {
             self.marks.consumed(file, number, end);
         }
-    }
-}
-
-fn fixed(format: LogFormat) -> Option<Parser> {
-    match format {
-        LogFormat::Auto => None,
-        LogFormat::Json => Some(Parser::new(Format::Json)),
-        LogFormat::Text => Some(Parser::new(Format::Text)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Bytes → events. Two on-disk formats, chosen per file: JSON lines (`format="json"`, with
 //! EMS's trailing comma) and the multi-line text records (`format="text"`).
 
+use crate::config::LogFormat;
 use crate::event::Envelope;
 
 pub mod json;
@@ -268,6 +269,66 @@ mod tests {
             input.push(b'\n');
             input.extend(mutate(VALID_TEXT.as_bytes().to_vec(), &mutations));
             check_both_parsers(&input);
+        }
+    }
+}
+
+/// The parser of one file: its format is the configured one, or the one its first non-blank
+/// line shows. A non-blank line before the format is known is reported as malformed.
+#[derive(Default)]
+pub struct FileParser {
+    parser: Option<Parser>,
+}
+
+impl FileParser {
+    pub fn new(format: LogFormat) -> FileParser {
+        let format = match format {
+            LogFormat::Auto => None,
+            LogFormat::Json => Some(Format::Json),
+            LogFormat::Text => Some(Format::Text),
+        };
+        FileParser {
+            parser: format.map(Parser::new),
+        }
+    }
+
+    /// The format, once known.
+    pub fn format(&self) -> Option<Format> {
+        match self.parser {
+            None => None,
+            Some(Parser::Json) => Some(Format::Json),
+            Some(Parser::Text(_)) => Some(Format::Text),
+        }
+    }
+
+    /// Feeds one line; pushes what it completes onto `out`.
+    pub fn push(&mut self, line: Line<'_>, out: &mut Vec<Parsed>) {
+        let parser = match &mut self.parser {
+            Some(p) => p,
+            None => match detect(line.bytes) {
+                Some(format) => self.parser.insert(Parser::new(format)),
+                None if line.bytes.iter().all(u8::is_ascii_whitespace) => return,
+                None => {
+                    out.push(Parsed::Malformed {
+                        line: line.number,
+                        reason: "neither a JSON event nor a text-format record header".into(),
+                    });
+                    return;
+                }
+            },
+        };
+        parser.push(line, out);
+    }
+
+    /// See [`Parser::open_record`].
+    pub fn open_record(&self) -> Option<(u64, u64)> {
+        self.parser.as_ref().and_then(Parser::open_record)
+    }
+
+    /// See [`Parser::finish`].
+    pub fn finish(&mut self, out: &mut Vec<Parsed>) {
+        if let Some(p) = &mut self.parser {
+            p.finish(out);
         }
     }
 }
