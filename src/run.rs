@@ -14,8 +14,8 @@ use crate::exec::live::LiveReport;
 use crate::exec::pool::{Job, Outcome, Pool, Report};
 use crate::parse::{FileParser, Line, Parsed};
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
-use crate::source::fingerprint::{FileId, tail_hash};
-use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
+use crate::source::fingerprint::FileId;
+use crate::source::tail::{Start, TailConfig, TailItem, Tailer, file_position};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
 use std::collections::HashMap;
@@ -400,16 +400,7 @@ fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
         .into_iter()
         .filter_map(|(id, path, _, _)| {
             let (offset, line) = marks.safe(id)?;
-            let hash = std::fs::File::open(&path)
-                .and_then(|mut f| tail_hash(&mut f, offset))
-                .ok()?;
-            Some(FilePosition {
-                id,
-                path,
-                offset,
-                line,
-                tail_hash: hash,
-            })
+            file_position(id, &path, offset, line).ok()
         })
         .collect()
 }
