@@ -477,10 +477,10 @@ fn dead_letters(config_path: &Path, state_dir: Option<PathBuf>, retry: bool) -> 
         }
     };
     if !retry {
-        for (line, letter) in &letters {
-            match letter {
+        for entry in &letters {
+            match &entry.letter {
                 Ok(l) => println!("{}", l.summary()),
-                Err(e) => println!("{}:{line}: unreadable: {e}", path.display()),
+                Err(e) => println!("{}:{}: unreadable: {e}", path.display(), entry.line),
             }
         }
         eprintln!(
@@ -498,31 +498,20 @@ fn dead_letters(config_path: &Path, state_dir: Option<PathBuf>, retry: bool) -> 
         }
     };
     let policy = RetryPolicy::from_config(&config.service.retry);
-    let raw: Vec<String> = match std::fs::read_to_string(&path) {
-        Ok(t) => t
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => {
-            eprintln!("emstail: {}: {e}", path.display());
-            return EXIT_FAILURE;
-        }
-    };
-    let mut keep = Vec::new();
+    let mut keep: Vec<&[u8]> = Vec::new();
     let (mut succeeded, mut failed) = (0u64, 0u64);
-    for (line, (_, letter)) in raw.into_iter().zip(letters) {
-        let planned = match &letter {
+    for entry in &letters {
+        let planned = match &entry.letter {
             Ok(l) => l.to_planned(&config),
             Err(_) => None,
         };
         let Some(planned) = planned else {
             log::warn!(
-                "{}: kept: cannot be run again by this version",
-                path.display()
+                "{}:{}: kept: cannot be run again by this version",
+                path.display(),
+                entry.line
             );
-            keep.push(line);
+            keep.push(&entry.raw);
             failed += 1;
             continue;
         };
@@ -530,7 +519,7 @@ fn dead_letters(config_path: &Path, state_dir: Option<PathBuf>, retry: bool) -> 
             Ok(_) | Err(Failure::Missing(_)) => succeeded += 1,
             Err(e) => {
                 log::error!("still failing: {planned}: {e}");
-                keep.push(line);
+                keep.push(&entry.raw);
                 failed += 1;
             }
         }

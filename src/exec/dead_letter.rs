@@ -241,7 +241,7 @@ impl Writer {
 
 /// Every readable dead letter of `path` with its line number; unreadable lines (a torn last
 /// line after a crash) are returned as errors with their line number, not dropped.
-pub fn read(path: &Path) -> io::Result<Vec<(u64, Result<DeadLetter, String>)>> {
+pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -253,23 +253,34 @@ pub fn read(path: &Path) -> io::Result<Vec<(u64, Result<DeadLetter, String>)>> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        out.push((
-            i as u64 + 1,
-            serde_json::from_slice(&line).map_err(|e| e.to_string()),
-        ));
+        out.push(Entry {
+            line: i as u64 + 1,
+            letter: serde_json::from_slice(&line).map_err(|e| e.to_string()),
+            raw: line,
+        });
     }
     Ok(out)
 }
 
+/// One line of the dead-letter file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// 1-based line number.
+    pub line: u64,
+    pub letter: Result<DeadLetter, String>,
+    /// The line as it is on disk, to keep it unchanged when it stays.
+    pub raw: Vec<u8>,
+}
+
 /// Replaces the file with `lines` (raw JSON lines), atomically: a temp file, fsync, rename,
 /// fsync of the directory.
-pub fn rewrite(path: &Path, lines: &[String]) -> io::Result<()> {
+pub fn rewrite(path: &Path, lines: &[&[u8]]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("jsonl.tmp");
     {
         let mut f = File::create(&tmp)?;
         for l in lines {
-            f.write_all(l.as_bytes())?;
+            f.write_all(l)?;
             f.write_all(b"\n")?;
         }
         f.sync_all()?;
@@ -328,7 +339,7 @@ mod tests {
         );
         assert!(text.contains("admin:***@"));
         let letters = read(writer.path()).unwrap();
-        let letter = letters[0].1.as_ref().unwrap();
+        let letter = letters[0].letter.as_ref().unwrap();
         assert_eq!(letter.source, source);
         assert_eq!(letter.to_planned(&config), Some(action));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -361,10 +372,11 @@ mod tests {
         std::fs::write(&path, format!("{ok}\n{{\"time\":1,\"plu")).unwrap();
         let letters = read(&path).unwrap();
         assert_eq!(letters.len(), 2);
-        assert!(letters[0].1.is_ok());
-        assert_eq!(letters[1].0, 2);
-        assert!(letters[1].1.is_err());
-        rewrite(&path, std::slice::from_ref(&ok)).unwrap();
+        assert!(letters[0].letter.is_ok());
+        assert_eq!(letters[0].raw, ok.as_bytes());
+        assert_eq!(letters[1].line, 2);
+        assert!(letters[1].letter.is_err());
+        rewrite(&path, &[ok.as_bytes()]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{ok}\n"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
