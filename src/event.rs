@@ -273,10 +273,35 @@ fn value_to_string(v: &Value) -> Option<String> {
     }
 }
 
+/// A string, or a number or boolean as printed. Read straight from the deserializer: going
+/// through a `Value` cost a second copy of every file path.
 fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let v = Value::deserialize(d)?;
-    value_to_string(&v)
-        .ok_or_else(|| serde::de::Error::custom(format!("expected a string, found {v}")))
+    struct Loose;
+    impl serde::de::Visitor<'_> for Loose {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string()))
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(Loose)
 }
 
 fn loose_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
