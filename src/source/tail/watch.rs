@@ -24,18 +24,7 @@ impl Wake {
         let scan = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&scan);
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let rescan = match &res {
-                Ok(event) => {
-                    event.need_rescan()
-                        || !matches!(
-                            event.kind,
-                            EventKind::Modify(ModifyKind::Data(_)) | EventKind::Access(_)
-                        )
-                }
-                // An error from the watcher may mean lost events.
-                Err(_) => true,
-            };
-            if rescan {
+            if needs_scan(&res) {
                 flag.store(true, Ordering::SeqCst);
             }
             match tx.try_send(()) {
@@ -82,5 +71,67 @@ impl Wake {
     /// Sleeps until an event or `timeout`.
     pub(super) fn wait(&self, timeout: Duration) {
         let _ = self.rx.recv_timeout(timeout);
+    }
+}
+
+/// Whether a watcher report may mean the set of files changed, so that the directory must be
+/// listed again: anything but a plain data write or an access, an overflowed queue (events
+/// were lost), or an error.
+fn needs_scan(res: &notify::Result<notify::Event>) -> bool {
+    match res {
+        Ok(event) => {
+            event.need_rescan()
+                || !matches!(
+                    event.kind,
+                    EventKind::Modify(ModifyKind::Data(_)) | EventKind::Access(_)
+                )
+        }
+        Err(_) => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_scan;
+    use notify::event::{
+        AccessKind, CreateKind, DataChange, EventKind, Flag, ModifyKind, RemoveKind, RenameMode,
+    };
+    use notify::{Error, Event};
+
+    fn event(kind: EventKind) -> notify::Result<Event> {
+        Ok(Event::new(kind).add_path("/var/log/evostreamms/events.txt".into()))
+    }
+
+    #[test]
+    fn a_plain_append_only_wakes_the_reader() {
+        assert!(!needs_scan(&event(EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        )))));
+        assert!(!needs_scan(&event(EventKind::Access(AccessKind::Any))));
+    }
+
+    #[test]
+    fn files_appearing_going_or_renamed_ask_for_a_scan() {
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Any,
+        ] {
+            assert!(needs_scan(&event(kind)), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn an_overflowed_queue_or_a_watcher_error_asks_for_a_scan() {
+        // inotify's IN_Q_OVERFLOW arrives as an event flagged Rescan: events were dropped, so
+        // a rotation may have been missed.
+        let overflow = Event::new(EventKind::Other).set_flag(Flag::Rescan);
+        assert!(needs_scan(&Ok(overflow)));
+        let overflow_on_data =
+            Event::new(EventKind::Modify(ModifyKind::Data(DataChange::Any))).set_flag(Flag::Rescan);
+        assert!(needs_scan(&Ok(overflow_on_data)));
+        assert!(needs_scan(&Err(Error::generic("inotify read failed"))));
     }
 }
