@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Replay throughput: `emstail replay --dry-run --json` against `wc -l` on the same generated
-# ≥ 1 GB event log, both from the page cache. Usage: bench/replay.sh [SIZE_MB]
+# ≥ 1 GB event log, both from the page cache; and against the floor of any replay that reads
+# every event with serde_json: examples/json_floor.rs parsing each line into the fields the
+# plugins read, on every core, doing nothing else. Usage: bench/replay.sh [SIZE_MB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-1100}
@@ -22,7 +24,7 @@ cat > "$data/config.ini" <<'CFG'
   "AmazonDASHUpload": { "plugin_switch": "enabled", "parameters": { "aws_access_key": "k", "aws_secret_key": "s", "default_bucket": "dash-files" } }
 }
 CFG
-cargo build --release --quiet
+cargo build --release --quiet --bin emstail --example json_floor
 bin=${CARGO_TARGET_DIR:-target}/release/emstail
 bytes=$(stat -L -c %s "$log")
 events=$(wc -l < "$log")
@@ -42,14 +44,18 @@ best() {
   echo "$bt $br"
 }
 read -r t_wc rss_wc < <(best "${WC_RUNS:-3}" wc -l "$log")
+read -r t_floor rss_floor < <(best "${FLOOR_RUNS:-3}" "${CARGO_TARGET_DIR:-target}/release/examples/json_floor" "$log")
 read -r t_em rss_em < <(best "${RUNS:-1}" "$bin" replay --config "$data/config.ini" --dry-run --json "$log")
 tail -1 "$data/stderr" >&2
 
-awk -v re="$rss_em" -v rw="$rss_wc" -v b="$bytes" -v n="$events" -v tw="$t_wc" -v te="$t_em" 'BEGIN {
-  printf "%-34s %14s %14s %8s\n", "measure", "emstail", "wc -l", "ratio";
-  printf "%-34s %14.1f %14.1f %8.3f\n", "MB/s", b/te/1e6, b/tw/1e6, (b/te)/(b/tw);
-  printf "%-34s %14.0f %14.0f %8.3f\n", "events (lines)/s", n/te, n/tw, (n/te)/(n/tw);
-  printf "%-34s %14.2f %14.2f\n", "seconds", te, tw;
-  printf "%-34s %14.1f %14.1f\n", "peak RSS (MiB)", re/1024, rw/1024;
+awk -v re="$rss_em" -v rw="$rss_wc" -v rf="$rss_floor" -v b="$bytes" -v n="$events" \
+  -v tw="$t_wc" -v te="$t_em" -v tf="$t_floor" 'BEGIN {
+  printf "%-18s %12s %12s %12s %10s %10s %10s\n", "measure", "emstail", "json floor", "wc -l",
+    "em/wc", "floor/wc", "em/floor";
+  printf "%-18s %12.1f %12.1f %12.1f %10.3f %10.3f %10.3f\n", "MB/s", b/te/1e6, b/tf/1e6, b/tw/1e6,
+    tw/te, tw/tf, tf/te;
+  printf "%-18s %12.0f %12.0f %12.0f\n", "events (lines)/s", n/te, n/tf, n/tw;
+  printf "%-18s %12.2f %12.2f %12.2f\n", "seconds", te, tf, tw;
+  printf "%-18s %12.1f %12.1f %12.1f\n", "peak RSS (MiB)", re/1024, rf/1024, rw/1024;
 }'
 echo "file: $bytes bytes, $events events"

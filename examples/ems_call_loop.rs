@@ -29,6 +29,12 @@ struct Args {
     /// answered "already taken".
     #[arg(long, default_value = "loop")]
     prefix: String,
+    /// Only the `record` call for each stream (what `bench/follow.sh`'s events cause).
+    #[arg(long)]
+    record_only: bool,
+    /// Start calls at this many per second, spread evenly (0: as fast as they go).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// Per-request timeout, as `Service.request_timeout_secs`.
     #[arg(long, default_value_t = 10)]
     timeout_secs: u64,
@@ -58,7 +64,11 @@ fn main() -> ExitCode {
                 .with("localStreamName", name.as_str())
                 .with_bool("keepAlive", false)
                 .with("_emstail", "1");
-            [("record", record), ("pushStream", push)]
+            let mut calls = vec![("record", record)];
+            if !args.record_only {
+                calls.push(("pushStream", push));
+            }
+            calls
         })
         .collect();
 
@@ -68,8 +78,15 @@ fn main() -> ExitCode {
     std::thread::scope(|scope| {
         for _ in 0..args.concurrency.max(1) {
             scope.spawn(|| {
-                while let Some((command, params)) = calls.get(next.fetch_add(1, Ordering::Relaxed))
-                {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((command, params)) = calls.get(i) else {
+                        break;
+                    };
+                    if args.rate > 0 {
+                        let due = started + Duration::from_secs_f64(i as f64 / args.rate as f64);
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    }
                     if let Err(e) = client.execute(&target, command, params) {
                         eprintln!("{command}: {e}");
                         failed.fetch_add(1, Ordering::Relaxed);

@@ -26,6 +26,10 @@ struct Args {
     /// Stream names are this prefix and a counter from 1.
     #[arg(long, default_value = "s")]
     prefix: String,
+    /// Append events no plugin acts on (`inStreamCodecsUpdated`, the same payload) instead of
+    /// `inStreamCreated`: measures following and parsing alone.
+    #[arg(long)]
+    idle_events: bool,
     /// Where the `NAME UNIX_NS` lines go.
     #[arg(long)]
     stamps: PathBuf,
@@ -64,8 +68,13 @@ fn run(args: &Args) -> io::Result<()> {
             late += 1;
         }
         let name = format!("{}{n}", args.prefix);
+        let kind = if args.idle_events {
+            "inStreamCodecsUpdated"
+        } else {
+            "inStreamCreated"
+        };
         let line = format!(
-            r#"{{"_logEntry":"{n:05}","id":{n},"payload":{{"appName":"evostreamms","farIp":"10.0.0.5","ip":"10.0.0.2","name":"{name}","nearIp":"10.0.0.2","type":"INR","uniqueId":{n}}},"processId":2593,"timestamp":1795947304,"type":"inStreamCreated"}},"#
+            r#"{{"_logEntry":"{n:05}","id":{n},"payload":{{"appName":"evostreamms","farIp":"10.0.0.5","ip":"10.0.0.2","name":"{name}","nearIp":"10.0.0.2","type":"INR","uniqueId":{n}}},"processId":2593,"timestamp":1795947304,"type":"{kind}"}},"#
         ) + "\n";
         log.write_all(line.as_bytes())?;
         stamps.push((name, unix_ns()));
