@@ -500,3 +500,285 @@ fn password_never_appears_in_failures_or_logs() {
         assert!(!line.contains(&basic), "{line}");
     }
 }
+
+// =======================================================================================
+// Retried record / pushStream / shutdownStream: an earlier attempt may have taken effect.
+
+use emstail::action::{Action, PlannedAction};
+use emstail::config::{Config, ServiceConfig};
+use emstail::event::Source;
+use emstail::exec::dispatch::Executor;
+use emstail::exec::pool::{Job, Outcome, Pool, PoolConfig, Report};
+use std::sync::Arc;
+
+/// A client whose request timeout is well under the fake's 2 s hang.
+fn short_client() -> EmsClient {
+    EmsClient::new(EmsClientConfig {
+        connect_timeout: Duration::from_secs(1),
+        request_timeout: Duration::from_millis(300),
+    })
+}
+
+fn commands(fake: &FakeEms) -> Vec<String> {
+    fake.calls().into_iter().map(|c| c.command).collect()
+}
+
+fn record_params(name: &str) -> Params {
+    Params::new()
+        .with("localStreamName", name)
+        .with("pathtofile", format!("/media/rec/{name}"))
+        .with("overwrite", "0")
+        .with("keepAlive", "1")
+        .with("type", "mp4")
+}
+
+fn push_params(name: &str, keep_alive: &str) -> Params {
+    Params::new()
+        .with("uri", "rtmp://127.0.0.1:1936/live")
+        .with("localStreamName", name)
+        .with("keepAlive", keep_alive)
+}
+
+#[derive(Default)]
+struct Outcomes(Mutex<Vec<(Outcome, u32)>>);
+
+impl Report for Outcomes {
+    fn finished(&self, job: &Job, outcome: &Outcome) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((outcome.clone(), job.attempts));
+    }
+}
+
+/// Runs one EMS call through the worker pool and the real executor, as `emstail run` does
+/// (1 s request timeout, the smallest the config allows; 5 attempts, 10 ms backoff).
+fn run_in_pool(fake: &FakeEms, command: &str, params: Params) -> (Outcome, u32) {
+    let config = Config {
+        path: "test-config.json".into(),
+        service: ServiceConfig {
+            ems_api: fake.target(),
+            request_timeout_secs: 1,
+            ..ServiceConfig::default()
+        },
+        auto_router: Default::default(),
+        recorder: Default::default(),
+        load_balancer: Default::default(),
+        hls: Default::default(),
+        hds: Default::default(),
+        dash: Default::default(),
+        warnings: Vec::new(),
+    };
+    let executor = Executor::new(&config).expect("no upload plugin, nothing to set up");
+    let outcomes = Arc::new(Outcomes::default());
+    let pool = Pool::new(
+        PoolConfig {
+            workers: 1,
+            capacity: 4,
+            max_attempts: 5,
+        },
+        Arc::new(executor),
+        outcomes.clone(),
+        Box::new(|_| Duration::from_millis(10)),
+    );
+    pool.submit(
+        PlannedAction {
+            plugin: "StreamRecorder",
+            lane: "cam".to_string(),
+            stream: None,
+            stream_id: None,
+            action: Action::EmsCall {
+                target: fake.target(),
+                command: command.to_string(),
+                params,
+            },
+        },
+        Source {
+            file: "events.txt".to_string(),
+            line: 1,
+        },
+    );
+    assert_eq!(
+        pool.drain(Some(Duration::from_secs(20))),
+        0,
+        "the job ended"
+    );
+    pool.close();
+    let mut outcomes = outcomes.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(outcomes.len(), 1);
+    outcomes.remove(0)
+}
+
+#[test]
+fn first_attempts_send_one_request_and_no_list_config() {
+    let fake = FakeEms::start();
+    let ems = client();
+    assert_eq!(
+        ems.execute(&fake.target(), "record", &record_params("cam1")),
+        Ok(Done::Ok)
+    );
+    assert_eq!(
+        ems.execute_attempt(&fake.target(), "pushStream", &push_params("cam1", "1"), 1),
+        Ok(Done::Ok)
+    );
+    assert_eq!(commands(&fake), ["record", "pushStream"]);
+}
+
+#[test]
+fn a_record_whose_answer_was_lost_is_configured_once_and_done() {
+    let fake = FakeEms::start();
+    // EMS takes the record, but the answer comes after the client's 1 s timeout.
+    fake.hang_next(1, Duration::from_secs(2));
+
+    let (outcome, attempts) = run_in_pool(&fake, "record", record_params("cam1"));
+
+    assert!(
+        matches!(&outcome, Outcome::Done(Done::AlreadyDone(m))
+            if m.contains("already configured (configId 1)") && m.contains("/media/rec/cam1")),
+        "{outcome:?}"
+    );
+    assert_eq!(attempts, 2);
+    assert_eq!(fake.configs("record").len(), 1, "EMS records it once");
+    assert_eq!(commands(&fake), ["record", "listConfig"]);
+}
+
+#[test]
+fn a_keepalive_push_whose_answer_was_lost_is_configured_once_and_done() {
+    let fake = FakeEms::start();
+    fake.hang_next(1, Duration::from_secs(2));
+
+    let (outcome, attempts) = run_in_pool(&fake, "pushStream", push_params("cam1", "1"));
+
+    assert!(
+        matches!(&outcome, Outcome::Done(Done::AlreadyDone(m))
+            if m.contains("already configured (configId 1)")),
+        "{outcome:?}"
+    );
+    assert_eq!(attempts, 2);
+    assert_eq!(fake.configs("push").len(), 1, "EMS pushes it once");
+    assert_eq!(commands(&fake), ["pushStream", "listConfig"]);
+}
+
+#[test]
+fn a_list_config_that_times_out_is_retried_not_dead_lettered() {
+    let fake = FakeEms::start();
+    // The record and then the first listConfig are both answered too late.
+    fake.hang_next(2, Duration::from_secs(2));
+
+    let (outcome, attempts) = run_in_pool(&fake, "record", record_params("cam2"));
+
+    assert!(
+        matches!(&outcome, Outcome::Done(Done::AlreadyDone(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(attempts, 3);
+    assert_eq!(fake.configs("record").len(), 1);
+    assert_eq!(commands(&fake), ["record", "listConfig", "listConfig"]);
+}
+
+#[test]
+fn a_list_config_http_error_fails_the_attempt_retryably_and_sends_nothing() {
+    let fake = FakeEms::start();
+    let ems = short_client();
+    let params = push_params("cam3", "1");
+    fake.hang_next(1, Duration::from_secs(2));
+    let first = ems.execute_attempt(&fake.target(), "pushStream", &params, 1);
+    assert!(matches!(first, Err(Failure::Retryable(_))), "{first:?}");
+
+    fake.fail_next_http(1, 503);
+    let second = ems.execute_attempt(&fake.target(), "pushStream", &params, 2);
+    let third = ems.execute_attempt(&fake.target(), "pushStream", &params, 3);
+
+    assert!(
+        matches!(&second, Err(Failure::Retryable(m))
+            if m.starts_with("listConfig on ") && m.contains("HTTP 503")),
+        "{second:?}"
+    );
+    assert!(matches!(&third, Ok(Done::AlreadyDone(_))), "{third:?}");
+    assert_eq!(fake.configs("push").len(), 1);
+    assert_eq!(fake.calls_for("pushStream").len(), 1);
+}
+
+#[test]
+fn a_retried_record_that_ems_never_got_is_sent() {
+    let fake = FakeEms::start();
+    let ems = client();
+    // Attempt 1 never reached EMS (refused, say): the retry finds nothing and sends it.
+    let out = ems.execute_attempt(&fake.target(), "record", &record_params("cam4"), 2);
+
+    assert_eq!(out, Ok(Done::Ok));
+    assert_eq!(commands(&fake), ["listConfig", "record"]);
+    assert_eq!(fake.configs("record").len(), 1);
+}
+
+#[test]
+fn another_file_or_target_is_not_taken_for_the_same_config() {
+    let fake = FakeEms::start();
+    let ems = client();
+    ems.execute(&fake.target(), "record", &record_params("cam5"))
+        .expect("the fake takes the record");
+    ems.execute(&fake.target(), "pushStream", &push_params("cam5", "1"))
+        .expect("the fake takes the push");
+
+    let other_file = record_params("cam5").with("pathToFile", "/media/rec/cam5-b");
+    let other_target = push_params("cam5", "1").with("targetStreamName", "studio");
+    assert_eq!(
+        ems.execute_attempt(&fake.target(), "record", &other_file, 2),
+        Ok(Done::Ok)
+    );
+    assert_eq!(
+        ems.execute_attempt(&fake.target(), "pushStream", &other_target, 2),
+        Ok(Done::Ok)
+    );
+    assert_eq!(fake.configs("record").len(), 2);
+    assert_eq!(fake.configs("push").len(), 2);
+}
+
+#[test]
+fn a_keepalive_0_push_cannot_be_found_and_is_sent_again() {
+    let fake = FakeEms::start();
+    let ems = short_client();
+    let params = push_params("cam6", "0");
+    fake.hang_next(1, Duration::from_secs(2));
+
+    let first = ems.execute_attempt(&fake.target(), "pushStream", &params, 1);
+    let retry = ems.execute_attempt(&fake.target(), "pushStream", &params, 2);
+
+    assert!(matches!(first, Err(Failure::Retryable(_))), "{first:?}");
+    assert_eq!(retry, Ok(Done::Ok));
+    // EMS does not list keepAlive=0 configs, so asking would be a wasted request.
+    assert_eq!(commands(&fake), ["pushStream", "pushStream"]);
+    assert_eq!(
+        fake.configs("push").len(),
+        2,
+        "the known limit: pushed twice"
+    );
+}
+
+#[test]
+fn shutdown_of_a_missing_stream_is_done_on_a_retry_only() {
+    let fake = FakeEms::start();
+    let ems = client();
+    let params = Params::new().with("id", "55").with("permanently", "0");
+
+    fake.answer_fail_next("shutdownStream", "Stream not found");
+    let first = ems.execute_attempt(&fake.target(), "shutdownStream", &params, 1);
+    fake.answer_fail_next("shutdownStream", "Stream not found");
+    let retry = ems.execute_attempt(&fake.target(), "shutdownStream", &params, 2);
+
+    assert!(
+        matches!(&first, Err(Failure::Permanent(m)) if m.contains("FAIL: Stream not found")),
+        "a wrong id on a first attempt must show: {first:?}"
+    );
+    assert!(
+        matches!(&retry, Ok(Done::AlreadyDone(m)) if m.contains("Stream not found")),
+        "{retry:?}"
+    );
+    // Other FAILs stay failures on a retry.
+    fake.answer_fail_next("shutdownStream", "Syntax error. Parameter id is invalid");
+    assert!(matches!(
+        ems.execute_attempt(&fake.target(), "shutdownStream", &params, 2),
+        Err(Failure::Permanent(_))
+    ));
+    assert_eq!(fake.calls_for("listConfig").len(), 0);
+}

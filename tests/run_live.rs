@@ -84,7 +84,8 @@ impl Events {
     }
 }
 
-/// What a call did to which stream; `None` for lookups (`listTimers`).
+/// What a call did to which stream; `None` for lookups (`listTimers`, and `listConfig`, which
+/// a retried `record` asks first).
 fn key(call: &RecordedCall) -> Option<String> {
     match call.command.as_str() {
         "record" => Some(format!("record:{}", call.param("localStreamName")?)),
@@ -92,7 +93,7 @@ fn key(call: &RecordedCall) -> Option<String> {
             let id: u64 = call.param("_uniqueId")?.parse().ok()?;
             Some(format!("setTimer:s{}", id.checked_sub(OUT_ID_BASE)?))
         }
-        "listTimers" => None,
+        "listTimers" | "listConfig" => None,
         other => Some(format!("unexpected:{other}")),
     }
 }

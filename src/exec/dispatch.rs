@@ -73,12 +73,18 @@ impl Executor {
 
 impl Execute for Executor {
     fn execute(&self, planned: &PlannedAction) -> Result<Done, Failure> {
+        self.execute_attempt(planned, 1)
+    }
+
+    /// EMS calls learn whether this is a retry ([`EmsClient::execute_attempt`] checks then
+    /// whether an earlier attempt already took effect); uploads are the same on every attempt.
+    fn execute_attempt(&self, planned: &PlannedAction, attempt: u32) -> Result<Done, Failure> {
         match &planned.action {
             Action::EmsCall {
                 target,
                 command,
                 params,
-            } => self.ems.execute(target, command, params),
+            } => self.ems.execute_attempt(target, command, params, attempt),
             Action::S3Put {
                 bucket,
                 key,

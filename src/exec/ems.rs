@@ -152,16 +152,47 @@ impl EmsClient {
         }
     }
 
-    /// One attempt of an action, idempotent: a `setTimer` whose `_uniqueId` is already armed
-    /// is not sent again, and a FAIL that says the effect is already in place ("already
-    /// taken", "already exists", "already armed", or "Timer not found" for `removeTimer`)
-    /// is [`Done::AlreadyDone`].
+    /// The first attempt of an action: [`EmsClient::execute_attempt`] with `attempt` 1.
     pub fn execute(
         &self,
         target: &ApiTarget,
         command: &str,
         params: &Params,
     ) -> Result<Done, Failure> {
+        self.execute_attempt(target, command, params, 1)
+    }
+
+    /// Attempt number `attempt` (counted from 1) of an action, idempotent: a `setTimer` whose
+    /// `_uniqueId` is already armed is not sent again, and a FAIL that says the effect is
+    /// already in place ("already taken", "already exists", "already armed", or "Timer not
+    /// found" for `removeTimer`) is [`Done::AlreadyDone`].
+    ///
+    /// Every attempt after the first is taken as "EMS may have acted on an earlier one". An
+    /// attempt is only retried after a [`Failure::Retryable`], and the retry loop does not say
+    /// which kind; among them a timeout waiting for the answer, a connection reset or closed
+    /// after the request went out, and an HTTP 5xx from an API proxy all leave EMS possibly
+    /// having done the work. (A refused connection does not, but then the checks below simply
+    /// find nothing.) So on a retry:
+    /// * `record` and `pushStream` first ask `listConfig`, and a config of the same stream to
+    ///   the same file / target makes the action [`Done::AlreadyDone`]: EMS takes a second
+    ///   `record` or `pushStream` of the same thing and would record or push it twice. EMS
+    ///   lists keepAlive configs only, so a `keepAlive=0` action cannot be found this way and
+    ///   is sent again as on the first attempt. A retryable failure of `listConfig` fails the
+    ///   attempt retryably (the retry loop goes on); a permanent one (an EMS without
+    ///   `listConfig`, say) is logged and the action is sent again.
+    /// * `shutdownStream` answered "not found" is done: the lost attempt most likely closed the
+    ///   stream. On a first attempt it stays a permanent failure, so that a wrong id is seen.
+    ///
+    /// First attempts send one request (two for `setTimer`): the check costs a `listConfig`
+    /// only when something already went wrong.
+    pub fn execute_attempt(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+        attempt: u32,
+    ) -> Result<Done, Failure> {
+        let retry = attempt > 1;
         if command.eq_ignore_ascii_case("setTimer")
             && let Some(unique_id) = param_ignore_case(params, "_uniqueId")
             && let Some(timer_id) = self.armed_timer(target, unique_id)?
@@ -170,12 +201,51 @@ impl EmsClient {
                 "timer for _uniqueId {unique_id} already armed (id {timer_id})"
             )));
         }
+        if retry
+            && let Some(wanted) = Wanted::of(command, params)
+            && let Some(config_id) = self.configured(target, command, &wanted)?
+        {
+            return Ok(Done::AlreadyDone(format!(
+                "{command} of {wanted} already configured (configId {config_id})"
+            )));
+        }
         match self.request(target, command, params)? {
             Answer::Success(_) => Ok(Done::Ok),
             Answer::Fail(description) if is_already_done(command, &description) => Ok(
                 Done::AlreadyDone(format!("{command} on {target}: {}", clip(&description))),
             ),
+            Answer::Fail(description)
+                if retry
+                    && command.eq_ignore_ascii_case("shutdownStream")
+                    && is_gone(&description) =>
+            {
+                Ok(Done::AlreadyDone(format!(
+                    "{command} on {target}: {} (on attempt {attempt}: an earlier attempt closed it)",
+                    clip(&description)
+                )))
+            }
             Answer::Fail(description) => Err(fail(target, command, &description)),
+        }
+    }
+
+    /// The configId of the listed config that `wanted` describes, if EMS has one.
+    fn configured(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        wanted: &Wanted<'_>,
+    ) -> Result<Option<String>, Failure> {
+        match self.call(target, "listConfig", &Params::new()) {
+            Ok(list) => Ok(find_config(&list.data, wanted)),
+            Err(Failure::Retryable(m)) => Err(Failure::Retryable(format!(
+                "{m} (asked before sending {command} again, so as not to configure it twice)"
+            ))),
+            Err(other) => {
+                log::warn!(
+                    "cannot tell whether {command} of {wanted} is configured already ({other}); sending it again"
+                );
+                Ok(None)
+            }
         }
     }
 
@@ -344,6 +414,190 @@ fn is_already_done(command: &str, description: &str) -> bool {
         || d.contains("already exists")
         || d.contains("already armed")
         || (command.eq_ignore_ascii_case("removeTimer") && d.contains("timer not found"))
+}
+
+/// What a `record` or `pushStream` leaves in `listConfig`, to recognise it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Wanted<'a> {
+    Record {
+        stream: &'a str,
+        path: &'a str,
+    },
+    Push {
+        stream: &'a str,
+        uri: &'a str,
+        /// `targetStreamName`, which defaults to the local name.
+        target_stream: &'a str,
+    },
+}
+
+impl<'a> Wanted<'a> {
+    /// `None` for other commands, for a command without its mandatory parameters (EMS will
+    /// refuse it anyway), and for `keepAlive=0`, which EMS does not list.
+    fn of(command: &str, params: &'a Params) -> Option<Wanted<'a>> {
+        if param_ignore_case(params, "keepAlive").is_some_and(|v| !ems_bool(v)) {
+            return None;
+        }
+        let stream = param_ignore_case(params, "localStreamName")?;
+        if command.eq_ignore_ascii_case("record") {
+            let path = param_ignore_case(params, "pathToFile")?;
+            Some(Wanted::Record { stream, path })
+        } else if command.eq_ignore_ascii_case("pushStream") {
+            let uri = param_ignore_case(params, "uri")?;
+            let target_stream = param_ignore_case(params, "targetStreamName")
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or(stream);
+            Some(Wanted::Push {
+                stream,
+                uri,
+                target_stream,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Wanted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Wanted::Record { stream, path } => write!(f, "{stream} to {path}"),
+            Wanted::Push {
+                stream,
+                uri,
+                target_stream,
+            } => write!(f, "{stream} to {uri} as {target_stream}"),
+        }
+    }
+}
+
+/// The configId of the entry of a `listConfig` answer that matches `wanted`. Tolerant of
+/// what EMS versions differ in: key case, strings or numbers, `targetUri` as an object with
+/// `fullUri` or as a plain string, `computedPathToFile` with the file type appended.
+fn find_config(list: &Value, wanted: &Wanted<'_>) -> Option<String> {
+    let section = match wanted {
+        Wanted::Record { .. } => "record",
+        Wanted::Push { .. } => "push",
+    };
+    let Some(Value::Array(entries)) = get_ignore_case(list, section) else {
+        return None;
+    };
+    entries
+        .iter()
+        .find(|entry| config_matches(entry, wanted))
+        .map(|entry| {
+            get_ignore_case(entry, "configId")
+                .and_then(scalar_text)
+                .unwrap_or_else(|| "unknown".to_string())
+        })
+}
+
+fn config_matches(entry: &Value, wanted: &Wanted<'_>) -> bool {
+    let stored_stream = get_ignore_case(entry, "localStreamName");
+    let stream = match wanted {
+        Wanted::Record { stream, .. } | Wanted::Push { stream, .. } => stream,
+    };
+    if !stored_stream.is_some_and(|s| loose_eq(s, stream)) {
+        return false;
+    }
+    match wanted {
+        Wanted::Record { path, .. } => {
+            let path = path.trim();
+            let stored = get_ignore_case(entry, "pathToFile").and_then(scalar_text);
+            let computed = get_ignore_case(entry, "computedPathToFile").and_then(scalar_text);
+            stored.is_some_and(|s| s == path)
+                || computed.is_some_and(|c| {
+                    // `<pathToFile>.<type>`: the extension EMS adds, nothing else.
+                    c == path
+                        || c.strip_prefix(path)
+                            .and_then(|rest| rest.strip_prefix('.'))
+                            .is_some_and(|ext| {
+                                !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+                            })
+                })
+        }
+        Wanted::Push {
+            uri, target_stream, ..
+        } => {
+            let uri_matches = ["targetUri", "uri"].iter().any(|key| {
+                get_ignore_case(entry, key)
+                    .and_then(uri_text)
+                    .is_some_and(|stored| same_uri(&stored, uri))
+            });
+            let stored_target = get_ignore_case(entry, "targetStreamName")
+                .and_then(scalar_text)
+                .filter(|t| !t.is_empty())
+                .or_else(|| stored_stream.and_then(scalar_text));
+            uri_matches && stored_target.is_some_and(|t| t == target_stream.trim())
+        }
+    }
+}
+
+/// A member of a JSON object, its name compared case-insensitively (an exact match first).
+fn get_ignore_case<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
+    let object = value.as_object()?;
+    object.get(key).or_else(|| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+/// A string (trimmed) or a number as text.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A stored URI: a string, or EMS's parsed form `{fullUri, host, port, …}`.
+fn uri_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Object(_) => get_ignore_case(value, "fullUri").and_then(scalar_text),
+        other => scalar_text(other),
+    }
+}
+
+/// Two URIs are the same target when they differ only in trailing `/` and in the case of
+/// scheme and host.
+fn same_uri(a: &str, b: &str) -> bool {
+    fn split(uri: &str) -> (String, &str) {
+        let uri = uri.trim().trim_end_matches('/');
+        let rest_at = uri.find("://").map_or(0, |i| {
+            let host_at = i + 3;
+            uri[host_at..].find('/').map_or(uri.len(), |j| host_at + j)
+        });
+        (uri[..rest_at].to_ascii_lowercase(), &uri[rest_at..])
+    }
+    split(a) == split(b)
+}
+
+/// A boolean parameter as EMS reads it: `atoi(value) != 0` (so `true` is false).
+fn ems_bool(value: &str) -> bool {
+    let v = value.trim_start();
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .any(|b| b != b'0')
+}
+
+/// A FAIL that says the stream to shut down is not there. The EMS docs do not give the
+/// wording, so the usual phrasings are accepted.
+fn is_gone(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    [
+        "not found",
+        "not exist",
+        "doesn't exist",
+        "no stream",
+        "no such",
+    ]
+    .iter()
+    .any(|words| d.contains(words))
 }
 
 /// EMS matches parameter names case-insensitively, and the last duplicate wins.
@@ -579,6 +833,113 @@ mod tests {
             m,
             "pullStream on http://admin:***@ems.example:8888/apiproxy/: FAIL: Syntax error"
         );
+    }
+
+    fn record(stream: &str, path: &str) -> Params {
+        Params::new()
+            .with("localStreamName", stream)
+            .with("pathtofile", path)
+            .with("keepAlive", "1")
+    }
+
+    #[test]
+    fn a_listed_record_is_found_by_stream_and_path_in_any_key_case() {
+        let params = record("cam1", "/media/cam1");
+        let wanted = Wanted::of("record", &params).expect("a keepAlive record");
+        let list = json!({
+            "pull": [],
+            "record": [
+                {"localStreamName": "cam1", "pathToFile": "/media/other", "configId": 1},
+                {"LOCALSTREAMNAME": "cam2", "pathToFile": "/media/cam1", "configId": 2},
+                {"localstreamname": "cam1", "PathToFile": "/media/cam1", "configId": "3"},
+            ]
+        });
+        assert_eq!(find_config(&list, &wanted), Some("3".to_string()));
+        // Only the computed path (type appended) stored: still the same recording.
+        let computed = json!({"RECORD": [
+            {"localStreamName": "cam1", "computedPathToFile": "/media/cam1.mp4", "configId": 9}
+        ]});
+        assert_eq!(find_config(&computed, &wanted), Some("9".to_string()));
+        let longer = json!({"record": [
+            {"localStreamName": "cam1", "computedPathToFile": "/media/cam10.mp4", "configId": 9},
+            {"localStreamName": "cam1", "computedPathToFile": "/media/cam1/x.mp4", "configId": 8}
+        ]});
+        assert_eq!(find_config(&longer, &wanted), None);
+        // Another command's section does not count, nor does a missing or odd list.
+        assert_eq!(find_config(&json!({"push": list["record"]}), &wanted), None);
+        assert_eq!(find_config(&Value::Null, &wanted), None);
+        assert_eq!(find_config(&json!({"record": {}}), &wanted), None);
+    }
+
+    #[test]
+    fn a_listed_push_is_found_by_stream_target_uri_and_target_name() {
+        let params = Params::new()
+            .with("uri", "rtmp://Dest.example/live/")
+            .with("localStreamName", "cam1");
+        let wanted = Wanted::of("pushStream", &params).expect("keepAlive defaults to 1");
+        let as_object = json!({"push": [{
+            "localStreamName": "cam1",
+            "targetUri": {"fullUri": "rtmp://dest.example/live", "host": "dest.example"},
+            "targetStreamName": "cam1",
+            "configId": 4
+        }]});
+        assert_eq!(find_config(&as_object, &wanted), Some("4".to_string()));
+        let as_string = json!({"push": [{
+            "localStreamName": "cam1", "uri": "rtmp://dest.example/live", "configId": 5
+        }]});
+        assert_eq!(find_config(&as_string, &wanted), Some("5".to_string()));
+        let other_path = json!({"push": [{
+            "localStreamName": "cam1", "targetUri": "rtmp://dest.example/LIVE", "configId": 6
+        }]});
+        assert_eq!(
+            find_config(&other_path, &wanted),
+            None,
+            "paths are case-sensitive"
+        );
+        let other_name = json!({"push": [{
+            "localStreamName": "cam1", "targetUri": "rtmp://dest.example/live",
+            "targetStreamName": "studio", "configId": 7
+        }]});
+        assert_eq!(find_config(&other_name, &wanted), None);
+        let named = params.clone().with("targetStreamName", "studio");
+        let wanted_named = Wanted::of("pushStream", &named).expect("a keepAlive push");
+        assert_eq!(
+            find_config(&other_name, &wanted_named),
+            Some("7".to_string())
+        );
+        assert_eq!(find_config(&as_object, &wanted_named), None);
+    }
+
+    #[test]
+    fn only_keepalive_record_and_push_are_looked_up() {
+        let push = Params::new()
+            .with("uri", "rtmp://h/live")
+            .with("localStreamName", "s");
+        assert!(Wanted::of("pushStream", &push).is_some());
+        assert!(Wanted::of("PUSHSTREAM", &push.clone().with("KeepAlive", "1")).is_some());
+        // EMS reads booleans with atoi: `true` is false, `0` is false.
+        for off in ["0", "true", " 00", "-0", "no"] {
+            assert!(
+                Wanted::of("pushStream", &push.clone().with("keepAlive", off)).is_none(),
+                "{off:?}"
+            );
+        }
+        assert!(Wanted::of("pullStream", &push).is_none());
+        assert!(Wanted::of("record", &push).is_none(), "no pathToFile");
+        assert!(Wanted::of("record", &record("s", "/m/s")).is_some());
+    }
+
+    #[test]
+    fn gone_stream_descriptions() {
+        for d in [
+            "Stream not found",
+            "Stream with id 55 does not exist",
+            "No stream with name cam1",
+            "no such stream",
+        ] {
+            assert!(is_gone(d), "{d}");
+        }
+        assert!(!is_gone("Syntax error. Parameter id is invalid"));
     }
 
     #[test]

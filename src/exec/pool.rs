@@ -17,6 +17,14 @@ use std::time::{Duration, Instant};
 /// Carries out one attempt of an action.
 pub trait Execute: Send + Sync {
     fn execute(&self, action: &PlannedAction) -> Result<Done, Failure>;
+
+    /// Attempt number `attempt` (counted from 1) of an action. The pool calls this, so that
+    /// an executor can tell a retry, after which the target may already have acted on an
+    /// earlier attempt, from a first try. The default ignores the number.
+    fn execute_attempt(&self, action: &PlannedAction, attempt: u32) -> Result<Done, Failure> {
+        let _ = attempt;
+        self.execute(action)
+    }
 }
 
 /// One action to carry out, with where it came from.
@@ -293,7 +301,7 @@ fn worker(shared: &Shared) {
         let job = job.clone();
         drop(state);
 
-        let result = shared.executor.execute(&job.action);
+        let result = shared.executor.execute_attempt(&job.action, job.attempts);
         let outcome = match result {
             Ok(done) => Ok(Outcome::Done(done)),
             Err(Failure::Missing(m)) => Ok(Outcome::Skipped(m)),
@@ -522,6 +530,58 @@ mod tests {
         assert_eq!(outcomes[1].2, 3, "max_attempts is 3");
         assert!(
             matches!(&outcomes[1].1, Outcome::Dead(Failure::Retryable(m)) if m.contains("gave up after 3 attempts"))
+        );
+    }
+
+    /// Fails the first two attempts retryably and remembers the attempt numbers it was given.
+    #[derive(Default)]
+    struct Attempts(Mutex<Vec<u32>>);
+
+    impl Execute for Attempts {
+        fn execute(&self, _: &PlannedAction) -> Result<Done, Failure> {
+            unreachable!("the pool calls execute_attempt")
+        }
+        fn execute_attempt(&self, _: &PlannedAction, attempt: u32) -> Result<Done, Failure> {
+            self.0.lock().unwrap().push(attempt);
+            if attempt < 3 {
+                Err(Failure::Retryable("timed out".into()))
+            } else {
+                Ok(Done::Ok)
+            }
+        }
+    }
+
+    #[test]
+    fn the_executor_is_told_which_attempt_it_runs() {
+        let attempts = Arc::new(Attempts::default());
+        let out = Arc::new(Outcomes::default());
+        let p = Pool::new(
+            PoolConfig {
+                workers: 1,
+                capacity: 10,
+                max_attempts: 5,
+            },
+            attempts.clone(),
+            out.clone(),
+            Box::new(|_| Duration::from_millis(1)),
+        );
+        p.submit(action("a", "record"), src(1));
+        p.submit(action("a", "pushStream"), src(2));
+        p.close();
+        assert_eq!(*attempts.0.lock().unwrap(), [1, 2, 3, 1, 2, 3]);
+        assert_eq!(out.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_executor_without_execute_attempt_still_runs() {
+        let script = Arc::new(Script::default());
+        let out = Arc::new(Outcomes::default());
+        let p = pool(1, 10, &script, &out);
+        p.submit(action("a", "fail1-x"), src(1));
+        p.close();
+        assert_eq!(
+            out.0.lock().unwrap().clone(),
+            [("fail1-x".to_string(), Outcome::Done(Done::Ok), 2)]
         );
     }
 

@@ -70,11 +70,18 @@ struct State {
     /// The expected `user:pass`.
     basic_auth: Option<String>,
     pulled: BTreeSet<String>,
-    /// (localStreamName, uri, targetStreamName) of accepted pushes.
-    pushed: BTreeSet<(String, String, String)>,
+    /// Accepted pull, push and record configs, keepAlive or not, in order.
+    configs: Vec<StoredConfig>,
     timers: Vec<Map<String, Value>>,
     next_timer_id: u64,
     next_config_id: u64,
+}
+
+/// A config as EMS stores it, under its `listConfig` section (`pull`, `push`, `record`).
+struct StoredConfig {
+    section: &'static str,
+    keep_alive: bool,
+    config: Map<String, Value>,
 }
 
 struct Shared {
@@ -128,7 +135,7 @@ impl FakeEms {
                 delay: Duration::ZERO,
                 basic_auth: None,
                 pulled: BTreeSet::new(),
-                pushed: BTreeSet::new(),
+                configs: Vec::new(),
                 timers: Vec::new(),
                 next_timer_id: 1,
                 next_config_id: 1,
@@ -256,6 +263,18 @@ impl FakeEms {
             .iter()
             .cloned()
             .map(Value::Object)
+            .collect()
+    }
+
+    /// Every config a `pullStream`, `pushStream` or `record` created in `section` (`pull`,
+    /// `push`, `record`), keepAlive or not (`listConfig` shows only the keepAlive ones).
+    pub fn configs(&self, section: &str) -> Vec<Value> {
+        self.shared
+            .lock()
+            .configs
+            .iter()
+            .filter(|c| c.section == section)
+            .map(|c| Value::Object(c.config.clone()))
             .collect()
     }
 
@@ -524,11 +543,29 @@ fn param<'a>(call: &'a RecordedCall, key: &str) -> Option<&'a str> {
     call.param(key)
 }
 
-/// The params as a JSON object of strings, as EMS echoes a stored config.
+/// The params as a JSON object of strings, as EMS echoes a stored config. Keys EMS knows
+/// come back in its own spelling, whatever case was sent (EMS matches parameter names
+/// case-insensitively).
 fn echo(call: &RecordedCall) -> Map<String, Value> {
+    const KNOWN: [&str; 6] = [
+        "localStreamName",
+        "pathToFile",
+        "keepAlive",
+        "targetStreamName",
+        "type",
+        "uri",
+    ];
     call.params
         .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .map(|(k, v)| {
+            let key = KNOWN
+                .into_iter()
+                .find(|known| known.eq_ignore_ascii_case(k));
+            (
+                key.map_or_else(|| k.clone(), str::to_string),
+                Value::String(v.clone()),
+            )
+        })
         .collect()
 }
 
@@ -547,29 +584,31 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
             data.insert("configId".into(), json!(config_id));
             data.insert("operationType".into(), json!(1));
             data.insert("localStreamName".into(), json!(name));
-            let uri = param(call, "uri").unwrap_or("");
+            let uri = param(call, "uri").unwrap_or("").to_string();
+            data.insert("uri".into(), json!({"fullUri": uri}));
+            store(state, "pull", call, &data);
             envelope(
                 "SUCCESS",
                 &format!("Stream {uri} enqueued for pulling"),
                 Value::Object(data),
             )
         }
+        // Like EMS, a second push or record of the same thing is accepted: it makes a
+        // second config, and EMS would push or record twice.
         "pushstream" => {
             let local = param(call, "localStreamName").unwrap_or("").to_string();
             let uri = param(call, "uri").unwrap_or("").to_string();
             let target = param(call, "targetStreamName")
                 .unwrap_or(&local)
                 .to_string();
-            if !state
-                .pushed
-                .insert((local.clone(), uri.clone(), target.clone()))
-            {
-                return envelope_fail(&format!("Stream name {target} already taken"));
-            }
             let config_id = take_config_id(state);
             let mut data = echo(call);
             data.insert("configId".into(), json!(config_id));
             data.insert("operationType".into(), json!(2));
+            data.insert("localStreamName".into(), json!(local));
+            data.insert("targetStreamName".into(), json!(target));
+            data.insert("targetUri".into(), json!({"fullUri": uri}));
+            store(state, "push", call, &data);
             envelope(
                 "SUCCESS",
                 &format!("Local stream {local} enqueued for pushing to {uri} as {target}"),
@@ -581,7 +620,34 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
             let mut data = echo(call);
             data.insert("configId".into(), json!(config_id));
             data.insert("operationType".into(), json!(7));
+            let path = param(call, "pathToFile").unwrap_or("").to_string();
+            let kind = param(call, "type").unwrap_or("mp4").to_string();
+            data.insert("pathToFile".into(), json!(path));
+            data.insert("computedPathToFile".into(), json!(format!("{path}.{kind}")));
+            store(state, "record", call, &data);
             envelope("SUCCESS", "Recording Stream", Value::Object(data))
+        }
+        "listconfig" => {
+            let mut list = Map::new();
+            for section in [
+                "pull", "push", "record", "hls", "hds", "mss", "dash", "process", "webrtc",
+            ] {
+                let entries = state
+                    .configs
+                    .iter()
+                    .filter(|c| c.section == section && c.keep_alive)
+                    .map(|c| {
+                        let mut entry = c.config.clone();
+                        entry.insert(
+                            "status".into(),
+                            json!({"current": {"code": 0, "description": "Connecting"}}),
+                        );
+                        Value::Object(entry)
+                    })
+                    .collect();
+                list.insert(section.into(), Value::Array(entries));
+            }
+            envelope("SUCCESS", "Run-time configuration", Value::Object(list))
         }
         "settimer" => {
             let Some(value) = param(call, "value") else {
@@ -623,6 +689,9 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
                 && let Some(name) = param(call, "localStreamName")
             {
                 state.pulled.remove(name);
+                state
+                    .configs
+                    .retain(|c| c.config.get("localStreamName") != Some(&json!(name)));
             }
             envelope("SUCCESS", "Stream closed", json!({}))
         }
@@ -641,6 +710,30 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
         ),
         _ => envelope("SUCCESS", "Command executed", Value::Null),
     }
+}
+
+/// Keeps a config; `keepAlive` is read as EMS reads booleans (`atoi(value) != 0`) and
+/// defaults to 1.
+fn store(state: &mut State, section: &'static str, call: &RecordedCall, data: &Map<String, Value>) {
+    let keep_alive = param(call, "keepAlive").is_none_or(ems_bool);
+    let mut config = data.clone();
+    config.insert("keepAlive".into(), json!(keep_alive));
+    state.configs.push(StoredConfig {
+        section,
+        keep_alive,
+        config,
+    });
+}
+
+/// C's `atoi(value) != 0`: leading blanks, a sign, digits; anything else ends it (`true` is
+/// false).
+fn ems_bool(value: &str) -> bool {
+    let v = value.trim_start();
+    v.strip_prefix(['-', '+'])
+        .unwrap_or(v)
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .any(|b| b != b'0')
 }
 
 fn take_config_id(state: &mut State) -> u64 {
