@@ -515,7 +515,10 @@ fn dead_letters(config_path: &Path, state_dir: Option<PathBuf>, retry: bool) -> 
             failed += 1;
             continue;
         };
-        match policy.run(|_| executor.execute(&planned), std::thread::sleep) {
+        // A dead letter was sent before and may have reached EMS (a lost answer): every
+        // attempt here is a re-send, so a record or push already configured is not made twice.
+        let attempt = |n: u32| executor.execute_attempt(&planned, n.saturating_add(1));
+        match policy.run(attempt, std::thread::sleep) {
             Ok(_) | Err(Failure::Missing(_)) => succeeded += 1,
             Err(e) => {
                 log::error!("still failing: {planned}: {e}");

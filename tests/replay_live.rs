@@ -947,6 +947,39 @@ fn ems_hanging_past_the_request_timeout_is_retried_and_a_keepalive_0_push_is_sen
 }
 
 #[test]
+fn a_dead_lettered_record_that_ems_carried_out_is_not_recorded_twice_by_dead_letters_retry() {
+    let ems = FakeEms::start();
+    // EMS configures the recording, but its answer never comes: with one attempt allowed the
+    // record is dead-lettered although EMS holds it.
+    ems.hang_next(1, Duration::from_secs(8));
+    let setup = Setup::new(&ems.base_url())
+        .recorder()
+        .service("request_timeout_secs", json!(1))
+        .retry(1);
+    let log = setup.dir.path().join("events_20261129_101500.txt");
+    let line = r#"{"_logEntry":"00001","id":1,"payload":{"name":"studio","type":"INR","uniqueId":7},"processId":1,"timestamp":1795947300,"type":"inStreamCreated"},"#;
+    std::fs::write(&log, format!("{line}\n")).expect("write the log");
+    let config = setup.write();
+    let run = replay(&config, &[utf8(&log)]);
+
+    run.assert_exit(1);
+    assert_eq!(setup.dead_letters().len(), 1, "{}", run.stderr);
+    assert_eq!(setup.dead_letters()[0]["action"]["command"], "record");
+    assert_eq!(ems.configs("record").len(), 1, "EMS acted on the lost call");
+
+    let retry = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
+    retry.assert_exit(0);
+    assert_eq!(ems.configs("record").len(), 1, "recorded once, not twice");
+    assert_eq!(
+        ems.calls_for("record").len(),
+        1,
+        "the record was not sent again"
+    );
+    assert_eq!(ems.calls_for("listConfig").len(), 1);
+    assert!(setup.dead_letters().is_empty(), "{}", retry.stderr);
+}
+
+#[test]
 fn ems_fail_already_taken_is_done_not_a_dead_letter() {
     let ems = FakeEms::start();
     ems.answer_fail_next("pushStream", "Stream name studio already taken");
