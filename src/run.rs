@@ -104,6 +104,10 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
     }
 
     let loaded = checkpoint::load(&options.state_dir);
+    // A checkpoint, even a torn one, means an earlier run may have acted on lines past it.
+    let resuming = loaded.problem.is_some()
+        || !loaded.positions.is_empty()
+        || options.state_dir.join(checkpoint::CHECKPOINT_FILE).exists();
     let start = if let Some(problem) = &loaded.problem {
         log::warn!("{problem}; starting from the beginning of the newest log file");
         Start::FromBeginningOfNewest
@@ -172,6 +176,11 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
         stop: &stop,
         counters: ReadCounters::default(),
         parsed: Vec::new(),
+        resend_below: if resuming {
+            tailer.sizes().into_iter().collect()
+        } else {
+            HashMap::new()
+        },
     };
     let mut checkpointer = Checkpointer::new(&options.state_dir, Duration::from_secs(1));
     let started = Instant::now();
@@ -266,6 +275,11 @@ struct Reader<'a> {
     stop: &'a AtomicBool,
     counters: ReadCounters,
     parsed: Vec<Parsed>,
+    /// After a restart, per file, the size it had when this process started: lines below it
+    /// may have been acted on by the run before (one that crashed, or stopped with actions
+    /// unfinished), so their actions go out as re-sends (EMS is asked first whether a record
+    /// or push is configured already).
+    resend_below: HashMap<FileId, u64>,
 }
 
 impl Reader<'_> {
@@ -370,6 +384,10 @@ impl Reader<'_> {
                         log::warn!("{path}:{line}: refused: {refusal}");
                     }
                     let tokens = self.marks.line(file, line, offset, end, actions.len());
+                    let resend = self
+                        .resend_below
+                        .get(&file)
+                        .is_some_and(|&before| offset < before);
                     let source = Source {
                         file: path.clone(),
                         line,
@@ -377,7 +395,7 @@ impl Reader<'_> {
                     for (action, token) in actions.into_iter().zip(tokens) {
                         if self
                             .pool
-                            .submit_tagged(action, source.clone(), token, Some(self.stop))
+                            .submit_tagged(action, source.clone(), token, resend, Some(self.stop))
                             .is_none()
                         {
                             // Stopping: the rest of this line runs again after the restart.

@@ -38,6 +38,16 @@ pub struct Job {
     pub tag: u64,
     /// Attempts made so far.
     pub attempts: u32,
+    /// Sent before, perhaps, by an earlier run of emstail (its line is read again after a
+    /// restart): the executor treats every attempt as a re-send, as it does a retry.
+    pub resend: bool,
+}
+
+impl Job {
+    /// The attempt number the executor is told: a re-send's first attempt counts as a second.
+    pub fn sending(&self) -> u32 {
+        self.attempts.saturating_add(u32::from(self.resend))
+    }
 }
 
 /// How a job ended.
@@ -141,17 +151,19 @@ impl Pool {
     /// Queues an action; blocks while the pool holds `capacity` unfinished jobs.
     /// Returns the job's sequence number.
     pub fn submit(&self, action: PlannedAction, source: Source) -> u64 {
-        self.submit_tagged(action, source, 0, None)
+        self.submit_tagged(action, source, 0, false, None)
             .expect("without a stop flag, submit always queues")
     }
 
-    /// [`Pool::submit`] with a tag for the reports; gives up (returning `None`, nothing
-    /// queued) when `stop` is set while it waits for room.
+    /// [`Pool::submit`] with a tag for the reports, and `resend` for an action an earlier run
+    /// may have carried out already (see [`Job::resend`]); gives up (returning `None`,
+    /// nothing queued) when `stop` is set while it waits for room.
     pub fn submit_tagged(
         &self,
         action: PlannedAction,
         source: Source,
         tag: u64,
+        resend: bool,
         stop: Option<&AtomicBool>,
     ) -> Option<u64> {
         let mut state = self.shared.lock();
@@ -176,6 +188,7 @@ impl Pool {
             source,
             tag,
             attempts: 0,
+            resend,
         };
         let lane = state
             .lanes
@@ -301,7 +314,7 @@ fn worker(shared: &Shared) {
         let job = job.clone();
         drop(state);
 
-        let result = shared.executor.execute_attempt(&job.action, job.attempts);
+        let result = shared.executor.execute_attempt(&job.action, job.sending());
         let outcome = match result {
             Ok(done) => Ok(Outcome::Done(done)),
             Err(Failure::Missing(m)) => Ok(Outcome::Skipped(m)),
@@ -570,6 +583,30 @@ mod tests {
         p.close();
         assert_eq!(*attempts.0.lock().unwrap(), [1, 2, 3, 1, 2, 3]);
         assert_eq!(out.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_resent_job_is_a_re_send_from_its_first_attempt_but_gets_all_its_attempts() {
+        let attempts = Arc::new(Attempts::default());
+        let out = Arc::new(Outcomes::default());
+        let p = Pool::new(
+            PoolConfig {
+                workers: 1,
+                capacity: 10,
+                max_attempts: 5,
+            },
+            attempts.clone(),
+            out.clone(),
+            Box::new(|_| Duration::from_millis(1)),
+        );
+        p.submit_tagged(action("a", "record"), src(1), 0, true, None);
+        p.close();
+        // Told 2, 3: the first attempt of this process is already a re-send.
+        assert_eq!(*attempts.0.lock().unwrap(), [2, 3]);
+        assert_eq!(
+            out.0.lock().unwrap().clone(),
+            [("record".to_string(), Outcome::Done(Done::Ok), 2)]
+        );
     }
 
     #[test]

@@ -226,6 +226,15 @@ impl Tailer {
         }
     }
 
+    /// Every identified file and its size as last seen (at start-up: what it held before
+    /// this process came).
+    pub fn sizes(&self) -> Vec<(FileId, u64)> {
+        self.files
+            .iter()
+            .filter_map(|t| Some((t.id?, t.size)))
+            .collect()
+    }
+
     /// Every identified file: identity, path, offset read up to (end of the last complete
     /// line), lines before it. Fed back as [`FilePosition`]s on restart.
     pub fn positions(&self) -> Vec<(FileId, PathBuf, u64, u64)> {
