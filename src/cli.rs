@@ -332,10 +332,12 @@ fn dry_run(config: &Config, files: &[PathBuf], options: &Options, json: bool) ->
     0
 }
 
-/// The executor, the pool and the dead-letter file for carrying actions out.
+/// The executor, the pool and the dead-letter file for carrying a replay's actions out.
+/// Backfill may cover what the daemon, or an earlier replay, already did: records and pushes
+/// EMS already holds are not configured a second time.
 fn start_pool(config: &Config, state_dir: &Path) -> Result<(Pool, Arc<LiveReport>), i32> {
     let executor = match Executor::new(config) {
-        Ok(e) => e,
+        Ok(e) => e.skipping_configured(),
         Err(e) => {
             eprintln!("emstail: {}: {e}", config.path.display());
             return Err(EXIT_USAGE);

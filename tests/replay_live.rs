@@ -7,6 +7,8 @@
 
 mod support;
 
+use emstail::action::Params;
+use emstail::exec::ems::EmsClient;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
@@ -348,8 +350,8 @@ fn received(fake: &FakeEms) -> Vec<Call> {
     calls
 }
 
-/// [`received`] without the `listConfig` calls: a retried `record` asks it first whether an
-/// earlier attempt took effect after all.
+/// [`received`] without the `listConfig` calls: replay asks it once before its first record,
+/// and a retried `record` asks it whether an earlier attempt took effect after all.
 fn received_actions(fake: &FakeEms) -> Vec<Call> {
     let mut calls = received(fake);
     calls.retain(|(command, _)| command != "listConfig");
@@ -675,12 +677,51 @@ fn stream_recorder_records_every_live_stream_and_arms_the_timer_of_the_current_r
     let run = replay(&setup.write(), &["fixtures/logs"]);
 
     run.assert_exit(0);
-    assert_eq!(received(&ems), recorder_calls());
+    assert_eq!(received_actions(&ems), recorder_calls());
+    // Asked once, before the first record: a stream EMS records already is not recorded again.
+    assert_eq!(ems.calls_for("listConfig").len(), 1);
     let timers = ems.armed_timers();
     assert_eq!(timers.len(), 1, "{timers:?}");
     assert_eq!(timers[0]["_uniqueId"], "15");
     assert_eq!(timers[0]["value"], "3600");
     assert!(setup.dead_letters().is_empty());
+}
+
+#[test]
+fn backfill_does_not_record_again_a_stream_ems_records_already() {
+    let ems = FakeEms::start();
+    // The daemon recorded `studio` before this backfill; EMS holds its keepAlive config, and
+    // a second `record` would make EMS write it twice.
+    let seed = Params::new()
+        .with("localStreamName", "studio")
+        .with("pathToFile", "/var/evostreamms/media/studio")
+        .with("type", "mp4")
+        .with_bool("overwrite", false)
+        .with_bool("keepAlive", true);
+    EmsClient::default()
+        .execute(&ems.target(), "record", &seed)
+        .expect("the fake takes the seed");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let run = replay(&setup.write(), &["fixtures/logs"]);
+
+    run.assert_exit(0);
+    let records = ems.calls_for("record");
+    assert_eq!(
+        records
+            .iter()
+            .filter(|c| c.param("localStreamName") == Some("studio"))
+            .count(),
+        1,
+        "studio: the seed only"
+    );
+    assert_eq!(records.len(), RECORDED.len(), "every other stream once");
+    assert_eq!(ems.configs("record").len(), RECORDED.len());
+    assert_eq!(run.carried().already_done, 1);
+    assert!(
+        run.stderr.contains("configured before this run started"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -896,14 +937,29 @@ fn ems_answering_500_then_success_is_retried() {
     run.assert_exit(0);
     let got = received_actions(&ems);
     assert_eq!(distinct(&got), recorder_calls());
+    // The two failed requests: a failed action is sent again, once; a failed listConfig
+    // (replay asks it before its first record) holds its record back until it is answered.
+    let failed: Vec<String> = ems
+        .calls()
+        .iter()
+        .take(2)
+        .map(|c| c.command.clone())
+        .collect();
+    let resent = failed.iter().filter(|c| *c != "listConfig").count();
     assert_eq!(
         got.len(),
-        recorder_calls().len() + 2,
-        "two calls sent twice"
+        recorder_calls().len() + resent,
+        "each failed call sent again, once: {failed:?}"
     );
     assert!(
-        ems.calls_for("listConfig").len() <= 2,
-        "asked on retries only"
+        // Replay's own question until it is answered (at most the two failed requests and
+        // the one that succeeds), then one before each retried record.
+        ems.calls_for("listConfig").len() <= 5,
+        "asked for the replay until answered, then on retries only: {:?}",
+        ems.calls()
+            .iter()
+            .map(|c| c.command.clone())
+            .collect::<Vec<_>>()
     );
     assert_eq!(run.carried().retries, 2);
     assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
@@ -951,7 +1007,7 @@ fn a_dead_lettered_record_that_ems_carried_out_is_not_recorded_twice_by_dead_let
     let ems = FakeEms::start();
     // EMS configures the recording, but its answer never comes: with one attempt allowed the
     // record is dead-lettered although EMS holds it.
-    ems.hang_next(1, Duration::from_secs(8));
+    ems.hang_next_of("record", Duration::from_secs(8));
     let setup = Setup::new(&ems.base_url())
         .recorder()
         .service("request_timeout_secs", json!(1))
@@ -967,6 +1023,7 @@ fn a_dead_lettered_record_that_ems_carried_out_is_not_recorded_twice_by_dead_let
     assert_eq!(setup.dead_letters()[0]["action"]["command"], "record");
     assert_eq!(ems.configs("record").len(), 1, "EMS acted on the lost call");
 
+    let asked = ems.calls_for("listConfig").len();
     let retry = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
     retry.assert_exit(0);
     assert_eq!(ems.configs("record").len(), 1, "recorded once, not twice");
@@ -975,7 +1032,7 @@ fn a_dead_lettered_record_that_ems_carried_out_is_not_recorded_twice_by_dead_let
         1,
         "the record was not sent again"
     );
-    assert_eq!(ems.calls_for("listConfig").len(), 1);
+    assert_eq!(ems.calls_for("listConfig").len(), asked + 1);
     assert!(setup.dead_letters().is_empty(), "{}", retry.stderr);
 }
 
@@ -1042,7 +1099,7 @@ fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_t
         run.stderr
     );
     // Nothing else lost: every EMS call went out.
-    assert_eq!(received(&ems), recorder_calls());
+    assert_eq!(received_actions(&ems), recorder_calls());
     assert!(s3.list(&bucket).is_empty());
 
     let file = std::fs::read_to_string(setup.dead_letter_path()).expect("dead letters written");
@@ -1120,7 +1177,7 @@ fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_t
     );
     assert_bucket(&s3, &bucket, &webroot(), &hls_objects());
     assert_eq!(
-        received(&ems),
+        received_actions(&ems),
         recorder_calls(),
         "dead letters re-run uploads only"
     );
@@ -1221,7 +1278,7 @@ fn s3_down_then_up_mid_replay_retries_until_every_object_is_there() {
     let carried = run.carried();
     assert!(carried.retries > 0, "{carried:?}");
     assert_eq!(carried.failed, 0);
-    assert_eq!(received(&ems), recorder_calls());
+    assert_eq!(received_actions(&ems), recorder_calls());
     assert!(setup.dead_letters().is_empty());
 }
 

@@ -64,6 +64,13 @@ impl Executor {
         Ok(Executor { ems, uploads })
     }
 
+    /// For backfill: a `record` or keepAlive `pushStream` EMS held before the first one went
+    /// out is not sent again (see [`EmsClient::skipping_configured`]).
+    pub fn skipping_configured(mut self) -> Executor {
+        self.ems = self.ems.skipping_configured();
+        self
+    }
+
     fn upload(&self, plugin: &str) -> Result<&Upload, Failure> {
         self.uploads.get(plugin).ok_or_else(|| {
             Failure::Permanent(format!("{plugin} is not enabled in this configuration"))

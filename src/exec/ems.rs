@@ -7,7 +7,9 @@ use crate::action::{ApiTarget, Params};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Larger answers (a `listConfig` of a very busy server) are refused rather than buffered.
@@ -43,12 +45,20 @@ pub struct EmsResponse {
     pub data: Value,
 }
 
-/// Sends EMS API commands. Cheap to clone; clones share nothing mutable.
+/// Sends EMS API commands. Cheap to clone; clones share the [`EmsClient::skipping_configured`]
+/// answers, nothing else.
 #[derive(Clone)]
 pub struct EmsClient {
     agent: ureq::Agent,
     config: EmsClientConfig,
+    /// Per API base URL, the `listConfig` answer EMS gave the first time a `record` or
+    /// `pushStream` was about to go there (`None`: it could not be had). Only with
+    /// [`EmsClient::skipping_configured`].
+    configured_before: Option<Arc<Mutex<ListConfigAnswers>>>,
 }
+
+/// `listConfig` answers by API base URL; `None` where it could not be had.
+type ListConfigAnswers = HashMap<String, Option<Arc<Value>>>;
 
 impl fmt::Debug for EmsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -130,7 +140,21 @@ impl EmsClient {
             ureq::unversioned::transport::DefaultConnector::default(),
             LiteralFirst::default(),
         );
-        EmsClient { agent, config }
+        EmsClient {
+            agent,
+            config,
+            configured_before: None,
+        }
+    }
+
+    /// A client for backfill: before its first `record` or `pushStream` to an EMS it asks
+    /// `listConfig` once, and a `record` or keepAlive `pushStream` that EMS already holds
+    /// (the daemon, or an earlier replay, configured it) is done without being sent — EMS
+    /// would take it a second time and record or push the stream twice. One answer per EMS
+    /// serves the whole replay, so the check costs one call, not one per action.
+    pub fn skipping_configured(mut self) -> Self {
+        self.configured_before = Some(Arc::default());
+        self
     }
 
     pub fn config(&self) -> EmsClientConfig {
@@ -201,13 +225,19 @@ impl EmsClient {
                 "timer for _uniqueId {unique_id} already armed (id {timer_id})"
             )));
         }
-        if retry
-            && let Some(wanted) = Wanted::of(command, params)
-            && let Some(config_id) = self.configured(target, command, &wanted)?
-        {
-            return Ok(Done::AlreadyDone(format!(
-                "{command} of {wanted} already configured (configId {config_id})"
-            )));
+        if let Some(wanted) = Wanted::of(command, params) {
+            if retry && let Some(config_id) = self.configured(target, command, &wanted)? {
+                return Ok(Done::AlreadyDone(format!(
+                    "{command} of {wanted} already configured (configId {config_id})"
+                )));
+            }
+            if let Some(before) = self.configured_before(target)?
+                && let Some(config_id) = find_config(&before, &wanted)
+            {
+                return Ok(Done::AlreadyDone(format!(
+                    "{command} of {wanted} configured before this run started (configId {config_id})"
+                )));
+            }
         }
         match self.request(target, command, params)? {
             Answer::Success(_) => Ok(Done::Ok),
@@ -226,6 +256,41 @@ impl EmsClient {
             }
             Answer::Fail(description) => Err(fail(target, command, &description)),
         }
+    }
+
+    /// With [`EmsClient::skipping_configured`], EMS's `listConfig` answer from before the
+    /// first `record` or `pushStream` to `target`, asked once. A retryable failure fails the
+    /// attempt (it is asked again on the retry); a permanent one is logged and no check is
+    /// made for this EMS.
+    fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<Value>>, Failure> {
+        let Some(answers) = &self.configured_before else {
+            return Ok(None);
+        };
+        // Held while asking: the first record and push to an EMS wait for one answer rather
+        // than each asking.
+        let mut answers = answers
+            .lock()
+            .expect("the listConfig answers lock is never poisoned: nothing panics holding it");
+        if let Some(answer) = answers.get(&target.base) {
+            return Ok(answer.clone());
+        }
+        let answer = match self.call(target, "listConfig", &Params::new()) {
+            Ok(list) => Some(Arc::new(list.data)),
+            Err(Failure::Retryable(m)) => {
+                return Err(Failure::Retryable(format!(
+                    "{m} (asked to avoid configuring a stream EMS already records or pushes)"
+                )));
+            }
+            Err(other) => {
+                log::warn!(
+                    "cannot tell which records and pushes {target} holds already ({other}); \
+                     sending them all"
+                );
+                None
+            }
+        };
+        answers.insert(target.base.clone(), answer.clone());
+        Ok(answer)
     }
 
     /// The configId of the listed config that `wanted` describes, if EMS has one.

@@ -66,6 +66,8 @@ struct State {
     fail_next: VecDeque<(String, String)>,
     hangs_left: u32,
     hang_for: Duration,
+    /// Commands (lowercase) whose next request hangs, and for how long.
+    command_hangs: Vec<(String, Duration)>,
     delay: Duration,
     /// The expected `user:pass`.
     basic_auth: Option<String>,
@@ -132,6 +134,7 @@ impl FakeEms {
                 fail_next: VecDeque::new(),
                 hangs_left: 0,
                 hang_for: Duration::ZERO,
+                command_hangs: Vec::new(),
                 delay: Duration::ZERO,
                 basic_auth: None,
                 pulled: BTreeSet::new(),
@@ -234,6 +237,15 @@ impl FakeEms {
         let mut state = self.shared.lock();
         state.hangs_left = n;
         state.hang_for = duration.min(MAX_SLEEP);
+    }
+
+    /// [`FakeEms::hang_next`] for the next request of `command` only (other requests are
+    /// answered as usual).
+    pub fn hang_next_of(&self, command: &str, duration: Duration) {
+        self.shared
+            .lock()
+            .command_hangs
+            .push((command.to_ascii_lowercase(), duration.min(MAX_SLEEP)));
     }
 
     /// Every answer waits `delay` (at most 60 s) first.
@@ -383,6 +395,13 @@ fn handle(shared: &Shared, request: tiny_http::Request) {
         if state.hangs_left > 0 {
             state.hangs_left -= 1;
             wait = wait.max(state.hang_for);
+        }
+        if let Some(i) = state
+            .command_hangs
+            .iter()
+            .position(|(c, _)| c.eq_ignore_ascii_case(&command))
+        {
+            wait = wait.max(state.command_hangs.remove(i).1);
         }
         let reply = if state
             .basic_auth
