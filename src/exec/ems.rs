@@ -568,18 +568,11 @@ fn config_matches(entry: &Value, wanted: &Wanted<'_>) -> bool {
     match wanted {
         Wanted::Record { path, .. } => {
             let path = path.trim();
-            let stored = get_ignore_case(entry, "pathToFile").and_then(scalar_text);
-            let computed = get_ignore_case(entry, "computedPathToFile").and_then(scalar_text);
-            stored.is_some_and(|s| s == path)
-                || computed.is_some_and(|c| {
-                    // `<pathToFile>.<type>`: the extension EMS adds, nothing else.
-                    c == path
-                        || c.strip_prefix(path)
-                            .and_then(|rest| rest.strip_prefix('.'))
-                            .is_some_and(|ext| {
-                                !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_alphanumeric())
-                            })
-                })
+            ["pathToFile", "computedPathToFile"].iter().any(|key| {
+                get_ignore_case(entry, key)
+                    .and_then(scalar_text)
+                    .is_some_and(|stored| same_recording(&stored, path))
+            })
         }
         Wanted::Push {
             uri, target_stream, ..
@@ -596,6 +589,36 @@ fn config_matches(entry: &Value, wanted: &Wanted<'_>) -> bool {
             uri_matches && stored_target.is_some_and(|t| t == target_stream.trim())
         }
     }
+}
+
+/// Whether EMS's stored path (`pathToFile` or `computedPathToFile`) is the recording asked for
+/// as `path`. EMS adds to what it was given: the type's extension (`cam1` → `cam1.mp4`) and,
+/// in the computed path, a piece number (`cam1_0001.mp4`); the sample of a real EMS in
+/// ems-reference.md shows both. Only those additions are taken as the same recording.
+fn same_recording(stored: &str, path: &str) -> bool {
+    let without_extension = |p: &str| -> String {
+        match p.rsplit_once('.') {
+            Some((stem, ext))
+                if !ext.is_empty()
+                    && ext.len() <= 4
+                    && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+                    && !stem.ends_with('/') =>
+            {
+                stem.to_string()
+            }
+            _ => p.to_string(),
+        }
+    };
+    let stored = without_extension(stored);
+    let path = without_extension(path);
+    if stored == path {
+        return true;
+    }
+    // `<path>_<digits>`: the piece number of a computed path.
+    stored
+        .strip_prefix(path.as_str())
+        .and_then(|rest| rest.strip_prefix('_'))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A member of a JSON object, its name compared case-insensitively (an exact match first).
@@ -925,9 +948,24 @@ mod tests {
             {"localStreamName": "cam1", "computedPathToFile": "/media/cam1.mp4", "configId": 9}
         ]});
         assert_eq!(find_config(&computed, &wanted), Some("9".to_string()));
+        // As a real EMS shows it: the extension added to pathToFile, a piece number to the
+        // computed path.
+        let as_ems_shows_it = json!({"record": [{
+            "localStreamName": "cam1", "pathToFile": "/media/cam1.mp4",
+            "computedPathToFile": "/media/cam1_0001.mp4", "configId": 11
+        }]});
+        assert_eq!(
+            find_config(&as_ems_shows_it, &wanted),
+            Some("11".to_string())
+        );
+        let numbered_only = json!({"record": [
+            {"localStreamName": "cam1", "computedPathToFile": "/media/cam1_0042.mp4", "configId": 12}
+        ]});
+        assert_eq!(find_config(&numbered_only, &wanted), Some("12".to_string()));
         let longer = json!({"record": [
             {"localStreamName": "cam1", "computedPathToFile": "/media/cam10.mp4", "configId": 9},
-            {"localStreamName": "cam1", "computedPathToFile": "/media/cam1/x.mp4", "configId": 8}
+            {"localStreamName": "cam1", "computedPathToFile": "/media/cam1/x.mp4", "configId": 8},
+            {"localStreamName": "cam1", "pathToFile": "/media/cam1_backup.mp4", "configId": 7}
         ]});
         assert_eq!(find_config(&longer, &wanted), None);
         // Another command's section does not count, nor does a missing or odd list.
