@@ -11,30 +11,18 @@ mod support;
 
 use emstail::source::checkpoint;
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use support::fake_ems::{FakeEms, RecordedCall};
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use support::scenario::{self, append, ems_file, ms, rename, truncate};
 
 /// `outStreamCreated` unique ids are this plus the stream number.
 const OUT_ID_BASE: u64 = 1_000_000;
 /// How long any one expectation may take.
 const WAIT: Duration = Duration::from_secs(20);
-
-fn append(path: &Path, bytes: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("test log opens for appending");
-    f.write_all(bytes).expect("test log takes the write");
-}
 
 /// The log lines the tests write and the calls they expect, in per-stream order.
 #[derive(Default)]
@@ -210,8 +198,25 @@ impl Harness {
         }
     }
 
+    /// A harness with `pairs` stream pairs in the log and emstail following it from the
+    /// start, once every call they ask for has arrived.
+    fn caught_up(pairs: u64) -> (Harness, Daemon) {
+        let mut h = Harness::new(4);
+        let log = h.log();
+        h.write_pairs(&log, pairs);
+        let d = h.start(&log, &["--from-start"]);
+        h.wait_expected();
+        (h, d)
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Appends `count` new stream pairs to `path` (→ their calls are expected).
+    fn write_pairs(&mut self, path: &Path, count: u64) {
+        let bytes = self.events.pairs(count);
+        append(path, &bytes);
     }
 
     fn log(&self) -> PathBuf {
@@ -280,14 +285,30 @@ impl Harness {
         }
     }
 
+    /// Waits until every call the log asks for so far has arrived at least once.
+    fn wait_expected(&self) -> Vec<String> {
+        self.wait_all(&self.events.expected)
+    }
+
+    /// Waits for every call in `expected`, gives duplicates a moment to show, and stops
+    /// emstail with SIGTERM, which must end it with exit status 0.
+    fn stop_when_done(&self, daemon: Daemon, expected: &[String], context: &str) {
+        self.wait_all(expected);
+        std::thread::sleep(ms(300));
+        daemon.stop(context);
+    }
+
     /// Waits for every expected call, gives duplicates a moment to show, stops emstail
     /// with SIGTERM, and checks each call arrived exactly once, in order per stream.
     fn finish_exactly_once(&self, daemon: Daemon, context: &str) {
-        self.wait_all(&self.events.expected);
-        std::thread::sleep(ms(300));
-        let status = daemon.term();
-        assert!(status.success(), "{context}: emstail exited with {status}");
+        self.stop_when_done(daemon, &self.events.expected, context);
         assert_exactly_once(&self.got(), &self.events.expected, context);
+    }
+
+    /// Starts emstail again on `log` from its checkpoint, then as [`Self::finish_exactly_once`].
+    fn restart_and_finish(&self, log: &Path, context: &str) {
+        let d = self.start(log, &[]);
+        self.finish_exactly_once(d, context);
     }
 
     fn status_json(&self) -> serde_json::Value {
@@ -368,6 +389,27 @@ impl Daemon {
         status
     }
 
+    /// SIGTERM once it is ready; it must exit with status 0.
+    fn stop(self, context: &str) {
+        let status = self.term();
+        assert!(status.success(), "{context}: emstail exited with {status}");
+    }
+
+    /// The exit status, which must come within `limit`.
+    fn exit_within(mut self, limit: Duration) -> ExitStatus {
+        let status = self
+            .wait_exit(limit)
+            .unwrap_or_else(|| panic!("emstail exits within {limit:?}"));
+        self.child = None;
+        status
+    }
+
+    /// SIGTERM at once (not waiting for the first status), then as [`Self::exit_within`].
+    fn term_now(self, limit: Duration) -> ExitStatus {
+        self.signal("TERM");
+        self.exit_within(limit)
+    }
+
     /// SIGKILL and reap.
     fn kill(mut self) {
         let mut child = self.child.take().expect("child present");
@@ -398,18 +440,15 @@ fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn rename_and_create_rotation() {
-    let mut h = Harness::new(4);
+    let (mut h, d) = Harness::caught_up(20);
     let log = h.log();
-    append(&log, &h.events.pairs(20));
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
     // Lines just before the rename, late ones through the writer's old descriptor, then the
     // new file.
-    append(&log, &h.events.pairs(5));
+    h.write_pairs(&log, 5);
     let mut writer = OpenOptions::new().append(true).open(&log).expect("writer");
-    std::fs::rename(&log, h.path("events.txt.1")).expect("rename");
+    rename(&log, &h.path("events.txt.1"));
     writer.write_all(&h.events.pairs(3)).expect("late write");
-    append(&log, &h.events.pairs(10));
+    h.write_pairs(&log, 10);
     h.finish_exactly_once(d, "rename+create");
 }
 
@@ -417,13 +456,13 @@ fn rename_and_create_rotation() {
 fn two_rotations_between_scans() {
     // Timestamped EMS files, polled rarely: both new files appear in one scan.
     let mut h = Harness::new(4);
-    let name = |t: &str| h.path(&format!("events_20260301_{t}.txt"));
-    let (f1, f2, f3) = (name("100000"), name("110000"), name("120000"));
-    append(&f1, &h.events.pairs(5));
+    let name = |t: u32| ems_file(h.dir.path(), t);
+    let (f1, f2, f3) = (name(100_000), name(110_000), name(120_000));
+    h.write_pairs(&f1, 5);
     let glob = h.path("events_*.txt");
     let d = h.start_with(&glob, &["--from-start", "--poll"], 400);
-    h.wait_all(&h.events.expected);
-    append(&f1, &h.events.pairs(2));
+    h.wait_expected();
+    h.write_pairs(&f1, 2);
     let newest = h.events.pairs(5);
     let middle = h.events.pairs(5);
     // Created newest first: the names decide the order of reading (the calls of different
@@ -435,84 +474,62 @@ fn two_rotations_between_scans() {
     // logrotate style: app.log → app.log.1 → app.log.2 between two polls.
     let mut h = Harness::new(4);
     let log = h.path("app.log");
-    append(&log, &h.events.pairs(5));
+    h.write_pairs(&log, 5);
     let glob = h.path("app.log*");
     let d = h.start_with(&glob, &["--from-start", "--poll"], 400);
-    h.wait_all(&h.events.expected);
-    append(&log, &h.events.pairs(2));
-    std::fs::rename(&log, h.path("app.log.1")).expect("rename");
-    append(&log, &h.events.pairs(3));
+    h.wait_expected();
+    h.write_pairs(&log, 2);
+    rename(&log, &h.path("app.log.1"));
+    h.write_pairs(&log, 3);
     std::thread::sleep(ms(15)); // distinct mtimes: the only order renamed files have
-    std::fs::rename(h.path("app.log.1"), h.path("app.log.2")).expect("rename");
-    std::fs::rename(&log, h.path("app.log.1")).expect("rename");
-    append(&log, &h.events.pairs(3));
+    rename(&h.path("app.log.1"), &h.path("app.log.2"));
+    rename(&log, &h.path("app.log.1"));
+    h.write_pairs(&log, 3);
     h.finish_exactly_once(d, "two renames between scans");
-}
-
-fn truncate(path: &Path) {
-    File::options()
-        .write(true)
-        .open(path)
-        .and_then(|f| f.set_len(0))
-        .expect("truncate");
 }
 
 #[test]
 fn copytruncate() {
-    let mut h = Harness::new(4);
+    let (mut h, d) = Harness::caught_up(10);
     let log = h.log();
-    append(&log, &h.events.pairs(10));
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
-    std::fs::copy(&log, h.path("events.txt.1")).expect("copy");
-    truncate(&log);
+    scenario::copytruncate(&log, &h.path("events.txt.1"));
     // Longer than before, so the size alone does not show the truncation.
-    append(&log, &h.events.pairs(20));
+    h.write_pairs(&log, 20);
     h.finish_exactly_once(d, "copytruncate");
 }
 
 #[test]
 fn truncate_while_running() {
-    let mut h = Harness::new(4);
+    let (mut h, d) = Harness::caught_up(10);
     let log = h.log();
-    append(&log, &h.events.pairs(10));
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
     truncate(&log);
-    append(&log, &h.events.pairs(3));
-    h.wait_all(&h.events.expected);
+    h.write_pairs(&log, 3);
+    h.wait_expected();
     truncate(&log);
-    append(&log, &h.events.pairs(15));
+    h.write_pairs(&log, 15);
     h.finish_exactly_once(d, "truncate while running");
 }
 
 #[test]
 fn truncate_while_stopped() {
     for (case, rewrite) in [("shorter", 3), ("longer", 25)] {
-        let mut h = Harness::new(4);
+        let (mut h, d) = Harness::caught_up(10);
         let log = h.log();
-        append(&log, &h.events.pairs(10));
-        let d = h.start(&log, &["--from-start"]);
-        h.wait_all(&h.events.expected);
-        assert!(d.term().success());
+        d.stop(case);
         std::fs::write(&log, h.events.pairs(rewrite)).expect("rewrite");
-        let d = h.start(&log, &[]);
-        h.finish_exactly_once(d, &format!("truncated while stopped, {case}"));
+        h.restart_and_finish(&log, &format!("truncated while stopped, {case}"));
     }
 }
 
 #[test]
 fn delete_while_open() {
-    let mut h = Harness::new(4);
+    let (mut h, d) = Harness::caught_up(5);
     let log = h.log();
-    append(&log, &h.events.pairs(5));
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
-    append(&log, &h.events.pairs(5));
+    h.write_pairs(&log, 5);
     std::fs::remove_file(&log).expect("delete");
-    h.wait_all(&h.events.expected);
+    h.wait_expected();
     // A new file under the same name is read from its start.
-    append(&log, &h.events.pairs(3));
+    h.write_pairs(&log, 3);
     h.finish_exactly_once(d, "delete while open");
 }
 
@@ -520,7 +537,7 @@ fn delete_while_open() {
 fn partial_last_line_survives_a_restart() {
     let mut h = Harness::new(4);
     let log = h.log();
-    append(&log, &h.events.pairs(3));
+    h.write_pairs(&log, 3);
     let line = h.events.pairs(1);
     let (head, rest) = line.split_at(40);
     append(&log, head);
@@ -531,19 +548,15 @@ fn partial_last_line_survives_a_restart() {
         missing(&h.got(), &h.events.expected).len() == 2,
         "a partial line waits"
     );
-    assert!(d.term().success());
+    d.stop("partial line, first run");
     append(&log, rest);
-    let d = h.start(&log, &[]);
-    h.finish_exactly_once(d, "partial last line across a restart");
+    h.restart_and_finish(&log, "partial last line across a restart");
 }
 
 #[test]
 fn line_split_across_writes_and_crlf() {
-    let mut h = Harness::new(4);
+    let (mut h, d) = Harness::caught_up(2);
     let log = h.log();
-    append(&log, &h.events.pairs(2));
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
     // Every line ends in CRLF, and each is written in pieces, the last split between CR and LF.
     let crlf: Vec<u8> = String::from_utf8(h.events.pairs(3))
         .expect("generated lines are text")
@@ -563,11 +576,8 @@ fn line_split_across_writes_and_crlf() {
 
 #[test]
 fn line_over_the_length_cap_is_skipped_keeping_framing() {
-    let mut h = Harness::new(4);
+    let (mut h, d) = Harness::caught_up(2);
     let log = h.log();
-    append(&log, &h.events.pairs(2));
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
     // Over the 1 MiB cap, arriving in pieces over several reads.
     let huge = format!(
         r#"{{"id":9,"payload":{{"name":"huge","pad":"{}"}},"type":"inStreamCreated"}},"#,
@@ -577,7 +587,7 @@ fn line_over_the_length_cap_is_skipped_keeping_framing() {
         append(&log, piece);
         std::thread::sleep(ms(30));
     }
-    append(&log, &h.events.pairs(3));
+    h.write_pairs(&log, 3);
     h.finish_exactly_once(d, "line over the cap");
     assert!(
         h.stderr_text().contains("over the cap"),
@@ -591,13 +601,13 @@ fn line_over_the_length_cap_is_skipped_keeping_framing() {
 fn non_utf8_bytes() {
     let mut h = Harness::new(4);
     let log = h.log();
-    append(&log, &h.events.pairs(2));
+    h.write_pairs(&log, 2);
     append(&log, b"\xff\xfe not text \x80\n");
     append(
         &log,
         b"{\"id\":5,\"payload\":{\"name\":\"bad\xff\"},\"type\":\"inStreamCreated\"},\n",
     );
-    append(&log, &h.events.pairs(2));
+    h.write_pairs(&log, 2);
     let d = h.start(&log, &["--from-start"]);
     // The event with a bad byte in a string is still acted on (read leniently, U+FFFD).
     h.events.expected.push("record:bad\u{FFFD}".to_string());
@@ -616,7 +626,7 @@ fn a_file_that_appears_later() {
     // No --from-start: a file that did not exist at start is still read from its start.
     let d = h.start(&log, &[]);
     std::thread::sleep(ms(300));
-    append(&log, &h.events.pairs(5));
+    h.write_pairs(&log, 5);
     h.finish_exactly_once(d, "file appears later");
 }
 
@@ -624,12 +634,10 @@ fn a_file_that_appears_later() {
 fn a_file_that_appears_while_stopped_after_a_run_that_saw_none() {
     let mut h = Harness::new(4);
     let log = h.log();
-    let d = h.start(&log, &[]);
-    assert!(d.term().success());
+    h.start(&log, &[]).stop("a run that saw no file");
     // Written while emstail is down: a restart catches up on it, as on any file it missed.
-    append(&log, &h.events.pairs(3));
-    let d = h.start(&log, &[]);
-    h.finish_exactly_once(d, "file appears while stopped");
+    h.write_pairs(&log, 3);
+    h.restart_and_finish(&log, "file appears while stopped");
 }
 
 #[test]
@@ -639,9 +647,9 @@ fn a_directory_that_appears_later() {
     let d = h.start(&logs.join("events_*.txt"), &[]);
     std::thread::sleep(ms(300));
     std::fs::create_dir(&logs).expect("mkdir");
-    append(&logs.join("events_20260101_000000.txt"), &h.events.pairs(4));
-    h.wait_all(&h.events.expected);
-    append(&logs.join("events_20260101_010000.txt"), &h.events.pairs(4));
+    h.write_pairs(&logs.join("events_20260101_000000.txt"), 4);
+    h.wait_expected();
+    h.write_pairs(&logs.join("events_20260101_010000.txt"), 4);
     h.finish_exactly_once(d, "directory appears later");
 }
 
@@ -651,38 +659,29 @@ fn restart_mid_file_is_exactly_once() {
     let mut h = Harness::new(2);
     h.ems.set_delay(ms(10));
     let log = h.log();
-    append(&log, &h.events.pairs(150));
+    h.write_pairs(&log, 150);
     let d = h.start(&log, &["--from-start"]);
     wait_until("40 calls", WAIT, || h.ems.calls().len() >= 40);
     // Calls arrive, so the signal handlers are in place; `term()` would wait for the first
     // status, which comes only once the reader has caught up.
-    let mut d = d;
-    d.signal("TERM");
-    let status = d
-        .wait_exit(Duration::from_secs(15))
-        .expect("exits after SIGTERM");
-    d.child = None;
+    let status = d.term_now(Duration::from_secs(15));
     assert!(status.success(), "SIGTERM exit: {status}");
     let done = missing(&h.got(), &h.events.expected).len();
     assert!(
         done > 0,
         "stopped mid-file: {done} calls left for the restart"
     );
-    append(&log, &h.events.pairs(20));
+    h.write_pairs(&log, 20);
     h.ems.set_delay(Duration::ZERO);
-    let d = h.start(&log, &[]);
-    h.finish_exactly_once(d, "restart mid-file");
+    h.restart_and_finish(&log, "restart mid-file");
 }
 
 #[test]
 fn torn_or_empty_checkpoint_is_reported_and_nothing_is_lost() {
     for (case, damage) in [("torn", true), ("empty", false)] {
-        let mut h = Harness::new(4);
+        let (mut h, d) = Harness::caught_up(10);
         let log = h.log();
-        append(&log, &h.events.pairs(10));
-        let d = h.start(&log, &["--from-start"]);
-        h.wait_all(&h.events.expected);
-        assert!(d.term().success());
+        d.stop(case);
         let file = h.state.join(checkpoint::CHECKPOINT_FILE);
         let saved = std::fs::read(&file).expect("a checkpoint was written at shutdown");
         let broken = if damage {
@@ -691,11 +690,9 @@ fn torn_or_empty_checkpoint_is_reported_and_nothing_is_lost() {
             &[][..]
         };
         std::fs::write(&file, broken).expect("damage the checkpoint");
-        append(&log, &h.events.pairs(5));
+        h.write_pairs(&log, 5);
         let d = h.start(&log, &[]);
-        let got = h.wait_all(&h.events.expected);
-        std::thread::sleep(ms(300));
-        assert!(d.term().success());
+        h.stop_when_done(d, &h.events.expected, case);
         let stderr = h.stderr_text();
         assert!(
             stderr.contains("checkpoint file") && stderr.contains("beginning of the newest"),
@@ -703,6 +700,7 @@ fn torn_or_empty_checkpoint_is_reported_and_nothing_is_lost() {
             tail(&stderr)
         );
         // Re-done from the start of the file (the newest): at most once more each.
+        let got = h.got();
         let c = counts(&got);
         assert!(c.values().all(|n| *n <= 2), "{case}: {c:?}");
         assert_stream_order(&got, &h.events.expected, case);
@@ -716,17 +714,16 @@ fn inode_reuse_with_the_same_first_line() {
     let header = br#"{"id":0,"payload":{"PID":1,"banner":"EMS"},"processId":1,"timestamp":1,"type":"serverStarted"},"#;
     append(&log, header);
     append(&log, b"\n");
-    append(&log, &h.events.pairs(5));
+    h.write_pairs(&log, 5);
     let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
-    assert!(d.term().success());
+    h.wait_expected();
+    d.stop("first run");
     std::fs::remove_file(&log).expect("delete");
     // Same first line, other and longer content: likely the same inode too.
     append(&log, header);
     append(&log, b"\n");
-    append(&log, &h.events.pairs(15));
-    let d = h.start(&log, &[]);
-    h.finish_exactly_once(d, "inode reuse with the same first line");
+    h.write_pairs(&log, 15);
+    h.restart_and_finish(&log, "inode reuse with the same first line");
 }
 
 #[test]
@@ -737,7 +734,7 @@ fn burst_of_100k_lines() {
     let log = h.log();
     append(&log, &h.events.ins(1));
     let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
+    h.wait_expected();
     let started = Instant::now();
     let mut burst = Vec::new();
     for n in 0..100_000u64 {
@@ -768,9 +765,7 @@ fn burst_of_100k_lines() {
         "100k-line burst: {total} record calls in {took:.2?} ({:.0}/s)",
         total as f64 / took.as_secs_f64()
     );
-    std::thread::sleep(ms(300));
-    assert!(d.term().success());
-    assert_exactly_once(&h.got(), &h.events.expected, "100k burst");
+    h.finish_exactly_once(d, "100k burst");
     let s = h.status_json();
     assert_eq!(s["lines"], 100_001, "every line read once");
     assert_eq!(s["events"], 100_001);
@@ -782,27 +777,7 @@ mod model {
 
     use super::*;
     use proptest::prelude::*;
-
-    #[derive(Debug, Clone)]
-    enum Op {
-        Append(u8),
-        AppendPartial,
-        Rotate,
-        Truncate(u8),
-        Delete,
-        Restart,
-    }
-
-    fn op() -> impl Strategy<Value = Op> {
-        prop_oneof![
-            4 => (1u8..6).prop_map(Op::Append),
-            1 => Just(Op::AppendPartial),
-            2 => Just(Op::Rotate),
-            1 => (1u8..4).prop_map(Op::Truncate),
-            1 => Just(Op::Delete),
-            2 => Just(Op::Restart),
-        ]
-    }
+    use support::scenario::{OpMix, WriterOp as Op, writer_op};
 
     struct World {
         h: Harness,
@@ -813,8 +788,7 @@ mod model {
 
     impl World {
         fn path(&self) -> PathBuf {
-            self.h
-                .path(&format!("events_20260301_{:06}.txt", 100_000 + self.file))
+            ems_file(self.h.dir.path(), 100_000 + self.file)
         }
 
         fn finish_partial(&mut self) {
@@ -824,7 +798,7 @@ mod model {
         }
 
         fn caught_up(&self) {
-            self.h.wait_all(&self.h.events.expected);
+            self.h.wait_expected();
         }
     }
 
@@ -840,8 +814,8 @@ mod model {
             match op {
                 Op::Append(n) => {
                     w.finish_partial();
-                    let bytes = w.h.events.pairs(u64::from(*n));
-                    append(&w.path(), &bytes);
+                    let path = w.path();
+                    w.h.write_pairs(&path, u64::from(*n));
                 }
                 Op::AppendPartial => {
                     if w.partial.is_none() {
@@ -859,7 +833,7 @@ mod model {
                     w.finish_partial();
                     w.caught_up();
                     let bytes = w.h.events.pairs(u64::from(*n));
-                    std::fs::write(w.path(), b"").expect("truncate");
+                    truncate(&w.path());
                     append(&w.path(), &bytes);
                     w.caught_up();
                 }
@@ -874,6 +848,7 @@ mod model {
                     prop_assert!(status.success(), "SIGTERM exit: {}", status);
                     d = w.h.start(&glob, &[]);
                 }
+                Op::Sync => w.caught_up(),
             }
         }
         w.finish_partial();
@@ -890,7 +865,12 @@ mod model {
         })]
         #[test]
         fn random_writer_actions_and_restarts_match_the_model(
-            ops in proptest::collection::vec(op(), 1..10),
+            ops in proptest::collection::vec(writer_op(&OpMix {
+                append_below: 6,
+                truncate_below: 4,
+                partial_weight: 1,
+                sync_weight: 0,
+            }), 1..10),
         ) {
             run(&ops)?;
         }
@@ -942,10 +922,7 @@ fn sigkill_at_random_moments_loses_nothing_and_redoes_only_the_unsaved_window() 
             let mut written = 0u64;
             let deadline = Instant::now() + Duration::from_secs(60);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
-                let file = dir.join(format!(
-                    "events_20260301_{:06}.txt",
-                    100_000 + written / 1000
-                ));
+                let file = ems_file(&dir, 100_000 + (written / 1000) as u32);
                 append(&file, &events.ins(5));
                 written += 5;
                 std::thread::sleep(ms(10));
@@ -964,9 +941,7 @@ fn sigkill_at_random_moments_loses_nothing_and_redoes_only_the_unsaved_window() 
     }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let expected = writer.join().expect("writer thread");
-    h.wait_all(&expected);
-    std::thread::sleep(ms(300));
-    assert!(d.term().success());
+    h.stop_when_done(d, &expected, "after the kills");
 
     let calls = h.ems.calls();
     let mut arrivals: BTreeMap<String, Vec<Instant>> = BTreeMap::new();
@@ -1023,16 +998,13 @@ fn retrying(status: &str) -> Option<u64> {
 
 #[test]
 fn ems_down_for_30_seconds_then_back_loses_nothing() {
-    let mut h = Harness::new(4);
+    let (mut h, d) = Harness::caught_up(5);
     let log = h.log();
-    append(&log, &h.events.pairs(5));
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_all(&h.events.expected);
     let port = h.ems.addr().port();
     let mut before = h.ems.calls();
     h.ems.shutdown();
     let down = Instant::now();
-    append(&log, &h.events.pairs(10));
+    h.write_pairs(&log, 10);
     let mut seen = None;
     while down.elapsed() < Duration::from_secs(20) {
         let status = status_output(&h);
@@ -1052,9 +1024,8 @@ fn ems_down_for_30_seconds_then_back_loses_nothing() {
     let rest = Duration::from_secs(30).saturating_sub(down.elapsed());
     std::thread::sleep(rest);
     h.ems = FakeEms::start_on(port);
-    let after = h.wait_all(&h.events.expected[10..]);
-    std::thread::sleep(ms(300));
-    assert!(d.term().success());
+    h.stop_when_done(d, &h.events.expected[10..], "EMS outage");
+    let after = h.got();
     before.extend(h.ems.calls());
     assert_exactly_once(&keys(&before), &h.events.expected, "EMS outage");
     assert!(after.len() >= 20, "the outage's calls arrived after it");
@@ -1069,24 +1040,19 @@ fn sigterm_drains_writes_the_checkpoint_and_exits_0() {
     let mut h = Harness::new(4);
     h.ems.set_delay(ms(300));
     let log = h.log();
-    append(&log, &h.events.pairs(8));
-    let mut d = h.start(&log, &["--from-start"]);
+    h.write_pairs(&log, 8);
+    let d = h.start(&log, &["--from-start"]);
     wait_until("calls in flight", WAIT, || h.ems.calls().len() >= 4);
     let asked = Instant::now();
-    d.signal("TERM");
-    let status = d
-        .wait_exit(Duration::from_secs(10))
-        .expect("exits within 10 s");
-    d.child = None;
+    let status = d.term_now(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0));
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(8), "drained in {took:?}");
     assert!(h.state.join(checkpoint::CHECKPOINT_FILE).exists());
     // What was drained is in the checkpoint: a restart does none of it again.
     h.ems.set_delay(Duration::ZERO);
-    append(&log, &h.events.pairs(2));
-    let d = h.start(&log, &[]);
-    h.finish_exactly_once(d, "after a SIGTERM drain");
+    h.write_pairs(&log, 2);
+    h.restart_and_finish(&log, "after a SIGTERM drain");
 }
 
 #[test]
@@ -1094,16 +1060,14 @@ fn a_second_sigterm_exits_at_once_leaving_state_whole() {
     let mut h = Harness::new(4);
     h.ems.set_delay(Duration::from_secs(10));
     let log = h.log();
-    append(&log, &h.events.pairs(4));
+    h.write_pairs(&log, 4);
     let mut d = h.start(&log, &["--from-start"]);
     wait_until("a call in flight", WAIT, || !h.ems.calls().is_empty());
     d.signal("TERM");
     std::thread::sleep(ms(300));
     assert!(d.running(), "still draining the hanging call");
     let asked = Instant::now();
-    d.signal("TERM");
-    let status = d.wait_exit(Duration::from_secs(5)).expect("exits");
-    d.child = None;
+    let status = d.term_now(Duration::from_secs(5));
     assert!(
         asked.elapsed() < Duration::from_secs(1),
         "exited in {:?}",
@@ -1121,9 +1085,7 @@ fn a_second_sigterm_exits_at_once_leaving_state_whole() {
     // Nothing is lost: the unfinished work runs after the restart.
     h.ems.set_delay(Duration::ZERO);
     let d = h.start(&log, &[]);
-    h.wait_all(&h.events.expected);
-    std::thread::sleep(ms(300));
-    assert!(d.term().success());
+    h.stop_when_done(d, &h.events.expected, "after the interrupted drain");
 }
 
 /// Prometheus text format: HELP/TYPE comments, then `name{labels} value` samples of declared
@@ -1168,10 +1130,10 @@ fn metrics_file_is_prometheus_text_with_matching_counters() {
     let log = h.log();
     let metrics = h.path("emstail.prom");
     let metrics_arg = metrics.to_string_lossy().into_owned();
-    append(&log, &h.events.pairs(5));
+    h.write_pairs(&log, 5);
     append(&log, b"not an event\n");
     let d = h.start(&log, &["--from-start", "--metrics-file", &metrics_arg]);
-    h.wait_all(&h.events.expected);
+    h.wait_expected();
     wait_until("the metrics file", WAIT, || metrics.exists());
     parse_prometheus(&std::fs::read_to_string(&metrics).expect("metrics readable"));
     h.finish_exactly_once(d, "metrics");
@@ -1205,11 +1167,8 @@ fn a_second_instance_on_the_same_state_dir_is_refused_naming_the_pid() {
         h.state.join("status.json").exists()
     });
     let before = h.stderr_text().len();
-    let mut second = h.start(&log, &[]);
-    let status = second
-        .wait_exit(Duration::from_secs(10))
-        .expect("the second instance gives up at once");
-    second.child = None;
+    // The second instance gives up at once.
+    let status = h.start(&log, &[]).exit_within(Duration::from_secs(10));
     let stderr = h.stderr_text()[before..].to_string();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
@@ -1218,5 +1177,5 @@ fn a_second_instance_on_the_same_state_dir_is_refused_naming_the_pid() {
     );
     let status = status_output(&h);
     assert!(status.contains(&format!("pid {}", first.pid())), "{status}");
-    assert!(first.term().success());
+    first.stop("the first instance");
 }

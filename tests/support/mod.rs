@@ -3,3 +3,4 @@
 
 pub mod fake_ems;
 pub mod s3;
+pub mod scenario;
