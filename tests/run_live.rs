@@ -677,6 +677,56 @@ fn restart_mid_file_is_exactly_once() {
 }
 
 #[test]
+fn a_record_in_flight_at_sigkill_is_not_configured_twice_after_the_restart() {
+    let mut h = Harness::new(2);
+    // EMS configures the first recording but its answer never comes before the kill: the
+    // checkpoint stays before that line, and the restart reads all three lines again.
+    h.ems.hang_next_of("record", Duration::from_secs(20));
+    let log = h.log();
+    let bytes = h.events.ins(3);
+    append(&log, &bytes);
+    let d = h.start(&log, &["--from-start"]);
+    wait_until("three records", WAIT, || {
+        h.ems.calls_for("record").len() >= 3
+    });
+    wait_until("a checkpoint", WAIT, || {
+        h.state.join(checkpoint::CHECKPOINT_FILE).exists()
+    });
+    d.kill();
+    assert_eq!(h.ems.configs("record").len(), 3);
+
+    let d = h.start(&log, &[]);
+    wait_until("the three lines settled again", WAIT, || {
+        d.ready() && h.status_json()["actions_already_done"].as_u64() >= Some(3)
+    });
+    // A stream that came after the restart is a first send: no question asked.
+    let more = h.events.ins(1);
+    append(&log, &more);
+    wait_until("the new record", WAIT, || {
+        h.ems.calls_for("record").len() >= 4
+    });
+    d.stop("after the restart");
+    let mut recorded: Vec<String> = h
+        .ems
+        .calls_for("record")
+        .iter()
+        .filter_map(|c| c.param("localStreamName").map(str::to_string))
+        .collect();
+    recorded.sort();
+    assert_eq!(
+        recorded,
+        ["s1", "s2", "s3", "s4"],
+        "each stream recorded once"
+    );
+    assert_eq!(h.ems.configs("record").len(), 4);
+    assert_eq!(
+        h.ems.calls_for("listConfig").len(),
+        3,
+        "asked for the three lines read again only"
+    );
+}
+
+#[test]
 fn torn_or_empty_checkpoint_is_reported_and_nothing_is_lost() {
     for (case, damage) in [("torn", true), ("empty", false)] {
         let (mut h, d) = Harness::caught_up(10);
