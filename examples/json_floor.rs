@@ -1,15 +1,15 @@
 //! Baseline for the replay benchmark: how fast serde_json alone reads every line of an EMS JSON
 //! log into the fields the plugins look at (`type`, `payload.name`, `payload.file`, borrowed
-//! where no escape forces a copy), on every core, doing nothing else — no engine, no output.
-//! Any replay that reads each event with serde_json is bounded by this rate.
+//! where no escape forces a copy), the file already in memory, doing nothing else — no engine,
+//! no output. It runs on one thread and on every core and counts the faster. Any replay that
+//! reads each event with serde_json is bounded by this rate.
 //!
 //!   cargo run --release --example json_floor -- bench/data/events_20261129_101500.txt
 //!
-//! Prints lines, seconds and MB/s.
+//! Prints seconds and MB/s of each run, then `best: SECONDS s`.
 
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::io::Read;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -59,25 +59,16 @@ fn parse_all(data: &[u8]) -> (u64, u64, u64) {
     (lines, bad, sum)
 }
 
-fn main() -> ExitCode {
-    let Some(path) = std::env::args().nth(1) else {
-        eprintln!("usage: json_floor FILE");
-        return ExitCode::from(2);
-    };
+/// Parses `data` on `threads` threads, each a piece cut after a newline; the seconds taken.
+fn timed(data: &[u8], threads: usize) -> (f64, u64, u64) {
     let started = Instant::now();
-    let mut data = Vec::new();
-    if let Err(e) = std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut data)) {
-        eprintln!("json_floor: {path}: {e}");
-        return ExitCode::FAILURE;
-    }
-    // One piece per core, cut after a newline.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut pieces = Vec::with_capacity(threads);
     let mut from = 0;
     for i in 1..=threads {
         let mut to = data.len() * i / threads;
         if i < threads {
-            to = memchr::memchr(b'\n', &data[to..]).map_or(data.len(), |j| to + j + 1);
+            to = memchr::memchr(b'\n', &data[to.max(from)..])
+                .map_or(data.len(), |j| to.max(from) + j + 1);
         }
         pieces.push(&data[from..to.max(from)]);
         from = to.max(from);
@@ -95,10 +86,38 @@ fn main() -> ExitCode {
             sum += s;
         }
     });
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{lines} lines ({bad} not parsed, checksum {sum}) in {secs:.3} s on {threads} threads: {:.1} MB/s",
-        data.len() as f64 / secs / 1e6
-    );
+    std::hint::black_box(sum);
+    (started.elapsed().as_secs_f64(), lines, bad)
+}
+
+fn main() -> ExitCode {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: json_floor FILE");
+        return ExitCode::from(2);
+    };
+    // Read first, untimed: the floor is the parsing alone, which only flatters it.
+    let data = match std::fs::read(&path) {
+        Ok(data) => data,
+        Err(e) => {
+            eprintln!("json_floor: {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // One thread and every core: on a small VM the second core may not help (allocation in
+    // two threads at once can cost more than it gains), so the faster one is the floor.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut best: Option<(f64, usize)> = None;
+    for threads in [1, cores] {
+        let (secs, lines, bad) = timed(&data, threads);
+        println!(
+            "{threads} thread(s): {lines} lines ({bad} not parsed) in {secs:.3} s: {:.1} MB/s",
+            data.len() as f64 / secs / 1e6
+        );
+        if best.is_none_or(|(b, _)| secs < b) {
+            best = Some((secs, threads));
+        }
+    }
+    let (secs, threads) = best.expect("at least one run");
+    println!("best: {secs:.3} s ({threads} thread(s))");
     ExitCode::SUCCESS
 }
