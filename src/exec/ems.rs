@@ -58,7 +58,179 @@ pub struct EmsClient {
 }
 
 /// `listConfig` answers by API base URL; `None` where it could not be had.
-type ListConfigAnswers = HashMap<String, Option<Arc<Value>>>;
+type ListConfigAnswers = HashMap<String, Option<Arc<Known>>>;
+
+/// The records and pushes of one `listConfig` answer, each as the [`identities`] it can be
+/// found under, with its configId: a lookup is a hash away however many configs EMS holds,
+/// and an entry costs a few dozen bytes.
+#[derive(Debug, Default)]
+struct Known {
+    configs: HashMap<u64, Box<str>>,
+}
+
+/// The keys of a config entry that tell which record or push it is.
+const IDENTIFYING_KEYS: [&str; 7] = [
+    "localStreamName",
+    "pathToFile",
+    "computedPathToFile",
+    "targetUri",
+    "uri",
+    "targetStreamName",
+    "configId",
+];
+
+impl<'de> serde::Deserialize<'de> for Known {
+    /// Reads `data` of a `listConfig` answer, keeping the identifying keys of the `record` and
+    /// `push` entries and skipping everything else without building it.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Known, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        struct Lists;
+        impl<'de> Visitor<'de> for Lists {
+            type Value = Known;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("listConfig data")
+            }
+            // EMS answers null rather than {} on some versions when nothing is configured.
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Known, E> {
+                Ok(Known::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Known, A::Error> {
+                let mut known = Known::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let section = ["record", "push"]
+                        .into_iter()
+                        .find(|s| key.eq_ignore_ascii_case(s));
+                    match section {
+                        Some(section) => map.next_value_seed(Section {
+                            known: &mut known,
+                            section,
+                        })?,
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(known)
+            }
+        }
+
+        /// A `record` or `push` list, each entry added to `known` as it is read, so that the
+        /// list is never held whole.
+        struct Section<'k> {
+            known: &'k mut Known,
+            section: &'static str,
+        }
+        impl<'de> serde::de::DeserializeSeed<'de> for Section<'_> {
+            type Value = ();
+            fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+        impl<'de> Visitor<'de> for Section<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of configs")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+                while let Some(entry) = seq.next_element::<Slim>()? {
+                    self.known.add(self.section, entry.0);
+                }
+                Ok(())
+            }
+            // Anything but a list (null, an object, a scalar) lists nothing.
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(())
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<(), E> {
+                Ok(())
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<(), E> {
+                Ok(())
+            }
+        }
+
+        /// One config entry, its identifying keys only.
+        struct Slim(serde_json::Map<String, Value>);
+        impl<'de> serde::Deserialize<'de> for Slim {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Slim, D::Error> {
+                struct Entry;
+                impl<'de> Visitor<'de> for Entry {
+                    type Value = Slim;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("a config entry")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slim, A::Error> {
+                        let mut kept = serde_json::Map::new();
+                        while let Some(key) = map.next_key::<String>()? {
+                            match IDENTIFYING_KEYS
+                                .iter()
+                                .find(|k| key.eq_ignore_ascii_case(k))
+                            {
+                                Some(k) => {
+                                    kept.insert(k.to_string(), map.next_value()?);
+                                }
+                                None => {
+                                    map.next_value::<IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(Slim(kept))
+                    }
+                    // Anything but an object is no config: kept as nothing.
+                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Slim, A::Error> {
+                        while seq.next_element::<IgnoredAny>()?.is_some() {}
+                        Ok(Slim(serde_json::Map::new()))
+                    }
+                }
+                d.deserialize_any(Entry)
+            }
+        }
+
+        d.deserialize_any(Lists)
+    }
+}
+
+impl Known {
+    fn add(&mut self, section: &'static str, entry: serde_json::Map<String, Value>) {
+        let entry = Value::Object(entry);
+        let config_id: Box<str> = get_ignore_case(&entry, "configId")
+            .and_then(scalar_text)
+            .unwrap_or_else(|| "unknown".to_string())
+            .into();
+        for identity in identities(&entry, section) {
+            self.configs
+                .entry(identity)
+                .or_insert_with(|| config_id.clone());
+        }
+    }
+
+    /// [`Known`] of an answer already read whole, as the deserializer would build it.
+    #[cfg(test)]
+    fn from_answer(list: &Value) -> Known {
+        serde_json::from_value(list.clone()).expect("listConfig data of the tests reads")
+    }
+
+    /// The configId of the config `wanted` describes, if the answer held it.
+    fn find(&self, wanted: &Wanted<'_>) -> Option<String> {
+        self.configs
+            .get(&wanted.identity())
+            .map(|id| id.to_string())
+    }
+}
 
 impl fmt::Debug for EmsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -232,7 +404,7 @@ impl EmsClient {
                 )));
             }
             if let Some(before) = self.configured_before(target)?
-                && let Some(config_id) = find_config(&before, &wanted)
+                && let Some(config_id) = before.find(&wanted)
             {
                 return Ok(Done::AlreadyDone(format!(
                     "{command} of {wanted} configured before this run started (configId {config_id})"
@@ -262,7 +434,7 @@ impl EmsClient {
     /// first `record` or `pushStream` to `target`, asked once. A retryable failure fails the
     /// attempt (it is asked again on the retry); a permanent one is logged and no check is
     /// made for this EMS.
-    fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<Value>>, Failure> {
+    fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<Known>>, Failure> {
         let Some(answers) = &self.configured_before else {
             return Ok(None);
         };
@@ -274,8 +446,8 @@ impl EmsClient {
         if let Some(answer) = answers.get(&target.base) {
             return Ok(answer.clone());
         }
-        let answer = match self.call(target, "listConfig", &Params::new()) {
-            Ok(list) => Some(Arc::new(list.data)),
+        let answer = match self.list_known(target) {
+            Ok(known) => Some(Arc::new(known)),
             Err(Failure::Retryable(m)) => {
                 return Err(Failure::Retryable(format!(
                     "{m} (asked to avoid configuring a stream EMS already records or pushes)"
@@ -300,8 +472,8 @@ impl EmsClient {
         command: &str,
         wanted: &Wanted<'_>,
     ) -> Result<Option<String>, Failure> {
-        match self.call(target, "listConfig", &Params::new()) {
-            Ok(list) => Ok(find_config(&list.data, wanted)),
+        match self.list_known(target) {
+            Ok(known) => Ok(known.find(wanted)),
             Err(Failure::Retryable(m)) => Err(Failure::Retryable(format!(
                 "{m} (asked before sending {command} again, so as not to configure it twice)"
             ))),
@@ -340,6 +512,82 @@ impl EmsClient {
         command: &str,
         params: &Params,
     ) -> Result<Answer, Failure> {
+        let (what, body) = self.fetch(target, command, params)?;
+        let envelope = parse_envelope(&body).map_err(|e| not_an_envelope(&what, &e, &body))?;
+        Ok(
+            if succeeded(&what, &envelope.status, &envelope.description)? {
+                Answer::Success(EmsResponse {
+                    description: envelope.description,
+                    data: envelope.data,
+                })
+            } else {
+                Answer::Fail(envelope.description)
+            },
+        )
+    }
+
+    /// `listConfig`, keeping of its answer only what [`Known`] needs: read straight from the
+    /// connection, neither the body nor the whole answer held, so that an EMS holding
+    /// thousands of configs costs no more memory than their names and paths.
+    fn list_known(&self, target: &ApiTarget) -> Result<Known, Failure> {
+        let (what, mut response) = self.send(target, "listConfig", &Params::new())?;
+        let status = response.status().as_u16();
+        if !(200..=299).contains(&status) {
+            let body = self.read_body(&what, &mut response)?;
+            return Err(status_failure(&what, status, &body));
+        }
+        let reader = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .reader();
+        let envelope: KnownEnvelope =
+            match serde_json::Deserializer::from_reader(std::io::BufReader::new(reader))
+                .into_iter()
+                .next()
+            {
+                Some(Ok(envelope)) => envelope,
+                // The connection failed, stalled or ran past the size cap mid-answer: judged
+                // as any transport error.
+                Some(Err(e)) if e.is_io() => {
+                    let error = ureq::Error::from(std::io::Error::from(e));
+                    return Err(transport_failure(&what, error, &self.config));
+                }
+                Some(Err(e)) => return Err(not_an_envelope(&what, &e.to_string(), b"")),
+                None => return Err(not_an_envelope(&what, "empty body", b"")),
+            };
+        let description = describe(envelope.description);
+        if succeeded(&what, &envelope.status, &description)? {
+            Ok(envelope.data.unwrap_or_default())
+        } else {
+            Err(fail(target, "listConfig", &description))
+        }
+    }
+
+    /// Sends one request; the body of a 2xx answer, or the failure the status means.
+    fn fetch(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+    ) -> Result<(String, Vec<u8>), Failure> {
+        let (what, mut response) = self.send(target, command, params)?;
+        let status = response.status().as_u16();
+        let body = self.read_body(&what, &mut response)?;
+        if (200..=299).contains(&status) {
+            Ok((what, body))
+        } else {
+            Err(status_failure(&what, status, &body))
+        }
+    }
+
+    /// Sends one request; what it was (for messages) and the answer, its body unread.
+    fn send(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+    ) -> Result<(String, http::Response<ureq::Body>), Failure> {
         let what = format!("{command} on {target}");
         let url = request_url(target, command, params)
             .map_err(|e| Failure::Permanent(format!("{what}: {e}")))?;
@@ -349,60 +597,60 @@ impl EmsClient {
         if let Some(authorization) = basic_authorization(target) {
             request = request.header("Authorization", authorization);
         }
-        let mut response = request
+        let response = request
             .call()
             .map_err(|e| transport_failure(&what, e, &self.config))?;
-        let status = response.status().as_u16();
-        let body = response
+        Ok((what, response))
+    }
+
+    fn read_body(
+        &self,
+        what: &str,
+        response: &mut http::Response<ureq::Body>,
+    ) -> Result<Vec<u8>, Failure> {
+        response
             .body_mut()
             .with_config()
             .limit(MAX_BODY_BYTES)
             .read_to_vec()
-            .map_err(|e| transport_failure(&what, e, &self.config))?;
-
-        match status {
-            200..=299 => {}
-            401 | 403 => {
-                return Err(Failure::Permanent(format!(
-                    "{what}: authentication failed (HTTP {status}); check the API proxy user and password"
-                )));
-            }
-            // Timeout and throttling answers say "try later", not "this request is wrong".
-            408 | 429 | 500..=599 => {
-                return Err(Failure::Retryable(format!(
-                    "{what}: HTTP {status}{}",
-                    quote_body(&body)
-                )));
-            }
-            _ => {
-                return Err(Failure::Permanent(format!(
-                    "{what}: HTTP {status}{}",
-                    quote_body(&body)
-                )));
-            }
-        }
-
-        let envelope = parse_envelope(&body).map_err(|e| {
-            Failure::Permanent(format!(
-                "{what}: answer is not an EMS API envelope ({e}){}",
-                quote_body(&body)
-            ))
-        })?;
-        if envelope.status.eq_ignore_ascii_case("SUCCESS") {
-            Ok(Answer::Success(EmsResponse {
-                description: envelope.description,
-                data: envelope.data,
-            }))
-        } else if envelope.status.eq_ignore_ascii_case("FAIL") {
-            Ok(Answer::Fail(envelope.description))
-        } else {
-            Err(Failure::Permanent(format!(
-                "{what}: unknown status {:?}: {}",
-                clip(&envelope.status),
-                clip(&envelope.description)
-            )))
-        }
+            .map_err(|e| transport_failure(what, e, &self.config))
     }
+}
+
+/// The failure a non-2xx HTTP status means.
+fn status_failure(what: &str, status: u16, body: &[u8]) -> Failure {
+    match status {
+        401 | 403 => Failure::Permanent(format!(
+            "{what}: authentication failed (HTTP {status}); check the API proxy user and password"
+        )),
+        // Timeout and throttling answers say "try later", not "this request is wrong".
+        408 | 429 | 500..=599 => {
+            Failure::Retryable(format!("{what}: HTTP {status}{}", quote_body(body)))
+        }
+        _ => Failure::Permanent(format!("{what}: HTTP {status}{}", quote_body(body))),
+    }
+}
+
+/// An envelope's status: true for SUCCESS, false for FAIL, an error for anything else.
+fn succeeded(what: &str, status: &str, description: &str) -> Result<bool, Failure> {
+    if status.eq_ignore_ascii_case("SUCCESS") {
+        Ok(true)
+    } else if status.eq_ignore_ascii_case("FAIL") {
+        Ok(false)
+    } else {
+        Err(Failure::Permanent(format!(
+            "{what}: unknown status {:?}: {}",
+            clip(status),
+            clip(description)
+        )))
+    }
+}
+
+fn not_an_envelope(what: &str, error: &str, body: &[u8]) -> Failure {
+    Failure::Permanent(format!(
+        "{what}: answer is not an EMS API envelope ({error}){}",
+        quote_body(body)
+    ))
 }
 
 /// `<base><command>` plus `?params=<standard base64>` when there are params. The base64 goes
@@ -523,6 +771,16 @@ impl<'a> Wanted<'a> {
     }
 }
 
+impl Wanted<'_> {
+    /// The `listConfig` list such a config is in.
+    fn section(&self) -> &'static str {
+        match self {
+            Wanted::Record { .. } => "record",
+            Wanted::Push { .. } => "push",
+        }
+    }
+}
+
 impl fmt::Display for Wanted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -536,89 +794,97 @@ impl fmt::Display for Wanted<'_> {
     }
 }
 
-/// The configId of the entry of a `listConfig` answer that matches `wanted`. Tolerant of
-/// what EMS versions differ in: key case, strings or numbers, `targetUri` as an object with
-/// `fullUri` or as a plain string, `computedPathToFile` with the file type appended.
+/// The configId of the entry of a whole `listConfig` answer that `wanted` describes.
+#[cfg(test)]
 fn find_config(list: &Value, wanted: &Wanted<'_>) -> Option<String> {
-    let section = match wanted {
-        Wanted::Record { .. } => "record",
-        Wanted::Push { .. } => "push",
-    };
-    let Some(Value::Array(entries)) = get_ignore_case(list, section) else {
-        return None;
-    };
-    entries
-        .iter()
-        .find(|entry| config_matches(entry, wanted))
-        .map(|entry| {
-            get_ignore_case(entry, "configId")
-                .and_then(scalar_text)
-                .unwrap_or_else(|| "unknown".to_string())
-        })
+    Known::from_answer(list).find(wanted)
 }
 
-fn config_matches(entry: &Value, wanted: &Wanted<'_>) -> bool {
-    let stored_stream = get_ignore_case(entry, "localStreamName");
-    let stream = match wanted {
-        Wanted::Record { stream, .. } | Wanted::Push { stream, .. } => stream,
-    };
-    if !stored_stream.is_some_and(|s| loose_eq(s, stream)) {
-        return false;
-    }
-    match wanted {
-        Wanted::Record { path, .. } => {
-            let path = path.trim();
-            ["pathToFile", "computedPathToFile"].iter().any(|key| {
-                get_ignore_case(entry, key)
-                    .and_then(scalar_text)
-                    .is_some_and(|stored| same_recording(&stored, path))
-            })
-        }
-        Wanted::Push {
-            uri, target_stream, ..
-        } => {
-            let uri_matches = ["targetUri", "uri"].iter().any(|key| {
-                get_ignore_case(entry, key)
-                    .and_then(uri_text)
-                    .is_some_and(|stored| same_uri(&stored, uri))
-            });
-            let stored_target = get_ignore_case(entry, "targetStreamName")
-                .and_then(scalar_text)
-                .filter(|t| !t.is_empty())
-                .or_else(|| stored_stream.and_then(scalar_text));
-            uri_matches && stored_target.is_some_and(|t| t == target_stream.trim())
-        }
-    }
+/// What a config is, as one number: its list, its stream, where it records or pushes to, and
+/// a push's target stream name. Two 64-bit values meet by chance about once in 10^19 pairs.
+fn identity(section: &str, stream: &str, place: &str, target: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    (section, stream, place, target).hash(&mut hasher);
+    hasher.finish()
 }
 
-/// Whether EMS's stored path (`pathToFile` or `computedPathToFile`) is the recording asked for
-/// as `path`. EMS adds to what it was given: the type's extension (`cam1` → `cam1.mp4`) and,
-/// in the computed path, a piece number (`cam1_0001.mp4`); the sample of a real EMS in
-/// ems-reference.md shows both. Only those additions are taken as the same recording.
-fn same_recording(stored: &str, path: &str) -> bool {
-    let without_extension = |p: &str| -> String {
-        match p.rsplit_once('.') {
-            Some((stem, ext))
-                if !ext.is_empty()
-                    && ext.len() <= 4
-                    && ext.bytes().all(|b| b.is_ascii_alphanumeric())
-                    && !stem.ends_with('/') =>
-            {
-                stem.to_string()
+/// Every identity a listed `record` or `push` entry is found under, tolerant of what EMS
+/// versions differ in: key case, strings or numbers, `targetUri` as an object with `fullUri`
+/// or as a plain string. EMS adds to the path it was given: the type's extension (`cam1` →
+/// `cam1.mp4`) and, in the computed path, a piece number (`cam1_0001.mp4`); the sample of a
+/// real EMS in ems-reference.md shows both, so a path is taken without them.
+fn identities(entry: &Value, section: &str) -> Vec<u64> {
+    let text = |key: &str| get_ignore_case(entry, key).and_then(scalar_text);
+    let Some(stream) = text("localStreamName") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    if section == "record" {
+        for key in ["pathToFile", "computedPathToFile"] {
+            let Some(path) = text(key) else { continue };
+            let path = without_extension(&path);
+            found.push(identity(section, &stream, path, ""));
+            if let Some(shorter) = without_piece_number(path) {
+                found.push(identity(section, &stream, shorter, ""));
             }
-            _ => p.to_string(),
         }
-    };
-    let stored = without_extension(stored);
-    let path = without_extension(path);
-    if stored == path {
-        return true;
+    } else {
+        let target = text("targetStreamName")
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| stream.clone());
+        for key in ["targetUri", "uri"] {
+            if let Some(uri) = get_ignore_case(entry, key).and_then(uri_text) {
+                found.push(identity(section, &stream, &normal_uri(&uri), &target));
+            }
+        }
     }
-    // `<path>_<digits>`: the piece number of a computed path.
-    stored
-        .strip_prefix(path.as_str())
-        .and_then(|rest| rest.strip_prefix('_'))
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    found
+}
+
+impl Wanted<'_> {
+    /// The identity a listed config of this record or push has (see [`identities`]).
+    fn identity(&self) -> u64 {
+        match self {
+            Wanted::Record { stream, path } => identity(
+                self.section(),
+                stream.trim(),
+                without_extension(path.trim()),
+                "",
+            ),
+            Wanted::Push {
+                stream,
+                uri,
+                target_stream,
+            } => identity(
+                self.section(),
+                stream.trim(),
+                &normal_uri(uri),
+                target_stream.trim(),
+            ),
+        }
+    }
+}
+
+/// A path without a file-type extension (`.mp4`, `.ts`, `.flv`: up to four letters or digits).
+fn without_extension(path: &str) -> &str {
+    match path.rsplit_once('.') {
+        Some((stem, ext))
+            if !ext.is_empty()
+                && ext.len() <= 4
+                && ext.bytes().all(|b| b.is_ascii_alphanumeric())
+                && !stem.ends_with('/') =>
+        {
+            stem
+        }
+        _ => path,
+    }
+}
+
+/// `cam1_0001` → `cam1`: a computed path's piece number taken off; `None` without one.
+fn without_piece_number(path: &str) -> Option<&str> {
+    let (stem, number) = path.rsplit_once('_')?;
+    (!number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())).then_some(stem)
 }
 
 /// A member of a JSON object, its name compared case-insensitively (an exact match first).
@@ -649,18 +915,17 @@ fn uri_text(value: &Value) -> Option<String> {
     }
 }
 
-/// Two URIs are the same target when they differ only in trailing `/` and in the case of
-/// scheme and host.
-fn same_uri(a: &str, b: &str) -> bool {
-    fn split(uri: &str) -> (String, &str) {
-        let uri = uri.trim().trim_end_matches('/');
-        let rest_at = uri.find("://").map_or(0, |i| {
-            let host_at = i + 3;
-            uri[host_at..].find('/').map_or(uri.len(), |j| host_at + j)
-        });
-        (uri[..rest_at].to_ascii_lowercase(), &uri[rest_at..])
-    }
-    split(a) == split(b)
+/// A target URI as compared: without trailing `/`, scheme and host in lower case (paths keep
+/// their case).
+fn normal_uri(uri: &str) -> String {
+    let uri = uri.trim().trim_end_matches('/');
+    let rest_at = uri.find("://").map_or(0, |i| {
+        let host_at = i + 3;
+        uri[host_at..].find('/').map_or(uri.len(), |j| host_at + j)
+    });
+    let mut normal = uri[..rest_at].to_ascii_lowercase();
+    normal.push_str(&uri[rest_at..]);
+    normal
 }
 
 /// A boolean parameter as EMS reads it: `atoi(value) != 0` (so `true` is false).
@@ -722,6 +987,25 @@ struct Envelope {
     data: Value,
 }
 
+/// An envelope's `description` as text (EMS writes a string; anything else is printed).
+fn describe(description: Option<Value>) -> String {
+    match description {
+        Some(Value::String(s)) => s,
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A `listConfig` envelope read into [`Known`] directly.
+#[derive(serde::Deserialize)]
+struct KnownEnvelope {
+    status: String,
+    #[serde(default)]
+    description: Option<Value>,
+    #[serde(default)]
+    data: Option<Known>,
+}
+
 /// The first JSON value of the body (EMS appends `\r\n\r\n`).
 fn parse_envelope(body: &[u8]) -> Result<Envelope, String> {
     let text = body.trim_ascii();
@@ -737,11 +1021,7 @@ fn parse_envelope(body: &[u8]) -> Result<Envelope, String> {
         Some(Value::String(s)) => s,
         _ => return Err("no \"status\" string".to_string()),
     };
-    let description = match object.remove("description") {
-        Some(Value::String(s)) => s,
-        None | Some(Value::Null) => String::new(),
-        Some(other) => other.to_string(),
-    };
+    let description = describe(object.remove("description"));
     let data = object.remove("data").unwrap_or(Value::Null);
     Ok(Envelope {
         status,
@@ -972,6 +1252,58 @@ mod tests {
         assert_eq!(find_config(&json!({"push": list["record"]}), &wanted), None);
         assert_eq!(find_config(&Value::Null, &wanted), None);
         assert_eq!(find_config(&json!({"record": {}}), &wanted), None);
+    }
+
+    #[test]
+    fn an_answer_read_from_the_wire_keeps_what_finds_each_config() {
+        let record = record("cam1", "/media/cam1");
+        let push = Params::new()
+            .with("uri", "rtmp://dest.example/live")
+            .with("localStreamName", "cam1");
+        let wanted = [
+            Wanted::of("record", &record).expect("a keepAlive record"),
+            Wanted::of("pushStream", &push).expect("a keepAlive push"),
+        ];
+        let lists = [
+            json!({"record": [
+                {"localStreamName": "cam1", "pathToFile": "/media/other", "configId": 1},
+                {"localstreamname": "cam1", "PathToFile": "/media/cam1", "configId": "3"},
+            ]}),
+            json!({"RECORD": [
+                {"localStreamName": "cam1", "computedPathToFile": "/media/cam1_0001.mp4",
+                 "configId": 9, "status": {"current": {"code": 3}}}
+            ]}),
+            json!({"push": [
+                {"localStreamName": "cam1", "targetUri": {"fullUri": "rtmp://dest.example/live/"},
+                 "targetStreamName": "cam1", "configId": 4, "keepAlive": true}
+            ]}),
+            json!({"push": [{"localStreamName": 15, "uri": "rtmp://dest.example/live"}]}),
+            json!({"record": [{"localStreamName": "cam2", "pathToFile": "/media/cam1"}]}),
+            Value::Null,
+        ];
+        // What each answer holds of (the record, the push), read as from the wire: a whole
+        // EMS answer, its data streamed into what is kept.
+        let expected = [
+            (Some("3"), None),
+            (Some("9"), None),
+            (None, Some("4")),
+            (None, None),
+            (None, None),
+            (None, None),
+        ];
+        for (list, (record, push)) in lists.iter().zip(expected) {
+            let body = serde_json::to_vec(&json!({"status": "SUCCESS", "data": list}))
+                .expect("JSON serialises");
+            let answer: KnownEnvelope =
+                serde_json::from_reader(&body[..]).expect("the answer reads");
+            let known = answer.data.unwrap_or_default();
+            assert_eq!(
+                known.find(&wanted[0]).as_deref(),
+                record,
+                "record in {list}"
+            );
+            assert_eq!(known.find(&wanted[1]).as_deref(), push, "push in {list}");
+        }
     }
 
     #[test]
