@@ -55,16 +55,28 @@ measure() {
 }
 
 # ---- (a) EMS calls ------------------------------------------------------------------------
+# Every measured run gets a fresh fake EMS: replay asks listConfig and leaves out the records
+# EMS already holds, so an EMS that kept an earlier round's (or the loop's) configs would
+# measure a different job, or, past 16 MiB of them, a refused listConfig.
 calls_log=$data/ems-calls.jsonl
-"$rel/examples/fake_ems" --port 0 --delay-ms 1 --ignore-stdin --max-secs 900 --log "$calls_log" \
-    >"$data/fake_ems.out" 2>"$data/fake_ems.err" &
-fake_pid=$!
-for _ in $(seq 100); do
-    grep -q '^listening on ' "$data/fake_ems.out" 2>/dev/null && break
-    sleep 0.1
-done
-api=$(sed -n 's/^listening on //p' "$data/fake_ems.out")
-[[ -n $api ]] || { echo "bench: the fake EMS did not start" >&2; exit 1; }
+start_fake() {
+    : >"$calls_log"
+    "$rel/examples/fake_ems" --port 0 --delay-ms 1 --ignore-stdin --max-secs 900 --log "$calls_log" \
+        >"$data/fake_ems.out" 2>"$data/fake_ems.err" &
+    fake_pid=$!
+    for _ in $(seq 100); do
+        grep -q '^listening on ' "$data/fake_ems.out" 2>/dev/null && break
+        sleep 0.1
+    done
+    api=$(sed -n 's/^listening on //p' "$data/fake_ems.out")
+    [[ -n $api ]] || { echo "bench: the fake EMS did not start" >&2; exit 1; }
+    sed -i "s|\"ems_api\": \"[^\"]*\"|\"ems_api\": \"$api\"|" "$data/ems.ini"
+}
+stop_fake() {
+    kill "$fake_pid"
+    wait "$fake_pid" 2>/dev/null || true
+    fake_pid=""
+}
 
 python3 - "$data/ems/events_20261129_101500.txt" "$streams" <<'PY'
 import json, os, sys
@@ -82,7 +94,7 @@ with open(path, "w") as out:
 PY
 cat >"$data/ems.ini" <<CFG
 {
-  "Service": { "ems_api": "$api", "state_dir": "$data/state-ems", "workers": $ems_workers,
+  "Service": { "ems_api": "", "state_dir": "$data/state-ems", "workers": $ems_workers,
                "retry": { "max_attempts": 3, "max_backoff_secs": 1 } },
   "StreamRecorder": { "plugin_switch": "enabled",
                       "parameters": { "file_location": "/var/evostreamms/media", "period_time": 3600 } },
@@ -91,26 +103,27 @@ cat >"$data/ems.ini" <<CFG
 }
 CFG
 chmod 600 "$data/ems.ini"
-# Like (b) below: ROUNDS alternating rounds (loop first), each side keeping its best. The
-# calls of every round go to the same fake EMS; its log counts them.
+# Like (b) below: ROUNDS alternating rounds (loop first), each side keeping its best; each run
+# against its own fresh fake EMS, whose log counts the calls.
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b > a) ? b : a }'; }
 t_ems="" rss_ems="" t_ems_loop="" rss_ems_loop=""
 for round in $(seq "${ROUNDS:-2}"); do
-    before=$(wc -l <"$calls_log")
+    start_fake
     read -r t rss < <(measure loop-ems "$rel/examples/ems_call_loop" --api "$api" \
         --streams "$streams" --concurrency "$ems_workers" --prefix "loop$round")
-    calls_loop=$(($(wc -l <"$calls_log") - before))
+    calls_loop=$(wc -l <"$calls_log")
+    stop_fake
     t_ems_loop=$(min "$t_ems_loop" "$t") rss_ems_loop=$(max "$rss_ems_loop" "$rss")
     rm -rf "$data/state-ems"
-    before=$(wc -l <"$calls_log")
+    start_fake
     read -r t rss < <(measure replay-ems env RUST_LOG=warn "$rel/emstail" replay --config "$data/ems.ini" "$data/ems")
-    calls_replay=$(($(wc -l <"$calls_log") - before))
+    # The actions' calls; replay's one listConfig before its first record is counted apart.
+    calls_replay=$(grep -vc '"command":"listConfig"' "$calls_log" || true)
+    lookups_replay=$(grep -c '"command":"listConfig"' "$calls_log" || true)
+    stop_fake
     t_ems=$(min "$t_ems" "$t") rss_ems=$(max "$rss_ems" "$rss")
 done
-kill "$fake_pid"
-wait "$fake_pid" 2>/dev/null || true
-fake_pid=""
 
 # ---- (b) S3 uploads -----------------------------------------------------------------------
 # The server keeps its objects in memory (tmpfs) where there is one: disk writeback from one
@@ -181,13 +194,13 @@ puts_replay=$(grep -o 'carried out: [0-9]* done' "$data/replay-s3.err" | grep -o
 puts_loop=$(grep -o '^[0-9]* uploads' "$data/loop-s3.out" | grep -o '[0-9]*')
 
 # ---- table --------------------------------------------------------------------------------
-awk -v ew="$ems_workers" -v n="$streams" -v te="$t_ems" -v tel="$t_ems_loop" -v cr="$calls_replay" -v cl="$calls_loop" \
+awk -v ew="$ems_workers" -v n="$streams" -v te="$t_ems" -v tel="$t_ems_loop" -v cr="$calls_replay" -v cl="$calls_loop" -v lr="$lookups_replay" \
     -v ts="$t_s3" -v tsl="$t_s3_loop" -v pr="$puts_replay" -v pl="$puts_loop" -v segs="$segments" \
     -v re="$rss_ems" -v rel="$rss_ems_loop" -v rs="$rss_s3" -v rsl="$rss_s3_loop" 'BEGIN {
   printf "%-44s %12s %12s %8s\n", "measure (workers = 8)", "replay", "bare loop", "ratio";
   printf "%-44s %12.0f %12.0f %8.3f\n", "(a) EMS calls/s (fake EMS 1 ms, workers " ew ")", cr/te, cl/tel, (cr/te)/(cl/tel);
   printf "%-44s %12.0f %12s\n", "(a) inStreamCreated events/s", n/te, "-";
-  printf "%-44s %12d %12d\n", "(a) EMS calls made", cr, cl;
+  printf "%-44s %12d %12d\n", "(a) EMS calls made (+ listConfig: " lr ")", cr, cl;
   printf "%-44s %12.2f %12.2f\n", "(a) seconds", te, tel;
   printf "%-44s %12.0f %12.0f %8.3f\n", "(b) S3 PUTs/s (4 KiB segments + playlists)", pr/ts, pl/tsl, (pr/ts)/(pl/tsl);
   printf "%-44s %12d %12d\n", "(b) PUTs made (" segs " segments)", pr, pl;
