@@ -83,15 +83,27 @@ impl Execute for Executor {
         self.execute_attempt(planned, 1)
     }
 
-    /// EMS calls learn whether this is a retry ([`EmsClient::execute_attempt`] checks then
-    /// whether an earlier attempt already took effect); uploads are the same on every attempt.
     fn execute_attempt(&self, planned: &PlannedAction, attempt: u32) -> Result<Done, Failure> {
+        self.execute_sending(planned, attempt, false)
+    }
+
+    /// EMS calls learn whether this is a retry or a re-send ([`EmsClient::execute_sending`]
+    /// checks then whether an earlier attempt already took effect); uploads are the same on
+    /// every attempt.
+    fn execute_sending(
+        &self,
+        planned: &PlannedAction,
+        attempt: u32,
+        resend: bool,
+    ) -> Result<Done, Failure> {
         match &planned.action {
             Action::EmsCall {
                 target,
                 command,
                 params,
-            } => self.ems.execute_attempt(target, command, params, attempt),
+            } => self
+                .ems
+                .execute_sending(target, command, params, attempt, resend),
             Action::S3Put {
                 bucket,
                 key,

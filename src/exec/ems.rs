@@ -54,7 +54,10 @@ pub struct EmsClient {
     /// Per API base URL, the `listConfig` answer EMS gave the first time a `record` or
     /// `pushStream` was about to go there (`None`: it could not be had). Only with
     /// [`EmsClient::skipping_configured`].
-    configured_before: Option<Arc<Mutex<ListConfigAnswers>>>,
+    configured_before: Arc<Mutex<ListConfigAnswers>>,
+    /// Every `record` and `pushStream` is looked up in the first answer (backfill), not only
+    /// re-sends.
+    skip_configured: bool,
 }
 
 /// `listConfig` answers by API base URL; `None` where it could not be had.
@@ -315,7 +318,8 @@ impl EmsClient {
         EmsClient {
             agent,
             config,
-            configured_before: None,
+            configured_before: Arc::default(),
+            skip_configured: false,
         }
     }
 
@@ -325,7 +329,7 @@ impl EmsClient {
     /// would take it a second time and record or push the stream twice. One answer per EMS
     /// serves the whole replay, so the check costs one call, not one per action.
     pub fn skipping_configured(mut self) -> Self {
-        self.configured_before = Some(Arc::default());
+        self.skip_configured = true;
         self
     }
 
@@ -388,6 +392,22 @@ impl EmsClient {
         params: &Params,
         attempt: u32,
     ) -> Result<Done, Failure> {
+        self.execute_sending(target, command, params, attempt, false)
+    }
+
+    /// [`EmsClient::execute_attempt`] of an action that an earlier run of emstail may have
+    /// carried out already (`resend`: its line is read again after a restart). Such a
+    /// `record` or keepAlive `pushStream` is looked up in one `listConfig` answer, asked once
+    /// after the start, rather than each asking its own — a catch-up of thousands of lines
+    /// costs one answer, not thousands. A `shutdownStream` "not found" is done, as on a retry.
+    pub fn execute_sending(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+        attempt: u32,
+        resend: bool,
+    ) -> Result<Done, Failure> {
         let retry = attempt > 1;
         if command.eq_ignore_ascii_case("setTimer")
             && let Some(unique_id) = param_ignore_case(params, "_uniqueId")
@@ -403,7 +423,8 @@ impl EmsClient {
                     "{command} of {wanted} already configured (configId {config_id})"
                 )));
             }
-            if let Some(before) = self.configured_before(target)?
+            if (self.skip_configured || resend)
+                && let Some(before) = self.configured_before(target)?
                 && let Some(config_id) = before.find(&wanted)
             {
                 return Ok(Done::AlreadyDone(format!(
@@ -417,12 +438,12 @@ impl EmsClient {
                 Done::AlreadyDone(format!("{command} on {target}: {}", clip(&description))),
             ),
             Answer::Fail(description)
-                if retry
+                if (retry || resend)
                     && command.eq_ignore_ascii_case("shutdownStream")
                     && is_gone(&description) =>
             {
                 Ok(Done::AlreadyDone(format!(
-                    "{command} on {target}: {} (on attempt {attempt}: an earlier attempt closed it)",
+                    "{command} on {target}: {} (sent before: an earlier attempt closed it)",
                     clip(&description)
                 )))
             }
@@ -430,14 +451,12 @@ impl EmsClient {
         }
     }
 
-    /// With [`EmsClient::skipping_configured`], EMS's `listConfig` answer from before the
-    /// first `record` or `pushStream` to `target`, asked once. A retryable failure fails the
+    /// EMS's `listConfig` answer from before the first `record` or `pushStream` to `target`
+    /// that looks it up, asked once. A retryable failure fails the
     /// attempt (it is asked again on the retry); a permanent one is logged and no check is
     /// made for this EMS.
     fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<Known>>, Failure> {
-        let Some(answers) = &self.configured_before else {
-            return Ok(None);
-        };
+        let answers = &self.configured_before;
         // Held while asking: the first record and push to an EMS wait for one answer rather
         // than each asking.
         let mut answers = answers

@@ -25,6 +25,17 @@ pub trait Execute: Send + Sync {
         let _ = attempt;
         self.execute(action)
     }
+
+    /// Attempt `attempt` of an action an earlier run may have carried out (`resend`, see
+    /// [`Job::resend`]). The default counts a re-send's first attempt as a second.
+    fn execute_sending(
+        &self,
+        action: &PlannedAction,
+        attempt: u32,
+        resend: bool,
+    ) -> Result<Done, Failure> {
+        self.execute_attempt(action, attempt.saturating_add(u32::from(resend)))
+    }
 }
 
 /// One action to carry out, with where it came from.
@@ -41,13 +52,6 @@ pub struct Job {
     /// Sent before, perhaps, by an earlier run of emstail (its line is read again after a
     /// restart): the executor treats every attempt as a re-send, as it does a retry.
     pub resend: bool,
-}
-
-impl Job {
-    /// The attempt number the executor is told: a re-send's first attempt counts as a second.
-    pub fn sending(&self) -> u32 {
-        self.attempts.saturating_add(u32::from(self.resend))
-    }
 }
 
 /// How a job ended.
@@ -314,7 +318,9 @@ fn worker(shared: &Shared) {
         let job = job.clone();
         drop(state);
 
-        let result = shared.executor.execute_attempt(&job.action, job.sending());
+        let result = shared
+            .executor
+            .execute_sending(&job.action, job.attempts, job.resend);
         let outcome = match result {
             Ok(done) => Ok(Outcome::Done(done)),
             Err(Failure::Missing(m)) => Ok(Outcome::Skipped(m)),
