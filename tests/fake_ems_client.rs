@@ -624,39 +624,37 @@ fn first_attempts_send_one_request_and_no_list_config() {
     assert_eq!(commands(&fake), ["record", "pushStream"]);
 }
 
-#[test]
-fn a_record_whose_answer_was_lost_is_configured_once_and_done() {
+/// EMS takes the action, but its answer comes after the client's 1 s timeout: the retry
+/// finds the config in listConfig and is done, and EMS holds it once.
+fn assert_lost_answer_configured_once(command: &str, params: Params, section: &str, names: &str) {
     let fake = FakeEms::start();
-    // EMS takes the record, but the answer comes after the client's 1 s timeout.
     fake.hang_next(1, Duration::from_secs(2));
 
-    let (outcome, attempts) = run_in_pool(&fake, "record", record_params("cam1"));
+    let (outcome, attempts) = run_in_pool(&fake, command, params);
 
     assert!(
         matches!(&outcome, Outcome::Done(Done::AlreadyDone(m))
-            if m.contains("already configured (configId 1)") && m.contains("/media/rec/cam1")),
+            if m.contains("already configured (configId 1)") && m.contains(names)),
         "{outcome:?}"
     );
     assert_eq!(attempts, 2);
-    assert_eq!(fake.configs("record").len(), 1, "EMS records it once");
-    assert_eq!(commands(&fake), ["record", "listConfig"]);
+    assert_eq!(fake.configs(section).len(), 1, "EMS holds it once");
+    assert_eq!(commands(&fake), [command, "listConfig"]);
+}
+
+#[test]
+fn a_record_whose_answer_was_lost_is_configured_once_and_done() {
+    assert_lost_answer_configured_once(
+        "record",
+        record_params("cam1"),
+        "record",
+        "/media/rec/cam1",
+    );
 }
 
 #[test]
 fn a_keepalive_push_whose_answer_was_lost_is_configured_once_and_done() {
-    let fake = FakeEms::start();
-    fake.hang_next(1, Duration::from_secs(2));
-
-    let (outcome, attempts) = run_in_pool(&fake, "pushStream", push_params("cam1", "1"));
-
-    assert!(
-        matches!(&outcome, Outcome::Done(Done::AlreadyDone(m))
-            if m.contains("already configured (configId 1)")),
-        "{outcome:?}"
-    );
-    assert_eq!(attempts, 2);
-    assert_eq!(fake.configs("push").len(), 1, "EMS pushes it once");
-    assert_eq!(commands(&fake), ["pushStream", "listConfig"]);
+    assert_lost_answer_configured_once("pushStream", push_params("cam1", "1"), "push", "cam1 to ");
 }
 
 #[test]

@@ -570,8 +570,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_executor_is_told_which_attempt_it_runs() {
+    /// One worker, five attempts, a millisecond of backoff, in front of [`Attempts`].
+    fn attempts_pool() -> (Pool, Arc<Attempts>, Arc<Outcomes>) {
         let attempts = Arc::new(Attempts::default());
         let out = Arc::new(Outcomes::default());
         let p = Pool::new(
@@ -584,6 +584,12 @@ mod tests {
             out.clone(),
             Box::new(|_| Duration::from_millis(1)),
         );
+        (p, attempts, out)
+    }
+
+    #[test]
+    fn the_executor_is_told_which_attempt_it_runs() {
+        let (p, attempts, out) = attempts_pool();
         p.submit(action("a", "record"), src(1));
         p.submit(action("a", "pushStream"), src(2));
         p.close();
@@ -593,18 +599,7 @@ mod tests {
 
     #[test]
     fn a_resent_job_is_a_re_send_from_its_first_attempt_but_gets_all_its_attempts() {
-        let attempts = Arc::new(Attempts::default());
-        let out = Arc::new(Outcomes::default());
-        let p = Pool::new(
-            PoolConfig {
-                workers: 1,
-                capacity: 10,
-                max_attempts: 5,
-            },
-            attempts.clone(),
-            out.clone(),
-            Box::new(|_| Duration::from_millis(1)),
-        );
+        let (p, attempts, out) = attempts_pool();
         p.submit_tagged(action("a", "record"), src(1), 0, true, None);
         p.close();
         // Told 2, 3: the first attempt of this process is already a re-send.
