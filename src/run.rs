@@ -277,8 +277,8 @@ struct Reader<'a> {
     parsed: Vec<Parsed>,
     /// After a restart, per file, the size it had when this process started: lines below it
     /// may have been acted on by the run before (one that crashed, or stopped with actions
-    /// unfinished), so their actions go out as re-sends (EMS is asked first whether a record
-    /// or push is configured already).
+    /// unfinished), so their actions go out as re-sends (a record or push EMS already holds,
+    /// by its `listConfig` answer, is not sent again).
     resend_below: HashMap<FileId, u64>,
 }
 
