@@ -12,7 +12,7 @@ use crate::exec::retry::RetryPolicy;
 use crate::parse::{FileParser, Parsed};
 use crate::replay::{self, Options};
 use crate::source::replay::{DEFAULT_MAX_LINE, Item, for_each_line};
-use clap::{Parser as ClapParser, Subcommand, ValueEnum};
+use clap::{Args, Parser as ClapParser, Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,13 +36,8 @@ struct Cli {
 enum Command {
     /// Validate the configuration and print it as it takes effect (secrets as ***).
     Check {
-        #[arg(
-            long,
-            short,
-            env = "EMSTAIL_CONFIG",
-            default_value = "/etc/emstail/config.ini"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Print every event of the given log files as one JSON object per line.
     Parse {
@@ -53,13 +48,8 @@ enum Command {
     },
     /// Run old log files through the plugins (backfill). With --dry-run, print the actions.
     Replay {
-        #[arg(
-            long,
-            short,
-            env = "EMSTAIL_CONFIG",
-            default_value = "/etc/emstail/config.ini"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
         /// Print the actions instead of carrying them out.
         #[arg(long)]
         dry_run: bool,
@@ -82,13 +72,8 @@ enum Command {
     },
     /// Follow the live EMS event log and carry actions out as they happen, until SIGTERM.
     Run {
-        #[arg(
-            long,
-            short,
-            env = "EMSTAIL_CONFIG",
-            default_value = "/etc/emstail/config.ini"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
         /// The log: a file, a directory or a glob; overrides Service.event_log.
         #[arg(long)]
         log: Option<String>,
@@ -120,13 +105,8 @@ enum Command {
     /// Show what a running (or stopped) emstail has done: files, offsets, lag, retrying
     /// actions and dead letters, from its state directory.
     Status {
-        #[arg(
-            long,
-            short,
-            env = "EMSTAIL_CONFIG",
-            default_value = "/etc/emstail/config.ini"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
         /// Overrides Service.state_dir (no config needed then).
         #[arg(long)]
         state_dir: Option<PathBuf>,
@@ -134,19 +114,28 @@ enum Command {
     /// List the actions that failed for good; with --retry, run them again and keep only
     /// those that still fail.
     DeadLetters {
-        #[arg(
-            long,
-            short,
-            env = "EMSTAIL_CONFIG",
-            default_value = "/etc/emstail/config.ini"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
         /// Overrides Service.state_dir.
         #[arg(long)]
         state_dir: Option<PathBuf>,
         #[arg(long)]
         retry: bool,
     },
+}
+
+/// `--config`, as every subcommand that reads the configuration takes it.
+#[derive(Args, Debug)]
+struct ConfigFile {
+    #[arg(
+        id = "config",
+        long = "config",
+        short = 'c',
+        value_name = "CONFIG",
+        env = "EMSTAIL_CONFIG",
+        default_value = "/etc/emstail/config.ini"
+    )]
+    path: PathBuf,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -179,7 +168,7 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config } => check(&config.path),
         Command::Parse { format, files } => parse_files(format.into(), &files),
         Command::Replay {
             config,
@@ -197,7 +186,7 @@ pub fn main() -> i32 {
                 format,
                 state_dir,
             };
-            replay_files(&config, &how, &files)
+            replay_files(&config.path, &how, &files)
         }
         Command::Run {
             config,
@@ -211,7 +200,7 @@ pub fn main() -> i32 {
             drain_secs,
             summary_secs,
         } => {
-            let config = match load_config(&config) {
+            let config = match load_config(&config.path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -232,7 +221,7 @@ pub fn main() -> i32 {
         Command::Status { config, state_dir } => {
             let state_dir = match state_dir {
                 Some(d) => d,
-                None => match load_config(&config) {
+                None => match load_config(&config.path) {
                     Ok(c) => c.service.state_dir,
                     Err(code) => return code,
                 },
@@ -243,7 +232,7 @@ pub fn main() -> i32 {
             config,
             state_dir,
             retry,
-        } => dead_letters(&config, state_dir, retry),
+        } => dead_letters(&config.path, state_dir, retry),
     }
 }
 
