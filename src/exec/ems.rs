@@ -417,8 +417,16 @@ impl EmsClient {
                 "timer for _uniqueId {unique_id} already armed (id {timer_id})"
             )));
         }
-        if let Some(wanted) = Wanted::of(command, params) {
-            if retry && let Some(config_id) = self.configured(target, command, &wanted)? {
+        // A first send in the daemon checks nothing: one request per action.
+        let checked = retry || resend || self.skip_configured;
+        if checked && let Some(wanted) = Wanted::of(command, params) {
+            if retry
+                && let Some(known) = self.known_or_unchecked(
+                    target,
+                    &format!("asked before sending {command} of {wanted} again"),
+                )?
+                && let Some(config_id) = known.find(&wanted)
+            {
                 return Ok(Done::AlreadyDone(format!(
                     "{command} of {wanted} already configured (configId {config_id})"
                 )));
@@ -452,53 +460,38 @@ impl EmsClient {
     }
 
     /// EMS's `listConfig` answer from before the first `record` or `pushStream` to `target`
-    /// that looks it up, asked once. A retryable failure fails the
-    /// attempt (it is asked again on the retry); a permanent one is logged and no check is
-    /// made for this EMS.
+    /// that looks it up, asked once (see [`EmsClient::known_or_unchecked`]).
     fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<Known>>, Failure> {
-        let answers = &self.configured_before;
         // Held while asking: the first record and push to an EMS wait for one answer rather
         // than each asking.
-        let mut answers = answers
+        let mut answers = self
+            .configured_before
             .lock()
             .expect("the listConfig answers lock is never poisoned: nothing panics holding it");
         if let Some(answer) = answers.get(&target.base) {
             return Ok(answer.clone());
         }
-        let answer = match self.list_known(target) {
-            Ok(known) => Some(Arc::new(known)),
-            Err(Failure::Retryable(m)) => {
-                return Err(Failure::Retryable(format!(
-                    "{m} (asked to avoid configuring a stream EMS already records or pushes)"
-                )));
-            }
-            Err(other) => {
-                log::warn!(
-                    "cannot tell which records and pushes {target} holds already ({other}); \
-                     sending them all"
-                );
-                None
-            }
-        };
+        let answer = self
+            .known_or_unchecked(target, "asked before the first record or push")?
+            .map(Arc::new);
         answers.insert(target.base.clone(), answer.clone());
         Ok(answer)
     }
 
-    /// The configId of the listed config that `wanted` describes, if EMS has one.
-    fn configured(
-        &self,
-        target: &ApiTarget,
-        command: &str,
-        wanted: &Wanted<'_>,
-    ) -> Result<Option<String>, Failure> {
+    /// [`EmsClient::list_known`] for a check before a send. A retryable failure fails the
+    /// attempt (the check is made again on the retry; `why` says what it was for); a
+    /// permanent one (an EMS without `listConfig`, an answer over the size cap) is logged and
+    /// gives `None`: the action goes out unchecked rather than never.
+    fn known_or_unchecked(&self, target: &ApiTarget, why: &str) -> Result<Option<Known>, Failure> {
         match self.list_known(target) {
-            Ok(known) => Ok(known.find(wanted)),
+            Ok(known) => Ok(Some(known)),
             Err(Failure::Retryable(m)) => Err(Failure::Retryable(format!(
-                "{m} (asked before sending {command} again, so as not to configure it twice)"
+                "{m} ({why}, so as not to configure a stream twice)"
             ))),
             Err(other) => {
                 log::warn!(
-                    "cannot tell whether {command} of {wanted} is configured already ({other}); sending it again"
+                    "cannot tell which records and pushes {target} holds already ({other}); \
+                     sending unchecked"
                 );
                 Ok(None)
             }
