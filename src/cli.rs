@@ -508,7 +508,7 @@ fn dead_letters(config_path: &Path, state_dir: Option<PathBuf>, retry: bool) -> 
         };
         // A dead letter was sent before and may have reached EMS (a lost answer): every
         // attempt here is a re-send, so a record or push already configured is not made twice.
-        let attempt = |n: u32| executor.execute_attempt(&planned, n.saturating_add(1));
+        let attempt = |n: u32| executor.execute_sending(&planned, n, true);
         match policy.run(attempt, std::thread::sleep) {
             Ok(_) | Err(Failure::Missing(_)) => succeeded += 1,
             Err(e) => {

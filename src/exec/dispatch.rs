@@ -80,11 +80,7 @@ impl Executor {
 
 impl Execute for Executor {
     fn execute(&self, planned: &PlannedAction) -> Result<Done, Failure> {
-        self.execute_attempt(planned, 1)
-    }
-
-    fn execute_attempt(&self, planned: &PlannedAction, attempt: u32) -> Result<Done, Failure> {
-        self.execute_sending(planned, attempt, false)
+        self.execute_sending(planned, 1, false)
     }
 
     /// EMS calls learn whether this is a retry or a re-send ([`EmsClient::execute_sending`]

@@ -18,23 +18,18 @@ use std::time::{Duration, Instant};
 pub trait Execute: Send + Sync {
     fn execute(&self, action: &PlannedAction) -> Result<Done, Failure>;
 
-    /// Attempt number `attempt` (counted from 1) of an action. The pool calls this, so that
-    /// an executor can tell a retry, after which the target may already have acted on an
-    /// earlier attempt, from a first try. The default ignores the number.
-    fn execute_attempt(&self, action: &PlannedAction, attempt: u32) -> Result<Done, Failure> {
-        let _ = attempt;
-        self.execute(action)
-    }
-
-    /// Attempt `attempt` of an action an earlier run may have carried out (`resend`, see
-    /// [`Job::resend`]). The default counts a re-send's first attempt as a second.
+    /// Attempt `attempt` (counted from 1, in this process) of an action; `resend` when an
+    /// earlier run may have carried it out already (see [`Job::resend`]). The pool calls this,
+    /// so that an executor can tell a first send from one after which the target may already
+    /// have acted. The default ignores both.
     fn execute_sending(
         &self,
         action: &PlannedAction,
         attempt: u32,
         resend: bool,
     ) -> Result<Done, Failure> {
-        self.execute_attempt(action, attempt.saturating_add(u32::from(resend)))
+        let _ = (attempt, resend);
+        self.execute(action)
     }
 }
 
@@ -552,16 +547,22 @@ mod tests {
         );
     }
 
-    /// Fails the first two attempts retryably and remembers the attempt numbers it was given.
+    /// Fails the first two attempts retryably and remembers the attempt numbers and re-send
+    /// flags it was given.
     #[derive(Default)]
-    struct Attempts(Mutex<Vec<u32>>);
+    struct Attempts(Mutex<Vec<(u32, bool)>>);
 
     impl Execute for Attempts {
         fn execute(&self, _: &PlannedAction) -> Result<Done, Failure> {
-            unreachable!("the pool calls execute_attempt")
+            unreachable!("the pool calls execute_sending")
         }
-        fn execute_attempt(&self, _: &PlannedAction, attempt: u32) -> Result<Done, Failure> {
-            self.0.lock().unwrap().push(attempt);
+        fn execute_sending(
+            &self,
+            _: &PlannedAction,
+            attempt: u32,
+            resend: bool,
+        ) -> Result<Done, Failure> {
+            self.0.lock().unwrap().push((attempt, resend));
             if attempt < 3 {
                 Err(Failure::Retryable("timed out".into()))
             } else {
@@ -593,7 +594,16 @@ mod tests {
         p.submit(action("a", "record"), src(1));
         p.submit(action("a", "pushStream"), src(2));
         p.close();
-        assert_eq!(*attempts.0.lock().unwrap(), [1, 2, 3, 1, 2, 3]);
+        let told: Vec<u32> = attempts.0.lock().unwrap().iter().map(|&(n, _)| n).collect();
+        assert_eq!(told, [1, 2, 3, 1, 2, 3]);
+        assert!(
+            attempts
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|&(_, resend)| !resend)
+        );
         assert_eq!(out.0.lock().unwrap().len(), 2);
     }
 
@@ -602,16 +612,20 @@ mod tests {
         let (p, attempts, out) = attempts_pool();
         p.submit_tagged(action("a", "record"), src(1), 0, true, None);
         p.close();
-        // Told 2, 3: the first attempt of this process is already a re-send.
-        assert_eq!(*attempts.0.lock().unwrap(), [2, 3]);
+        // Every attempt, the first of this process included, is told it is a re-send, and the
+        // job still gets all its attempts.
+        assert_eq!(
+            *attempts.0.lock().unwrap(),
+            [(1, true), (2, true), (3, true)]
+        );
         assert_eq!(
             out.0.lock().unwrap().clone(),
-            [("record".to_string(), Outcome::Done(Done::Ok), 2)]
+            [("record".to_string(), Outcome::Done(Done::Ok), 3)]
         );
     }
 
     #[test]
-    fn an_executor_without_execute_attempt_still_runs() {
+    fn an_executor_without_execute_sending_still_runs() {
         let script = Arc::new(Script::default());
         let out = Arc::new(Outcomes::default());
         let p = pool(1, 10, &script, &out);
