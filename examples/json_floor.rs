@@ -65,13 +65,14 @@ fn timed(data: &[u8], threads: usize) -> (f64, u64, u64) {
     let mut pieces = Vec::with_capacity(threads);
     let mut from = 0;
     for i in 1..=threads {
-        let mut to = data.len() * i / threads;
-        if i < threads {
-            to = memchr::memchr(b'\n', &data[to.max(from)..])
-                .map_or(data.len(), |j| to.max(from) + j + 1);
-        }
-        pieces.push(&data[from..to.max(from)]);
-        from = to.max(from);
+        // The i-th share of the bytes, extended to the end of the line it cuts.
+        let at = (data.len() * i / threads).max(from);
+        let to = match memchr::memchr(b'\n', &data[at..]) {
+            Some(j) if i < threads => at + j + 1,
+            _ => data.len(),
+        };
+        pieces.push(&data[from..to]);
+        from = to;
     }
     let (mut lines, mut bad, mut sum) = (0, 0, 0);
     std::thread::scope(|scope| {
