@@ -438,6 +438,9 @@ fn status(state_dir: &Path) -> i32 {
             s.in_flight,
             s.lag_bytes
         );
+        for target in &s.targets {
+            println!("target: {}", target.describe(s.updated_unix));
+        }
     }
     let dead = match dead_letter::read(&state_dir.join(dead_letter::FILE_NAME)) {
         Ok(l) => l.len(),

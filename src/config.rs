@@ -70,17 +70,23 @@ pub struct ServiceConfig {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryConfig {
-    /// Default 8, range 1–100.
-    pub max_attempts: u32,
-    /// Default 60, range 1–3600.
+    /// An operator's limit on attempts, range 1–100; none by default (the elapsed time
+    /// decides). When set, whichever limit comes first ends the retries.
+    pub max_attempts: Option<u32>,
+    /// How long an action keeps being retried after its first transient failure (or after it
+    /// started waiting for its target to come back). Default 86400 (one day), range
+    /// 1–2592000 (30 days).
+    pub max_elapsed_secs: u64,
+    /// No single backoff is longer than this. Default 30, range 1–3600.
     pub max_backoff_secs: u64,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
         RetryConfig {
-            max_attempts: 8,
-            max_backoff_secs: 60,
+            max_attempts: None,
+            max_elapsed_secs: 86_400,
+            max_backoff_secs: 30,
         }
     }
 }

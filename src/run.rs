@@ -50,7 +50,7 @@ impl Report for Acking {
         self.live.finished(job, outcome);
         self.marks.ack(job.tag);
     }
-    fn retrying(&self, job: &Job, failure: &Failure, delay: Duration) {
+    fn retrying(&self, job: &Job, failure: &Failure, delay: Option<Duration>) {
         self.live.retrying(job, failure, delay);
     }
 }
@@ -238,6 +238,12 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
                 c.dead.load(Relaxed),
                 tailer.lag_bytes()
             );
+            let now = status::now_unix();
+            for target in targets(&pool) {
+                if target.down_since_unix.is_some() {
+                    log::warn!("target {}", target.describe(now));
+                }
+            }
         }
     }
 
@@ -248,6 +254,7 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
     );
     let left = pool.drain(Some(options.drain_timeout));
     if left > 0 {
+        // Not dead letters: the checkpoint stays below them, and the next run sends them.
         log::warn!("{left} actions still unfinished; they run again after the restart");
     }
     let positions = positions(&tailer, &marks);
@@ -447,7 +454,20 @@ fn snapshot(
         retrying: pool.retrying() as u64,
         in_flight: pool.pending() as u64,
         lag_bytes: tailer.lag_bytes(),
+        targets: targets(pool),
     }
+}
+
+/// The pool's targets as `status` shows them.
+fn targets(pool: &Pool) -> Vec<status::TargetStatus> {
+    pool.targets()
+        .into_iter()
+        .map(|t| status::TargetStatus {
+            target: status::redact_url(&t.target),
+            down_since_unix: t.down_since_unix,
+            waiting: t.waiting as u64,
+        })
+        .collect()
 }
 
 fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status) {

@@ -29,6 +29,60 @@ pub struct Status {
     pub in_flight: u64,
     /// Bytes of the followed files not yet read.
     pub lag_bytes: u64,
+    /// Every EMS API and S3 bucket actions went to: up or down, and how many actions wait.
+    #[serde(default)]
+    pub targets: Vec<TargetStatus>,
+}
+
+/// One place actions go to: an EMS API base URL, or an S3 endpoint and bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetStatus {
+    /// Without user or password.
+    pub target: String,
+    /// Unix time since which it has been failing; `None` while it answers.
+    #[serde(default)]
+    pub down_since_unix: Option<u64>,
+    /// Actions for it queued, running or waiting for it to come back.
+    pub waiting: u64,
+}
+
+impl TargetStatus {
+    /// One line for `emstail status` and the periodic summary, `now` being the Unix time.
+    pub fn describe(&self, now: u64) -> String {
+        match self.down_since_unix {
+            Some(since) => format!(
+                "{} DOWN since unix {since} ({} s), {} actions waiting",
+                self.target,
+                now.saturating_sub(since),
+                self.waiting
+            ),
+            None => format!("{} up, {} actions queued", self.target, self.waiting),
+        }
+    }
+}
+
+/// `url` with any `user:password@` left out: target names go to files others read.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let rest = match rest[..authority_end].rfind('@') {
+        Some(at) => &rest[at + 1..],
+        None => rest,
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{rest}"),
+        None => rest.to_string(),
+    }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 pub fn now_unix() -> u64 {
@@ -130,6 +184,36 @@ pub fn metrics_text(status: &Status) -> String {
         "Bytes of the event log not yet read.",
         &[("", status.lag_bytes)],
     );
+    let labels: Vec<String> = status
+        .targets
+        .iter()
+        .map(|t| format!("{{target=\"{}\"}}", label_value(&redact_url(&t.target))))
+        .collect();
+    let samples = |value: &dyn Fn(&TargetStatus) -> u64| -> Vec<(&str, u64)> {
+        labels
+            .iter()
+            .zip(&status.targets)
+            .map(|(l, t)| (l.as_str(), value(t)))
+            .collect()
+    };
+    metric(
+        "target_up",
+        "gauge",
+        "1 while the target (EMS API, S3 endpoint and bucket) answers, 0 while it is failing.",
+        &samples(&|t| u64::from(t.down_since_unix.is_none())),
+    );
+    metric(
+        "target_down_since_seconds",
+        "gauge",
+        "Unix time since which the target has been failing; 0 while it answers.",
+        &samples(&|t| t.down_since_unix.unwrap_or(0)),
+    );
+    metric(
+        "waiting",
+        "gauge",
+        "Actions for the target not yet done (queued, running, or waiting for it to answer).",
+        &samples(&|t| t.waiting),
+    );
     metric(
         "last_update_seconds",
         "gauge",
@@ -180,5 +264,44 @@ mod tests {
         assert_eq!(load(&dir), Some(s));
         assert!(!dir.join("status.json.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn metrics_and_status_lines_say_which_target_is_down_and_how_many_wait() {
+        let status = Status {
+            updated_unix: 1_000_150,
+            targets: vec![
+                TargetStatus {
+                    target: "http://127.0.0.1:7777/".into(),
+                    down_since_unix: Some(1_000_000),
+                    waiting: 30,
+                },
+                TargetStatus {
+                    target: "http://key:secret@s3.local:9000/media".into(),
+                    down_since_unix: None,
+                    waiting: 0,
+                },
+            ],
+            ..Status::default()
+        };
+        let text = metrics_text(&status);
+        assert!(text.contains("emstail_target_up{target=\"http://127.0.0.1:7777/\"} 0\n"));
+        assert!(text.contains("emstail_waiting{target=\"http://127.0.0.1:7777/\"} 30\n"));
+        assert!(text.contains(
+            "emstail_target_down_since_seconds{target=\"http://127.0.0.1:7777/\"} 1000000\n"
+        ));
+        assert!(text.contains("emstail_target_up{target=\"http://s3.local:9000/media\"} 1\n"));
+        assert!(!text.contains("secret"), "{text}");
+        assert_eq!(
+            status.targets[0].describe(status.updated_unix),
+            "http://127.0.0.1:7777/ DOWN since unix 1000000 (150 s), 30 actions waiting"
+        );
+    }
+
+    #[test]
+    fn redact_url_drops_user_and_password_only() {
+        assert_eq!(redact_url("https://u:p@h:1/a@b"), "https://h:1/a@b");
+        assert_eq!(redact_url("http://h/x"), "http://h/x");
+        assert_eq!(redact_url("u@h"), "h");
     }
 }

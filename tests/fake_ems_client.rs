@@ -361,8 +361,9 @@ fn ems_down_is_retryable_connection_refused() {
     let out = client().execute(&target, "version", &Params::new());
 
     match out {
-        Err(Failure::Retryable(m)) => assert!(m.to_lowercase().contains("refused"), "{m}"),
-        other => panic!("expected Retryable, got {other:?}"),
+        // Retryable, and known never to have been sent.
+        Err(Failure::Unreached(m)) => assert!(m.to_lowercase().contains("refused"), "{m}"),
+        other => panic!("expected Unreached, got {other:?}"),
     }
     assert!(started.elapsed() < Duration::from_secs(2));
 }
@@ -387,7 +388,8 @@ fn retry_policy_gets_through_two_http_500s() {
     fake.fail_next_http(2, 500);
     let ems = client();
     let policy = RetryPolicy {
-        max_attempts: 5,
+        max_attempts: Some(5),
+        max_elapsed: Duration::from_secs(86_400),
         base: Duration::from_millis(200),
         max_backoff: Duration::from_secs(60),
     };
@@ -409,7 +411,8 @@ fn retry_policy_gives_up_and_says_after_how_many_attempts() {
     fake.fail_next_http(3, 503);
     let ems = client();
     let policy = RetryPolicy {
-        max_attempts: 3,
+        max_attempts: Some(3),
+        max_elapsed: Duration::from_secs(86_400),
         base: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
     };
@@ -575,11 +578,15 @@ fn run_in_pool(fake: &FakeEms, command: &str, params: Params) -> (Outcome, u32) 
         PoolConfig {
             workers: 1,
             capacity: 4,
-            max_attempts: 5,
         },
         Arc::new(executor),
         outcomes.clone(),
-        Box::new(|_| Duration::from_millis(10)),
+        RetryPolicy {
+            max_attempts: Some(5),
+            max_elapsed: Duration::from_secs(86_400),
+            base: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(10),
+        },
     );
     pool.submit(
         PlannedAction {

@@ -36,7 +36,15 @@ pub(super) fn render(config: &Config) -> String {
     );
     out.line(
         "Service.retry.max_attempts",
-        s.retry.max_attempts.to_string(),
+        s.retry
+            .max_attempts
+            .map_or("none (max_elapsed_secs decides)".to_string(), |n| {
+                n.to_string()
+            }),
+    );
+    out.line(
+        "Service.retry.max_elapsed_secs",
+        s.retry.max_elapsed_secs.to_string(),
     );
     out.line(
         "Service.retry.max_backoff_secs",

@@ -18,7 +18,7 @@ const KEYS: &[&str] = &[
     "request_timeout_secs",
     "retry",
 ];
-const RETRY_KEYS: &[&str] = &["max_attempts", "max_backoff_secs"];
+const RETRY_KEYS: &[&str] = &["max_attempts", "max_elapsed_secs", "max_backoff_secs"];
 
 pub(super) fn read(ck: &mut Checker, block: Option<&Value>) -> ServiceConfig {
     let mut service = ServiceConfig::default();
@@ -107,7 +107,7 @@ fn retry(ck: &mut Checker, scope: &Scope, value: Option<&Value>) -> RetryConfig 
             scope,
             "retry",
             &check::shown(value, Show::Value),
-            "must be an object like { \"max_attempts\": 8, \"max_backoff_secs\": 60 }",
+            "must be an object like { \"max_elapsed_secs\": 86400, \"max_backoff_secs\": 30 }",
         );
         return retry;
     };
@@ -119,7 +119,17 @@ fn retry(ck: &mut Checker, scope: &Scope, value: Option<&Value>) -> RetryConfig 
         Show::Value,
         |v| check::whole(v, 1, 100, ""),
     ) {
-        retry.max_attempts = u32::try_from(n).expect("max_attempts was checked to be at most 100");
+        retry.max_attempts =
+            Some(u32::try_from(n).expect("max_attempts was checked to be at most 100"));
+    }
+    if let Some(n) = ck.get(
+        scope,
+        "retry.max_elapsed_secs",
+        map.get("max_elapsed_secs"),
+        Show::Value,
+        |v| check::whole(v, 1, 2_592_000, " of seconds"),
+    ) {
+        retry.max_elapsed_secs = n;
     }
     if let Some(n) = ck.get(
         scope,

@@ -252,8 +252,15 @@ fn service_settings_are_read_and_defaults_apply() {
     assert_eq!(s.media_root, [PathBuf::from("/srv/media")]);
     assert_eq!(s.ems_working_dir, Some(PathBuf::from("/opt/ems")));
     assert_eq!(s.workers, 16);
-    assert_eq!(s.retry.max_attempts, 3);
-    assert_eq!(s.retry.max_backoff_secs, 60);
+    assert_eq!(s.retry.max_attempts, Some(3), "an explicit limit is kept");
+    assert_eq!(
+        s.retry.max_backoff_secs, 30,
+        "the backoff cap defaults to 30 s"
+    );
+    assert_eq!(
+        s.retry.max_elapsed_secs, 86_400,
+        "transient failures are retried for a day by default"
+    );
     assert_eq!(s.state_dir, PathBuf::from("/var/lib/emstail"));
     assert!(!config.recorder.enabled && !config.hls.enabled);
     assert_eq!(config.hds.params.bootstrap, "bootstrap");
@@ -433,6 +440,10 @@ fn each_invalid_value_names_file_block_key_value_and_what_is_allowed() {
         (
             r#""Service": { "retry": { "max_attempts": 101 } }"#,
             "config.ini: Service.retry.max_attempts = 101: must be a whole number from 1 to 100",
+        ),
+        (
+            r#""Service": { "retry": { "max_elapsed_secs": 0 } }"#,
+            "config.ini: Service.retry.max_elapsed_secs = 0: must be a whole number of seconds from 1 to 2592000",
         ),
         (
             r#""Service": { "log_format": "xml" }"#,

@@ -5,7 +5,7 @@ use crate::action::{Action, PlannedAction};
 use crate::config::{Config, UploadParams};
 use crate::exec::confine::{Roots, confine};
 use crate::exec::ems::{EmsClient, EmsClientConfig};
-use crate::exec::pool::Execute;
+use crate::exec::pool::{Execute, action_target};
 use crate::exec::s3::S3Target;
 use crate::exec::{Done, Failure};
 use std::collections::HashMap;
@@ -81,6 +81,17 @@ impl Executor {
 impl Execute for Executor {
     fn execute(&self, planned: &PlannedAction) -> Result<Done, Failure> {
         self.execute_sending(planned, 1, false)
+    }
+
+    /// An upload's target is its plugin's S3 endpoint and the bucket: one circuit per place
+    /// objects go, so a down bucket host does not hold up another.
+    fn target(&self, planned: &PlannedAction) -> String {
+        match (&planned.action, self.uploads.get(planned.plugin)) {
+            (Action::S3Put { bucket, .. } | Action::S3Delete { bucket, .. }, Some(upload)) => {
+                format!("{}/{bucket}", upload.s3.endpoint())
+            }
+            _ => action_target(planned),
+        }
     }
 
     /// EMS calls learn whether this is a retry or a re-send ([`EmsClient::execute_sending`]

@@ -367,12 +367,13 @@ impl EmsClient {
     /// already in place ("already taken", "already exists", "already armed", or "Timer not
     /// found" for `removeTimer`) is [`Done::AlreadyDone`].
     ///
-    /// Every attempt after the first is taken as "EMS may have acted on an earlier one". An
-    /// attempt is only retried after a [`Failure::Retryable`], and the retry loop does not say
-    /// which kind; among them a timeout waiting for the answer, a connection reset or closed
-    /// after the request went out, and an HTTP 5xx from an API proxy all leave EMS possibly
-    /// having done the work. (A refused connection does not, but then the checks below simply
-    /// find nothing.) So on a retry:
+    /// `attempt` counts only attempts whose request may have reached EMS: the retry loop
+    /// ([`crate::exec::retry::RetryPolicy`], the worker pool) does not count one that failed
+    /// [`Failure::Unreached`] (refused, no such host: nothing was sent), so a retry after
+    /// those is still attempt 1 and asks nothing first. Every attempt after the first is taken
+    /// as "EMS may have acted on an earlier one": a timeout waiting for the answer, a
+    /// connection reset or closed after the request went out, and an HTTP 5xx from an API
+    /// proxy all leave EMS possibly having done the work. So on a retry:
     /// * `record` and `pushStream` first ask `listConfig`, and a config of the same stream to
     ///   the same file / target makes the action [`Done::AlreadyDone`]: EMS takes a second
     ///   `record` or `pushStream` of the same thing and would record or push it twice. EMS
@@ -485,9 +486,9 @@ impl EmsClient {
     fn known_or_unchecked(&self, target: &ApiTarget, why: &str) -> Result<Option<Known>, Failure> {
         match self.list_known(target) {
             Ok(known) => Ok(Some(known)),
-            Err(Failure::Retryable(m)) => Err(Failure::Retryable(format!(
-                "{m} ({why}, so as not to configure a stream twice)"
-            ))),
+            Err(failure) if failure.is_transient() => {
+                Err(failure.noted(&format!("{why}, so as not to configure a stream twice")))
+            }
             Err(other) => {
                 log::warn!(
                     "cannot tell which records and pushes {target} holds already ({other}); \
@@ -706,23 +707,35 @@ fn transport_failure(what: &str, error: ureq::Error, config: &EmsClientConfig) -
     use ureq::Error as E;
     use ureq::Timeout;
     match error {
-        E::Timeout(Timeout::Connect) => Failure::Retryable(format!(
+        // Never connected: the request did not leave, so EMS cannot have acted on it.
+        E::Timeout(Timeout::Connect) => Failure::Unreached(format!(
             "{what}: could not connect within {:?}",
             config.connect_timeout
         )),
+        E::Timeout(Timeout::Resolve) | E::ConnectionFailed | E::HostNotFound => {
+            Failure::Unreached(format!("{what}: {error}"))
+        }
+        E::Io(e) if not_connected(&e) => Failure::Unreached(format!("{what}: {e}")),
         E::Timeout(kind) => Failure::Retryable(format!(
             "{what}: no complete answer within {:?} ({kind} timeout)",
             config.request_timeout
         )),
         E::Io(e) => Failure::Retryable(format!("{what}: {e}")),
-        E::ConnectionFailed | E::HostNotFound | E::Protocol(_) | E::BodyStalled => {
-            Failure::Retryable(format!("{what}: {error}"))
-        }
+        E::Protocol(_) | E::BodyStalled => Failure::Retryable(format!("{what}: {error}")),
         E::BodyExceedsLimit(limit) => {
             Failure::Permanent(format!("{what}: answer larger than {limit} bytes"))
         }
         other => Failure::Permanent(format!("{what}: {other}")),
     }
+}
+
+/// An I/O error of connecting: nothing was sent.
+fn not_connected(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::ConnectionRefused | K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable
+    )
 }
 
 fn fail(target: &ApiTarget, command: &str, description: &str) -> Failure {

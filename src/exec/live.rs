@@ -90,19 +90,27 @@ impl Report for LiveReport {
         }
     }
 
-    fn retrying(&self, job: &Job, failure: &Failure, delay: Duration) {
+    fn retrying(&self, job: &Job, failure: &Failure, delay: Option<Duration>) {
         self.counters.retries.fetch_add(1, Relaxed);
-        log::warn!(
-            "{}: attempt {} failed ({failure}); retrying in {} ms",
-            at(job),
-            job.attempts,
-            delay.as_millis()
-        );
+        match delay {
+            Some(delay) => log::warn!(
+                "{}: attempt {} failed ({failure}); retrying in {} ms",
+                at(job),
+                job.attempts,
+                delay.as_millis()
+            ),
+            None => log::warn!(
+                "{}: attempt {} failed ({failure}); waiting for {} to answer again",
+                at(job),
+                job.attempts,
+                job.target
+            ),
+        }
     }
 }
 
 /// The worker pool as the configuration asks for it: `workers` lanes, a queue of 64 jobs per
-/// worker, and the configured retry policy.
+/// worker, and the configured retry policy (the one that decides when to give up).
 pub fn pool(
     config: &crate::config::Config,
     executor: crate::exec::dispatch::Executor,
@@ -113,11 +121,10 @@ pub fn pool(
         crate::exec::pool::PoolConfig {
             workers: config.service.workers,
             capacity: config.service.workers * 64,
-            max_attempts: policy.max_attempts,
         },
         std::sync::Arc::new(executor),
         report,
-        Box::new(move |attempt| policy.delay(attempt)),
+        policy,
     )
 }
 

@@ -10,8 +10,14 @@ use std::fmt;
 /// How an action ended when it did not simply succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// Worth another attempt: connection refused, timeout, HTTP 5xx, S3 throttling.
+    /// Worth another attempt, and the request may have reached the target (a timeout waiting
+    /// for the answer, a reset after sending, HTTP 5xx, S3 throttling): the target may have
+    /// acted on it.
     Retryable(String),
+    /// Worth another attempt, and the request was never sent (connection refused, the name
+    /// did not resolve, no connection within the connect timeout): the target cannot have
+    /// acted on it.
+    Unreached(String),
     /// Will fail the same way again: EMS answered FAIL, S3 rejected the credentials, a path
     /// outside the media roots. Goes to the dead-letter file.
     Permanent(String),
@@ -24,6 +30,7 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Retryable(m) => write!(f, "retryable: {m}"),
+            Failure::Unreached(m) => write!(f, "unreached: {m}"),
             Failure::Permanent(m) => write!(f, "permanent: {m}"),
             Failure::Missing(m) => write!(f, "missing: {m}"),
         }
@@ -31,6 +38,29 @@ impl fmt::Display for Failure {
 }
 
 impl std::error::Error for Failure {}
+
+impl Failure {
+    /// Another attempt may succeed: the target was down, slow or busy.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Failure::Retryable(_) | Failure::Unreached(_))
+    }
+
+    /// The request may have reached the target, which may have acted on it: everything but
+    /// [`Failure::Unreached`].
+    pub fn may_have_been_sent(&self) -> bool {
+        !matches!(self, Failure::Unreached(_))
+    }
+
+    /// The same failure with `note` added in brackets to its message.
+    pub fn noted(self, note: &str) -> Failure {
+        match self {
+            Failure::Retryable(m) => Failure::Retryable(format!("{m} ({note})")),
+            Failure::Unreached(m) => Failure::Unreached(format!("{m} ({note})")),
+            Failure::Permanent(m) => Failure::Permanent(format!("{m} ({note})")),
+            Failure::Missing(m) => Failure::Missing(format!("{m} ({note})")),
+        }
+    }
+}
 
 /// How an action ended when it succeeded.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,14 +1,21 @@
 //! Worker lanes: actions of one lane run in order, lanes run in parallel on a bounded pool.
 //!
-//! A retryable failure parks its lane until the backoff has passed and frees the worker, so a
+//! A transient failure parks its lane until the backoff has passed and frees the worker, so a
 //! lane waiting on a down EMS never holds up uploads in other lanes. The queue is bounded:
 //! `submit` blocks while it is full (the reader pauses), it never drops.
+//!
+//! Each target (an EMS API base URL, an S3 endpoint and bucket) has a circuit. While a target
+//! fails, one lane probes it on its backoff and every other lane whose next action goes to
+//! that target waits, sending nothing; the probe's first success releases them all. A down
+//! target holds up only the lanes with actions for it. When to give up is the
+//! [`RetryPolicy`]'s call alone.
 
-use crate::action::PlannedAction;
+use crate::action::{Action, PlannedAction};
 use crate::event::Source;
+use crate::exec::retry::{RetryPolicy, Verdict};
 use crate::exec::{Done, Failure};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -18,10 +25,11 @@ use std::time::{Duration, Instant};
 pub trait Execute: Send + Sync {
     fn execute(&self, action: &PlannedAction) -> Result<Done, Failure>;
 
-    /// Attempt `attempt` (counted from 1, in this process) of an action; `resend` when an
-    /// earlier run may have carried it out already (see [`Job::resend`]). The pool calls this,
-    /// so that an executor can tell a first send from one after which the target may already
-    /// have acted. The default ignores both.
+    /// One attempt of an action. `attempt` is 1 plus the attempts made before in this process
+    /// whose request may have reached the target (one that failed [`Failure::Unreached`] is not
+    /// counted: nothing was sent); `resend` when an earlier run may have carried it out already
+    /// (see [`Job::resend`]). So an executor can tell a first send from one after which the
+    /// target may already have acted. The default ignores both.
     fn execute_sending(
         &self,
         action: &PlannedAction,
@@ -30,6 +38,22 @@ pub trait Execute: Send + Sync {
     ) -> Result<Done, Failure> {
         let _ = (attempt, resend);
         self.execute(action)
+    }
+
+    /// The target an action goes to, for its circuit and for `status`: never a credential.
+    fn target(&self, action: &PlannedAction) -> String {
+        action_target(action)
+    }
+}
+
+/// An EMS call's API base URL (credentials are kept apart from it), or `s3://bucket` for an
+/// upload or delete.
+pub fn action_target(action: &PlannedAction) -> String {
+    match &action.action {
+        Action::EmsCall { target, .. } => target.base.clone(),
+        Action::S3Put { bucket, .. } | Action::S3Delete { bucket, .. } => {
+            format!("s3://{bucket}")
+        }
     }
 }
 
@@ -44,16 +68,23 @@ pub struct Job {
     pub tag: u64,
     /// Attempts made so far.
     pub attempts: u32,
+    /// Attempts made so far whose request may have reached the target.
+    pub sent: u32,
     /// Sent before, perhaps, by an earlier run of emstail (its line is read again after a
     /// restart): the executor treats every attempt as a re-send, as it does a retry.
     pub resend: bool,
+    /// Where the action goes ([`Execute::target`]).
+    pub target: String,
+    /// When the job's first transient failure came, or when it began waiting for its target:
+    /// what `max_elapsed` is measured from.
+    pub trouble_since: Option<Instant>,
 }
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done(Done),
-    /// Permanent, or still failing after the last attempt: for the dead-letter file.
+    /// Permanent, or still failing when the retry policy gave up: for the dead-letter file.
     Dead(Failure),
     /// The file was gone: reported and skipped.
     Skipped(String),
@@ -62,8 +93,9 @@ pub enum Outcome {
 /// Told about every finished job, from the worker that finished it.
 pub trait Report: Send + Sync {
     fn finished(&self, job: &Job, outcome: &Outcome);
-    /// A retryable failure; the job will be tried again after `delay`.
-    fn retrying(&self, job: &Job, failure: &Failure, delay: Duration) {
+    /// A transient failure; the job will be tried again after `delay`, or, when `None`, once
+    /// the lane probing its target (which is down) gets through.
+    fn retrying(&self, job: &Job, failure: &Failure, delay: Option<Duration>) {
         let _ = (job, failure, delay);
     }
 }
@@ -73,11 +105,17 @@ pub struct PoolConfig {
     pub workers: usize,
     /// Jobs queued (not yet finished) before `submit` blocks.
     pub capacity: usize,
-    pub max_attempts: u32,
 }
 
-/// The backoff before attempt `n + 1`, given `n` attempts made.
-pub type Backoff = dyn Fn(u32) -> Duration + Send + Sync;
+/// A target as the pool sees it, for `status` and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetState {
+    pub target: String,
+    /// Unix time of the failure that opened its circuit; `None` while it is up.
+    pub down_since_unix: Option<u64>,
+    /// Actions for it queued or running, not yet finished.
+    pub waiting: usize,
+}
 
 struct Lane {
     jobs: VecDeque<Job>,
@@ -85,6 +123,15 @@ struct Lane {
     busy: bool,
     /// Parked for a backoff until then.
     parked: bool,
+    /// Waiting for its head job's target to come back (in that circuit's `waiting`).
+    waiting: bool,
+}
+
+/// A target that is failing: only `prober` sends to it.
+struct Circuit {
+    since_unix: u64,
+    prober: Option<String>,
+    waiting: Vec<String>,
 }
 
 #[derive(Default)]
@@ -92,9 +139,14 @@ struct State {
     lanes: HashMap<String, Lane>,
     ready: VecDeque<String>,
     parked: BinaryHeap<Reverse<(Instant, u64, String)>>,
+    circuits: HashMap<String, Circuit>,
+    /// Every target a job went to, with its unfinished jobs.
+    targets: BTreeMap<String, usize>,
     pending: usize,
     next_seq: u64,
     closing: bool,
+    /// Dropped: workers stop after their current attempt, finishing nothing more.
+    abandoned: bool,
 }
 
 struct Shared {
@@ -106,7 +158,7 @@ struct Shared {
     config: PoolConfig,
     executor: Arc<dyn Execute>,
     report: Arc<dyn Report>,
-    backoff: Box<Backoff>,
+    policy: RetryPolicy,
 }
 
 pub struct Pool {
@@ -119,12 +171,11 @@ impl Pool {
         config: PoolConfig,
         executor: Arc<dyn Execute>,
         report: Arc<dyn Report>,
-        backoff: Box<Backoff>,
+        policy: RetryPolicy,
     ) -> Pool {
         let config = PoolConfig {
             workers: config.workers.max(1),
             capacity: config.capacity.max(1),
-            max_attempts: config.max_attempts.max(1),
         };
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -133,7 +184,7 @@ impl Pool {
             config,
             executor,
             report,
-            backoff,
+            policy,
         });
         let workers = (0..config.workers)
             .map(|i| {
@@ -165,6 +216,7 @@ impl Pool {
         resend: bool,
         stop: Option<&AtomicBool>,
     ) -> Option<u64> {
+        let target = self.shared.executor.target(&action);
         let mut state = self.shared.lock();
         while state.pending >= self.shared.config.capacity {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
@@ -180,6 +232,7 @@ impl Pool {
         let seq = state.next_seq;
         state.next_seq += 1;
         state.pending += 1;
+        *state.targets.entry(target.clone()).or_insert(0) += 1;
         let lane_name = action.lane.clone();
         let job = Job {
             seq,
@@ -187,7 +240,10 @@ impl Pool {
             source,
             tag,
             attempts: 0,
+            sent: 0,
             resend,
+            target,
+            trouble_since: None,
         };
         let lane = state
             .lanes
@@ -196,23 +252,44 @@ impl Pool {
                 jobs: VecDeque::new(),
                 busy: false,
                 parked: false,
+                waiting: false,
             });
         lane.jobs.push_back(job);
-        if lane.jobs.len() == 1 && !lane.busy && !lane.parked {
+        if lane.jobs.len() == 1 && !lane.busy && !lane.parked && !lane.waiting {
             state.ready.push_back(lane_name);
             self.shared.work.notify_one();
         }
         Some(seq)
     }
 
-    /// Jobs waiting out a backoff before their next attempt.
+    /// Jobs waiting out a backoff, or waiting for their target to come back.
     pub fn retrying(&self) -> usize {
-        self.shared.lock().parked.len()
+        let state = self.shared.lock();
+        state.parked.len()
+            + state
+                .circuits
+                .values()
+                .map(|c| c.waiting.len())
+                .sum::<usize>()
     }
 
     /// Jobs submitted and not yet finished.
     pub fn pending(&self) -> usize {
         self.shared.lock().pending
+    }
+
+    /// Every target actions went to: which are down, since when, and how many actions wait.
+    pub fn targets(&self) -> Vec<TargetState> {
+        let state = self.shared.lock();
+        state
+            .targets
+            .iter()
+            .map(|(target, &waiting)| TargetState {
+                target: target.clone(),
+                down_since_unix: state.circuits.get(target).map(|c| c.since_unix),
+                waiting,
+            })
+            .collect()
     }
 
     /// Waits until every submitted job has finished, or `timeout` has passed; returns the
@@ -241,10 +318,6 @@ impl Pool {
     /// Finishes every queued job, then stops the workers.
     pub fn close(mut self) {
         self.drain(None);
-        self.stop();
-    }
-
-    fn stop(&mut self) {
         self.shared.lock().closing = true;
         self.shared.work.notify_all();
         for w in self.workers.drain(..) {
@@ -254,8 +327,14 @@ impl Pool {
 }
 
 impl Drop for Pool {
+    /// Unfinished jobs are left unfinished: not reported, not dead-lettered (the daemon's
+    /// checkpoint stays below them, so they run after the restart). Workers stop once their
+    /// current attempt ends; they are not waited for, so a stop is not held up by a request
+    /// to a target that does not answer.
     fn drop(&mut self) {
-        self.stop();
+        self.shared.lock().abandoned = true;
+        self.shared.work.notify_all();
+        self.workers.clear();
     }
 }
 
@@ -265,23 +344,84 @@ impl Shared {
     }
 }
 
-fn worker(shared: &Shared) {
-    let mut state = shared.lock();
-    loop {
-        // Lanes whose backoff has passed become ready again.
-        let now = Instant::now();
-        while let Some(Reverse((due, _, _))) = state.parked.peek() {
+impl State {
+    /// Puts `name` in the ready queue again when the backoff it was parked for has passed.
+    fn unpark_due(&mut self, now: Instant) {
+        while let Some(Reverse((due, _, _))) = self.parked.peek() {
             if *due > now {
                 break;
             }
-            let Some(Reverse((_, _, name))) = state.parked.pop() else {
+            let Some(Reverse((_, _, name))) = self.parked.pop() else {
                 break;
             };
-            if let Some(lane) = state.lanes.get_mut(&name) {
+            if let Some(lane) = self.lanes.get_mut(&name) {
                 lane.parked = false;
-                state.ready.push_back(name);
+                self.ready.push_back(name);
             }
         }
+    }
+
+    fn park(&mut self, name: String, seq: u64, delay: Duration) {
+        if let Some(lane) = self.lanes.get_mut(&name) {
+            lane.parked = true;
+        }
+        self.parked
+            .push(Reverse((Instant::now() + delay, seq, name)));
+    }
+
+    /// The target answered: its circuit closes and every lane waiting for it is ready again.
+    fn target_up(&mut self, target: &str) -> bool {
+        let Some(circuit) = self.circuits.remove(target) else {
+            return false;
+        };
+        log::info!(
+            "{target} answers again; {} waiting lanes resume",
+            circuit.waiting.len()
+        );
+        for name in circuit.waiting {
+            if let Some(lane) = self.lanes.get_mut(&name) {
+                lane.waiting = false;
+                self.ready.push_back(name);
+            }
+        }
+        true
+    }
+
+    /// Lane `name`, which probed `target`, finished its job without getting through (it gave
+    /// up, or failed for another reason): the first waiting lane takes the probe over after a
+    /// backoff (none waiting: the next lane to send to it probes).
+    fn hand_probe_over(&mut self, target: &str, name: &str, delay: Duration) {
+        let Some(circuit) = self.circuits.get_mut(target) else {
+            return;
+        };
+        if circuit.prober.as_deref() != Some(name) {
+            return;
+        }
+        if circuit.waiting.is_empty() {
+            circuit.prober = None;
+            return;
+        }
+        let next = circuit.waiting.remove(0);
+        circuit.prober = Some(next.clone());
+        let seq = match self.lanes.get_mut(&next) {
+            Some(lane) => {
+                lane.waiting = false;
+                lane.jobs.front().map_or(0, |j| j.seq)
+            }
+            None => 0,
+        };
+        self.park(next, seq, delay);
+    }
+}
+
+fn worker(shared: &Shared) {
+    let mut state = shared.lock();
+    loop {
+        if state.abandoned {
+            return;
+        }
+        let now = Instant::now();
+        state.unpark_due(now);
         let Some(name) = state.ready.pop_front() else {
             if state.closing && state.pending == 0 {
                 return;
@@ -301,34 +441,53 @@ fn worker(shared: &Shared) {
                 .0;
             continue;
         };
-        let Some(lane) = state.lanes.get_mut(&name) else {
+        let State {
+            lanes, circuits, ..
+        } = &mut *state;
+        let Some(lane) = lanes.get_mut(&name) else {
             continue;
         };
         let Some(job) = lane.jobs.front_mut() else {
-            state.lanes.remove(&name);
+            lanes.remove(&name);
             continue;
         };
+        // A target that is down is sent to by its probing lane only.
+        if let Some(circuit) = circuits.get_mut(&job.target) {
+            match &circuit.prober {
+                Some(prober) if *prober != name => {
+                    job.trouble_since.get_or_insert(now);
+                    lane.waiting = true;
+                    circuit.waiting.push(name);
+                    continue;
+                }
+                Some(_) => {}
+                None => circuit.prober = Some(name.clone()),
+            }
+        }
         lane.busy = true;
         job.attempts += 1;
         let job = job.clone();
         drop(state);
 
+        let started = Instant::now();
         let result = shared
             .executor
-            .execute_sending(&job.action, job.attempts, job.resend);
-        let outcome = match result {
+            .execute_sending(&job.action, job.sent + 1, job.resend);
+        let verdict = match result {
             Ok(done) => Ok(Outcome::Done(done)),
             Err(Failure::Missing(m)) => Ok(Outcome::Skipped(m)),
-            Err(Failure::Permanent(m)) => Ok(Outcome::Dead(Failure::Permanent(m))),
-            Err(Failure::Retryable(m)) if job.attempts >= shared.config.max_attempts => {
-                Ok(Outcome::Dead(Failure::Retryable(format!(
-                    "{m} (gave up after {} attempts)",
-                    job.attempts
-                ))))
+            Err(failure) => {
+                let since = job.trouble_since.unwrap_or(started);
+                match shared
+                    .policy
+                    .decide(job.attempts, since.elapsed(), failure.clone())
+                {
+                    Verdict::GiveUp(last) => Ok(Outcome::Dead(last)),
+                    Verdict::RetryAfter(delay) => Err((failure, delay, since)),
+                }
             }
-            Err(failure) => Err(failure),
         };
-        match outcome {
+        match verdict {
             Ok(outcome) => {
                 shared.report.finished(&job, &outcome);
                 state = shared.lock();
@@ -337,6 +496,17 @@ fn worker(shared: &Shared) {
                     lane.jobs.pop_front();
                     lane.busy = false;
                     empty = lane.jobs.is_empty();
+                }
+                if let Some(n) = state.targets.get_mut(&job.target) {
+                    *n = n.saturating_sub(1);
+                }
+                if matches!(outcome, Outcome::Done(_)) {
+                    if state.target_up(&job.target) {
+                        shared.work.notify_all();
+                    }
+                } else {
+                    let delay = shared.policy.delay(job.attempts);
+                    state.hand_probe_over(&job.target, &name, delay);
                 }
                 if empty {
                     state.lanes.remove(&name);
@@ -347,18 +517,52 @@ fn worker(shared: &Shared) {
                 state.pending -= 1;
                 shared.room.notify_all();
             }
-            Err(failure) => {
-                let delay = (shared.backoff)(job.attempts);
-                shared.report.retrying(&job, &failure, delay);
+            Err((failure, delay, since)) => {
                 state = shared.lock();
-                if let Some(lane) = state.lanes.get_mut(&name) {
-                    lane.busy = false;
-                    lane.parked = true;
+                if let Some(head) = state
+                    .lanes
+                    .get_mut(&name)
+                    .and_then(|lane| lane.jobs.front_mut())
+                {
+                    head.trouble_since = Some(since);
+                    if failure.may_have_been_sent() {
+                        head.sent += 1;
+                    }
                 }
-                state
-                    .parked
-                    .push(Reverse((Instant::now() + delay, job.seq, name)));
-                shared.work.notify_one();
+                let State {
+                    lanes, circuits, ..
+                } = &mut *state;
+                let circuit = circuits.entry(job.target.clone()).or_insert_with(|| {
+                    log::warn!("{} is failing ({failure}); one lane probes it", job.target);
+                    Circuit {
+                        since_unix: crate::status::now_unix(),
+                        prober: None,
+                        waiting: Vec::new(),
+                    }
+                });
+                let probes = match &circuit.prober {
+                    None => {
+                        circuit.prober = Some(name.clone());
+                        true
+                    }
+                    Some(prober) => *prober == name,
+                };
+                if let Some(lane) = lanes.get_mut(&name) {
+                    lane.busy = false;
+                    if !probes {
+                        lane.waiting = true;
+                        circuit.waiting.push(name.clone());
+                    }
+                }
+                if probes {
+                    state.park(name, job.seq, delay);
+                    shared.work.notify_one();
+                }
+                drop(state);
+                shared
+                    .report
+                    .retrying(&job, &failure, probes.then_some(delay));
+                state = shared.lock();
             }
         }
     }
@@ -377,7 +581,8 @@ mod tests {
             stream: None,
             stream_id: None,
             action: Action::EmsCall {
-                target: ApiTarget::plain("http://127.0.0.1:1/"),
+                // One target per lane: lanes of other tests do not share a circuit.
+                target: ApiTarget::plain(&format!("http://{lane}.test/")),
                 command: command.to_string(),
                 params: Params::new(),
             },
@@ -453,16 +658,22 @@ mod tests {
         }
     }
 
+    /// At most `max_attempts` attempts, backoffs of up to `backoff`.
+    fn policy(max_attempts: Option<u32>, backoff: Duration) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            max_elapsed: Duration::from_secs(86_400),
+            base: backoff,
+            max_backoff: backoff,
+        }
+    }
+
     fn pool(workers: usize, capacity: usize, script: &Arc<Script>, out: &Arc<Outcomes>) -> Pool {
         Pool::new(
-            PoolConfig {
-                workers,
-                capacity,
-                max_attempts: 3,
-            },
+            PoolConfig { workers, capacity },
             script.clone(),
             out.clone(),
-            Box::new(|_| Duration::from_millis(20)),
+            policy(Some(3), Duration::from_millis(20)),
         )
     }
 
@@ -579,11 +790,10 @@ mod tests {
             PoolConfig {
                 workers: 1,
                 capacity: 10,
-                max_attempts: 5,
             },
             attempts.clone(),
             out.clone(),
-            Box::new(|_| Duration::from_millis(1)),
+            policy(Some(5), Duration::from_millis(1)),
         );
         (p, attempts, out)
     }
@@ -653,5 +863,228 @@ mod tests {
         submitter.join().unwrap();
         assert_eq!(p.drain(Some(Duration::from_secs(5))), 0);
         assert_eq!(out.0.lock().unwrap().len(), 6, "nothing was dropped");
+    }
+
+    /// Fails every call to a target while it is down: `Retryable` for `lost-*` lanes' target,
+    /// `Unreached` otherwise. Counts calls per target and lane, and successes per command.
+    #[derive(Default)]
+    struct Outage {
+        down: Mutex<std::collections::HashSet<String>>,
+        calls: Mutex<Vec<(String, String, u32)>>,
+        done: Mutex<HashMap<String, u32>>,
+    }
+
+    impl Outage {
+        fn set_down(&self, target: &str, down: bool) {
+            let mut d = self.down.lock().unwrap();
+            if down {
+                d.insert(target.to_string());
+            } else {
+                d.remove(target);
+            }
+        }
+        fn calls_to(&self, target: &str) -> Vec<(String, u32)> {
+            self.calls
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(t, _, _)| t == target)
+                .map(|(_, lane, attempt)| (lane.clone(), *attempt))
+                .collect()
+        }
+    }
+
+    impl Execute for Outage {
+        fn execute(&self, _: &PlannedAction) -> Result<Done, Failure> {
+            unreachable!("the pool calls execute_sending")
+        }
+        fn execute_sending(
+            &self,
+            a: &PlannedAction,
+            attempt: u32,
+            _: bool,
+        ) -> Result<Done, Failure> {
+            let target = action_target(a);
+            self.calls
+                .lock()
+                .unwrap()
+                .push((target.clone(), a.lane.clone(), attempt));
+            if self.down.lock().unwrap().contains(&target) {
+                return Err(Failure::Unreached(format!("{target}: connection refused")));
+            }
+            *self.done.lock().unwrap().entry(command(a)).or_default() += 1;
+            Ok(Done::Ok)
+        }
+    }
+
+    /// A job of lane `lane` for `target`.
+    fn to(target: &str, lane: &str, command: &str) -> PlannedAction {
+        let mut a = action(lane, command);
+        if let Action::EmsCall { target: t, .. } = &mut a.action {
+            *t = ApiTarget::plain(target);
+        }
+        a
+    }
+
+    /// Backoff reports per target: `Some` for the prober, `None` for a lane that waits.
+    #[derive(Default)]
+    struct Waits(Mutex<Vec<(String, Option<Duration>)>>, Outcomes);
+
+    impl Report for Waits {
+        fn finished(&self, job: &Job, outcome: &Outcome) {
+            self.1.finished(job, outcome);
+        }
+        fn retrying(&self, job: &Job, _: &Failure, delay: Option<Duration>) {
+            self.0.lock().unwrap().push((job.target.clone(), delay));
+        }
+    }
+
+    fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn while_a_target_is_down_one_lane_probes_it_and_the_others_wait_then_all_resume() {
+        const DOWN: &str = "http://down.test/";
+        const UP: &str = "http://up.test/";
+        let outage = Arc::new(Outage::default());
+        outage.set_down(DOWN, true);
+        let waits = Arc::new(Waits::default());
+        let p = Pool::new(
+            PoolConfig {
+                workers: 4,
+                capacity: 1000,
+            },
+            outage.clone(),
+            waits.clone(),
+            policy(None, Duration::from_millis(3)),
+        );
+        for i in 0..30 {
+            p.submit(to(DOWN, &format!("d{i}"), &format!("down-{i}")), src(i));
+        }
+        wait_for("40 probes of the down target", || {
+            outage.calls_to(DOWN).len() >= 40
+        });
+        // Another target's actions are not held up by the down one.
+        for i in 0..20 {
+            p.submit(to(UP, &format!("u{i}"), &format!("up-{i}")), src(i));
+        }
+        wait_for("the up target's actions", || {
+            outage.done.lock().unwrap().len() == 20
+        });
+        let calls = outage.calls_to(DOWN);
+        let probes = waits
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, d)| t == DOWN && d.is_some())
+            .count();
+        // Requests to the down target grow by one per backoff waited out, not by one per
+        // waiting action: only the lanes already running when it failed sent more than that.
+        assert!(
+            calls.len() <= probes + 4,
+            "{} requests for {probes} backoffs",
+            calls.len()
+        );
+        let lanes: std::collections::HashSet<&String> = calls.iter().map(|(l, _)| l).collect();
+        assert!(
+            lanes.len() <= 4,
+            "{} of 30 waiting lanes sent to the down target: {lanes:?}",
+            lanes.len()
+        );
+        // Refused connections sent nothing: every retry is still a first send.
+        assert!(calls.iter().all(|(_, attempt)| *attempt == 1), "{calls:?}");
+        let status = p.targets();
+        let down = status.iter().find(|t| t.target == DOWN).unwrap();
+        assert!(down.down_since_unix.is_some(), "{status:?}");
+        assert_eq!(down.waiting, 30);
+        assert!(
+            status
+                .iter()
+                .any(|t| t.target == UP && t.down_since_unix.is_none())
+        );
+
+        outage.set_down(DOWN, false);
+        assert_eq!(p.drain(Some(Duration::from_secs(20))), 0);
+        p.close();
+        let done = outage.done.lock().unwrap().clone();
+        for i in 0..30 {
+            assert_eq!(
+                done.get(&format!("down-{i}")),
+                Some(&1),
+                "down-{i}: {done:?}"
+            );
+        }
+        let outcomes = waits.1.0.lock().unwrap().clone();
+        assert_eq!(outcomes.len(), 50);
+        assert!(
+            outcomes
+                .iter()
+                .all(|(_, o, _)| *o == Outcome::Done(Done::Ok))
+        );
+    }
+
+    #[test]
+    fn a_probe_that_gives_up_hands_the_probe_over_and_nothing_hangs() {
+        const DOWN: &str = "http://gone.test/";
+        let outage = Arc::new(Outage::default());
+        outage.set_down(DOWN, true);
+        let out = Arc::new(Outcomes::default());
+        let p = Pool::new(
+            PoolConfig {
+                workers: 2,
+                capacity: 100,
+            },
+            outage.clone(),
+            out.clone(),
+            policy(Some(2), Duration::from_millis(2)),
+        );
+        for i in 0..6 {
+            p.submit(to(DOWN, &format!("g{i}"), &format!("gone-{i}")), src(i));
+        }
+        p.close();
+        let outcomes = out.0.lock().unwrap().clone();
+        assert_eq!(outcomes.len(), 6);
+        for (c, outcome, attempts) in &outcomes {
+            assert!(*attempts <= 2, "{c}: {attempts} attempts");
+            assert!(
+                matches!(outcome, Outcome::Dead(Failure::Unreached(m)) if m.contains("gave up after")),
+                "{c}: {outcome:?}"
+            );
+        }
+        assert!(outage.calls_to(DOWN).len() <= 12);
+    }
+
+    #[test]
+    fn a_dropped_pool_leaves_unfinished_jobs_unreported_not_dead() {
+        const DOWN: &str = "http://away.test/";
+        let outage = Arc::new(Outage::default());
+        outage.set_down(DOWN, true);
+        let out = Arc::new(Outcomes::default());
+        let p = Pool::new(
+            PoolConfig {
+                workers: 2,
+                capacity: 100,
+            },
+            outage.clone(),
+            out.clone(),
+            policy(None, Duration::from_millis(5)),
+        );
+        for i in 0..5 {
+            p.submit(to(DOWN, &format!("a{i}"), &format!("away-{i}")), src(i));
+        }
+        assert_eq!(p.drain(Some(Duration::from_millis(200))), 5);
+        drop(p);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            out.0.lock().unwrap().is_empty(),
+            "a stop made jobs final: {:?}",
+            out.0.lock().unwrap()
+        );
     }
 }

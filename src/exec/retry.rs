@@ -1,27 +1,44 @@
-//! The one retry policy: exponential backoff with full jitter, retrying only
-//! [`Failure::Retryable`].
+//! The one retry policy: for an attempt that failed, "retry after D" or "give up". The worker
+//! pool, the daemon and `dead-letters --retry` all ask it; nothing else decides when to stop.
+//!
+//! Transient failures ([`Failure::Retryable`], [`Failure::Unreached`]) are retried with capped
+//! exponential backoff and full jitter for as long as `max_elapsed` allows (and, when an
+//! operator set one, no more than `max_attempts` attempts); permanent ones are not retried.
 
 use super::Failure;
 use crate::config::RetryConfig;
 use std::cell::Cell;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often and how long to retry an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Attempts in all, the first one included; at least 1.
-    pub max_attempts: u32,
+    /// Attempts in all, the first one included, when an operator set a limit.
+    pub max_attempts: Option<u32>,
+    /// No retry is scheduled later than this after the action's trouble began (its first
+    /// transient failure, or the moment it began waiting for a target that was down).
+    pub max_elapsed: Duration,
     /// The backoff cap before the first retry; it doubles with each further one.
     pub base: Duration,
     /// No single wait is longer than this.
     pub max_backoff: Duration,
 }
 
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Try again once this has passed.
+    RetryAfter(Duration),
+    /// Stop: the failure (its message saying why, when a limit ended the retries) is final.
+    GiveUp(Failure),
+}
+
 impl RetryPolicy {
     /// The policy from `[service]` settings, with a 200 ms base.
     pub fn from_config(config: &RetryConfig) -> Self {
         RetryPolicy {
-            max_attempts: config.max_attempts.max(1),
+            max_attempts: config.max_attempts.map(|n| n.max(1)),
+            max_elapsed: Duration::from_secs(config.max_elapsed_secs),
             base: Duration::from_millis(200),
             max_backoff: Duration::from_secs(config.max_backoff_secs),
         }
@@ -44,32 +61,58 @@ impl RetryPolicy {
         Duration::from_nanos(next_random() % cap_nanos.saturating_add(1))
     }
 
-    /// Runs `op(attempt)` (attempt is 1-based) until it succeeds, fails other than
-    /// [`Failure::Retryable`], or `max_attempts` attempts have been made; `sleep` waits
-    /// between attempts (a test passes a recorder, the worker a real or interruptible sleep).
-    /// When attempts run out the last error is returned, still `Retryable`, with the number of
-    /// attempts in its message.
+    /// The verdict on attempt number `attempt` (1-based) that failed with `failure`,
+    /// `elapsed` after the action's trouble began: a permanent or missing failure is final at
+    /// once; a transient one is retried after [`RetryPolicy::delay`] unless that would pass
+    /// `max_attempts` or `max_elapsed`.
+    pub fn decide(&self, attempt: u32, elapsed: Duration, failure: Failure) -> Verdict {
+        if !failure.is_transient() {
+            return Verdict::GiveUp(failure);
+        }
+        let plural = if attempt == 1 { "" } else { "s" };
+        if self.max_attempts.is_some_and(|max| attempt >= max) {
+            return Verdict::GiveUp(
+                failure.noted(&format!("gave up after {attempt} attempt{plural}")),
+            );
+        }
+        let delay = self.delay(attempt);
+        if elapsed.saturating_add(delay) > self.max_elapsed {
+            return Verdict::GiveUp(failure.noted(&format!(
+                "gave up after {attempt} attempt{plural} over {} s, max_elapsed_secs = {}",
+                elapsed.as_secs(),
+                self.max_elapsed.as_secs()
+            )));
+        }
+        Verdict::RetryAfter(delay)
+    }
+
+    /// Runs `op` until it succeeds or [`RetryPolicy::decide`] gives up; `sleep` waits between
+    /// attempts (a test passes a recorder, a command a real sleep). `op` is given the attempt
+    /// number as the executor counts it: 1 plus the earlier attempts whose request may have
+    /// reached the target, so that a retry after a refused connection is still a first send.
     pub fn run<T>(
         &self,
         mut op: impl FnMut(u32) -> Result<T, Failure>,
         mut sleep: impl FnMut(Duration),
     ) -> Result<T, Failure> {
-        let max_attempts = self.max_attempts.max(1);
-        let mut attempt = 1;
+        let started = Instant::now();
+        let mut attempt = 0;
+        let mut sent = 0;
         loop {
-            match op(attempt) {
-                Err(Failure::Retryable(message)) if attempt >= max_attempts => {
-                    let plural = if attempt == 1 { "" } else { "s" };
-                    return Err(Failure::Retryable(format!(
-                        "{message} (gave up after {attempt} attempt{plural})"
-                    )));
+            attempt += 1;
+            let failure = match op(sent + 1) {
+                Ok(value) => return Ok(value),
+                Err(failure) => failure,
+            };
+            if failure.may_have_been_sent() {
+                sent += 1;
+            }
+            match self.decide(attempt, started.elapsed(), failure.clone()) {
+                Verdict::RetryAfter(delay) => {
+                    log::debug!("attempt {attempt} failed: {failure}; retrying in {delay:?}");
+                    sleep(delay);
                 }
-                Err(Failure::Retryable(message)) => {
-                    log::debug!("attempt {attempt} of {max_attempts} failed: {message}");
-                    sleep(self.delay(attempt));
-                    attempt += 1;
-                }
-                other => return other,
+                Verdict::GiveUp(failure) => return Err(failure),
             }
         }
     }
@@ -109,26 +152,93 @@ mod tests {
 
     fn policy(max_attempts: u32) -> RetryPolicy {
         RetryPolicy {
-            max_attempts,
+            max_attempts: Some(max_attempts),
+            max_elapsed: Duration::from_secs(86_400),
             base: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
         }
     }
 
     #[test]
-    fn from_config_uses_attempts_backoff_and_a_200ms_base() {
+    fn from_config_uses_attempts_elapsed_backoff_and_a_200ms_base() {
         let p = RetryPolicy::from_config(&RetryConfig {
-            max_attempts: 3,
+            max_attempts: Some(3),
+            max_elapsed_secs: 600,
             max_backoff_secs: 7,
         });
-        assert_eq!(p.max_attempts, 3);
+        assert_eq!(p.max_attempts, Some(3));
+        assert_eq!(p.max_elapsed, Duration::from_secs(600));
         assert_eq!(p.base, Duration::from_millis(200));
         assert_eq!(p.max_backoff, Duration::from_secs(7));
         let zero = RetryPolicy::from_config(&RetryConfig {
-            max_attempts: 0,
+            max_attempts: Some(0),
+            max_elapsed_secs: 1,
             max_backoff_secs: 1,
         });
-        assert_eq!(zero.max_attempts, 1, "at least the first attempt is made");
+        assert_eq!(
+            zero.max_attempts,
+            Some(1),
+            "at least the first attempt is made"
+        );
+    }
+
+    #[test]
+    fn by_default_transient_failures_are_retried_for_a_day_with_a_30s_cap() {
+        let p = RetryPolicy::from_config(&RetryConfig::default());
+        assert_eq!(p.max_attempts, None);
+        // An hour of failures, thousands of attempts in: still retried, never over 30 s.
+        for failure in [
+            Failure::Retryable("HTTP 503".into()),
+            Failure::Unreached("connection refused".into()),
+        ] {
+            match p.decide(5000, Duration::from_secs(3600), failure) {
+                Verdict::RetryAfter(d) => assert!(d <= Duration::from_secs(30), "{d:?}"),
+                other => panic!("gave up within the day: {other:?}"),
+            }
+        }
+        // A day later: given up, saying why.
+        match p.decide(
+            9000,
+            Duration::from_secs(86_400),
+            Failure::Unreached("connection refused".into()),
+        ) {
+            Verdict::GiveUp(Failure::Unreached(m)) => {
+                assert!(m.contains("connection refused"), "{m}");
+                assert!(m.contains("max_elapsed_secs = 86400"), "{m}");
+            }
+            other => panic!("expected a give-up, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn permanent_failures_are_final_at_once_whatever_the_limits() {
+        let p = RetryPolicy::from_config(&RetryConfig::default());
+        let fail = Failure::Permanent("FAIL: bad uri".into());
+        assert_eq!(
+            p.decide(1, Duration::ZERO, fail.clone()),
+            Verdict::GiveUp(fail)
+        );
+    }
+
+    #[test]
+    fn run_counts_only_attempts_that_may_have_reached_the_target() {
+        let mut told = Vec::new();
+        let out = policy(10).run(
+            |sending| {
+                told.push(sending);
+                match told.len() {
+                    1 | 2 => Err(Failure::Unreached("connection refused".into())),
+                    3 => Err(Failure::Retryable(
+                        "timed out waiting for the answer".into(),
+                    )),
+                    _ => Ok(()),
+                }
+            },
+            |_| {},
+        );
+        assert_eq!(out, Ok(()));
+        // Two refused connections leave it a first send; the lost answer makes the next a retry.
+        assert_eq!(told, [1, 1, 1, 2]);
     }
 
     #[test]
@@ -157,13 +267,15 @@ mod tests {
     #[test]
     fn huge_attempt_numbers_do_not_overflow() {
         let p = RetryPolicy {
-            max_attempts: 100,
+            max_attempts: Some(100),
+            max_elapsed: Duration::from_secs(86_400),
             base: Duration::from_secs(3600),
             max_backoff: Duration::from_secs(3600),
         };
         assert!(p.delay(u32::MAX) <= Duration::from_secs(3600));
         let zero = RetryPolicy {
-            max_attempts: 1,
+            max_attempts: Some(1),
+            max_elapsed: Duration::from_secs(86_400),
             base: Duration::ZERO,
             max_backoff: Duration::from_secs(1),
         };

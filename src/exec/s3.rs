@@ -94,6 +94,16 @@ impl S3Target {
         })
     }
 
+    /// The endpoint as `scheme://host[:port]`, with any user and password left out: what
+    /// names this target in `status` and the metrics.
+    pub fn endpoint(&self) -> String {
+        crate::status::redact_url(&format!(
+            "{}://{}",
+            self.region.scheme(),
+            self.region.host()
+        ))
+    }
+
     /// Uploads `path` as `s3://bucket/key`.
     ///
     /// Small files go in one PUT; files of [`MULTIPART_THRESHOLD`] and more are streamed in
@@ -176,6 +186,7 @@ impl S3Target {
         };
         match failure {
             Failure::Retryable(m) => Failure::Retryable(self.scrub(m)),
+            Failure::Unreached(m) => Failure::Unreached(self.scrub(m)),
             Failure::Permanent(m) => Failure::Permanent(self.scrub(m)),
             Failure::Missing(m) => Failure::Missing(self.scrub(m)),
         }
