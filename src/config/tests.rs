@@ -715,6 +715,9 @@ fn render_shows_every_block_one_key_per_line() {
     for line in [
         "Service.ems_api = http://127.0.0.1:7777/",
         "Service.workers = 8",
+        "Service.retry.max_attempts = none (max_elapsed_secs decides)",
+        "Service.retry.max_elapsed_secs = 86400",
+        "Service.retry.max_backoff_secs = 30",
         "StreamAutoRouter.plugin_switch = \"disabled\"",
         "StreamAutoRouter.token = \"forwardthese\"",
         "StreamRecorder.period_time = 3600",
