@@ -168,25 +168,49 @@ struct Harness {
 }
 
 impl Harness {
+    /// StreamRecorder on, retries at most 2 s apart.
     fn new(workers: usize) -> Harness {
+        Harness::configured(
+            workers,
+            Some(serde_json::json!({"max_attempts": 100, "max_backoff_secs": 2})),
+            serde_json::Map::new(),
+        )
+    }
+
+    /// StreamRecorder on, and emstail's default retry settings (no `retry` in the config).
+    fn with_default_retry(workers: usize) -> Harness {
+        Harness::configured(workers, None, serde_json::Map::new())
+    }
+
+    /// StreamRecorder and the `plugins` blocks on; `retry` as the Service block's, if any.
+    fn configured(
+        workers: usize,
+        retry: Option<serde_json::Value>,
+        plugins: serde_json::Map<String, serde_json::Value>,
+    ) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let ems = FakeEms::start();
         let state = dir.path().join("state");
         let config = dir.path().join("config.ini");
-        let text = serde_json::json!({
+        let mut text = serde_json::json!({
             "Service": {
                 "ems_api": format!("http://{}", ems.addr()),
                 "event_log": dir.path().join("events.txt"),
                 "state_dir": state,
                 "workers": workers,
                 "request_timeout_secs": 3,
-                "retry": {"max_attempts": 100, "max_backoff_secs": 2},
             },
             "StreamRecorder": {
                 "plugin_switch": "enabled",
                 "parameters": {"file_location": "/var/media", "period_time": 600},
             },
         });
+        if let Some(retry) = retry {
+            text["Service"]["retry"] = retry;
+        }
+        for (name, block) in plugins {
+            text[name] = block;
+        }
         std::fs::write(&config, text.to_string()).expect("config written");
         Harness {
             stderr: dir.path().join("stderr.log"),
@@ -211,6 +235,12 @@ impl Harness {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// Appends `count` new streams' `inStreamCreated` to `path` (→ their records are expected).
+    fn write_ins(&mut self, path: &Path, count: u64) {
+        let bytes = self.events.ins(count);
+        append(path, &bytes);
     }
 
     /// Appends `count` new stream pairs to `path` (→ their calls are expected).
@@ -266,7 +296,12 @@ impl Harness {
 
     /// Waits until every expected call has arrived at least once.
     fn wait_all(&self, expected: &[String]) -> Vec<String> {
-        let deadline = Instant::now() + WAIT;
+        self.wait_all_within(expected, WAIT)
+    }
+
+    /// [`Self::wait_all`], for at most `limit`.
+    fn wait_all_within(&self, expected: &[String], limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
         loop {
             let got = self.got();
             let lost = missing(&got, expected);
@@ -275,7 +310,7 @@ impl Harness {
             }
             assert!(
                 Instant::now() < deadline,
-                "{} of {} calls still missing after {WAIT:?} (first {:?}); emstail said:\n{}",
+                "{} of {} calls still missing after {limit:?} (first {:?}); emstail said:\n{}",
                 lost.len(),
                 expected.len(),
                 lost.iter().take(5).collect::<Vec<_>>(),
@@ -309,6 +344,13 @@ impl Harness {
     fn restart_and_finish(&self, log: &Path, context: &str) {
         let d = self.start(log, &[]);
         self.finish_exactly_once(d, context);
+    }
+
+    /// The dead-letter file's lines (none when there is no file).
+    fn dead_letters(&self) -> Vec<String> {
+        std::fs::read_to_string(self.state.join("dead-letter.jsonl"))
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
     }
 
     fn status_json(&self) -> serde_json::Value {
@@ -1083,6 +1125,211 @@ fn ems_down_for_30_seconds_then_back_loses_nothing() {
     assert!(s["retries"].as_u64().is_some_and(|n| n > 0), "{s}");
     assert_eq!(s["retrying"], 0);
     assert_eq!(s["actions_dead"], 0);
+}
+
+/// Waits (bounded) until `emstail status` output satisfies `cond`; returns that output.
+fn status_until(h: &Harness, what: &str, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = status_output(h);
+        if cond(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never showed {what} within {limit:?}:\n{status}\nemstail said:\n{}",
+            tail(&h.stderr_text())
+        );
+        std::thread::sleep(ms(250));
+    }
+}
+
+/// The outage, with the default retry settings (a day of retries, 30 s backoff cap):
+/// EMS refuses connections for 150 s while 30 streams start; once it is back every `record`
+/// arrives exactly once, nothing is dead-lettered, and `status` said meanwhile that the EMS
+/// was down and how many actions waited for it.
+#[test]
+fn ems_down_150_s_while_30_events_arrive_is_waited_out_with_the_default_retry_settings() {
+    let mut h = Harness::with_default_retry(4);
+    let log = h.log();
+    h.write_ins(&log, 1);
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_expected();
+    let port = h.ems.addr().port();
+    let mut all = h.ems.calls();
+    h.ems.shutdown();
+    let down = Instant::now();
+    for _ in 0..10 {
+        h.write_ins(&log, 3);
+        std::thread::sleep(ms(1000));
+    }
+    let target = format!("target: http://127.0.0.1:{port}/ DOWN since");
+    let seen = status_until(&h, "the EMS down with 30 actions waiting", WAIT, |s| {
+        s.lines()
+            .any(|l| l.starts_with(&target) && l.ends_with(", 30 actions waiting"))
+    });
+    assert!(seen.contains("running: yes"), "{seen}");
+    std::thread::sleep(Duration::from_secs(150).saturating_sub(down.elapsed()));
+    assert_eq!(
+        h.status_json()["actions_dead"],
+        0,
+        "dead letters during the outage"
+    );
+    h.ems = FakeEms::start_on(port);
+    // The backoff is at most 30 s: the probe finds EMS back within that, the rest follow.
+    h.wait_all_within(&h.events.expected[1..], Duration::from_secs(60));
+    std::thread::sleep(ms(300));
+    d.stop("EMS down 150 s");
+    let after = h.ems.calls();
+    all.extend(after.iter().cloned());
+    assert_exactly_once(&keys(&all), &h.events.expected, "EMS down 150 s");
+    assert_eq!(
+        keys(&after).len(),
+        30,
+        "every record after the outage, once"
+    );
+    assert!(
+        h.ems.calls_for("listConfig").is_empty(),
+        "a retry after refused connections asked listConfig, though nothing had been sent"
+    );
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+    assert_eq!(h.status_json()["actions_dead"], 0);
+    let up = status_output(&h);
+    assert!(
+        up.contains(&format!(
+            "target: http://127.0.0.1:{port}/ up, 0 actions queued"
+        )),
+        "{up}"
+    );
+}
+
+/// SIGTERM while EMS is down: emstail drains for `--drain-secs`, exits 0 without
+/// dead-lettering the waiting actions, and the next run carries each of them out once.
+#[test]
+fn sigterm_during_an_outage_exits_within_the_drain_bound_and_the_restart_does_every_action_once() {
+    let mut h = Harness::with_default_retry(4);
+    let log = h.log();
+    h.write_ins(&log, 1);
+    let d = h.start(&log, &["--from-start", "--drain-secs", "3"]);
+    h.wait_expected();
+    let port = h.ems.addr().port();
+    let mut all = h.ems.calls();
+    h.ems.shutdown();
+    h.write_ins(&log, 10);
+    status_until(&h, "the EMS down with 10 actions waiting", WAIT, |s| {
+        s.contains(" DOWN since ") && s.contains(", 10 actions waiting")
+    });
+    let asked = Instant::now();
+    let status = d.term_now(Duration::from_secs(15));
+    let took = asked.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", tail(&h.stderr_text()));
+    assert!(
+        took < Duration::from_secs(3 + 5),
+        "a 3 s drain took {took:?} to exit"
+    );
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+    assert_eq!(h.status_json()["actions_dead"], 0);
+
+    h.ems = FakeEms::start_on(port);
+    let d = h.start(&log, &[]);
+    h.stop_when_done(
+        d,
+        &h.events.expected[1..],
+        "restart after a stop mid-outage",
+    );
+    all.extend(h.ems.calls());
+    assert_exactly_once(&keys(&all), &h.events.expected, "stop mid-outage");
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+}
+
+/// Waiting out outages does not delay the final answer to a request EMS refused: a `FAIL`
+/// that is not "already done" goes to the dead letters at once, not retried.
+#[test]
+fn a_permanent_fail_is_dead_lettered_at_once_with_the_default_retry_settings() {
+    let mut h = Harness::with_default_retry(2);
+    h.ems.answer_fail_next("record", "Invalid path to file");
+    let log = h.log();
+    h.write_ins(&log, 2);
+    let d = h.start(&log, &["--from-start"]);
+    wait_until("one dead letter", WAIT, || h.dead_letters().len() == 1);
+    wait_until("the other record", WAIT, || {
+        h.ems.calls_for("record").len() == 2
+    });
+    std::thread::sleep(ms(300));
+    d.stop("permanent FAIL");
+    assert_eq!(h.ems.calls_for("record").len(), 2, "the FAIL was retried");
+    assert!(
+        h.dead_letters()[0].contains("Invalid path to file"),
+        "{:?}",
+        h.dead_letters()
+    );
+}
+
+/// One load-balancer destination refuses connections for the whole test: the other two get
+/// every pull while it is still down, and local records are not held up either.
+#[test]
+fn one_load_balancer_destination_down_for_the_whole_test_does_not_hold_up_the_others() {
+    let peer_a = FakeEms::start();
+    let peer_b = FakeEms::start();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free local port");
+    let mut plugins = serde_json::Map::new();
+    plugins.insert(
+        "StreamLoadBalancer".into(),
+        serde_json::json!({
+            "plugin_switch": "enabled",
+            "parameters": {
+                "destination_uri": [
+                    peer_a.addr().to_string(),
+                    dead.to_string(),
+                    peer_b.addr().to_string(),
+                ],
+                "origin_address": "127.0.0.1",
+            },
+        }),
+    );
+    let mut h = Harness::configured(4, None, plugins);
+    let log = h.log();
+    let d = h.start(&log, &["--from-start", "--drain-secs", "1"]);
+    h.write_ins(&log, 20);
+    let pulled = |peer: &FakeEms| {
+        let mut streams: Vec<String> = peer
+            .calls_for("pullStream")
+            .iter()
+            .filter_map(|c| c.param("localStreamName").map(str::to_string))
+            .collect();
+        streams.sort();
+        streams
+    };
+    let mut expected: Vec<String> = (1..=20).map(|n| format!("s{n}")).collect();
+    expected.sort();
+    let deadline = Instant::now() + WAIT;
+    while pulled(&peer_a).len() < 20 || pulled(&peer_b).len() < 20 {
+        assert!(
+            Instant::now() < deadline,
+            "the live destinations pulled {} and {} of 20 streams; emstail said:\n{}",
+            pulled(&peer_a).len(),
+            pulled(&peer_b).len(),
+            tail(&h.stderr_text())
+        );
+        std::thread::sleep(ms(25));
+    }
+    h.wait_expected();
+    let down = format!("target: http://{dead}/ DOWN since");
+    status_until(&h, "the dead destination down", WAIT, |s| s.contains(&down));
+    assert_eq!(pulled(&peer_a), expected, "pulled while the other was down");
+    assert_eq!(pulled(&peer_b), expected, "pulled while the other was down");
+    std::thread::sleep(ms(300));
+    d.stop("one destination down");
+    assert_eq!(pulled(&peer_a), expected);
+    assert_eq!(pulled(&peer_b), expected);
+    assert_exactly_once(
+        &h.got(),
+        &h.events.expected,
+        "records beside a down destination",
+    );
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
 }
 
 #[test]

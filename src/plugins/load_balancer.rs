@@ -76,7 +76,9 @@ impl StreamLoadBalancer {
             .with_bool("keepAlive", false);
         Ok(PlannedAction {
             plugin: NAME,
-            lane: format!("{}/{}", destination.address, stream.name),
+            // One lane per destination API and stream: two EMS on one host are two
+            // destinations, and one that is down must not hold up the other.
+            lane: format!("{}{}", destination.api.base, stream.name),
             stream: Some(stream.name.clone()),
             stream_id: None,
             action: Action::EmsCall {
@@ -237,8 +239,8 @@ mod tests {
         );
         assert_eq!(target_of(&out[0]), "http://192.168.2.3:7777/");
         assert_eq!(target_of(&out[1]), "http://192.168.2.4:7777/");
-        assert_eq!(out[0].lane, "192.168.2.3/cam1");
-        assert_eq!(out[1].lane, "192.168.2.4/cam1");
+        assert_eq!(out[0].lane, "http://192.168.2.3:7777/cam1");
+        assert_eq!(out[1].lane, "http://192.168.2.4:7777/cam1");
         assert!(out.iter().all(|a| a.plugin == "StreamLoadBalancer"));
         assert!(out.iter().all(|a| a.stream.as_deref() == Some("cam1")));
     }
@@ -367,7 +369,7 @@ mod tests {
         assert!(refusal.reason.contains("192.168.2.3"), "{refusal}");
         assert_eq!(out.len(), 1, "the loopback destination still pulls");
         assert_eq!(target_of(&out[0]), "http://127.0.0.2:7778/");
-        assert_eq!(out[0].lane, "127.0.0.2/cam1");
+        assert_eq!(out[0].lane, "http://127.0.0.2:7778/cam1");
     }
 
     #[test]
