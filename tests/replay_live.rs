@@ -126,12 +126,17 @@ impl Running {
 
     /// Waits for the exit, at most [`RUN_LIMIT`]; a run still going then is killed and fails
     /// the test.
-    fn finish(mut self) -> Run {
+    fn finish(self) -> Run {
+        self.finish_within(RUN_LIMIT)
+    }
+
+    /// [`Running::finish`], the run allowed `limit` from its start.
+    fn finish_within(mut self, limit: Duration) -> Run {
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("waiting on emstail works") {
                 break Some(status);
             }
-            if self.started.elapsed() > RUN_LIMIT {
+            if self.started.elapsed() > limit {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 break None;
@@ -150,7 +155,7 @@ impl Running {
         eprintln!("--- emstail stderr ({elapsed:?}) ---\n{}", run.stderr);
         assert!(
             status.is_some(),
-            "emstail ran past {RUN_LIMIT:?} and was killed"
+            "emstail ran past {limit:?} and was killed"
         );
         run
     }
@@ -237,6 +242,12 @@ impl Setup {
 
     fn service(mut self, key: &str, value: Value) -> Setup {
         self.service.insert(key.to_string(), value);
+        self
+    }
+
+    /// emstail's own retry defaults: no `retry` in the config.
+    fn default_retry(mut self) -> Setup {
+        self.service.remove("retry");
         self
     }
 
@@ -503,9 +514,9 @@ fn hls_objects() -> Vec<(&'static str, &'static str, &'static str)> {
 // ---------------------------------------------------------------------------------------
 // A port that can be made to refuse connections for a while
 
-/// A pass-through TCP proxy to `upstream` that, after `open_for` connections, closes its
-/// listening socket for `down_for` (connections are refused, as when S3 is down) and then
-/// listens on the same port again.
+/// A pass-through TCP proxy to `upstream` that, after `open_for` connections (0: from the
+/// start), closes its listening socket for `down_for` (connections are refused, as when S3 is
+/// down) and then listens on the same port again.
 struct Flaky {
     endpoint: String,
     stop: Arc<AtomicBool>,
@@ -514,7 +525,7 @@ struct Flaky {
     acceptor: Option<JoinHandle<()>>,
 }
 
-const FLAKY_LIFETIME: Duration = Duration::from_secs(120);
+const FLAKY_LIFETIME: Duration = Duration::from_secs(400);
 
 impl Flaky {
     fn start(upstream: &str, open_for: usize, down_for: Duration) -> Flaky {
@@ -536,7 +547,7 @@ impl Flaky {
             let (stop, passed, accepted) = (stop.clone(), passed.clone(), accepted.clone());
             thread::spawn(move || {
                 let started = Instant::now();
-                let mut listener = Some(listener);
+                let mut listener = (open_for > 0).then_some(listener);
                 let live = || !stop.load(Ordering::Relaxed) && started.elapsed() < FLAKY_LIFETIME;
                 while live() {
                     let Some(l) = &listener else {
@@ -1280,6 +1291,133 @@ fn s3_down_then_up_mid_replay_retries_until_every_object_is_there() {
     assert_eq!(carried.failed, 0);
     assert_eq!(received_actions(&ems), recorder_calls());
     assert!(setup.dead_letters().is_empty());
+}
+
+/// The S3 outage, in the daemon with the default retry settings: S3 refuses
+/// connections for 150 s while 50 chunks of 5 streams close; once it is back every object
+/// is uploaded, each stream's in order, and nothing is dead-lettered. `status` names the
+/// endpoint and bucket as down meanwhile.
+#[test]
+fn s3_down_150_s_while_50_chunks_close_uploads_every_object_in_order_with_the_default_retry() {
+    const STREAMS: usize = 5;
+    const CHUNKS: usize = 10;
+    let s3 = server();
+    let bucket = bucket(&s3, "s3-down-150");
+    let recorder = s3.recorder();
+    let flaky = Flaky::start(&recorder.endpoint, 0, Duration::from_secs(150));
+    let down = Instant::now();
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let root = tmp.path().join("webroot");
+    let log_path = tmp.path().join("events.txt");
+    std::fs::write(&log_path, "").expect("create the log");
+    let ems = FakeEms::start();
+    let setup = with_media_root(Setup::new(&ems.base_url()), &root)
+        .default_retry()
+        .service("workers", json!(4))
+        .upload("AmazonHLSUpload", &s3, &flaky.endpoint, &bucket);
+    let state = setup.dir.path().join("state");
+    let daemon = spawn(&[
+        "run",
+        "--config",
+        utf8(&setup.write()),
+        "--log",
+        utf8(&log_path),
+        "--from-start",
+        "--rescan-ms",
+        "50",
+        "--drain-secs",
+        "5",
+    ]);
+    let mut id = 0;
+    for chunk in 0..CHUNKS {
+        for stream in 0..STREAMS {
+            let dir = root.join(format!("hls/s{stream}"));
+            let segment = dir.join(format!("segment_{chunk}.ts"));
+            write_file(
+                &segment,
+                format!("stream {stream} chunk {chunk}").as_bytes(),
+            );
+            write_file(&dir.join("playlist.m3u8"), b"#EXTM3U\n");
+            id += 1;
+            let mut log = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log_path)
+                .expect("the log opens for appending");
+            io::Write::write_all(&mut log, chunk_closed(id, &segment).as_bytes())
+                .expect("append to the log");
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    let target = format!("target: {}/{bucket} DOWN since", flaky.endpoint);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = emstail(&["status", "--state-dir", utf8(&state)]);
+        if status.stdout.contains(&target) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && down.elapsed() < Duration::from_secs(140),
+            "status never showed {target:?}:\n{}",
+            status.stdout
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+    let expected_objects = STREAMS * CHUNKS * 2;
+    while !flaky.refused_window_passed.load(Ordering::SeqCst) {
+        assert!(
+            down.elapsed() < Duration::from_secs(170),
+            "the outage never ended"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        recorder.committed_keys(&bucket).is_empty(),
+        "nothing can have been uploaded while S3 refused connections"
+    );
+    // The backoff is at most 30 s: within that the probe gets through and the rest follow.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recorder.committed_keys(&bucket).len() < expected_objects {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {expected_objects} objects after S3 came back",
+            recorder.committed_keys(&bucket).len()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &daemon.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    let run = daemon.finish_within(Duration::from_secs(260));
+    run.assert_exit(0);
+    assert!(
+        setup.dead_letters().is_empty(),
+        "{:?}",
+        setup.dead_letters()
+    );
+
+    let committed = recorder.committed_keys(&bucket);
+    assert_eq!(committed.len(), expected_objects, "each object once");
+    let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in committed {
+        let (stream, file) = key
+            .strip_prefix("hls/")
+            .and_then(|k| k.split_once('/'))
+            .expect("keys are hls/<stream>/<file>");
+        per_stream
+            .entry(stream.to_string())
+            .or_default()
+            .push(file.to_string());
+    }
+    assert_eq!(per_stream.len(), STREAMS);
+    let expected: Vec<String> = (0..CHUNKS)
+        .flat_map(|c| [format!("segment_{c}.ts"), "playlist.m3u8".to_string()])
+        .collect();
+    for (stream, files) in &per_stream {
+        assert_eq!(files, &expected, "order of stream {stream}");
+    }
+    assert_eq!(s3.list(&bucket).len(), STREAMS * (CHUNKS + 1));
 }
 
 #[test]

@@ -1210,7 +1210,18 @@ fn sigterm_during_an_outage_exits_within_the_drain_bound_and_the_restart_does_ev
     let mut h = Harness::with_default_retry(4);
     let log = h.log();
     h.write_ins(&log, 1);
-    let d = h.start(&log, &["--from-start", "--drain-secs", "3"]);
+    let metrics = h.path("emstail.prom");
+    let metrics_arg = metrics.to_string_lossy().into_owned();
+    let d = h.start(
+        &log,
+        &[
+            "--from-start",
+            "--drain-secs",
+            "3",
+            "--metrics-file",
+            &metrics_arg,
+        ],
+    );
     h.wait_expected();
     let port = h.ems.addr().port();
     let mut all = h.ems.calls();
@@ -1218,6 +1229,16 @@ fn sigterm_during_an_outage_exits_within_the_drain_bound_and_the_restart_does_ev
     h.write_ins(&log, 10);
     status_until(&h, "the EMS down with 10 actions waiting", WAIT, |s| {
         s.contains(" DOWN since ") && s.contains(", 10 actions waiting")
+    });
+    let label = format!("{{target=\"http://127.0.0.1:{port}/\"}}");
+    wait_until("the metrics file to show the EMS down", WAIT, || {
+        let text = std::fs::read_to_string(&metrics).unwrap_or_default();
+        let samples = parse_prometheus(&text);
+        samples.get(&format!("emstail_target_up{label}")) == Some(&0.0)
+            && samples.get(&format!("emstail_waiting{label}")) == Some(&10.0)
+            && samples
+                .get(&format!("emstail_target_down_since_seconds{label}"))
+                .is_some_and(|&t| t > 1.7e9)
     });
     let asked = Instant::now();
     let status = d.term_now(Duration::from_secs(15));
@@ -1443,6 +1464,13 @@ fn metrics_file_is_prometheus_text_with_matching_counters() {
     assert_eq!(get("emstail_actions_total{outcome=\"dead\"}"), Some(0.0));
     assert_eq!(get("emstail_in_flight"), Some(0.0));
     assert_eq!(get("emstail_lag_bytes"), Some(0.0));
+    let ems = format!("{{target=\"{}\"}}", h.ems.base_url());
+    assert_eq!(
+        get(&format!("emstail_target_up{ems}")),
+        Some(1.0),
+        "{samples:?}"
+    );
+    assert_eq!(get(&format!("emstail_waiting{ems}")), Some(0.0));
     let leftovers: Vec<_> = std::fs::read_dir(h.dir.path())
         .expect("dir")
         .filter_map(Result::ok)
