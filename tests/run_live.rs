@@ -1353,6 +1353,57 @@ fn one_load_balancer_destination_down_for_the_whole_test_does_not_hold_up_the_ot
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
 }
 
+/// While EMS answers every request 503, one lane probes it and the others wait: the
+/// requests it gets grow by one per backoff waited out, not by one per waiting action (only
+/// the lanes already sending when it began add one each). When it answers again the 30
+/// waiting records go out once each, and only lanes whose request EMS saw ask `listConfig`.
+#[test]
+fn while_ems_answers_503_requests_grow_by_one_per_backoff_not_one_per_waiting_action() {
+    const WORKERS: usize = 4;
+    let mut h = Harness::configured(
+        WORKERS,
+        Some(serde_json::json!({"max_backoff_secs": 1})),
+        serde_json::Map::new(),
+    );
+    let log = h.log();
+    h.write_ins(&log, 1);
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_expected();
+    h.ems.set_unavailable(true);
+    h.write_ins(&log, 30);
+    wait_until("20 requests answered 503", Duration::from_secs(60), || {
+        h.ems.unavailable_calls().len() >= 20
+    });
+    let status = status_until(&h, "the EMS down", WAIT, |s| s.contains(" DOWN since "));
+    let refused = h.ems.unavailable_calls();
+    // Read after the requests: each failed probe is logged once its answer came.
+    let backoffs = h.stderr_text().matches("; retrying in ").count();
+    assert!(
+        refused.len() <= backoffs + WORKERS,
+        "{} requests during the outage for {backoffs} backoffs ({WORKERS} lanes)",
+        refused.len()
+    );
+    let streams: std::collections::HashSet<&str> = refused
+        .iter()
+        .filter_map(|c| c.param("localStreamName"))
+        .collect();
+    assert!(
+        streams.len() <= WORKERS,
+        "{} of 30 waiting streams sent during the outage: {streams:?}\n{status}",
+        streams.len()
+    );
+
+    h.ems.set_unavailable(false);
+    h.stop_when_done(d, &h.events.expected, "EMS answering 503");
+    assert_exactly_once(&h.got(), &h.events.expected, "EMS answering 503");
+    let asked = h.ems.calls_for("listConfig").len();
+    assert!(
+        asked <= WORKERS,
+        "{asked} listConfig for {WORKERS} lanes whose request EMS saw"
+    );
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+}
+
 #[test]
 fn sigterm_drains_writes_the_checkpoint_and_exits_0() {
     let mut h = Harness::new(4);

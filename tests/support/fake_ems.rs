@@ -61,6 +61,10 @@ type CallHook = Box<dyn Fn(&RecordedCall) + Send + Sync>;
 
 struct State {
     calls: Vec<RecordedCall>,
+    /// Answering every request HTTP 503 without acting on it (see `set_unavailable`).
+    unavailable: bool,
+    /// The requests answered 503 that way, apart from `calls`.
+    unavailable_calls: Vec<RecordedCall>,
     http_failures: VecDeque<u16>,
     /// (lower-case command, description), answered FAIL in order.
     fail_next: VecDeque<(String, String)>,
@@ -130,6 +134,8 @@ impl FakeEms {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 calls: Vec::new(),
+                unavailable: false,
+                unavailable_calls: Vec::new(),
                 http_failures: VecDeque::new(),
                 fail_next: VecDeque::new(),
                 hangs_left: 0,
@@ -221,6 +227,18 @@ impl FakeEms {
     pub fn fail_next_http(&self, n: u32, status: u16) {
         let mut state = self.shared.lock();
         state.http_failures.extend((0..n).map(|_| status));
+    }
+
+    /// While `on`, every request is answered HTTP 503 and not acted on (EMS up but
+    /// unavailable, as behind a proxy while it restarts); such requests are recorded apart, in
+    /// [`FakeEms::unavailable_calls`], not in [`FakeEms::calls`].
+    pub fn set_unavailable(&self, on: bool) {
+        self.shared.lock().unavailable = on;
+    }
+
+    /// The requests answered 503 by [`FakeEms::set_unavailable`], in arrival order.
+    pub fn unavailable_calls(&self) -> Vec<RecordedCall> {
+        self.shared.lock().unavailable_calls.clone()
     }
 
     /// The next `command` request gets FAIL with `description` (queued per call).
@@ -390,44 +408,49 @@ fn handle(shared: &Shared, request: tiny_http::Request) {
 
     let (reply, wait) = {
         let mut state = shared.lock();
-        state.calls.push(call.clone());
-        let mut wait = state.delay;
-        if state.hangs_left > 0 {
-            state.hangs_left -= 1;
-            wait = wait.max(state.hang_for);
-        }
-        if let Some(i) = state
-            .command_hangs
-            .iter()
-            .position(|(c, _)| c.eq_ignore_ascii_case(&command))
-        {
-            wait = wait.max(state.command_hangs.remove(i).1);
-        }
-        let reply = if state
-            .basic_auth
-            .as_ref()
-            .is_some_and(|expected| call.authorization.as_ref() != Some(expected))
-        {
-            Reply::Http(401, "Unauthorized")
-        } else if let Some(status) = state.http_failures.pop_front() {
-            Reply::Http(status, "Internal Server Error")
-        } else if let Some(i) = state
-            .fail_next
-            .iter()
-            .position(|(c, _)| c.eq_ignore_ascii_case(&command))
-        {
-            let (_, description) = state
-                .fail_next
-                .remove(i)
-                .expect("index comes from position() on the same queue");
-            Reply::Envelope(envelope_fail(&description))
+        if state.unavailable {
+            state.unavailable_calls.push(call.clone());
+            (Reply::Http(503, "Service Unavailable"), Duration::ZERO)
         } else {
-            match &decoded {
-                Err(e) => Reply::Envelope(envelope_fail(e)),
-                Ok(_) => Reply::Envelope(answer(&mut state, &call)),
+            state.calls.push(call.clone());
+            let mut wait = state.delay;
+            if state.hangs_left > 0 {
+                state.hangs_left -= 1;
+                wait = wait.max(state.hang_for);
             }
-        };
-        (reply, wait)
+            if let Some(i) = state
+                .command_hangs
+                .iter()
+                .position(|(c, _)| c.eq_ignore_ascii_case(&command))
+            {
+                wait = wait.max(state.command_hangs.remove(i).1);
+            }
+            let reply = if state
+                .basic_auth
+                .as_ref()
+                .is_some_and(|expected| call.authorization.as_ref() != Some(expected))
+            {
+                Reply::Http(401, "Unauthorized")
+            } else if let Some(status) = state.http_failures.pop_front() {
+                Reply::Http(status, "Internal Server Error")
+            } else if let Some(i) = state
+                .fail_next
+                .iter()
+                .position(|(c, _)| c.eq_ignore_ascii_case(&command))
+            {
+                let (_, description) = state
+                    .fail_next
+                    .remove(i)
+                    .expect("index comes from position() on the same queue");
+                Reply::Envelope(envelope_fail(&description))
+            } else {
+                match &decoded {
+                    Err(e) => Reply::Envelope(envelope_fail(e)),
+                    Ok(_) => Reply::Envelope(answer(&mut state, &call)),
+                }
+            };
+            (reply, wait)
+        }
     };
     shared.new_call.notify_all();
     if let Some(hook) = shared
