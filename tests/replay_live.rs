@@ -12,15 +12,15 @@ use emstail::exec::ems::EmsClient;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use support::fake_ems::FakeEms;
-use support::s3::{S3Server, server, unique_bucket};
+use support::s3::{Flaky, S3Server, server, unique_bucket};
 
 const F1: &str = "fixtures/logs/events_20261129_101500.txt";
 const F2: &str = "fixtures/logs/events_20261129_111500.txt";
@@ -242,12 +242,6 @@ impl Setup {
 
     fn service(mut self, key: &str, value: Value) -> Setup {
         self.service.insert(key.to_string(), value);
-        self
-    }
-
-    /// emstail's own retry defaults: no `retry` in the config.
-    fn default_retry(mut self) -> Setup {
-        self.service.remove("retry");
         self
     }
 
@@ -509,128 +503,6 @@ fn hls_objects() -> Vec<(&'static str, &'static str, &'static str)> {
             LONG,
         ),
     ]
-}
-
-// ---------------------------------------------------------------------------------------
-// A port that can be made to refuse connections for a while
-
-/// A pass-through TCP proxy to `upstream` that, after `open_for` connections (0: from the
-/// start), closes its listening socket for `down_for` (connections are refused, as when S3 is
-/// down) and then listens on the same port again.
-struct Flaky {
-    endpoint: String,
-    stop: Arc<AtomicBool>,
-    refused_window_passed: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-const FLAKY_LIFETIME: Duration = Duration::from_secs(400);
-
-impl Flaky {
-    fn start(upstream: &str, open_for: usize, down_for: Duration) -> Flaky {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-        listener
-            .set_nonblocking(true)
-            .expect("a listener can be made non-blocking");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let passed = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let acceptor = {
-            let (stop, passed, accepted) = (stop.clone(), passed.clone(), accepted.clone());
-            thread::spawn(move || {
-                let started = Instant::now();
-                let mut listener = (open_for > 0).then_some(listener);
-                let live = || !stop.load(Ordering::Relaxed) && started.elapsed() < FLAKY_LIFETIME;
-                while live() {
-                    let Some(l) = &listener else {
-                        // Down: nothing listens. Then up again on the same port.
-                        let until = Instant::now() + down_for;
-                        while live() && Instant::now() < until {
-                            thread::sleep(Duration::from_millis(10));
-                        }
-                        listener = Some(listen_again(addr));
-                        passed.store(true, Ordering::SeqCst);
-                        continue;
-                    };
-                    match l.accept() {
-                        Ok((client, _)) => {
-                            let _ = client.set_nonblocking(false);
-                            let upstream = upstream.clone();
-                            thread::spawn(move || forward(client, &upstream));
-                            let n = accepted.fetch_add(1, Ordering::SeqCst) + 1;
-                            if n == open_for && !passed.load(Ordering::SeqCst) {
-                                listener = None;
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            thread::sleep(Duration::from_millis(2));
-                        }
-                        Err(e) => panic!("accept on {addr}: {e}"),
-                    }
-                }
-            })
-        };
-        Flaky {
-            endpoint: format!("http://{addr}"),
-            stop,
-            refused_window_passed: passed,
-            accepted,
-            acceptor: Some(acceptor),
-        }
-    }
-}
-
-impl Drop for Flaky {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Listens on `addr` again (bounded wait for the port to be free).
-fn listen_again(addr: std::net::SocketAddr) -> TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match TcpListener::bind(addr) {
-            Ok(l) => {
-                l.set_nonblocking(true)
-                    .expect("a listener can be made non-blocking");
-                return l;
-            }
-            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("cannot listen on {addr} again: {e}"),
-        }
-    }
-}
-
-fn forward(client: TcpStream, upstream: &str) {
-    let Ok(server) = TcpStream::connect(upstream) else {
-        return;
-    };
-    for s in [&client, &server] {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-    }
-    let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    let up = thread::spawn(move || {
-        let _ = io::copy(&mut client_r, &mut server_w);
-        let _ = server_w.shutdown(Shutdown::Write);
-    });
-    let (mut server_r, mut client_w) = (server, client);
-    let _ = io::copy(&mut server_r, &mut client_w);
-    let _ = client_w.shutdown(Shutdown::Write);
-    let _ = up.join();
 }
 
 /// A free port of 127.0.0.1 (nothing listens on it when this returns).
@@ -1291,133 +1163,6 @@ fn s3_down_then_up_mid_replay_retries_until_every_object_is_there() {
     assert_eq!(carried.failed, 0);
     assert_eq!(received_actions(&ems), recorder_calls());
     assert!(setup.dead_letters().is_empty());
-}
-
-/// The S3 outage, in the daemon with the default retry settings: S3 refuses
-/// connections for 150 s while 50 chunks of 5 streams close; once it is back every object
-/// is uploaded, each stream's in order, and nothing is dead-lettered. `status` names the
-/// endpoint and bucket as down meanwhile.
-#[test]
-fn s3_down_150_s_while_50_chunks_close_uploads_every_object_in_order_with_the_default_retry() {
-    const STREAMS: usize = 5;
-    const CHUNKS: usize = 10;
-    let s3 = server();
-    let bucket = bucket(&s3, "s3-down-150");
-    let recorder = s3.recorder();
-    let flaky = Flaky::start(&recorder.endpoint, 0, Duration::from_secs(150));
-    let down = Instant::now();
-    let tmp = tempfile::tempdir().expect("a temp dir");
-    let root = tmp.path().join("webroot");
-    let log_path = tmp.path().join("events.txt");
-    std::fs::write(&log_path, "").expect("create the log");
-    let ems = FakeEms::start();
-    let setup = with_media_root(Setup::new(&ems.base_url()), &root)
-        .default_retry()
-        .service("workers", json!(4))
-        .upload("AmazonHLSUpload", &s3, &flaky.endpoint, &bucket);
-    let state = setup.dir.path().join("state");
-    let daemon = spawn(&[
-        "run",
-        "--config",
-        utf8(&setup.write()),
-        "--log",
-        utf8(&log_path),
-        "--from-start",
-        "--rescan-ms",
-        "50",
-        "--drain-secs",
-        "5",
-    ]);
-    let mut id = 0;
-    for chunk in 0..CHUNKS {
-        for stream in 0..STREAMS {
-            let dir = root.join(format!("hls/s{stream}"));
-            let segment = dir.join(format!("segment_{chunk}.ts"));
-            write_file(
-                &segment,
-                format!("stream {stream} chunk {chunk}").as_bytes(),
-            );
-            write_file(&dir.join("playlist.m3u8"), b"#EXTM3U\n");
-            id += 1;
-            let mut log = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&log_path)
-                .expect("the log opens for appending");
-            io::Write::write_all(&mut log, chunk_closed(id, &segment).as_bytes())
-                .expect("append to the log");
-        }
-        thread::sleep(Duration::from_millis(500));
-    }
-    let target = format!("target: {}/{bucket} DOWN since", flaky.endpoint);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = emstail(&["status", "--state-dir", utf8(&state)]);
-        if status.stdout.contains(&target) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline && down.elapsed() < Duration::from_secs(140),
-            "status never showed {target:?}:\n{}",
-            status.stdout
-        );
-        thread::sleep(Duration::from_millis(250));
-    }
-    let expected_objects = STREAMS * CHUNKS * 2;
-    while !flaky.refused_window_passed.load(Ordering::SeqCst) {
-        assert!(
-            down.elapsed() < Duration::from_secs(170),
-            "the outage never ended"
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
-    assert!(
-        recorder.committed_keys(&bucket).is_empty(),
-        "nothing can have been uploaded while S3 refused connections"
-    );
-    // The backoff is at most 30 s: within that the probe gets through and the rest follow.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while recorder.committed_keys(&bucket).len() < expected_objects {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {expected_objects} objects after S3 came back",
-            recorder.committed_keys(&bucket).len()
-        );
-        thread::sleep(Duration::from_millis(100));
-    }
-    let term = Command::new("kill")
-        .args(["-TERM", &daemon.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(term.success());
-    let run = daemon.finish_within(Duration::from_secs(260));
-    run.assert_exit(0);
-    assert!(
-        setup.dead_letters().is_empty(),
-        "{:?}",
-        setup.dead_letters()
-    );
-
-    let committed = recorder.committed_keys(&bucket);
-    assert_eq!(committed.len(), expected_objects, "each object once");
-    let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for key in committed {
-        let (stream, file) = key
-            .strip_prefix("hls/")
-            .and_then(|k| k.split_once('/'))
-            .expect("keys are hls/<stream>/<file>");
-        per_stream
-            .entry(stream.to_string())
-            .or_default()
-            .push(file.to_string());
-    }
-    assert_eq!(per_stream.len(), STREAMS);
-    let expected: Vec<String> = (0..CHUNKS)
-        .flat_map(|c| [format!("segment_{c}.ts"), "playlist.m3u8".to_string()])
-        .collect();
-    for (stream, files) in &per_stream {
-        assert_eq!(files, &expected, "order of stream {stream}");
-    }
-    assert_eq!(s3.list(&bucket).len(), STREAMS * (CHUNKS + 1));
 }
 
 #[test]

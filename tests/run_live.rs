@@ -1,6 +1,6 @@
 //! `emstail run` as a process, following a log in a temporary directory, against the fake
 //! EMS: every expected API call arrives, in order per stream, and none twice, across
-//! rotations, truncations, restarts, kills and an EMS outage.
+//! rotations, truncations, restarts, kills, EMS and S3 outages.
 //!
 //! Each log line is an EMS file-sink JSON event (trailing comma). With StreamRecorder on, an
 //! `inStreamCreated` of stream `sN` is one `record` call, and the recording's
@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use support::fake_ems::{FakeEms, RecordedCall};
+use support::s3::Flaky;
 use support::scenario::{self, append, ems_file, ms, rename, truncate};
 
 /// `outStreamCreated` unique ids are this plus the stream number.
@@ -182,7 +183,8 @@ impl Harness {
         Harness::configured(workers, None, serde_json::Map::new())
     }
 
-    /// StreamRecorder and the `plugins` blocks on; `retry` as the Service block's, if any.
+    /// StreamRecorder and the `plugins` blocks on (a `Service` block among them adds to the
+    /// Service settings); `retry` as the Service block's, if any.
     fn configured(
         workers: usize,
         retry: Option<serde_json::Value>,
@@ -209,9 +211,20 @@ impl Harness {
             text["Service"]["retry"] = retry;
         }
         for (name, block) in plugins {
-            text[name] = block;
+            match (name.as_str(), block) {
+                // More Service settings.
+                ("Service", serde_json::Value::Object(settings)) => {
+                    for (key, value) in settings {
+                        text["Service"][key] = value;
+                    }
+                }
+                (_, block) => text[name] = block,
+            }
         }
         std::fs::write(&config, text.to_string()).expect("config written");
+        // It may hold S3 keys: readable by its owner only.
+        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod the config");
         Harness {
             stderr: dir.path().join("stderr.log"),
             dir,
@@ -1402,6 +1415,136 @@ fn while_ems_answers_503_requests_grow_by_one_per_backoff_not_one_per_waiting_ac
         "{asked} listConfig for {WORKERS} lanes whose request EMS saw"
     );
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+}
+
+/// One `hlsChunkClosed` line of EMS's JSON file sink for `file`.
+fn chunk_closed_line(id: u64, file: &Path) -> String {
+    let line = serde_json::json!({
+        "_logEntry": format!("{id:05}"),
+        "id": id,
+        "payload": {
+            "PID": 2593, "customData": null, "file": file,
+            "playlistStartTs": 1764411300000.0_f64, "segmentDuration": 10.0_f64,
+        },
+        "processId": 2593,
+        "timestamp": 1_795_947_300 + id,
+        "type": "hlsChunkClosed",
+    });
+    format!("{line},\n")
+}
+
+/// The S3 outage, in the daemon with the default retry settings: S3 refuses
+/// connections for 150 s while 50 chunks of 5 streams close; once it is back every object
+/// is uploaded, each stream's in order, and nothing is dead-lettered. `status` names the
+/// endpoint and bucket as down meanwhile.
+#[test]
+fn s3_down_150_s_while_50_chunks_close_uploads_every_object_in_order_with_the_default_retry() {
+    const STREAMS: usize = 5;
+    const CHUNKS: usize = 10;
+    let s3 = support::s3::server();
+    let bucket = support::s3::unique_bucket("s3-down-150");
+    s3.create_bucket(&bucket);
+    let recorder = s3.recorder();
+    // Refuses connections from the start, for 150 s, then forwards on the same port.
+    let flaky = Flaky::start(&recorder.endpoint, 0, Duration::from_secs(150));
+    let down = Instant::now();
+    let media = tempfile::tempdir().expect("temp dir");
+    let root = media.path().join("webroot");
+    std::fs::create_dir_all(&root).expect("mkdir webroot");
+    let mut blocks = serde_json::Map::new();
+    blocks.insert(
+        "Service".into(),
+        serde_json::json!({ "media_root": [root], "ems_working_dir": root }),
+    );
+    blocks.insert(
+        "AmazonHLSUpload".into(),
+        serde_json::json!({
+            "plugin_switch": "enabled",
+            "parameters": {
+                "aws_access_key": s3.access_key,
+                "aws_secret_key": s3.secret_key,
+                "default_bucket": bucket,
+                "region": "us-east-1",
+                "endpoint": flaky.endpoint,
+            },
+        }),
+    );
+    let h = Harness::configured(4, None, blocks);
+    let log = h.log();
+    append(&log, b"");
+    let d = h.start(&log, &["--from-start"]);
+    let mut id = 0;
+    for chunk in 0..CHUNKS {
+        for stream in 0..STREAMS {
+            let dir = root.join(format!("hls/s{stream}"));
+            std::fs::create_dir_all(&dir).expect("mkdir stream dir");
+            let segment = dir.join(format!("segment_{chunk}.ts"));
+            std::fs::write(&segment, format!("stream {stream} chunk {chunk}")).expect("segment");
+            std::fs::write(dir.join("playlist.m3u8"), b"#EXTM3U\n").expect("playlist");
+            id += 1;
+            append(&log, chunk_closed_line(id, &segment).as_bytes());
+        }
+        std::thread::sleep(ms(500));
+    }
+    let target = format!("target: {}/{bucket} DOWN since", flaky.endpoint);
+    status_until(&h, "the S3 endpoint and bucket down", WAIT, |s| {
+        s.contains(&target)
+    });
+    assert!(
+        down.elapsed() < Duration::from_secs(140),
+        "S3 was back too soon"
+    );
+    while !flaky
+        .refused_window_passed
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        assert!(
+            down.elapsed() < Duration::from_secs(170),
+            "the outage never ended"
+        );
+        std::thread::sleep(ms(100));
+    }
+    assert!(
+        recorder.committed_keys(&bucket).is_empty(),
+        "nothing can have been uploaded while S3 refused connections"
+    );
+    assert_eq!(
+        h.status_json()["actions_dead"],
+        0,
+        "dead letters during the outage"
+    );
+    // The backoff is at most 30 s: within that the probe gets through and the rest follow.
+    let objects = STREAMS * CHUNKS * 2;
+    wait_until(
+        "every object after S3 came back",
+        Duration::from_secs(60),
+        || recorder.committed_keys(&bucket).len() >= objects,
+    );
+    std::thread::sleep(ms(300));
+    d.stop("S3 down 150 s");
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+
+    let committed = recorder.committed_keys(&bucket);
+    assert_eq!(committed.len(), objects, "each object once");
+    let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in committed {
+        let (stream, file) = key
+            .strip_prefix("hls/")
+            .and_then(|k| k.split_once('/'))
+            .expect("keys are hls/<stream>/<file>");
+        per_stream
+            .entry(stream.to_string())
+            .or_default()
+            .push(file.to_string());
+    }
+    assert_eq!(per_stream.len(), STREAMS);
+    let expected: Vec<String> = (0..CHUNKS)
+        .flat_map(|c| [format!("segment_{c}.ts"), "playlist.m3u8".to_string()])
+        .collect();
+    for (stream, files) in &per_stream {
+        assert_eq!(files, &expected, "order of stream {stream}");
+    }
+    assert_eq!(s3.list(&bucket).len(), STREAMS * (CHUNKS + 1));
 }
 
 #[test]
