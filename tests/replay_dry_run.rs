@@ -31,6 +31,8 @@ const F2: &str = "fixtures/logs/events_20261129_111500.txt";
 const LOCAL: &str = "http://127.0.0.1:7777/";
 const PEER: &str = "http://127.0.0.1:7778/";
 const PROXY: &str = "http://emstail:***@127.0.0.1:8888/apiproxy/";
+/// The `enable: false` entry of `destination_ems_apiproxies`: its API, called directly.
+const DIRECT: &str = "http://127.0.0.1:7779/";
 const HOSTILE: &str = "lobby cam, 2=\"main\" \\ ☃";
 
 fn webroot(rel: &str) -> String {
@@ -138,14 +140,17 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         record("cam1", 2),
         pull(PEER, "cam1", 2),
         pull(PROXY, "cam1", 2),
+        pull(DIRECT, "cam1", 2),
         push("cam1", 2),
         record(HOSTILE, 3),
         pull(PEER, HOSTILE, 3),
         pull(PROXY, HOSTILE, 3),
+        pull(DIRECT, HOSTILE, 3),
         push(HOSTILE, 3),
         record("studio", 4),
         pull(PEER, "studio", 4),
         pull(PROXY, "studio", 4),
+        pull(DIRECT, "studio", 4),
         push("studio", 4),
         // cam_edge was pulled here by emstail (marker): recorded, never re-balanced or pushed.
         record("cam_edge", 5),
@@ -153,6 +158,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         record("cam_back", 6),
         pull(PEER, "cam_back", 6),
         pull(PROXY, "cam_back", 6),
+        pull(DIRECT, "cam_back", 6),
         // Line 7 arms a timer for recording 12, which ended in the window: skipped.
         // Uploads, in log order; each chunk before the playlist that names it.
         put(hls, "hls-files", "hls/playlist.m3u8", m3u8, F1, 9),
@@ -279,7 +285,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
     );
     assert!(stderr.contains(&format!("{F1}:16: refused")), "{stderr}");
     assert!(
-        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 5 AmazonHDSUpload 6 AmazonHLSUpload 9 StreamAutoRouter 3 StreamLoadBalancer 8 StreamRecorder 6; 7 control actions skipped"),
+        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 5 AmazonHDSUpload 6 AmazonHLSUpload 9 StreamAutoRouter 3 StreamLoadBalancer 12 StreamRecorder 6; 8 control actions skipped"),
         "{stderr}"
     );
 }
@@ -401,6 +407,15 @@ fn check_prints_the_effective_config_with_secrets_hidden() {
     assert!(stdout.contains("***"), "{stdout}");
     assert!(!stdout.contains("change-me"), "{stdout}");
     assert!(stdout.contains("hls-files"), "{stdout}");
+    // Each load-balancer destination with the API it is called on: `enable: false` switches
+    // the API proxy off, not the destination.
+    for line in [
+        "StreamLoadBalancer.destinations[0] = \"127.0.0.1\" via http://127.0.0.1:7778/",
+        "StreamLoadBalancer.destinations[1] = \"127.0.0.1\" via http://emstail:***@127.0.0.1:8888/apiproxy/",
+        "StreamLoadBalancer.destinations[2] = \"127.0.0.1\" via http://127.0.0.1:7779/",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line}\n{stdout}");
+    }
 }
 
 #[test]

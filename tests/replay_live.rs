@@ -743,11 +743,15 @@ fn stream_auto_router_pushes_each_live_stream_once_and_nothing_back_to_its_sourc
 }
 
 #[test]
-fn stream_load_balancer_has_every_destination_pull_and_authenticates_at_the_api_proxy() {
+fn stream_load_balancer_has_every_destination_pull_enable_false_directly_and_authenticates_at_the_api_proxy()
+ {
     let local = FakeEms::start();
     let peer = FakeEms::start();
     let proxy = FakeEms::start();
     proxy.require_basic_auth(PROXY_USER, PROXY_PASSWORD);
+    // `enable: false` switches the API proxy off, not the destination: it is called on its
+    // API directly, as the original web services did.
+    let direct = FakeEms::start();
     let setup = Setup::new(&local.base_url()).plugin(
         "StreamLoadBalancer",
         json!({
@@ -756,6 +760,8 @@ fn stream_load_balancer_has_every_destination_pull_and_authenticates_at_the_api_
                 "enable": true, "authentication": "basic", "pseudoDomain": "apiproxy",
                 "address": "127.0.0.1", "ewsPort": proxy.addr().port(),
                 "userName": PROXY_USER, "password": PROXY_PASSWORD,
+            }, {
+                "enable": false, "address": direct.addr().to_string(),
             }],
             "origin_address": "127.0.0.1",
         }),
@@ -778,6 +784,14 @@ fn stream_load_balancer_has_every_destination_pull_and_authenticates_at_the_api_
         peer.calls()
             .iter()
             .all(|c| c.path_prefix == "/" && c.authorization.is_none())
+    );
+    assert_eq!(received(&direct), pull_calls());
+    assert!(
+        direct.calls().iter().all(|c| c.path_prefix == "/"
+            && c.command == "pullStream"
+            && c.authorization.is_none()),
+        "{:?}",
+        direct.calls()
     );
     assert_eq!(received(&proxy), pull_calls());
     let expected_auth = format!("{PROXY_USER}:{PROXY_PASSWORD}");
