@@ -813,18 +813,12 @@ fn the_sample_loads_with_all_six_plugins_enabled() {
         config.recorder.params.file_location,
         "/var/evostreamms/media"
     );
-    let bases: Vec<String> = config
-        .load_balancer
-        .params
-        .destinations
-        .iter()
-        .map(|d| d.api.to_string())
-        .collect();
     assert_eq!(
-        bases,
+        api_bases(&config),
         [
             "http://127.0.0.1:7778/",
-            "http://emstail:***@127.0.0.1:8888/apiproxy/"
+            "http://emstail:***@127.0.0.1:8888/apiproxy/",
+            "http://127.0.0.1:7779/"
         ]
     );
     for (upload, bucket) in [
