@@ -4,7 +4,6 @@
 //! (plugins: events → [`action::Action`]) → `exec` (dry-run printer, EMS API, S3).
 
 pub mod action;
-pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod event;
