@@ -12,7 +12,7 @@ use std::fmt;
 /// found under, with its configId: a lookup is a hash away however many configs EMS holds,
 /// and an entry costs a few dozen bytes.
 #[derive(Debug, Default)]
-pub(super) struct Known {
+pub(super) struct ConfigIndex {
     configs: HashMap<u64, Box<str>>,
 }
 
@@ -27,24 +27,25 @@ const IDENTIFYING_KEYS: [&str; 7] = [
     "configId",
 ];
 
-impl<'de> serde::Deserialize<'de> for Known {
+impl<'de> serde::Deserialize<'de> for ConfigIndex {
     /// Reads `data` of a `listConfig` answer, keeping the identifying keys of the `record` and
     /// `push` entries and skipping everything else without building it.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Known, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ConfigIndex, D::Error> {
         use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-        struct Lists;
-        impl<'de> Visitor<'de> for Lists {
-            type Value = Known;
+        /// `data` of a `listConfig` answer: its lists by name.
+        struct ListConfigData;
+        impl<'de> Visitor<'de> for ListConfigData {
+            type Value = ConfigIndex;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("listConfig data")
             }
             // EMS answers null rather than {} on some versions when nothing is configured.
-            fn visit_unit<E: serde::de::Error>(self) -> Result<Known, E> {
-                Ok(Known::default())
+            fn visit_unit<E: serde::de::Error>(self) -> Result<ConfigIndex, E> {
+                Ok(ConfigIndex::default())
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Known, A::Error> {
-                let mut known = Known::default();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ConfigIndex, A::Error> {
+                let mut known = ConfigIndex::default();
                 while let Some(key) = map.next_key::<String>()? {
                     let section = ["record", "push"]
                         .into_iter()
@@ -66,7 +67,7 @@ impl<'de> serde::Deserialize<'de> for Known {
         /// A `record` or `push` list, each entry added to `known` as it is read, so that the
         /// list is never held whole.
         struct Section<'k> {
-            known: &'k mut Known,
+            known: &'k mut ConfigIndex,
             section: &'static str,
         }
         impl<'de> serde::de::DeserializeSeed<'de> for Section<'_> {
@@ -81,7 +82,7 @@ impl<'de> serde::Deserialize<'de> for Known {
                 f.write_str("a list of configs")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-                while let Some(entry) = seq.next_element::<Slim>()? {
+                while let Some(entry) = seq.next_element::<IdentifyingKeys>()? {
                     self.known.add(self.section, entry.0);
                 }
                 Ok(())
@@ -112,16 +113,19 @@ impl<'de> serde::Deserialize<'de> for Known {
         }
 
         /// One config entry, its identifying keys only.
-        struct Slim(serde_json::Map<String, Value>);
-        impl<'de> serde::Deserialize<'de> for Slim {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Slim, D::Error> {
+        struct IdentifyingKeys(serde_json::Map<String, Value>);
+        impl<'de> serde::Deserialize<'de> for IdentifyingKeys {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<IdentifyingKeys, D::Error> {
                 struct Entry;
                 impl<'de> Visitor<'de> for Entry {
-                    type Value = Slim;
+                    type Value = IdentifyingKeys;
                     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                         f.write_str("a config entry")
                     }
-                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slim, A::Error> {
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<IdentifyingKeys, A::Error> {
                         let mut kept = serde_json::Map::new();
                         while let Some(key) = map.next_key::<String>()? {
                             match IDENTIFYING_KEYS
@@ -136,23 +140,26 @@ impl<'de> serde::Deserialize<'de> for Known {
                                 }
                             }
                         }
-                        Ok(Slim(kept))
+                        Ok(IdentifyingKeys(kept))
                     }
                     // Anything but an object is no config: kept as nothing.
-                    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Slim, A::Error> {
+                    fn visit_seq<A: SeqAccess<'de>>(
+                        self,
+                        mut seq: A,
+                    ) -> Result<IdentifyingKeys, A::Error> {
                         while seq.next_element::<IgnoredAny>()?.is_some() {}
-                        Ok(Slim(serde_json::Map::new()))
+                        Ok(IdentifyingKeys(serde_json::Map::new()))
                     }
                 }
                 d.deserialize_any(Entry)
             }
         }
 
-        d.deserialize_any(Lists)
+        d.deserialize_any(ListConfigData)
     }
 }
 
-impl Known {
+impl ConfigIndex {
     fn add(&mut self, section: &'static str, entry: serde_json::Map<String, Value>) {
         let entry = Value::Object(entry);
         let config_id: Box<str> = get_ignore_case(&entry, "configId")
@@ -166,14 +173,14 @@ impl Known {
         }
     }
 
-    /// [`Known`] of an answer already read whole, as the deserializer would build it.
+    /// [`ConfigIndex`] of an answer already read whole, as the deserializer would build it.
     #[cfg(test)]
-    fn from_answer(list: &Value) -> Known {
+    fn from_answer(list: &Value) -> ConfigIndex {
         serde_json::from_value(list.clone()).expect("listConfig data of the tests reads")
     }
 
     /// The configId of the config `wanted` describes, if the answer held it.
-    pub(super) fn find(&self, wanted: &Wanted<'_>) -> Option<String> {
+    pub(super) fn find(&self, wanted: &ExpectedConfig<'_>) -> Option<String> {
         self.configs
             .get(&wanted.identity())
             .map(|id| id.to_string())
@@ -182,7 +189,7 @@ impl Known {
 
 /// What a `record` or `pushStream` leaves in `listConfig`, to recognise it there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Wanted<'a> {
+pub(super) enum ExpectedConfig<'a> {
     Record {
         stream: &'a str,
         path: &'a str,
@@ -195,23 +202,23 @@ pub(super) enum Wanted<'a> {
     },
 }
 
-impl<'a> Wanted<'a> {
+impl<'a> ExpectedConfig<'a> {
     /// `None` for other commands, for a command without its mandatory parameters (EMS will
     /// refuse it anyway), and for `keepAlive=0`, which EMS does not list.
-    pub(super) fn of(command: &str, params: &'a Params) -> Option<Wanted<'a>> {
+    pub(super) fn of(command: &str, params: &'a Params) -> Option<ExpectedConfig<'a>> {
         if param_ignore_case(params, "keepAlive").is_some_and(|v| !ems_bool(v)) {
             return None;
         }
         let stream = param_ignore_case(params, "localStreamName")?;
         if command.eq_ignore_ascii_case("record") {
             let path = param_ignore_case(params, "pathToFile")?;
-            Some(Wanted::Record { stream, path })
+            Some(ExpectedConfig::Record { stream, path })
         } else if command.eq_ignore_ascii_case("pushStream") {
             let uri = param_ignore_case(params, "uri")?;
             let target_stream = param_ignore_case(params, "targetStreamName")
                 .filter(|t| !t.trim().is_empty())
                 .unwrap_or(stream);
-            Some(Wanted::Push {
+            Some(ExpectedConfig::Push {
                 stream,
                 uri,
                 target_stream,
@@ -220,23 +227,43 @@ impl<'a> Wanted<'a> {
             None
         }
     }
-}
 
-impl Wanted<'_> {
     /// The `listConfig` list such a config is in.
     fn section(&self) -> &'static str {
         match self {
-            Wanted::Record { .. } => "record",
-            Wanted::Push { .. } => "push",
+            ExpectedConfig::Record { .. } => "record",
+            ExpectedConfig::Push { .. } => "push",
+        }
+    }
+
+    /// The identity a listed config of this record or push has (see [`identities`]).
+    fn identity(&self) -> u64 {
+        match self {
+            ExpectedConfig::Record { stream, path } => identity(
+                self.section(),
+                stream.trim(),
+                without_extension(path.trim()),
+                "",
+            ),
+            ExpectedConfig::Push {
+                stream,
+                uri,
+                target_stream,
+            } => identity(
+                self.section(),
+                stream.trim(),
+                &normal_uri(uri),
+                target_stream.trim(),
+            ),
         }
     }
 }
 
-impl fmt::Display for Wanted<'_> {
+impl fmt::Display for ExpectedConfig<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Wanted::Record { stream, path } => write!(f, "{stream} to {path}"),
-            Wanted::Push {
+            ExpectedConfig::Record { stream, path } => write!(f, "{stream} to {path}"),
+            ExpectedConfig::Push {
                 stream,
                 uri,
                 target_stream,
@@ -247,8 +274,8 @@ impl fmt::Display for Wanted<'_> {
 
 /// The configId of the entry of a whole `listConfig` answer that `wanted` describes.
 #[cfg(test)]
-fn find_config(list: &Value, wanted: &Wanted<'_>) -> Option<String> {
-    Known::from_answer(list).find(wanted)
+fn find_config(list: &Value, wanted: &ExpectedConfig<'_>) -> Option<String> {
+    ConfigIndex::from_answer(list).find(wanted)
 }
 
 /// What a config is, as one number: its list, its stream, where it records or pushes to, and
@@ -291,30 +318,6 @@ fn identities(entry: &Value, section: &str) -> Vec<u64> {
         }
     }
     found
-}
-
-impl Wanted<'_> {
-    /// The identity a listed config of this record or push has (see [`identities`]).
-    fn identity(&self) -> u64 {
-        match self {
-            Wanted::Record { stream, path } => identity(
-                self.section(),
-                stream.trim(),
-                without_extension(path.trim()),
-                "",
-            ),
-            Wanted::Push {
-                stream,
-                uri,
-                target_stream,
-            } => identity(
-                self.section(),
-                stream.trim(),
-                &normal_uri(uri),
-                target_stream.trim(),
-            ),
-        }
-    }
 }
 
 /// A path without a file-type extension (`.mp4`, `.ts`, `.flv`: up to four letters or digits).
@@ -392,7 +395,7 @@ fn ems_bool(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::ems::envelope::KnownEnvelope;
+    use crate::exec::ems::envelope::ListConfigEnvelope;
     use serde_json::json;
 
     fn record(stream: &str, path: &str) -> Params {
@@ -405,7 +408,7 @@ mod tests {
     #[test]
     fn a_listed_record_is_found_by_stream_and_path_in_any_key_case() {
         let params = record("cam1", "/media/cam1");
-        let wanted = Wanted::of("record", &params).expect("a keepAlive record");
+        let wanted = ExpectedConfig::of("record", &params).expect("a keepAlive record");
         let list = json!({
             "pull": [],
             "record": [
@@ -453,8 +456,8 @@ mod tests {
             .with("uri", "rtmp://dest.example/live")
             .with("localStreamName", "cam1");
         let wanted = [
-            Wanted::of("record", &record).expect("a keepAlive record"),
-            Wanted::of("pushStream", &push).expect("a keepAlive push"),
+            ExpectedConfig::of("record", &record).expect("a keepAlive record"),
+            ExpectedConfig::of("pushStream", &push).expect("a keepAlive push"),
         ];
         let lists = [
             json!({"record": [
@@ -486,7 +489,7 @@ mod tests {
         for (list, (record, push)) in lists.iter().zip(expected) {
             let body = serde_json::to_vec(&json!({"status": "SUCCESS", "data": list}))
                 .expect("JSON serialises");
-            let answer: KnownEnvelope =
+            let answer: ListConfigEnvelope =
                 serde_json::from_reader(&body[..]).expect("the answer reads");
             let known = answer.data.unwrap_or_default();
             assert_eq!(
@@ -503,7 +506,7 @@ mod tests {
         let params = Params::new()
             .with("uri", "rtmp://Dest.example/live/")
             .with("localStreamName", "cam1");
-        let wanted = Wanted::of("pushStream", &params).expect("keepAlive defaults to 1");
+        let wanted = ExpectedConfig::of("pushStream", &params).expect("keepAlive defaults to 1");
         let as_object = json!({"push": [{
             "localStreamName": "cam1",
             "targetUri": {"fullUri": "rtmp://dest.example/live", "host": "dest.example"},
@@ -529,7 +532,7 @@ mod tests {
         }]});
         assert_eq!(find_config(&other_name, &wanted), None);
         let named = params.clone().with("targetStreamName", "studio");
-        let wanted_named = Wanted::of("pushStream", &named).expect("a keepAlive push");
+        let wanted_named = ExpectedConfig::of("pushStream", &named).expect("a keepAlive push");
         assert_eq!(
             find_config(&other_name, &wanted_named),
             Some("7".to_string())
@@ -542,17 +545,20 @@ mod tests {
         let push = Params::new()
             .with("uri", "rtmp://h/live")
             .with("localStreamName", "s");
-        assert!(Wanted::of("pushStream", &push).is_some());
-        assert!(Wanted::of("PUSHSTREAM", &push.clone().with("KeepAlive", "1")).is_some());
+        assert!(ExpectedConfig::of("pushStream", &push).is_some());
+        assert!(ExpectedConfig::of("PUSHSTREAM", &push.clone().with("KeepAlive", "1")).is_some());
         // EMS reads booleans with atoi: `true` is false, `0` is false.
         for off in ["0", "true", " 00", "-0", "no"] {
             assert!(
-                Wanted::of("pushStream", &push.clone().with("keepAlive", off)).is_none(),
+                ExpectedConfig::of("pushStream", &push.clone().with("keepAlive", off)).is_none(),
                 "{off:?}"
             );
         }
-        assert!(Wanted::of("pullStream", &push).is_none());
-        assert!(Wanted::of("record", &push).is_none(), "no pathToFile");
-        assert!(Wanted::of("record", &record("s", "/m/s")).is_some());
+        assert!(ExpectedConfig::of("pullStream", &push).is_none());
+        assert!(
+            ExpectedConfig::of("record", &push).is_none(),
+            "no pathToFile"
+        );
+        assert!(ExpectedConfig::of("record", &record("s", "/m/s")).is_some());
     }
 }

@@ -3,15 +3,16 @@
 //! Sends nothing.
 
 use super::EmsResponse;
-use super::config_index::Known;
+use super::config_index::ConfigIndex;
 use crate::exec::Failure;
 use serde_json::Value;
 
 /// Error texts quote at most this much of what EMS said.
 const MAX_QUOTE_CHARS: usize = 300;
 
-/// What EMS answered, before it is judged.
-pub(super) enum Answer {
+/// An envelope's verdict: SUCCESS with its response, or FAIL with its description, before
+/// the caller judges whether that FAIL means "already done".
+pub(super) enum Verdict {
     Success(EmsResponse),
     Fail(String),
 }
@@ -54,14 +55,14 @@ pub(super) fn describe(description: Option<Value>) -> String {
     }
 }
 
-/// A `listConfig` envelope read into [`Known`] directly.
+/// A `listConfig` envelope read into [`ConfigIndex`] directly.
 #[derive(serde::Deserialize)]
-pub(super) struct KnownEnvelope {
+pub(super) struct ListConfigEnvelope {
     pub(super) status: String,
     #[serde(default)]
     pub(super) description: Option<Value>,
     #[serde(default)]
-    pub(super) data: Option<Known>,
+    pub(super) data: Option<ConfigIndex>,
 }
 
 /// The first JSON value of the body (EMS appends `\r\n\r\n`).

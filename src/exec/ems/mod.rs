@@ -9,8 +9,10 @@ mod transport;
 
 use super::{Done, Failure};
 use crate::action::{ApiTarget, Params};
-use config_index::{Known, Wanted};
-use envelope::{Answer, KnownEnvelope, clip, describe, not_an_envelope, parse_envelope, succeeded};
+use config_index::{ConfigIndex, ExpectedConfig};
+use envelope::{
+    ListConfigEnvelope, Verdict, clip, describe, not_an_envelope, parse_envelope, succeeded,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
@@ -59,7 +61,7 @@ pub struct EmsClient {
 }
 
 /// `listConfig` answers by API base URL; `None` where it could not be had.
-type ListConfigAnswers = HashMap<String, Option<Arc<Known>>>;
+type ListConfigAnswers = HashMap<String, Option<Arc<ConfigIndex>>>;
 
 impl fmt::Debug for EmsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -109,8 +111,8 @@ impl EmsClient {
         params: &Params,
     ) -> Result<EmsResponse, Failure> {
         match self.request(target, command, params)? {
-            Answer::Success(response) => Ok(response),
-            Answer::Fail(description) => Err(fail(target, command, &description)),
+            Verdict::Success(response) => Ok(response),
+            Verdict::Fail(description) => Err(fail(target, command, &description)),
         }
     }
 
@@ -181,7 +183,7 @@ impl EmsClient {
         }
         // A first send in the daemon checks nothing: one request per action.
         let checked = retry || resend || self.skip_configured;
-        if checked && let Some(wanted) = Wanted::of(command, params) {
+        if checked && let Some(wanted) = ExpectedConfig::of(command, params) {
             if retry
                 && let Some(known) = self.known_or_unchecked(
                     target,
@@ -203,11 +205,11 @@ impl EmsClient {
             }
         }
         match self.request(target, command, params)? {
-            Answer::Success(_) => Ok(Done::Ok),
-            Answer::Fail(description) if is_already_done(command, &description) => Ok(
+            Verdict::Success(_) => Ok(Done::Ok),
+            Verdict::Fail(description) if is_already_done(command, &description) => Ok(
                 Done::AlreadyDone(format!("{command} on {target}: {}", clip(&description))),
             ),
-            Answer::Fail(description)
+            Verdict::Fail(description)
                 if (retry || resend)
                     && command.eq_ignore_ascii_case("shutdownStream")
                     && is_gone(&description) =>
@@ -217,13 +219,13 @@ impl EmsClient {
                     clip(&description)
                 )))
             }
-            Answer::Fail(description) => Err(fail(target, command, &description)),
+            Verdict::Fail(description) => Err(fail(target, command, &description)),
         }
     }
 
     /// EMS's `listConfig` answer from before the first `record` or `pushStream` to `target`
     /// that looks it up, asked once (see [`EmsClient::known_or_unchecked`]).
-    fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<Known>>, Failure> {
+    fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<ConfigIndex>>, Failure> {
         // Held while asking: the first record and push to an EMS wait for one answer rather
         // than each asking.
         let mut answers = self
@@ -244,7 +246,11 @@ impl EmsClient {
     /// attempt (the check is made again on the retry; `why` says what it was for); a
     /// permanent one (an EMS without `listConfig`, an answer over the size cap) is logged and
     /// gives `None`: the action goes out unchecked rather than never.
-    fn known_or_unchecked(&self, target: &ApiTarget, why: &str) -> Result<Option<Known>, Failure> {
+    fn known_or_unchecked(
+        &self,
+        target: &ApiTarget,
+        why: &str,
+    ) -> Result<Option<ConfigIndex>, Failure> {
         match self.list_known(target) {
             Ok(known) => Ok(Some(known)),
             Err(Failure::Retryable(m)) => Err(Failure::Retryable(format!(
@@ -285,25 +291,25 @@ impl EmsClient {
         target: &ApiTarget,
         command: &str,
         params: &Params,
-    ) -> Result<Answer, Failure> {
+    ) -> Result<Verdict, Failure> {
         let (what, body) = self.fetch(target, command, params)?;
         let envelope = parse_envelope(&body).map_err(|e| not_an_envelope(&what, &e, &body))?;
         Ok(
             if succeeded(&what, &envelope.status, &envelope.description)? {
-                Answer::Success(EmsResponse {
+                Verdict::Success(EmsResponse {
                     description: envelope.description,
                     data: envelope.data,
                 })
             } else {
-                Answer::Fail(envelope.description)
+                Verdict::Fail(envelope.description)
             },
         )
     }
 
-    /// `listConfig`, keeping of its answer only what [`Known`] needs: read straight from the
+    /// `listConfig`, keeping of its answer only what [`ConfigIndex`] needs: read straight from the
     /// connection, neither the body nor the whole answer held, so that an EMS holding
     /// thousands of configs costs no more memory than their names and paths.
-    fn list_known(&self, target: &ApiTarget) -> Result<Known, Failure> {
+    fn list_known(&self, target: &ApiTarget) -> Result<ConfigIndex, Failure> {
         let (what, mut response) = self.send(target, "listConfig", &Params::new())?;
         let status = response.status().as_u16();
         if !(200..=299).contains(&status) {
@@ -315,7 +321,7 @@ impl EmsClient {
             .with_config()
             .limit(MAX_BODY_BYTES)
             .reader();
-        let envelope: KnownEnvelope =
+        let envelope: ListConfigEnvelope =
             match serde_json::Deserializer::from_reader(std::io::BufReader::new(reader))
                 .into_iter()
                 .next()
