@@ -2,7 +2,8 @@
 //!
 //! The reader (this thread) tails, parses and plans; the pool's workers carry actions out
 //! and acknowledge them; the checkpoint moves only below lines whose every action has
-//! finished (the watermark), so a restart resumes exactly where work stopped.
+//! finished (the watermark), so a restart resumes exactly where work stopped. Returns a
+//! [`RunError`] rather than printing it or exiting.
 
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
