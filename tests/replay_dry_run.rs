@@ -1,25 +1,17 @@
 //! `emstail replay --dry-run` on the bundled fixtures, end to end through the built binary:
 //! the exact list of actions a user would see.
 
+mod support;
+
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use support::emstail::{Emstail, Run, repo};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+fn emstail(args: &[&str]) -> Run {
+    Emstail::new(args).log_level("warn").run()
 }
 
-fn emstail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emstail"))
-        .args(args)
-        .current_dir(repo())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the emstail binary runs")
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
+fn json_lines(out: &Run) -> Vec<Value> {
+    String::from_utf8(out.stdout_bytes.clone())
         .expect("stdout is UTF-8")
         .lines()
         .map(|l| serde_json::from_str(l).expect("each stdout line is one JSON object"))
@@ -122,12 +114,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         "--json",
         "fixtures/logs",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr.as_str());
     let hls = "AmazonHLSUpload";
     let hds = "AmazonHDSUpload";
     let dash = "AmazonDASHUpload";
@@ -275,7 +262,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
     }
     assert_eq!(actual.len(), expected.len(), "{actual:#?}");
 
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert!(stderr.contains(&format!("{F1}:12: not JSON")), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -299,8 +286,8 @@ fn hostile_stream_names_are_escaped_in_the_readable_output() {
         "--dry-run",
         "fixtures/logs",
     ]);
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(0));
+    let stdout = out.stdout.as_str();
     let line = stdout
         .lines()
         .find(|l| l.contains("/record localStreamName=lobby"))
@@ -388,8 +375,8 @@ fn a_bad_config_stops_with_exit_code_2_naming_file_block_key_and_value() {
         "--dry-run",
         F1,
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code, Some(2));
+    let stderr = out.stderr.as_str();
     assert!(stderr.contains("config.ini"), "{stderr}");
     assert!(
         stderr.contains("StreamRecorder.parameters.period_time = 90000"),
@@ -402,8 +389,8 @@ fn a_bad_config_stops_with_exit_code_2_naming_file_block_key_and_value() {
 #[test]
 fn check_prints_the_effective_config_with_secrets_hidden() {
     let out = emstail(&["check", "--config", "config.ini.sample"]);
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(0));
+    let stdout = out.stdout.as_str();
     assert!(stdout.contains("***"), "{stdout}");
     assert!(!stdout.contains("change-me"), "{stdout}");
     assert!(stdout.contains("hls-files"), "{stdout}");
@@ -421,13 +408,13 @@ fn check_prints_the_effective_config_with_secrets_hidden() {
 #[test]
 fn parse_prints_one_json_object_per_event_and_counts_the_malformed() {
     let out = emstail(&["parse", F1]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.code, Some(0));
     let events = json_lines(&out);
     assert_eq!(events.len(), 19);
     assert_eq!(events[1]["event"]["type"], "inStreamCreated");
     assert_eq!(events[1]["event"]["name"], "cam1");
     assert_eq!(events[1]["line"], 2);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("19 events, 1 malformed"));
+    assert!(out.stderr.as_str().contains("19 events, 1 malformed"));
 }
 
 #[test]
@@ -439,6 +426,6 @@ fn a_missing_input_file_is_a_usage_error() {
         "--dry-run",
         "fixtures/nope.txt",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("fixtures/nope.txt"));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.as_str().contains("fixtures/nope.txt"));
 }
