@@ -35,19 +35,6 @@ pub struct TailConfig {
     pub poll_only: bool,
 }
 
-impl TailConfig {
-    /// The defaults: rescan every 250 ms, 1 s grace, 1 MiB lines, inotify on.
-    pub fn new(log: impl Into<String>) -> TailConfig {
-        TailConfig {
-            log: log.into(),
-            rescan: Duration::from_millis(250),
-            grace: Duration::from_secs(1),
-            max_line: crate::source::replay::DEFAULT_MAX_LINE,
-            poll_only: false,
-        }
-    }
-}
-
 /// Where reading starts.
 #[derive(Debug, Clone)]
 pub enum Start {
