@@ -214,7 +214,11 @@ impl Replayer<'_> {
                 self.summary.control_skipped += 1;
                 continue;
             }
-            *self.summary.actions.entry(action.plugin).or_default() += 1;
+            *self
+                .summary
+                .actions
+                .entry(action.plugin.name())
+                .or_default() += 1;
             self.sink.action(&action, source);
         }
     }

@@ -3,7 +3,7 @@
 //! them again. Secrets are never written: an API target keeps its URL and user name, and the
 //! password is taken from the config again on retry.
 
-use crate::action::{Action, ApiTarget, Params, PlannedAction};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::Config;
 use crate::event::Source;
 use serde::{Deserialize, Serialize};
@@ -99,7 +99,7 @@ impl DeadLetter {
             time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            plugin: action.plugin.to_string(),
+            plugin: action.plugin.name().to_string(),
             lane: action.lane.clone(),
             stream: action.stream.clone(),
             stream_id: action.stream_id,
@@ -113,9 +113,7 @@ impl DeadLetter {
     /// The action to run again, with the API password taken from `config` for the same
     /// URL and user. `None` when the plugin is not known to this version.
     pub fn to_planned(&self, config: &Config) -> Option<PlannedAction> {
-        let plugin = crate::plugins::PLUGIN_NAMES
-            .iter()
-            .find(|p| **p == self.plugin)?;
+        let plugin = PluginId::from_name(&self.plugin)?;
         let action = match &self.action {
             StoredAction::EmsCall {
                 target_base,
@@ -313,7 +311,7 @@ mod tests {
             api: target.clone(),
         }];
         let action = PlannedAction {
-            plugin: "StreamLoadBalancer",
+            plugin: PluginId::StreamLoadBalancer,
             lane: "127.0.0.1/cam 1".into(),
             stream: Some("cam 1".into()),
             stream_id: None,
@@ -352,7 +350,7 @@ mod tests {
         let path = dir.join(FILE_NAME);
         let ok = serde_json::to_string(&DeadLetter::new(
             &PlannedAction {
-                plugin: "AmazonHLSUpload",
+                plugin: PluginId::AmazonHLSUpload,
                 lane: "l".into(),
                 stream: None,
                 stream_id: None,
