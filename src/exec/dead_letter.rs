@@ -6,9 +6,11 @@
 use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::Config;
 use crate::event::Source;
+use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -213,6 +215,7 @@ impl Writer {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(fsutil::PRIVATE)
             .open(&path)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(Writer {
@@ -270,21 +273,14 @@ pub struct Entry {
     pub raw: Vec<u8>,
 }
 
-/// Replaces the file with `lines` (raw JSON lines), atomically: a temp file, fsync, rename,
-/// fsync of the directory.
+/// Replaces the file with `lines` (raw JSON lines) with [`fsutil::write_atomic`].
 pub fn rewrite(path: &Path, lines: &[&[u8]]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("jsonl.tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        for l in lines {
-            f.write_all(l)?;
-            f.write_all(b"\n")?;
-        }
-        f.sync_all()?;
+    let mut content = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        content.extend_from_slice(l);
+        content.push(b'\n');
     }
-    std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    fsutil::write_atomic(path, &content)
 }
 
 #[cfg(test)]
