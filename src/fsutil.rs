@@ -1,12 +1,12 @@
-//! Files that must survive a crash whole: the one way emstail replaces a file in its state
-//! directory (checkpoints, status, dead letters) and the metrics textfile.
+//! File operations done one way everywhere: replacing a file so that it survives a crash
+//! whole (checkpoints, status, dead letters, the metrics textfile), and reading at a position.
 //!
-//! Owns the write itself, never what is written or where: callers name the path and add it
-//! to their error messages.
+//! Owns the operations themselves, never what is written or where: callers name the path and
+//! add it to their error messages.
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The mode of state files: they name the files and streams EMS handles, for its user only.
@@ -50,6 +50,21 @@ pub fn temp_path(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     PathBuf::from(tmp)
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends; returns the bytes read.
+/// Reads at a position, so the file's cursor does not move.
+pub fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]
