@@ -12,7 +12,8 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub enum Item<'a> {
     Line(Line<'a>),
-    /// A line of `len` bytes starting at `line` was longer than the cap and skipped.
+    /// Line number `line`, of `len` bytes without its `\n` or `\r\n`, was longer than the cap
+    /// and skipped.
     Oversize {
         line: u64,
         offset: u64,

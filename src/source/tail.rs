@@ -67,7 +67,7 @@ pub enum TailItem {
         end: u64,
         bytes: Vec<u8>,
     },
-    /// A line longer than the cap (`len` bytes without the newline), skipped.
+    /// A line longer than the cap (`len` bytes without its `\n` or `\r\n`), skipped.
     Oversize {
         file: FileId,
         path: PathBuf,
