@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod exec;
+pub mod fsutil;
 pub mod parse;
 pub mod plugins;
 pub mod replay;

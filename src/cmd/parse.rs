@@ -5,7 +5,8 @@ use anyhow::Context as _;
 use emstail::config::LogFormat;
 use emstail::parse::{FileParser, Parsed};
 use emstail::replay;
-use emstail::source::replay::{DEFAULT_MAX_LINE, Item, for_each_line};
+use emstail::source::frame::DEFAULT_MAX_LINE;
+use emstail::source::read::{Item, for_each_line};
 use std::io::Write;
 use std::path::PathBuf;
 

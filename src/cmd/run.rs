@@ -2,7 +2,7 @@
 
 use crate::cli::{Outcome, RunArgs, Usage};
 use emstail::run::{RunError, RunOptions};
-use emstail::source::replay::DEFAULT_MAX_LINE;
+use emstail::source::frame::DEFAULT_MAX_LINE;
 use std::path::Path;
 use std::time::Duration;
 

@@ -8,19 +8,21 @@ use super::service::media_roots;
 use super::{
     AutoRouterParams, Destination, LoadBalancerParams, Plugin, RecorderParams, UploadParams,
 };
-use crate::action::{ApiTarget, Secret};
+use crate::action::{ApiTarget, PluginId, Secret};
 use serde_json::{Map, Value};
 
 const BLOCK_KEYS: &[&str] = &["plugin_switch", "parameters"];
 
-/// Reads block `name`; `read` fills the parameters, starting from `default`.
+/// Reads plugin `id`'s block of `root`; `read` fills the parameters, starting from `default`.
 pub(super) fn block<P>(
     ck: &mut Checker,
-    name: &'static str,
-    value: Option<&Value>,
+    id: PluginId,
+    root: &Map<String, Value>,
     default: P,
     read: impl FnOnce(&mut Checker, &Scope, &Map<String, Value>, &mut P),
 ) -> Plugin<P> {
+    let name = id.name();
+    let value = root.get(name);
     let mut plugin = Plugin {
         enabled: false,
         params: default,
@@ -528,7 +530,7 @@ pub(super) fn upload(
     map: &Map<String, Value>,
     params: &mut UploadParams,
 ) {
-    let hds = scope.block == "AmazonHDSUpload";
+    let hds = scope.block == PluginId::AmazonHDSUpload.name();
     let mut keys = vec![
         "aws_access_key",
         "aws_secret_key",
