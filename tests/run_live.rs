@@ -10,14 +10,15 @@
 mod support;
 
 use emstail::source::checkpoint;
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use support::emstail::{Daemon, Emstail, Setup};
 use support::fake_ems::{FakeEms, RecordedCall};
-use support::s3::Flaky;
+use support::ports::Flaky;
 use support::scenario::{self, append, ems_file, ms, rename, truncate};
 
 /// `outStreamCreated` unique ids are this plus the stream number.
@@ -171,63 +172,34 @@ struct Harness {
 impl Harness {
     /// StreamRecorder on, retries at most 2 s apart.
     fn new(workers: usize) -> Harness {
-        Harness::configured(
-            workers,
-            Some(serde_json::json!({"max_attempts": 100, "max_backoff_secs": 2})),
-            serde_json::Map::new(),
-        )
+        Harness::configured(workers, |setup| setup.retry_backing_off(100, 2))
     }
 
     /// StreamRecorder on, and emstail's default retry settings (no `retry` in the config).
     fn with_default_retry(workers: usize) -> Harness {
-        Harness::configured(workers, None, serde_json::Map::new())
+        Harness::configured(workers, |setup| setup)
     }
 
-    /// StreamRecorder and the `plugins` blocks on (a `Service` block among them adds to the
-    /// Service settings); `retry` as the Service block's, if any.
-    fn configured(
-        workers: usize,
-        retry: Option<serde_json::Value>,
-        plugins: serde_json::Map<String, serde_json::Value>,
-    ) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
+    /// StreamRecorder on, with what `more` adds to the config (no `retry`: the defaults).
+    fn configured(workers: usize, more: impl FnOnce(Setup) -> Setup) -> Harness {
         let ems = FakeEms::start();
-        let state = dir.path().join("state");
-        let config = dir.path().join("config.ini");
-        let mut text = serde_json::json!({
-            "Service": {
-                "ems_api": format!("http://{}", ems.addr()),
-                "event_log": dir.path().join("events.txt"),
-                "state_dir": state,
-                "workers": workers,
-                "request_timeout_secs": 3,
-            },
-            "StreamRecorder": {
-                "plugin_switch": "enabled",
-                "parameters": {"file_location": "/var/media", "period_time": 600},
-            },
-        });
-        if let Some(retry) = retry {
-            text["Service"]["retry"] = retry;
-        }
-        for (name, block) in plugins {
-            match (name.as_str(), block) {
-                // More Service settings.
-                ("Service", serde_json::Value::Object(settings)) => {
-                    for (key, value) in settings {
-                        text["Service"][key] = value;
-                    }
-                }
-                (_, block) => text[name] = block,
-            }
-        }
-        std::fs::write(&config, text.to_string()).expect("config written");
-        // It may hold S3 keys: readable by its owner only.
-        std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .expect("chmod the config");
+        let setup = Setup::bare(&format!("http://{}", ems.addr()));
+        let log = setup.path("events.txt");
+        let setup = more(
+            setup
+                .service("event_log", json!(log))
+                .service("workers", json!(workers))
+                .service("request_timeout_secs", json!(3))
+                .plugin(
+                    "StreamRecorder",
+                    json!({"file_location": "/var/media", "period_time": 600}),
+                ),
+        );
+        let config = setup.write();
+        let state = setup.state_dir();
         Harness {
-            stderr: dir.path().join("stderr.log"),
-            dir,
+            stderr: setup.path("stderr.log"),
+            dir: setup.dir,
             state,
             config,
             ems,
@@ -250,13 +222,13 @@ impl Harness {
         self.dir.path().join(name)
     }
 
+    /// Appends `count` new stream pairs to `path` (→ their calls are expected).
     /// Appends `count` new streams' `inStreamCreated` to `path` (→ their records are expected).
     fn write_ins(&mut self, path: &Path, count: u64) {
         let bytes = self.events.ins(count);
         append(path, &bytes);
     }
 
-    /// Appends `count` new stream pairs to `path` (→ their calls are expected).
     fn write_pairs(&mut self, path: &Path, count: u64) {
         let bytes = self.events.pairs(count);
         append(path, &bytes);
@@ -272,14 +244,7 @@ impl Harness {
     }
 
     fn start_with(&self, log: &Path, extra: &[&str], rescan_ms: u64) -> Daemon {
-        let stderr = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.stderr)
-            .expect("stderr file opens");
-        let child = Command::new(env!("CARGO_BIN_EXE_emstail"))
-            .arg("run")
-            .arg("--config")
+        Emstail::new(["run", "--config"])
             .arg(&self.config)
             .arg("--state-dir")
             .arg(&self.state)
@@ -287,16 +252,7 @@ impl Harness {
             .arg(log)
             .args(["--rescan-ms", &rescan_ms.to_string(), "--grace-ms", "200"])
             .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("emstail starts");
-        Daemon {
-            child: Some(child),
-            state: self.state.clone(),
-        }
+            .daemon(&self.stderr, &self.state)
     }
 
     fn stderr_text(&self) -> String {
@@ -375,111 +331,6 @@ impl Harness {
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// A running `emstail run`; killed (SIGKILL) when dropped, so no test leaves one behind.
-struct Daemon {
-    child: Option<Child>,
-    state: PathBuf,
-}
-
-impl Daemon {
-    fn child(&mut self) -> &mut Child {
-        self.child
-            .as_mut()
-            .expect("the child is kept until the daemon is consumed")
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} {} failed", self.pid());
-    }
-
-    /// The exit status if the process ends within `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child().try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(ms(10));
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child().try_wait(), Ok(None))
-    }
-
-    /// Whether it has written its first status, which it does once its signal handlers
-    /// are in place (a SIGTERM before that ends it by the default action).
-    fn ready(&self) -> bool {
-        std::fs::read(self.state.join("status.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|s| s["pid"] == self.pid())
-    }
-
-    /// SIGTERM once it is ready, then the exit status (within 15 s, or the test fails).
-    fn term(mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.ready() && self.running() && Instant::now() < deadline {
-            std::thread::sleep(ms(10));
-        }
-        self.signal("TERM");
-        let status = self
-            .wait_exit(Duration::from_secs(15))
-            .expect("emstail exits within 15 s of SIGTERM");
-        self.child = None;
-        status
-    }
-
-    /// SIGTERM once it is ready; it must exit with status 0.
-    fn stop(self, context: &str) {
-        let status = self.term();
-        assert!(status.success(), "{context}: emstail exited with {status}");
-    }
-
-    /// The exit status, which must come within `limit`.
-    fn exit_within(mut self, limit: Duration) -> ExitStatus {
-        let status = self
-            .wait_exit(limit)
-            .unwrap_or_else(|| panic!("emstail exits within {limit:?}"));
-        self.child = None;
-        status
-    }
-
-    /// SIGTERM at once (not waiting for the first status), then as [`Self::exit_within`].
-    fn term_now(self, limit: Duration) -> ExitStatus {
-        self.signal("TERM");
-        self.exit_within(limit)
-    }
-
-    /// SIGKILL and reap.
-    fn kill(mut self) {
-        let mut child = self.child.take().expect("child present");
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Waits (bounded) until `cond` holds.
@@ -1086,13 +937,9 @@ fn sigkill_at_random_moments_loses_nothing_and_redoes_only_the_unsaved_window() 
 
 /// `emstail status` output.
 fn status_output(h: &Harness) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_emstail"))
-        .args(["status", "--state-dir"])
-        .arg(&h.state)
-        .output()
-        .expect("emstail status runs");
-    assert!(out.status.success(), "status exit {}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let out = Emstail::new(["status", "--state-dir"]).arg(&h.state).run();
+    out.assert_exit(0);
+    out.stdout
 }
 
 /// The `N retrying` figure of `emstail status`.
@@ -1139,7 +986,6 @@ fn ems_down_for_30_seconds_then_back_loses_nothing() {
     assert_eq!(s["retrying"], 0);
     assert_eq!(s["actions_dead"], 0);
 }
-
 /// Waits (bounded) until `emstail status` output satisfies `cond`; returns that output.
 fn status_until(h: &Harness, what: &str, limit: Duration, cond: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + limit;
@@ -1308,22 +1154,19 @@ fn one_load_balancer_destination_down_for_the_whole_test_does_not_hold_up_the_ot
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free local port");
-    let mut plugins = serde_json::Map::new();
-    plugins.insert(
-        "StreamLoadBalancer".into(),
-        serde_json::json!({
-            "plugin_switch": "enabled",
-            "parameters": {
+    let mut h = Harness::configured(4, |setup| {
+        setup.plugin(
+            "StreamLoadBalancer",
+            json!({
                 "destination_uri": [
                     peer_a.addr().to_string(),
                     dead.to_string(),
                     peer_b.addr().to_string(),
                 ],
                 "origin_address": "127.0.0.1",
-            },
-        }),
-    );
-    let mut h = Harness::configured(4, None, plugins);
+            }),
+        )
+    });
     let log = h.log();
     let d = h.start(&log, &["--from-start", "--drain-secs", "1"]);
     h.write_ins(&log, 20);
@@ -1373,11 +1216,9 @@ fn one_load_balancer_destination_down_for_the_whole_test_does_not_hold_up_the_ot
 #[test]
 fn while_ems_answers_503_requests_grow_by_one_per_backoff_not_one_per_waiting_action() {
     const WORKERS: usize = 4;
-    let mut h = Harness::configured(
-        WORKERS,
-        Some(serde_json::json!({"max_backoff_secs": 1})),
-        serde_json::Map::new(),
-    );
+    let mut h = Harness::configured(WORKERS, |setup| {
+        setup.service("retry", json!({"max_backoff_secs": 1}))
+    });
     let log = h.log();
     h.write_ins(&log, 1);
     let d = h.start(&log, &["--from-start"]);
@@ -1451,25 +1292,12 @@ fn s3_down_150_s_while_50_chunks_close_uploads_every_object_in_order_with_the_de
     let media = tempfile::tempdir().expect("temp dir");
     let root = media.path().join("webroot");
     std::fs::create_dir_all(&root).expect("mkdir webroot");
-    let mut blocks = serde_json::Map::new();
-    blocks.insert(
-        "Service".into(),
-        serde_json::json!({ "media_root": [root], "ems_working_dir": root }),
-    );
-    blocks.insert(
-        "AmazonHLSUpload".into(),
-        serde_json::json!({
-            "plugin_switch": "enabled",
-            "parameters": {
-                "aws_access_key": s3.access_key,
-                "aws_secret_key": s3.secret_key,
-                "default_bucket": bucket,
-                "region": "us-east-1",
-                "endpoint": flaky.endpoint,
-            },
-        }),
-    );
-    let h = Harness::configured(4, None, blocks);
+    let h = Harness::configured(4, |setup| {
+        setup
+            .service("media_root", json!([root]))
+            .service("ems_working_dir", json!(root))
+            .upload("AmazonHLSUpload", &s3, &flaky.endpoint, &bucket)
+    });
     let log = h.log();
     append(&log, b"");
     let d = h.start(&log, &["--from-start"]);
@@ -1658,13 +1486,6 @@ fn metrics_file_is_prometheus_text_with_matching_counters() {
     assert_eq!(get("emstail_actions_total{outcome=\"dead\"}"), Some(0.0));
     assert_eq!(get("emstail_in_flight"), Some(0.0));
     assert_eq!(get("emstail_lag_bytes"), Some(0.0));
-    let ems = format!("{{target=\"{}\"}}", h.ems.base_url());
-    assert_eq!(
-        get(&format!("emstail_target_up{ems}")),
-        Some(1.0),
-        "{samples:?}"
-    );
-    assert_eq!(get(&format!("emstail_waiting{ems}")), Some(0.0));
     let leftovers: Vec<_> = std::fs::read_dir(h.dir.path())
         .expect("dir")
         .filter_map(Result::ok)

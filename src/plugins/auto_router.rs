@@ -1,11 +1,9 @@
 //! StreamAutoRouter: pushes every new inbound stream whose name matches `token` to another EMS.
 
 use super::{Plugin, Refusal, created_by_emstail, with_marker};
-use crate::action::{Action, ApiTarget, Params, PlannedAction};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::{AutoRouterParams, Config};
 use crate::event::{Event, StreamInfo};
-
-const NAME: &str = "StreamAutoRouter";
 
 pub struct StreamAutoRouter {
     params: AutoRouterParams,
@@ -36,7 +34,7 @@ impl StreamAutoRouter {
         }
         if self.params.push_uri.trim().is_empty() {
             return Err(Refusal {
-                plugin: NAME,
+                plugin: PluginId::StreamAutoRouter,
                 reason: format!("not forwarding {}: destination_uri is empty", stream.name),
             });
         }
@@ -45,7 +43,7 @@ impl StreamAutoRouter {
             .with("localStreamName", &stream.name)
             .with_bool("keepAlive", false);
         Ok(Some(PlannedAction {
-            plugin: NAME,
+            plugin: PluginId::StreamAutoRouter,
             lane: stream.name.clone(),
             stream: Some(stream.name.clone()),
             stream_id: None,
@@ -59,8 +57,8 @@ impl StreamAutoRouter {
 }
 
 impl Plugin for StreamAutoRouter {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> PluginId {
+        PluginId::StreamAutoRouter
     }
 
     fn handle(&mut self, event: &Event, out: &mut Vec<PlannedAction>) -> Result<(), Refusal> {
@@ -116,7 +114,7 @@ mod tests {
                     .to_string()
             )]
         );
-        assert_eq!(out[0].plugin, "StreamAutoRouter");
+        assert_eq!(out[0].plugin, PluginId::StreamAutoRouter);
         assert_eq!(out[0].lane, "mystream1");
         assert_eq!(out[0].stream.as_deref(), Some("mystream1"));
         let Action::EmsCall { target, .. } = &out[0].action else {

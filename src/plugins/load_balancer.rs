@@ -1,12 +1,10 @@
 //! StreamLoadBalancer: asks every destination EMS to pull each new inbound stream from this one.
 
 use super::{Plugin, Refusal, created_by_emstail, with_marker};
-use crate::action::{Action, ApiTarget, Params, PlannedAction};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::{Config, Destination, LoadBalancerParams};
 use crate::event::{Event, StreamInfo};
 use std::net::{IpAddr, Ipv6Addr};
-
-const NAME: &str = "StreamLoadBalancer";
 
 pub struct StreamLoadBalancer {
     params: LoadBalancerParams,
@@ -75,7 +73,7 @@ impl StreamLoadBalancer {
             .with("localStreamName", &stream.name)
             .with_bool("keepAlive", false);
         Ok(PlannedAction {
-            plugin: NAME,
+            plugin: PluginId::StreamLoadBalancer,
             // One lane per destination API and stream: two EMS on one host are two
             // destinations, and one that is down must not hold up the other.
             lane: format!("{}{}", destination.api.base, stream.name),
@@ -91,8 +89,8 @@ impl StreamLoadBalancer {
 }
 
 impl Plugin for StreamLoadBalancer {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> PluginId {
+        PluginId::StreamLoadBalancer
     }
 
     fn handle(&mut self, event: &Event, out: &mut Vec<PlannedAction>) -> Result<(), Refusal> {
@@ -117,7 +115,7 @@ impl Plugin for StreamLoadBalancer {
             Ok(())
         } else {
             Err(Refusal {
-                plugin: NAME,
+                plugin: PluginId::StreamLoadBalancer,
                 reason: failures.join("; "),
             })
         }
@@ -241,7 +239,7 @@ mod tests {
         assert_eq!(target_of(&out[1]), "http://192.168.2.4:7777/");
         assert_eq!(out[0].lane, "http://192.168.2.3:7777/cam1");
         assert_eq!(out[1].lane, "http://192.168.2.4:7777/cam1");
-        assert!(out.iter().all(|a| a.plugin == "StreamLoadBalancer"));
+        assert!(out.iter().all(|a| a.plugin == PluginId::StreamLoadBalancer));
         assert!(out.iter().all(|a| a.stream.as_deref() == Some("cam1")));
     }
 
@@ -348,7 +346,7 @@ mod tests {
             let refusal = plugin
                 .handle(&created("cam1", origin), &mut out)
                 .unwrap_err();
-            assert_eq!(refusal.plugin, "StreamLoadBalancer");
+            assert_eq!(refusal.plugin, PluginId::StreamLoadBalancer);
             assert!(refusal.reason.contains("origin_address"), "{refusal}");
             assert!(refusal.reason.contains("192.168.2.3"), "{refusal}");
             assert!(out.is_empty(), "origin {origin:?}");

@@ -14,7 +14,7 @@ use s3::{Bucket, BucketConfiguration, Region};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -409,123 +409,38 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A pass-through TCP proxy to `upstream` that, after `open_for` connections (0: from the
-/// start), closes its listening socket for `down_for` (connections are refused, as when S3 is
-/// down) and then listens on the same port again.
-pub struct Flaky {
-    pub endpoint: String,
-    stop: Arc<AtomicBool>,
-    /// The refusing window has passed: it listens again.
-    pub refused_window_passed: Arc<AtomicBool>,
-    /// Connections accepted.
-    pub accepted: Arc<AtomicUsize>,
-    acceptor: Option<thread::JoinHandle<()>>,
+// ---------------------------------------------------------------------------------------
+// What a test asks of a bucket
+
+/// A bucket of its own on the test server.
+pub fn bucket(s3: &S3Server, prefix: &str) -> String {
+    let name = unique_bucket(prefix);
+    s3.create_bucket(&name);
+    name
 }
 
-const FLAKY_LIFETIME: Duration = Duration::from_secs(400);
-
-impl Flaky {
-    pub fn start(upstream: &str, open_for: usize, down_for: Duration) -> Flaky {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-        listener
-            .set_nonblocking(true)
-            .expect("a listener can be made non-blocking");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let passed = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let acceptor = {
-            let (stop, passed, accepted) = (stop.clone(), passed.clone(), accepted.clone());
-            thread::spawn(move || {
-                let started = Instant::now();
-                let mut listener = (open_for > 0).then_some(listener);
-                let live = || !stop.load(Ordering::Relaxed) && started.elapsed() < FLAKY_LIFETIME;
-                while live() {
-                    let Some(l) = &listener else {
-                        // Down: nothing listens. Then up again on the same port.
-                        let until = Instant::now() + down_for;
-                        while live() && Instant::now() < until {
-                            thread::sleep(Duration::from_millis(10));
-                        }
-                        listener = Some(listen_again(addr));
-                        passed.store(true, Ordering::SeqCst);
-                        continue;
-                    };
-                    match l.accept() {
-                        Ok((client, _)) => {
-                            let _ = client.set_nonblocking(false);
-                            let upstream = upstream.clone();
-                            thread::spawn(move || forward_plain(client, &upstream));
-                            let n = accepted.fetch_add(1, Ordering::SeqCst) + 1;
-                            if n == open_for && !passed.load(Ordering::SeqCst) {
-                                listener = None;
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            thread::sleep(Duration::from_millis(2));
-                        }
-                        Err(e) => panic!("accept on {addr}: {e}"),
-                    }
-                }
-            })
-        };
-        Flaky {
-            endpoint: format!("http://{addr}"),
-            stop,
-            refused_window_passed: passed,
-            accepted,
-            acceptor: Some(acceptor),
-        }
-    }
+/// Puts `bytes` at `key` directly, so that a test can see emstail delete it.
+pub fn seed(s3: &S3Server, bucket: &str, key: &str) {
+    s3.bucket(bucket)
+        .put_object(key, b"to be deleted")
+        .unwrap_or_else(|e| panic!("seeding s3://{bucket}/{key}: {e}"));
 }
 
-impl Drop for Flaky {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
+/// Asserts the bucket holds exactly `expected` (key, content type, cache control), each
+/// object with the bytes of the file `<root>/<key>`.
+pub fn assert_bucket(s3: &S3Server, bucket: &str, root: &Path, expected: &[(&str, &str, &str)]) {
+    let mut keys: Vec<&str> = expected.iter().map(|(k, _, _)| *k).collect();
+    keys.sort_unstable();
+    assert_eq!(s3.list(bucket), keys, "keys in s3://{bucket}");
+    for (key, content_type, cache_control) in expected {
+        let (bytes, got_type, headers) = s3.get(bucket, key);
+        let file = std::fs::read(root.join(key)).expect("the uploaded file exists");
+        assert!(bytes == file, "s3://{bucket}/{key} differs from its file");
+        assert_eq!(&got_type, content_type, "Content-Type of {key}");
+        assert_eq!(
+            headers.get("cache-control").map(String::as_str),
+            Some(*cache_control),
+            "Cache-Control of {key}"
+        );
     }
-}
-
-/// Listens on `addr` again (bounded wait for the port to be free).
-fn listen_again(addr: std::net::SocketAddr) -> TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match TcpListener::bind(addr) {
-            Ok(l) => {
-                l.set_nonblocking(true)
-                    .expect("a listener can be made non-blocking");
-                return l;
-            }
-            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("cannot listen on {addr} again: {e}"),
-        }
-    }
-}
-
-fn forward_plain(client: TcpStream, upstream: &str) {
-    let Ok(server) = TcpStream::connect(upstream) else {
-        return;
-    };
-    for s in [&client, &server] {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-    }
-    let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    let up = thread::spawn(move || {
-        let _ = std::io::copy(&mut client_r, &mut server_w);
-        let _ = server_w.shutdown(Shutdown::Write);
-    });
-    let (mut server_r, mut client_w) = (server, client);
-    let _ = std::io::copy(&mut server_r, &mut client_w);
-    let _ = client_w.shutdown(Shutdown::Write);
-    let _ = up.join();
 }
