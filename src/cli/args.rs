@@ -67,6 +67,17 @@ pub enum Command {
         #[arg(long)]
         retry: bool,
     },
+    /// Print the completion script for a shell, to be sourced by it or installed where it
+    /// looks for completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page in roff: emstail(1), or a subcommand's, such as emstail-check(1).
+    Man {
+        /// The subcommand whose page to print, such as check; none for emstail(1).
+        subcommand: Option<String>,
+    },
 }
 
 /// `--config`, as every subcommand that reads the configuration takes it.

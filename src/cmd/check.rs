@@ -1,14 +1,85 @@
-//! `emstail check`: the configuration as it takes effect, secrets as `***`.
+//! `emstail check`: the configuration as it takes effect, secrets as `***`, then one summary
+//! line: what is enabled and which unknown blocks were ignored. A configuration that enables
+//! nothing is valid (a fresh install's is) but earns a warning: emstail would do nothing.
 
 use crate::cli::Outcome;
+use emstail::config::Config;
 use std::io::Write;
 use std::path::Path;
 
 pub fn check(path: &Path) -> anyhow::Result<Outcome> {
     let config = super::load_config(path)?;
+    let work = Work::of(&config);
+    if work.is_nothing() {
+        log::warn!(
+            "{}: no plugin and no rule is enabled: emstail would do nothing (set a plugin's \
+             \"plugin_switch\" to \"enabled\")",
+            path.display()
+        );
+    }
     let mut out = std::io::stdout().lock();
     write!(out, "{}", config.render())?;
-    writeln!(out, "# {}: valid", path.display())?;
+    writeln!(
+        out,
+        "# {}: valid, {}{}",
+        path.display(),
+        work,
+        ignored(&config)
+    )?;
     out.flush()?;
     Ok(Outcome::Success)
+}
+
+/// What the configuration has emstail act on. Every source of actions is counted here, so
+/// that "nothing enabled" stays true to its word: when rules exist, their count joins
+/// `plugins` here (and in `is_nothing` and the summary).
+struct Work {
+    plugins: usize,
+}
+
+impl Work {
+    fn of(config: &Config) -> Work {
+        let plugins = [
+            config.auto_router.enabled,
+            config.recorder.enabled,
+            config.load_balancer.enabled,
+            config.hls.enabled,
+            config.hds.enabled,
+            config.dash.enabled,
+        ];
+        Work {
+            plugins: plugins.iter().filter(|&&enabled| enabled).count(),
+        }
+    }
+
+    fn is_nothing(&self) -> bool {
+        self.plugins == 0
+    }
+}
+
+impl std::fmt::Display for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.plugins {
+            0 => f.write_str("no plugin enabled: emstail would do nothing"),
+            1 => f.write_str("1 plugin enabled"),
+            n => write!(f, "{n} plugins enabled"),
+        }
+    }
+}
+
+/// `; unknown blocks ignored: A, B`, or nothing. The loader reports each unknown block as a
+/// warning `FILE: unknown block NAME (…)`; the names are taken from those.
+fn ignored(config: &Config) -> String {
+    let prefix = format!("{}: unknown block ", config.path.display());
+    let names: Vec<&str> = config
+        .warnings
+        .iter()
+        .filter_map(|w| w.strip_prefix(&prefix))
+        .map(|rest| rest.split_once(" (").map_or(rest, |(name, _)| name))
+        .collect();
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!("; unknown blocks ignored: {}", names.join(", "))
+    }
 }

@@ -2,7 +2,9 @@
 //! a `Result` with the context a user needs. They never pick an exit code (that is `cli`).
 
 mod check;
+mod completions;
 mod dead_letters;
+mod man;
 mod parse;
 mod replay;
 mod run;
@@ -25,6 +27,8 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             state_dir,
             retry,
         } => dead_letters::dead_letters(&config.path, state_dir, retry),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man { subcommand } => man::man(subcommand.as_deref()),
     }
 }
 
