@@ -24,7 +24,7 @@ use support::s3::{S3Server, server, unique_bucket};
 
 const F1: &str = "fixtures/logs/events_20261129_101500.txt";
 const F2: &str = "fixtures/logs/events_20261129_111500.txt";
-const HOSTILE: &str = "lobby cam, 2=\"main\" \\ ☃";
+const HOSTILE: &str = "lobby cam, 2=\"main\" .. ☃";
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const SHORT: &str = "max-age=2";
 const LONG: &str = "max-age=86400";

@@ -4,6 +4,7 @@
 pub mod auto_router;
 pub mod keys;
 pub mod load_balancer;
+pub mod names;
 pub mod recorder;
 pub mod upload;
 
