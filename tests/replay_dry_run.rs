@@ -476,3 +476,17 @@ fn stream_names_that_would_escape_a_folder_are_refused_with_file_and_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_empty_media_root_list_stops_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("temp dir is writable");
+    let cfg = dir.path().join("config.ini");
+    std::fs::write(&cfg, r#"{ "Service": { "media_root": [] } }"#).expect("temp dir is writable");
+    let out = emstail(&["check", "--config", cfg.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Service.media_root = []: must name at least one directory"),
+        "{stderr}"
+    );
+}

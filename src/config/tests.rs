@@ -645,17 +645,47 @@ fn upload_options_are_normalised() {
 }
 
 #[test]
-fn an_upload_plugin_without_media_root_warns_that_uploads_are_not_confined() {
+fn without_media_root_uploads_are_confined_to_the_ems_web_root() {
     let config = load(
         r#""AmazonDASHUpload": { "plugin_switch": "enabled", "parameters": { "default_bucket": "dash-files" } }"#,
     );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert_eq!(
-        config.warnings,
-        [
-            "config.ini: AmazonDASHUpload is enabled and no media_root is set (Service.media_root \
-             or AmazonDASHUpload.parameters.media_root): uploads are not confined, any file the \
-             event log names can be uploaded"
-        ]
+        config.service.media_root,
+        [PathBuf::from("/var/evostreamms/evo-webroot")]
+    );
+    assert!(
+        config.dash.params.media_root.is_empty(),
+        "falls back to Service"
+    );
+    assert_eq!(config.service.max_upload_bytes, 1 << 30);
+}
+
+#[test]
+fn an_empty_media_root_list_is_an_error_not_an_unconfined_mode() {
+    assert_eq!(
+        error(r#""Service": { "media_root": [] }"#),
+        "config.ini: Service.media_root = []: must name at least one directory \
+         (uploads are confined to the media roots; the default is /var/evostreamms/evo-webroot)"
+    );
+    let e = error(
+        r#""AmazonHLSUpload": { "plugin_switch": "enabled",
+              "parameters": { "default_bucket": "b", "media_root": [] } }"#,
+    );
+    assert!(
+        e.contains("AmazonHLSUpload.parameters.media_root = []: must name at least one directory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn max_upload_bytes_is_read_and_checked() {
+    let config = load(r#""Service": { "max_upload_bytes": 1048576 }"#);
+    assert_eq!(config.service.max_upload_bytes, 1_048_576);
+    let e = error(r#""Service": { "max_upload_bytes": 0 }"#);
+    assert!(
+        e.contains("Service.max_upload_bytes = 0: must be a whole number"),
+        "{e}"
     );
 }
 

@@ -4,12 +4,18 @@
 //! its real location (after `..` and every symlink) lies inside a configured root. The check
 //! runs at upload time, right before the file is read, so a symlink swapped in after the
 //! event was logged is still caught.
+//!
+//! There is no unconfined mode: with no roots every upload is refused. Only regular files are
+//! uploaded, and only up to `Service.max_upload_bytes`; a FIFO, device, socket or directory is
+//! refused without ever waiting on it.
 
 use super::Failure;
+use rustix::fs::{FileType, Mode, OFlags};
+use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-/// The real path of `path`, if it lies inside one of `roots` (any path when `roots` is empty).
+/// The real path of `path`, if it lies inside one of `roots`.
 ///
 /// A file that no longer exists is [`Failure::Missing`] (EMS rotates old segments away); a
 /// path outside every root, or a root that cannot be resolved, is [`Failure::Permanent`].
@@ -51,7 +57,13 @@ pub fn confine(path: &Path, roots: &Roots) -> Result<PathBuf, Failure> {
         ErrorKind::NotFound => Failure::Missing(format!("{}: no longer exists", path.display())),
         _ => Failure::Permanent(format!("{}: cannot resolve: {e}", path.display())),
     })?;
-    if roots.given.is_empty() || roots.real.iter().any(|root| real.starts_with(root)) {
+    if roots.given.is_empty() {
+        return Err(Failure::Permanent(format!(
+            "{}: no media root is configured, so nothing may be uploaded",
+            path.display()
+        )));
+    }
+    if roots.real.iter().any(|root| real.starts_with(root)) {
         return Ok(real);
     }
     let listed: Vec<String> = roots
@@ -65,6 +77,108 @@ pub fn confine(path: &Path, roots: &Roots) -> Result<PathBuf, Failure> {
         real.display(),
         listed.join(", ")
     )))
+}
+
+/// A file about to be uploaded: opened once, checked through its descriptor.
+#[derive(Debug)]
+pub struct UploadFile {
+    pub file: File,
+    /// The size `fstat` gave when the file was opened; no more than this is sent.
+    pub size: u64,
+    /// The real path, for messages.
+    pub real: PathBuf,
+}
+
+/// `path` confined to `roots` (see [`confine`]) and opened for upload with
+/// [`open_regular`].
+pub fn open_upload(path: &Path, roots: &Roots, max_bytes: u64) -> Result<UploadFile, Failure> {
+    let real = confine(path, roots)?;
+    let (file, size) = open_regular(&real, max_bytes)?;
+    Ok(UploadFile { file, size, real })
+}
+
+/// Opens `path` for reading if it is a regular file of at most `max_bytes`.
+///
+/// The open never waits (`O_NONBLOCK`: a FIFO without a writer would otherwise hang the
+/// worker) and never follows a symlink in the last component; the type and size are then
+/// taken from the descriptor itself (`fstat`), so what is checked is what is read. A type
+/// that is not a regular file, or a size over the limit, is [`Failure::Permanent`]: trying
+/// again would give the same answer.
+pub fn open_regular(path: &Path, max_bytes: u64) -> Result<(File, u64), Failure> {
+    // A cheap look by name first, so that a device is not even opened (opening some has side
+    // effects); the descriptor's own fstat below is what counts.
+    let meta = std::fs::symlink_metadata(path).map_err(|e| open_failure(path, &e))?;
+    if !meta.file_type().is_file() && !meta.file_type().is_symlink() {
+        return Err(not_regular(path, describe_std(&meta.file_type())));
+    }
+    let flags =
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(path, flags, Mode::empty())
+        .map_err(|e| open_failure(path, &std::io::Error::from(e)))?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| open_failure(path, &std::io::Error::from(e)))?;
+    let file_type = FileType::from_raw_mode(stat.st_mode);
+    if file_type != FileType::RegularFile {
+        return Err(not_regular(path, describe(file_type)));
+    }
+    let size = u64::try_from(stat.st_size).unwrap_or(0);
+    if size > max_bytes {
+        return Err(Failure::Permanent(format!(
+            "{}: {size} bytes, more than Service.max_upload_bytes ({max_bytes})",
+            path.display()
+        )));
+    }
+    Ok((File::from(fd), size))
+}
+
+fn not_regular(path: &Path, what: &str) -> Failure {
+    Failure::Permanent(format!(
+        "{} is not a regular file ({what}); only regular files are uploaded",
+        path.display()
+    ))
+}
+
+fn open_failure(path: &Path, e: &std::io::Error) -> Failure {
+    match e.kind() {
+        ErrorKind::NotFound => Failure::Missing(format!("{}: no longer exists", path.display())),
+        // ELOOP: the last component became a symlink after the confinement check.
+        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            Failure::Permanent(format!(
+                "{}: became a symlink after it was checked; not followed",
+                path.display()
+            ))
+        }
+        _ => Failure::Retryable(format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
+fn describe(file_type: FileType) -> &'static str {
+    match file_type {
+        FileType::RegularFile => "a regular file",
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symlink",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice => "a character device",
+        FileType::BlockDevice => "a block device",
+        FileType::Unknown => "of an unknown type",
+    }
+}
+
+fn describe_std(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else {
+        "of an unknown type"
+    }
 }
 
 #[cfg(test)]
@@ -190,9 +304,89 @@ mod tests {
     }
 
     #[test]
-    fn no_roots_means_not_confined() {
+    fn no_roots_refuse_every_upload() {
         let l = layout();
-        assert!(resolve_upload_path(&l.outside.join("secret.txt"), &[]).is_ok());
+        match resolve_upload_path(&l.outside.join("secret.txt"), &[]) {
+            Err(Failure::Permanent(m)) => assert!(m.contains("no media root"), "{m}"),
+            other => panic!("expected Permanent, got {other:?}"),
+        }
+    }
+
+    fn roots(l: &Layout) -> Roots {
+        Roots::resolve(std::slice::from_ref(&l.root)).expect("the root exists")
+    }
+
+    /// `open_upload` on another thread: a call that blocks fails the test instead of hanging it.
+    fn open_bounded(path: PathBuf, roots: Roots, max: u64) -> Result<(Vec<u8>, u64), Failure> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let opened = open_upload(&path, &roots, max).map(|mut upload| {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut upload.file, &mut body).expect("readable");
+                (body, upload.size)
+            });
+            let _ = tx.send(opened);
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("open_upload must not block")
+    }
+
+    #[test]
+    fn a_regular_file_is_opened_with_its_size() {
+        let l = layout();
+        let got = open_bounded(l.root.join("hls/seg1.ts"), roots(&l), 2);
+        assert_eq!(got, Ok((b"ts".to_vec(), 2)));
+    }
+
+    #[test]
+    fn a_file_larger_than_the_limit_is_refused_permanently() {
+        let l = layout();
+        match open_bounded(l.root.join("hls/seg1.ts"), roots(&l), 1) {
+            Err(Failure::Permanent(m)) => {
+                assert!(m.contains("seg1.ts"), "{m}");
+                assert!(m.contains("max_upload_bytes"), "{m}");
+            }
+            other => panic!("expected Permanent, got {other:?}"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_the_root_is_refused_at_once_without_blocking() {
+        let l = layout();
+        let fifo = l.root.join("hls/seg3.ts");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        match open_bounded(fifo, roots(&l), 1 << 30) {
+            Err(Failure::Permanent(m)) => {
+                assert!(m.contains("not a regular file"), "{m}");
+                assert!(m.contains("FIFO"), "{m}");
+            }
+            other => panic!("expected Permanent, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_directory_in_the_root_is_refused() {
+        let l = layout();
+        match open_bounded(l.root.join("hls"), roots(&l), 1 << 30) {
+            Err(Failure::Permanent(m)) => assert!(m.contains("a directory"), "{m}"),
+            other => panic!("expected Permanent, got {other:?}"),
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_device_is_refused_even_inside_a_root() {
+        // /dev as the media root: the confinement admits /dev/zero, the file type does not.
+        let roots = Roots::resolve(&[PathBuf::from("/dev")]).expect("/dev exists");
+        match open_bounded(PathBuf::from("/dev/zero"), roots, 1 << 30) {
+            Err(Failure::Permanent(m)) => assert!(m.contains("a character device"), "{m}"),
+            other => panic!("expected Permanent, got {other:?}"),
+        }
     }
 
     #[test]
