@@ -12,7 +12,7 @@ use crate::exec::dead_letter;
 use crate::exec::dispatch::Executor;
 use crate::exec::live::LiveReport;
 use crate::exec::pool::{Job, Outcome, Pool, Report};
-use crate::parse::{FileParser, Line, Parsed};
+use crate::parse::{FileParser, Format, Line, Parsed};
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::FileId;
 use crate::source::tail::{Start, TailConfig, TailItem, Tailer, file_position};
@@ -61,6 +61,8 @@ struct FileState {
     parser: FileParser,
     /// The last line read: its number and where it ended.
     last: (u64, u64),
+    /// Whether the text-format warning was given for this file.
+    warned_text: bool,
 }
 
 impl FileState {
@@ -69,6 +71,7 @@ impl FileState {
             path,
             parser: FileParser::new(format),
             last: (0, 0),
+            warned_text: false,
         }
     }
 }
@@ -319,6 +322,15 @@ impl Reader<'_> {
                     bytes: &bytes,
                 };
                 state.parser.push(line, &mut self.parsed);
+                if !state.warned_text && state.parser.format() == Some(Format::Text) {
+                    state.warned_text = true;
+                    log::warn!(
+                        "{}: this event log is in EMS's text format, where values are written \
+                         raw: a stream name can forge a record. Records cut by a header are \
+                         dropped, but only the JSON sink (format=\"json\") is safe",
+                        state.path.display()
+                    );
+                }
                 let open = state.parser.open_record();
                 self.flush(file, number, end);
                 self.marks

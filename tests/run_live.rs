@@ -1229,3 +1229,29 @@ fn a_second_instance_on_the_same_state_dir_is_refused_naming_the_pid() {
     assert!(status.contains(&format!("pid {}", first.pid())), "{status}");
     first.stop("the first instance");
 }
+
+#[test]
+fn a_text_format_log_is_warned_about_once_and_a_forged_record_is_not_acted_on() {
+    let h = Harness::new(2);
+    let log = h.log();
+    let record = |n: u64, name: &str| {
+        format!("{n:05}\tinStreamCreated\n\tname: {name}\n\tuniqueId: {n}\n\n\n")
+    };
+    // The second record's name holds a newline and a forged header, written raw by EMS.
+    let forged = "00002\tinStreamCreated\n\tname: evil\n00003\tinStreamCreated\n\tname: forged\n\tuniqueId: 3\n\n\n";
+    append(&log, (record(1, "s1") + forged).as_bytes());
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&["record:s1".to_string()]);
+    append(&log, record(4, "s4").as_bytes());
+    let expected = ["record:s1".to_string(), "record:s4".to_string()];
+    h.stop_when_done(d, &expected, "text format");
+    assert_exactly_once(&h.got(), &expected, "text format");
+    let stderr = h.stderr_text();
+    let warning = format!("{}: this event log is in EMS's text format", log.display());
+    assert_eq!(stderr.matches(&warning).count(), 1, "{}", tail(&stderr));
+    assert!(
+        stderr.contains(&format!("{}:8: record header inside", log.display())),
+        "{}",
+        tail(&stderr)
+    );
+}
