@@ -715,6 +715,9 @@ fn transport_failure(what: &str, error: ureq::Error, config: &EmsClientConfig) -
             config.request_timeout
         )),
         E::Io(e) => Failure::Retryable(format!("{what}: {e}")),
+        E::Protocol(e) if fails_every_time(&e) => Failure::Permanent(format!(
+            "{what}: the request cannot be sent as built ({e}); sending it again would fail the same way"
+        )),
         E::ConnectionFailed | E::HostNotFound | E::Protocol(_) | E::BodyStalled => {
             Failure::Retryable(format!("{what}: {error}"))
         }
@@ -723,6 +726,27 @@ fn transport_failure(what: &str, error: ureq::Error, config: &EmsClientConfig) -
         }
         other => Failure::Permanent(format!("{what}: {other}")),
     }
+}
+
+/// A protocol error in building or writing the request: the same request fails the same way
+/// on every attempt (a 40 KB stream name does not fit the request line). Errors in reading
+/// the answer may come from an EMS in the middle of restarting and stay retryable.
+fn fails_every_time(error: &ureq_proto::Error) -> bool {
+    use ureq_proto::Error as P;
+    matches!(
+        error,
+        P::OutputOverflow
+            | P::BadHeader(_)
+            | P::MethodVersionMismatch(..)
+            | P::TooManyHostHeaders
+            | P::BadHostHeader
+            | P::BadAuthorizationHeader
+            | P::BadContentLengthHeader
+            | P::ConflictingBodyHeaders
+            | P::BodyContentAfterFinish
+            | P::BodyLargerThanContentLength
+            | P::BodyNotAllowed
+    )
 }
 
 fn fail(target: &ApiTarget, command: &str, description: &str) -> Failure {
