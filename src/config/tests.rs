@@ -981,3 +981,26 @@ mod no_input_panics {
         }
     }
 }
+
+#[test]
+fn deep_nesting_is_refused_at_the_line_that_goes_too_deep() {
+    let e = error(&"[".repeat(40_000));
+    assert_eq!(
+        e,
+        "config.ini:1:101: nested deeper than 100 levels of { and [ (no configuration needs more than a few)"
+    );
+    let text = format!("{{\n  \"Service\": {}", "[\n".repeat(200));
+    let e = error(&text);
+    assert!(
+        e.starts_with("config.ini:101:1: nested deeper than 100 levels"),
+        "{e}"
+    );
+    // 100 levels are still read (and then judged as settings, not as nesting).
+    let ok = format!("{{ \"x\": {}1{} }}", "[".repeat(99), "]".repeat(99));
+    let config = load(&ok);
+    assert!(
+        has_warning(&config, &["unknown block x"]),
+        "{:?}",
+        config.warnings
+    );
+}
