@@ -145,7 +145,7 @@ pub(super) fn auto_router(
         Err(allowed) => ck.invalid(
             scope,
             "parameters.destination_uri",
-            &Value::String(uri).to_string(),
+            &check::shown(&Value::String(uri), Show::Value),
             &allowed,
         ),
     }
@@ -278,7 +278,7 @@ pub(super) fn load_balancer(
                 ck.invalid(
                     scope,
                     &path,
-                    &Value::String(address.clone()).to_string(),
+                    &check::shown(&Value::String(address.clone()), Show::Value),
                     &allowed,
                 );
             }

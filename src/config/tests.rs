@@ -1004,3 +1004,47 @@ fn deep_nesting_is_refused_at_the_line_that_goes_too_deep() {
         config.warnings
     );
 }
+
+#[test]
+fn url_passwords_never_appear_in_errors_or_warnings_whatever_they_hold() {
+    for password in [
+        "S3cr/et",
+        "p@ss",
+        "pa:ss",
+        "pa#ss",
+        "pa%2Fss",
+        "a/b@c:d#e%f",
+    ] {
+        let cases = [
+            // Not a URL emstail can use: an error that shows the value.
+            format!(r#""Service": {{ "ems_api": "http://admin:{password}@127.0.0.1:99999" }}"#),
+            format!(r#""Service": {{ "ems_api": "http://admin:{password}@127.0.0.1:7777/x?y" }}"#),
+            // Without a scheme.
+            format!(r#""Service": {{ "ems_api": "admin:{password}@127.0.0.1:7777" }}"#),
+            // destination_uri errors, and the same as a warning in a disabled plugin.
+            format!(
+                r#""StreamAutoRouter": {{ "plugin_switch": "enabled",
+                     "parameters": {{ "destination_uri": "rtmp://admin:{password}@h:x/live" }} }}"#
+            ),
+            format!(
+                r#""StreamAutoRouter": {{ "plugin_switch": "disabled",
+                     "parameters": {{ "destination_uri": "rtmp://admin:{password}@h:x/live" }} }}"#
+            ),
+            format!(
+                r#""StreamLoadBalancer": {{ "plugin_switch": "enabled",
+                     "parameters": {{ "destination_uri": ["10.0.0.1", "http://admin:{password}@10.0.0.2"] }} }}"#
+            ),
+            // A URL in a key whose value has the wrong type.
+            format!(r#""Service": {{ "workers": "http://admin:{password}@h/" }}"#),
+        ];
+        for text in cases {
+            let shown = match Config::from_str(Path::new("config.ini"), &text) {
+                Ok(config) => config.warnings.join("\n"),
+                Err(e) => e.0,
+            };
+            assert!(!shown.is_empty(), "a message is expected for {text}");
+            assert!(!shown.contains(password), "{password} leaked: {shown}");
+            assert!(shown.contains("admin:***@"), "{shown}");
+        }
+    }
+}
