@@ -11,6 +11,7 @@ pub mod event;
 pub mod exec;
 pub mod parse;
 pub mod plugins;
+pub mod private_fs;
 pub mod replay;
 pub mod run;
 pub mod source;

@@ -52,7 +52,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 pub fn store(state_dir: &Path, status: &Status) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
-    write_atomic(&state_dir.join(FILE_NAME), &json)
+    crate::private_fs::write_atomic(&state_dir.join(FILE_NAME), &json)
 }
 
 pub fn load(state_dir: &Path) -> Option<Status> {

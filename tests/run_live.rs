@@ -1255,3 +1255,63 @@ fn a_text_format_log_is_warned_about_once_and_a_forged_record_is_not_acted_on() 
         tail(&stderr)
     );
 }
+
+#[test]
+fn state_dir_and_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new(2);
+    let log = h.log();
+    h.ems.answer_fail_next("record", "no such application");
+    append(&log, Events::in_line(1).as_bytes());
+    // The shell sets umask 000, then becomes emstail: without explicit modes every file
+    // would be world-writable.
+    let stderr = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&h.stderr)
+        .expect("stderr file opens");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_emstail"))
+        .arg("run")
+        .arg("--config")
+        .arg(&h.config)
+        .arg("--state-dir")
+        .arg(&h.state)
+        .arg("--log")
+        .arg(&log)
+        .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("sh starts");
+    let d = Daemon {
+        child: Some(child),
+        state: h.state.clone(),
+    };
+    let letters = h.state.join("dead-letter.jsonl");
+    wait_until("the dead letter is written", WAIT, || letters.exists());
+    wait_until("status.json is written", WAIT, || {
+        h.state.join("status.json").exists()
+    });
+    d.stop("private state");
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&h.state), 0o700, "state dir");
+    for name in [
+        "dead-letter.jsonl",
+        "checkpoints.json",
+        "status.json",
+        "lock",
+    ] {
+        assert_eq!(mode(&h.state.join(name)), 0o600, "{name}");
+    }
+}

@@ -677,7 +677,16 @@ pub(super) fn upload(
         "parameters.key_prefix",
         map.get("key_prefix"),
         Show::Value,
-        check::string,
+        |v| {
+            let s = check::string(v)?;
+            if s.split(['/', '\\']).any(|segment| segment.trim() == "..") {
+                return Err(
+                    "must not contain a `..` segment (a key prefix is a folder in the bucket)"
+                        .to_string(),
+                );
+            }
+            Ok(s)
+        },
     ) {
         params.key_prefix = key_prefix(&prefix);
     }

@@ -1048,3 +1048,23 @@ fn url_passwords_never_appear_in_errors_or_warnings_whatever_they_hold() {
         }
     }
 }
+
+#[test]
+fn a_key_prefix_with_a_dot_dot_segment_is_an_error() {
+    for prefix in ["../other", "live/../../x", "live/..", "..\\\\x", " .. /x"] {
+        let e = error(&format!(
+            r#""AmazonHLSUpload": {{ "plugin_switch": "enabled",
+                 "parameters": {{ "default_bucket": "b", "key_prefix": "{prefix}" }} }}"#
+        ));
+        assert!(
+            e.contains("AmazonHLSUpload.parameters.key_prefix = ")
+                && e.contains("must not contain a `..` segment"),
+            "{prefix}: {e}"
+        );
+    }
+    let config = load(
+        r#""AmazonHLSUpload": { "plugin_switch": "enabled",
+             "parameters": { "default_bucket": "b", "key_prefix": "live..1/..hls/" } }"#,
+    );
+    assert_eq!(config.hls.params.key_prefix, "live..1/..hls/");
+}

@@ -210,12 +210,9 @@ pub struct Writer {
 
 impl Writer {
     pub fn open(state_dir: &Path) -> io::Result<Writer> {
-        std::fs::create_dir_all(state_dir)?;
+        crate::private_fs::create_dir(state_dir)?;
         let path = state_dir.join(FILE_NAME);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let file = crate::private_fs::open(&path, OpenOptions::new().create(true).append(true))
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(Writer {
             path,
@@ -278,7 +275,7 @@ pub fn rewrite(path: &Path, lines: &[&[u8]]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = path.with_extension("jsonl.tmp");
     {
-        let mut f = File::create(&tmp)?;
+        let mut f = crate::private_fs::create(&tmp)?;
         for l in lines {
             f.write_all(l)?;
             f.write_all(b"\n")?;

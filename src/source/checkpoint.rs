@@ -90,13 +90,13 @@ pub fn load(state_dir: &Path) -> Loaded {
 /// `checkpoints.json.tmp`, fsync it, rename it over the old file, fsync the directory (so the
 /// rename itself survives a power loss).
 pub fn store(state_dir: &Path, positions: &[FilePosition]) -> io::Result<()> {
-    fs::create_dir_all(state_dir)?;
+    crate::private_fs::create_dir(state_dir)?;
     let tmp = state_dir.join(CHECKPOINT_TMP);
     let on_disk = OnDisk::V1 {
         files: positions.to_vec(),
     };
     let json = serde_json::to_vec_pretty(&on_disk).map_err(io::Error::other)?;
-    let mut file = File::create(&tmp)?;
+    let mut file = crate::private_fs::create(&tmp)?;
     file.write_all(&json)?;
     file.write_all(b"\n")?;
     file.sync_all()?;
@@ -201,17 +201,19 @@ impl Drop for StateLock {
 /// file. Another holder (another process, or another open in this one) makes this fail with a
 /// message naming the directory and the holder's pid.
 pub fn lock(state_dir: &Path) -> Result<StateLock, String> {
-    fs::create_dir_all(state_dir)
+    crate::private_fs::create_dir(state_dir)
         .map_err(|e| format!("cannot create state directory {}: {e}", state_dir.display()))?;
     let path = state_dir.join(LOCK_FILE);
     // Not truncated on open: until the lock is ours, the pid in it belongs to the holder.
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+    let mut file = crate::private_fs::open(
+        &path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
