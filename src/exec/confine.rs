@@ -10,10 +10,11 @@
 //! refused without ever waiting on it.
 
 use super::Failure;
-use rustix::fs::{FileType, Mode, OFlags};
+use rustix::fd::OwnedFd;
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
 use std::fs::File;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// The real path of `path`, if it lies inside one of `roots`.
 ///
@@ -53,6 +54,11 @@ impl Roots {
 
 /// [`resolve_upload_path`] with roots resolved beforehand (an executor resolves them once).
 pub fn confine(path: &Path, roots: &Roots) -> Result<PathBuf, Failure> {
+    locate(path, roots).map(|(_, real)| real)
+}
+
+/// The real root `path` lies in and its real path.
+fn locate<'r>(path: &Path, roots: &'r Roots) -> Result<(&'r Path, PathBuf), Failure> {
     let real = path.canonicalize().map_err(|e| match e.kind() {
         ErrorKind::NotFound => Failure::Missing(format!("{}: no longer exists", path.display())),
         _ => Failure::Permanent(format!("{}: cannot resolve: {e}", path.display())),
@@ -63,8 +69,8 @@ pub fn confine(path: &Path, roots: &Roots) -> Result<PathBuf, Failure> {
             path.display()
         )));
     }
-    if roots.real.iter().any(|root| real.starts_with(root)) {
-        return Ok(real);
+    if let Some(root) = roots.real.iter().find(|root| real.starts_with(root)) {
+        return Ok((root, real));
     }
     let listed: Vec<String> = roots
         .given
@@ -89,12 +95,104 @@ pub struct UploadFile {
     pub real: PathBuf,
 }
 
-/// `path` confined to `roots` (see [`confine`]) and opened for upload with
-/// [`open_regular`].
+/// `path` confined to `roots` and opened for upload, once, beneath its root.
+///
+/// The path is resolved first only to learn which root it is in and where below it the file
+/// really is. That place is then opened relative to the root's own descriptor without
+/// following any symlink and without leaving the root (`openat2` with `RESOLVE_BENEATH |
+/// RESOLVE_NO_SYMLINKS`, or, where the kernel lacks it, a walk of `O_NOFOLLOW` opens one
+/// component at a time). A directory or file swapped for a symlink after the check is
+/// refused, not followed; type and size are checked on the opened descriptor, and that
+/// descriptor is what gets uploaded.
 pub fn open_upload(path: &Path, roots: &Roots, max_bytes: u64) -> Result<UploadFile, Failure> {
-    let real = confine(path, roots)?;
-    let (file, size) = open_regular(&real, max_bytes)?;
+    let (root, real) = locate(path, roots)?;
+    // A cheap look by name first, so that a device is not even opened (opening some has side
+    // effects); the descriptor's own fstat below is what counts.
+    let meta = std::fs::symlink_metadata(&real).map_err(|e| open_failure(&real, &e))?;
+    if !meta.file_type().is_file() && !meta.file_type().is_symlink() {
+        return Err(not_regular(&real, describe_std(&meta.file_type())));
+    }
+    let relative = real
+        .strip_prefix(root)
+        .map_err(|_| Failure::Permanent(format!("{}: not below its root", real.display())))?;
+    let fd = open_beneath(root, relative).map_err(|e| beneath_failure(&real, &e))?;
+    let (file, size) = check_opened(fd, &real, max_bytes)?;
     Ok(UploadFile { file, size, real })
+}
+
+/// Flags of the final open: read only, never waiting (a FIFO without a writer would hang the
+/// worker), never taking a terminal, never following a symlink.
+fn read_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// Opens `relative` (plain names only: a real path below a real root) beneath `root`
+/// without following a symlink anywhere below the root: `openat2`, or [`walk_beneath`]
+/// where the kernel (before Linux 5.6) or a seccomp filter does not offer it.
+fn open_beneath(root: &Path, relative: &Path) -> std::io::Result<OwnedFd> {
+    use rustix::io::Errno;
+    let dir = open_root(root)?;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    match rustix::fs::openat2(&dir, relative, read_flags(), Mode::empty(), resolve) {
+        Err(Errno::NOSYS | Errno::PERM) => walk_beneath(dir, relative),
+        other => other.map_err(std::io::Error::from),
+    }
+}
+
+fn open_root(root: &Path) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// One `openat(…, O_NOFOLLOW)` per component of `relative`, each relative to the directory
+/// opened before it, starting at `dir`.
+fn walk_beneath(dir: OwnedFd, relative: &Path) -> std::io::Result<OwnedFd> {
+    use rustix::io::Errno;
+    let names: Vec<&std::ffi::OsStr> = relative
+        .components()
+        .map(|c| match c {
+            Component::Normal(name) => Ok(name),
+            _ => Err(std::io::Error::other("not a plain path below the root")),
+        })
+        .collect::<Result<_, _>>()?;
+    let Some((last, parents)) = names.split_last() else {
+        return Err(std::io::Error::other("the root itself is not a file"));
+    };
+    let mut dir = dir;
+    for name in parents {
+        let next = rustix::fs::openat(
+            &dir,
+            *name,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        // O_PATH|O_NOFOLLOW can give the symlink itself: make sure it is a directory.
+        if FileType::from_raw_mode(rustix::fs::fstat(&next)?.st_mode) != FileType::Directory {
+            return Err(Errno::LOOP.into());
+        }
+        dir = next;
+    }
+    Ok(rustix::fs::openat(
+        &dir,
+        *last,
+        read_flags(),
+        Mode::empty(),
+    )?)
+}
+
+fn beneath_failure(path: &Path, e: &std::io::Error) -> Failure {
+    use rustix::io::Errno;
+    match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::LOOP | Errno::NOTDIR | Errno::XDEV) => Failure::Permanent(format!(
+            "{}: a symlink below the media root, or a path leaving it, appeared after the \
+             check; not followed",
+            path.display()
+        )),
+        _ => open_failure(path, e),
+    }
 }
 
 /// Opens `path` for reading if it is a regular file of at most `max_bytes`.
@@ -111,10 +209,13 @@ pub fn open_regular(path: &Path, max_bytes: u64) -> Result<(File, u64), Failure>
     if !meta.file_type().is_file() && !meta.file_type().is_symlink() {
         return Err(not_regular(path, describe_std(&meta.file_type())));
     }
-    let flags =
-        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(path, flags, Mode::empty())
+    let fd = rustix::fs::open(path, read_flags(), Mode::empty())
         .map_err(|e| open_failure(path, &std::io::Error::from(e)))?;
+    check_opened(fd, path, max_bytes)
+}
+
+/// The opened file if `fstat` on its descriptor shows a regular file of at most `max_bytes`.
+fn check_opened(fd: OwnedFd, path: &Path, max_bytes: u64) -> Result<(File, u64), Failure> {
     let stat = rustix::fs::fstat(&fd).map_err(|e| open_failure(path, &std::io::Error::from(e)))?;
     let file_type = FileType::from_raw_mode(stat.st_mode);
     if file_type != FileType::RegularFile {
@@ -366,6 +467,88 @@ mod tests {
                 assert!(m.contains("FIFO"), "{m}");
             }
             other => panic!("expected Permanent, got {other:?}"),
+        }
+    }
+
+    /// A directory below the root swapped, atomically and over and over, with a symlink to a
+    /// directory outside (RENAME_EXCHANGE), while uploads of a file in it are opened: no open
+    /// may ever read the outside file. Bounded in count and time; the assertion holds on
+    /// every iteration, so it cannot fail by load.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_directory_swapped_for_a_symlink_during_the_open_is_never_followed() {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let l = layout();
+        fs::create_dir_all(l.outside.join("hls")).expect("outside/hls");
+        fs::write(l.outside.join("hls/seg1.ts"), b"SECRET").expect("outside file");
+        let link = l.root.join("hls-link");
+        std::os::unix::fs::symlink(l.outside.join("hls"), &link).expect("symlink");
+        let real_hls = l.root.join("hls");
+        let stop = Arc::new(AtomicBool::new(false));
+        let swapper = {
+            let stop = Arc::clone(&stop);
+            let (a, b) = (real_hls.clone(), link.clone());
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) && swaps < 50_000_000 {
+                    renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE).expect("exchange");
+                    swaps += 1;
+                }
+                // Leave the real directory in place.
+                if swaps % 2 == 1 {
+                    renameat_with(CWD, &a, CWD, &b, RenameFlags::EXCHANGE).expect("exchange");
+                }
+            })
+        };
+        let roots = roots(&l);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let (mut opened, mut leaked) = (0u32, 0u32);
+        for _ in 0..20_000 {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            if let Ok(mut upload) = open_upload(&real_hls.join("seg1.ts"), &roots, 1 << 20) {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut upload.file, &mut body).expect("readable");
+                opened += 1;
+                if body != b"ts" {
+                    leaked += 1;
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        swapper.join().expect("the swapper does not panic");
+        assert_eq!(
+            leaked, 0,
+            "{leaked} of {opened} opens read the file outside the root"
+        );
+    }
+
+    #[test]
+    fn both_ways_of_opening_beneath_refuse_every_symlink_and_open_plain_files() {
+        let l = layout();
+        let root = l.root.canonicalize().expect("root exists");
+        std::os::unix::fs::symlink(&l.outside, root.join("out")).expect("dir symlink");
+        std::os::unix::fs::symlink(root.join("hls/seg1.ts"), root.join("latest.ts"))
+            .expect("file symlink");
+        let walk = |rel: &str| walk_beneath(open_root(&root).expect("root opens"), Path::new(rel));
+        for rel in ["out/secret.txt", "latest.ts"] {
+            assert!(
+                open_beneath(&root, Path::new(rel)).is_err(),
+                "openat2 {rel}"
+            );
+            assert!(walk(rel).is_err(), "walk {rel}");
+        }
+        for opened in [
+            open_beneath(&root, Path::new("hls/seg1.ts")),
+            walk("hls/seg1.ts"),
+        ] {
+            let mut body = Vec::new();
+            let mut file = File::from(opened.expect("a plain file opens"));
+            std::io::Read::read_to_end(&mut file, &mut body).expect("readable");
+            assert_eq!(body, b"ts");
         }
     }
 
