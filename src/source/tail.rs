@@ -13,6 +13,7 @@ pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
 use crate::source::fingerprint::{FileId, HEAD_BYTES};
 use crate::source::fingerprint::{head_hash, tail_hash};
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -276,25 +277,46 @@ impl Tailer {
         }
         let now = Instant::now();
         let mut fresh: Vec<Tracked> = Vec::new();
-        for path in paths {
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
+        // Lookups by device and inode: with thousands of files in the log's directory, a
+        // linear search per path made every idle rescan quadratic.
+        let mut known: HashMap<(u64, u64), usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ((t.dev, t.ino), i))
+            .collect();
+        let mut fresh_ids: HashSet<(u64, u64)> = HashSet::new();
+        let mut replaced: HashSet<usize> = HashSet::new();
+        for (path, meta) in paths {
             let (dev, ino) = (meta.dev(), meta.ino());
-            if fresh.iter().any(|t| (t.dev, t.ino) == (dev, ino)) {
+            if fresh_ids.contains(&(dev, ino)) {
                 continue;
             }
-            if let Some(i) = self.files.iter().position(|t| (t.dev, t.ino) == (dev, ino)) {
+            if let Some(&i) = known.get(&(dev, ino)) {
                 if self.known_again(i, &path, &meta)? {
                     continue;
                 }
-                self.files.remove(i);
+                // The inode holds another file now: the entry goes (after the loop, so
+                // that the indices in `known` stay valid).
+                known.remove(&(dev, ino));
+                replaced.insert(i);
             }
             match Tracked::open(&path, now) {
-                Ok(Some(t)) => fresh.push(t),
+                Ok(Some(t)) => {
+                    fresh_ids.insert((t.dev, t.ino));
+                    fresh.push(t);
+                }
                 Ok(None) => {}
                 Err(e) => log::warn!("cannot open {}: {e}", path.display()),
             }
+        }
+        if !replaced.is_empty() {
+            let mut index = 0;
+            self.files.retain(|_| {
+                let keep = !replaced.contains(&index);
+                index += 1;
+                keep
+            });
         }
         // Files no longer listed: finished or never identified ones are forgotten; one being
         // read keeps its descriptor until drained.
