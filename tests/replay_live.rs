@@ -1470,3 +1470,63 @@ fn for_every_stream_each_segment_is_stored_before_the_playlist_that_follows_it()
     }
     assert_eq!(s3.list(&bucket).len(), STREAMS * (CHUNKS + 1));
 }
+
+#[test]
+fn a_fifo_a_directory_and_an_oversize_file_are_dead_lettered_at_once_without_retries() {
+    let s3 = server();
+    let bucket = bucket(&s3, "regular");
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let root = tmp.path().join("webroot");
+    write_file(&root.join("hls/cam9/segment_4.ts"), b"segment four");
+    write_file(&root.join("hls/cam9/segment_3.ts"), &[7u8; 200]);
+    std::fs::create_dir_all(root.join("hls/cam9/segment_2.ts")).expect("a directory");
+    let fifo = root.join("hls/cam9/segment_1.ts");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let log = tmp.path().join("events_20261129_101500.txt");
+    let lines = [
+        chunk_closed(1, &fifo),
+        chunk_closed(2, &root.join("hls/cam9/segment_2.ts")),
+        chunk_closed(3, &root.join("hls/cam9/segment_3.ts")),
+        chunk_closed(4, &root.join("hls/cam9/segment_4.ts")),
+    ];
+    std::fs::write(&log, lines.concat()).expect("write the log");
+    let ems = FakeEms::start();
+    let setup = with_media_root(Setup::new(&ems.base_url()), &root)
+        .service("max_upload_bytes", serde_json::json!(100))
+        .retry(5)
+        .upload("AmazonHLSUpload", &s3, &s3.endpoint, &bucket);
+    // A FIFO without a writer would block an open forever: the run must end by itself.
+    let run = replay(&setup.write(), &[utf8(&log)]);
+    run.assert_exit(1);
+    let letters = setup.dead_letters();
+    let mut seen: Vec<(u64, String, u64)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["source"]["line"].as_u64().expect("a line"),
+                l["error"].as_str().expect("an error").to_string(),
+                l["attempts"].as_u64().expect("attempts"),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    for ((line, error, attempts), what) in
+        seen.iter()
+            .zip(["a FIFO", "a directory", "max_upload_bytes"])
+    {
+        assert!(error.contains(what), "line {line}: {error}");
+        assert_eq!(*attempts, 1, "line {line} was retried: {error}");
+    }
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2, 3]);
+    let objects = s3.list(&bucket);
+    assert_eq!(
+        objects,
+        ["hls/cam9/segment_4.ts"],
+        "only the regular file went up"
+    );
+}
