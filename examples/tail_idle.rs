@@ -17,9 +17,17 @@ fn main() -> std::io::Result<()> {
             b"{\"id\":1}\n",
         )?;
     }
-    let mut config = TailConfig::new(dir.path().join("events_*.txt").to_string_lossy());
-    config.rescan = Duration::ZERO;
-    config.poll_only = true;
+    let config = TailConfig {
+        log: dir
+            .path()
+            .join("events_*.txt")
+            .to_string_lossy()
+            .into_owned(),
+        rescan: Duration::ZERO,
+        grace: Duration::from_millis(500),
+        max_line: 1 << 20,
+        poll_only: true,
+    };
     let mut tailer = Tailer::new(config, Start::FromEnd)?;
     // Settle: the first polls may still hand out or finish files.
     for _ in 0..3 {

@@ -198,11 +198,59 @@ impl Action {
     }
 }
 
+/// One of the six plugins. Its [`name`](PluginId::name) is the config block name, and the
+/// name written wherever a plugin is named: dry-run output, summaries, logs, dead letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginId {
+    StreamAutoRouter,
+    StreamRecorder,
+    StreamLoadBalancer,
+    AmazonHLSUpload,
+    AmazonHDSUpload,
+    AmazonDASHUpload,
+}
+
+impl PluginId {
+    /// All six, in the order their blocks appear in the config file.
+    pub const ALL: [PluginId; 6] = [
+        PluginId::StreamAutoRouter,
+        PluginId::StreamRecorder,
+        PluginId::StreamLoadBalancer,
+        PluginId::AmazonHLSUpload,
+        PluginId::AmazonHDSUpload,
+        PluginId::AmazonDASHUpload,
+    ];
+
+    /// The config block name, e.g. `AmazonHLSUpload`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PluginId::StreamAutoRouter => "StreamAutoRouter",
+            PluginId::StreamRecorder => "StreamRecorder",
+            PluginId::StreamLoadBalancer => "StreamLoadBalancer",
+            PluginId::AmazonHLSUpload => "AmazonHLSUpload",
+            PluginId::AmazonHDSUpload => "AmazonHDSUpload",
+            PluginId::AmazonDASHUpload => "AmazonDASHUpload",
+        }
+    }
+
+    /// The plugin whose config block name is `name`, exactly.
+    pub fn from_name(name: &str) -> Option<PluginId> {
+        PluginId::ALL.into_iter().find(|id| id.name() == name)
+    }
+}
+
+impl fmt::Display for PluginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, so that width and alignment (`{:<18}`) apply as they do to a string.
+        f.pad(self.name())
+    }
+}
+
 /// An action with who asked for it and its ordering key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedAction {
-    /// The plugin's config block name, e.g. `AmazonHLSUpload`.
-    pub plugin: &'static str,
+    /// The plugin that asked for it.
+    pub plugin: PluginId,
     /// Actions with the same lane run in order; different lanes may run in parallel.
     pub lane: String,
     /// The stream this action is about, when it is about one (backfill keeps control
@@ -268,7 +316,7 @@ pub fn write_json(
     };
     let w = &mut writer;
     w.write_all(b"{\"plugin\":")?;
-    json_str(w, action.plugin)?;
+    json_str(w, action.plugin.name())?;
     w.write_all(b",\"kind\":\"")?;
     w.write_all(kind.as_bytes())?;
     w.write_all(b"\",\"bucket\":")?;
@@ -351,7 +399,7 @@ fn write_json_serde(
         source: Option<&'a crate::event::Source>,
     }
     let mut out = Out {
-        plugin: action.plugin,
+        plugin: action.plugin.name(),
         kind: action.action.kind(),
         target: None,
         command: None,
@@ -399,12 +447,38 @@ mod tests {
 
     fn upload(action: Action) -> PlannedAction {
         PlannedAction {
-            plugin: "AmazonHLSUpload",
+            plugin: PluginId::AmazonHLSUpload,
             lane: "AmazonHLSUpload:G/S".into(),
             stream: Some("S".into()),
             stream_id: None,
             action,
         }
+    }
+
+    #[test]
+    fn plugin_ids_are_known_by_their_exact_config_names() {
+        let names: Vec<&str> = PluginId::ALL.iter().map(|id| id.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "StreamAutoRouter",
+                "StreamRecorder",
+                "StreamLoadBalancer",
+                "AmazonHLSUpload",
+                "AmazonHDSUpload",
+                "AmazonDASHUpload"
+            ]
+        );
+        for id in PluginId::ALL {
+            assert_eq!(PluginId::from_name(id.name()), Some(id));
+        }
+        assert_eq!(PluginId::from_name("amazonhlsupload"), None);
+        assert_eq!(PluginId::from_name("Service"), None);
+        // Written like a string, padding included (dry-run lines line up on it).
+        assert_eq!(
+            format!("[{:<18}]", PluginId::StreamRecorder),
+            "[StreamRecorder    ]"
+        );
     }
 
     fn bytes(action: &PlannedAction, source: Option<&Source>) -> (Vec<u8>, Vec<u8>) {

@@ -145,7 +145,7 @@ impl Default for RecorderParams {
 /// StreamLoadBalancer: have every destination EMS pull each new inbound stream.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LoadBalancerParams {
-    /// Enabled destinations only (`enable: false` entries are dropped with a warning).
+    /// Every listed destination; `enable` only chose how its API is reached.
     pub destinations: Vec<Destination>,
     /// This EMS's address as the destinations can reach it; else the event's `nearIp`/`ip`.
     pub origin_address: Option<String>,

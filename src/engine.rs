@@ -22,7 +22,7 @@ impl Engine {
 
     /// Names of the enabled plugins, in the order they see events.
     pub fn plugin_names(&self) -> Vec<&'static str> {
-        self.plugins.iter().map(|p| p.name()).collect()
+        self.plugins.iter().map(|p| p.id().name()).collect()
     }
 
     /// Every action the plugins want for `event`. A plugin that refuses the event (an upload

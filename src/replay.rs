@@ -11,7 +11,7 @@ use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 use crate::event::{Event, Source};
 use crate::parse::{FileParser, Format, Parsed, json};
-use crate::source::replay::{Item, for_each_line};
+use crate::source::read::{Item, for_each_line};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
@@ -30,7 +30,7 @@ impl Default for Options {
         Options {
             format: LogFormat::Auto,
             all_control: false,
-            max_line: crate::source::replay::DEFAULT_MAX_LINE,
+            max_line: crate::source::frame::DEFAULT_MAX_LINE,
         }
     }
 }
@@ -214,7 +214,11 @@ impl Replayer<'_> {
                 self.summary.control_skipped += 1;
                 continue;
             }
-            *self.summary.actions.entry(action.plugin).or_default() += 1;
+            *self
+                .summary
+                .actions
+                .entry(action.plugin.name())
+                .or_default() += 1;
             self.sink.action(&action, source);
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! The reader (this thread) tails, parses and plans; the pool's workers carry actions out
 //! and acknowledge them; the checkpoint moves only below lines whose every action has
-//! finished (the watermark), so a restart resumes exactly where work stopped.
+//! finished (the watermark), so a restart resumes exactly where work stopped. Returns a
+//! [`RunError`] rather than printing it or exiting.
 
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
@@ -19,6 +20,7 @@ use crate::source::tail::{Start, TailConfig, TailItem, Tailer, file_position};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
 use std::collections::HashMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -85,25 +87,64 @@ struct ReadCounters {
     refused: AtomicU64,
 }
 
-/// Runs until SIGTERM/SIGINT; returns the exit code.
-pub fn run(config: &Config, options: &RunOptions) -> i32 {
-    let _lock: StateLock = match checkpoint::lock(&options.state_dir) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("emstail: {e}");
-            return crate::cli::EXIT_FAILURE;
+/// Why `run` could not start, or could not leave a whole checkpoint behind.
+#[derive(Debug)]
+pub enum RunError {
+    /// The configuration cannot drive the executors (names the config file and the plugin).
+    Config(String),
+    /// The state directory cannot be locked: another instance holds it, or it is unusable.
+    Lock(String),
+    Signals(std::io::Error),
+    /// The log cannot be followed.
+    Log {
+        log: String,
+        error: std::io::Error,
+    },
+    /// The dead-letter file in the state directory cannot be opened.
+    StateDir(std::io::Error),
+    /// The last checkpoint, after the drain, could not be written.
+    Checkpoint {
+        state_dir: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Config(message) | RunError::Lock(message) => f.write_str(message),
+            RunError::Signals(_) => f.write_str("cannot handle signals"),
+            RunError::Log { log, .. } => f.write_str(log),
+            RunError::StateDir(_) => f.write_str("state directory"),
+            RunError::Checkpoint { state_dir, .. } => {
+                write!(f, "writing the checkpoint in {}", state_dir.display())
+            }
         }
-    };
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Config(_) | RunError::Lock(_) => None,
+            RunError::Signals(error)
+            | RunError::Log { error, .. }
+            | RunError::StateDir(error)
+            | RunError::Checkpoint { error, .. } => Some(error),
+        }
+    }
+}
+
+/// Runs until SIGTERM/SIGINT.
+pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
+    let _lock: StateLock = checkpoint::lock(&options.state_dir).map_err(RunError::Lock)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         // A second signal ends the process at once; state on disk is always whole.
         let registered =
             signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
                 .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
-        if let Err(e) = registered {
-            eprintln!("emstail: cannot handle signals: {e}");
-            return crate::cli::EXIT_FAILURE;
-        }
+        registered.map_err(RunError::Signals)?;
     }
 
     let loaded = checkpoint::load(&options.state_dir);
@@ -129,7 +170,7 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
     for p in &loaded.positions {
         marks.start(p.id, p.offset, p.line);
     }
-    let mut tailer = match Tailer::new(
+    let mut tailer = Tailer::new(
         TailConfig {
             log: options.log.clone(),
             rescan: options.rescan,
@@ -138,28 +179,15 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
             poll_only: options.poll,
         },
         start,
-    ) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("emstail: {}: {e}", options.log);
-            return crate::cli::EXIT_FAILURE;
-        }
-    };
+    )
+    .map_err(|error| RunError::Log {
+        log: options.log.clone(),
+        error,
+    })?;
 
-    let executor = match Executor::new(config) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("emstail: {}: {e}", config.path.display());
-            return crate::cli::EXIT_USAGE;
-        }
-    };
-    let writer = match dead_letter::Writer::open(&options.state_dir) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("emstail: state directory: {e}");
-            return crate::cli::EXIT_FAILURE;
-        }
-    };
+    let executor = Executor::new(config)
+        .map_err(|e| RunError::Config(format!("{}: {e}", config.path.display())))?;
+    let writer = dead_letter::Writer::open(&options.state_dir).map_err(RunError::StateDir)?;
     let live = Arc::new(LiveReport::new(writer));
     let pool = crate::exec::live::pool(
         config,
@@ -254,19 +282,18 @@ pub fn run(config: &Config, options: &RunOptions) -> i32 {
         log::warn!("{left} actions still unfinished; they run again after the restart");
     }
     let positions = positions(&tailer, &marks);
-    if let Err(e) = checkpointer.store_now(&positions) {
-        log::error!(
-            "writing the checkpoint in {}: {e}",
-            options.state_dir.display()
-        );
-        return crate::cli::EXIT_FAILURE;
-    }
+    checkpointer
+        .store_now(&positions)
+        .map_err(|error| RunError::Checkpoint {
+            state_dir: options.state_dir.clone(),
+            error,
+        })?;
     let status = snapshot(&reader, &live, &pool, &tailer, started);
     write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
     drop(reader);
     drop(pool);
     log::info!("stopped; checkpoint written");
-    0
+    Ok(())
 }
 
 struct Reader<'a> {

@@ -2,8 +2,9 @@
 //! directory (and optionally a Prometheus textfile for node_exporter); `emstail status`
 //! reads them back together with the checkpoints and the dead-letter file.
 
+use crate::fsutil;
 use serde::{Deserialize, Serialize};
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
 
 pub const FILE_NAME: &str = "status.json";
@@ -37,22 +38,9 @@ pub fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Writes `contents` to `path` atomically: a temp file beside it, fsync, rename.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 pub fn store(state_dir: &Path, status: &Status) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
-    crate::private_fs::write_atomic(&state_dir.join(FILE_NAME), &json)
+    fsutil::write_atomic(&state_dir.join(FILE_NAME), &json)
 }
 
 pub fn load(state_dir: &Path) -> Option<Status> {
@@ -139,8 +127,9 @@ pub fn metrics_text(status: &Status) -> String {
     out
 }
 
+/// Mode 0644: node_exporter's textfile collector reads it as its own user.
 pub fn write_metrics(path: &Path, status: &Status) -> io::Result<()> {
-    write_atomic(path, metrics_text(status).as_bytes())
+    fsutil::write_atomic_mode(path, metrics_text(status).as_bytes(), 0o644)
 }
 
 #[cfg(test)]

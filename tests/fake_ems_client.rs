@@ -504,7 +504,7 @@ fn password_never_appears_in_failures_or_logs() {
 // =======================================================================================
 // Retried record / pushStream / shutdownStream: an earlier attempt may have taken effect.
 
-use emstail::action::{Action, PlannedAction};
+use emstail::action::{Action, PlannedAction, PluginId};
 use emstail::config::{Config, ServiceConfig};
 use emstail::event::Source;
 use emstail::exec::dispatch::Executor;
@@ -583,7 +583,7 @@ fn run_in_pool(fake: &FakeEms, command: &str, params: Params) -> (Outcome, u32) 
     );
     pool.submit(
         PlannedAction {
-            plugin: "StreamRecorder",
+            plugin: PluginId::StreamRecorder,
             lane: "cam".to_string(),
             stream: None,
             stream_id: None,

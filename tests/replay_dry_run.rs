@@ -1,25 +1,17 @@
 //! `emstail replay --dry-run` on the bundled fixtures, end to end through the built binary:
 //! the exact list of actions a user would see.
 
+mod support;
+
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use support::emstail::{Emstail, Run, repo};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+fn emstail(args: &[&str]) -> Run {
+    Emstail::new(args).log_level("warn").run()
 }
 
-fn emstail(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emstail"))
-        .args(args)
-        .current_dir(repo())
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the emstail binary runs")
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
+fn json_lines(out: &Run) -> Vec<Value> {
+    String::from_utf8(out.stdout_bytes.clone())
         .expect("stdout is UTF-8")
         .lines()
         .map(|l| serde_json::from_str(l).expect("each stdout line is one JSON object"))
@@ -31,6 +23,8 @@ const F2: &str = "fixtures/logs/events_20261129_111500.txt";
 const LOCAL: &str = "http://127.0.0.1:7777/";
 const PEER: &str = "http://127.0.0.1:7778/";
 const PROXY: &str = "http://emstail:***@127.0.0.1:8888/apiproxy/";
+/// The `enable: false` entry of `destination_ems_apiproxies`: its API, called directly.
+const DIRECT: &str = "http://127.0.0.1:7779/";
 const HOSTILE: &str = "lobby cam, 2=\"main\" .. ☃";
 
 fn webroot(rel: &str) -> String {
@@ -120,12 +114,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         "--json",
         "fixtures/logs",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr.as_str());
     let hls = "AmazonHLSUpload";
     let hds = "AmazonHDSUpload";
     let dash = "AmazonDASHUpload";
@@ -138,14 +127,17 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         record("cam1", 2),
         pull(PEER, "cam1", 2),
         pull(PROXY, "cam1", 2),
+        pull(DIRECT, "cam1", 2),
         push("cam1", 2),
         record(HOSTILE, 3),
         pull(PEER, HOSTILE, 3),
         pull(PROXY, HOSTILE, 3),
+        pull(DIRECT, HOSTILE, 3),
         push(HOSTILE, 3),
         record("studio", 4),
         pull(PEER, "studio", 4),
         pull(PROXY, "studio", 4),
+        pull(DIRECT, "studio", 4),
         push("studio", 4),
         // cam_edge was pulled here by emstail (marker): recorded, never re-balanced or pushed.
         record("cam_edge", 5),
@@ -153,6 +145,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         record("cam_back", 6),
         pull(PEER, "cam_back", 6),
         pull(PROXY, "cam_back", 6),
+        pull(DIRECT, "cam_back", 6),
         // Line 7 arms a timer for recording 12, which ended in the window: skipped.
         // Uploads, in log order; each chunk before the playlist that names it.
         put(hls, "hls-files", "hls/playlist.m3u8", m3u8, F1, 9),
@@ -269,7 +262,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
     }
     assert_eq!(actual.len(), expected.len(), "{actual:#?}");
 
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert!(stderr.contains(&format!("{F1}:12: not JSON")), "{stderr}");
     assert!(
         stderr.contains(&format!(
@@ -279,7 +272,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
     );
     assert!(stderr.contains(&format!("{F1}:16: refused")), "{stderr}");
     assert!(
-        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 5 AmazonHDSUpload 6 AmazonHLSUpload 9 StreamAutoRouter 3 StreamLoadBalancer 8 StreamRecorder 6; 7 control actions skipped"),
+        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 5 AmazonHDSUpload 6 AmazonHLSUpload 9 StreamAutoRouter 3 StreamLoadBalancer 12 StreamRecorder 6; 8 control actions skipped"),
         "{stderr}"
     );
 }
@@ -293,8 +286,8 @@ fn hostile_stream_names_are_escaped_in_the_readable_output() {
         "--dry-run",
         "fixtures/logs",
     ]);
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(0));
+    let stdout = out.stdout.as_str();
     let line = stdout
         .lines()
         .find(|l| l.contains("/record localStreamName=lobby"))
@@ -382,8 +375,8 @@ fn a_bad_config_stops_with_exit_code_2_naming_file_block_key_and_value() {
         "--dry-run",
         F1,
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code, Some(2));
+    let stderr = out.stderr.as_str();
     assert!(stderr.contains("config.ini"), "{stderr}");
     assert!(
         stderr.contains("StreamRecorder.parameters.period_time = 90000"),
@@ -396,23 +389,32 @@ fn a_bad_config_stops_with_exit_code_2_naming_file_block_key_and_value() {
 #[test]
 fn check_prints_the_effective_config_with_secrets_hidden() {
     let out = emstail(&["check", "--config", "config.ini.sample"]);
-    assert_eq!(out.status.code(), Some(0));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.code, Some(0));
+    let stdout = out.stdout.as_str();
     assert!(stdout.contains("***"), "{stdout}");
     assert!(!stdout.contains("change-me"), "{stdout}");
     assert!(stdout.contains("hls-files"), "{stdout}");
+    // Each load-balancer destination with the API it is called on: `enable: false` switches
+    // the API proxy off, not the destination.
+    for line in [
+        "StreamLoadBalancer.destinations[0] = \"127.0.0.1\" via http://127.0.0.1:7778/",
+        "StreamLoadBalancer.destinations[1] = \"127.0.0.1\" via http://emstail:***@127.0.0.1:8888/apiproxy/",
+        "StreamLoadBalancer.destinations[2] = \"127.0.0.1\" via http://127.0.0.1:7779/",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line}\n{stdout}");
+    }
 }
 
 #[test]
 fn parse_prints_one_json_object_per_event_and_counts_the_malformed() {
     let out = emstail(&["parse", F1]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.code, Some(0));
     let events = json_lines(&out);
     assert_eq!(events.len(), 19);
     assert_eq!(events[1]["event"]["type"], "inStreamCreated");
     assert_eq!(events[1]["event"]["name"], "cam1");
     assert_eq!(events[1]["line"], 2);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("19 events, 1 malformed"));
+    assert!(out.stderr.as_str().contains("19 events, 1 malformed"));
 }
 
 #[test]
@@ -424,8 +426,8 @@ fn a_missing_input_file_is_a_usage_error() {
         "--dry-run",
         "fixtures/nope.txt",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("fixtures/nope.txt"));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.as_str().contains("fixtures/nope.txt"));
 }
 
 #[test]
@@ -453,7 +455,7 @@ fn stream_names_that_would_escape_a_folder_are_refused_with_file_and_line() {
         "--json",
         log,
     ]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.code, Some(0));
     let actions = json_lines(&out);
     assert!(
         actions
@@ -462,7 +464,7 @@ fn stream_names_that_would_escape_a_folder_are_refused_with_file_and_line() {
         "{actions:#?}"
     );
     assert!(!actions.is_empty());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     for plugin in ["StreamRecorder", "StreamLoadBalancer", "StreamAutoRouter"] {
         for line in [1, 2] {
             assert!(
@@ -483,8 +485,8 @@ fn an_empty_media_root_list_stops_with_exit_code_2() {
     let cfg = dir.path().join("config.ini");
     std::fs::write(&cfg, r#"{ "Service": { "media_root": [] } }"#).expect("temp dir is writable");
     let out = emstail(&["check", "--config", cfg.to_str().expect("utf-8 path")]);
-    assert_eq!(out.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.code, Some(2));
+    let stderr = out.stderr.as_str();
     assert!(
         stderr.contains("Service.media_root = []: must name at least one directory"),
         "{stderr}"

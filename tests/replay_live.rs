@@ -9,18 +9,16 @@ mod support;
 
 use emstail::action::Params;
 use emstail::exec::ems::EmsClient;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{self, Read};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::Duration;
+use support::emstail::{Emstail, RUN_LIMIT, Run, Setup, utf8, webroot};
 use support::fake_ems::FakeEms;
-use support::s3::{S3Server, server, unique_bucket};
+use support::ports::{Flaky, free_port};
+use support::s3::{assert_bucket, bucket, seed, server};
 
 const F1: &str = "fixtures/logs/events_20261129_101500.txt";
 const F2: &str = "fixtures/logs/events_20261129_111500.txt";
@@ -28,142 +26,17 @@ const HOSTILE: &str = "lobby cam, 2=\"main\" .. ☃";
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const SHORT: &str = "max-age=2";
 const LONG: &str = "max-age=86400";
-/// No single run of the binary may take longer than this.
-const RUN_LIMIT: Duration = Duration::from_secs(40);
 const PROXY_USER: &str = "emstail";
 const PROXY_PASSWORD: &str = "pr0xy-pa55word-never-on-disk";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn webroot() -> PathBuf {
-    repo().join("fixtures/ems/evo-webroot")
-}
-
-fn utf8(path: &Path) -> &str {
-    path.to_str().expect("test paths are UTF-8")
-}
-
-// ---------------------------------------------------------------------------------------
-// Running the binary
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-struct Running {
-    child: Child,
-    started: Instant,
-    out: JoinHandle<Vec<u8>>,
-    /// stderr as read so far; complete once `err` is joined.
-    err_so_far: Arc<Mutex<Vec<u8>>>,
-    err: JoinHandle<()>,
-}
-
-/// Starts `emstail ARGS` in the repository (so that `fixtures/...` names the bundled logs).
-fn spawn(args: &[&str]) -> Running {
-    spawn_logging(args, "info")
-}
-
-/// [`spawn`] with `RUST_LOG=log_level`.
-fn spawn_logging(args: &[&str], log_level: &str) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_emstail"))
-        .args(args)
-        .current_dir(repo())
-        .env("RUST_LOG", log_level)
-        .env_remove("EMSTAIL_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the emstail binary starts");
-    let mut stdout = child.stdout.take().expect("stdout is piped");
-    let out = thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let err_so_far = Arc::new(Mutex::new(Vec::new()));
-    let err = {
-        let err_so_far = Arc::clone(&err_so_far);
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stderr.read(&mut buf) {
-                lock(&err_so_far).extend_from_slice(&buf[..n]);
-            }
-        })
-    };
-    Running {
-        child,
-        started: Instant::now(),
-        out,
-        err_so_far,
-        err,
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Running {
-    /// Waits until emstail's stderr contains `needle`, at most `timeout`.
-    fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if String::from_utf8_lossy(&lock(&self.err_so_far)).contains(needle) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        false
-    }
-
-    /// Waits for the exit, at most [`RUN_LIMIT`]; a run still going then is killed and fails
-    /// the test.
-    fn finish(mut self) -> Run {
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("waiting on emstail works") {
-                break Some(status);
-            }
-            if self.started.elapsed() > RUN_LIMIT {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            thread::sleep(Duration::from_millis(10));
-        };
-        let elapsed = self.started.elapsed();
-        let stdout = self.out.join().expect("pipe reader does not panic");
-        self.err.join().expect("pipe reader does not panic");
-        let run = Run {
-            code: status.and_then(|s| s.code()),
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&lock(&self.err_so_far)).into_owned(),
-            elapsed,
-        };
-        eprintln!("--- emstail stderr ({elapsed:?}) ---\n{}", run.stderr);
-        assert!(
-            status.is_some(),
-            "emstail ran past {RUN_LIMIT:?} and was killed"
-        );
-        run
-    }
-}
-
-fn emstail(args: &[&str]) -> Run {
-    spawn(args).finish()
-}
 
 fn replay(config: &Path, inputs: &[&str]) -> Run {
     let mut args = vec!["replay", "--config", utf8(config)];
     args.extend_from_slice(inputs);
     emstail(&args)
+}
+
+fn emstail(args: &[&str]) -> Run {
+    Emstail::new(args).run()
 }
 
 /// The counts of the `carried out:` summary line.
@@ -177,6 +50,7 @@ struct Carried {
 }
 
 impl Run {
+    /// The counts of the `carried out:` summary line.
     fn carried(&self) -> Carried {
         let line = self
             .stderr
@@ -197,129 +71,6 @@ impl Run {
             }
         }
         c
-    }
-
-    fn assert_exit(&self, code: i32) {
-        assert_eq!(self.code, Some(code), "stderr:\n{}", self.stderr);
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Configs
-
-/// One test's temp dir, with a config written into it.
-struct Setup {
-    dir: tempfile::TempDir,
-    service: Map<String, Value>,
-    plugins: Map<String, Value>,
-}
-
-impl Setup {
-    /// Service settings for the fixtures: the repository's webroot as media root, small
-    /// retry settings, state in the temp dir.
-    fn new(ems_api: &str) -> Setup {
-        let dir = tempfile::tempdir().expect("a temp dir can be created");
-        let service = json!({
-            "ems_api": ems_api,
-            "state_dir": utf8(&dir.path().join("state")),
-            "media_root": [utf8(&webroot())],
-            "ems_working_dir": utf8(&repo().join("fixtures/ems/bin")),
-            "workers": 8,
-            "request_timeout_secs": 5,
-            "retry": { "max_attempts": 3, "max_backoff_secs": 1 },
-        });
-        Setup {
-            dir,
-            service: service.as_object().cloned().expect("an object"),
-            plugins: Map::new(),
-        }
-    }
-
-    fn service(mut self, key: &str, value: Value) -> Setup {
-        self.service.insert(key.to_string(), value);
-        self
-    }
-
-    fn retry(self, max_attempts: u32) -> Setup {
-        self.service(
-            "retry",
-            json!({ "max_attempts": max_attempts, "max_backoff_secs": 1 }),
-        )
-    }
-
-    fn plugin(mut self, name: &str, parameters: Value) -> Setup {
-        self.plugins.insert(
-            name.to_string(),
-            json!({ "plugin_switch": "enabled", "parameters": parameters }),
-        );
-        self
-    }
-
-    fn recorder(self) -> Setup {
-        self.plugin(
-            "StreamRecorder",
-            json!({ "file_location": "/var/evostreamms/media", "period_time": 3600 }),
-        )
-    }
-
-    fn auto_router(self) -> Setup {
-        self.plugin(
-            "StreamAutoRouter",
-            json!({ "token": "", "destination_uri": "127.0.0.1:1936" }),
-        )
-    }
-
-    fn upload(self, plugin: &str, s3: &S3Server, endpoint: &str, bucket: &str) -> Setup {
-        self.upload_with_secret(plugin, s3, endpoint, bucket, &s3.secret_key)
-    }
-
-    fn upload_with_secret(
-        self,
-        plugin: &str,
-        s3: &S3Server,
-        endpoint: &str,
-        bucket: &str,
-        secret: &str,
-    ) -> Setup {
-        self.plugin(
-            plugin,
-            json!({
-                "aws_access_key": s3.access_key,
-                "aws_secret_key": secret,
-                "default_bucket": bucket,
-                "region": "us-east-1",
-                "endpoint": endpoint,
-            }),
-        )
-    }
-
-    /// Writes `config.ini` and returns its path.
-    fn write(&self) -> PathBuf {
-        let mut root = self.plugins.clone();
-        root.insert("Service".into(), Value::Object(self.service.clone()));
-        let path = self.dir.path().join("config.ini");
-        let text = serde_json::to_string_pretty(&Value::Object(root)).expect("JSON serialises");
-        std::fs::write(&path, text).expect("the temp dir is writable");
-        // It holds secrets: readable by its owner only, as emstail asks.
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .expect("chmod the config");
-        path
-    }
-
-    fn dead_letter_path(&self) -> PathBuf {
-        self.dir.path().join("state/dead-letter.jsonl")
-    }
-
-    /// The dead-letter file's lines (none when it does not exist).
-    fn dead_letters(&self) -> Vec<Value> {
-        match std::fs::read_to_string(self.dead_letter_path()) {
-            Ok(text) => text
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("each dead letter is one JSON line"))
-                .collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => panic!("reading the dead-letter file: {e}"),
-        }
     }
 }
 
@@ -444,42 +195,6 @@ fn pull_calls() -> Vec<Call> {
     )
 }
 
-// ---------------------------------------------------------------------------------------
-// What the S3 server holds
-
-/// A bucket of its own on the test server.
-fn bucket(s3: &S3Server, prefix: &str) -> String {
-    let name = unique_bucket(prefix);
-    s3.create_bucket(&name);
-    name
-}
-
-/// Puts `bytes` at `key` directly, so that a test can see emstail delete it.
-fn seed(s3: &S3Server, bucket: &str, key: &str) {
-    s3.bucket(bucket)
-        .put_object(key, b"to be deleted")
-        .unwrap_or_else(|e| panic!("seeding s3://{bucket}/{key}: {e}"));
-}
-
-/// Asserts the bucket holds exactly `expected` (key, content type, cache control), each
-/// object with the bytes of the file `<root>/<key>`.
-fn assert_bucket(s3: &S3Server, bucket: &str, root: &Path, expected: &[(&str, &str, &str)]) {
-    let mut keys: Vec<&str> = expected.iter().map(|(k, _, _)| *k).collect();
-    keys.sort_unstable();
-    assert_eq!(s3.list(bucket), keys, "keys in s3://{bucket}");
-    for (key, content_type, cache_control) in expected {
-        let (bytes, got_type, headers) = s3.get(bucket, key);
-        let file = std::fs::read(root.join(key)).expect("the uploaded file exists");
-        assert!(bytes == file, "s3://{bucket}/{key} differs from its file");
-        assert_eq!(&got_type, content_type, "Content-Type of {key}");
-        assert_eq!(
-            headers.get("cache-control").map(String::as_str),
-            Some(*cache_control),
-            "Cache-Control of {key}"
-        );
-    }
-}
-
 const HLS_SEG1: &str = "hls/cam1/segment_1764411300000_1764411300000_1.ts";
 
 fn hls_objects() -> Vec<(&'static str, &'static str, &'static str)> {
@@ -498,136 +213,6 @@ fn hls_objects() -> Vec<(&'static str, &'static str, &'static str)> {
             LONG,
         ),
     ]
-}
-
-// ---------------------------------------------------------------------------------------
-// A port that can be made to refuse connections for a while
-
-/// A pass-through TCP proxy to `upstream` that, after `open_for` connections, closes its
-/// listening socket for `down_for` (connections are refused, as when S3 is down) and then
-/// listens on the same port again.
-struct Flaky {
-    endpoint: String,
-    stop: Arc<AtomicBool>,
-    refused_window_passed: Arc<AtomicBool>,
-    accepted: Arc<AtomicUsize>,
-    acceptor: Option<JoinHandle<()>>,
-}
-
-const FLAKY_LIFETIME: Duration = Duration::from_secs(120);
-
-impl Flaky {
-    fn start(upstream: &str, open_for: usize, down_for: Duration) -> Flaky {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-        listener
-            .set_nonblocking(true)
-            .expect("a listener can be made non-blocking");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let stop = Arc::new(AtomicBool::new(false));
-        let passed = Arc::new(AtomicBool::new(false));
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let acceptor = {
-            let (stop, passed, accepted) = (stop.clone(), passed.clone(), accepted.clone());
-            thread::spawn(move || {
-                let started = Instant::now();
-                let mut listener = Some(listener);
-                let live = || !stop.load(Ordering::Relaxed) && started.elapsed() < FLAKY_LIFETIME;
-                while live() {
-                    let Some(l) = &listener else {
-                        // Down: nothing listens. Then up again on the same port.
-                        let until = Instant::now() + down_for;
-                        while live() && Instant::now() < until {
-                            thread::sleep(Duration::from_millis(10));
-                        }
-                        listener = Some(listen_again(addr));
-                        passed.store(true, Ordering::SeqCst);
-                        continue;
-                    };
-                    match l.accept() {
-                        Ok((client, _)) => {
-                            let _ = client.set_nonblocking(false);
-                            let upstream = upstream.clone();
-                            thread::spawn(move || forward(client, &upstream));
-                            let n = accepted.fetch_add(1, Ordering::SeqCst) + 1;
-                            if n == open_for && !passed.load(Ordering::SeqCst) {
-                                listener = None;
-                            }
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            thread::sleep(Duration::from_millis(2));
-                        }
-                        Err(e) => panic!("accept on {addr}: {e}"),
-                    }
-                }
-            })
-        };
-        Flaky {
-            endpoint: format!("http://{addr}"),
-            stop,
-            refused_window_passed: passed,
-            accepted,
-            acceptor: Some(acceptor),
-        }
-    }
-}
-
-impl Drop for Flaky {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Listens on `addr` again (bounded wait for the port to be free).
-fn listen_again(addr: std::net::SocketAddr) -> TcpListener {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match TcpListener::bind(addr) {
-            Ok(l) => {
-                l.set_nonblocking(true)
-                    .expect("a listener can be made non-blocking");
-                return l;
-            }
-            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(10)),
-            Err(e) => panic!("cannot listen on {addr} again: {e}"),
-        }
-    }
-}
-
-fn forward(client: TcpStream, upstream: &str) {
-    let Ok(server) = TcpStream::connect(upstream) else {
-        return;
-    };
-    for s in [&client, &server] {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
-    }
-    let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone()) else {
-        return;
-    };
-    let up = thread::spawn(move || {
-        let _ = io::copy(&mut client_r, &mut server_w);
-        let _ = server_w.shutdown(Shutdown::Write);
-    });
-    let (mut server_r, mut client_w) = (server, client);
-    let _ = io::copy(&mut server_r, &mut client_w);
-    let _ = client_w.shutdown(Shutdown::Write);
-    let _ = up.join();
-}
-
-/// A free port of 127.0.0.1 (nothing listens on it when this returns).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port")
-        .port()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -743,11 +328,15 @@ fn stream_auto_router_pushes_each_live_stream_once_and_nothing_back_to_its_sourc
 }
 
 #[test]
-fn stream_load_balancer_has_every_destination_pull_and_authenticates_at_the_api_proxy() {
+fn stream_load_balancer_has_every_destination_pull_enable_false_directly_and_authenticates_at_the_api_proxy()
+ {
     let local = FakeEms::start();
     let peer = FakeEms::start();
     let proxy = FakeEms::start();
     proxy.require_basic_auth(PROXY_USER, PROXY_PASSWORD);
+    // `enable: false` switches the API proxy off, not the destination: it is called on its
+    // API directly, as the original web services did.
+    let direct = FakeEms::start();
     let setup = Setup::new(&local.base_url()).plugin(
         "StreamLoadBalancer",
         json!({
@@ -756,17 +345,17 @@ fn stream_load_balancer_has_every_destination_pull_and_authenticates_at_the_api_
                 "enable": true, "authentication": "basic", "pseudoDomain": "apiproxy",
                 "address": "127.0.0.1", "ewsPort": proxy.addr().port(),
                 "userName": PROXY_USER, "password": PROXY_PASSWORD,
+            }, {
+                "enable": false, "address": direct.addr().to_string(),
             }],
             "origin_address": "127.0.0.1",
         }),
     );
     // Trace logging shows every request emstail and its HTTP client make: the password
     // must not be among them, in clear or in the Basic header.
-    let run = spawn_logging(
-        &["replay", "--config", utf8(&setup.write()), "fixtures/logs"],
-        "trace",
-    )
-    .finish();
+    let run = Emstail::new(["replay", "--config", utf8(&setup.write()), "fixtures/logs"])
+        .log_level("trace")
+        .run();
 
     run.assert_exit(0);
     assert!(
@@ -778,6 +367,14 @@ fn stream_load_balancer_has_every_destination_pull_and_authenticates_at_the_api_
         peer.calls()
             .iter()
             .all(|c| c.path_prefix == "/" && c.authorization.is_none())
+    );
+    assert_eq!(received(&direct), pull_calls());
+    assert!(
+        direct.calls().iter().all(|c| c.path_prefix == "/"
+            && c.command == "pullStream"
+            && c.authorization.is_none()),
+        "{:?}",
+        direct.calls()
     );
     assert_eq!(received(&proxy), pull_calls());
     let expected_auth = format!("{PROXY_USER}:{PROXY_PASSWORD}");
@@ -903,7 +500,8 @@ fn ems_down_at_start_then_up_gets_every_call_exactly_once() {
         .recorder()
         .auto_router()
         .retry(30);
-    let running = spawn(&["replay", "--config", utf8(&setup.write()), "fixtures/logs"]);
+    let running =
+        Emstail::new(["replay", "--config", utf8(&setup.write()), "fixtures/logs"]).spawn();
     // Down until emstail has been refused at least once, and a little longer.
     assert!(
         running.wait_for_stderr("attempt 1 failed", RUN_LIMIT),
@@ -1076,11 +674,9 @@ fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_t
     );
     let config = setup.write();
     // At trace level, so that whatever the S3 client logs is checked for the secret too.
-    let run = spawn_logging(
-        &["replay", "--config", utf8(&config), "fixtures/logs"],
-        "trace",
-    )
-    .finish();
+    let run = Emstail::new(["replay", "--config", utf8(&config), "fixtures/logs"])
+        .log_level("trace")
+        .run();
 
     run.assert_exit(1);
     assert!(

@@ -10,12 +10,13 @@
 mod support;
 
 use emstail::source::checkpoint;
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use support::emstail::{Daemon, Emstail, Setup};
 use support::fake_ems::{FakeEms, RecordedCall};
 use support::scenario::{self, append, ems_file, ms, rename, truncate};
 
@@ -169,28 +170,23 @@ struct Harness {
 
 impl Harness {
     fn new(workers: usize) -> Harness {
-        let dir = tempfile::tempdir().expect("temp dir");
         let ems = FakeEms::start();
-        let state = dir.path().join("state");
-        let config = dir.path().join("config.ini");
-        let text = serde_json::json!({
-            "Service": {
-                "ems_api": format!("http://{}", ems.addr()),
-                "event_log": dir.path().join("events.txt"),
-                "state_dir": state,
-                "workers": workers,
-                "request_timeout_secs": 3,
-                "retry": {"max_attempts": 100, "max_backoff_secs": 2},
-            },
-            "StreamRecorder": {
-                "plugin_switch": "enabled",
-                "parameters": {"file_location": "/var/media", "period_time": 600},
-            },
-        });
-        std::fs::write(&config, text.to_string()).expect("config written");
+        let setup = Setup::bare(&format!("http://{}", ems.addr()));
+        let log = setup.path("events.txt");
+        let setup = setup
+            .service("event_log", json!(log))
+            .service("workers", json!(workers))
+            .service("request_timeout_secs", json!(3))
+            .retry_backing_off(100, 2)
+            .plugin(
+                "StreamRecorder",
+                json!({"file_location": "/var/media", "period_time": 600}),
+            );
+        let config = setup.write();
+        let state = setup.state_dir();
         Harness {
-            stderr: dir.path().join("stderr.log"),
-            dir,
+            stderr: setup.path("stderr.log"),
+            dir: setup.dir,
             state,
             config,
             ems,
@@ -229,14 +225,7 @@ impl Harness {
     }
 
     fn start_with(&self, log: &Path, extra: &[&str], rescan_ms: u64) -> Daemon {
-        let stderr = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.stderr)
-            .expect("stderr file opens");
-        let child = Command::new(env!("CARGO_BIN_EXE_emstail"))
-            .arg("run")
-            .arg("--config")
+        Emstail::new(["run", "--config"])
             .arg(&self.config)
             .arg("--state-dir")
             .arg(&self.state)
@@ -244,16 +233,7 @@ impl Harness {
             .arg(log)
             .args(["--rescan-ms", &rescan_ms.to_string(), "--grace-ms", "200"])
             .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("emstail starts");
-        Daemon {
-            child: Some(child),
-            state: self.state.clone(),
-        }
+            .daemon(&self.stderr, &self.state)
     }
 
     fn stderr_text(&self) -> String {
@@ -320,111 +300,6 @@ impl Harness {
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
-/// A running `emstail run`; killed (SIGKILL) when dropped, so no test leaves one behind.
-struct Daemon {
-    child: Option<Child>,
-    state: PathBuf,
-}
-
-impl Daemon {
-    fn child(&mut self) -> &mut Child {
-        self.child
-            .as_mut()
-            .expect("the child is kept until the daemon is consumed")
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} {} failed", self.pid());
-    }
-
-    /// The exit status if the process ends within `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child().try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(ms(10));
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child().try_wait(), Ok(None))
-    }
-
-    /// Whether it has written its first status, which it does once its signal handlers
-    /// are in place (a SIGTERM before that ends it by the default action).
-    fn ready(&self) -> bool {
-        std::fs::read(self.state.join("status.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .is_some_and(|s| s["pid"] == self.pid())
-    }
-
-    /// SIGTERM once it is ready, then the exit status (within 15 s, or the test fails).
-    fn term(mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.ready() && self.running() && Instant::now() < deadline {
-            std::thread::sleep(ms(10));
-        }
-        self.signal("TERM");
-        let status = self
-            .wait_exit(Duration::from_secs(15))
-            .expect("emstail exits within 15 s of SIGTERM");
-        self.child = None;
-        status
-    }
-
-    /// SIGTERM once it is ready; it must exit with status 0.
-    fn stop(self, context: &str) {
-        let status = self.term();
-        assert!(status.success(), "{context}: emstail exited with {status}");
-    }
-
-    /// The exit status, which must come within `limit`.
-    fn exit_within(mut self, limit: Duration) -> ExitStatus {
-        let status = self
-            .wait_exit(limit)
-            .unwrap_or_else(|| panic!("emstail exits within {limit:?}"));
-        self.child = None;
-        status
-    }
-
-    /// SIGTERM at once (not waiting for the first status), then as [`Self::exit_within`].
-    fn term_now(self, limit: Duration) -> ExitStatus {
-        self.signal("TERM");
-        self.exit_within(limit)
-    }
-
-    /// SIGKILL and reap.
-    fn kill(mut self) {
-        let mut child = self.child.take().expect("child present");
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 /// Waits (bounded) until `cond` holds.
@@ -1031,13 +906,9 @@ fn sigkill_at_random_moments_loses_nothing_and_redoes_only_the_unsaved_window() 
 
 /// `emstail status` output.
 fn status_output(h: &Harness) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_emstail"))
-        .args(["status", "--state-dir"])
-        .arg(&h.state)
-        .output()
-        .expect("emstail status runs");
-    assert!(out.status.success(), "status exit {}", out.status);
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let out = Emstail::new(["status", "--state-dir"]).arg(&h.state).run();
+    out.assert_exit(0);
+    out.stdout
 }
 
 /// The `N retrying` figure of `emstail status`.
@@ -1263,35 +1134,16 @@ fn state_dir_and_files_are_private_whatever_the_umask() {
     let log = h.log();
     h.ems.answer_fail_next("record", "no such application");
     append(&log, Events::in_line(1).as_bytes());
-    // The shell sets umask 000, then becomes emstail: without explicit modes every file
-    // would be world-writable.
-    let stderr = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&h.stderr)
-        .expect("stderr file opens");
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg("umask 000; exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_emstail"))
-        .arg("run")
-        .arg("--config")
+    // Under umask 000, without explicit modes every file would be world-writable.
+    let d = Emstail::new(["run", "--config"])
         .arg(&h.config)
         .arg("--state-dir")
         .arg(&h.state)
         .arg("--log")
         .arg(&log)
         .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("sh starts");
-    let d = Daemon {
-        child: Some(child),
-        state: h.state.clone(),
-    };
+        .under_umask(0o000)
+        .daemon(&h.stderr, &h.state);
     let letters = h.state.join("dead-letter.jsonl");
     wait_until("the dead letter is written", WAIT, || letters.exists());
     wait_until("status.json is written", WAIT, || {

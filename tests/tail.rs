@@ -780,3 +780,126 @@ mod model {
         }
     }
 }
+
+mod same_framing_as_replay {
+    //! The same bytes, written in random pieces and followed live, give exactly the lines
+    //! replay reads from the finished file: one framer serves both modes.
+
+    use super::*;
+    use emstail::source::read::{Item, for_each_line};
+    use proptest::prelude::*;
+    use proptest::sample::Index;
+
+    /// (number, offset, bytes) of a line; an oversize one as `<len>` in the bytes' place.
+    type Framed = (u64, u64, Vec<u8>);
+
+    fn oversize(len: u64) -> Vec<u8> {
+        format!("<oversize {len}>").into_bytes()
+    }
+
+    fn replayed(path: &Path, max_line: usize) -> Vec<Framed> {
+        let mut out = Vec::new();
+        for_each_line(path, max_line, |item| {
+            out.push(match item {
+                Item::Line(l) => (l.number, l.offset, l.bytes.to_vec()),
+                Item::Oversize { line, offset, len } => (line, offset, oversize(len)),
+            })
+        })
+        .expect("the finished file is readable");
+        out
+    }
+
+    /// Writes `pieces` one by one with a poll after each, then deletes the file and follows
+    /// it until the tailer has finished it (its unterminated last line included).
+    fn followed(s: &Scenario, pieces: &[&[u8]], max_line: usize) -> Vec<Framed> {
+        append(&s.log, pieces[0]);
+        let cfg = TailConfig {
+            rescan: ms(0),
+            grace: ms(0),
+            max_line,
+            ..poll_only(&s.log)
+        };
+        let mut tailer = Tailer::new(cfg, Start::FromStart).expect("tailer starts");
+        let mut items = Vec::new();
+        for piece in &pieces[1..] {
+            append(&s.log, piece);
+            items.extend(tailer.poll(Duration::ZERO).expect("poll"));
+        }
+        // Identified by now (its first line is on disk and was polled): a file deleted before
+        // that would be lost to any tailer.
+        std::fs::remove_file(&s.log).expect("delete");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !items.iter().any(|i| matches!(i, TailItem::Finished { .. })) {
+            assert!(
+                Instant::now() < deadline,
+                "the deleted file was never finished"
+            );
+            items.extend(tailer.poll(ms(5)).expect("poll"));
+        }
+        items
+            .into_iter()
+            .filter_map(|i| match i {
+                TailItem::Line {
+                    number,
+                    offset,
+                    bytes,
+                    ..
+                } => Some((number, offset, bytes)),
+                TailItem::Oversize {
+                    number,
+                    offset,
+                    len,
+                    ..
+                } => Some((number, offset, oversize(len))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Bytes rich in what framing can get wrong: `\r` and `\n` in every order, runs long enough
+    /// to pass a small cap, bytes that are not UTF-8, and often no newline at the end.
+    fn log_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(b"\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\r".to_vec()),
+            Just(vec![0xff, 0xfe, 0x80]),
+            proptest::collection::vec(b'a'..=b'e', 0..40),
+        ];
+        proptest::collection::vec(piece, 0..40).prop_map(|p| p.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+        #[test]
+        fn random_write_splits_give_the_lines_replay_reads(
+            body in log_bytes(),
+            cuts in proptest::collection::vec(any::<Index>(), 0..12),
+            max_line in 1usize..48,
+        ) {
+            // The tailer knows a file by its first line, so the file starts with one (EMS's
+            // always do); everything after it is random.
+            let mut data = b"{\"entry\":1}\n".to_vec();
+            data.extend(body);
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(data.len() + 1)).collect();
+            at.sort_unstable();
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut from = 0;
+            for cut in at {
+                pieces.push(&data[from..cut]);
+                from = cut;
+            }
+            pieces.push(&data[from..]);
+
+            let s = Scenario::new();
+            let live = followed(&s, &pieces, max_line);
+            let finished = s.path("finished.txt");
+            std::fs::write(&finished, &data).expect("write");
+            prop_assert_eq!(live, replayed(&finished, max_line));
+        }
+    }
+}

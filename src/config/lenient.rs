@@ -7,18 +7,19 @@
 //! reported at the line and column of the user's file.
 
 use super::ConfigError;
+use crate::action::PluginId;
 use serde_json::Value;
 use std::collections::HashMap;
 
 /// Top-level block names; one of these nested deeper means a block above it was not closed.
 pub(super) const BLOCKS: [&str; 7] = [
     "Service",
-    "StreamAutoRouter",
-    "StreamRecorder",
-    "StreamLoadBalancer",
-    "AmazonHLSUpload",
-    "AmazonHDSUpload",
-    "AmazonDASHUpload",
+    PluginId::StreamAutoRouter.name(),
+    PluginId::StreamRecorder.name(),
+    PluginId::StreamLoadBalancer.name(),
+    PluginId::AmazonHLSUpload.name(),
+    PluginId::AmazonHDSUpload.name(),
+    PluginId::AmazonDASHUpload.name(),
 ];
 
 /// The parsed document and the repairs made to it.

@@ -7,6 +7,7 @@ use super::{
     AutoRouterParams, Config, ConfigError, LoadBalancerParams, RecorderParams, UploadParams,
     plugins, service,
 };
+use crate::action::PluginId;
 use serde_json::Value;
 use std::path::Path;
 
@@ -24,36 +25,36 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
     let service = service::read(&mut ck, root.get("Service"));
     let auto_router = plugins::block(
         &mut ck,
-        "StreamAutoRouter",
-        root.get("StreamAutoRouter"),
+        PluginId::StreamAutoRouter,
+        &root,
         AutoRouterParams::default(),
         plugins::auto_router,
     );
     let recorder = plugins::block(
         &mut ck,
-        "StreamRecorder",
-        root.get("StreamRecorder"),
+        PluginId::StreamRecorder,
+        &root,
         RecorderParams::default(),
         plugins::recorder,
     );
     let load_balancer = plugins::block(
         &mut ck,
-        "StreamLoadBalancer",
-        root.get("StreamLoadBalancer"),
+        PluginId::StreamLoadBalancer,
+        &root,
         LoadBalancerParams::default(),
         plugins::load_balancer,
     );
     let hls = plugins::block(
         &mut ck,
-        "AmazonHLSUpload",
-        root.get("AmazonHLSUpload"),
+        PluginId::AmazonHLSUpload,
+        &root,
         UploadParams::default(),
         plugins::upload,
     );
     let hds = plugins::block(
         &mut ck,
-        "AmazonHDSUpload",
-        root.get("AmazonHDSUpload"),
+        PluginId::AmazonHDSUpload,
+        &root,
         UploadParams {
             bootstrap: "bootstrap".to_string(),
             ..UploadParams::default()
@@ -62,8 +63,8 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
     );
     let dash = plugins::block(
         &mut ck,
-        "AmazonDASHUpload",
-        root.get("AmazonDASHUpload"),
+        PluginId::AmazonDASHUpload,
+        &root,
         UploadParams::default(),
         plugins::upload,
     );

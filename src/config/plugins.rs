@@ -8,19 +8,21 @@ use super::service::media_roots;
 use super::{
     AutoRouterParams, Destination, LoadBalancerParams, Plugin, RecorderParams, UploadParams,
 };
-use crate::action::{ApiTarget, Secret};
+use crate::action::{ApiTarget, PluginId, Secret};
 use serde_json::{Map, Value};
 
 const BLOCK_KEYS: &[&str] = &["plugin_switch", "parameters"];
 
-/// Reads block `name`; `read` fills the parameters, starting from `default`.
+/// Reads plugin `id`'s block of `root`; `read` fills the parameters, starting from `default`.
 pub(super) fn block<P>(
     ck: &mut Checker,
-    name: &'static str,
-    value: Option<&Value>,
+    id: PluginId,
+    root: &Map<String, Value>,
     default: P,
     read: impl FnOnce(&mut Checker, &Scope, &Map<String, Value>, &mut P),
 ) -> Plugin<P> {
+    let name = id.name();
+    let value = root.get(name);
     let mut plugin = Plugin {
         enabled: false,
         params: default,
@@ -340,13 +342,6 @@ pub(super) fn load_balancer(
             map.get("destination_uri"),
             map.get("destination_ems_apiproxies"),
         ) {
-            (_, Some(Value::Array(entries))) if !entries.is_empty() => (
-                proxies_key,
-                match entries.len() {
-                    1 => "1 entry, none enabled".to_string(),
-                    n => format!("{n} entries, none enabled"),
-                },
-            ),
             (Some(v), _) => (key, check::shown(v, Show::Value)),
             (None, Some(v)) => (proxies_key, check::shown(v, Show::Value)),
             (None, None) => (key, "(not set)".to_string()),
@@ -355,14 +350,16 @@ pub(super) fn load_balancer(
             scope,
             key,
             &shown,
-            "at least one enabled destination is required when StreamLoadBalancer is enabled: \
+            "at least one destination is required when StreamLoadBalancer is enabled: \
              destination_uri (a list of addresses) or destination_ems_apiproxies",
         );
     }
 }
 
-/// One `destination_ems_apiproxies` entry of the original web services. Unlike there,
-/// `enable: false` really leaves the destination out.
+/// One `destination_ems_apiproxies` entry of the original web services. `enable` switches the
+/// API proxy, not the destination, as the original read it: `enable: false` calls the
+/// destination's API directly at `http://<address>:7777/`, `enable: true` goes through the proxy.
+/// Without `enable`, the proxy is used when the entry names any of its settings.
 fn api_proxy(ck: &mut Checker, scope: &Scope, path: &str, entry: &Value) -> Option<Destination> {
     let Some(map) = entry.as_object() else {
         ck.invalid(
@@ -376,7 +373,16 @@ fn api_proxy(ck: &mut Checker, scope: &Scope, path: &str, entry: &Value) -> Opti
     ck.unknown_keys(&format!("{}.{path}", scope.block), map, PROXY_KEYS);
     let key = |k: &str| format!("{path}.{k}");
 
-    let enabled = ck
+    let names_proxy = [
+        "authentication",
+        "pseudoDomain",
+        "ewsPort",
+        "userName",
+        "password",
+    ]
+    .iter()
+    .any(|k| map.contains_key(*k));
+    let is_proxy = ck
         .get(
             scope,
             &key("enable"),
@@ -384,15 +390,7 @@ fn api_proxy(ck: &mut Checker, scope: &Scope, path: &str, entry: &Value) -> Opti
             Show::Value,
             check::boolean,
         )
-        .unwrap_or(true);
-    if !enabled {
-        let address = map.get("address").and_then(Value::as_str).unwrap_or("?");
-        ck.warn(format_args!(
-            "{}.{path} ({address}) has \"enable\": false: this destination is not used",
-            scope.block
-        ));
-        return None;
-    }
+        .unwrap_or(names_proxy);
 
     let address = ck.get(
         scope,
@@ -413,15 +411,6 @@ fn api_proxy(ck: &mut Checker, scope: &Scope, path: &str, entry: &Value) -> Opti
         return None;
     };
 
-    let is_proxy = [
-        "authentication",
-        "pseudoDomain",
-        "ewsPort",
-        "userName",
-        "password",
-    ]
-    .iter()
-    .any(|k| map.contains_key(*k));
     if !is_proxy {
         let port = own_port.unwrap_or(EMS_API_PORT);
         let api = ApiTarget::plain(&format!("http://{}:{port}/", check::url_host(&host)));
@@ -541,7 +530,7 @@ pub(super) fn upload(
     map: &Map<String, Value>,
     params: &mut UploadParams,
 ) {
-    let hds = scope.block == "AmazonHDSUpload";
+    let hds = scope.block == PluginId::AmazonHDSUpload.name();
     let mut keys = vec![
         "aws_access_key",
         "aws_secret_key",

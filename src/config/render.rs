@@ -2,7 +2,7 @@
 //! JSON-quoted so that empty values and spaces are visible; secrets are `***`.
 
 use super::{Config, Plugin, UploadParams};
-use crate::action::{ApiTarget, Secret};
+use crate::action::{ApiTarget, PluginId, Secret};
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
@@ -45,7 +45,7 @@ pub(super) fn render(config: &Config) -> String {
     );
 
     let r = &config.auto_router;
-    out.switch("StreamAutoRouter", r.enabled);
+    out.switch(PluginId::StreamAutoRouter.name(), r.enabled);
     out.line("StreamAutoRouter.token", quoted(&r.params.token));
     out.line(
         "StreamAutoRouter.destination_uri",
@@ -58,7 +58,7 @@ pub(super) fn render(config: &Config) -> String {
     );
 
     let r = &config.recorder;
-    out.switch("StreamRecorder", r.enabled);
+    out.switch(PluginId::StreamRecorder.name(), r.enabled);
     out.line(
         "StreamRecorder.file_location",
         quoted(&r.params.file_location),
@@ -69,7 +69,7 @@ pub(super) fn render(config: &Config) -> String {
     );
 
     let lb = &config.load_balancer;
-    out.switch("StreamLoadBalancer", lb.enabled);
+    out.switch(PluginId::StreamLoadBalancer.name(), lb.enabled);
     if lb.params.destinations.is_empty() {
         out.line("StreamLoadBalancer.destinations", "none".to_string());
     }
@@ -87,13 +87,14 @@ pub(super) fn render(config: &Config) -> String {
             .map_or("none".to_string(), quoted),
     );
 
-    upload(&mut out, "AmazonHLSUpload", &config.hls, false);
-    upload(&mut out, "AmazonHDSUpload", &config.hds, true);
-    upload(&mut out, "AmazonDASHUpload", &config.dash, false);
+    upload(&mut out, PluginId::AmazonHLSUpload, &config.hls);
+    upload(&mut out, PluginId::AmazonHDSUpload, &config.hds);
+    upload(&mut out, PluginId::AmazonDASHUpload, &config.dash);
     out.0
 }
 
-fn upload(out: &mut Lines, name: &str, plugin: &Plugin<UploadParams>, hds: bool) {
+fn upload(out: &mut Lines, id: PluginId, plugin: &Plugin<UploadParams>) {
+    let (name, hds) = (id.name(), id == PluginId::AmazonHDSUpload);
     let p = &plugin.params;
     let key = |k: &str| format!("{name}.{k}");
     out.switch(name, plugin.enabled);

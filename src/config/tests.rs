@@ -174,7 +174,11 @@ fn original_web_services_plugins_json_loads() {
 
     assert!(config.load_balancer.enabled);
     let destinations = &config.load_balancer.params.destinations;
-    assert_eq!(destinations.len(), 1, "the enable:false entry is dropped");
+    assert_eq!(
+        destinations.len(),
+        2,
+        "enable:false switches the API proxy off, not the destination"
+    );
     assert_eq!(destinations[0].address, "192.168.2.193");
     assert_eq!(
         destinations[0].api.base,
@@ -185,13 +189,11 @@ fn original_web_services_plugins_json_loads() {
         destinations[0].api.password.as_ref().map(Secret::expose),
         Some("password")
     );
-    assert_eq!(
-        config.warnings,
-        [
-            "config.ini: StreamLoadBalancer.parameters.destination_ems_apiproxies[1] \
-             (192.168.2.137) has \"enable\": false: this destination is not used"
-        ]
-    );
+    assert_eq!(destinations[1].address, "192.168.2.137");
+    assert_eq!(destinations[1].api.base, "http://192.168.2.137:7777/");
+    assert_eq!(destinations[1].api.user, None);
+    assert_eq!(destinations[1].api.password, None);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 
 #[test]
@@ -384,11 +386,11 @@ fn each_invalid_value_names_file_block_key_value_and_what_is_allowed() {
         ),
         (
             r#""StreamLoadBalancer": { "plugin_switch": "enabled", "parameters": { } }"#,
-            "config.ini: StreamLoadBalancer.parameters.destination_uri = (not set): at least one enabled destination is required",
+            "config.ini: StreamLoadBalancer.parameters.destination_uri = (not set): at least one destination is required",
         ),
         (
-            r#""StreamLoadBalancer": { "plugin_switch": "enabled", "parameters": { "destination_ems_apiproxies": [ { "enable": false, "address": "a" } ] } }"#,
-            "config.ini: StreamLoadBalancer.parameters.destination_ems_apiproxies = 1 entry, none enabled: at least one enabled destination",
+            r#""StreamLoadBalancer": { "plugin_switch": "enabled", "parameters": { "destination_ems_apiproxies": [ ] } }"#,
+            "config.ini: StreamLoadBalancer.parameters.destination_ems_apiproxies = []: at least one destination is required",
         ),
         (
             r#""StreamLoadBalancer": { "plugin_switch": "enabled", "parameters": { "destination_uri": ["10.0.0.1", "bad host"] } }"#,
@@ -625,6 +627,74 @@ fn load_balancer_destination_forms() {
     ));
 }
 
+/// The API base each destination is called on, password shown as `***`, in list order.
+fn api_bases(config: &Config) -> Vec<String> {
+    config
+        .load_balancer
+        .params
+        .destinations
+        .iter()
+        .map(|d| d.api.to_string())
+        .collect()
+}
+
+#[test]
+fn an_api_proxy_entry_with_enable_true_is_called_through_the_proxy_with_basic_auth() {
+    let config = load(
+        r#""StreamLoadBalancer": { "plugin_switch": "enabled", "parameters": {
+              "destination_ems_apiproxies": [
+                { "enable": true, "authentication": "basic", "pseudoDomain": "apiproxy",
+                  "address": "10.1.1.3", "ewsPort": 8888, "userName": "u", "password": "p" } ] } }"#,
+    );
+    assert_eq!(api_bases(&config), ["http://u:***@10.1.1.3:8888/apiproxy/"]);
+    let api = &config.load_balancer.params.destinations[0].api;
+    assert_eq!(api.base, "http://10.1.1.3:8888/apiproxy/");
+    assert_eq!(api.password.as_ref().map(Secret::expose), Some("p"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn an_api_proxy_entry_with_enable_false_is_called_on_its_api_directly_without_a_warning() {
+    let config = load(
+        r#""StreamLoadBalancer": { "plugin_switch": "enabled", "parameters": {
+              "destination_ems_apiproxies": [
+                { "enable": false, "address": "10.1.1.2" },
+                { "enable": false, "address": "10.1.1.4", "userName": "u", "password": "p",
+                  "ewsPort": 8888, "pseudoDomain": "apiproxy", "authentication": "basic" } ] } }"#,
+    );
+    // The proxy's settings of an entry whose proxy is switched off are not used.
+    assert_eq!(
+        api_bases(&config),
+        ["http://10.1.1.2:7777/", "http://10.1.1.4:7777/"]
+    );
+    assert!(
+        config
+            .load_balancer
+            .params
+            .destinations
+            .iter()
+            .all(|d| d.api.user.is_none() && d.api.password.is_none())
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn the_seed_destination_uri_list_is_called_on_each_address_s_api() {
+    let config = load(
+        r#""StreamLoadBalancer": { "plugin_switch": "enabled",
+              "parameters": { "destination_uri": [ "192.168.2.3", "192.168.2.4", "192.168.2.5" ] } }"#,
+    );
+    assert_eq!(
+        api_bases(&config),
+        [
+            "http://192.168.2.3:7777/",
+            "http://192.168.2.4:7777/",
+            "http://192.168.2.5:7777/"
+        ]
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
 #[test]
 fn upload_options_are_normalised() {
     let config = load(
@@ -773,18 +843,12 @@ fn the_sample_loads_with_all_six_plugins_enabled() {
         config.recorder.params.file_location,
         "/var/evostreamms/media"
     );
-    let bases: Vec<String> = config
-        .load_balancer
-        .params
-        .destinations
-        .iter()
-        .map(|d| d.api.to_string())
-        .collect();
     assert_eq!(
-        bases,
+        api_bases(&config),
         [
             "http://127.0.0.1:7778/",
-            "http://emstail:***@127.0.0.1:8888/apiproxy/"
+            "http://emstail:***@127.0.0.1:8888/apiproxy/",
+            "http://127.0.0.1:7779/"
         ]
     );
     for (upload, bucket) in [
@@ -870,7 +934,7 @@ fn a_windows_file_with_byte_order_mark_and_crlf_loads() {
     let text = format!("\u{FEFF}{}", ORIGINAL.replace('\n', "\r\n"));
     let config = load(&text);
     assert!(config.load_balancer.enabled);
-    assert_eq!(config.load_balancer.params.destinations.len(), 1);
+    assert_eq!(config.load_balancer.params.destinations.len(), 2);
 }
 
 #[test]

@@ -3,9 +3,10 @@
 //! them again. Secrets are never written: an API target keeps its URL and user name, and the
 //! password is taken from the config again on retry.
 
-use crate::action::{Action, ApiTarget, Params, PlannedAction};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::Config;
 use crate::event::Source;
+use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -99,7 +100,7 @@ impl DeadLetter {
             time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
-            plugin: action.plugin.to_string(),
+            plugin: action.plugin.name().to_string(),
             lane: action.lane.clone(),
             stream: action.stream.clone(),
             stream_id: action.stream_id,
@@ -113,9 +114,7 @@ impl DeadLetter {
     /// The action to run again, with the API password taken from `config` for the same
     /// URL and user. `None` when the plugin is not known to this version.
     pub fn to_planned(&self, config: &Config) -> Option<PlannedAction> {
-        let plugin = crate::plugins::PLUGIN_NAMES
-            .iter()
-            .find(|p| **p == self.plugin)?;
+        let plugin = PluginId::from_name(&self.plugin)?;
         let action = match &self.action {
             StoredAction::EmsCall {
                 target_base,
@@ -210,9 +209,9 @@ pub struct Writer {
 
 impl Writer {
     pub fn open(state_dir: &Path) -> io::Result<Writer> {
-        crate::private_fs::create_dir(state_dir)?;
+        fsutil::create_private_dir(state_dir)?;
         let path = state_dir.join(FILE_NAME);
-        let file = crate::private_fs::open(&path, OpenOptions::new().create(true).append(true))
+        let file = fsutil::open_private(&path, OpenOptions::new().create(true).append(true))
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(Writer {
             path,
@@ -269,21 +268,14 @@ pub struct Entry {
     pub raw: Vec<u8>,
 }
 
-/// Replaces the file with `lines` (raw JSON lines), atomically: a temp file, fsync, rename,
-/// fsync of the directory.
+/// Replaces the file with `lines` (raw JSON lines) with [`fsutil::write_atomic`].
 pub fn rewrite(path: &Path, lines: &[&[u8]]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("jsonl.tmp");
-    {
-        let mut f = crate::private_fs::create(&tmp)?;
-        for l in lines {
-            f.write_all(l)?;
-            f.write_all(b"\n")?;
-        }
-        f.sync_all()?;
+    let mut content = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for l in lines {
+        content.extend_from_slice(l);
+        content.push(b'\n');
     }
-    std::fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
+    fsutil::write_atomic(path, &content)
 }
 
 #[cfg(test)]
@@ -310,7 +302,7 @@ mod tests {
             api: target.clone(),
         }];
         let action = PlannedAction {
-            plugin: "StreamLoadBalancer",
+            plugin: PluginId::StreamLoadBalancer,
             lane: "127.0.0.1/cam 1".into(),
             stream: Some("cam 1".into()),
             stream_id: None,
@@ -349,7 +341,7 @@ mod tests {
         let path = dir.join(FILE_NAME);
         let ok = serde_json::to_string(&DeadLetter::new(
             &PlannedAction {
-                plugin: "AmazonHLSUpload",
+                plugin: PluginId::AmazonHLSUpload,
                 lane: "l".into(),
                 stream: None,
                 stream_id: None,

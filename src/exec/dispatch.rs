@@ -1,7 +1,7 @@
 //! The real executor: EMS calls through the API client, uploads through S3, each upload
 //! confined to its plugin's media roots once more at the moment it runs (symlinks resolved).
 
-use crate::action::{Action, PlannedAction};
+use crate::action::{Action, PlannedAction, PluginId};
 use crate::config::{Config, UploadParams};
 use crate::exec::confine::{Roots, open_upload};
 use crate::exec::ems::{EmsClient, EmsClientConfig};
@@ -15,7 +15,7 @@ use std::time::Duration;
 pub struct Executor {
     ems: EmsClient,
     /// Per upload plugin: where its objects go and which roots its files must lie in.
-    uploads: HashMap<&'static str, Upload>,
+    uploads: HashMap<PluginId, Upload>,
     /// `Service.max_upload_bytes`.
     max_upload_bytes: u64,
 }
@@ -38,10 +38,22 @@ impl Executor {
             request_timeout: timeout,
         });
         let mut uploads = HashMap::new();
-        let blocks: [(&'static str, bool, &UploadParams); 3] = [
-            ("AmazonHLSUpload", config.hls.enabled, &config.hls.params),
-            ("AmazonHDSUpload", config.hds.enabled, &config.hds.params),
-            ("AmazonDASHUpload", config.dash.enabled, &config.dash.params),
+        let blocks: [(PluginId, bool, &UploadParams); 3] = [
+            (
+                PluginId::AmazonHLSUpload,
+                config.hls.enabled,
+                &config.hls.params,
+            ),
+            (
+                PluginId::AmazonHDSUpload,
+                config.hds.enabled,
+                &config.hds.params,
+            ),
+            (
+                PluginId::AmazonDASHUpload,
+                config.dash.enabled,
+                &config.dash.params,
+            ),
         ];
         for (name, enabled, params) in blocks {
             if !enabled {
@@ -77,8 +89,8 @@ impl Executor {
         self
     }
 
-    fn upload(&self, plugin: &str) -> Result<&Upload, Failure> {
-        self.uploads.get(plugin).ok_or_else(|| {
+    fn upload(&self, plugin: PluginId) -> Result<&Upload, Failure> {
+        self.uploads.get(&plugin).ok_or_else(|| {
             Failure::Permanent(format!("{plugin} is not enabled in this configuration"))
         })
     }

@@ -1,4 +1,5 @@
-//! The dry-run printer: every action on stdout, one per line, for a person or as JSON.
+//! The dry-run printer: every action, one per line, for a person or as JSON, written to the
+//! `Write` the command hands it (stdout for `replay --dry-run`). Carries nothing out.
 
 use crate::action::{self, PlannedAction};
 use crate::event::Source;

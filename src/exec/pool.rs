@@ -367,12 +367,12 @@ fn worker(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::action::{Action, ApiTarget, Params};
+    use crate::action::{Action, ApiTarget, Params, PluginId};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn action(lane: &str, command: &str) -> PlannedAction {
         PlannedAction {
-            plugin: "Test",
+            plugin: PluginId::StreamRecorder,
             lane: lane.to_string(),
             stream: None,
             stream_id: None,

@@ -1,11 +1,9 @@
 //! StreamAutoRouter: pushes every new inbound stream whose name matches `token` to another EMS.
 
 use super::{Plugin, Refusal, created_by_emstail, names, with_marker};
-use crate::action::{Action, ApiTarget, Params, PlannedAction};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::{AutoRouterParams, Config};
 use crate::event::{Event, StreamInfo};
-
-const NAME: &str = "StreamAutoRouter";
 
 pub struct StreamAutoRouter {
     params: AutoRouterParams,
@@ -36,18 +34,18 @@ impl StreamAutoRouter {
         }
         if self.params.push_uri.trim().is_empty() {
             return Err(Refusal {
-                plugin: NAME,
+                plugin: PluginId::StreamAutoRouter,
                 reason: format!("not forwarding {}: destination_uri is empty", stream.name),
             });
         }
         // The name becomes localStreamName, and EMS appends it to the push URI.
-        names::check(NAME, &stream.name)?;
+        names::check(PluginId::StreamAutoRouter, &stream.name)?;
         let params = Params::new()
             .with("uri", self.params.push_uri.trim())
             .with("localStreamName", &stream.name)
             .with_bool("keepAlive", false);
         Ok(Some(PlannedAction {
-            plugin: NAME,
+            plugin: PluginId::StreamAutoRouter,
             lane: stream.name.clone(),
             stream: Some(stream.name.clone()),
             stream_id: None,
@@ -61,8 +59,8 @@ impl StreamAutoRouter {
 }
 
 impl Plugin for StreamAutoRouter {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> PluginId {
+        PluginId::StreamAutoRouter
     }
 
     fn handle(&mut self, event: &Event, out: &mut Vec<PlannedAction>) -> Result<(), Refusal> {
@@ -118,7 +116,7 @@ mod tests {
                     .to_string()
             )]
         );
-        assert_eq!(out[0].plugin, "StreamAutoRouter");
+        assert_eq!(out[0].plugin, PluginId::StreamAutoRouter);
         assert_eq!(out[0].lane, "mystream1");
         assert_eq!(out[0].stream.as_deref(), Some("mystream1"));
         let Action::EmsCall { target, .. } = &out[0].action else {
@@ -227,7 +225,7 @@ mod tests {
             let mut plugin = router("stream");
             let mut out = Vec::new();
             let refusal = plugin.handle(&created(name), &mut out).expect_err(name);
-            assert_eq!(refusal.plugin, "StreamAutoRouter");
+            assert_eq!(refusal.plugin, PluginId::StreamAutoRouter);
             assert!(refusal.reason.contains("stream name"), "{refusal}");
             assert!(out.is_empty(), "{name}: {out:?}");
         }

@@ -214,18 +214,7 @@ impl Depth {
     }
 }
 
-/// Where a file lives and where it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located {
-    /// The normalised path the upload reads (absolute once a working directory is known).
-    pub path: MediaPath,
-    /// The object key, `key_prefix` included.
-    pub key: String,
-    pub group: Option<String>,
-    pub stream: Option<String>,
-}
-
-/// The rules that turn an event's file path into a [`Located`] file for one uploader.
+/// The rules that turn an event's file path into its object key for one uploader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placement {
     roots: Vec<MediaPath>,
@@ -264,19 +253,8 @@ impl Placement {
         }
     }
 
-    /// The key for an already resolved path, or why there must be no upload.
-    pub fn locate(&self, path: &MediaPath, depth: Depth) -> Result<Located, String> {
-        let (key, group, stream) = self.key_of(path, depth)?;
-        Ok(Located {
-            path: path.clone(),
-            key,
-            group: group.map(str::to_string),
-            stream: stream.map(str::to_string),
-        })
-    }
-
-    /// [`Placement::locate`] without copying the path: the key, then the group and stream
-    /// names borrowed from the path.
+    /// The key for an already resolved path (then the group and stream names borrowed from
+    /// the path), or why there must be no upload.
     pub(crate) fn key_of<'p>(
         &self,
         path: &'p MediaPath,
@@ -395,8 +373,8 @@ mod tests {
 
     fn key(placement: &Placement, raw: &str, depth: Depth) -> Result<String, String> {
         placement
-            .locate(&placement.resolve(raw), depth)
-            .map(|located| located.key)
+            .key_of(&placement.resolve(raw), depth)
+            .map(|(key, _, _)| key)
     }
 
     #[test]
@@ -457,31 +435,23 @@ mod tests {
     #[test]
     fn relative_dash_path_keeps_group_and_stream_without_working_dir() {
         let p = unconfined();
-        let located = p
-            .locate(
-                &p.resolve("../evo-webroot/G/S/video/229376/x.fmp4"),
-                Depth::DashMedia,
-            )
+        let path = p.resolve("../evo-webroot/G/S/video/229376/x.fmp4");
+        let (key, group, stream) = p
+            .key_of(&path, Depth::DashMedia)
             .expect("five trailing components are present");
-        assert_eq!(located.key, "G/S/video/229376/x.fmp4");
-        assert_eq!(located.group.as_deref(), Some("G"));
-        assert_eq!(located.stream.as_deref(), Some("S"));
+        assert_eq!(key, "G/S/video/229376/x.fmp4");
+        assert_eq!((group, stream), (Some("G"), Some("S")));
     }
 
     #[test]
     fn relative_dash_path_resolves_against_working_dir() {
         let p = Placement::new(&[], Some(Path::new("/usr/bin")), "");
-        let located = p
-            .locate(
-                &p.resolve("../evo-webroot/G/S/video/229376/x.fmp4"),
-                Depth::DashMedia,
-            )
+        let path = p.resolve("../evo-webroot/G/S/video/229376/x.fmp4");
+        assert_eq!(path.to_string(), "/usr/evo-webroot/G/S/video/229376/x.fmp4");
+        let (key, _, _) = p
+            .key_of(&path, Depth::DashMedia)
             .expect("five trailing components are present");
-        assert_eq!(located.key, "G/S/video/229376/x.fmp4");
-        assert_eq!(
-            located.path.to_string(),
-            "/usr/evo-webroot/G/S/video/229376/x.fmp4"
-        );
+        assert_eq!(key, "G/S/video/229376/x.fmp4");
     }
 
     #[test]

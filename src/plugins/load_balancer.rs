@@ -1,12 +1,10 @@
 //! StreamLoadBalancer: asks every destination EMS to pull each new inbound stream from this one.
 
 use super::{Plugin, Refusal, created_by_emstail, names, with_marker};
-use crate::action::{Action, ApiTarget, Params, PlannedAction};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::{Config, Destination, LoadBalancerParams};
 use crate::event::{Event, StreamInfo};
 use std::net::{IpAddr, Ipv6Addr};
-
-const NAME: &str = "StreamLoadBalancer";
 
 pub struct StreamLoadBalancer {
     params: LoadBalancerParams,
@@ -75,7 +73,7 @@ impl StreamLoadBalancer {
             .with("localStreamName", &stream.name)
             .with_bool("keepAlive", false);
         Ok(PlannedAction {
-            plugin: NAME,
+            plugin: PluginId::StreamLoadBalancer,
             lane: format!("{}/{}", destination.address, stream.name),
             stream: Some(stream.name.clone()),
             stream_id: None,
@@ -89,8 +87,8 @@ impl StreamLoadBalancer {
 }
 
 impl Plugin for StreamLoadBalancer {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> PluginId {
+        PluginId::StreamLoadBalancer
     }
 
     fn handle(&mut self, event: &Event, out: &mut Vec<PlannedAction>) -> Result<(), Refusal> {
@@ -102,7 +100,7 @@ impl Plugin for StreamLoadBalancer {
         }
         let origin = self.origin(stream);
         // The name goes into the pull URI's path and into localStreamName.
-        let name_ok = names::check(NAME, &stream.name);
+        let name_ok = names::check(PluginId::StreamLoadBalancer, &stream.name);
         let mut failures = Vec::new();
         for destination in &self.params.destinations {
             if self.is_this_ems(destination, origin) {
@@ -118,7 +116,7 @@ impl Plugin for StreamLoadBalancer {
             Ok(())
         } else {
             Err(Refusal {
-                plugin: NAME,
+                plugin: PluginId::StreamLoadBalancer,
                 reason: failures.join("; "),
             })
         }
@@ -242,7 +240,7 @@ mod tests {
         assert_eq!(target_of(&out[1]), "http://192.168.2.4:7777/");
         assert_eq!(out[0].lane, "192.168.2.3/cam1");
         assert_eq!(out[1].lane, "192.168.2.4/cam1");
-        assert!(out.iter().all(|a| a.plugin == "StreamLoadBalancer"));
+        assert!(out.iter().all(|a| a.plugin == PluginId::StreamLoadBalancer));
         assert!(out.iter().all(|a| a.stream.as_deref() == Some("cam1")));
     }
 
@@ -349,7 +347,7 @@ mod tests {
             let refusal = plugin
                 .handle(&created("cam1", origin), &mut out)
                 .unwrap_err();
-            assert_eq!(refusal.plugin, "StreamLoadBalancer");
+            assert_eq!(refusal.plugin, PluginId::StreamLoadBalancer);
             assert!(refusal.reason.contains("origin_address"), "{refusal}");
             assert!(refusal.reason.contains("192.168.2.3"), "{refusal}");
             assert!(out.is_empty(), "origin {origin:?}");
@@ -454,7 +452,7 @@ mod tests {
             let refusal = plugin
                 .handle(&created(name, "10.0.0.1"), &mut out)
                 .expect_err(name);
-            assert_eq!(refusal.plugin, "StreamLoadBalancer");
+            assert_eq!(refusal.plugin, PluginId::StreamLoadBalancer);
             assert!(refusal.reason.contains("stream name"), "{refusal}");
             assert!(out.is_empty(), "{name}: {out:?}");
         }

@@ -8,7 +8,7 @@ pub mod names;
 pub mod recorder;
 pub mod upload;
 
-use crate::action::{Params, PlannedAction};
+use crate::action::{Params, PlannedAction, PluginId};
 use crate::config::Config;
 use crate::event::{Event, StreamInfo};
 
@@ -17,19 +17,9 @@ use crate::event::{Event, StreamInfo};
 /// work when it sees it again, on this host or another.
 pub const MARKER_KEY: &str = "_emstail";
 
-/// Every plugin's config block name, in the order the engine runs them.
-pub const PLUGIN_NAMES: [&str; 6] = [
-    "StreamRecorder",
-    "StreamLoadBalancer",
-    "StreamAutoRouter",
-    "AmazonHDSUpload",
-    "AmazonHLSUpload",
-    "AmazonDASHUpload",
-];
-
 pub trait Plugin {
-    /// The config block name, e.g. `StreamRecorder`.
-    fn name(&self) -> &'static str;
+    /// Which plugin this is (its name is the config block name, e.g. `StreamRecorder`).
+    fn id(&self) -> PluginId;
     /// Appends the actions for `event` to `out`, or says why the event was refused.
     fn handle(&mut self, event: &Event, out: &mut Vec<PlannedAction>) -> Result<(), Refusal>;
 }
@@ -37,7 +27,7 @@ pub trait Plugin {
 /// An event a plugin would act on but must not: counted and reported, never fatal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub plugin: &'static str,
+    pub plugin: PluginId,
     pub reason: String,
 }
 
@@ -168,7 +158,7 @@ pub(crate) mod test_support {
 mod tests {
     use super::test_support::{config, event};
     use super::*;
-    use crate::action::{ApiTarget, Params};
+    use crate::action::{ApiTarget, Params, PluginId};
     use crate::config::{AutoRouterParams, Destination, LoadBalancerParams, RecorderParams};
     use crate::engine::Engine;
     use serde_json::json;
@@ -260,11 +250,11 @@ mod tests {
         let mut engine = Engine::new(&all_enabled());
         // No nearIp/ip: the load balancer (second) refuses; the router (third) still pushes.
         let actions = engine.handle(&event("inStreamCreated", json!({"name": "cam1"})));
-        let plugins: Vec<&str> = actions.iter().map(|a| a.plugin).collect();
+        let plugins: Vec<&str> = actions.iter().map(|a| a.plugin.name()).collect();
         assert_eq!(plugins, vec!["StreamRecorder", "StreamAutoRouter"]);
         let refusals = engine.take_refusals();
         assert_eq!(refusals.len(), 1);
-        assert_eq!(refusals[0].plugin, "StreamLoadBalancer");
+        assert_eq!(refusals[0].plugin, PluginId::StreamLoadBalancer);
         assert!(engine.take_refusals().is_empty());
     }
 

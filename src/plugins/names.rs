@@ -3,6 +3,7 @@
 //! a folder, split a URI path or carry a control character is refused, not sanitised.
 
 use super::Refusal;
+use crate::action::PluginId;
 
 /// Why `name` must not reach a path, a URI or an EMS parameter, or `None` if it may.
 pub fn unsafe_reason(name: &str) -> Option<&'static str> {
@@ -29,7 +30,7 @@ pub fn unsafe_reason(name: &str) -> Option<&'static str> {
 
 /// `Ok` for a name `plugin` may use; otherwise the refusal, naming the stream with its
 /// control characters escaped so that the report is one readable line.
-pub fn check(plugin: &'static str, name: &str) -> Result<(), Refusal> {
+pub fn check(plugin: PluginId, name: &str) -> Result<(), Refusal> {
     match unsafe_reason(name) {
         None => Ok(()),
         Some(why) => Err(Refusal {
@@ -60,8 +61,8 @@ mod tests {
             "\x1b[31m",
             "del\x7f",
         ] {
-            let refusal = check("StreamRecorder", name).expect_err(name);
-            assert_eq!(refusal.plugin, "StreamRecorder");
+            let refusal = check(PluginId::StreamRecorder, name).expect_err(name);
+            assert_eq!(refusal.plugin, PluginId::StreamRecorder);
             assert!(refusal.reason.contains("refused"), "{refusal}");
             assert!(!refusal.reason.contains('\n'), "{refusal}");
         }
@@ -78,7 +79,7 @@ mod tests {
             "...",
             "live_2026-01-01",
         ] {
-            assert_eq!(check("StreamRecorder", name), Ok(()), "{name}");
+            assert_eq!(check(PluginId::StreamRecorder, name), Ok(()), "{name}");
         }
     }
 }

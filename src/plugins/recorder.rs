@@ -3,12 +3,11 @@
 //! into the next numbered file).
 
 use super::{Plugin, Refusal, names, with_marker};
-use crate::action::{Action, ApiTarget, Params, PlannedAction};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::{Config, RecorderParams};
 use crate::event::{Event, StreamInfo, TimerInfo};
 use std::collections::HashMap;
 
-const NAME: &str = "StreamRecorder";
 /// The custom key that marks a recording as this plugin's (the original's name, kept so that
 /// recordings it started are recognised too).
 const LOCAL_STREAM_NAME_KEY: &str = "_localStreamName";
@@ -40,7 +39,7 @@ impl StreamRecorder {
         params: Params,
     ) -> PlannedAction {
         PlannedAction {
-            plugin: NAME,
+            plugin: PluginId::StreamRecorder,
             lane,
             stream,
             stream_id,
@@ -55,12 +54,12 @@ impl StreamRecorder {
     fn record(&self, stream: &StreamInfo) -> Result<PlannedAction, Refusal> {
         if self.params.file_location.trim().is_empty() {
             return Err(Refusal {
-                plugin: NAME,
+                plugin: PluginId::StreamRecorder,
                 reason: format!("not recording {}: file_location is empty", stream.name),
             });
         }
         // The name becomes part of pathToFile on the EMS host.
-        names::check(NAME, &stream.name)?;
+        names::check(PluginId::StreamRecorder, &stream.name)?;
         let params = Params::new()
             .with("localStreamName", &stream.name)
             .with(
@@ -91,7 +90,7 @@ impl StreamRecorder {
         }
         let Some(unique_id) = stream.unique_id else {
             return Err(Refusal {
-                plugin: NAME,
+                plugin: PluginId::StreamRecorder,
                 reason: format!(
                     "recording of {} has no uniqueId: it cannot be rotated",
                     stream.name
@@ -152,8 +151,8 @@ impl StreamRecorder {
 }
 
 impl Plugin for StreamRecorder {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> PluginId {
+        PluginId::StreamRecorder
     }
 
     fn handle(&mut self, event: &Event, out: &mut Vec<PlannedAction>) -> Result<(), Refusal> {
@@ -237,7 +236,7 @@ mod tests {
                     .to_string()
             )]
         );
-        assert_eq!(out[0].plugin, "StreamRecorder");
+        assert_eq!(out[0].plugin, PluginId::StreamRecorder);
         assert_eq!(out[0].lane, "cam1");
         assert_eq!(out[0].stream.as_deref(), Some("cam1"));
         let Action::EmsCall { target, .. } = &out[0].action else {
@@ -471,7 +470,7 @@ mod tests {
             let refusal = plugin
                 .handle(&event("inStreamCreated", json!({"name": name})), &mut out)
                 .expect_err(name);
-            assert_eq!(refusal.plugin, "StreamRecorder");
+            assert_eq!(refusal.plugin, PluginId::StreamRecorder);
             assert!(refusal.reason.contains("stream name"), "{refusal}");
             assert!(out.is_empty(), "{name}: {out:?}");
         }

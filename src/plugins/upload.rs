@@ -6,7 +6,7 @@ use super::keys::Depth::{DashMedia, Group, Stream};
 use super::keys::Freshness::{Changing, Fixed};
 use super::keys::{Depth, Freshness, MediaPath, Placement, content_type};
 use super::{Plugin, Refusal};
-use crate::action::{Action, PlannedAction};
+use crate::action::{Action, PlannedAction, PluginId};
 use crate::config::{Config, UploadParams};
 use crate::event::Event;
 use std::borrow::Cow;
@@ -57,7 +57,7 @@ enum Step {
 }
 
 struct Table {
-    plugin: &'static str,
+    plugin: PluginId,
     master: &'static [Step],
     child: &'static [Step],
     chunk_closed: &'static [Step],
@@ -66,7 +66,7 @@ struct Table {
 }
 
 const HLS: Table = Table {
-    plugin: "AmazonHLSUpload",
+    plugin: PluginId::AmazonHLSUpload,
     master: &[Step::Put(Group, Changing)],
     child: &[Step::Put(Stream, Changing), Step::RememberChildPlaylist],
     chunk_closed: &[
@@ -83,7 +83,7 @@ const HLS: Table = Table {
 };
 
 const HDS: Table = Table {
-    plugin: "AmazonHDSUpload",
+    plugin: PluginId::AmazonHDSUpload,
     master: &[
         Step::Put(Group, Changing),
         Step::PutSibling {
@@ -108,7 +108,7 @@ const HDS: Table = Table {
 };
 
 const DASH: Table = Table {
-    plugin: "AmazonDASHUpload",
+    plugin: PluginId::AmazonDASHUpload,
     master: &[Step::Put(Group, Changing)],
     child: &[],
     chunk_closed: &[Step::Put(DashMedia, Fixed)],
@@ -217,7 +217,7 @@ impl Uploader {
         }
     }
 
-    fn plugin(&self) -> &'static str {
+    fn plugin(&self) -> PluginId {
         self.protocol.table().plugin
     }
 
@@ -332,7 +332,7 @@ impl Uploader {
             .key_of(path, depth)
             .map_err(|reason| self.refusal(reason))?;
         if lane_of_event.is_none() {
-            let plugin = self.plugin();
+            let plugin = self.plugin().name();
             let mut lane = String::with_capacity(plugin.len() + 1 + path.parent_str().len());
             lane.push_str(plugin);
             lane.push(':');
@@ -352,7 +352,7 @@ impl Uploader {
 }
 
 impl Plugin for Uploader {
-    fn name(&self) -> &'static str {
+    fn id(&self) -> PluginId {
         self.plugin()
     }
 
@@ -482,7 +482,7 @@ mod tests {
                 SHORT
             )]
         );
-        assert_eq!(out[0].plugin, "AmazonHLSUpload");
+        assert_eq!(out[0].plugin, PluginId::AmazonHLSUpload);
         assert_eq!(out[0].lane, "AmazonHLSUpload:G");
         assert_eq!(out[0].stream, None);
         let Action::S3Put { bucket, acl, .. } = &out[0].action else {
@@ -927,7 +927,7 @@ mod tests {
             c.service.media_root = vec![PathBuf::from("/var/www"), PathBuf::from("/srv/media")];
         });
         let refusal = refuse(&mut plugin, "hlsChunkClosed", "/etc/G/S/passwd.ts");
-        assert_eq!(refusal.plugin, "AmazonHLSUpload");
+        assert_eq!(refusal.plugin, PluginId::AmazonHLSUpload);
         assert_eq!(
             refusal.reason,
             "/etc/G/S/passwd.ts is outside the media roots [/var/www, /srv/media]"

@@ -1,10 +1,11 @@
 //! Durable positions in the state directory, and the lock that keeps it to one instance.
 //!
-//! `checkpoints.json` is replaced whole (temp file, fsync, rename, fsync the directory), so a
+//! `checkpoints.json` is replaced whole ([`crate::fsutil::write_atomic`]), so a
 //! crash leaves either the old or the new file, never a mix. A file that is still unreadable
 //! (disk trouble, hand edits) is reported by [`load`], never silently read as "no positions".
 
 use super::fingerprint::FileId;
+use crate::fsutil;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 
 /// The checkpoint file's name inside the state directory.
 pub const CHECKPOINT_FILE: &str = "checkpoints.json";
-const CHECKPOINT_TMP: &str = "checkpoints.json.tmp";
 /// The lock file's name inside the state directory.
 pub const LOCK_FILE: &str = "lock";
 
@@ -86,23 +86,16 @@ pub fn load(state_dir: &Path) -> Loaded {
     }
 }
 
-/// Replaces `<state_dir>/checkpoints.json` atomically, creating the directory if needed: write
-/// `checkpoints.json.tmp`, fsync it, rename it over the old file, fsync the directory (so the
-/// rename itself survives a power loss).
+/// Replaces `<state_dir>/checkpoints.json` with [`fsutil::write_atomic`] (through
+/// `checkpoints.json.tmp`, mode 0600), creating the directory if needed.
 pub fn store(state_dir: &Path, positions: &[FilePosition]) -> io::Result<()> {
-    crate::private_fs::create_dir(state_dir)?;
-    let tmp = state_dir.join(CHECKPOINT_TMP);
+    fsutil::create_private_dir(state_dir)?;
     let on_disk = OnDisk::V1 {
         files: positions.to_vec(),
     };
-    let json = serde_json::to_vec_pretty(&on_disk).map_err(io::Error::other)?;
-    let mut file = crate::private_fs::create(&tmp)?;
-    file.write_all(&json)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    drop(file);
-    fs::rename(&tmp, state_dir.join(CHECKPOINT_FILE))?;
-    File::open(state_dir)?.sync_all()
+    let mut json = serde_json::to_vec_pretty(&on_disk).map_err(io::Error::other)?;
+    json.push(b'\n');
+    fsutil::write_atomic(&state_dir.join(CHECKPOINT_FILE), &json)
 }
 
 /// Writes checkpoints at most once per interval and only when they changed: an fsync per
@@ -201,11 +194,11 @@ impl Drop for StateLock {
 /// file. Another holder (another process, or another open in this one) makes this fail with a
 /// message naming the directory and the holder's pid.
 pub fn lock(state_dir: &Path) -> Result<StateLock, String> {
-    crate::private_fs::create_dir(state_dir)
+    fsutil::create_private_dir(state_dir)
         .map_err(|e| format!("cannot create state directory {}: {e}", state_dir.display()))?;
     let path = state_dir.join(LOCK_FILE);
     // Not truncated on open: until the lock is ours, the pid in it belongs to the holder.
-    let mut file = crate::private_fs::open(
+    let mut file = fsutil::open_private(
         &path,
         OpenOptions::new()
             .read(true)
@@ -265,6 +258,9 @@ fn read_pid(file: &mut File) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where a crash between the write and the rename leaves the new content.
+    const CHECKPOINT_TMP: &str = "checkpoints.json.tmp";
     use std::process::{Command, Stdio};
 
     fn position(ino: u64, offset: u64) -> FilePosition {

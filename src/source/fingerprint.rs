@@ -2,11 +2,11 @@
 //! inode numbers are reused. A file is known by its device and inode plus a hash of its first
 //! line, which EMS makes unique (entry counter, event id, timestamp).
 
+use crate::fsutil::read_at_most;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::Path;
 
 /// Bytes of the first line hashed into [`FileId::head`]; a longer first line is hashed up to here.
 pub const HEAD_BYTES: usize = 4096;
@@ -32,18 +32,19 @@ pub fn head_hash(first_line: &[u8]) -> u64 {
     CRC64.checksum(first_line)
 }
 
-/// The identity of the file at `path`, or `None` while it is "not ready": its first line has
-/// no `\n` yet and it is shorter than [`HEAD_BYTES`]. Hashing a half-written first line would
+/// The identity of an open file, or `None` while it is "not ready": its first line has no
+/// `\n` yet and it is shorter than [`HEAD_BYTES`]. Hashing a half-written first line would
 /// give the file a different identity once the line completes.
-pub fn identify(path: &Path) -> io::Result<Option<FileId>> {
-    let file = File::open(path)?;
-    // Metadata of the open file, not of the path: both must describe the same inode.
+///
+/// Reads at a position, so the file's cursor does not move; device and inode are those of the
+/// open file, never of a path that may name another file by now.
+pub fn identify(file: &File) -> io::Result<Option<FileId>> {
     let meta = file.metadata()?;
-    let mut head = Vec::with_capacity(HEAD_BYTES);
-    file.take(HEAD_BYTES as u64).read_to_end(&mut head)?;
-    let first_line = match memchr::memchr(b'\n', &head) {
+    let mut head = vec![0; HEAD_BYTES];
+    let filled = read_at_most(file, &mut head, 0)?;
+    let first_line = match memchr::memchr(b'\n', &head[..filled]) {
         Some(end) => &head[..end],
-        None if head.len() == HEAD_BYTES => &head[..],
+        None if filled == HEAD_BYTES => &head[..],
         None => return Ok(None),
     };
     Ok(Some(FileId {
@@ -74,6 +75,11 @@ pub fn tail_hash(file: &mut File, offset: u64) -> io::Result<u64> {
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom, Write};
+    use std::path::Path;
+
+    fn id_of(path: &Path) -> io::Result<Option<FileId>> {
+        identify(&File::open(path)?)
+    }
 
     #[test]
     fn head_hash_is_crc64_xz() {
@@ -87,12 +93,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("events.txt");
         std::fs::write(&path, b"").expect("write");
-        assert_eq!(identify(&path).expect("readable"), None);
+        assert_eq!(id_of(&path).expect("readable"), None);
         std::fs::write(&path, b"{\"entry\":1").expect("write");
-        assert_eq!(identify(&path).expect("readable"), None);
+        assert_eq!(id_of(&path).expect("readable"), None);
 
         std::fs::write(&path, b"{\"entry\":1}\n{\"entry\":2").expect("write");
-        let id = identify(&path)
+        let id = id_of(&path)
             .expect("readable")
             .expect("first line complete");
         assert_eq!(id.head, head_hash(b"{\"entry\":1}"));
@@ -101,7 +107,7 @@ mod tests {
 
         // More lines do not change the identity.
         std::fs::write(&path, b"{\"entry\":1}\n{\"entry\":2}\n{\"entry\":3}\n").expect("write");
-        assert_eq!(identify(&path).expect("readable"), Some(id));
+        assert_eq!(id_of(&path).expect("readable"), Some(id));
     }
 
     #[test]
@@ -110,13 +116,13 @@ mod tests {
         let path = dir.path().join("events.txt");
         let mut content = vec![b'x'; HEAD_BYTES];
         std::fs::write(&path, &content).expect("write");
-        let id = identify(&path)
+        let id = id_of(&path)
             .expect("readable")
             .expect("HEAD_BYTES without newline is enough");
         assert_eq!(id.head, head_hash(&content));
         content.extend_from_slice(b"yyy\nnext\n");
         std::fs::write(&path, &content).expect("write");
-        assert_eq!(identify(&path).expect("readable"), Some(id));
+        assert_eq!(id_of(&path).expect("readable"), Some(id));
     }
 
     #[test]
@@ -124,13 +130,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let a = dir.path().join("a");
         std::fs::write(&a, b"{\"entry\":1}\n").expect("write");
-        let before = identify(&a).expect("readable").expect("complete");
+        let before = id_of(&a).expect("readable").expect("complete");
         // Rewritten in place (same inode), new first line: a different file.
         std::fs::write(&a, b"{\"entry\":7}\n").expect("write");
-        let after = identify(&a).expect("readable").expect("complete");
+        let after = id_of(&a).expect("readable").expect("complete");
         assert_eq!((before.dev, before.ino), (after.dev, after.ino));
         assert_ne!(before, after);
-        let err = identify(&dir.path().join("missing")).expect_err("no such file");
+        let err = id_of(&dir.path().join("missing")).expect_err("no such file");
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 
@@ -178,7 +184,7 @@ mod tests {
             .expect("write");
         let mut file = File::open(&path).expect("open");
         assert_eq!(
-            identify(&path).expect("readable").map(|id| id.head),
+            id_of(&path).expect("readable").map(|id| id.head),
             Some(head_hash(b"same first line"))
         );
         assert_ne!(tail_hash(&mut file, 32).expect("hash"), saved);

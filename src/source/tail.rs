@@ -1,18 +1,25 @@
 //! Following the live log.
 //!
+//! Two parts, split where Vector's file source splits its `FileServer` from its `FileWatcher`:
+//! [`Tailer`] is the scheduler over the log's files (scan, identify, order, decide where each
+//! starts, notice rotations and copies, bound open descriptors), and `Tracked` is one followed
+//! file (its descriptor, its position, the checks that it was not rewritten under us, its
+//! lines). Never writes to a followed file or acts on what a line says.
+//!
 //! A periodic scan of the configured file, directory or glob is the source of truth; inotify
 //! (through `notify`) only wakes the reader early, and an overflow (`need_rescan`) forces a scan.
-//! Files are known by [`FileId`] (device, inode, first-line hash), never by path, and read one at
-//! a time, oldest first: a newer file starts only once the older one is drained and has not grown
-//! for the grace period. Lines are framed on bytes exactly as replay frames them; a line is only
-//! handed out once its newline is on disk.
+//! Files are known by [`FileId`] ([`fingerprint::identify`]: device, inode, first-line hash),
+//! never by path, and read one at a time, oldest first: a newer file starts only once the older
+//! one is drained and has not grown for the grace period. Lines are framed by the same
+//! [`Framer`] as replay's; a line is only handed out once its newline is on disk.
 
 mod watch;
 
+use crate::fsutil::read_at_most;
 pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
-use crate::source::fingerprint::{FileId, HEAD_BYTES};
-use crate::source::fingerprint::{head_hash, tail_hash};
+use crate::source::fingerprint::{self, FileId, tail_hash};
+use crate::source::frame::{Frame, Framer};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io;
@@ -34,19 +41,6 @@ pub struct TailConfig {
     pub max_line: usize,
     /// No inotify at all: network filesystems send no events.
     pub poll_only: bool,
-}
-
-impl TailConfig {
-    /// The defaults: rescan every 250 ms, 1 s grace, 1 MiB lines, inotify on.
-    pub fn new(log: impl Into<String>) -> TailConfig {
-        TailConfig {
-            log: log.into(),
-            rescan: Duration::from_millis(250),
-            grace: Duration::from_secs(1),
-            max_line: crate::source::replay::DEFAULT_MAX_LINE,
-            poll_only: false,
-        }
-    }
 }
 
 /// Where reading starts.
@@ -74,7 +68,7 @@ pub enum TailItem {
         end: u64,
         bytes: Vec<u8>,
     },
-    /// A line longer than the cap (`len` bytes without the newline), skipped.
+    /// A line longer than the cap (`len` bytes without its `\n` or `\r\n`), skipped.
     Oversize {
         file: FileId,
         path: PathBuf,
@@ -117,7 +111,8 @@ enum State {
     Finished,
 }
 
-/// One file of the log.
+/// One followed file of the log (Vector's `FileWatcher`): what the [`Tailer`] knows of it and
+/// the reading of it.
 #[derive(Debug)]
 struct Tracked {
     dev: u64,
@@ -135,17 +130,11 @@ struct Tracked {
     start_recent: Vec<u8>,
     /// The reader was put at `start` (and `Opened` handed out).
     positioned: bool,
-    /// End of the last complete line handed out.
-    offset: u64,
-    /// Lines handed out (or skipped) before `offset`.
-    line: u64,
-    /// Bytes read from the file so far: `offset` plus the unterminated line held.
-    read_pos: u64,
-    /// The unterminated line after `offset` (empty while skipping an oversize line).
-    pending: Vec<u8>,
-    /// An oversize line being skipped: its number and offset.
-    skipping: Option<(u64, u64)>,
-    /// The last bytes before `read_pos`, to notice the content was rewritten.
+    /// Lines framed so far: the end of the last complete line handed out (`offset()`), the
+    /// lines before it (`line()`), and the bytes read (`read_pos()`), the unterminated line
+    /// held included.
+    framer: Framer,
+    /// The last bytes before the read position, to notice the content was rewritten.
     recent: Vec<u8>,
     size: u64,
     mtime: SystemTime,
@@ -156,7 +145,8 @@ struct Tracked {
     verify: bool,
 }
 
-/// The follower. See the module documentation.
+/// The follower: the scheduler over the log's `Tracked` files (Vector's `FileServer`). See
+/// the module documentation.
 pub struct Tailer {
     config: TailConfig,
     files: Vec<Tracked>,
@@ -243,7 +233,7 @@ impl Tailer {
             .iter()
             .filter_map(|t| {
                 let (offset, line) = if t.positioned {
-                    (t.offset, t.line)
+                    (t.framer.offset(), t.framer.line())
                 } else {
                     t.start
                 };
@@ -258,7 +248,11 @@ impl Tailer {
             .iter()
             .filter(|t| t.state != State::Finished)
             .map(|t| {
-                let from = if t.positioned { t.offset } else { t.start.0 };
+                let from = if t.positioned {
+                    t.framer.offset()
+                } else {
+                    t.start.0
+                };
                 t.size.saturating_sub(from)
             })
             .sum()
@@ -301,7 +295,7 @@ impl Tailer {
                 known.remove(&(dev, ino));
                 replaced.insert(i);
             }
-            match Tracked::open(&path, now) {
+            match Tracked::open(&path, now, self.config.max_line) {
                 Ok(Some(t)) => {
                     fresh_ids.insert((t.dev, t.ino));
                     fresh.push(t);
@@ -321,11 +315,11 @@ impl Tailer {
         // Files no longer listed: finished or never identified ones are forgotten; one being
         // read keeps its descriptor until drained.
         for t in self.files.iter().filter(|t| !t.found) {
-            if t.state == State::Reading && t.file.is_none() && t.size > t.offset {
+            if t.state == State::Reading && t.file.is_none() && t.size > t.framer.offset() {
                 log::warn!(
                     "{} went away before its turn came; {} bytes not read",
                     t.path.display(),
-                    t.size - t.offset
+                    t.size - t.framer.offset()
                 );
             }
         }
@@ -357,18 +351,16 @@ impl Tailer {
         // A finished file changed: grown with the same content before (read the rest), or a
         // new file on a reused inode (read it as new).
         let file = File::open(path)?;
-        let same_head =
-            t.id.is_some_and(|id| first_line_head(&file).ok().flatten() == Some(id.head));
-        if same_head && meta.len() >= t.offset && recent_at(&file, t.offset)? == t.recent {
+        let same_id = t.id.is_some() && fingerprint::identify(&file).ok().flatten() == t.id;
+        let offset = t.framer.offset();
+        if same_id && meta.len() >= offset && recent_at(&file, offset)? == t.recent {
             log::warn!(
                 "{} grew after it was finished; reading the rest",
                 path.display()
             );
             t.file = Some(file);
             t.state = State::Reading;
-            t.read_pos = t.offset;
-            t.pending.clear();
-            t.skipping = None;
+            t.framer.restart_at(offset, t.framer.line());
             t.changed_at = Instant::now();
             return Ok(true);
         }
@@ -454,7 +446,8 @@ impl Tailer {
                 .filter(|&k| self.files[k].positioned)
                 .map(|k| {
                     let k = &self.files[k];
-                    (k.offset, k.line, k.recent.clone(), (k.dev, k.ino))
+                    let (offset, line) = (k.framer.offset(), k.framer.line());
+                    (offset, line, k.recent.clone(), (k.dev, k.ino))
                 })
                 .or_else(|| {
                     self.history
@@ -519,7 +512,6 @@ impl Tailer {
             };
             let newer = i + 1 < self.files.len();
             let grace = self.config.grace;
-            let max_line = self.config.max_line;
             let t = &mut self.files[i];
             if t.file.is_none() && !t.reopen()? {
                 log::warn!(
@@ -554,10 +546,10 @@ impl Tailer {
                 items.push(TailItem::Opened {
                     file: t.id.expect("identify() set the identity"),
                     path: t.path.clone(),
-                    offset: t.offset,
+                    offset: t.framer.offset(),
                 });
             }
-            match t.advance(items, max_line, &mut budget, now)? {
+            match t.advance(items, &mut budget, now)? {
                 Advance::Read => continue,
                 Advance::Truncated(old) => {
                     self.history.push(old);
@@ -605,7 +597,7 @@ struct Prior {
 
 impl Tracked {
     /// Opens and stats a newly listed file, and identifies it if its first line is complete.
-    fn open(path: &Path, now: Instant) -> io::Result<Option<Tracked>> {
+    fn open(path: &Path, now: Instant, max_line: usize) -> io::Result<Option<Tracked>> {
         let file = File::open(path)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -624,11 +616,7 @@ impl Tracked {
             start: (0, 0),
             start_recent: Vec::new(),
             positioned: false,
-            offset: 0,
-            line: 0,
-            read_pos: 0,
-            pending: Vec::new(),
-            skipping: None,
+            framer: Framer::new(max_line),
             recent: Vec::new(),
             size: meta.len(),
             mtime,
@@ -661,14 +649,10 @@ impl Tracked {
                 &opened_here
             }
         };
-        let Some(head) = first_line_head(file)? else {
+        let Some(id) = fingerprint::identify(file)? else {
             return Ok(false);
         };
-        self.id = Some(FileId {
-            dev: self.dev,
-            ino: self.ino,
-            head,
-        });
+        self.id = Some(id);
         self.state = State::Reading;
         Ok(true)
     }
@@ -693,11 +677,7 @@ impl Tracked {
             self.recent.clear();
             return Ok(false);
         }
-        self.offset = offset;
-        self.line = line;
-        self.read_pos = offset;
-        self.pending.clear();
-        self.skipping = None;
+        self.framer.restart_at(offset, line);
         self.positioned = true;
         Ok(true)
     }
@@ -730,8 +710,7 @@ impl Tracked {
         if let Some(f) = &file {
             self.recent = recent_at(f, self.size)?;
         }
-        self.offset = self.size;
-        self.read_pos = self.size;
+        self.framer.restart_at(self.size, self.framer.line());
         self.state = State::Finished;
         self.positioned = true;
         Ok(())
@@ -770,7 +749,6 @@ impl Tracked {
     fn advance(
         &mut self,
         items: &mut Vec<TailItem>,
-        max_line: usize,
         budget: &mut u64,
         now: Instant,
     ) -> io::Result<Advance> {
@@ -780,11 +758,12 @@ impl Tracked {
         let check = std::mem::take(&mut self.verify) || changed;
         // The bytes before the read position alone can match after a rewrite (EMS lines of one
         // type end alike), so a change also re-checks the first line, which EMS makes unique.
-        let rewritten = size < self.read_pos
+        let read_pos = self.framer.read_pos();
+        let rewritten = size < read_pos
             || (check
-                && self.read_pos > 0
-                && (recent_at(file, self.read_pos)? != self.recent
-                    || first_line_differs(file, self.id)?));
+                && read_pos > 0
+                && (recent_at(file, read_pos)? != self.recent
+                    || fingerprint::identify(file)? != self.id));
         if rewritten {
             let id = self.id.expect("a file being read is identified");
             items.push(TailItem::Truncated {
@@ -795,8 +774,8 @@ impl Tracked {
                 head: id.head,
                 dev: self.dev,
                 ino: self.ino,
-                offset: self.offset,
-                line: self.line,
+                offset: self.framer.offset(),
+                line: self.framer.line(),
                 recent: self.recent.clone(),
             };
             self.id = None;
@@ -804,27 +783,25 @@ impl Tracked {
             self.positioned = false;
             self.start = (0, 0);
             self.start_recent.clear();
-            self.offset = 0;
-            self.line = 0;
-            self.read_pos = 0;
-            self.pending.clear();
-            self.skipping = None;
+            self.framer.restart_at(0, 0);
             self.recent.clear();
             return Ok(Advance::Truncated(old));
         }
-        if size <= self.read_pos {
+        if size <= read_pos {
             return Ok(Advance::Drained);
         }
-        let want = (size - self.read_pos).min(CHUNK as u64).min(*budget) as usize;
+        let want = (size - read_pos).min(CHUNK as u64).min(*budget) as usize;
         let mut buf = vec![0; want.max(1)];
-        let n = file.read_at(&mut buf, self.read_pos)?;
+        let n = file.read_at(&mut buf, read_pos)?;
         if n == 0 {
             return Ok(Advance::Drained);
         }
         buf.truncate(n);
         *budget = budget.saturating_sub(n as u64);
         self.remember(&buf);
-        self.frame(&buf, items, max_line);
+        let (id, path) = (self.framed_id(), &self.path);
+        self.framer
+            .push(&buf, |frame| items.push(tail_item(id, path, frame)));
         Ok(Advance::Read)
     }
 
@@ -855,145 +832,52 @@ impl Tracked {
         }
     }
 
-    /// Splits newly read bytes into lines, keeping an unterminated one for later.
-    fn frame(&mut self, mut data: &[u8], items: &mut Vec<TailItem>, max_line: usize) {
-        let id = self.id.expect("a file being read is identified");
-        self.read_pos += data.len() as u64;
-        if let Some((number, offset)) = self.skipping {
-            let Some(i) = memchr::memchr(b'\n', data) else {
-                return;
-            };
-            let end = self.read_pos - (data.len() - i - 1) as u64;
-            let len = end - 1 - offset;
-            items.push(TailItem::Oversize {
-                file: id,
-                path: self.path.clone(),
-                number,
-                offset,
-                end,
-                len,
-            });
-            self.skipping = None;
-            self.offset = end;
-            self.line = number;
-            data = &data[i + 1..];
-        }
-        let searched = self.pending.len();
-        self.pending.extend_from_slice(data);
-        let mut from = 0;
-        for i in memchr::memchr_iter(b'\n', &self.pending[searched..]) {
-            let nl = searched + i;
-            let raw = &self.pending[from..nl];
-            let offset = self.offset;
-            let end = offset + raw.len() as u64 + 1;
-            let bytes = raw.strip_suffix(b"\r").unwrap_or(raw);
-            self.line += 1;
-            items.push(line_item(
-                id, &self.path, self.line, offset, end, bytes, max_line,
-            ));
-            self.offset = end;
-            from = nl + 1;
-        }
-        self.pending.drain(..from);
-        // One byte of slack for a `\r` whose `\n` has not arrived.
-        if self.pending.len() > max_line + 1 {
-            self.skipping = Some((self.line + 1, self.offset));
-            self.pending = Vec::new();
-        }
+    /// The identity of a file whose lines are being framed.
+    fn framed_id(&self) -> FileId {
+        self.id.expect("a file being read is identified")
     }
 
     /// Ends a file: an unterminated last line is handed out (nothing will complete it), the
     /// descriptor is closed.
     fn finish(&mut self, items: &mut Vec<TailItem>) {
-        let id = self.id.expect("a file being read is identified");
-        if let Some((number, offset)) = self.skipping.take() {
-            items.push(TailItem::Oversize {
-                file: id,
-                path: self.path.clone(),
-                number,
-                offset,
-                end: self.read_pos,
-                len: self.read_pos - offset,
-            });
-            self.line = number;
-            self.offset = self.read_pos;
-        } else if !self.pending.is_empty() {
-            let raw = std::mem::take(&mut self.pending);
-            let bytes = raw.strip_suffix(b"\r").unwrap_or(&raw);
-            self.line += 1;
-            items.push(line_item(
-                id,
-                &self.path,
-                self.line,
-                self.offset,
-                self.read_pos,
-                bytes,
-                usize::MAX,
-            ));
-            self.offset = self.read_pos;
-        }
+        let (id, path) = (self.framed_id(), &self.path);
+        self.framer
+            .finish(|frame| items.push(tail_item(id, path, frame)));
         items.push(TailItem::Finished { file: id });
         self.file = None;
         self.state = State::Finished;
     }
 }
 
-fn line_item(
-    id: FileId,
-    path: &Path,
-    number: u64,
-    offset: u64,
-    end: u64,
-    bytes: &[u8],
-    max_line: usize,
-) -> TailItem {
-    if bytes.len() > max_line {
-        TailItem::Oversize {
-            file: id,
-            path: path.to_path_buf(),
+/// A framed line of file `id` at `path`, as the tailer hands it out.
+fn tail_item(id: FileId, path: &Path, frame: Frame<'_>) -> TailItem {
+    match frame {
+        Frame::Line {
             number,
             offset,
             end,
-            len: bytes.len() as u64,
-        }
-    } else {
-        TailItem::Line {
+            bytes,
+        } => TailItem::Line {
             file: id,
             path: path.to_path_buf(),
             number,
             offset,
             end,
             bytes: bytes.to_vec(),
-        }
-    }
-}
-
-/// The hash of the first line (without its `\n`), once it is complete or at least
-/// [`HEAD_BYTES`] long; `None` before.
-fn first_line_head(file: &File) -> io::Result<Option<u64>> {
-    let mut buf = vec![0; HEAD_BYTES];
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let head = &buf[..filled];
-    Ok(match memchr::memchr(b'\n', head) {
-        Some(i) => Some(head_hash(&head[..i])),
-        None if filled == HEAD_BYTES => Some(head_hash(head)),
-        None => None,
-    })
-}
-
-/// Whether the file's first line is no longer the one `id` was taken from.
-fn first_line_differs(file: &File, id: Option<FileId>) -> io::Result<bool> {
-    match id {
-        Some(id) => Ok(first_line_head(file)? != Some(id.head)),
-        None => Ok(false),
+        },
+        Frame::Oversize {
+            number,
+            offset,
+            end,
+            len,
+        } => TailItem::Oversize {
+            file: id,
+            path: path.to_path_buf(),
+            number,
+            offset,
+            end,
+            len,
+        },
     }
 }
 
@@ -1001,15 +885,7 @@ fn first_line_differs(file: &File, id: Option<FileId>) -> io::Result<bool> {
 fn recent_at(file: &File, offset: u64) -> io::Result<Vec<u8>> {
     let start = offset.saturating_sub(RECENT as u64);
     let mut buf = vec![0; (offset - start) as usize];
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read_at(&mut buf[filled..], start + filled as u64) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let filled = read_at_most(file, &mut buf, start)?;
     buf.truncate(filled);
     Ok(buf)
 }

@@ -1,6 +1,8 @@
 //! Test helpers shared by the integration tests; each test uses only some of them.
 #![allow(dead_code)]
 
+pub mod emstail;
 pub mod fake_ems;
+pub mod ports;
 pub mod s3;
 pub mod scenario;

@@ -14,7 +14,7 @@ use s3::{Bucket, BucketConfiguration, Region};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -407,4 +407,40 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------
+// What a test asks of a bucket
+
+/// A bucket of its own on the test server.
+pub fn bucket(s3: &S3Server, prefix: &str) -> String {
+    let name = unique_bucket(prefix);
+    s3.create_bucket(&name);
+    name
+}
+
+/// Puts `bytes` at `key` directly, so that a test can see emstail delete it.
+pub fn seed(s3: &S3Server, bucket: &str, key: &str) {
+    s3.bucket(bucket)
+        .put_object(key, b"to be deleted")
+        .unwrap_or_else(|e| panic!("seeding s3://{bucket}/{key}: {e}"));
+}
+
+/// Asserts the bucket holds exactly `expected` (key, content type, cache control), each
+/// object with the bytes of the file `<root>/<key>`.
+pub fn assert_bucket(s3: &S3Server, bucket: &str, root: &Path, expected: &[(&str, &str, &str)]) {
+    let mut keys: Vec<&str> = expected.iter().map(|(k, _, _)| *k).collect();
+    keys.sort_unstable();
+    assert_eq!(s3.list(bucket), keys, "keys in s3://{bucket}");
+    for (key, content_type, cache_control) in expected {
+        let (bytes, got_type, headers) = s3.get(bucket, key);
+        let file = std::fs::read(root.join(key)).expect("the uploaded file exists");
+        assert!(bytes == file, "s3://{bucket}/{key} differs from its file");
+        assert_eq!(&got_type, content_type, "Content-Type of {key}");
+        assert_eq!(
+            headers.get("cache-control").map(String::as_str),
+            Some(*cache_control),
+            "Cache-Control of {key}"
+        );
+    }
 }

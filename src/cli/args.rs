@@ -1,0 +1,154 @@
+//! The command line's arguments, as clap reads them. Owns their names, defaults and help
+//! text (which `--help` prints as is); never loads a file or does a command's work.
+
+use clap::{Args, Parser as ClapParser, Subcommand, ValueEnum};
+use emstail::config::LogFormat;
+use std::path::PathBuf;
+
+#[derive(ClapParser, Debug)]
+#[command(
+    name = "emstail",
+    version,
+    about = "Acts on EvoStream Media Server events by following its event log: no webhook, no listener."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate the configuration and print it as it takes effect (secrets as ***).
+    Check {
+        #[command(flatten)]
+        config: ConfigFile,
+    },
+    /// Print every event of the given log files as one JSON object per line.
+    Parse {
+        #[arg(long, value_enum, default_value = "auto")]
+        format: FormatArg,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run old log files through the plugins (backfill). With --dry-run, print the actions.
+    Replay {
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        how: ReplayArgs,
+        /// Files or directories; EMS's timestamped files are read oldest first.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Follow the live EMS event log and carry actions out as they happen, until SIGTERM.
+    Run {
+        #[command(flatten)]
+        config: ConfigFile,
+        #[command(flatten)]
+        how: RunArgs,
+    },
+    /// Show what a running (or stopped) emstail has done: files, offsets, lag, retrying
+    /// actions and dead letters, from its state directory.
+    Status {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Overrides Service.state_dir (no config needed then).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// List the actions that failed for good; with --retry, run them again and keep only
+    /// those that still fail.
+    DeadLetters {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Overrides Service.state_dir.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long)]
+        retry: bool,
+    },
+}
+
+/// `--config`, as every subcommand that reads the configuration takes it.
+#[derive(Args, Debug)]
+pub struct ConfigFile {
+    #[arg(
+        id = "config",
+        long = "config",
+        short = 'c',
+        value_name = "CONFIG",
+        env = "EMSTAIL_CONFIG",
+        default_value = "/etc/emstail/config.ini"
+    )]
+    pub path: PathBuf,
+}
+
+/// How `replay` runs.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Print the actions instead of carrying them out.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: one JSON object per action.
+    #[arg(long)]
+    pub json: bool,
+    /// Also issue control actions (pull, push, record, timers) for streams that ended
+    /// within the replayed window, and repeated ones.
+    #[arg(long)]
+    pub all_control: bool,
+    /// Log format; overrides Service.log_format.
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Where the dead-letter file goes; overrides Service.state_dir.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// How `run` follows the log.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The log: a file, a directory or a glob; overrides Service.event_log.
+    #[arg(long)]
+    pub log: Option<String>,
+    /// Overrides Service.state_dir.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Without a checkpoint, process what the log already holds instead of starting at its end.
+    #[arg(long)]
+    pub from_start: bool,
+    /// Poll only, no inotify (network filesystems).
+    #[arg(long)]
+    pub poll: bool,
+    /// How often the files are rescanned, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub rescan_ms: u64,
+    /// A newer file is started only after the older one has not grown for this long.
+    #[arg(long, default_value_t = 1000)]
+    pub grace_ms: u64,
+    /// Write a Prometheus textfile (for node_exporter) here, atomically, every second.
+    #[arg(long)]
+    pub metrics_file: Option<PathBuf>,
+    /// Seconds in-flight actions may take to finish after SIGTERM.
+    #[arg(long, default_value_t = 20)]
+    pub drain_secs: u64,
+    /// Seconds between the one-line summaries at info level.
+    #[arg(long, default_value_t = 60)]
+    pub summary_secs: u64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum FormatArg {
+    Auto,
+    Json,
+    Text,
+}
+
+impl From<FormatArg> for LogFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Auto => LogFormat::Auto,
+            FormatArg::Json => LogFormat::Json,
+            FormatArg::Text => LogFormat::Text,
+        }
+    }
+}

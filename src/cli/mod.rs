@@ -1,0 +1,85 @@
+//! The command line: logging set-up, arguments, and the one place where what a command
+//! returned becomes the exit code (0 success, 1 runtime failure, 2 bad config or usage).
+//! Owns no command's work (that is `cmd`) and nothing the library needs.
+
+mod args;
+
+pub use args::{Cli, Command, ReplayArgs, RunArgs};
+
+use clap::Parser as _;
+use std::fmt;
+use std::process::ExitCode;
+
+/// How a command that ran to its end went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The command did its work and has said what failed (dead letters left): exit code 1.
+    SomeFailed,
+}
+
+/// An error the user fixes before anything runs: a bad configuration, a missing input or
+/// state directory, a bad argument. Exit code 2; every other error is 1.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl Usage {
+    pub fn new(message: impl fmt::Display) -> Self {
+        Usage(message.to_string())
+    }
+}
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let result = Cli::try_parse()
+        .map_err(anyhow::Error::from)
+        .and_then(|cli| crate::cmd::run(cli.command));
+    exit_code(result)
+}
+
+/// The one mapping from what a command returned to the exit code; it also says why on stderr.
+/// A closed stdout (`emstail parse … | head`) is not a failure: the reader had enough.
+fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
+    let error = match result {
+        Ok(Outcome::Success) => return ExitCode::SUCCESS,
+        Ok(Outcome::SomeFailed) => return ExitCode::from(EXIT_FAILURE),
+        Err(e) => e,
+    };
+    if let Some(e) = error.downcast_ref::<clap::Error>() {
+        // --help and --version come this way too, on stdout with success.
+        let _ = e.print();
+        return if e.use_stderr() {
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let broken_pipe = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("emstail: {error:#}");
+    if error.downcast_ref::<Usage>().is_some() {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}

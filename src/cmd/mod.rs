@@ -1,0 +1,38 @@
+//! The commands: each reads its inputs, calls the library and writes its report, returning
+//! a `Result` with the context a user needs. They never pick an exit code (that is `cli`).
+
+mod check;
+mod dead_letters;
+mod parse;
+mod replay;
+mod run;
+mod status;
+
+use crate::cli::{Command, Outcome, Usage};
+use emstail::config::Config;
+use std::path::Path;
+
+/// Runs one command.
+pub fn run(command: Command) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Check { config } => check::check(&config.path),
+        Command::Parse { format, files } => parse::parse(format.into(), &files),
+        Command::Replay { config, how, files } => replay::replay(&config.path, &how, &files),
+        Command::Run { config, how } => run::run(&config.path, &how),
+        Command::Status { config, state_dir } => status::status(&config.path, state_dir),
+        Command::DeadLetters {
+            config,
+            state_dir,
+            retry,
+        } => dead_letters::dead_letters(&config.path, state_dir, retry),
+    }
+}
+
+/// Loads the config, logging its warnings; a bad config is a usage error.
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let config = Config::load(path).map_err(Usage::new)?;
+    for warning in &config.warnings {
+        log::warn!("{warning}");
+    }
+    Ok(config)
+}

@@ -1,0 +1,472 @@
+//! The EMS HTTP runtime API client and the rules for "already done" that make a re-run
+//! after a crash harmless: which FAIL answers mean the effect is in place, and when a
+//! `record`, `pushStream` or `setTimer` is looked up before it is sent. How requests travel is
+//! `transport`, the reply envelope `envelope`, the `listConfig` index `config_index`.
+
+mod config_index;
+mod envelope;
+mod transport;
+
+use super::{Done, Failure};
+use crate::action::{ApiTarget, Params};
+use config_index::{ConfigIndex, ExpectedConfig};
+use envelope::{
+    ListConfigEnvelope, Verdict, clip, describe, not_an_envelope, parse_envelope, succeeded,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use transport::{MAX_BODY_BYTES, status_failure, transport_failure};
+
+/// Timeouts of the API client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmsClientConfig {
+    /// TCP connect; EMS is local or on the LAN, so a slow connect means it is down.
+    pub connect_timeout: Duration,
+    /// The whole request, connect included; a hung EMS must not hold a worker lane.
+    pub request_timeout: Duration,
+}
+
+impl Default for EmsClientConfig {
+    fn default() -> Self {
+        EmsClientConfig {
+            connect_timeout: Duration::from_secs(3),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A SUCCESS answer. SUCCESS only means EMS parsed and queued the command.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmsResponse {
+    pub description: String,
+    pub data: Value,
+}
+
+/// Sends EMS API commands. Cheap to clone; clones share the [`EmsClient::skipping_configured`]
+/// answers, nothing else.
+#[derive(Clone)]
+pub struct EmsClient {
+    agent: ureq::Agent,
+    config: EmsClientConfig,
+    /// Per API base URL, the `listConfig` answer EMS gave the first time a `record` or
+    /// `pushStream` was about to go there (`None`: it could not be had). Only with
+    /// [`EmsClient::skipping_configured`].
+    configured_before: Arc<Mutex<ListConfigAnswers>>,
+    /// Every `record` and `pushStream` is looked up in the first answer (backfill), not only
+    /// re-sends.
+    skip_configured: bool,
+}
+
+/// `listConfig` answers by API base URL; `None` where it could not be had.
+type ListConfigAnswers = HashMap<String, Option<Arc<ConfigIndex>>>;
+
+impl fmt::Debug for EmsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmsClient")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Default for EmsClient {
+    fn default() -> Self {
+        EmsClient::new(EmsClientConfig::default())
+    }
+}
+
+impl EmsClient {
+    pub fn new(config: EmsClientConfig) -> Self {
+        EmsClient {
+            agent: transport::agent(&config),
+            config,
+            configured_before: Arc::default(),
+            skip_configured: false,
+        }
+    }
+
+    /// A client for backfill: before its first `record` or `pushStream` to an EMS it asks
+    /// `listConfig` once, and a `record` or keepAlive `pushStream` that EMS already holds
+    /// (the daemon, or an earlier replay, configured it) is done without being sent — EMS
+    /// would take it a second time and record or push the stream twice. One answer per EMS
+    /// serves the whole replay, so the check costs one call, not one per action.
+    pub fn skipping_configured(mut self) -> Self {
+        self.skip_configured = true;
+        self
+    }
+
+    pub fn config(&self) -> EmsClientConfig {
+        self.config
+    }
+
+    /// Sends one command and returns the SUCCESS answer. A FAIL answer is
+    /// [`Failure::Permanent`], whatever it says; [`EmsClient::execute`] is the one that treats
+    /// "already taken" as done.
+    pub fn call(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+    ) -> Result<EmsResponse, Failure> {
+        match self.request(target, command, params)? {
+            Verdict::Success(response) => Ok(response),
+            Verdict::Fail(description) => Err(fail(target, command, &description)),
+        }
+    }
+
+    /// The first attempt of an action: [`EmsClient::execute_attempt`] with `attempt` 1.
+    pub fn execute(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+    ) -> Result<Done, Failure> {
+        self.execute_attempt(target, command, params, 1)
+    }
+
+    /// Attempt number `attempt` (counted from 1) of an action, idempotent: a `setTimer` whose
+    /// `_uniqueId` is already armed is not sent again, and a FAIL that says the effect is
+    /// already in place ("already taken", "already exists", "already armed", or "Timer not
+    /// found" for `removeTimer`) is [`Done::AlreadyDone`].
+    ///
+    /// Every attempt after the first is taken as "EMS may have acted on an earlier one". An
+    /// attempt is only retried after a [`Failure::Retryable`], and the retry loop does not say
+    /// which kind; among them a timeout waiting for the answer, a connection reset or closed
+    /// after the request went out, and an HTTP 5xx from an API proxy all leave EMS possibly
+    /// having done the work. (A refused connection does not, but then the checks below simply
+    /// find nothing.) So on a retry:
+    /// * `record` and `pushStream` first ask `listConfig`, and a config of the same stream to
+    ///   the same file / target makes the action [`Done::AlreadyDone`]: EMS takes a second
+    ///   `record` or `pushStream` of the same thing and would record or push it twice. EMS
+    ///   lists keepAlive configs only, so a `keepAlive=0` action cannot be found this way and
+    ///   is sent again as on the first attempt. A retryable failure of `listConfig` fails the
+    ///   attempt retryably (the retry loop goes on); a permanent one (an EMS without
+    ///   `listConfig`, say) is logged and the action is sent again.
+    /// * `shutdownStream` answered "not found" is done: the lost attempt most likely closed the
+    ///   stream. On a first attempt it stays a permanent failure, so that a wrong id is seen.
+    ///
+    /// First attempts send one request (two for `setTimer`): the check costs a `listConfig`
+    /// only when something already went wrong.
+    pub fn execute_attempt(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+        attempt: u32,
+    ) -> Result<Done, Failure> {
+        self.execute_sending(target, command, params, attempt, false)
+    }
+
+    /// [`EmsClient::execute_attempt`] of an action that an earlier run of emstail may have
+    /// carried out already (`resend`: its line is read again after a restart). Such a
+    /// `record` or keepAlive `pushStream` is looked up in one `listConfig` answer, asked once
+    /// after the start, rather than each asking its own — a catch-up of thousands of lines
+    /// costs one answer, not thousands. A `shutdownStream` "not found" is done, as on a retry.
+    pub fn execute_sending(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+        attempt: u32,
+        resend: bool,
+    ) -> Result<Done, Failure> {
+        let retry = attempt > 1;
+        if command.eq_ignore_ascii_case("setTimer")
+            && let Some(unique_id) = param_ignore_case(params, "_uniqueId")
+            && let Some(timer_id) = self.armed_timer(target, unique_id)?
+        {
+            return Ok(Done::AlreadyDone(format!(
+                "timer for _uniqueId {unique_id} already armed (id {timer_id})"
+            )));
+        }
+        // A first send in the daemon checks nothing: one request per action.
+        let checked = retry || resend || self.skip_configured;
+        if checked && let Some(wanted) = ExpectedConfig::of(command, params) {
+            if retry
+                && let Some(known) = self.known_or_unchecked(
+                    target,
+                    &format!("asked before sending {command} of {wanted} again"),
+                )?
+                && let Some(config_id) = known.find(&wanted)
+            {
+                return Ok(Done::AlreadyDone(format!(
+                    "{command} of {wanted} already configured (configId {config_id})"
+                )));
+            }
+            if (self.skip_configured || resend)
+                && let Some(before) = self.configured_before(target)?
+                && let Some(config_id) = before.find(&wanted)
+            {
+                return Ok(Done::AlreadyDone(format!(
+                    "{command} of {wanted} configured before this run started (configId {config_id})"
+                )));
+            }
+        }
+        match self.request(target, command, params)? {
+            Verdict::Success(_) => Ok(Done::Ok),
+            Verdict::Fail(description) if is_already_done(command, &description) => Ok(
+                Done::AlreadyDone(format!("{command} on {target}: {}", clip(&description))),
+            ),
+            Verdict::Fail(description)
+                if (retry || resend)
+                    && command.eq_ignore_ascii_case("shutdownStream")
+                    && is_gone(&description) =>
+            {
+                Ok(Done::AlreadyDone(format!(
+                    "{command} on {target}: {} (sent before: an earlier attempt closed it)",
+                    clip(&description)
+                )))
+            }
+            Verdict::Fail(description) => Err(fail(target, command, &description)),
+        }
+    }
+
+    /// EMS's `listConfig` answer from before the first `record` or `pushStream` to `target`
+    /// that looks it up, asked once (see [`EmsClient::known_or_unchecked`]).
+    fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<ConfigIndex>>, Failure> {
+        // Held while asking: the first record and push to an EMS wait for one answer rather
+        // than each asking.
+        let mut answers = self
+            .configured_before
+            .lock()
+            .expect("the listConfig answers lock is never poisoned: nothing panics holding it");
+        if let Some(answer) = answers.get(&target.base) {
+            return Ok(answer.clone());
+        }
+        let answer = self
+            .known_or_unchecked(target, "asked before the first record or push")?
+            .map(Arc::new);
+        answers.insert(target.base.clone(), answer.clone());
+        Ok(answer)
+    }
+
+    /// [`EmsClient::list_known`] for a check before a send. A retryable failure fails the
+    /// attempt (the check is made again on the retry; `why` says what it was for); a
+    /// permanent one (an EMS without `listConfig`, an answer over the size cap) is logged and
+    /// gives `None`: the action goes out unchecked rather than never.
+    fn known_or_unchecked(
+        &self,
+        target: &ApiTarget,
+        why: &str,
+    ) -> Result<Option<ConfigIndex>, Failure> {
+        match self.list_known(target) {
+            Ok(known) => Ok(Some(known)),
+            Err(Failure::Retryable(m)) => Err(Failure::Retryable(format!(
+                "{m} ({why}, so as not to configure a stream twice)"
+            ))),
+            Err(other) => {
+                log::warn!(
+                    "cannot tell which records and pushes {target} holds already ({other}); \
+                     sending unchecked"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// The id of the armed timer whose `_uniqueId` equals `unique_id`, if any.
+    fn armed_timer(&self, target: &ApiTarget, unique_id: &str) -> Result<Option<String>, Failure> {
+        let timers = self.call(target, "listTimers", &Params::new())?;
+        let Value::Array(timers) = timers.data else {
+            // EMS answers null rather than [] on some versions when no timer is armed.
+            return Ok(None);
+        };
+        Ok(timers.iter().find_map(|timer| {
+            let timer = timer.as_object()?;
+            let (_, value) = timer
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("_uniqueId"))?;
+            loose_eq(value, unique_id).then(|| match timer.get("timerId") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => "unknown".to_string(),
+            })
+        }))
+    }
+
+    fn request(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+    ) -> Result<Verdict, Failure> {
+        let (what, body) = self.fetch(target, command, params)?;
+        let envelope = parse_envelope(&body).map_err(|e| not_an_envelope(&what, &e, &body))?;
+        Ok(
+            if succeeded(&what, &envelope.status, &envelope.description)? {
+                Verdict::Success(EmsResponse {
+                    description: envelope.description,
+                    data: envelope.data,
+                })
+            } else {
+                Verdict::Fail(envelope.description)
+            },
+        )
+    }
+
+    /// `listConfig`, keeping of its answer only what [`ConfigIndex`] needs: read straight from the
+    /// connection, neither the body nor the whole answer held, so that an EMS holding
+    /// thousands of configs costs no more memory than their names and paths.
+    fn list_known(&self, target: &ApiTarget) -> Result<ConfigIndex, Failure> {
+        let (what, mut response) = self.send(target, "listConfig", &Params::new())?;
+        let status = response.status().as_u16();
+        if !(200..=299).contains(&status) {
+            let body = self.read_body(&what, &mut response)?;
+            return Err(status_failure(&what, status, &body));
+        }
+        let reader = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .reader();
+        let envelope: ListConfigEnvelope =
+            match serde_json::Deserializer::from_reader(std::io::BufReader::new(reader))
+                .into_iter()
+                .next()
+            {
+                Some(Ok(envelope)) => envelope,
+                // The connection failed, stalled or ran past the size cap mid-answer: judged
+                // as any transport error.
+                Some(Err(e)) if e.is_io() => {
+                    let error = ureq::Error::from(std::io::Error::from(e));
+                    return Err(transport_failure(&what, error, &self.config));
+                }
+                Some(Err(e)) => return Err(not_an_envelope(&what, &e.to_string(), b"")),
+                None => return Err(not_an_envelope(&what, "empty body", b"")),
+            };
+        let description = describe(envelope.description);
+        if succeeded(&what, &envelope.status, &description)? {
+            Ok(envelope.data.unwrap_or_default())
+        } else {
+            Err(fail(target, "listConfig", &description))
+        }
+    }
+}
+
+fn fail(target: &ApiTarget, command: &str, description: &str) -> Failure {
+    Failure::Permanent(format!(
+        "{command} on {target}: FAIL: {}",
+        clip(description)
+    ))
+}
+
+/// A FAIL that means the requested effect is already in place.
+fn is_already_done(command: &str, description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    d.contains("already taken")
+        || d.contains("already exists")
+        || d.contains("already armed")
+        || (command.eq_ignore_ascii_case("removeTimer") && d.contains("timer not found"))
+}
+
+/// A FAIL that says the stream to shut down is not there. The EMS docs do not give the
+/// wording, so the usual phrasings are accepted.
+fn is_gone(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    [
+        "not found",
+        "not exist",
+        "doesn't exist",
+        "no stream",
+        "no such",
+    ]
+    .iter()
+    .any(|words| d.contains(words))
+}
+
+/// EMS matches parameter names case-insensitively, and the last duplicate wins.
+fn param_ignore_case<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
+    params
+        .0
+        .iter()
+        .rev()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Custom values come back as strings (`"15"`) from some EMS versions and as numbers from
+/// others.
+fn loose_eq(value: &Value, wanted: &str) -> bool {
+    let wanted = wanted.trim();
+    match value {
+        Value::String(s) => s.trim() == wanted,
+        Value::Number(n) => {
+            n.to_string() == wanted
+                || wanted
+                    .parse::<f64>()
+                    .ok()
+                    .zip(n.as_f64())
+                    .is_some_and(|(w, n)| w == n)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::Secret;
+    use serde_json::json;
+
+    pub(super) fn proxy_target() -> ApiTarget {
+        ApiTarget {
+            base: "http://ems.example:8888/apiproxy/".to_string(),
+            user: Some("admin".to_string()),
+            password: Some(Secret::new("hunter2-secret")),
+        }
+    }
+
+    #[test]
+    fn already_done_descriptions() {
+        assert!(is_already_done(
+            "pullStream",
+            "Stream name cam1 already taken"
+        ));
+        assert!(is_already_done("createHLSStream", "Target already exists"));
+        assert!(is_already_done("setTimer", "Timer ALREADY ARMED"));
+        assert!(is_already_done("removeTimer", "Timer not found"));
+        assert!(!is_already_done("shutdownStream", "Timer not found"));
+        assert!(!is_already_done(
+            "pullStream",
+            "Syntax error. Parameter uri is invalid"
+        ));
+    }
+
+    #[test]
+    fn unique_ids_compare_loosely() {
+        assert!(loose_eq(&json!("15"), "15"));
+        assert!(loose_eq(&json!(15), "15"));
+        assert!(loose_eq(&json!(15.0), "15"));
+        assert!(loose_eq(&json!(" 15 "), "15"));
+        assert!(!loose_eq(&json!("16"), "15"));
+        assert!(!loose_eq(&json!(null), "15"));
+        assert!(!loose_eq(&json!(["15"]), "15"));
+    }
+
+    #[test]
+    fn fail_message_masks_the_password() {
+        let f = fail(&proxy_target(), "pullStream", "Syntax error");
+        let Failure::Permanent(m) = f else {
+            panic!("FAIL must be permanent")
+        };
+        assert_eq!(
+            m,
+            "pullStream on http://admin:***@ems.example:8888/apiproxy/: FAIL: Syntax error"
+        );
+    }
+
+    #[test]
+    fn gone_stream_descriptions() {
+        for d in [
+            "Stream not found",
+            "Stream with id 55 does not exist",
+            "No stream with name cam1",
+            "no such stream",
+        ] {
+            assert!(is_gone(d), "{d}");
+        }
+        assert!(!is_gone("Syntax error. Parameter id is invalid"));
+    }
+}

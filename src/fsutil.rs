@@ -1,0 +1,180 @@
+//! File operations done one way everywhere: replacing a file so that it survives a crash
+//! whole (checkpoints, status, dead letters, the metrics textfile), creating the state
+//! directory and its files with modes set explicitly, and reading at a position.
+//!
+//! The state directory and the files in it (checkpoints, dead letters, status, lock) are
+//! emstail's alone: dead letters hold stream names and EMS parameters, the lock a pid. The
+//! directory is created 0700 and every file 0600, set explicitly, so that neither the umask
+//! nor a file left with wider modes by an older version decides who may read them.
+//!
+//! Owns the operations themselves, never what is written or where: callers name the path and
+//! add it to their error messages.
+
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The mode of state files: they name the files and streams EMS handles, for its user only.
+pub const PRIVATE: u32 = 0o600;
+
+/// The mode of a state directory emstail creates.
+const PRIVATE_DIR: u32 = 0o700;
+
+/// Creates `dir` (and missing parents) 0700. A directory that already exists keeps its mode:
+/// it may be shared (a state_dir of `/tmp`) or set up on purpose by the service manager.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)?;
+    std::fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR))
+}
+
+/// Opens `path` with `options`, creating it 0600, and sets 0600 on it whatever it had.
+pub fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    let file = options.mode(PRIVATE).open(path)?;
+    file.set_permissions(Permissions::from_mode(PRIVATE))?;
+    Ok(file)
+}
+
+/// Replaces `path` with `bytes` so that a crash or power loss at any point leaves either the
+/// old content or the new, never a mix: see [`write_atomic_mode`]. The file gets mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, bytes, PRIVATE)
+}
+
+/// [`write_atomic`] with another mode (the metrics textfile must be readable by
+/// node_exporter's user).
+///
+/// Writes `<path>.tmp` beside it, sets `mode` on it whatever the umask (and whatever a temp
+/// file left by a crash had), fsyncs it, renames it over `path`, then fsyncs the directory so
+/// that the rename itself is on disk.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = temp_path(path);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.set_permissions(Permissions::from_mode(mode))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+/// Where [`write_atomic`] writes before the rename: `<path>.tmp`. A crash can leave it behind;
+/// the next write replaces it, and readers of `path` never look at it.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    PathBuf::from(tmp)
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends; returns the bytes read.
+/// Reads at a position, so the file's cursor does not move.
+pub fn read_at_most(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn writes_the_content_with_mode_0600_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"first").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"first");
+        assert_eq!(mode_of(&path), 0o600);
+
+        // Replacing a longer file whole; an existing file's wider mode does not survive.
+        std::fs::set_permissions(&path, Permissions::from_mode(0o644)).expect("chmod");
+        write_atomic(&path, b"2nd").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"2nd");
+        assert_eq!(mode_of(&path), 0o600);
+
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["state.json"]);
+    }
+
+    #[test]
+    fn a_temp_file_left_by_a_crash_is_replaced_and_its_mode_not_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("status.json");
+        let stale = temp_path(&path);
+        assert_eq!(stale, dir.path().join("status.json.tmp"));
+        std::fs::write(&stale, b"torn content from before the crash, longer").expect("write");
+        std::fs::set_permissions(&stale, Permissions::from_mode(0o666)).expect("chmod");
+        write_atomic(&path, b"{}").expect("write");
+        assert_eq!(std::fs::read(&path).expect("read"), b"{}");
+        assert_eq!(mode_of(&path), 0o600);
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn another_mode_is_set_whatever_the_umask() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("emstail.prom");
+        write_atomic_mode(&path, b"x 1\n", 0o644).expect("write");
+        assert_eq!(mode_of(&path), 0o644);
+        assert_eq!(std::fs::read(&path).expect("read"), b"x 1\n");
+    }
+
+    #[test]
+    fn a_file_opened_private_is_narrowed_to_0600() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dead-letter.jsonl");
+        std::fs::write(&path, b"x\n").expect("write");
+        std::fs::set_permissions(&path, Permissions::from_mode(0o666)).expect("chmod");
+        open_private(&path, OpenOptions::new().append(true)).expect("opens");
+        assert_eq!(mode_of(&path), 0o600);
+    }
+
+    #[test]
+    fn a_new_directory_is_0700_and_an_existing_one_is_left_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("a/state");
+        create_private_dir(&state).expect("creates");
+        assert_eq!(mode_of(&state), 0o700);
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).expect("chmod");
+        create_private_dir(dir.path()).expect("exists");
+        assert_eq!(mode_of(dir.path()), 0o755);
+    }
+
+    #[test]
+    fn a_missing_directory_is_an_error_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("missing").join("status.json");
+        let err = write_atomic(&path, b"{}").expect_err("no such directory");
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!path.exists());
+    }
+}
