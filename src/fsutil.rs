@@ -34,10 +34,14 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     std::fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR))
 }
 
-/// Opens `path` with `options`, creating it 0600, and sets 0600 on it whatever it had.
+/// Opens `path` with `options`, creating it 0600, and sets 0600 on it whatever it had (a
+/// regular file only: a device put there on purpose, such as `/dev/full` for a test, keeps
+/// its mode).
 pub fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     let file = options.mode(PRIVATE).open(path)?;
-    file.set_permissions(Permissions::from_mode(PRIVATE))?;
+    if file.metadata()?.is_file() {
+        file.set_permissions(Permissions::from_mode(PRIVATE))?;
+    }
     Ok(file)
 }
 

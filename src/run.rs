@@ -41,16 +41,28 @@ pub struct RunOptions {
     pub summary_every: Duration,
 }
 
-/// Acknowledges finished jobs to the watermark, then reports them as usual.
+/// Reports finished jobs, then acknowledges them to the watermark: all but a dead letter
+/// that could not be written yet, which is acknowledged once it is (see
+/// [`LiveReport::write_unwritten`]).
 struct Acking {
     live: Arc<LiveReport>,
     marks: Arc<Watermarks>,
 }
 
+impl Acking {
+    /// Writes the dead letters kept back, and acknowledges those written.
+    fn write_unwritten(&self) {
+        for tag in self.live.write_unwritten() {
+            self.marks.ack(tag);
+        }
+    }
+}
+
 impl Report for Acking {
     fn finished(&self, job: &Job, outcome: &Outcome) {
-        self.live.finished(job, outcome);
-        self.marks.ack(job.tag);
+        if self.live.record(job, outcome) {
+            self.marks.ack(job.tag);
+        }
     }
     fn retrying(&self, job: &Job, failure: &Failure, delay: Duration) {
         self.live.retrying(job, failure, delay);
@@ -189,14 +201,11 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         .map_err(|e| RunError::Config(format!("{}: {e}", config.path.display())))?;
     let writer = dead_letter::Writer::open(&options.state_dir).map_err(RunError::StateDir)?;
     let live = Arc::new(LiveReport::new(writer));
-    let pool = crate::exec::live::pool(
-        config,
-        executor,
-        Arc::new(Acking {
-            live: Arc::clone(&live),
-            marks: Arc::clone(&marks),
-        }),
-    );
+    let acking = Arc::new(Acking {
+        live: Arc::clone(&live),
+        marks: Arc::clone(&marks),
+    });
+    let pool = crate::exec::live::pool(config, executor, Arc::clone(&acking) as Arc<dyn Report>);
 
     let mut reader = Reader {
         engine: Engine::new(config),
@@ -240,6 +249,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             // or a crash would redo all of it.
             if last_status.elapsed() >= Duration::from_secs(1) {
                 last_status = Instant::now();
+                acking.write_unwritten();
                 let positions = positions(&tailer, &marks);
                 if let Err(e) = checkpointer.maybe_store(|| positions.clone()) {
                     log::error!(
@@ -280,6 +290,15 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     let left = pool.drain(Some(options.drain_timeout));
     if left > 0 {
         log::warn!("{left} actions still unfinished; they run again after the restart");
+    }
+    acking.write_unwritten();
+    let unwritten = live.unwritten();
+    if unwritten > 0 {
+        log::warn!(
+            "{unwritten} dead letters could not be written to {}; their actions run again after \
+             the restart",
+            live.dead_letter_path().display()
+        );
     }
     let positions = positions(&tailer, &marks);
     checkpointer

@@ -688,7 +688,7 @@ fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_t
     assert!(!run.stderr.contains(wrong), "the secret reached the log");
     assert!(
         run.stderr.contains(&format!(
-            "8 actions failed and were written to {}",
+            "8 failed actions were written to {}",
             setup.dead_letter_path().display()
         )),
         "{}",
@@ -1124,5 +1124,37 @@ fn a_fifo_a_directory_and_an_oversize_file_are_dead_lettered_at_once_without_ret
         objects,
         ["hls/cam9/segment_4.ts"],
         "only the regular file went up"
+    );
+}
+
+#[test]
+fn dead_letters_that_cannot_be_written_are_reported_as_not_written() {
+    let ems = FakeEms::start();
+    ems.answer_fail_next("record", "no such application");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = setup.dir.path().join("events_20261129_101500.txt");
+    let line = r#"{"_logEntry":"00001","id":1,"payload":{"name":"studio","type":"INR","uniqueId":7},"processId":1,"timestamp":1795947300,"type":"inStreamCreated"},"#;
+    std::fs::write(&log, format!("{line}\n")).expect("write the log");
+    let config = setup.write();
+    // Every write to the dead-letter file fails as on a full disk.
+    std::fs::create_dir_all(setup.state_dir()).expect("state dir");
+    std::os::unix::fs::symlink("/dev/full", setup.dead_letter_path()).expect("symlink");
+    let run = replay(&config, &[utf8(&log)]);
+
+    run.assert_exit(1);
+    assert_eq!(run.carried().failed, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("were written"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "1 failed actions could not be written to {}",
+            setup.dead_letter_path().display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("localStreamName=studio"),
+        "the unwritten action is in the log: {}",
+        run.stderr
     );
 }

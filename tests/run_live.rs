@@ -1167,3 +1167,49 @@ fn state_dir_and_files_are_private_whatever_the_umask() {
         assert_eq!(mode(&h.state.join(name)), 0o600, "{name}");
     }
 }
+
+fn checkpoint_offset(h: &Harness) -> Option<u64> {
+    let text = std::fs::read_to_string(h.state.join(checkpoint::CHECKPOINT_FILE)).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["files"].get(0)?["offset"].as_u64()
+}
+
+#[test]
+fn a_dead_letter_that_cannot_be_written_holds_the_checkpoint_until_it_is_written() {
+    let h = Harness::new(2);
+    let log = h.log();
+    h.ems.answer_fail_next("record", "no such application");
+    let line = Events::in_line(1);
+    append(&log, line.as_bytes());
+    std::fs::create_dir_all(&h.state).expect("state dir");
+    let letters = h.state.join("dead-letter.jsonl");
+    // Every write to the dead-letter file fails as on a full disk.
+    std::os::unix::fs::symlink("/dev/full", &letters).expect("symlink");
+    let d = h.start(&log, &["--from-start"]);
+    wait_until("the record is sent", WAIT, || {
+        !h.ems.calls_for("record").is_empty()
+    });
+    // Checkpoints go out every second: give it three.
+    std::thread::sleep(ms(3000));
+    assert_eq!(
+        checkpoint_offset(&h).unwrap_or(0),
+        0,
+        "the checkpoint passed a letter that was never written"
+    );
+    // Space comes back: the letter is written and the checkpoint moves on, without a restart.
+    std::fs::remove_file(&letters).expect("remove the symlink");
+    wait_until("the letter is written", WAIT, || {
+        std::fs::read_to_string(&letters).is_ok_and(|t| t.contains("no such application"))
+    });
+    wait_until("the checkpoint passes the line", WAIT, || {
+        checkpoint_offset(&h) == Some(line.len() as u64)
+    });
+    d.stop("dead letter on a full disk");
+    assert_eq!(h.ems.calls_for("record").len(), 1, "sent once");
+    let stderr = h.stderr_text();
+    assert!(
+        stderr.contains("could not be written"),
+        "the failure is logged: {}",
+        tail(&stderr)
+    );
+}
