@@ -16,7 +16,7 @@ use crate::exec::pool::{Job, Outcome, Pool, Report};
 use crate::parse::{FileParser, Format, Line, Parsed};
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::FileId;
-use crate::source::tail::{Start, TailConfig, TailItem, Tailer, file_position};
+use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
 use std::collections::HashMap;
@@ -476,7 +476,12 @@ fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
         .into_iter()
         .filter_map(|(id, path, _, _)| {
             let (offset, line) = marks.safe(id)?;
-            file_position(id, &path, offset, line).ok()
+            tailer
+                .checkpoint_position(id, offset, line)
+                .inspect_err(|e| {
+                    log::debug!("{}: left out of the checkpoint: {e}", path.display());
+                })
+                .ok()
         })
         .collect()
 }

@@ -242,6 +242,46 @@ impl Tailer {
             .collect()
     }
 
+    /// The checkpoint entry of `id` at `offset` (with `line` lines before it). The hash of the
+    /// bytes before `offset` is read through the descriptor already open: by path, a rename
+    /// and a new file between scans would hash the new file (or fail, dropping the entry),
+    /// and after a crash the old file would be read again from 0.
+    pub fn checkpoint_position(
+        &self,
+        id: FileId,
+        offset: u64,
+        line: u64,
+    ) -> io::Result<FilePosition> {
+        let t = self
+            .files
+            .iter()
+            .find(|t| t.id == Some(id))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not followed any more"))?;
+        let opened;
+        let file = match &t.file {
+            Some(file) => file,
+            None => {
+                // Not open (finished, or not started yet): by path, if it still holds the file.
+                opened = File::open(&t.path)?;
+                let meta = opened.metadata()?;
+                if (meta.dev(), meta.ino()) != (t.dev, t.ino) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{} holds another file now", t.path.display()),
+                    ));
+                }
+                &opened
+            }
+        };
+        Ok(FilePosition {
+            id,
+            path: t.path.clone(),
+            offset,
+            line,
+            tail_hash: tail_hash(file, offset)?,
+        })
+    }
+
     /// Bytes on disk not yet read, over the files being followed (as of the last look).
     pub fn lag_bytes(&self) -> u64 {
         self.files
@@ -890,15 +930,16 @@ fn recent_at(file: &File, offset: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// A checkpoint entry for a file followed now: its position with the hash of the bytes before
-/// it, read from `path` (which must still hold the file).
+/// A checkpoint entry for the file at `path`: its position with the hash of the bytes before
+/// it. For a file followed now, [`Tailer::checkpoint_position`] (by its descriptor) is right;
+/// this is for a path known to hold the file (tests, tools).
 pub fn file_position(id: FileId, path: &Path, offset: u64, line: u64) -> io::Result<FilePosition> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     Ok(FilePosition {
         id,
         path: path.to_path_buf(),
         offset,
         line,
-        tail_hash: tail_hash(&mut file, offset)?,
+        tail_hash: tail_hash(&file, offset)?,
     })
 }
