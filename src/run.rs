@@ -310,7 +310,12 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     let status = snapshot(&reader, &live, &pool, &tailer, started);
     write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
     drop(reader);
-    drop(pool);
+    // Workers still in a job after the drain (an answer that never comes) do not hold up
+    // the exit: the checkpoint is below their work.
+    let stuck = pool.abandon(Duration::from_millis(200));
+    if stuck > 0 {
+        log::warn!("{stuck} workers still busy; exiting without them");
+    }
     log::info!("stopped; checkpoint written");
     Ok(())
 }

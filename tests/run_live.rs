@@ -1213,3 +1213,38 @@ fn a_dead_letter_that_cannot_be_written_holds_the_checkpoint_until_it_is_written
         tail(&stderr)
     );
 }
+
+#[test]
+fn sigterm_exits_after_drain_secs_even_with_a_worker_stuck_and_the_checkpoint_stays_below_it() {
+    let mut h = Harness::new(2);
+    // EMS never answers in time: each attempt hangs until the request timeout (3 s), and is
+    // then retried, again and again.
+    h.ems.set_delay(Duration::from_secs(30));
+    let log = h.log();
+    h.write_pairs(&log, 4);
+    let d = h.start(&log, &["--from-start", "--drain-secs", "1"]);
+    wait_until("a call in flight", WAIT, || !h.ems.calls().is_empty());
+    let asked = Instant::now();
+    let status = d.term_now(Duration::from_secs(20));
+    let took = asked.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after SIGTERM"
+    );
+    let stderr = h.stderr_text();
+    assert!(
+        stderr.contains("still unfinished; they run again after the restart"),
+        "{}",
+        tail(&stderr)
+    );
+    assert_eq!(
+        checkpoint::load(&h.state).problem,
+        None,
+        "the checkpoint is whole"
+    );
+    // Nothing is lost: the unfinished work runs after the restart.
+    h.ems.set_delay(Duration::ZERO);
+    let d = h.start(&log, &[]);
+    h.stop_when_done(d, &h.events.expected, "after a drain that gave up");
+}

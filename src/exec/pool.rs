@@ -95,6 +95,8 @@ struct State {
     pending: usize,
     next_seq: u64,
     closing: bool,
+    /// Stop at once, whatever is left: the process is exiting without it.
+    abandoned: bool,
 }
 
 struct Shared {
@@ -244,6 +246,32 @@ impl Pool {
         self.stop();
     }
 
+    /// Stops the workers without finishing what is queued: each returns as soon as it is
+    /// between jobs. Waits up to `limit` for them; one stuck in a job (an answer that never
+    /// comes) is left behind, to end with the process. Returns how many were left behind.
+    /// What they did not finish is not reported finished, so the checkpoint stays below it.
+    pub fn abandon(mut self, limit: Duration) -> usize {
+        {
+            let mut state = self.shared.lock();
+            state.closing = true;
+            state.abandoned = true;
+        }
+        self.shared.work.notify_all();
+        let deadline = Instant::now() + limit;
+        let mut left_behind = 0;
+        for w in self.workers.drain(..) {
+            while !w.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            } else {
+                left_behind += 1;
+            }
+        }
+        left_behind
+    }
+
     fn stop(&mut self) {
         self.shared.lock().closing = true;
         self.shared.work.notify_all();
@@ -268,6 +296,9 @@ impl Shared {
 fn worker(shared: &Shared) {
     let mut state = shared.lock();
     loop {
+        if state.abandoned {
+            return;
+        }
         // Lanes whose backoff has passed become ready again.
         let now = Instant::now();
         while let Some(Reverse((due, _, _))) = state.parked.peek() {
@@ -328,6 +359,9 @@ fn worker(shared: &Shared) {
             }
             Err(failure) => Err(failure),
         };
+        if shared.lock().abandoned {
+            return;
+        }
         match outcome {
             Ok(outcome) => {
                 shared.report.finished(&job, &outcome);
