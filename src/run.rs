@@ -19,6 +19,7 @@ use crate::source::fingerprint::FileId;
 use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
+use crate::throttle::Throttle;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -223,6 +224,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         },
     };
     let mut checkpointer = Checkpointer::new(&options.state_dir, Duration::from_secs(1));
+    let state_errors = StateErrors::default();
     let started = Instant::now();
     let mut last_summary = Instant::now();
     let mut last_status = Instant::now() - Duration::from_secs(10);
@@ -251,14 +253,36 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
                 last_status = Instant::now();
                 acking.write_unwritten();
                 let positions = positions(&tailer, &marks);
-                if let Err(e) = checkpointer.maybe_store(|| positions.clone()) {
-                    log::error!(
-                        "writing the checkpoint in {}: {e}",
-                        options.state_dir.display()
-                    );
+                match checkpointer.maybe_store(|| positions.clone()) {
+                    Ok(wrote) => {
+                        if wrote && state_errors.failing.swap(false, Relaxed) {
+                            log::info!(
+                                "writing the checkpoint in {} works again",
+                                options.state_dir.display()
+                            );
+                            state_errors.checkpoint.reset();
+                        }
+                    }
+                    Err(e) => {
+                        state_errors.failing.store(true, Relaxed);
+                        // A full disk fails this every second: said once a minute.
+                        if let Some(held) = state_errors.checkpoint.ready() {
+                            log::error!(
+                                "writing the checkpoint in {}: {e}{}; reading and acting go on, \
+                                 and it is tried again each second",
+                                options.state_dir.display(),
+                                held_back(held)
+                            );
+                        }
+                    }
                 }
                 let status = snapshot(&reader, &live, &pool, &tailer, started);
-                write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
+                write_status(
+                    &options.state_dir,
+                    options.metrics_file.as_deref(),
+                    &status,
+                    &state_errors,
+                );
             }
             let Some(item) = items.next() else { break };
             reader.item(item);
@@ -308,7 +332,12 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             error,
         })?;
     let status = snapshot(&reader, &live, &pool, &tailer, started);
-    write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
+    write_status(
+        &options.state_dir,
+        options.metrics_file.as_deref(),
+        &status,
+        &state_errors,
+    );
     drop(reader);
     // Workers still in a job after the drain (an answer that never comes) do not hold up
     // the exit: the checkpoint is below their work.
@@ -518,16 +547,56 @@ fn snapshot(
     }
 }
 
-fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status) {
-    if let Err(e) = status::store(state_dir, status) {
-        log::warn!(
-            "writing {}: {e}",
-            state_dir.join(status::FILE_NAME).display()
-        );
+/// Errors writing the state files, each logged once a minute (a full disk fails them all
+/// every second).
+struct StateErrors {
+    checkpoint: Throttle,
+    /// The checkpoint could not be written last time.
+    failing: AtomicBool,
+    status: Throttle,
+    metrics: Throttle,
+}
+
+impl Default for StateErrors {
+    fn default() -> Self {
+        StateErrors {
+            checkpoint: Throttle::per_minute(),
+            failing: AtomicBool::new(false),
+            status: Throttle::per_minute(),
+            metrics: Throttle::per_minute(),
+        }
     }
-    if let Some(path) = metrics
-        && let Err(e) = status::write_metrics(path, status)
-    {
-        log::warn!("writing {}: {e}", path.display());
+}
+
+fn held_back(held: u64) -> String {
+    if held > 0 {
+        format!(" ({held} more failures since the last report)")
+    } else {
+        String::new()
+    }
+}
+
+fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status, errors: &StateErrors) {
+    match status::store(state_dir, status) {
+        Ok(()) => errors.status.reset(),
+        Err(e) => {
+            if let Some(held) = errors.status.ready() {
+                log::warn!(
+                    "writing {}: {e}{}",
+                    state_dir.join(status::FILE_NAME).display(),
+                    held_back(held)
+                );
+            }
+        }
+    }
+    if let Some(path) = metrics {
+        match status::write_metrics(path, status) {
+            Ok(()) => errors.metrics.reset(),
+            Err(e) => {
+                if let Some(held) = errors.metrics.ready() {
+                    log::warn!("writing {}: {e}{}", path.display(), held_back(held));
+                }
+            }
+        }
     }
 }

@@ -1248,3 +1248,91 @@ fn sigterm_exits_after_drain_secs_even_with_a_worker_stuck_and_the_checkpoint_st
     let d = h.start(&log, &[]);
     h.stop_when_done(d, &h.events.expected, "after a drain that gave up");
 }
+
+fn checkpoint_offset_in(state: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(state.join(checkpoint::CHECKPOINT_FILE)).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["files"].get(0)?["offset"].as_u64()
+}
+
+/// Writes to `dir` until it is full; returns the file written.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let block = [0u8; 4096];
+    for _ in 0..100_000 {
+        if f.write_all(&block).and_then(|()| f.sync_data()).is_err() {
+            return filler;
+        }
+    }
+    panic!("{} never filled up", dir.display());
+}
+
+#[test]
+fn a_full_disk_under_the_state_dir_loses_nothing_logs_once_a_minute_and_recovers_by_itself() {
+    let mut h = Harness::new(2);
+    let log = h.log();
+    std::fs::create_dir_all(&h.state).expect("state dir");
+    let mut d = Emstail::new(["run", "--config"])
+        .arg(&h.config)
+        .arg("--state-dir")
+        .arg(&h.state)
+        .arg("--log")
+        .arg(&log)
+        .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
+        .on_tmpfs(&h.state, 256)
+        .daemon(&h.stderr, &h.state);
+    // The state directory as emstail sees it: a 256 KiB tmpfs.
+    let state = PathBuf::from(format!("/proc/{}/root{}", d.pid(), h.state.display()));
+    wait_until("status.json on the tmpfs", WAIT, || {
+        assert!(
+            d.running(),
+            "emstail ended at once: this test needs `unshare -rm` (user and mount namespaces) \
+             to mount a tmpfs; stderr:\n{}",
+            h.stderr_text()
+        );
+        state.join("status.json").exists()
+    });
+    let filler = fill(&state);
+    // The first record fails for good: its dead letter cannot be written either.
+    h.ems.answer_fail_next("record", "no such application");
+    h.write_pairs(&log, 3);
+    h.wait_expected();
+    std::thread::sleep(ms(3000));
+    assert!(d.running(), "emstail keeps running on a full disk");
+    let stderr = h.stderr_text();
+    assert_eq!(
+        stderr.matches("writing the checkpoint in").count(),
+        1,
+        "said once, not each second: {}",
+        tail(&stderr)
+    );
+    assert_eq!(
+        stderr.matches("dead letters could not be written").count(),
+        1,
+        "{}",
+        tail(&stderr)
+    );
+    assert!(
+        checkpoint_offset_in(&state).unwrap_or(0) == 0,
+        "no checkpoint passed the unwritten letter"
+    );
+    // Space comes back: the letter is written and the checkpoint reaches the end, by itself.
+    std::fs::remove_file(&filler).expect("free the space");
+    let letters = state.join("dead-letter.jsonl");
+    wait_until("the letter is written", WAIT, || {
+        std::fs::read_to_string(&letters).is_ok_and(|t| t.contains("no such application"))
+    });
+    let end = std::fs::metadata(&log).expect("log").len();
+    wait_until("the checkpoint reaches the end", WAIT, || {
+        checkpoint_offset_in(&state) == Some(end)
+    });
+    assert!(
+        h.stderr_text().contains("works again"),
+        "{}",
+        tail(&h.stderr_text())
+    );
+    let status = d.term_now(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    assert_exactly_once(&h.got(), &h.events.expected, "full disk");
+}
