@@ -48,6 +48,11 @@ pub enum LogFormat {
     Text,
 }
 
+/// EMS's standard web root, where its HLS, HDS and DASH output goes.
+pub const DEFAULT_MEDIA_ROOT: &str = "/var/evostreamms/evo-webroot";
+/// 1 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
     /// Local EMS runtime API (or its API proxy URL). Default `http://127.0.0.1:7777/`.
@@ -57,8 +62,12 @@ pub struct ServiceConfig {
     pub log_format: LogFormat,
     /// Default `/var/lib/emstail`.
     pub state_dir: PathBuf,
-    /// Uploads are confined to these roots (empty: not confined, with a warning).
+    /// Uploads are confined to these roots. Default [`DEFAULT_MEDIA_ROOT`]; never empty when
+    /// read from a file (an empty list is a config error, and the executor refuses every
+    /// upload without a root).
     pub media_root: Vec<PathBuf>,
+    /// Files larger than this are not uploaded. Default 1 GiB.
+    pub max_upload_bytes: u64,
     /// EMS's working directory, against which relative paths in events are resolved.
     pub ems_working_dir: Option<PathBuf>,
     /// Parallel action lanes. Default 8, range 1–256.
@@ -98,7 +107,8 @@ impl Default for ServiceConfig {
             event_log: "/var/evostreamms/logs/events*.txt".to_string(),
             log_format: LogFormat::Auto,
             state_dir: PathBuf::from("/var/lib/emstail"),
-            media_root: Vec::new(),
+            media_root: vec![PathBuf::from(DEFAULT_MEDIA_ROOT)],
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             ems_working_dir: None,
             workers: 8,
             request_timeout_secs: 10,

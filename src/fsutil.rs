@@ -1,16 +1,49 @@
 //! File operations done one way everywhere: replacing a file so that it survives a crash
-//! whole (checkpoints, status, dead letters, the metrics textfile), and reading at a position.
+//! whole (checkpoints, status, dead letters, the metrics textfile), creating the state
+//! directory and its files with modes set explicitly, and reading at a position.
+//!
+//! The state directory and the files in it (checkpoints, dead letters, status, lock) are
+//! emstail's alone: dead letters hold stream names and EMS parameters, the lock a pid. The
+//! directory is created 0700 and every file 0600, set explicitly, so that neither the umask
+//! nor a file left with wider modes by an older version decides who may read them.
 //!
 //! Owns the operations themselves, never what is written or where: callers name the path and
 //! add it to their error messages.
 
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The mode of state files: they name the files and streams EMS handles, for its user only.
 pub const PRIVATE: u32 = 0o600;
+
+/// The mode of a state directory emstail creates.
+const PRIVATE_DIR: u32 = 0o700;
+
+/// Creates `dir` (and missing parents) 0700. A directory that already exists keeps its mode:
+/// it may be shared (a state_dir of `/tmp`) or set up on purpose by the service manager.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(dir)?;
+    std::fs::set_permissions(dir, Permissions::from_mode(PRIVATE_DIR))
+}
+
+/// Opens `path` with `options`, creating it 0600, and sets 0600 on it whatever it had (a
+/// regular file only: a device put there on purpose, such as `/dev/full` for a test, keeps
+/// its mode).
+pub fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    let file = options.mode(PRIVATE).open(path)?;
+    if file.metadata()?.is_file() {
+        file.set_permissions(Permissions::from_mode(PRIVATE))?;
+    }
+    Ok(file)
+}
 
 /// Replaces `path` with `bytes` so that a crash or power loss at any point leaves either the
 /// old content or the new, never a mix: see [`write_atomic_mode`]. The file gets mode 0600.
@@ -32,10 +65,16 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
         .truncate(true)
         .mode(mode)
         .open(&tmp)?;
-    file.set_permissions(Permissions::from_mode(mode))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    let written = file
+        .set_permissions(Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_all());
     drop(file);
+    if let Err(e) = written {
+        // On a full disk the partial temp file holds space the next attempt needs.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     std::fs::rename(&tmp, path)?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -117,6 +156,27 @@ mod tests {
         write_atomic_mode(&path, b"x 1\n", 0o644).expect("write");
         assert_eq!(mode_of(&path), 0o644);
         assert_eq!(std::fs::read(&path).expect("read"), b"x 1\n");
+    }
+
+    #[test]
+    fn a_file_opened_private_is_narrowed_to_0600() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("dead-letter.jsonl");
+        std::fs::write(&path, b"x\n").expect("write");
+        std::fs::set_permissions(&path, Permissions::from_mode(0o666)).expect("chmod");
+        open_private(&path, OpenOptions::new().append(true)).expect("opens");
+        assert_eq!(mode_of(&path), 0o600);
+    }
+
+    #[test]
+    fn a_new_directory_is_0700_and_an_existing_one_is_left_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = dir.path().join("a/state");
+        create_private_dir(&state).expect("creates");
+        assert_eq!(mode_of(&state), 0o700);
+        std::fs::set_permissions(dir.path(), Permissions::from_mode(0o755)).expect("chmod");
+        create_private_dir(dir.path()).expect("exists");
+        assert_eq!(mode_of(dir.path()), 0o755);
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod replay;
 pub mod run;
 pub mod source;
 pub mod status;
+pub mod throttle;

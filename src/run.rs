@@ -13,12 +13,13 @@ use crate::exec::dead_letter;
 use crate::exec::dispatch::Executor;
 use crate::exec::live::LiveReport;
 use crate::exec::pool::{Job, Outcome, Pool, Report};
-use crate::parse::{FileParser, Line, Parsed};
+use crate::parse::{FileParser, Format, Line, Parsed};
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::FileId;
-use crate::source::tail::{Start, TailConfig, TailItem, Tailer, file_position};
+use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
+use crate::throttle::Throttle;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -41,16 +42,28 @@ pub struct RunOptions {
     pub summary_every: Duration,
 }
 
-/// Acknowledges finished jobs to the watermark, then reports them as usual.
+/// Reports finished jobs, then acknowledges them to the watermark: all but a dead letter
+/// that could not be written yet, which is acknowledged once it is (see
+/// [`LiveReport::write_unwritten`]).
 struct Acking {
     live: Arc<LiveReport>,
     marks: Arc<Watermarks>,
 }
 
+impl Acking {
+    /// Writes the dead letters kept back, and acknowledges those written.
+    fn write_unwritten(&self) {
+        for tag in self.live.write_unwritten() {
+            self.marks.ack(tag);
+        }
+    }
+}
+
 impl Report for Acking {
     fn finished(&self, job: &Job, outcome: &Outcome) {
-        self.live.finished(job, outcome);
-        self.marks.ack(job.tag);
+        if self.live.record(job, outcome) {
+            self.marks.ack(job.tag);
+        }
     }
     fn retrying(&self, job: &Job, failure: &Failure, delay: Option<Duration>) {
         self.live.retrying(job, failure, delay);
@@ -63,6 +76,8 @@ struct FileState {
     parser: FileParser,
     /// The last line read: its number and where it ended.
     last: (u64, u64),
+    /// Whether the text-format warning was given for this file.
+    warned_text: bool,
 }
 
 impl FileState {
@@ -71,6 +86,7 @@ impl FileState {
             path,
             parser: FileParser::new(format),
             last: (0, 0),
+            warned_text: false,
         }
     }
 }
@@ -186,14 +202,11 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         .map_err(|e| RunError::Config(format!("{}: {e}", config.path.display())))?;
     let writer = dead_letter::Writer::open(&options.state_dir).map_err(RunError::StateDir)?;
     let live = Arc::new(LiveReport::new(writer));
-    let pool = crate::exec::live::pool(
-        config,
-        executor,
-        Arc::new(Acking {
-            live: Arc::clone(&live),
-            marks: Arc::clone(&marks),
-        }),
-    );
+    let acking = Arc::new(Acking {
+        live: Arc::clone(&live),
+        marks: Arc::clone(&marks),
+    });
+    let pool = crate::exec::live::pool(config, executor, Arc::clone(&acking) as Arc<dyn Report>);
 
     let mut reader = Reader {
         engine: Engine::new(config),
@@ -211,6 +224,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         },
     };
     let mut checkpointer = Checkpointer::new(&options.state_dir, CHECKPOINT_EVERY);
+    let state_errors = StateErrors::default();
     let started = Instant::now();
     let mut last_summary = Instant::now();
     let mut last_status = Instant::now() - STATUS_EVERY;
@@ -244,16 +258,39 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             // or a crash would redo all of it.
             if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
                 last_checkpoint = Instant::now();
-                if let Err(e) = checkpointer.maybe_store(|| positions(&tailer, &marks)) {
-                    log::error!(
-                        "writing the checkpoint in {}: {e}",
-                        options.state_dir.display()
-                    );
+                match checkpointer.maybe_store(|| positions(&tailer, &marks)) {
+                    Ok(wrote) => {
+                        if wrote && state_errors.failing.swap(false, Relaxed) {
+                            log::info!(
+                                "writing the checkpoint in {} works again",
+                                options.state_dir.display()
+                            );
+                            state_errors.checkpoint.reset();
+                        }
+                    }
+                    Err(e) => {
+                        state_errors.failing.store(true, Relaxed);
+                        // A full disk fails this at every attempt: said once a minute.
+                        if let Some(held) = state_errors.checkpoint.ready() {
+                            log::error!(
+                                "writing the checkpoint in {}: {e}{}; reading and acting go on, \
+                                 and it is tried again",
+                                options.state_dir.display(),
+                                held_back(held)
+                            );
+                        }
+                    }
                 }
                 if last_status.elapsed() >= STATUS_EVERY {
                     last_status = Instant::now();
+                    acking.write_unwritten();
                     let status = snapshot(&reader, &live, &pool, &tailer, started);
-                    write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
+                    write_status(
+                        &options.state_dir,
+                        options.metrics_file.as_deref(),
+                        &status,
+                        &state_errors,
+                    );
                 }
             }
             let Some(item) = items.next() else { break };
@@ -294,6 +331,15 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         // Not dead letters: the checkpoint stays below them, and the next run sends them.
         log::warn!("{left} actions still unfinished; they run again after the restart");
     }
+    acking.write_unwritten();
+    let unwritten = live.unwritten();
+    if unwritten > 0 {
+        log::warn!(
+            "{unwritten} dead letters could not be written to {}; their actions run again after \
+             the restart",
+            live.dead_letter_path().display()
+        );
+    }
     let positions = positions(&tailer, &marks);
     checkpointer
         .store_now(&positions)
@@ -302,9 +348,19 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             error,
         })?;
     let status = snapshot(&reader, &live, &pool, &tailer, started);
-    write_status(&options.state_dir, options.metrics_file.as_deref(), &status);
+    write_status(
+        &options.state_dir,
+        options.metrics_file.as_deref(),
+        &status,
+        &state_errors,
+    );
     drop(reader);
-    drop(pool);
+    // Workers still in a job after the drain (an answer that never comes) do not hold up
+    // the exit: the checkpoint is below their work.
+    let stuck = pool.abandon(Duration::from_millis(200));
+    if stuck > 0 {
+        log::warn!("{stuck} workers still busy; exiting without them");
+    }
     log::info!("stopped; checkpoint written");
     Ok(())
 }
@@ -362,6 +418,15 @@ impl Reader<'_> {
                     bytes: &bytes,
                 };
                 state.parser.push(line, &mut self.parsed);
+                if !state.warned_text && state.parser.format() == Some(Format::Text) {
+                    state.warned_text = true;
+                    log::warn!(
+                        "{}: this event log is in EMS's text format, where values are written \
+                         raw: a stream name can forge a record. Records cut by a header are \
+                         dropped, but only the JSON sink (format=\"json\") is safe",
+                        state.path.display()
+                    );
+                }
                 let open = state.parser.open_record();
                 self.flush(file, number, end);
                 self.marks
@@ -469,7 +534,12 @@ fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
         .into_iter()
         .filter_map(|(id, path, _, _)| {
             let (offset, line) = marks.safe(id)?;
-            file_position(id, &path, offset, line).ok()
+            tailer
+                .checkpoint_position(id, offset, line)
+                .inspect_err(|e| {
+                    log::debug!("{}: left out of the checkpoint: {e}", path.display());
+                })
+                .ok()
         })
         .collect()
 }
@@ -514,16 +584,56 @@ fn targets(pool: &Pool) -> Vec<status::TargetStatus> {
         .collect()
 }
 
-fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status) {
-    if let Err(e) = status::store(state_dir, status) {
-        log::warn!(
-            "writing {}: {e}",
-            state_dir.join(status::FILE_NAME).display()
-        );
+/// Errors writing the state files, each logged once a minute (a full disk fails them all
+/// every second).
+struct StateErrors {
+    checkpoint: Throttle,
+    /// The checkpoint could not be written last time.
+    failing: AtomicBool,
+    status: Throttle,
+    metrics: Throttle,
+}
+
+impl Default for StateErrors {
+    fn default() -> Self {
+        StateErrors {
+            checkpoint: Throttle::per_minute(),
+            failing: AtomicBool::new(false),
+            status: Throttle::per_minute(),
+            metrics: Throttle::per_minute(),
+        }
     }
-    if let Some(path) = metrics
-        && let Err(e) = status::write_metrics(path, status)
-    {
-        log::warn!("writing {}: {e}", path.display());
+}
+
+fn held_back(held: u64) -> String {
+    if held > 0 {
+        format!(" ({held} more failures since the last report)")
+    } else {
+        String::new()
+    }
+}
+
+fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status, errors: &StateErrors) {
+    match status::store(state_dir, status) {
+        Ok(()) => errors.status.reset(),
+        Err(e) => {
+            if let Some(held) = errors.status.ready() {
+                log::warn!(
+                    "writing {}: {e}{}",
+                    state_dir.join(status::FILE_NAME).display(),
+                    held_back(held)
+                );
+            }
+        }
+    }
+    if let Some(path) = metrics {
+        match status::write_metrics(path, status) {
+            Ok(()) => errors.metrics.reset(),
+            Err(e) => {
+                if let Some(held) = errors.metrics.ready() {
+                    log::warn!("writing {}: {e}{}", path.display(), held_back(held));
+                }
+            }
+        }
     }
 }

@@ -787,3 +787,25 @@ fn shutdown_of_a_missing_stream_is_done_on_a_retry_only() {
     ));
     assert_eq!(fake.calls_for("listConfig").len(), 0);
 }
+
+#[test]
+fn a_request_too_large_to_write_is_permanent_not_retried() {
+    let fake = FakeEms::start();
+    // A 40 KB stream name: the request line does not fit ureq's output buffer, on every
+    // attempt alike, so retrying would only block the stream's lane.
+    let name = "n".repeat(40_000);
+    let params = Params::new()
+        .with("uri", "rtmp://h/live")
+        .with("localStreamName", &name);
+    match client().execute(&fake.target(), "pushStream", &params) {
+        Err(Failure::Permanent(m)) => {
+            assert!(m.contains("pushStream"), "{m}");
+            assert!(
+                m.len() < 1_000,
+                "the message does not carry the request: {m}"
+            );
+        }
+        other => panic!("expected Permanent, got {other:?}"),
+    }
+    assert!(fake.calls().is_empty(), "nothing reached EMS");
+}

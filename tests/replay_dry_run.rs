@@ -25,7 +25,7 @@ const PEER: &str = "http://127.0.0.1:7778/";
 const PROXY: &str = "http://emstail:***@127.0.0.1:8888/apiproxy/";
 /// The `enable: false` entry of `destination_ems_apiproxies`: its API, called directly.
 const DIRECT: &str = "http://127.0.0.1:7779/";
-const HOSTILE: &str = "lobby cam, 2=\"main\" \\ ☃";
+const HOSTILE: &str = "lobby cam, 2=\"main\" .. ☃";
 
 fn webroot(rel: &str) -> String {
     repo()
@@ -293,7 +293,7 @@ fn hostile_stream_names_are_escaped_in_the_readable_output() {
         .find(|l| l.contains("/record localStreamName=lobby"))
         .expect("the hostile stream is recorded");
     assert!(
-        line.contains(r#"localStreamName=lobby\ cam\,\ 2\="main"\ \\\ ☃ pathToFile="#),
+        line.contains(r#"localStreamName=lobby\ cam\,\ 2\="main"\ ..\ ☃ pathToFile="#),
         "{line}"
     );
     assert!(!stdout.contains("change-me"), "the proxy password leaked");
@@ -428,4 +428,67 @@ fn a_missing_input_file_is_a_usage_error() {
     ]);
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.as_str().contains("fixtures/nope.txt"));
+}
+
+#[test]
+fn stream_names_that_would_escape_a_folder_are_refused_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir is writable");
+    let log = dir.path().join("events_20261129_101500.txt");
+    let created = |id: u64, name: &str| {
+        json!({"_logEntry": format!("{id:05}"), "id": id,
+               "payload": {"name": name, "nearIp": "127.0.0.1", "ip": "127.0.0.1"},
+               "type": "inStreamCreated"})
+        .to_string()
+    };
+    let lines = [
+        created(1, "../../../../etc/cron.d/evil"),
+        created(2, "cam\u{1}"),
+        created(3, "good..cam"),
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").expect("temp dir is writable");
+    let log = log.to_str().expect("utf-8 path");
+    let out = emstail(&[
+        "replay",
+        "--config",
+        "config.ini.sample",
+        "--dry-run",
+        "--json",
+        log,
+    ]);
+    assert_eq!(out.code, Some(0));
+    let actions = json_lines(&out);
+    assert!(
+        actions
+            .iter()
+            .all(|a| a["source"]["line"] == 3 && a["params"]["localStreamName"] == "good..cam"),
+        "{actions:#?}"
+    );
+    assert!(!actions.is_empty());
+    let stderr = out.stderr.as_str();
+    for plugin in ["StreamRecorder", "StreamLoadBalancer", "StreamAutoRouter"] {
+        for line in [1, 2] {
+            assert!(
+                stderr.contains(&format!("{log}:{line}: refused: {plugin}: stream name")),
+                "{plugin} {line}: {stderr}"
+            );
+        }
+    }
+    assert!(
+        stderr.contains("3 events, 0 malformed, 6 refused"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_empty_media_root_list_stops_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("temp dir is writable");
+    let cfg = dir.path().join("config.ini");
+    std::fs::write(&cfg, r#"{ "Service": { "media_root": [] } }"#).expect("temp dir is writable");
+    let out = emstail(&["check", "--config", cfg.to_str().expect("utf-8 path")]);
+    assert_eq!(out.code, Some(2));
+    let stderr = out.stderr.as_str();
+    assert!(
+        stderr.contains("Service.media_root = []: must name at least one directory"),
+        "{stderr}"
+    );
 }

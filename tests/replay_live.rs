@@ -22,7 +22,7 @@ use support::s3::{assert_bucket, bucket, seed, server};
 
 const F1: &str = "fixtures/logs/events_20261129_101500.txt";
 const F2: &str = "fixtures/logs/events_20261129_111500.txt";
-const HOSTILE: &str = "lobby cam, 2=\"main\" \\ ☃";
+const HOSTILE: &str = "lobby cam, 2=\"main\" .. ☃";
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const SHORT: &str = "max-age=2";
 const LONG: &str = "max-age=86400";
@@ -688,7 +688,7 @@ fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_t
     assert!(!run.stderr.contains(wrong), "the secret reached the log");
     assert!(
         run.stderr.contains(&format!(
-            "8 actions failed and were written to {}",
+            "8 failed actions were written to {}",
             setup.dead_letter_path().display()
         )),
         "{}",
@@ -1065,4 +1065,96 @@ fn for_every_stream_each_segment_is_stored_before_the_playlist_that_follows_it()
         assert_eq!(files, &expected, "order of stream {stream}");
     }
     assert_eq!(s3.list(&bucket).len(), STREAMS * (CHUNKS + 1));
+}
+
+#[test]
+fn a_fifo_a_directory_and_an_oversize_file_are_dead_lettered_at_once_without_retries() {
+    let s3 = server();
+    let bucket = bucket(&s3, "regular");
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    let root = tmp.path().join("webroot");
+    write_file(&root.join("hls/cam9/segment_4.ts"), b"segment four");
+    write_file(&root.join("hls/cam9/segment_3.ts"), &[7u8; 200]);
+    std::fs::create_dir_all(root.join("hls/cam9/segment_2.ts")).expect("a directory");
+    let fifo = root.join("hls/cam9/segment_1.ts");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let log = tmp.path().join("events_20261129_101500.txt");
+    let lines = [
+        chunk_closed(1, &fifo),
+        chunk_closed(2, &root.join("hls/cam9/segment_2.ts")),
+        chunk_closed(3, &root.join("hls/cam9/segment_3.ts")),
+        chunk_closed(4, &root.join("hls/cam9/segment_4.ts")),
+    ];
+    std::fs::write(&log, lines.concat()).expect("write the log");
+    let ems = FakeEms::start();
+    let setup = with_media_root(Setup::new(&ems.base_url()), &root)
+        .service("max_upload_bytes", serde_json::json!(100))
+        .retry(5)
+        .upload("AmazonHLSUpload", &s3, &s3.endpoint, &bucket);
+    // A FIFO without a writer would block an open forever: the run must end by itself.
+    let run = replay(&setup.write(), &[utf8(&log)]);
+    run.assert_exit(1);
+    let letters = setup.dead_letters();
+    let mut seen: Vec<(u64, String, u64)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["source"]["line"].as_u64().expect("a line"),
+                l["error"].as_str().expect("an error").to_string(),
+                l["attempts"].as_u64().expect("attempts"),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 3, "{seen:#?}");
+    for ((line, error, attempts), what) in
+        seen.iter()
+            .zip(["a FIFO", "a directory", "max_upload_bytes"])
+    {
+        assert!(error.contains(what), "line {line}: {error}");
+        assert_eq!(*attempts, 1, "line {line} was retried: {error}");
+    }
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [1, 2, 3]);
+    let objects = s3.list(&bucket);
+    assert_eq!(
+        objects,
+        ["hls/cam9/segment_4.ts"],
+        "only the regular file went up"
+    );
+}
+
+#[test]
+fn dead_letters_that_cannot_be_written_are_reported_as_not_written() {
+    let ems = FakeEms::start();
+    ems.answer_fail_next("record", "no such application");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = setup.dir.path().join("events_20261129_101500.txt");
+    let line = r#"{"_logEntry":"00001","id":1,"payload":{"name":"studio","type":"INR","uniqueId":7},"processId":1,"timestamp":1795947300,"type":"inStreamCreated"},"#;
+    std::fs::write(&log, format!("{line}\n")).expect("write the log");
+    let config = setup.write();
+    // Every write to the dead-letter file fails as on a full disk.
+    std::fs::create_dir_all(setup.state_dir()).expect("state dir");
+    std::os::unix::fs::symlink("/dev/full", setup.dead_letter_path()).expect("symlink");
+    let run = replay(&config, &[utf8(&log)]);
+
+    run.assert_exit(1);
+    assert_eq!(run.carried().failed, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains("were written"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "1 failed actions could not be written to {}",
+            setup.dead_letter_path().display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("localStreamName=studio"),
+        "the unwritten action is in the log: {}",
+        run.stderr
+    );
 }

@@ -1576,3 +1576,239 @@ fn a_second_instance_on_the_same_state_dir_is_refused_naming_the_pid() {
     assert!(status.contains(&format!("pid {}", first.pid())), "{status}");
     first.stop("the first instance");
 }
+
+#[test]
+fn a_text_format_log_is_warned_about_once_and_a_forged_record_is_not_acted_on() {
+    let h = Harness::new(2);
+    let log = h.log();
+    let record = |n: u64, name: &str| {
+        format!("{n:05}\tinStreamCreated\n\tname: {name}\n\tuniqueId: {n}\n\n\n")
+    };
+    // The second record's name holds a newline and a forged header, written raw by EMS.
+    let forged = "00002\tinStreamCreated\n\tname: evil\n00003\tinStreamCreated\n\tname: forged\n\tuniqueId: 3\n\n\n";
+    append(&log, (record(1, "s1") + forged).as_bytes());
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_all(&["record:s1".to_string()]);
+    append(&log, record(4, "s4").as_bytes());
+    let expected = ["record:s1".to_string(), "record:s4".to_string()];
+    h.stop_when_done(d, &expected, "text format");
+    assert_exactly_once(&h.got(), &expected, "text format");
+    let stderr = h.stderr_text();
+    let warning = format!("{}: this event log is in EMS's text format", log.display());
+    assert_eq!(stderr.matches(&warning).count(), 1, "{}", tail(&stderr));
+    assert!(
+        stderr.contains(&format!("{}:8: record header inside", log.display())),
+        "{}",
+        tail(&stderr)
+    );
+}
+
+#[test]
+fn state_dir_and_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::new(2);
+    let log = h.log();
+    h.ems.answer_fail_next("record", "no such application");
+    append(&log, Events::in_line(1).as_bytes());
+    // Under umask 000, without explicit modes every file would be world-writable.
+    let d = Emstail::new(["run", "--config"])
+        .arg(&h.config)
+        .arg("--state-dir")
+        .arg(&h.state)
+        .arg("--log")
+        .arg(&log)
+        .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
+        .under_umask(0o000)
+        .daemon(&h.stderr, &h.state);
+    let letters = h.state.join("dead-letter.jsonl");
+    wait_until("the dead letter is written", WAIT, || letters.exists());
+    wait_until("status.json is written", WAIT, || {
+        h.state.join("status.json").exists()
+    });
+    d.stop("private state");
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&h.state), 0o700, "state dir");
+    for name in [
+        "dead-letter.jsonl",
+        "checkpoints.json",
+        "status.json",
+        "lock",
+    ] {
+        assert_eq!(mode(&h.state.join(name)), 0o600, "{name}");
+    }
+}
+
+fn checkpoint_offset(h: &Harness) -> Option<u64> {
+    let text = std::fs::read_to_string(h.state.join(checkpoint::CHECKPOINT_FILE)).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["files"].get(0)?["offset"].as_u64()
+}
+
+#[test]
+fn a_dead_letter_that_cannot_be_written_holds_the_checkpoint_until_it_is_written() {
+    let h = Harness::new(2);
+    let log = h.log();
+    h.ems.answer_fail_next("record", "no such application");
+    let line = Events::in_line(1);
+    append(&log, line.as_bytes());
+    std::fs::create_dir_all(&h.state).expect("state dir");
+    let letters = h.state.join("dead-letter.jsonl");
+    // Every write to the dead-letter file fails as on a full disk.
+    std::os::unix::fs::symlink("/dev/full", &letters).expect("symlink");
+    let d = h.start(&log, &["--from-start"]);
+    wait_until("the record is sent", WAIT, || {
+        !h.ems.calls_for("record").is_empty()
+    });
+    // Checkpoints go out every second: give it three.
+    std::thread::sleep(ms(3000));
+    assert_eq!(
+        checkpoint_offset(&h).unwrap_or(0),
+        0,
+        "the checkpoint passed a letter that was never written"
+    );
+    // Space comes back: the letter is written and the checkpoint moves on, without a restart.
+    std::fs::remove_file(&letters).expect("remove the symlink");
+    wait_until("the letter is written", WAIT, || {
+        std::fs::read_to_string(&letters).is_ok_and(|t| t.contains("no such application"))
+    });
+    wait_until("the checkpoint passes the line", WAIT, || {
+        checkpoint_offset(&h) == Some(line.len() as u64)
+    });
+    d.stop("dead letter on a full disk");
+    assert_eq!(h.ems.calls_for("record").len(), 1, "sent once");
+    let stderr = h.stderr_text();
+    assert!(
+        stderr.contains("could not be written"),
+        "the failure is logged: {}",
+        tail(&stderr)
+    );
+}
+
+#[test]
+fn sigterm_exits_after_drain_secs_even_with_a_worker_stuck_and_the_checkpoint_stays_below_it() {
+    let mut h = Harness::new(2);
+    // EMS never answers in time: each attempt hangs until the request timeout (3 s), and is
+    // then retried, again and again.
+    h.ems.set_delay(Duration::from_secs(30));
+    let log = h.log();
+    h.write_pairs(&log, 4);
+    let d = h.start(&log, &["--from-start", "--drain-secs", "1"]);
+    wait_until("a call in flight", WAIT, || !h.ems.calls().is_empty());
+    let asked = Instant::now();
+    let status = d.term_now(Duration::from_secs(20));
+    let took = asked.elapsed();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after SIGTERM"
+    );
+    let stderr = h.stderr_text();
+    assert!(
+        stderr.contains("still unfinished; they run again after the restart"),
+        "{}",
+        tail(&stderr)
+    );
+    assert_eq!(
+        checkpoint::load(&h.state).problem,
+        None,
+        "the checkpoint is whole"
+    );
+    // Nothing is lost: the unfinished work runs after the restart.
+    h.ems.set_delay(Duration::ZERO);
+    let d = h.start(&log, &[]);
+    h.stop_when_done(d, &h.events.expected, "after a drain that gave up");
+}
+
+fn checkpoint_offset_in(state: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(state.join(checkpoint::CHECKPOINT_FILE)).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json["files"].get(0)?["offset"].as_u64()
+}
+
+/// Writes to `dir` until it is full; returns the file written.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let block = [0u8; 4096];
+    for _ in 0..100_000 {
+        if f.write_all(&block).and_then(|()| f.sync_data()).is_err() {
+            return filler;
+        }
+    }
+    panic!("{} never filled up", dir.display());
+}
+
+#[test]
+fn a_full_disk_under_the_state_dir_loses_nothing_logs_once_a_minute_and_recovers_by_itself() {
+    let mut h = Harness::new(2);
+    let log = h.log();
+    std::fs::create_dir_all(&h.state).expect("state dir");
+    let mut d = Emstail::new(["run", "--config"])
+        .arg(&h.config)
+        .arg("--state-dir")
+        .arg(&h.state)
+        .arg("--log")
+        .arg(&log)
+        .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
+        .on_tmpfs(&h.state, 256)
+        .daemon(&h.stderr, &h.state);
+    // The state directory as emstail sees it: a 256 KiB tmpfs.
+    let state = PathBuf::from(format!("/proc/{}/root{}", d.pid(), h.state.display()));
+    wait_until("status.json on the tmpfs", WAIT, || {
+        assert!(
+            d.running(),
+            "emstail ended at once: this test needs `unshare -rm` (user and mount namespaces) \
+             to mount a tmpfs; stderr:\n{}",
+            h.stderr_text()
+        );
+        state.join("status.json").exists()
+    });
+    let filler = fill(&state);
+    // The first record fails for good: its dead letter cannot be written either.
+    h.ems.answer_fail_next("record", "no such application");
+    h.write_pairs(&log, 3);
+    h.wait_expected();
+    std::thread::sleep(ms(3000));
+    assert!(d.running(), "emstail keeps running on a full disk");
+    let stderr = h.stderr_text();
+    assert_eq!(
+        stderr.matches("writing the checkpoint in").count(),
+        1,
+        "said once, not each second: {}",
+        tail(&stderr)
+    );
+    assert_eq!(
+        stderr.matches("dead letters could not be written").count(),
+        1,
+        "{}",
+        tail(&stderr)
+    );
+    assert!(
+        checkpoint_offset_in(&state).unwrap_or(0) == 0,
+        "no checkpoint passed the unwritten letter"
+    );
+    // Space comes back: the letter is written and the checkpoint reaches the end, by itself.
+    std::fs::remove_file(&filler).expect("free the space");
+    let letters = state.join("dead-letter.jsonl");
+    wait_until("the letter is written", WAIT, || {
+        std::fs::read_to_string(&letters).is_ok_and(|t| t.contains("no such application"))
+    });
+    let end = std::fs::metadata(&log).expect("log").len();
+    wait_until("the checkpoint reaches the end", WAIT, || {
+        checkpoint_offset_in(&state) == Some(end)
+    });
+    assert!(
+        h.stderr_text().contains("works again"),
+        "{}",
+        tail(&h.stderr_text())
+    );
+    let status = d.term_now(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    assert_exactly_once(&h.got(), &h.events.expected, "full disk");
+}

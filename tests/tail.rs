@@ -150,13 +150,12 @@ impl Follow {
     }
 }
 
-/// The tailer's positions as checkpoint entries (files whose path is gone are left out, as
-/// they would be unreadable for the hash).
+/// The tailer's positions as checkpoint entries, as `run` writes them.
 fn checkpoint(tailer: &Tailer) -> Vec<FilePosition> {
     tailer
         .positions()
         .into_iter()
-        .filter_map(|(id, path, offset, line)| file_position(id, &path, offset, line).ok())
+        .filter_map(|(id, _, offset, line)| tailer.checkpoint_position(id, offset, line).ok())
         .collect()
 }
 
@@ -902,4 +901,31 @@ mod same_framing_as_replay {
             prop_assert_eq!(live, replayed(&finished, max_line));
         }
     }
+}
+
+#[test]
+fn a_rotation_between_scans_keeps_the_old_file_in_the_checkpoint() {
+    let s = Scenario::new();
+    let expected = append_numbered(&s.log, "a", 0, 50);
+    // No scan after the rotation: the tailer still knows the old file by its old path.
+    let rotating = TailConfig {
+        log: s.path("events*.txt").to_string_lossy().into_owned(),
+        rescan: Duration::from_secs(3600),
+        ..poll_only(&s.log)
+    };
+    let f = Follow::caught_up(rotating, &expected);
+    rename(&s.log, &s.path("events_1.txt"));
+    append_numbered(&s.log, "b", 0, 1);
+    let saved = checkpoint(&f.tailer);
+    let old_len = std::fs::metadata(s.path("events_1.txt"))
+        .expect("old file")
+        .len();
+    assert_eq!(
+        saved.iter().map(|p| (p.offset, p.line)).collect::<Vec<_>>(),
+        [(old_len, 50)],
+        "{saved:?}"
+    );
+    // After a crash, only the new file's line is read: the old file is not read again.
+    let mut g = Follow::new(f.config.clone(), Start::FromCheckpoint(saved));
+    g.expect_exactly(&["b-000000"]);
 }

@@ -1,5 +1,5 @@
 //! `emstail dead-letters`: the actions that failed for good; with `--retry`, run them again
-//! and keep only those that still fail.
+//! and keep only those that still fail (and any the daemon added meanwhile).
 
 use crate::cli::{Outcome, Usage};
 use anyhow::Context as _;
@@ -39,7 +39,7 @@ pub fn dead_letters(
     let executor =
         Executor::new(&config).map_err(|e| Usage(format!("{}: {e}", config.path.display())))?;
     let policy = RetryPolicy::from_config(&config.service.retry);
-    let mut keep: Vec<&[u8]> = Vec::new();
+    let mut done: Vec<&[u8]> = Vec::new();
     let (mut succeeded, mut failed) = (0u64, 0u64);
     for entry in &letters {
         let planned = match &entry.letter {
@@ -52,7 +52,6 @@ pub fn dead_letters(
                 path.display(),
                 entry.line
             );
-            keep.push(&entry.raw);
             failed += 1;
             continue;
         };
@@ -60,15 +59,18 @@ pub fn dead_letters(
         // attempt here is a re-send, so a record or push already configured is not made twice.
         let attempt = |n: u32| executor.execute_sending(&planned, n, true);
         match policy.run(attempt, std::thread::sleep) {
-            Ok(_) | Err(Failure::Missing(_)) => succeeded += 1,
+            Ok(_) | Err(Failure::Missing(_)) => {
+                succeeded += 1;
+                done.push(&entry.raw);
+            }
             Err(e) => {
                 log::error!("still failing: {planned}: {e}");
-                keep.push(&entry.raw);
                 failed += 1;
             }
         }
     }
-    dead_letter::rewrite(&path, &keep).with_context(|| path.display().to_string())?;
+    // Letters a running daemon appended meanwhile stay: only the ones done are taken out.
+    dead_letter::remove_done(&state_dir, &done).with_context(|| path.display().to_string())?;
     eprintln!(
         "emstail: dead letters: {succeeded} done and removed, {failed} still failing (kept in {})",
         path.display()

@@ -74,8 +74,12 @@ fn carry_out(
     let result = replay::replay(config, files, options, &mut Submitter { pool: &pool });
     pool.close();
     let summary = result?;
+    // Dead letters the file would not take during the run get one more chance.
+    report.write_unwritten();
+    let (unwritten, error) = report.give_up_unwritten();
     let c = &report.counters;
     let dead = c.dead.load(Relaxed);
+    let written = c.dead_written.load(Relaxed);
     eprintln!(
         "emstail: replay: {summary}; carried out: {} done, {} already done, {} skipped (file gone), {} failed, {} retries",
         c.done.load(Relaxed),
@@ -84,11 +88,20 @@ fn carry_out(
         dead,
         c.retries.load(Relaxed),
     );
-    if dead > 0 {
+    if written > 0 {
         eprintln!(
-            "emstail: {dead} actions failed and were written to {}; `emstail dead-letters --retry` runs them again",
+            "emstail: {written} failed actions were written to {}; `emstail dead-letters --retry` runs them again",
             report.dead_letter_path().display()
         );
+    }
+    if unwritten > 0 {
+        eprintln!(
+            "emstail: {unwritten} failed actions could not be written to {} ({}); each is logged above with its action",
+            report.dead_letter_path().display(),
+            error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    if dead > 0 {
         return Ok(Outcome::SomeFailed);
     }
     Ok(Outcome::Success)

@@ -63,16 +63,17 @@ impl Checker {
     }
 
     pub fn warn(&mut self, message: impl std::fmt::Display) {
-        self.warnings.push(format!("{}: {message}", self.file));
+        self.warnings
+            .push(redact_urls_in(&format!("{}: {message}", self.file)));
     }
 
     /// Reports `Block.key = shown: allowed` as an error, or as a warning in a disabled scope.
     pub fn invalid(&mut self, scope: &Scope, key: &str, shown: &str, allowed: &str) {
         let dot = if key.is_empty() { "" } else { "." };
-        let message = format!(
+        let message = redact_urls_in(&format!(
             "{}: {}{dot}{key} = {shown}: {allowed}",
             self.file, scope.block
-        );
+        ));
         if scope.fatal {
             self.errors.push(message);
         } else {
@@ -356,19 +357,86 @@ pub(super) fn http_url(s: &str) -> Result<HttpUrl, String> {
     })
 }
 
-/// A URL as a message may show it: any password replaced by `***`.
+/// A value as a message may show it: the password of a URL's user info replaced by `***`
+/// (see [`redact_urls_in`]); a value without a scheme that still reads `user:pass@host` is
+/// treated the same.
 pub(super) fn redact_url(s: &str) -> String {
-    let Some((scheme, rest)) = s.split_once("://") else {
-        return s.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let pass = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{pass}@{host}{path}")
+    if s.contains("://") {
+        redact_urls_in(s)
+    } else {
+        redact_userinfo(s)
+    }
+}
+
+/// A message as it may be shown: in every URL in it (`scheme://…`), the password of the user
+/// info replaced by `***`. The user info is taken up to the *last* `@` of the URL, so a
+/// password holding `/`, `@`, `:`, `#` or `%` is hidden whole.
+pub(super) fn redact_urls_in(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = url_end(tail);
+        out.push_str(&redact_userinfo(&tail[..end]));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where a URL starting at `tail[0]` (just after `://`) ends in a message: at whitespace, at
+/// an unescaped `"` (messages show values as JSON strings), or at the next URL.
+fn url_end(tail: &str) -> usize {
+    let bytes = tail.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' | b' ' | b'\t' | b'\n' | b'\r' => return i,
+            // The next URL's scheme belongs to it: back up to the last separator (ASCII, so
+            // the index is a character boundary).
+            b':' if bytes[i..].starts_with(b"://") => {
+                return bytes[..i]
+                    .iter()
+                    .rposition(|&b| !b.is_ascii_alphanumeric() && !b"+-.".contains(&b))
+                    .map_or(0, |n| n + 1);
+            }
+            _ => i += 1,
         }
-        None => s.to_string(),
+    }
+    bytes.len()
+}
+
+/// `user:pass@host…` → `user:***@host…`, splitting at the last `@`; without a `:` before it
+/// (`user@host`) there is no password and nothing changes.
+fn redact_userinfo(url: &str) -> String {
+    let Some(last) = url.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &url[..last];
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***{}", &url[last..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_url_in_a_message_loses_its_password() {
+        assert_eq!(
+            redact_urls_in("a \"http://u:p/w@h:1/x\" then rtmp://v:q@r@k/live and http://h/ ü"),
+            "a \"http://u:***@h:1/x\" then rtmp://v:***@k/live and http://h/ ü"
+        );
+        assert_eq!(
+            redact_urls_in("x=http://u:a\\\"b@h/,https://w:c#d%e@i/"),
+            "x=http://u:***@h/,https://w:***@i/"
+        );
+        assert_eq!(redact_urls_in("http://user@h/ ü://"), "http://user@h/ ü://");
+        assert_eq!(redact_url("admin:p@ss@h:7777"), "admin:***@h:7777");
+        assert_eq!(redact_url("cam@example"), "cam@example");
     }
 }

@@ -68,11 +68,16 @@ struct Token {
     line: usize,
 }
 
+/// `{` and `[` nested deeper than this are refused while tokenizing: a configuration needs a
+/// few levels, and the repair pass (and serde_json) would spend time and memory on each.
+const MAX_NESTING: usize = 100;
+
 fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
     let bytes = text.as_bytes();
     let mut tokens = Vec::new();
     let mut i = 0;
     let mut line = 1;
+    let mut depth = 0usize;
     while i < bytes.len() {
         let start = i;
         let start_line = line;
@@ -83,10 +88,19 @@ fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
                 Kind::Comment
             }
             b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    let (l, c) = line_col(text, start);
+                    return Err(ConfigError(format!(
+                        "{file}:{l}:{c}: nested deeper than {MAX_NESTING} levels of {{ and [ \
+                         (no configuration needs more than a few)"
+                    )));
+                }
                 i += 1;
                 Kind::Open(bytes[start])
             }
             b'}' | b']' => {
+                depth = depth.saturating_sub(1);
                 i += 1;
                 Kind::Close(bytes[start])
             }

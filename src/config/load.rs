@@ -69,20 +69,6 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
         plugins::upload,
     );
 
-    for (name, upload) in [
-        (PluginId::AmazonHLSUpload, &hls),
-        (PluginId::AmazonHDSUpload, &hds),
-        (PluginId::AmazonDASHUpload, &dash),
-    ] {
-        if upload.enabled && upload.params.media_root.is_empty() && service.media_root.is_empty() {
-            ck.warn(format_args!(
-                "{name} is enabled and no media_root is set (Service.media_root or \
-                 {name}.parameters.media_root): uploads are not confined, any file the event \
-                 log names can be uploaded"
-            ));
-        }
-    }
-
     if !ck.errors.is_empty() {
         return Err(ConfigError(ck.errors.join("\n")));
     }

@@ -147,7 +147,7 @@ pub(super) fn auto_router(
         Err(allowed) => ck.invalid(
             scope,
             "parameters.destination_uri",
-            &Value::String(uri).to_string(),
+            &check::shown(&Value::String(uri), Show::Value),
             &allowed,
         ),
     }
@@ -280,7 +280,7 @@ pub(super) fn load_balancer(
                 ck.invalid(
                     scope,
                     &path,
-                    &Value::String(address.clone()).to_string(),
+                    &check::shown(&Value::String(address.clone()), Show::Value),
                     &allowed,
                 );
             }
@@ -666,7 +666,16 @@ pub(super) fn upload(
         "parameters.key_prefix",
         map.get("key_prefix"),
         Show::Value,
-        check::string,
+        |v| {
+            let s = check::string(v)?;
+            if s.split(['/', '\\']).any(|segment| segment.trim() == "..") {
+                return Err(
+                    "must not contain a `..` segment (a key prefix is a folder in the bucket)"
+                        .to_string(),
+                );
+            }
+            Ok(s)
+        },
     ) {
         params.key_prefix = key_prefix(&prefix);
     }

@@ -23,6 +23,7 @@ pub(super) fn render(config: &Config) -> String {
     );
     out.line("Service.state_dir", path(&s.state_dir));
     out.line("Service.media_root", paths(&s.media_root));
+    out.line("Service.max_upload_bytes", s.max_upload_bytes.to_string());
     out.line(
         "Service.ems_working_dir",
         s.ems_working_dir

@@ -13,6 +13,7 @@ const KEYS: &[&str] = &[
     "log_format",
     "state_dir",
     "media_root",
+    "max_upload_bytes",
     "ems_working_dir",
     "workers",
     "request_timeout_secs",
@@ -78,6 +79,15 @@ pub(super) fn read(ck: &mut Checker, block: Option<&Value>) -> ServiceConfig {
     }
     if let Some(roots) = media_roots(ck, &scope, "media_root", map.get("media_root")) {
         service.media_root = roots;
+    }
+    if let Some(max) = ck.get(
+        &scope,
+        "max_upload_bytes",
+        map.get("max_upload_bytes"),
+        Show::Value,
+        |v| check::whole(v, 1, u64::MAX, " of bytes"),
+    ) {
+        service.max_upload_bytes = max;
     }
     if let Some(workers) = ck.get(&scope, "workers", map.get("workers"), Show::Value, |v| {
         check::whole(v, 1, 256, "")
@@ -167,7 +177,8 @@ fn directory(ck: &mut Checker, scope: &Scope, key: &str, value: Option<&Value>) 
 }
 
 /// `media_root`: one path or a list; relative ones are resolved against the config file's
-/// directory. Shared by `Service` and the upload plugins.
+/// directory. Shared by `Service` and the upload plugins. An empty list is an error: there is
+/// no unconfined mode.
 pub(super) fn media_roots(
     ck: &mut Checker,
     scope: &Scope,
@@ -176,6 +187,13 @@ pub(super) fn media_roots(
 ) -> Option<Vec<PathBuf>> {
     let roots = ck.get(scope, key, value, Show::Value, |v| {
         let roots = check::string_list(v)?;
+        if roots.is_empty() {
+            return Err(format!(
+                "must name at least one directory (uploads are confined to the media roots; \
+                 the default is {})",
+                super::DEFAULT_MEDIA_ROOT
+            ));
+        }
         for root in &roots {
             check::local_path(root).map_err(|e| format!("every entry {e}"))?;
         }

@@ -726,17 +726,47 @@ fn upload_options_are_normalised() {
 }
 
 #[test]
-fn an_upload_plugin_without_media_root_warns_that_uploads_are_not_confined() {
+fn without_media_root_uploads_are_confined_to_the_ems_web_root() {
     let config = load(
         r#""AmazonDASHUpload": { "plugin_switch": "enabled", "parameters": { "default_bucket": "dash-files" } }"#,
     );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     assert_eq!(
-        config.warnings,
-        [
-            "config.ini: AmazonDASHUpload is enabled and no media_root is set (Service.media_root \
-             or AmazonDASHUpload.parameters.media_root): uploads are not confined, any file the \
-             event log names can be uploaded"
-        ]
+        config.service.media_root,
+        [PathBuf::from("/var/evostreamms/evo-webroot")]
+    );
+    assert!(
+        config.dash.params.media_root.is_empty(),
+        "falls back to Service"
+    );
+    assert_eq!(config.service.max_upload_bytes, 1 << 30);
+}
+
+#[test]
+fn an_empty_media_root_list_is_an_error_not_an_unconfined_mode() {
+    assert_eq!(
+        error(r#""Service": { "media_root": [] }"#),
+        "config.ini: Service.media_root = []: must name at least one directory \
+         (uploads are confined to the media roots; the default is /var/evostreamms/evo-webroot)"
+    );
+    let e = error(
+        r#""AmazonHLSUpload": { "plugin_switch": "enabled",
+              "parameters": { "default_bucket": "b", "media_root": [] } }"#,
+    );
+    assert!(
+        e.contains("AmazonHLSUpload.parameters.media_root = []: must name at least one directory"),
+        "{e}"
+    );
+}
+
+#[test]
+fn max_upload_bytes_is_read_and_checked() {
+    let config = load(r#""Service": { "max_upload_bytes": 1048576 }"#);
+    assert_eq!(config.service.max_upload_bytes, 1_048_576);
+    let e = error(r#""Service": { "max_upload_bytes": 0 }"#);
+    assert!(
+        e.contains("Service.max_upload_bytes = 0: must be a whole number"),
+        "{e}"
     );
 }
 
@@ -1028,4 +1058,91 @@ mod no_input_panics {
             check(&pieces.concat())?;
         }
     }
+}
+
+#[test]
+fn deep_nesting_is_refused_at_the_line_that_goes_too_deep() {
+    let e = error(&"[".repeat(40_000));
+    assert_eq!(
+        e,
+        "config.ini:1:101: nested deeper than 100 levels of { and [ (no configuration needs more than a few)"
+    );
+    let text = format!("{{\n  \"Service\": {}", "[\n".repeat(200));
+    let e = error(&text);
+    assert!(
+        e.starts_with("config.ini:101:1: nested deeper than 100 levels"),
+        "{e}"
+    );
+    // 100 levels are still read (and then judged as settings, not as nesting).
+    let ok = format!("{{ \"x\": {}1{} }}", "[".repeat(99), "]".repeat(99));
+    let config = load(&ok);
+    assert!(
+        has_warning(&config, &["unknown block x"]),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn url_passwords_never_appear_in_errors_or_warnings_whatever_they_hold() {
+    for password in [
+        "S3cr/et",
+        "p@ss",
+        "pa:ss",
+        "pa#ss",
+        "pa%2Fss",
+        "a/b@c:d#e%f",
+    ] {
+        let cases = [
+            // Not a URL emstail can use: an error that shows the value.
+            format!(r#""Service": {{ "ems_api": "http://admin:{password}@127.0.0.1:99999" }}"#),
+            format!(r#""Service": {{ "ems_api": "http://admin:{password}@127.0.0.1:7777/x?y" }}"#),
+            // Without a scheme.
+            format!(r#""Service": {{ "ems_api": "admin:{password}@127.0.0.1:7777" }}"#),
+            // destination_uri errors, and the same as a warning in a disabled plugin.
+            format!(
+                r#""StreamAutoRouter": {{ "plugin_switch": "enabled",
+                     "parameters": {{ "destination_uri": "rtmp://admin:{password}@h:x/live" }} }}"#
+            ),
+            format!(
+                r#""StreamAutoRouter": {{ "plugin_switch": "disabled",
+                     "parameters": {{ "destination_uri": "rtmp://admin:{password}@h:x/live" }} }}"#
+            ),
+            format!(
+                r#""StreamLoadBalancer": {{ "plugin_switch": "enabled",
+                     "parameters": {{ "destination_uri": ["10.0.0.1", "http://admin:{password}@10.0.0.2"] }} }}"#
+            ),
+            // A URL in a key whose value has the wrong type.
+            format!(r#""Service": {{ "workers": "http://admin:{password}@h/" }}"#),
+        ];
+        for text in cases {
+            let shown = match Config::from_str(Path::new("config.ini"), &text) {
+                Ok(config) => config.warnings.join("\n"),
+                Err(e) => e.0,
+            };
+            assert!(!shown.is_empty(), "a message is expected for {text}");
+            assert!(!shown.contains(password), "{password} leaked: {shown}");
+            assert!(shown.contains("admin:***@"), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn a_key_prefix_with_a_dot_dot_segment_is_an_error() {
+    for prefix in ["../other", "live/../../x", "live/..", "..\\\\x", " .. /x"] {
+        let e = error(&format!(
+            r#""AmazonHLSUpload": {{ "plugin_switch": "enabled",
+                 "parameters": {{ "default_bucket": "b", "key_prefix": "{prefix}" }} }}"#
+        ));
+        assert!(
+            e.contains("AmazonHLSUpload.parameters.key_prefix = ")
+                && e.contains("must not contain a `..` segment"),
+            "{prefix}: {e}"
+        );
+    }
+    let config = load(
+        r#""AmazonHLSUpload": { "plugin_switch": "enabled",
+             "parameters": { "default_bucket": "b", "key_prefix": "live..1/..hls/" } }"#,
+    );
+    assert_eq!(config.hls.params.key_prefix, "live..1/..hls/");
 }

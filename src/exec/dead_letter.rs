@@ -8,13 +8,19 @@ use crate::config::Config;
 use crate::event::Source;
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub const FILE_NAME: &str = "dead-letter.jsonl";
+
+/// Every change to the dead-letter file is made holding this lock (beside it in the state
+/// directory): the daemon's appends, and `dead-letters --retry` replacing the file. Without
+/// it a letter appended while the file was replaced went to the replaced, deleted file.
+pub const LOCK_NAME: &str = "dead-letter.lock";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
@@ -202,25 +208,60 @@ fn known_target(config: &Config, base: &str, user: Option<&str>) -> ApiTarget {
         })
 }
 
-/// Appends dead letters to `<state_dir>/dead-letter.jsonl`, each line flushed and synced.
+/// An exclusive `flock` on [`LOCK_NAME`], held until dropped.
+struct FileLock(File);
+
+impl FileLock {
+    fn acquire(state_dir: &Path) -> io::Result<FileLock> {
+        let path = state_dir.join(LOCK_NAME);
+        let file = fsutil::open_private(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .and_then(|file| file.lock().map(|()| file))
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        Ok(FileLock(file))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Appends dead letters to `<state_dir>/dead-letter.jsonl`, each line synced.
+///
+/// Each append holds [`LOCK_NAME`], writes to the file the path names at that moment
+/// (`dead-letters --retry` may have replaced it), first cuts off a torn last line (a write
+/// cut short by a crash or a full disk), and takes back what it wrote if the write fails.
 pub struct Writer {
+    state_dir: PathBuf,
     path: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Option<File>>,
+}
+
+fn open_for_append(path: &Path) -> io::Result<File> {
+    fsutil::open_private(
+        path,
+        OpenOptions::new().read(true).create(true).append(true),
+    )
+    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
 impl Writer {
     pub fn open(state_dir: &Path) -> io::Result<Writer> {
-        std::fs::create_dir_all(state_dir)?;
+        fsutil::create_private_dir(state_dir)?;
         let path = state_dir.join(FILE_NAME);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(fsutil::PRIVATE)
-            .open(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let file = open_for_append(&path)?;
         Ok(Writer {
+            state_dir: state_dir.to_path_buf(),
             path,
-            file: Mutex::new(file),
+            file: Mutex::new(Some(file)),
         })
     }
 
@@ -231,13 +272,103 @@ impl Writer {
     pub fn append(&self, letter: &DeadLetter) -> io::Result<()> {
         let mut line = serde_json::to_string(letter).map_err(io::Error::other)?;
         line.push('\n');
-        let mut file = self
+        let mut slot = self
             .file
             .lock()
-            .expect("dead-letter lock is never poisoned");
-        file.write_all(line.as_bytes())?;
-        file.sync_data()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _lock = FileLock::acquire(&self.state_dir)?;
+        let file = self.current(&mut slot)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return write_synced(file, line.as_bytes());
+        }
+        let len = cut_torn_tail(file, meta.len(), &self.path)?;
+        write_synced(file, line.as_bytes()).inspect_err(|_| {
+            // Nothing half-written stays behind; should this fail too, the next append cuts it.
+            let _ = file.set_len(len);
+        })
     }
+
+    /// The open file, opened again when the path names another file now (or none).
+    fn current<'a>(&self, slot: &'a mut Option<File>) -> io::Result<&'a mut File> {
+        let on_disk = std::fs::metadata(&self.path).ok();
+        let same = match (slot.as_ref(), on_disk) {
+            (Some(file), Some(disk)) => file
+                .metadata()
+                .is_ok_and(|open| (open.dev(), open.ino()) == (disk.dev(), disk.ino())),
+            _ => false,
+        };
+        if !same {
+            *slot = None;
+            *slot = Some(open_for_append(&self.path)?);
+        }
+        Ok(slot.as_mut().expect("the slot was filled just above"))
+    }
+}
+
+fn write_synced(mut file: &File, bytes: &[u8]) -> io::Result<()> {
+    file.write_all(bytes)?;
+    file.sync_data()
+}
+
+/// Cuts `file` (of `len` bytes) back to the end of its last complete line; returns its length
+/// afterwards. Only a torn line is ever cut: one that a crash or a full disk cut short, which
+/// cannot be read as a letter (its action was never acknowledged, and runs again).
+fn cut_torn_tail(file: &File, len: u64, path: &Path) -> io::Result<u64> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = len;
+    let mut last = [0u8; 1];
+    if len == 0 || (file.read_at(&mut last, len - 1)? == 1 && last[0] == b'\n') {
+        return Ok(len);
+    }
+    let mut buf = vec![0u8; CHUNK as usize];
+    let keep = loop {
+        let start = end.saturating_sub(CHUNK);
+        let n = fsutil::read_at_most(file, &mut buf[..(end - start) as usize], start)?;
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
+            break start + i as u64 + 1;
+        }
+        if start == 0 {
+            break 0;
+        }
+        end = start;
+    };
+    file.set_len(keep)?;
+    file.sync_data()?;
+    log::warn!(
+        "{}: cut off a torn last line of {} bytes (a write cut short by a crash or a full disk)",
+        path.display(),
+        len - keep
+    );
+    Ok(keep)
+}
+
+/// Removes from the dead-letter file of `state_dir` one line for each of `done` (raw lines
+/// as [`read`] returned them), holding the append lock: letters appended since they were
+/// read, and letters another retry already removed, come out right.
+pub fn remove_done(state_dir: &Path, done: &[&[u8]]) -> io::Result<()> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let _lock = FileLock::acquire(state_dir)?;
+    let path = state_dir.join(FILE_NAME);
+    let mut left: HashMap<&[u8], usize> = HashMap::new();
+    for raw in done {
+        *left.entry(raw).or_default() += 1;
+    }
+    let entries = read(&path)?;
+    let keep: Vec<&[u8]> = entries
+        .iter()
+        .map(|e| e.raw.as_slice())
+        .filter(|raw| match left.get_mut(raw) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    rewrite(&path, &keep)
 }
 
 /// Every readable dead letter of `path` with its line number; unreadable lines (a torn last
@@ -373,5 +504,80 @@ mod tests {
         rewrite(&path, &[ok.as_bytes()]).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{ok}\n"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn letter(key: &str) -> DeadLetter {
+        DeadLetter::new(
+            &PlannedAction {
+                plugin: PluginId::AmazonHLSUpload,
+                lane: "l".into(),
+                stream: None,
+                stream_id: None,
+                action: Action::S3Delete {
+                    bucket: "b".into(),
+                    key: key.into(),
+                },
+            },
+            &Source {
+                file: "f".into(),
+                line: 1,
+            },
+            "boom".into(),
+            1,
+        )
+    }
+
+    fn keys(path: &Path) -> Vec<String> {
+        read(path)
+            .unwrap()
+            .into_iter()
+            .map(|e| match e.letter {
+                Ok(DeadLetter {
+                    action: StoredAction::S3Delete { key, .. },
+                    ..
+                }) => key,
+                other => panic!("line {}: {other:?}", e.line),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_letter_written_after_a_retry_replaced_the_file_is_in_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Writer::open(dir.path()).unwrap();
+        daemon.append(&letter("a")).unwrap();
+        let done = read(daemon.path()).unwrap();
+        // `dead-letters --retry` ran "a" again with success and replaced the file.
+        remove_done(dir.path(), &[done[0].raw.as_slice()]).unwrap();
+        daemon.append(&letter("b")).unwrap();
+        assert_eq!(keys(daemon.path()), ["b"]);
+    }
+
+    #[test]
+    fn letters_written_while_a_retry_ran_are_kept_by_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Writer::open(dir.path()).unwrap();
+        daemon.append(&letter("a")).unwrap();
+        daemon.append(&letter("b")).unwrap();
+        let read_by_retry = read(daemon.path()).unwrap();
+        daemon.append(&letter("c")).unwrap();
+        // The retry ran "a" with success; "b" still fails; "c" it never saw.
+        remove_done(dir.path(), &[read_by_retry[0].raw.as_slice()]).unwrap();
+        assert_eq!(keys(daemon.path()), ["b", "c"]);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_before_the_next_letter_is_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let whole = serde_json::to_string(&letter("a")).unwrap();
+        std::fs::write(&path, format!("{whole}\n{{\"time\":1,\"plu")).unwrap();
+        let writer = Writer::open(dir.path()).unwrap();
+        writer.append(&letter("b")).unwrap();
+        assert_eq!(keys(&path), ["a", "b"]);
+        // A file that is nothing but a torn line.
+        std::fs::write(&path, "{\"time\":1,\"plu").unwrap();
+        writer.append(&letter("c")).unwrap();
+        assert_eq!(keys(&path), ["c"]);
     }
 }

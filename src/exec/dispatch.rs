@@ -3,7 +3,7 @@
 
 use crate::action::{Action, PlannedAction, PluginId};
 use crate::config::{Config, UploadParams};
-use crate::exec::confine::{Roots, confine};
+use crate::exec::confine::{Roots, open_upload};
 use crate::exec::ems::{EmsClient, EmsClientConfig};
 use crate::exec::pool::{Execute, action_target};
 use crate::exec::s3::S3Target;
@@ -16,6 +16,8 @@ pub struct Executor {
     ems: EmsClient,
     /// Per upload plugin: where its objects go and which roots its files must lie in.
     uploads: HashMap<PluginId, Upload>,
+    /// `Service.max_upload_bytes`.
+    max_upload_bytes: u64,
 }
 
 struct Upload {
@@ -73,7 +75,11 @@ impl Executor {
                 },
             );
         }
-        Ok(Executor { ems, uploads })
+        Ok(Executor {
+            ems,
+            uploads,
+            max_upload_bytes: config.service.max_upload_bytes,
+        })
     }
 
     /// For backfill: a `record` or keepAlive `pushStream` EMS held before the first one went
@@ -133,14 +139,15 @@ impl Execute for Executor {
                 ..
             } => {
                 let upload = self.upload(planned.plugin)?;
-                let real = match &upload.resolved {
-                    Some(roots) => confine(path, roots)?,
-                    None => confine(path, &Roots::resolve(&upload.roots)?)?,
+                let max = self.max_upload_bytes;
+                let file = match &upload.resolved {
+                    Some(roots) => open_upload(path, roots, max)?,
+                    None => open_upload(path, &Roots::resolve(&upload.roots)?, max)?,
                 };
-                upload.s3.put(
+                upload.s3.put_upload(
                     bucket,
                     key,
-                    &real,
+                    file,
                     content_type,
                     cache_control,
                     acl.as_deref(),

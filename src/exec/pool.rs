@@ -145,7 +145,8 @@ struct State {
     pending: usize,
     next_seq: u64,
     closing: bool,
-    /// Dropped: workers stop after their current attempt, finishing nothing more.
+    /// Stop between jobs, whatever is left (dropped, or abandoned at exit): workers finish
+    /// nothing more after their current attempt.
     abandoned: bool,
 }
 
@@ -318,6 +319,36 @@ impl Pool {
     /// Finishes every queued job, then stops the workers.
     pub fn close(mut self) {
         self.drain(None);
+        self.stop();
+    }
+
+    /// Stops the workers without finishing what is queued: each returns as soon as it is
+    /// between jobs. Waits up to `limit` for them; one stuck in a job (an answer that never
+    /// comes) is left behind, to end with the process. Returns how many were left behind.
+    /// What they did not finish is not reported finished, so the checkpoint stays below it.
+    pub fn abandon(mut self, limit: Duration) -> usize {
+        {
+            let mut state = self.shared.lock();
+            state.closing = true;
+            state.abandoned = true;
+        }
+        self.shared.work.notify_all();
+        let deadline = Instant::now() + limit;
+        let mut left_behind = 0;
+        for w in self.workers.drain(..) {
+            while !w.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if w.is_finished() {
+                let _ = w.join();
+            } else {
+                left_behind += 1;
+            }
+        }
+        left_behind
+    }
+
+    fn stop(&mut self) {
         self.shared.lock().closing = true;
         self.shared.work.notify_all();
         for w in self.workers.drain(..) {

@@ -4,6 +4,7 @@
 //! which S3 answers are worth retrying. The daemon never creates buckets: a missing bucket
 //! is a configuration mistake, reported once per action as permanent.
 
+use super::confine::{UploadFile, open_regular};
 use super::{Done, Failure};
 use crate::action::Secret;
 use crate::config::UploadParams;
@@ -104,10 +105,8 @@ impl S3Target {
         ))
     }
 
-    /// Uploads `path` as `s3://bucket/key`.
-    ///
-    /// Small files go in one PUT; files of [`MULTIPART_THRESHOLD`] and more are streamed in
-    /// parts, never held whole in memory. `acl` is sent as `x-amz-acl` only when set.
+    /// Uploads the regular file at `path` as `s3://bucket/key` (no size limit beyond the
+    /// file's own: the daemon goes through [`S3Target::put_file`] with one).
     pub fn put(
         &self,
         bucket: &str,
@@ -117,21 +116,63 @@ impl S3Target {
         cache_control: &str,
         acl: Option<&str>,
     ) -> Result<Done, Failure> {
-        let mut file = File::open(path).map_err(|e| read_failure(path, &e))?;
-        let size = file.metadata().map_err(|e| read_failure(path, &e))?.len();
-        let handle = self.bucket(bucket)?;
+        let (file, size) = open_regular(path, u64::MAX)?;
         let headers = PutHeaders {
             content_type,
             cache_control,
             acl,
         };
+        self.put_file(bucket, key, file, size, path, &headers)
+    }
+
+    /// Uploads an opened upload (see [`crate::exec::confine::open_upload`]) as
+    /// `s3://bucket/key`: what was checked through the descriptor is what is sent.
+    pub fn put_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload: UploadFile,
+        content_type: &str,
+        cache_control: &str,
+        acl: Option<&str>,
+    ) -> Result<Done, Failure> {
+        let headers = PutHeaders {
+            content_type,
+            cache_control,
+            acl,
+        };
+        self.put_file(
+            bucket,
+            key,
+            upload.file,
+            upload.size,
+            &upload.real,
+            &headers,
+        )
+    }
+
+    /// Small files go in one PUT; files of [`MULTIPART_THRESHOLD`] and more are streamed in
+    /// parts, never held whole in memory. Never more than `size` bytes are read, so a file
+    /// that keeps growing cannot make the upload endless. `acl` is sent as `x-amz-acl` only
+    /// when set.
+    fn put_file(
+        &self,
+        bucket: &str,
+        key: &str,
+        file: File,
+        size: u64,
+        path: &Path,
+        headers: &PutHeaders,
+    ) -> Result<Done, Failure> {
+        let handle = self.bucket(bucket)?;
+        let mut file = file.take(size);
         let result = if size < MULTIPART_THRESHOLD {
             let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             file.read_to_end(&mut body)
                 .map_err(|e| read_failure(path, &e))?;
-            put_small(&handle, key, &body, &headers)
+            put_small(&handle, key, &body, headers)
         } else {
-            put_multipart(&handle, key, &mut file, path, &headers)
+            put_multipart(&handle, key, &mut file, path, headers)
         };
         result
             .map(|()| Done::Ok)
@@ -265,7 +306,7 @@ fn put_small(bucket: &Bucket, key: &str, body: &[u8], h: &PutHeaders) -> Result<
 fn put_multipart(
     bucket: &Bucket,
     key: &str,
-    file: &mut File,
+    file: &mut impl Read,
     path: &Path,
     h: &PutHeaders,
 ) -> Result<(), StepError> {
@@ -301,7 +342,7 @@ fn upload_parts(
     bucket: &Bucket,
     object: &str,
     upload_id: &str,
-    file: &mut File,
+    file: &mut impl Read,
     path: &Path,
     content_type: &str,
 ) -> Result<(), StepError> {
@@ -329,7 +370,7 @@ fn upload_parts(
 }
 
 /// Reads until `buf` is full or the file ends; returns how much was read.
-fn fill(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn fill(file: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {

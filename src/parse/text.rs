@@ -15,6 +15,9 @@ const MAX_DEPTH: usize = 64;
 /// Payload lines per record beyond which the record is refused, so that a file without
 /// blank lines cannot grow one record without bound.
 const MAX_RECORD_LINES: usize = 100_000;
+/// Payload bytes per record beyond which the record is refused: long lines reach any memory
+/// bound long before the line count does.
+const MAX_RECORD_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Default)]
 pub struct TextParser {
@@ -27,8 +30,12 @@ enum State {
     #[default]
     Idle,
     Record(Record),
-    /// Skipping TAB lines that belong to something already reported as malformed.
-    Skipping,
+    /// Skipping TAB lines that belong to something already reported as malformed. `in_record`:
+    /// what is skipped is the rest of a record, so a header before the blank line that ends
+    /// it is part of that record's text too (a value with a newline), never a record.
+    Skipping {
+        in_record: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -40,6 +47,7 @@ struct Record {
     /// The open maps, outermost (the payload) first, each with the key it goes under.
     open: Vec<(String, Map<String, Value>)>,
     lines: usize,
+    bytes: usize,
 }
 
 impl TextParser {
@@ -69,13 +77,13 @@ impl TextParser {
             return;
         }
         match &mut self.state {
-            State::Skipping => {}
+            State::Skipping { .. } => {}
             State::Idle => {
                 out.push(Parsed::Malformed {
                     line: line.number,
                     reason: "TAB-indented payload line outside a record".to_string(),
                 });
-                self.state = State::Skipping;
+                self.state = State::Skipping { in_record: false };
             }
             State::Record(record) => {
                 if let Err(reason) = record.payload_line(bytes) {
@@ -86,7 +94,7 @@ impl TextParser {
                             record.kind, record.line
                         ),
                     });
-                    self.state = State::Skipping;
+                    self.state = State::Skipping { in_record: true };
                 }
             }
         }
@@ -97,10 +105,15 @@ impl TextParser {
         self.state = State::Idle;
     }
 
+    /// A line that does not start with a TAB. Records are separated by blank lines, so a
+    /// header is only a header between records: inside one (before its blank line) it can
+    /// only come from a value holding a newline, and EMS writes values raw. Acting on it would
+    /// let whoever names a stream forge events, so the record it cuts and the forged one are
+    /// both dropped.
     fn header_line(&mut self, line: Line<'_>, bytes: &[u8], out: &mut Vec<Parsed>) {
-        match parse_header(bytes) {
-            Ok((kind, timestamp)) => {
-                self.end_record(out);
+        let parsed = parse_header(bytes);
+        let reason = match (&self.state, parsed) {
+            (State::Idle | State::Skipping { in_record: false }, Ok((kind, timestamp))) => {
                 self.state = State::Record(Record {
                     line: line.number,
                     offset: line.offset,
@@ -108,25 +121,40 @@ impl TextParser {
                     timestamp,
                     open: vec![(String::new(), Map::new())],
                     lines: 0,
+                    bytes: 0,
                 });
+                return;
             }
-            Err(reason) => {
-                // EMS writes string values raw, so a value holding a newline continues on a
-                // line like this one: the record it interrupts is cut and must not be acted on.
-                let reason = match &self.state {
-                    State::Record(record) => format!(
-                        "{reason}; the `{}` record from line {} is dropped (a value with a newline?)",
-                        record.kind, record.line
-                    ),
-                    _ => reason,
-                };
+            (State::Record(record), Ok(_)) => format!(
+                "record header inside the `{}` record from line {}, before the blank line that \
+                 ends it: both are dropped (a value with a newline?)",
+                record.kind, record.line
+            ),
+            (State::Skipping { in_record: true }, Ok(_)) => {
+                "record header before the blank line that ends a dropped record: dropped with it"
+                    .to_string()
+            }
+            (State::Record(record), Err(reason)) => format!(
+                "{reason}; the `{}` record from line {} is dropped (a value with a newline?)",
+                record.kind, record.line
+            ),
+            (State::Skipping { in_record }, Err(reason)) => {
+                let in_record = *in_record;
                 out.push(Parsed::Malformed {
                     line: line.number,
                     reason,
                 });
-                self.state = State::Skipping;
+                self.state = State::Skipping { in_record };
+                return;
             }
-        }
+            (State::Idle, Err(reason)) => reason,
+        };
+        let in_record = matches!(self.state, State::Record(_));
+        out.push(Parsed::Malformed {
+            line: line.number,
+            reason,
+        });
+        self.state = State::Skipping { in_record };
     }
 
     fn end_record(&mut self, out: &mut Vec<Parsed>) {
@@ -141,6 +169,10 @@ impl Record {
         self.lines += 1;
         if self.lines > MAX_RECORD_LINES {
             return Err(format!("record longer than {MAX_RECORD_LINES} lines"));
+        }
+        self.bytes = self.bytes.saturating_add(bytes.len() + 1);
+        if self.bytes > MAX_RECORD_BYTES {
+            return Err(format!("record larger than {MAX_RECORD_BYTES} bytes"));
         }
         let depth = bytes.iter().take_while(|&&b| b == b'\t').count();
         let content = &bytes[depth..];
@@ -414,13 +446,66 @@ mod tests {
     }
 
     #[test]
-    fn next_header_ends_a_record_without_blank_lines() {
+    fn a_header_before_the_blank_line_drops_the_cut_record_and_the_injected_one() {
+        // A stream name holding a newline and a forged header: EMS writes it raw.
+        let forged = "00001\tinStreamCreated\n\tname: cam\n\
+                      00002\thlsMasterPlaylistUpdated\n\
+                      \tfile: /var/evostreamms/evo-webroot/x/playlist.m3u8\n\
+                      \tuniqueId: 2\n\n\n00003\tb\n";
+        let out = parse(forged);
         assert_eq!(
-            parse("00001\ta\n\tk: 1\n00002\tb\n"),
+            out,
             [
-                event(1, 0, other("a", json!({"k": "1"}))),
-                event(3, 14, other("b", json!({}))),
+                malformed(
+                    3,
+                    "record header inside the `inStreamCreated` record from line 1, before the \
+                     blank line that ends it: both are dropped (a value with a newline?)"
+                ),
+                event(8, 131, other("b", json!({}))),
             ]
+        );
+        // The same after a payload line that already cut the record.
+        assert_eq!(
+            parse(
+                "00001\ta\n\tk: 1\nfoo\n00002\thlsMasterPlaylistUpdated\n\tfile: x\n\n00003\tb\n"
+            ),
+            [
+                malformed(
+                    3,
+                    "not a record header (`NNNNN<TAB>eventType`); the `a` record from line 1 is \
+                     dropped (a value with a newline?)"
+                ),
+                malformed(
+                    4,
+                    "record header before the blank line that ends a dropped record: dropped \
+                     with it"
+                ),
+                event(7, 59, other("b", json!({}))),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_over_one_mebibyte_is_dropped_whatever_its_line_count() {
+        let half = "x".repeat(600 * 1024);
+        let input = format!("00001\ta\n\tk: {half}\n\tj: {half}\n\tl: 1\n\n00002\tb\n");
+        let out = parse(&input);
+        assert_eq!(
+            out.len(),
+            2,
+            "{:?}",
+            out.iter()
+                .map(|p| format!("{p:?}").chars().take(200).collect::<String>())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            out[0],
+            malformed(3, "record larger than 1048576 bytes (in `a` from line 1)")
+        );
+        assert!(
+            matches!(&out[1], Parsed::Event { line: 6, .. }),
+            "{:?}",
+            out[1]
         );
     }
 

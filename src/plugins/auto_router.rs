@@ -1,6 +1,6 @@
 //! StreamAutoRouter: pushes every new inbound stream whose name matches `token` to another EMS.
 
-use super::{Plugin, Refusal, created_by_emstail, with_marker};
+use super::{Plugin, Refusal, created_by_emstail, names, with_marker};
 use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::{AutoRouterParams, Config};
 use crate::event::{Event, StreamInfo};
@@ -38,6 +38,8 @@ impl StreamAutoRouter {
                 reason: format!("not forwarding {}: destination_uri is empty", stream.name),
             });
         }
+        // The name becomes localStreamName, and EMS appends it to the push URI.
+        names::check(PluginId::StreamAutoRouter, &stream.name)?;
         let params = Params::new()
             .with("uri", self.params.push_uri.trim())
             .with("localStreamName", &stream.name)
@@ -200,7 +202,7 @@ mod tests {
 
     #[test]
     fn hostile_stream_names_reach_the_params_unchanged() {
-        let name = "x stream, uri=rtmp://evil/live \"q\" \\ ü";
+        let name = "x stream, uri=rtmp:..evil..live \"q\" ü";
         let mut plugin = router("stream");
         let out = run(&mut plugin, &created(name));
         let Action::EmsCall { params, .. } = &out[0].action else {
@@ -209,5 +211,26 @@ mod tests {
         assert_eq!(params.get("localStreamName"), Some(name));
         assert_eq!(params.get("uri"), Some("rtmp://192.168.2.3/live"));
         assert_separators(params);
+    }
+
+    #[test]
+    fn names_that_would_change_the_push_are_refused_not_pushed() {
+        for name in [
+            "stream/../../x",
+            "stream\\x",
+            "stream\0",
+            "stream\n1",
+            "stream\x7f",
+        ] {
+            let mut plugin = router("stream");
+            let mut out = Vec::new();
+            let refusal = plugin.handle(&created(name), &mut out).expect_err(name);
+            assert_eq!(refusal.plugin, PluginId::StreamAutoRouter);
+            assert!(refusal.reason.contains("stream name"), "{refusal}");
+            assert!(out.is_empty(), "{name}: {out:?}");
+        }
+        // A name the token does not select is not the router's business: no refusal.
+        let mut plugin = router("stream");
+        assert!(run(&mut plugin, &created("../other")).is_empty());
     }
 }

@@ -1,6 +1,6 @@
 //! StreamLoadBalancer: asks every destination EMS to pull each new inbound stream from this one.
 
-use super::{Plugin, Refusal, created_by_emstail, with_marker};
+use super::{Plugin, Refusal, created_by_emstail, names, with_marker};
 use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::{Config, Destination, LoadBalancerParams};
 use crate::event::{Event, StreamInfo};
@@ -101,11 +101,14 @@ impl Plugin for StreamLoadBalancer {
             return Ok(());
         }
         let origin = self.origin(stream);
+        // The name goes into the pull URI's path and into localStreamName.
+        let name_ok = names::check(PluginId::StreamLoadBalancer, &stream.name);
         let mut failures = Vec::new();
         for destination in &self.params.destinations {
             if self.is_this_ems(destination, origin) {
                 continue;
             }
+            name_ok.clone()?;
             match self.pull(destination, origin, stream) {
                 Ok(action) => out.push(action),
                 Err(reason) => failures.push(reason),
@@ -401,7 +404,7 @@ mod tests {
 
     #[test]
     fn hostile_stream_names_reach_the_params_unchanged() {
-        let name = "a b,c=d keepAlive=1 \"q\" \\ ü";
+        let name = "a b,c=d keepAlive=1 \"q\" .. ü";
         let mut plugin = balancer(vec![destination("192.168.2.3")]);
         let out = run(&mut plugin, &created(name, "10.0.0.1"));
         let Action::EmsCall { params, .. } = &out[0].action else {
@@ -433,5 +436,27 @@ mod tests {
             &ApiTarget::plain("http://127.0.0.1:8888/apiproxy/"),
             &ApiTarget::plain("http://127.0.0.1:7777/")
         ));
+    }
+
+    #[test]
+    fn names_that_would_change_the_pull_uri_are_refused_not_pulled() {
+        for name in [
+            "../../x",
+            "live/other",
+            "a\\b",
+            "..",
+            "a\0b",
+            "cam\r1",
+            "\x1b[2J",
+        ] {
+            let mut plugin = balancer(vec![destination("192.168.2.3"), destination("192.168.2.4")]);
+            let mut out = Vec::new();
+            let refusal = plugin
+                .handle(&created(name, "10.0.0.1"), &mut out)
+                .expect_err(name);
+            assert_eq!(refusal.plugin, PluginId::StreamLoadBalancer);
+            assert!(refusal.reason.contains("stream name"), "{refusal}");
+            assert!(out.is_empty(), "{name}: {out:?}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod auto_router;
 pub mod keys;
 pub mod load_balancer;
+pub mod names;
 pub mod recorder;
 pub mod upload;
 
@@ -91,11 +92,16 @@ pub(crate) mod test_support {
     use serde_json::Value;
     use std::path::PathBuf;
 
-    /// Every plugin disabled, service defaults.
+    /// Every plugin disabled, service defaults but no media root: keys are placed from the
+    /// path's tail, so the tests can use short made-up paths (the executor refuses to upload
+    /// anything without a root, and a config file cannot leave it empty).
     pub fn config() -> Config {
         Config {
             path: PathBuf::from("config.ini"),
-            service: ServiceConfig::default(),
+            service: ServiceConfig {
+                media_root: Vec::new(),
+                ..ServiceConfig::default()
+            },
             auto_router: Plugin::default(),
             recorder: Plugin::default(),
             load_balancer: Plugin::default(),

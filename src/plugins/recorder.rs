@@ -2,7 +2,7 @@
 //! `period_time` seconds with an EMS timer that shuts the recording down (keepAlive restarts it
 //! into the next numbered file).
 
-use super::{Plugin, Refusal, with_marker};
+use super::{Plugin, Refusal, names, with_marker};
 use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
 use crate::config::{Config, RecorderParams};
 use crate::event::{Event, StreamInfo, TimerInfo};
@@ -58,6 +58,8 @@ impl StreamRecorder {
                 reason: format!("not recording {}: file_location is empty", stream.name),
             });
         }
+        // The name becomes part of pathToFile on the EMS host.
+        names::check(PluginId::StreamRecorder, &stream.name)?;
         let params = Params::new()
             .with("localStreamName", &stream.name)
             .with(
@@ -434,7 +436,7 @@ mod tests {
 
     #[test]
     fn hostile_stream_names_reach_the_params_unchanged() {
-        let name = "a b,c=d\"e\\f ü";
+        let name = "a b,c=d\"e..f ü";
         let mut plugin = recorder("/var/media");
         let out = run(
             &mut plugin,
@@ -450,5 +452,27 @@ mod tests {
             Some(format!("/var/media/{name}").as_str())
         );
         crate::plugins::test_support::assert_separators(params);
+    }
+
+    #[test]
+    fn names_that_would_leave_the_recording_folder_are_refused_not_recorded() {
+        for name in [
+            "../../../../etc/cron.d/evil",
+            "..",
+            "a/b",
+            "a\\b",
+            "a\0b",
+            "cam\n1",
+            "cam\x7f",
+        ] {
+            let mut plugin = recorder("/var/media");
+            let mut out = Vec::new();
+            let refusal = plugin
+                .handle(&event("inStreamCreated", json!({"name": name})), &mut out)
+                .expect_err(name);
+            assert_eq!(refusal.plugin, PluginId::StreamRecorder);
+            assert!(refusal.reason.contains("stream name"), "{refusal}");
+            assert!(out.is_empty(), "{name}: {out:?}");
+        }
     }
 }

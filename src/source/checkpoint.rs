@@ -89,7 +89,7 @@ pub fn load(state_dir: &Path) -> Loaded {
 /// Replaces `<state_dir>/checkpoints.json` with [`fsutil::write_atomic`] (through
 /// `checkpoints.json.tmp`, mode 0600), creating the directory if needed.
 pub fn store(state_dir: &Path, positions: &[FilePosition]) -> io::Result<()> {
-    fs::create_dir_all(state_dir)?;
+    fsutil::create_private_dir(state_dir)?;
     let on_disk = OnDisk::V1 {
         files: positions.to_vec(),
     };
@@ -194,17 +194,19 @@ impl Drop for StateLock {
 /// file. Another holder (another process, or another open in this one) makes this fail with a
 /// message naming the directory and the holder's pid.
 pub fn lock(state_dir: &Path) -> Result<StateLock, String> {
-    fs::create_dir_all(state_dir)
+    fsutil::create_private_dir(state_dir)
         .map_err(|e| format!("cannot create state directory {}: {e}", state_dir.display()))?;
     let path = state_dir.join(LOCK_FILE);
     // Not truncated on open: until the lock is ours, the pid in it belongs to the holder.
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+    let mut file = fsutil::open_private(
+        &path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {

@@ -48,10 +48,18 @@ pub fn is_glob(log: &str) -> bool {
     log.contains(['*', '?', '['])
 }
 
-/// The regular files the live log consists of right now: the file itself, the regular files
-/// of a directory, or the matches of a glob (symlinks followed). A path that does not exist
-/// (yet) gives no files rather than an error: the log may appear later. Unordered.
-pub fn live_files(log: &str) -> std::io::Result<Vec<PathBuf>> {
+/// The regular files the live log consists of right now, each with its metadata: the file
+/// itself, the regular files of a directory, or the matches of a glob (symlinks followed). A
+/// path that does not exist (yet) gives no files rather than an error: the log may appear
+/// later. Unordered. Each file is looked at once (one `stat`), which the caller reuses: a
+/// rescan of thousands of files costs one system call per file.
+pub fn live_files(log: &str) -> std::io::Result<Vec<(PathBuf, std::fs::Metadata)>> {
+    let regular = |p: PathBuf| {
+        std::fs::metadata(&p)
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .map(|meta| (p, meta))
+    };
     if is_glob(log) {
         let matches = glob::glob(log).map_err(|e| {
             std::io::Error::new(
@@ -60,10 +68,7 @@ pub fn live_files(log: &str) -> std::io::Result<Vec<PathBuf>> {
             )
         })?;
         // An unreadable directory on the way is skipped, not fatal: the rest is still followed.
-        return Ok(matches
-            .filter_map(Result::ok)
-            .filter(|p| p.is_file())
-            .collect());
+        return Ok(matches.filter_map(Result::ok).filter_map(regular).collect());
     }
     let path = Path::new(log);
     match std::fs::metadata(path) {
@@ -71,14 +76,11 @@ pub fn live_files(log: &str) -> std::io::Result<Vec<PathBuf>> {
             let mut inside = Vec::new();
             for entry in std::fs::read_dir(path)? {
                 let Ok(entry) = entry else { continue };
-                let p = entry.path();
-                if p.is_file() {
-                    inside.push(p);
-                }
+                inside.extend(regular(entry.path()));
             }
             Ok(inside)
         }
-        Ok(meta) if meta.is_file() => Ok(vec![path.to_path_buf()]),
+        Ok(meta) if meta.is_file() => Ok(vec![(path.to_path_buf(), meta)]),
         Ok(_) => Ok(Vec::new()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e),
@@ -177,17 +179,25 @@ mod tests {
             std::fs::write(d.join(name), b"x\n").expect("write");
         }
         std::fs::create_dir(d.join("sub")).expect("mkdir");
-        let mut by_dir = live_files(&d.to_string_lossy()).expect("dir");
-        by_dir.sort();
+        let paths = |log: &str| -> Vec<PathBuf> {
+            let mut found: Vec<PathBuf> = live_files(log)
+                .expect("lists")
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect();
+            found.sort();
+            found
+        };
+        let by_dir = paths(&d.to_string_lossy());
         assert_eq!(
             by_dir.len(),
             3,
             "the subdirectory is not a file: {by_dir:?}"
         );
         let pattern = format!("{}/events_*.txt", d.display());
-        assert_eq!(live_files(&pattern).expect("glob").len(), 2);
+        assert_eq!(paths(&pattern).len(), 2);
         let one = d.join("other.log");
-        assert_eq!(live_files(&one.to_string_lossy()).expect("file"), vec![one]);
+        assert_eq!(paths(&one.to_string_lossy()), vec![one]);
         let missing = d.join("later/events.txt");
         assert!(
             live_files(&missing.to_string_lossy())

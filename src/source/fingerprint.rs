@@ -60,7 +60,7 @@ pub fn identify(file: &File) -> io::Result<Option<FileId>> {
 ///
 /// Reads at a position, so the file's cursor does not move. A file shorter than `offset` gives
 /// an `UnexpectedEof` error: it was truncated, and no hash of it can match.
-pub fn tail_hash(file: &mut File, offset: u64) -> io::Result<u64> {
+pub fn tail_hash(file: &File, offset: u64) -> io::Result<u64> {
     if offset == 0 {
         return Ok(0);
     }
@@ -151,19 +151,19 @@ mod tests {
         let mut file = File::open(&path).expect("open");
         file.seek(SeekFrom::Start(5)).expect("seek");
 
-        assert_eq!(tail_hash(&mut file, 0).expect("offset 0"), 0);
+        assert_eq!(tail_hash(&file, 0).expect("offset 0"), 0);
         assert_eq!(
-            tail_hash(&mut file, 11).expect("short prefix"),
+            tail_hash(&file, 11).expect("short prefix"),
             head_hash(&content[..11])
         );
         let end = content.len() as u64;
         assert_eq!(
-            tail_hash(&mut file, end).expect("whole file"),
+            tail_hash(&file, end).expect("whole file"),
             head_hash(&content[content.len() - 64..])
         );
         assert_eq!(file.stream_position().expect("position"), 5);
 
-        let err = tail_hash(&mut file, end + 1).expect_err("past the end");
+        let err = tail_hash(&file, end + 1).expect_err("past the end");
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
@@ -172,8 +172,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("events.txt");
         std::fs::write(&path, b"same first line\nold second line\n").expect("write");
-        let mut file = File::open(&path).expect("open");
-        let saved = tail_hash(&mut file, 32).expect("hash");
+        let file = File::open(&path).expect("open");
+        let saved = tail_hash(&file, 32).expect("hash");
         drop(file);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -182,11 +182,11 @@ mod tests {
             .expect("reopen");
         file.write_all(b"same first line\nnew second line\n")
             .expect("write");
-        let mut file = File::open(&path).expect("open");
+        let file = File::open(&path).expect("open");
         assert_eq!(
             id_of(&path).expect("readable").map(|id| id.head),
             Some(head_hash(b"same first line"))
         );
-        assert_ne!(tail_hash(&mut file, 32).expect("hash"), saved);
+        assert_ne!(tail_hash(&file, 32).expect("hash"), saved);
     }
 }

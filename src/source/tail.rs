@@ -20,6 +20,7 @@ pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
 use crate::source::fingerprint::{self, FileId, tail_hash};
 use crate::source::frame::{Frame, Framer};
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -241,6 +242,46 @@ impl Tailer {
             .collect()
     }
 
+    /// The checkpoint entry of `id` at `offset` (with `line` lines before it). The hash of the
+    /// bytes before `offset` is read through the descriptor already open: by path, a rename
+    /// and a new file between scans would hash the new file (or fail, dropping the entry),
+    /// and after a crash the old file would be read again from 0.
+    pub fn checkpoint_position(
+        &self,
+        id: FileId,
+        offset: u64,
+        line: u64,
+    ) -> io::Result<FilePosition> {
+        let t = self
+            .files
+            .iter()
+            .find(|t| t.id == Some(id))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not followed any more"))?;
+        let opened;
+        let file = match &t.file {
+            Some(file) => file,
+            None => {
+                // Not open (finished, or not started yet): by path, if it still holds the file.
+                opened = File::open(&t.path)?;
+                let meta = opened.metadata()?;
+                if (meta.dev(), meta.ino()) != (t.dev, t.ino) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{} holds another file now", t.path.display()),
+                    ));
+                }
+                &opened
+            }
+        };
+        Ok(FilePosition {
+            id,
+            path: t.path.clone(),
+            offset,
+            line,
+            tail_hash: tail_hash(file, offset)?,
+        })
+    }
+
     /// Bytes on disk not yet read, over the files being followed (as of the last look).
     pub fn lag_bytes(&self) -> u64 {
         self.files
@@ -270,25 +311,46 @@ impl Tailer {
         }
         let now = Instant::now();
         let mut fresh: Vec<Tracked> = Vec::new();
-        for path in paths {
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
+        // Lookups by device and inode: with thousands of files in the log's directory, a
+        // linear search per path made every idle rescan quadratic.
+        let mut known: HashMap<(u64, u64), usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ((t.dev, t.ino), i))
+            .collect();
+        let mut fresh_ids: HashSet<(u64, u64)> = HashSet::new();
+        let mut replaced: HashSet<usize> = HashSet::new();
+        for (path, meta) in paths {
             let (dev, ino) = (meta.dev(), meta.ino());
-            if fresh.iter().any(|t| (t.dev, t.ino) == (dev, ino)) {
+            if fresh_ids.contains(&(dev, ino)) {
                 continue;
             }
-            if let Some(i) = self.files.iter().position(|t| (t.dev, t.ino) == (dev, ino)) {
+            if let Some(&i) = known.get(&(dev, ino)) {
                 if self.known_again(i, &path, &meta)? {
                     continue;
                 }
-                self.files.remove(i);
+                // The inode holds another file now: the entry goes (after the loop, so
+                // that the indices in `known` stay valid).
+                known.remove(&(dev, ino));
+                replaced.insert(i);
             }
             match Tracked::open(&path, now, self.config.max_line) {
-                Ok(Some(t)) => fresh.push(t),
+                Ok(Some(t)) => {
+                    fresh_ids.insert((t.dev, t.ino));
+                    fresh.push(t);
+                }
                 Ok(None) => {}
                 Err(e) => log::warn!("cannot open {}: {e}", path.display()),
             }
+        }
+        if !replaced.is_empty() {
+            let mut index = 0;
+            self.files.retain(|_| {
+                let keep = !replaced.contains(&index);
+                index += 1;
+                keep
+            });
         }
         // Files no longer listed: finished or never identified ones are forgotten; one being
         // read keeps its descriptor until drained.
@@ -868,15 +930,16 @@ fn recent_at(file: &File, offset: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// A checkpoint entry for a file followed now: its position with the hash of the bytes before
-/// it, read from `path` (which must still hold the file).
+/// A checkpoint entry for the file at `path`: its position with the hash of the bytes before
+/// it. For a file followed now, [`Tailer::checkpoint_position`] (by its descriptor) is right;
+/// this is for a path known to hold the file (tests, tools).
 pub fn file_position(id: FileId, path: &Path, offset: u64, line: u64) -> io::Result<FilePosition> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     Ok(FilePosition {
         id,
         path: path.to_path_buf(),
         offset,
         line,
-        tail_hash: tail_hash(&mut file, offset)?,
+        tail_hash: tail_hash(&file, offset)?,
     })
 }

@@ -78,6 +78,52 @@ impl Emstail {
         self
     }
 
+    /// Runs it through `sh -c 'umask MASK; exec …'`, so that the files it creates get the
+    /// modes it sets itself, not the test's umask. Call it after the arguments are given.
+    pub fn under_umask(self, mask: u32) -> Emstail {
+        self.through(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("umask {mask:03o}; exec \"$0\" \"$@\"")),
+        )
+    }
+
+    /// Runs it in a mount namespace of its own (`unshare -rm`, no privileges needed where
+    /// user namespaces are allowed) with a tmpfs of `kib` KiB mounted on `dir`: a small
+    /// filesystem a test can fill. Exits 97 if the tmpfs cannot be mounted. The test sees
+    /// the tmpfs at `/proc/<pid>/root/<dir>`. Call it after the arguments are given.
+    pub fn on_tmpfs(self, dir: &Path, kib: u32) -> Emstail {
+        self.through(
+            Command::new("unshare")
+                .args(["-rm", "sh", "-c"])
+                .arg(format!(
+                    "mount -t tmpfs -o size={kib}k emstail-test \"$0\" || exit 97; \
+                     exec \"$@\""
+                ))
+                .arg(dir),
+        )
+    }
+
+    /// `wrapper` with this command's program and arguments appended, its environment and
+    /// working directory.
+    fn through(self, wrapper: &mut Command) -> Emstail {
+        let mut outer = std::mem::replace(wrapper, Command::new("true"));
+        outer
+            .arg(self.command.get_program())
+            .args(self.command.get_args())
+            .stdin(Stdio::null());
+        for (key, value) in self.command.get_envs() {
+            match value {
+                Some(value) => outer.env(key, value),
+                None => outer.env_remove(key),
+            };
+        }
+        if let Some(dir) = self.command.get_current_dir() {
+            outer.current_dir(dir);
+        }
+        Emstail { command: outer }
+    }
+
     /// Runs it to its exit (at most [`RUN_LIMIT`]).
     pub fn run(self) -> Run {
         self.spawn().finish()

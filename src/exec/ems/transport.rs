@@ -204,6 +204,9 @@ pub(super) fn transport_failure(
             config.request_timeout
         )),
         E::Io(e) => Failure::Retryable(format!("{what}: {e}")),
+        E::Protocol(e) if fails_every_time(&e) => Failure::Permanent(format!(
+            "{what}: the request cannot be sent as built ({e}); sending it again would fail the same way"
+        )),
         E::Protocol(_) | E::BodyStalled => Failure::Retryable(format!("{what}: {error}")),
         E::BodyExceedsLimit(limit) => {
             Failure::Permanent(format!("{what}: answer larger than {limit} bytes"))
@@ -218,6 +221,27 @@ fn not_connected(e: &std::io::Error) -> bool {
     matches!(
         e.kind(),
         K::ConnectionRefused | K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable
+    )
+}
+
+/// A protocol error in building or writing the request: the same request fails the same way
+/// on every attempt (a 40 KB stream name does not fit the request line). Errors in reading
+/// the answer may come from an EMS in the middle of restarting and stay retryable.
+fn fails_every_time(error: &ureq_proto::Error) -> bool {
+    use ureq_proto::Error as P;
+    matches!(
+        error,
+        P::OutputOverflow
+            | P::BadHeader(_)
+            | P::MethodVersionMismatch(..)
+            | P::TooManyHostHeaders
+            | P::BadHostHeader
+            | P::BadAuthorizationHeader
+            | P::BadContentLengthHeader
+            | P::ConflictingBodyHeaders
+            | P::BodyContentAfterFinish
+            | P::BodyLargerThanContentLength
+            | P::BodyNotAllowed
     )
 }
 
