@@ -339,6 +339,48 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The upload form of the file is read as earlier versions wrote it, and written the same.
+    #[test]
+    fn an_upload_dead_letter_keeps_its_on_disk_form() {
+        let written = r#"{"time":1700000000,"plugin":"AmazonHLSUpload","lane":"AmazonHLSUpload:G","action":{"kind":"s3_put","bucket":"media","key":"G/S/seg_1.ts","path":"/var/www/G/S/seg_1.ts","content_type":"video/mp2t","cache_control":"max-age=86400","acl":"public-read","optional":false},"error":"403 Forbidden","attempts":3,"source":{"file":"events.txt","line":7}}"#;
+        let planned = PlannedAction {
+            plugin: PluginId::AmazonHLSUpload,
+            lane: "AmazonHLSUpload:G".into(),
+            stream: None,
+            stream_id: None,
+            action: Action::S3Put {
+                bucket: "media".into(),
+                key: "G/S/seg_1.ts".into(),
+                path: "/var/www/G/S/seg_1.ts".into(),
+                content_type: "video/mp2t".into(),
+                cache_control: "max-age=86400".into(),
+                acl: Some("public-read".into()),
+                optional: false,
+            },
+        };
+        let read: DeadLetter = serde_json::from_str(written).expect("an earlier version's line");
+        let config = crate::plugins::test_support::config();
+        assert_eq!(read.to_planned(&config), Some(planned.clone()));
+        let source = Source {
+            file: "events.txt".into(),
+            line: 7,
+        };
+        let mut again = DeadLetter::new(&planned, &source, "403 Forbidden".into(), 3);
+        again.time = 1_700_000_000;
+        assert_eq!(serde_json::to_string(&again).unwrap(), written);
+        // Without an ACL and from a version before `optional`: both fields are optional.
+        let older = written.replace(r#","acl":"public-read","optional":false"#, "");
+        let read: DeadLetter = serde_json::from_str(&older).expect("a line without acl");
+        let Some(PlannedAction {
+            action: Action::S3Put { acl, optional, .. },
+            ..
+        }) = read.to_planned(&config)
+        else {
+            panic!("an upload reads back as an upload");
+        };
+        assert_eq!((acl, optional), (None, false));
+    }
+
     #[test]
     fn a_torn_line_is_reported_with_its_number_and_rewrite_keeps_the_rest() {
         let dir = temp_dir("torn");
