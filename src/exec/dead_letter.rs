@@ -3,7 +3,7 @@
 //! them again. Secrets are never written: an API target keeps its URL and user name, and the
 //! password is taken from the config again on retry.
 
-use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId, S3Put};
 use crate::config::Config;
 use crate::event::Source;
 use crate::fsutil;
@@ -44,17 +44,7 @@ pub enum StoredAction {
         command: String,
         params: Vec<(String, String)>,
     },
-    S3Put {
-        bucket: String,
-        key: String,
-        path: PathBuf,
-        content_type: String,
-        cache_control: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        acl: Option<String>,
-        #[serde(default)]
-        optional: bool,
-    },
+    S3Put(S3Put),
     S3Delete {
         bucket: String,
         key: String,
@@ -75,23 +65,7 @@ impl DeadLetter {
                 command: command.clone(),
                 params: params.0.clone(),
             },
-            Action::S3Put {
-                bucket,
-                key,
-                path,
-                content_type,
-                cache_control,
-                acl,
-                optional,
-            } => StoredAction::S3Put {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                path: path.clone(),
-                content_type: content_type.clone(),
-                cache_control: cache_control.clone(),
-                acl: acl.clone(),
-                optional: *optional,
-            },
+            Action::S3Put(put) => StoredAction::S3Put(put.clone()),
             Action::S3Delete { bucket, key } => StoredAction::S3Delete {
                 bucket: bucket.clone(),
                 key: key.clone(),
@@ -128,23 +102,7 @@ impl DeadLetter {
                 command: command.clone(),
                 params: Params(params.clone()),
             },
-            StoredAction::S3Put {
-                bucket,
-                key,
-                path,
-                content_type,
-                cache_control,
-                acl,
-                optional,
-            } => Action::S3Put {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                path: path.clone(),
-                content_type: content_type.clone(),
-                cache_control: cache_control.clone(),
-                acl: acl.clone(),
-                optional: *optional,
-            },
+            StoredAction::S3Put(put) => Action::S3Put(put.clone()),
             StoredAction::S3Delete { bucket, key } => Action::S3Delete {
                 bucket: bucket.clone(),
                 key: key.clone(),
@@ -171,7 +129,7 @@ impl DeadLetter {
                 "ems {target}{command} {}",
                 Params(params.clone()).to_command_line()
             ),
-            StoredAction::S3Put { bucket, key, .. } => format!("put s3://{bucket}/{key}"),
+            StoredAction::S3Put(S3Put { bucket, key, .. }) => format!("put s3://{bucket}/{key}"),
             StoredAction::S3Delete { bucket, key } => format!("delete s3://{bucket}/{key}"),
         };
         format!(
@@ -348,7 +306,7 @@ mod tests {
             lane: "AmazonHLSUpload:G".into(),
             stream: None,
             stream_id: None,
-            action: Action::S3Put {
+            action: Action::S3Put(S3Put {
                 bucket: "media".into(),
                 key: "G/S/seg_1.ts".into(),
                 path: "/var/www/G/S/seg_1.ts".into(),
@@ -356,7 +314,7 @@ mod tests {
                 cache_control: "max-age=86400".into(),
                 acl: Some("public-read".into()),
                 optional: false,
-            },
+            }),
         };
         let read: DeadLetter = serde_json::from_str(written).expect("an earlier version's line");
         let config = crate::plugins::test_support::config();
@@ -372,7 +330,7 @@ mod tests {
         let older = written.replace(r#","acl":"public-read","optional":false"#, "");
         let read: DeadLetter = serde_json::from_str(&older).expect("a line without acl");
         let Some(PlannedAction {
-            action: Action::S3Put { acl, optional, .. },
+            action: Action::S3Put(S3Put { acl, optional, .. }),
             ..
         }) = read.to_planned(&config)
         else {

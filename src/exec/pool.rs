@@ -10,7 +10,7 @@
 //! target holds up only the lanes with actions for it. When to give up is the
 //! [`RetryPolicy`]'s call alone.
 
-use crate::action::{Action, PlannedAction};
+use crate::action::{Action, PlannedAction, S3Put};
 use crate::event::Source;
 use crate::exec::retry::{RetryPolicy, Verdict};
 use crate::exec::{Done, Failure};
@@ -51,7 +51,7 @@ pub trait Execute: Send + Sync {
 pub fn action_target(action: &PlannedAction) -> String {
     match &action.action {
         Action::EmsCall { target, .. } => target.base.clone(),
-        Action::S3Put { bucket, .. } | Action::S3Delete { bucket, .. } => {
+        Action::S3Put(S3Put { bucket, .. }) | Action::S3Delete { bucket, .. } => {
             format!("s3://{bucket}")
         }
     }
