@@ -809,15 +809,8 @@ fn render_shows_every_block_one_key_per_line() {
 fn the_sample_loads_with_all_six_plugins_enabled() {
     let config = load(SAMPLE);
     assert!(config.warnings.is_empty(), "{:#?}", config.warnings);
-    for enabled in [
-        config.auto_router.enabled,
-        config.recorder.enabled,
-        config.load_balancer.enabled,
-        config.hls.enabled,
-        config.hds.enabled,
-        config.dash.enabled,
-    ] {
-        assert!(enabled);
+    for plugin in PluginId::ALL {
+        assert!(config.is_enabled(plugin), "{plugin}");
     }
     assert_eq!(
         config.auto_router.params.push_uri,
