@@ -5,6 +5,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::emstail::{Emstail, Run, repo};
+use support::expected::{Pairs, pairs, pull_params, push_params, record_params};
 
 fn emstail(args: &[&str]) -> Run {
     Emstail::new(args).log_level("warn").run()
@@ -45,46 +46,25 @@ fn delete(plugin: &str, bucket: &str, key: &str, file: &str, line: u64) -> Value
            "source": {"file": file, "line": line}})
 }
 
-fn ems(plugin: &str, target: &str, command: &str, params: &[(&str, &str)], line: u64) -> Value {
+fn ems(plugin: &str, target: &str, command: &str, params: Pairs, line: u64) -> Value {
     let params: serde_json::Map<String, Value> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .into_iter()
+        .map(|(k, v)| (k, Value::from(v)))
         .collect();
     json!({"plugin": plugin, "kind": "ems_call", "target": target, "command": command,
            "params": params, "source": {"file": F1, "line": line}})
 }
 
 fn record(name: &str, line: u64) -> Value {
-    let path = format!("/var/evostreamms/media/{name}");
-    ems(
-        "StreamRecorder",
-        LOCAL,
-        "record",
-        &[
-            ("localStreamName", name),
-            ("pathToFile", &path),
-            ("type", "mp4"),
-            ("overwrite", "0"),
-            ("keepAlive", "1"),
-            ("_localStreamName", name),
-            ("_emstail", "1"),
-        ],
-        line,
-    )
+    ems("StreamRecorder", LOCAL, "record", record_params(name), line)
 }
 
 fn pull(target: &str, name: &str, line: u64) -> Value {
-    let uri = format!("rtmp://127.0.0.1/live/{name}");
     ems(
         "StreamLoadBalancer",
         target,
         "pullStream",
-        &[
-            ("uri", &uri),
-            ("localStreamName", name),
-            ("keepAlive", "0"),
-            ("_emstail", "1"),
-        ],
+        pull_params(name),
         line,
     )
 }
@@ -94,12 +74,7 @@ fn push(name: &str, line: u64) -> Value {
         "StreamAutoRouter",
         LOCAL,
         "pushStream",
-        &[
-            ("uri", "rtmp://127.0.0.1:1936/live"),
-            ("localStreamName", name),
-            ("keepAlive", "0"),
-            ("_emstail", "1"),
-        ],
+        push_params(name),
         line,
     )
 }
@@ -171,7 +146,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
             "StreamRecorder",
             LOCAL,
             "setTimer",
-            &[("value", "3600"), ("_uniqueId", "15")],
+            pairs(&[("value", "3600"), ("_uniqueId", "15")]),
             20,
         ),
         // The rotated, newer file. The stream `temp` starts and ends in it: no control action.

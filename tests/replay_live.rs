@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 use support::emstail::{Emstail, RUN_LIMIT, Run, Setup, utf8, webroot};
+use support::expected::{Pairs, pairs, pull_params, push_params, record_params};
 use support::fake_ems::FakeEms;
 use support::ports::{Flaky, free_port};
 use support::s3::{assert_bucket, bucket, seed, server};
@@ -77,16 +78,10 @@ impl Run {
 // ---------------------------------------------------------------------------------------
 // What the fake EMS recorded
 
-type Call = (String, Vec<(String, String)>);
+type Call = (String, Pairs);
 
 fn call(command: &str, params: &[(&str, &str)]) -> Call {
-    (
-        command.to_string(),
-        params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
+    (command.to_string(), pairs(params))
 }
 
 /// Every call the fake received, sorted (lanes run in parallel, so arrival order across
@@ -133,21 +128,7 @@ const BALANCED: [&str; 4] = ["cam1", HOSTILE, "studio", "cam_back"];
 fn recorder_calls() -> Vec<Call> {
     let mut calls: Vec<Call> = RECORDED
         .iter()
-        .map(|name| {
-            let path = format!("/var/evostreamms/media/{name}");
-            call(
-                "record",
-                &[
-                    ("localStreamName", name),
-                    ("pathToFile", &path),
-                    ("type", "mp4"),
-                    ("overwrite", "0"),
-                    ("keepAlive", "1"),
-                    ("_localStreamName", name),
-                    ("_emstail", "1"),
-                ],
-            )
-        })
+        .map(|name| ("record".to_string(), record_params(name)))
         .collect();
     // The timer of recording 15 (recording 12 ended in the window); emstail asks first
     // whether it is armed already.
@@ -160,17 +141,7 @@ fn push_calls() -> Vec<Call> {
     sorted(
         PUSHED
             .iter()
-            .map(|name| {
-                call(
-                    "pushStream",
-                    &[
-                        ("uri", "rtmp://127.0.0.1:1936/live"),
-                        ("localStreamName", name),
-                        ("keepAlive", "0"),
-                        ("_emstail", "1"),
-                    ],
-                )
-            })
+            .map(|name| ("pushStream".to_string(), push_params(name)))
             .collect(),
     )
 }
@@ -179,18 +150,7 @@ fn pull_calls() -> Vec<Call> {
     sorted(
         BALANCED
             .iter()
-            .map(|name| {
-                let uri = format!("rtmp://127.0.0.1/live/{name}");
-                call(
-                    "pullStream",
-                    &[
-                        ("uri", &uri),
-                        ("localStreamName", name),
-                        ("keepAlive", "0"),
-                        ("_emstail", "1"),
-                    ],
-                )
-            })
+            .map(|name| ("pullStream".to_string(), pull_params(name)))
             .collect(),
     )
 }
