@@ -16,14 +16,11 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 use support::emstail::{Emstail, RUN_LIMIT, Run, Setup, utf8, webroot};
-use support::expected::{Pairs, pairs, pull_params, push_params, record_params};
+use support::expected::{F1, F2, HOSTILE, Pairs, pairs, pull_params, push_params, record_params};
 use support::fake_ems::FakeEms;
 use support::ports::{Flaky, free_port};
 use support::s3::{assert_bucket, bucket, seed, server};
 
-const F1: &str = "fixtures/logs/events_20261129_101500.txt";
-const F2: &str = "fixtures/logs/events_20261129_111500.txt";
-const HOSTILE: &str = "lobby cam, 2=\"main\" \\ ☃";
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const SHORT: &str = "max-age=2";
 const LONG: &str = "max-age=86400";

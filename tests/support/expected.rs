@@ -2,6 +2,12 @@
 //! `config.ini.sample` (and in `Setup`, which follows it): what the dry run prints and what a
 //! live replay delivers must be these same lists.
 
+/// The bundled event log and the one logrotate made before it, in JSON-sink format.
+pub const F1: &str = "fixtures/logs/events_20261129_101500.txt";
+pub const F2: &str = "fixtures/logs/events_20261129_111500.txt";
+/// A stream of the fixtures whose name has every character EMS's parameters must escape.
+pub const HOSTILE: &str = "lobby cam, 2=\"main\" \\ ☃";
+
 /// Parameters in the order they are sent.
 pub type Pairs = Vec<(String, String)>;
 
