@@ -11,7 +11,7 @@ use emstail::action::Secret;
 use emstail::config::UploadParams;
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -443,4 +443,38 @@ pub fn assert_bucket(s3: &S3Server, bucket: &str, root: &Path, expected: &[(&str
             "Cache-Control of {key}"
         );
     }
+}
+
+/// Asserts that each of `streams` HLS streams of `chunks` chunks was stored in order, every
+/// object once: under `hls/<stream>/`, each `segment_<n>.ts` before the `playlist.m3u8` that
+/// follows it (by the order the [`Recorder`] saw the server answer), and that the bucket holds
+/// the segments and one playlist per stream.
+pub fn assert_segments_before_playlists(
+    s3: &S3Server,
+    recorder: &Recorder,
+    bucket: &str,
+    streams: usize,
+    chunks: usize,
+) {
+    let committed = recorder.committed_keys(bucket);
+    assert_eq!(committed.len(), streams * chunks * 2, "each object once");
+    let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in committed {
+        let (stream, file) = key
+            .strip_prefix("hls/")
+            .and_then(|k| k.split_once('/'))
+            .expect("keys are hls/<stream>/<file>");
+        per_stream
+            .entry(stream.to_string())
+            .or_default()
+            .push(file.to_string());
+    }
+    assert_eq!(per_stream.len(), streams);
+    let expected: Vec<String> = (0..chunks)
+        .flat_map(|c| [format!("segment_{c}.ts"), "playlist.m3u8".to_string()])
+        .collect();
+    for (stream, files) in &per_stream {
+        assert_eq!(files, &expected, "order of stream {stream}");
+    }
+    assert_eq!(s3.list(bucket).len(), streams * (chunks + 1));
 }
