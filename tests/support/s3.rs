@@ -7,13 +7,14 @@
 //! server *answered* it, and s3s-fs answers a PUT only after the object is in place.
 #![allow(dead_code)]
 
+use super::ports::proxy_ends;
 use emstail::action::Secret;
 use emstail::config::UploadParams;
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -213,18 +214,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Recorder {
     fn start(upstream_endpoint: &str) -> Recorder {
-        let upstream = upstream_endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port for the proxy");
-        listener
-            .set_nonblocking(true)
-            .expect("a listener can be made non-blocking");
-        let port = listener
-            .local_addr()
-            .expect("a bound listener has an address")
-            .port();
+        let (upstream, listener, addr) = proxy_ends(upstream_endpoint);
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
@@ -246,7 +236,7 @@ impl Recorder {
             })
         };
         Recorder {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("http://{addr}"),
             log,
             stop,
             acceptor: Some(acceptor),
