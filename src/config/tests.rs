@@ -60,15 +60,8 @@ fn assert_seed(config: &Config) {
     assert_eq!(config.recorder.params.period_time, 3600);
 
     assert!(config.load_balancer.enabled);
-    let bases: Vec<&str> = config
-        .load_balancer
-        .params
-        .destinations
-        .iter()
-        .map(|d| d.api.base.as_str())
-        .collect();
     assert_eq!(
-        bases,
+        api_bases(&config),
         [
             "http://192.168.2.3:7777/",
             "http://192.168.2.4:7777/",
