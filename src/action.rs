@@ -1,7 +1,7 @@
 //! What the plugins ask for: EMS API calls and S3 puts/deletes, as plain data.
 
-use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -166,27 +166,33 @@ pub enum Action {
         command: String,
         params: Params,
     },
-    S3Put {
-        bucket: String,
-        key: String,
-        path: PathBuf,
-        content_type: String,
-        cache_control: String,
-        acl: Option<String>,
-        /// A missing file is only a warning (the HDS bootstrap), not a failure.
-        optional: bool,
-    },
+    S3Put(S3Put),
     S3Delete {
         bucket: String,
         key: String,
     },
 }
 
+/// A file to upload and how. Dead letters store it in this form, field for field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Put {
+    pub bucket: String,
+    pub key: String,
+    pub path: PathBuf,
+    pub content_type: String,
+    pub cache_control: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
+    /// A missing file is only a warning (the HDS bootstrap), not a failure.
+    #[serde(default)]
+    pub optional: bool,
+}
+
 impl Action {
     pub fn kind(&self) -> &'static str {
         match self {
             Action::EmsCall { .. } => "ems_call",
-            Action::S3Put { .. } => "s3_put",
+            Action::S3Put(_) => "s3_put",
             Action::S3Delete { .. } => "s3_delete",
         }
     }
@@ -272,13 +278,13 @@ impl fmt::Display for PlannedAction {
                 command,
                 params,
             } => write!(f, "ems {target}{command} {}", params.to_command_line()),
-            Action::S3Put {
+            Action::S3Put(S3Put {
                 bucket,
                 key,
                 path,
                 content_type,
                 ..
-            } => write!(
+            }) => write!(
                 f,
                 "put s3://{bucket}/{key} <- {} ({content_type})",
                 path.display()
@@ -304,13 +310,13 @@ pub fn write_json(
     // Uploads are nearly every action of a replay: they are written by hand, field by field
     // in the order and with the escaping of the serde form below (which EMS calls still use).
     let (kind, bucket, key, put) = match &action.action {
-        Action::S3Put {
+        Action::S3Put(S3Put {
             bucket,
             key,
             path,
             content_type,
             ..
-        } => ("s3_put", bucket, key, Some((path, content_type))),
+        }) => ("s3_put", bucket, key, Some((path, content_type))),
         Action::S3Delete { bucket, key } => ("s3_delete", bucket, key, None),
         Action::EmsCall { .. } => return write_json_serde(writer, action, source),
     };
@@ -420,13 +426,13 @@ fn write_json_serde(
             out.command = Some(command);
             out.params = Some(params);
         }
-        Action::S3Put {
+        Action::S3Put(S3Put {
             bucket,
             key,
             path,
             content_type,
             ..
-        } => {
+        }) => {
             out.bucket = Some(bucket);
             out.key = Some(key);
             out.path = Some(path.to_string_lossy());
@@ -493,7 +499,7 @@ mod tests {
     #[test]
     fn upload_json_is_byte_identical_to_the_serde_form() {
         let hostile = "G/\"q\\b\u{1}\n\t\u{7f}é✓ </script>";
-        let put = upload(Action::S3Put {
+        let put = upload(Action::S3Put(S3Put {
             bucket: "b\"".into(),
             key: hostile.into(),
             path: PathBuf::from(format!("/w/{hostile}")),
@@ -501,7 +507,7 @@ mod tests {
             cache_control: "max-age=86400".into(),
             acl: Some("public-read".into()),
             optional: true,
-        });
+        }));
         let delete = upload(Action::S3Delete {
             bucket: "media".into(),
             key: "G/S/seg_1.ts".into(),

@@ -5,7 +5,7 @@
 //! (messages and value conversions), `render` (what `emstail check` prints). Every error names
 //! the file, block, key, value and what is allowed.
 
-use crate::action::{ApiTarget, Secret};
+use crate::action::{ApiTarget, PluginId, Secret};
 use std::path::{Path, PathBuf};
 
 mod check;
@@ -215,5 +215,17 @@ impl Config {
     /// line, secrets as `***`.
     pub fn render(&self) -> String {
         render::render(self)
+    }
+
+    /// Whether the block of `plugin` has its `plugin_switch` on.
+    pub fn is_enabled(&self, plugin: PluginId) -> bool {
+        match plugin {
+            PluginId::StreamAutoRouter => self.auto_router.enabled,
+            PluginId::StreamRecorder => self.recorder.enabled,
+            PluginId::StreamLoadBalancer => self.load_balancer.enabled,
+            PluginId::AmazonHLSUpload => self.hls.enabled,
+            PluginId::AmazonHDSUpload => self.hds.enabled,
+            PluginId::AmazonDASHUpload => self.dash.enabled,
+        }
     }
 }

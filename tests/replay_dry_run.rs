@@ -5,9 +5,17 @@ mod support;
 
 use serde_json::{Value, json};
 use support::emstail::{Emstail, Run, repo};
+use support::expected::{F1, F2, HOSTILE, Pairs, pairs, pull_params, push_params, record_params};
 
 fn emstail(args: &[&str]) -> Run {
     Emstail::new(args).log_level("warn").run()
+}
+
+/// `emstail replay --config config.ini.sample --dry-run ARGS`.
+fn dry_run(args: &[&str]) -> Run {
+    let mut all = vec!["replay", "--config", "config.ini.sample", "--dry-run"];
+    all.extend_from_slice(args);
+    emstail(&all)
 }
 
 fn json_lines(out: &Run) -> Vec<Value> {
@@ -18,14 +26,11 @@ fn json_lines(out: &Run) -> Vec<Value> {
         .collect()
 }
 
-const F1: &str = "fixtures/logs/events_20261129_101500.txt";
-const F2: &str = "fixtures/logs/events_20261129_111500.txt";
 const LOCAL: &str = "http://127.0.0.1:7777/";
 const PEER: &str = "http://127.0.0.1:7778/";
 const PROXY: &str = "http://emstail:***@127.0.0.1:8888/apiproxy/";
 /// The `enable: false` entry of `destination_ems_apiproxies`: its API, called directly.
 const DIRECT: &str = "http://127.0.0.1:7779/";
-const HOSTILE: &str = "lobby cam, 2=\"main\" .. ☃";
 
 fn webroot(rel: &str) -> String {
     repo()
@@ -45,46 +50,25 @@ fn delete(plugin: &str, bucket: &str, key: &str, file: &str, line: u64) -> Value
            "source": {"file": file, "line": line}})
 }
 
-fn ems(plugin: &str, target: &str, command: &str, params: &[(&str, &str)], line: u64) -> Value {
+fn ems(plugin: &str, target: &str, command: &str, params: Pairs, line: u64) -> Value {
     let params: serde_json::Map<String, Value> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .into_iter()
+        .map(|(k, v)| (k, Value::from(v)))
         .collect();
     json!({"plugin": plugin, "kind": "ems_call", "target": target, "command": command,
            "params": params, "source": {"file": F1, "line": line}})
 }
 
 fn record(name: &str, line: u64) -> Value {
-    let path = format!("/var/evostreamms/media/{name}");
-    ems(
-        "StreamRecorder",
-        LOCAL,
-        "record",
-        &[
-            ("localStreamName", name),
-            ("pathToFile", &path),
-            ("type", "mp4"),
-            ("overwrite", "0"),
-            ("keepAlive", "1"),
-            ("_localStreamName", name),
-            ("_emstail", "1"),
-        ],
-        line,
-    )
+    ems("StreamRecorder", LOCAL, "record", record_params(name), line)
 }
 
 fn pull(target: &str, name: &str, line: u64) -> Value {
-    let uri = format!("rtmp://127.0.0.1/live/{name}");
     ems(
         "StreamLoadBalancer",
         target,
         "pullStream",
-        &[
-            ("uri", &uri),
-            ("localStreamName", name),
-            ("keepAlive", "0"),
-            ("_emstail", "1"),
-        ],
+        pull_params(name),
         line,
     )
 }
@@ -94,26 +78,14 @@ fn push(name: &str, line: u64) -> Value {
         "StreamAutoRouter",
         LOCAL,
         "pushStream",
-        &[
-            ("uri", "rtmp://127.0.0.1:1936/live"),
-            ("localStreamName", name),
-            ("keepAlive", "0"),
-            ("_emstail", "1"),
-        ],
+        push_params(name),
         line,
     )
 }
 
 #[test]
 fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
-    let out = emstail(&[
-        "replay",
-        "--config",
-        "config.ini.sample",
-        "--dry-run",
-        "--json",
-        "fixtures/logs",
-    ]);
+    let out = dry_run(&["--json", "fixtures/logs"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr.as_str());
     let hls = "AmazonHLSUpload";
     let hds = "AmazonHDSUpload";
@@ -171,7 +143,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
             "StreamRecorder",
             LOCAL,
             "setTimer",
-            &[("value", "3600"), ("_uniqueId", "15")],
+            pairs(&[("value", "3600"), ("_uniqueId", "15")]),
             20,
         ),
         // The rotated, newer file. The stream `temp` starts and ends in it: no control action.
@@ -279,13 +251,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
 
 #[test]
 fn hostile_stream_names_are_escaped_in_the_readable_output() {
-    let out = emstail(&[
-        "replay",
-        "--config",
-        "config.ini.sample",
-        "--dry-run",
-        "fixtures/logs",
-    ]);
+    let out = dry_run(&["fixtures/logs"]);
     assert_eq!(out.code, Some(0));
     let stdout = out.stdout.as_str();
     let line = stdout
@@ -301,15 +267,7 @@ fn hostile_stream_names_are_escaped_in_the_readable_output() {
 
 #[test]
 fn all_control_also_issues_actions_of_streams_that_ended() {
-    let out = emstail(&[
-        "replay",
-        "--config",
-        "config.ini.sample",
-        "--dry-run",
-        "--json",
-        "--all-control",
-        "fixtures/logs",
-    ]);
+    let out = dry_run(&["--json", "--all-control", "fixtures/logs"]);
     let actions = json_lines(&out);
     let commands: Vec<&str> = actions
         .iter()
@@ -336,22 +294,8 @@ fn the_text_format_gives_the_same_actions_as_json() {
         }
         v
     };
-    let json = emstail(&[
-        "replay",
-        "--config",
-        "config.ini.sample",
-        "--dry-run",
-        "--json",
-        F1,
-    ]);
-    let text = emstail(&[
-        "replay",
-        "--config",
-        "config.ini.sample",
-        "--dry-run",
-        "--json",
-        "fixtures/logs-text/events_20261129_101500.txt",
-    ]);
+    let json = dry_run(&["--json", F1]);
+    let text = dry_run(&["--json", "fixtures/logs-text/events_20261129_101500.txt"]);
     let (json, text) = (strip(json_lines(&json)), strip(json_lines(&text)));
     assert!(json.len() > 20);
     assert_eq!(text, json);
@@ -419,13 +363,7 @@ fn parse_prints_one_json_object_per_event_and_counts_the_malformed() {
 
 #[test]
 fn a_missing_input_file_is_a_usage_error() {
-    let out = emstail(&[
-        "replay",
-        "--config",
-        "config.ini.sample",
-        "--dry-run",
-        "fixtures/nope.txt",
-    ]);
+    let out = dry_run(&["fixtures/nope.txt"]);
     assert_eq!(out.code, Some(2));
     assert!(out.stderr.as_str().contains("fixtures/nope.txt"));
 }

@@ -10,19 +10,19 @@ mod support;
 use emstail::action::Params;
 use emstail::exec::ems::EmsClient;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 use support::emstail::{Emstail, RUN_LIMIT, Run, Setup, utf8, webroot};
+use support::expected::{F1, F2, HOSTILE, Pairs, pairs, pull_params, push_params, record_params};
 use support::fake_ems::FakeEms;
 use support::ports::{Flaky, free_port};
-use support::s3::{assert_bucket, bucket, seed, server};
+use support::s3::{
+    S3Server, assert_bucket, assert_segments_before_playlists, bucket, seed, server,
+};
 
-const F1: &str = "fixtures/logs/events_20261129_101500.txt";
-const F2: &str = "fixtures/logs/events_20261129_111500.txt";
-const HOSTILE: &str = "lobby cam, 2=\"main\" .. ☃";
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const SHORT: &str = "max-age=2";
 const LONG: &str = "max-age=86400";
@@ -77,16 +77,10 @@ impl Run {
 // ---------------------------------------------------------------------------------------
 // What the fake EMS recorded
 
-type Call = (String, Vec<(String, String)>);
+type Call = (String, Pairs);
 
 fn call(command: &str, params: &[(&str, &str)]) -> Call {
-    (
-        command.to_string(),
-        params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
+    (command.to_string(), pairs(params))
 }
 
 /// Every call the fake received, sorted (lanes run in parallel, so arrival order across
@@ -133,21 +127,7 @@ const BALANCED: [&str; 4] = ["cam1", HOSTILE, "studio", "cam_back"];
 fn recorder_calls() -> Vec<Call> {
     let mut calls: Vec<Call> = RECORDED
         .iter()
-        .map(|name| {
-            let path = format!("/var/evostreamms/media/{name}");
-            call(
-                "record",
-                &[
-                    ("localStreamName", name),
-                    ("pathToFile", &path),
-                    ("type", "mp4"),
-                    ("overwrite", "0"),
-                    ("keepAlive", "1"),
-                    ("_localStreamName", name),
-                    ("_emstail", "1"),
-                ],
-            )
-        })
+        .map(|name| ("record".to_string(), record_params(name)))
         .collect();
     // The timer of recording 15 (recording 12 ended in the window); emstail asks first
     // whether it is armed already.
@@ -160,17 +140,7 @@ fn push_calls() -> Vec<Call> {
     sorted(
         PUSHED
             .iter()
-            .map(|name| {
-                call(
-                    "pushStream",
-                    &[
-                        ("uri", "rtmp://127.0.0.1:1936/live"),
-                        ("localStreamName", name),
-                        ("keepAlive", "0"),
-                        ("_emstail", "1"),
-                    ],
-                )
-            })
+            .map(|name| ("pushStream".to_string(), push_params(name)))
             .collect(),
     )
 }
@@ -179,18 +149,7 @@ fn pull_calls() -> Vec<Call> {
     sorted(
         BALANCED
             .iter()
-            .map(|name| {
-                let uri = format!("rtmp://127.0.0.1/live/{name}");
-                call(
-                    "pullStream",
-                    &[
-                        ("uri", &uri),
-                        ("localStreamName", name),
-                        ("keepAlive", "0"),
-                        ("_emstail", "1"),
-                    ],
-                )
-            })
+            .map(|name| ("pullStream".to_string(), pull_params(name)))
             .collect(),
     )
 }
@@ -245,11 +204,67 @@ fn write_file(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).expect("the temp dir is writable");
 }
 
-/// Uses `root` as the only media root (a generated webroot in the temp dir).
-fn with_media_root(setup: Setup, root: &Path) -> Setup {
-    setup
-        .service("media_root", json!([utf8(root)]))
-        .service("ems_working_dir", json!(utf8(root)))
+/// A webroot generated in a temp dir, the event log beside it.
+struct Webroot {
+    tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Webroot {
+    fn new() -> Webroot {
+        let tmp = tempfile::tempdir().expect("a temp dir");
+        let root = tmp.path().join("webroot");
+        Webroot { tmp, root }
+    }
+
+    /// One HLS stream, `cam9`, with `segment_1.ts` and the playlist that lists it.
+    fn cam9() -> Webroot {
+        let web = Webroot::new();
+        write_file(&web.root.join("hls/cam9/segment_1.ts"), b"segment one");
+        write_file(
+            &web.root.join("hls/cam9/playlist.m3u8"),
+            b"#EXTM3U\nsegment_1.ts\n",
+        );
+        web
+    }
+
+    fn log(&self) -> PathBuf {
+        self.tmp.path().join("events_20261129_101500.txt")
+    }
+
+    /// Writes `lines` as the event log and replays it, AmazonHLSUpload sending this webroot
+    /// (the only media root) to `bucket` at `endpoint`; `configure` adds to the config.
+    fn replay_hls(
+        &self,
+        lines: &[String],
+        s3: &S3Server,
+        endpoint: &str,
+        bucket: &str,
+        configure: impl FnOnce(Setup) -> Setup,
+    ) -> (Run, Setup) {
+        std::fs::write(self.log(), lines.concat()).expect("write the log");
+        let ems = FakeEms::start();
+        let setup = Setup::new(&ems.base_url())
+            .service("media_root", json!([utf8(&self.root)]))
+            .service("ems_working_dir", json!(utf8(&self.root)))
+            .upload("AmazonHLSUpload", s3, endpoint, bucket);
+        let setup = configure(setup);
+        let run = replay(&setup.write(), &[utf8(&self.log())]);
+        (run, setup)
+    }
+
+    /// The bucket holds [`Webroot::cam9`]'s two files and nothing else.
+    fn assert_cam9_uploaded(&self, s3: &S3Server, bucket: &str) {
+        assert_bucket(
+            s3,
+            bucket,
+            &self.root,
+            &[
+                ("hls/cam9/segment_1.ts", "video/mp2t", LONG),
+                ("hls/cam9/playlist.m3u8", PLAYLIST, SHORT),
+            ],
+        );
+    }
 }
 
 // =======================================================================================
@@ -882,17 +897,11 @@ fn s3_down_then_up_mid_replay_retries_until_every_object_is_there() {
 fn paths_outside_the_media_root_are_refused_with_file_and_line_and_never_uploaded() {
     let s3 = server();
     let bucket = bucket(&s3, "confined");
-    let tmp = tempfile::tempdir().expect("a temp dir");
-    let root = tmp.path().join("webroot");
-    let outside = tmp.path().join("outside/secret.ts");
+    let web = Webroot::cam9();
+    let root = &web.root;
+    let outside = web.tmp.path().join("outside/secret.ts");
     write_file(&outside, b"TOP SECRET");
-    write_file(&root.join("hls/cam9/segment_1.ts"), b"segment one");
-    write_file(
-        &root.join("hls/cam9/playlist.m3u8"),
-        b"#EXTM3U\nsegment_1.ts\n",
-    );
     std::os::unix::fs::symlink(&outside, root.join("hls/cam9/segment_2.ts")).expect("symlink");
-    let log = tmp.path().join("events_20261129_101500.txt");
     let lines = [
         chunk_closed(1, &root.join("hls/cam9/segment_1.ts")),
         chunk_closed(2, Path::new("/etc/passwd")),
@@ -900,16 +909,9 @@ fn paths_outside_the_media_root_are_refused_with_file_and_line_and_never_uploade
         // Inside the root by name, outside once the symlink is followed: caught when run.
         chunk_closed(4, &root.join("hls/cam9/segment_2.ts")),
     ];
-    std::fs::write(&log, lines.concat()).expect("write the log");
-    let ems = FakeEms::start();
-    let setup = with_media_root(Setup::new(&ems.base_url()), &root).upload(
-        "AmazonHLSUpload",
-        &s3,
-        &s3.endpoint,
-        &bucket,
-    );
-    let run = replay(&setup.write(), &[utf8(&log)]);
+    let (run, setup) = web.replay_hls(&lines, &s3, &s3.endpoint, &bucket, |s| s);
 
+    let log = web.log();
     let log_name = log.display();
     for line in [2, 3] {
         assert!(
@@ -926,15 +928,7 @@ fn paths_outside_the_media_root_are_refused_with_file_and_line_and_never_uploade
         "{}",
         run.stderr
     );
-    assert_bucket(
-        &s3,
-        &bucket,
-        &root,
-        &[
-            ("hls/cam9/segment_1.ts", "video/mp2t", LONG),
-            ("hls/cam9/playlist.m3u8", PLAYLIST, SHORT),
-        ],
-    );
+    web.assert_cam9_uploaded(&s3, &bucket);
     // The run-time refusal is a dead letter like any permanent failure.
     run.assert_exit(1);
     let letters = setup.dead_letters();
@@ -948,34 +942,19 @@ fn a_missing_chunk_file_is_skipped_with_a_report_not_retried_and_not_a_dead_lett
     let s3 = server();
     let bucket = bucket(&s3, "missing");
     let recorder = s3.recorder();
-    let tmp = tempfile::tempdir().expect("a temp dir");
-    let root = tmp.path().join("webroot");
-    write_file(&root.join("hls/cam9/segment_1.ts"), b"segment one");
-    write_file(
-        &root.join("hls/cam9/playlist.m3u8"),
-        b"#EXTM3U\nsegment_1.ts\n",
-    );
-    let log = tmp.path().join("events_20261129_101500.txt");
-    let gone = root.join("hls/cam9/segment_0.ts");
+    let web = Webroot::cam9();
+    let gone = web.root.join("hls/cam9/segment_0.ts");
     let lines = [
         chunk_closed(1, &gone),
-        chunk_closed(2, &root.join("hls/cam9/segment_1.ts")),
+        chunk_closed(2, &web.root.join("hls/cam9/segment_1.ts")),
     ];
-    std::fs::write(&log, lines.concat()).expect("write the log");
-    let ems = FakeEms::start();
-    let setup = with_media_root(Setup::new(&ems.base_url()), &root).upload(
-        "AmazonHLSUpload",
-        &s3,
-        &recorder.endpoint,
-        &bucket,
-    );
-    let run = replay(&setup.write(), &[utf8(&log)]);
+    let (run, setup) = web.replay_hls(&lines, &s3, &recorder.endpoint, &bucket, |s| s);
 
     run.assert_exit(0);
     assert!(
         run.stderr.contains(&format!(
             "{}:1: AmazonHLSUpload: skipped: {}: no longer exists",
-            log.display(),
+            web.log().display(),
             gone.display()
         )),
         "{}",
@@ -997,15 +976,7 @@ fn a_missing_chunk_file_is_skipped_with_a_report_not_retried_and_not_a_dead_lett
             .all(|e| !e.target.contains("segment_0")),
         "nothing was sent for the missing file"
     );
-    assert_bucket(
-        &s3,
-        &bucket,
-        &root,
-        &[
-            ("hls/cam9/segment_1.ts", "video/mp2t", LONG),
-            ("hls/cam9/playlist.m3u8", PLAYLIST, SHORT),
-        ],
-    );
+    web.assert_cam9_uploaded(&s3, &bucket);
 }
 
 // =======================================================================================
@@ -1018,13 +989,12 @@ fn for_every_stream_each_segment_is_stored_before_the_playlist_that_follows_it()
     let s3 = server();
     let bucket = bucket(&s3, "order");
     let recorder = s3.recorder();
-    let tmp = tempfile::tempdir().expect("a temp dir");
-    let root = tmp.path().join("webroot");
-    let mut log = String::new();
+    let web = Webroot::new();
+    let mut lines = Vec::new();
     let mut id = 0;
     for chunk in 0..CHUNKS {
         for stream in 0..STREAMS {
-            let dir = root.join(format!("hls/s{stream:02}"));
+            let dir = web.root.join(format!("hls/s{stream:02}"));
             let segment = dir.join(format!("segment_{chunk}.ts"));
             write_file(
                 &segment,
@@ -1032,47 +1002,23 @@ fn for_every_stream_each_segment_is_stored_before_the_playlist_that_follows_it()
             );
             write_file(&dir.join("playlist.m3u8"), b"#EXTM3U\n");
             id += 1;
-            log.push_str(&chunk_closed(id, &segment));
+            lines.push(chunk_closed(id, &segment));
         }
     }
-    let log_path = tmp.path().join("events_20261129_101500.txt");
-    std::fs::write(&log_path, log).expect("write the log");
-    let ems = FakeEms::start();
-    let setup = with_media_root(Setup::new(&ems.base_url()), &root)
-        .service("workers", json!(8))
-        .upload("AmazonHLSUpload", &s3, &recorder.endpoint, &bucket);
-    let run = replay(&setup.write(), &[utf8(&log_path)]);
+    let (run, _) = web.replay_hls(&lines, &s3, &recorder.endpoint, &bucket, |setup| {
+        setup.service("workers", json!(8))
+    });
 
     run.assert_exit(0);
-    let committed = recorder.committed_keys(&bucket);
-    assert_eq!(committed.len(), STREAMS * CHUNKS * 2);
-    let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for key in committed {
-        let (stream, file) = key
-            .strip_prefix("hls/")
-            .and_then(|k| k.split_once('/'))
-            .expect("keys are hls/<stream>/<file>");
-        per_stream
-            .entry(stream.to_string())
-            .or_default()
-            .push(file.to_string());
-    }
-    assert_eq!(per_stream.len(), STREAMS);
-    let expected: Vec<String> = (0..CHUNKS)
-        .flat_map(|c| [format!("segment_{c}.ts"), "playlist.m3u8".to_string()])
-        .collect();
-    for (stream, files) in &per_stream {
-        assert_eq!(files, &expected, "order of stream {stream}");
-    }
-    assert_eq!(s3.list(&bucket).len(), STREAMS * (CHUNKS + 1));
+    assert_segments_before_playlists(&s3, &recorder, &bucket, STREAMS, CHUNKS);
 }
 
 #[test]
 fn a_fifo_a_directory_and_an_oversize_file_are_dead_lettered_at_once_without_retries() {
     let s3 = server();
     let bucket = bucket(&s3, "regular");
-    let tmp = tempfile::tempdir().expect("a temp dir");
-    let root = tmp.path().join("webroot");
+    let web = Webroot::new();
+    let root = &web.root;
     write_file(&root.join("hls/cam9/segment_4.ts"), b"segment four");
     write_file(&root.join("hls/cam9/segment_3.ts"), &[7u8; 200]);
     std::fs::create_dir_all(root.join("hls/cam9/segment_2.ts")).expect("a directory");
@@ -1082,21 +1028,16 @@ fn a_fifo_a_directory_and_an_oversize_file_are_dead_lettered_at_once_without_ret
         .status()
         .expect("mkfifo runs");
     assert!(made.success());
-    let log = tmp.path().join("events_20261129_101500.txt");
     let lines = [
         chunk_closed(1, &fifo),
         chunk_closed(2, &root.join("hls/cam9/segment_2.ts")),
         chunk_closed(3, &root.join("hls/cam9/segment_3.ts")),
         chunk_closed(4, &root.join("hls/cam9/segment_4.ts")),
     ];
-    std::fs::write(&log, lines.concat()).expect("write the log");
-    let ems = FakeEms::start();
-    let setup = with_media_root(Setup::new(&ems.base_url()), &root)
-        .service("max_upload_bytes", serde_json::json!(100))
-        .retry(5)
-        .upload("AmazonHLSUpload", &s3, &s3.endpoint, &bucket);
     // A FIFO without a writer would block an open forever: the run must end by itself.
-    let run = replay(&setup.write(), &[utf8(&log)]);
+    let (run, setup) = web.replay_hls(&lines, &s3, &s3.endpoint, &bucket, |setup| {
+        setup.service("max_upload_bytes", json!(100)).retry(5)
+    });
     run.assert_exit(1);
     let letters = setup.dead_letters();
     let mut seen: Vec<(u64, String, u64)> = letters

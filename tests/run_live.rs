@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use support::emstail::{Daemon, Emstail, Setup};
 use support::fake_ems::{FakeEms, RecordedCall};
 use support::ports::Flaky;
+use support::s3::assert_segments_before_playlists;
 use support::scenario::{self, append, ems_file, ms, rename, truncate};
 
 /// `outStreamCreated` unique ids are this plus the stream number.
@@ -1408,28 +1409,7 @@ fn s3_down_150_s_while_50_chunks_close_uploads_every_object_in_order_with_the_de
     std::thread::sleep(ms(300));
     d.stop("S3 down 150 s");
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
-
-    let committed = recorder.committed_keys(&bucket);
-    assert_eq!(committed.len(), objects, "each object once");
-    let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for key in committed {
-        let (stream, file) = key
-            .strip_prefix("hls/")
-            .and_then(|k| k.split_once('/'))
-            .expect("keys are hls/<stream>/<file>");
-        per_stream
-            .entry(stream.to_string())
-            .or_default()
-            .push(file.to_string());
-    }
-    assert_eq!(per_stream.len(), STREAMS);
-    let expected: Vec<String> = (0..CHUNKS)
-        .flat_map(|c| [format!("segment_{c}.ts"), "playlist.m3u8".to_string()])
-        .collect();
-    for (stream, files) in &per_stream {
-        assert_eq!(files, &expected, "order of stream {stream}");
-    }
-    assert_eq!(s3.list(&bucket).len(), STREAMS * (CHUNKS + 1));
+    assert_segments_before_playlists(&s3, &recorder, &bucket, STREAMS, CHUNKS);
 }
 
 #[test]

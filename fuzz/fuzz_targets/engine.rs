@@ -3,7 +3,7 @@
 //! stream name that reaches a path, a URI or a parameter with a separator or control byte.
 #![no_main]
 
-use emstail::action::{Action, Params};
+use emstail::action::{Action, Params, S3Put};
 use emstail::config::Config;
 use emstail::engine::Engine;
 use emstail::parse::{FileParser, Line, Parsed};
@@ -132,7 +132,7 @@ fuzz_target!(|bytes: &[u8]| {
                 Action::EmsCall {
                     command, params, ..
                 } => check_params(command, params),
-                Action::S3Put { path, key, .. } => check_upload(path, key),
+                Action::S3Put(S3Put { path, key, .. }) => check_upload(path, key),
                 Action::S3Delete { key, .. } => assert!(
                     !key.starts_with('/') && !key.split('/').any(|s| s == ".."),
                     "object key {key:?}"

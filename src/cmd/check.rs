@@ -3,6 +3,7 @@
 //! nothing is valid (a fresh install's is) but earns a warning: emstail would do nothing.
 
 use crate::cli::Outcome;
+use emstail::action::PluginId;
 use emstail::config::Config;
 use std::io::Write;
 use std::path::Path;
@@ -39,16 +40,11 @@ struct Work {
 
 impl Work {
     fn of(config: &Config) -> Work {
-        let plugins = [
-            config.auto_router.enabled,
-            config.recorder.enabled,
-            config.load_balancer.enabled,
-            config.hls.enabled,
-            config.hds.enabled,
-            config.dash.enabled,
-        ];
         Work {
-            plugins: plugins.iter().filter(|&&enabled| enabled).count(),
+            plugins: PluginId::ALL
+                .into_iter()
+                .filter(|&plugin| config.is_enabled(plugin))
+                .count(),
         }
     }
 

@@ -60,15 +60,8 @@ fn assert_seed(config: &Config) {
     assert_eq!(config.recorder.params.period_time, 3600);
 
     assert!(config.load_balancer.enabled);
-    let bases: Vec<&str> = config
-        .load_balancer
-        .params
-        .destinations
-        .iter()
-        .map(|d| d.api.base.as_str())
-        .collect();
     assert_eq!(
-        bases,
+        api_bases(config),
         [
             "http://192.168.2.3:7777/",
             "http://192.168.2.4:7777/",
@@ -839,15 +832,8 @@ fn render_shows_every_block_one_key_per_line() {
 fn the_sample_loads_with_all_six_plugins_enabled() {
     let config = load(SAMPLE);
     assert!(config.warnings.is_empty(), "{:#?}", config.warnings);
-    for enabled in [
-        config.auto_router.enabled,
-        config.recorder.enabled,
-        config.load_balancer.enabled,
-        config.hls.enabled,
-        config.hds.enabled,
-        config.dash.enabled,
-    ] {
-        assert!(enabled);
+    for plugin in PluginId::ALL {
+        assert!(config.is_enabled(plugin), "{plugin}");
     }
     assert_eq!(
         config.auto_router.params.push_uri,

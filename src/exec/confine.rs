@@ -293,6 +293,20 @@ mod tests {
         outside: PathBuf,
     }
 
+    impl Layout {
+        /// `path` resolved with `root` as the only media root.
+        fn resolve(&self, path: &Path) -> Result<PathBuf, Failure> {
+            resolve_upload_path(path, std::slice::from_ref(&self.root))
+        }
+        /// A symlink at `root/name` to `target`.
+        #[cfg(unix)]
+        fn link_in_root(&self, name: &str, target: &Path) -> PathBuf {
+            let link = self.root.join(name);
+            std::os::unix::fs::symlink(target, &link).expect("symlink");
+            link
+        }
+    }
+
     /// `root/hls/seg1.ts` inside the media root, `outside/secret.txt` beside it.
     fn layout() -> Layout {
         let dir = tempfile::tempdir().expect("a temp dir can be created");
@@ -312,7 +326,7 @@ mod tests {
     #[test]
     fn a_file_inside_the_root_resolves_to_its_real_path() {
         let l = layout();
-        let got = resolve_upload_path(&l.root.join("hls/seg1.ts"), std::slice::from_ref(&l.root));
+        let got = l.resolve(&l.root.join("hls/seg1.ts"));
         let want = l.root.join("hls/seg1.ts").canonicalize().expect("exists");
         assert_eq!(got, Ok(want));
     }
@@ -321,7 +335,7 @@ mod tests {
     fn dot_dot_out_of_the_root_is_refused() {
         let l = layout();
         let sneaky = l.root.join("hls/../../outside/secret.txt");
-        match resolve_upload_path(&sneaky, std::slice::from_ref(&l.root)) {
+        match l.resolve(&sneaky) {
             Err(Failure::Permanent(m)) => {
                 assert!(m.contains("outside the media roots"), "{m}");
                 assert!(m.contains("secret.txt"), "{m}");
@@ -334,25 +348,17 @@ mod tests {
     #[test]
     fn a_symlink_pointing_outside_is_refused() {
         let l = layout();
-        let link = l.root.join("hls/seg2.ts");
-        std::os::unix::fs::symlink(l.outside.join("secret.txt"), &link).expect("symlink");
-        assert!(matches!(
-            resolve_upload_path(&link, std::slice::from_ref(&l.root)),
-            Err(Failure::Permanent(_))
-        ));
+        let link = l.link_in_root("hls/seg2.ts", &l.outside.join("secret.txt"));
+        assert!(matches!(l.resolve(&link), Err(Failure::Permanent(_))));
     }
 
     #[cfg(unix)]
     #[test]
     fn a_symlink_staying_inside_is_allowed() {
         let l = layout();
-        let link = l.root.join("latest.ts");
-        std::os::unix::fs::symlink(l.root.join("hls/seg1.ts"), &link).expect("symlink");
+        let link = l.link_in_root("latest.ts", &l.root.join("hls/seg1.ts"));
         let want = l.root.join("hls/seg1.ts").canonicalize().expect("exists");
-        assert_eq!(
-            resolve_upload_path(&link, std::slice::from_ref(&l.root)),
-            Ok(want)
-        );
+        assert_eq!(l.resolve(&link), Ok(want));
     }
 
     #[cfg(unix)]
@@ -379,7 +385,7 @@ mod tests {
         let l = layout();
         let gone = l.root.join("hls/seg9.ts");
         assert_eq!(
-            resolve_upload_path(&gone, std::slice::from_ref(&l.root)),
+            l.resolve(&gone),
             Err(Failure::Missing(format!(
                 "{}: no longer exists",
                 gone.display()
@@ -579,7 +585,7 @@ mod tests {
         fs::create_dir_all(&sibling).expect("create sibling");
         fs::write(sibling.join("x.ts"), b"x").expect("write");
         assert!(matches!(
-            resolve_upload_path(&sibling.join("x.ts"), std::slice::from_ref(&l.root)),
+            l.resolve(&sibling.join("x.ts")),
             Err(Failure::Permanent(_))
         ));
     }

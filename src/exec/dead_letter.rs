@@ -3,7 +3,7 @@
 //! them again. Secrets are never written: an API target keeps its URL and user name, and the
 //! password is taken from the config again on retry.
 
-use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId, S3Put};
 use crate::config::Config;
 use crate::event::Source;
 use crate::fsutil;
@@ -50,17 +50,7 @@ pub enum StoredAction {
         command: String,
         params: Vec<(String, String)>,
     },
-    S3Put {
-        bucket: String,
-        key: String,
-        path: PathBuf,
-        content_type: String,
-        cache_control: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        acl: Option<String>,
-        #[serde(default)]
-        optional: bool,
-    },
+    S3Put(S3Put),
     S3Delete {
         bucket: String,
         key: String,
@@ -81,23 +71,7 @@ impl DeadLetter {
                 command: command.clone(),
                 params: params.0.clone(),
             },
-            Action::S3Put {
-                bucket,
-                key,
-                path,
-                content_type,
-                cache_control,
-                acl,
-                optional,
-            } => StoredAction::S3Put {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                path: path.clone(),
-                content_type: content_type.clone(),
-                cache_control: cache_control.clone(),
-                acl: acl.clone(),
-                optional: *optional,
-            },
+            Action::S3Put(put) => StoredAction::S3Put(put.clone()),
             Action::S3Delete { bucket, key } => StoredAction::S3Delete {
                 bucket: bucket.clone(),
                 key: key.clone(),
@@ -134,23 +108,7 @@ impl DeadLetter {
                 command: command.clone(),
                 params: Params(params.clone()),
             },
-            StoredAction::S3Put {
-                bucket,
-                key,
-                path,
-                content_type,
-                cache_control,
-                acl,
-                optional,
-            } => Action::S3Put {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                path: path.clone(),
-                content_type: content_type.clone(),
-                cache_control: cache_control.clone(),
-                acl: acl.clone(),
-                optional: *optional,
-            },
+            StoredAction::S3Put(put) => Action::S3Put(put.clone()),
             StoredAction::S3Delete { bucket, key } => Action::S3Delete {
                 bucket: bucket.clone(),
                 key: key.clone(),
@@ -177,7 +135,7 @@ impl DeadLetter {
                 "ems {target}{command} {}",
                 Params(params.clone()).to_command_line()
             ),
-            StoredAction::S3Put { bucket, key, .. } => format!("put s3://{bucket}/{key}"),
+            StoredAction::S3Put(S3Put { bucket, key, .. }) => format!("put s3://{bucket}/{key}"),
             StoredAction::S3Delete { bucket, key } => format!("delete s3://{bucket}/{key}"),
         };
         format!(
@@ -468,6 +426,48 @@ mod tests {
         assert_eq!(letter.source, source);
         assert_eq!(letter.to_planned(&config), Some(action));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The upload form of the file is read as earlier versions wrote it, and written the same.
+    #[test]
+    fn an_upload_dead_letter_keeps_its_on_disk_form() {
+        let written = r#"{"time":1700000000,"plugin":"AmazonHLSUpload","lane":"AmazonHLSUpload:G","action":{"kind":"s3_put","bucket":"media","key":"G/S/seg_1.ts","path":"/var/www/G/S/seg_1.ts","content_type":"video/mp2t","cache_control":"max-age=86400","acl":"public-read","optional":false},"error":"403 Forbidden","attempts":3,"source":{"file":"events.txt","line":7}}"#;
+        let planned = PlannedAction {
+            plugin: PluginId::AmazonHLSUpload,
+            lane: "AmazonHLSUpload:G".into(),
+            stream: None,
+            stream_id: None,
+            action: Action::S3Put(S3Put {
+                bucket: "media".into(),
+                key: "G/S/seg_1.ts".into(),
+                path: "/var/www/G/S/seg_1.ts".into(),
+                content_type: "video/mp2t".into(),
+                cache_control: "max-age=86400".into(),
+                acl: Some("public-read".into()),
+                optional: false,
+            }),
+        };
+        let read: DeadLetter = serde_json::from_str(written).expect("an earlier version's line");
+        let config = crate::plugins::test_support::config();
+        assert_eq!(read.to_planned(&config), Some(planned.clone()));
+        let source = Source {
+            file: "events.txt".into(),
+            line: 7,
+        };
+        let mut again = DeadLetter::new(&planned, &source, "403 Forbidden".into(), 3);
+        again.time = 1_700_000_000;
+        assert_eq!(serde_json::to_string(&again).unwrap(), written);
+        // Without an ACL and from a version before `optional`: both fields are optional.
+        let older = written.replace(r#","acl":"public-read","optional":false"#, "");
+        let read: DeadLetter = serde_json::from_str(&older).expect("a line without acl");
+        let Some(PlannedAction {
+            action: Action::S3Put(S3Put { acl, optional, .. }),
+            ..
+        }) = read.to_planned(&config)
+        else {
+            panic!("an upload reads back as an upload");
+        };
+        assert_eq!((acl, optional), (None, false));
     }
 
     #[test]

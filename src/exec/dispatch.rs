@@ -1,7 +1,7 @@
 //! The real executor: EMS calls through the API client, uploads through S3, each upload
 //! confined to its plugin's media roots once more at the moment it runs (symlinks resolved).
 
-use crate::action::{Action, PlannedAction, PluginId};
+use crate::action::{Action, PlannedAction, PluginId, S3Put};
 use crate::config::{Config, UploadParams};
 use crate::exec::confine::{Roots, open_upload};
 use crate::exec::ems::{EmsClient, EmsClientConfig};
@@ -105,7 +105,10 @@ impl Execute for Executor {
     /// objects go, so a down bucket host does not hold up another.
     fn target(&self, planned: &PlannedAction) -> String {
         match (&planned.action, self.uploads.get(&planned.plugin)) {
-            (Action::S3Put { bucket, .. } | Action::S3Delete { bucket, .. }, Some(upload)) => {
+            (
+                Action::S3Put(S3Put { bucket, .. }) | Action::S3Delete { bucket, .. },
+                Some(upload),
+            ) => {
                 format!("{}/{bucket}", upload.s3.endpoint())
             }
             _ => action_target(planned),
@@ -129,28 +132,20 @@ impl Execute for Executor {
             } => self
                 .ems
                 .execute_sending(target, command, params, attempt, resend),
-            Action::S3Put {
-                bucket,
-                key,
-                path,
-                content_type,
-                cache_control,
-                acl,
-                ..
-            } => {
+            Action::S3Put(put) => {
                 let upload = self.upload(planned.plugin)?;
                 let max = self.max_upload_bytes;
                 let file = match &upload.resolved {
-                    Some(roots) => open_upload(path, roots, max)?,
-                    None => open_upload(path, &Roots::resolve(&upload.roots)?, max)?,
+                    Some(roots) => open_upload(&put.path, roots, max)?,
+                    None => open_upload(&put.path, &Roots::resolve(&upload.roots)?, max)?,
                 };
                 upload.s3.put_upload(
-                    bucket,
-                    key,
+                    &put.bucket,
+                    &put.key,
                     file,
-                    content_type,
-                    cache_control,
-                    acl.as_deref(),
+                    &put.content_type,
+                    &put.cache_control,
+                    put.acl.as_deref(),
                 )
             }
             Action::S3Delete { bucket, key } => self.upload(planned.plugin)?.s3.delete(bucket, key),

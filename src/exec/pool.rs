@@ -10,7 +10,7 @@
 //! target holds up only the lanes with actions for it. When to give up is the
 //! [`RetryPolicy`]'s call alone.
 
-use crate::action::{Action, PlannedAction};
+use crate::action::{Action, PlannedAction, S3Put};
 use crate::event::Source;
 use crate::exec::retry::{RetryPolicy, Verdict};
 use crate::exec::{Done, Failure};
@@ -51,7 +51,7 @@ pub trait Execute: Send + Sync {
 pub fn action_target(action: &PlannedAction) -> String {
     match &action.action {
         Action::EmsCall { target, .. } => target.base.clone(),
-        Action::S3Put { bucket, .. } | Action::S3Delete { bucket, .. } => {
+        Action::S3Put(S3Put { bucket, .. }) | Action::S3Delete { bucket, .. } => {
             format!("s3://{bucket}")
         }
     }
@@ -689,6 +689,11 @@ mod tests {
         }
     }
 
+    /// What [`Outcomes`] holds for `command` done after `attempts` attempts.
+    fn done_ok(command: &str, attempts: u32) -> (String, Outcome, u32) {
+        (command.to_string(), Outcome::Done(Done::Ok), attempts)
+    }
+
     /// At most `max_attempts` attempts, backoffs of up to `backoff`.
     fn policy(max_attempts: Option<u32>, backoff: Duration) -> RetryPolicy {
         RetryPolicy {
@@ -699,20 +704,33 @@ mod tests {
         }
     }
 
-    fn pool(workers: usize, capacity: usize, script: &Arc<Script>, out: &Arc<Outcomes>) -> Pool {
-        Pool::new(
-            PoolConfig { workers, capacity },
+    fn pool_of(
+        workers: usize,
+        capacity: usize,
+        executor: Arc<dyn Execute>,
+        report: Arc<dyn Report>,
+        policy: RetryPolicy,
+    ) -> Pool {
+        Pool::new(PoolConfig { workers, capacity }, executor, report, policy)
+    }
+
+    /// Three attempts, 20 ms of backoff, in front of a [`Script`].
+    fn pool(workers: usize, capacity: usize) -> (Pool, Arc<Script>, Arc<Outcomes>) {
+        let script = Arc::new(Script::default());
+        let out = Arc::new(Outcomes::default());
+        let p = pool_of(
+            workers,
+            capacity,
             script.clone(),
             out.clone(),
             policy(Some(3), Duration::from_millis(20)),
-        )
+        );
+        (p, script, out)
     }
 
     #[test]
     fn one_lane_runs_in_order_while_lanes_run_in_parallel() {
-        let script = Arc::new(Script::default());
-        let out = Arc::new(Outcomes::default());
-        let p = pool(4, 100, &script, &out);
+        let (p, script, out) = pool(4, 100);
         for i in 0..5 {
             p.submit(action("a", &format!("slow-a{i}")), src(i));
             p.submit(action("b", &format!("slow-b{i}")), src(i));
@@ -748,9 +766,7 @@ mod tests {
 
     #[test]
     fn a_retrying_lane_keeps_its_order_and_does_not_block_other_lanes() {
-        let script = Arc::new(Script::default());
-        let out = Arc::new(Outcomes::default());
-        let p = pool(1, 100, &script, &out);
+        let (p, script, out) = pool(1, 100);
         p.submit(action("down", "fail2-x"), src(1));
         p.submit(action("down", "after-x"), src(2));
         p.submit(action("up", "other"), src(3));
@@ -764,14 +780,12 @@ mod tests {
         assert!(log.iter().filter(|l| *l == "start fail2-x").count() == 3);
         assert!(pos("start after-x") > log.iter().rposition(|l| l == "end fail2-x").unwrap());
         let outcomes = out.0.lock().unwrap().clone();
-        assert!(outcomes.contains(&("fail2-x".into(), Outcome::Done(Done::Ok), 3)));
+        assert!(outcomes.contains(&done_ok("fail2-x", 3)));
     }
 
     #[test]
     fn permanent_failures_and_exhausted_retries_are_dead_letters() {
-        let script = Arc::new(Script::default());
-        let out = Arc::new(Outcomes::default());
-        let p = pool(2, 100, &script, &out);
+        let (p, _, out) = pool(2, 100);
         p.submit(action("a", "dead-1"), src(1));
         p.submit(action("b", "fail9-2"), src(2));
         p.close();
@@ -817,11 +831,9 @@ mod tests {
     fn attempts_pool() -> (Pool, Arc<Attempts>, Arc<Outcomes>) {
         let attempts = Arc::new(Attempts::default());
         let out = Arc::new(Outcomes::default());
-        let p = Pool::new(
-            PoolConfig {
-                workers: 1,
-                capacity: 10,
-            },
+        let p = pool_of(
+            1,
+            10,
             attempts.clone(),
             out.clone(),
             policy(Some(5), Duration::from_millis(1)),
@@ -859,30 +871,21 @@ mod tests {
             *attempts.0.lock().unwrap(),
             [(1, true), (2, true), (3, true)]
         );
-        assert_eq!(
-            out.0.lock().unwrap().clone(),
-            [("record".to_string(), Outcome::Done(Done::Ok), 3)]
-        );
+        assert_eq!(out.0.lock().unwrap().clone(), [done_ok("record", 3)]);
     }
 
     #[test]
     fn an_executor_without_execute_sending_still_runs() {
-        let script = Arc::new(Script::default());
-        let out = Arc::new(Outcomes::default());
-        let p = pool(1, 10, &script, &out);
+        let (p, _, out) = pool(1, 10);
         p.submit(action("a", "fail1-x"), src(1));
         p.close();
-        assert_eq!(
-            out.0.lock().unwrap().clone(),
-            [("fail1-x".to_string(), Outcome::Done(Done::Ok), 2)]
-        );
+        assert_eq!(out.0.lock().unwrap().clone(), [done_ok("fail1-x", 2)]);
     }
 
     #[test]
     fn submit_blocks_while_the_queue_is_full() {
-        let script = Arc::new(Script::default());
-        let out = Arc::new(Outcomes::default());
-        let p = Arc::new(pool(1, 2, &script, &out));
+        let (p, _, out) = pool(1, 2);
+        let p = Arc::new(p);
         let p2 = Arc::clone(&p);
         let submitter = std::thread::spawn(move || {
             for i in 0..6 {
@@ -906,6 +909,11 @@ mod tests {
     }
 
     impl Outage {
+        fn with_down(target: &str) -> Arc<Outage> {
+            let outage = Arc::new(Outage::default());
+            outage.set_down(target, true);
+            outage
+        }
         fn set_down(&self, target: &str, down: bool) {
             let mut d = self.down.lock().unwrap();
             if down {
@@ -982,14 +990,11 @@ mod tests {
     fn while_a_target_is_down_one_lane_probes_it_and_the_others_wait_then_all_resume() {
         const DOWN: &str = "http://down.test/";
         const UP: &str = "http://up.test/";
-        let outage = Arc::new(Outage::default());
-        outage.set_down(DOWN, true);
+        let outage = Outage::with_down(DOWN);
         let waits = Arc::new(Waits::default());
-        let p = Pool::new(
-            PoolConfig {
-                workers: 4,
-                capacity: 1000,
-            },
+        let p = pool_of(
+            4,
+            1000,
             outage.clone(),
             waits.clone(),
             policy(None, Duration::from_millis(3)),
@@ -1060,24 +1065,30 @@ mod tests {
         );
     }
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Two workers in front of an [`Outage`] of `down`, with `jobs` jobs for it submitted,
+    /// each in a lane of its own.
+    fn jobs_for_a_down_target(
+        down: &str,
+        jobs: u64,
+        policy: RetryPolicy,
+    ) -> (Pool, Arc<Outage>, Arc<Outcomes>) {
+        let outage = Outage::with_down(down);
+        let out = Arc::new(Outcomes::default());
+        let p = pool_of(2, 100, outage.clone(), out.clone(), policy);
+        for i in 0..jobs {
+            p.submit(to(down, &format!("lane{i}"), &format!("job-{i}")), src(i));
+        }
+        (p, outage, out)
+    }
+
     #[test]
     fn a_probe_that_gives_up_hands_the_probe_over_and_nothing_hangs() {
         const DOWN: &str = "http://gone.test/";
-        let outage = Arc::new(Outage::default());
-        outage.set_down(DOWN, true);
-        let out = Arc::new(Outcomes::default());
-        let p = Pool::new(
-            PoolConfig {
-                workers: 2,
-                capacity: 100,
-            },
-            outage.clone(),
-            out.clone(),
-            policy(Some(2), Duration::from_millis(2)),
-        );
-        for i in 0..6 {
-            p.submit(to(DOWN, &format!("g{i}"), &format!("gone-{i}")), src(i));
-        }
+        let (p, outage, out) = jobs_for_a_down_target(DOWN, 6, policy(Some(2), ms(2)));
         p.close();
         let outcomes = out.0.lock().unwrap().clone();
         assert_eq!(outcomes.len(), 6);
@@ -1094,21 +1105,7 @@ mod tests {
     #[test]
     fn a_dropped_pool_leaves_unfinished_jobs_unreported_not_dead() {
         const DOWN: &str = "http://away.test/";
-        let outage = Arc::new(Outage::default());
-        outage.set_down(DOWN, true);
-        let out = Arc::new(Outcomes::default());
-        let p = Pool::new(
-            PoolConfig {
-                workers: 2,
-                capacity: 100,
-            },
-            outage.clone(),
-            out.clone(),
-            policy(None, Duration::from_millis(5)),
-        );
-        for i in 0..5 {
-            p.submit(to(DOWN, &format!("a{i}"), &format!("away-{i}")), src(i));
-        }
+        let (p, _, out) = jobs_for_a_down_target(DOWN, 5, policy(None, ms(5)));
         assert_eq!(p.drain(Some(Duration::from_millis(200))), 5);
         drop(p);
         std::thread::sleep(Duration::from_millis(50));

@@ -365,6 +365,14 @@ mod tests {
         envelope(bytes).event
     }
 
+    /// An event of a kind emstail does not act on.
+    fn other(kind: &str, payload: Value) -> Event {
+        Event::Other {
+            kind: kind.into(),
+            payload,
+        }
+    }
+
     fn malformed(bytes: &[u8]) -> String {
         match parse(bytes) {
             Parsed::Malformed { line, reason } => {
@@ -485,10 +493,7 @@ mod tests {
     fn missing_payload_is_an_empty_object() {
         assert_eq!(
             event(br#"{"id":1,"type":"serverStopping"}"#),
-            Event::Other {
-                kind: "serverStopping".into(),
-                payload: json!({}),
-            }
+            other("serverStopping", json!({}))
         );
     }
 
@@ -496,10 +501,7 @@ mod tests {
     fn null_payload_reads_as_an_empty_one() {
         assert_eq!(
             event(br#"{"payload":null,"type":"serverStopping"},"#),
-            Event::Other {
-                kind: "serverStopping".into(),
-                payload: json!({}),
-            }
+            other("serverStopping", json!({}))
         );
         assert_eq!(
             malformed(br#"{"payload":null,"type":"hlsChunkClosed"},"#),
@@ -511,10 +513,7 @@ mod tests {
     fn repeated_keys_keep_the_last_value() {
         assert_eq!(
             event(br#"{"type":"hlsChunkClosed","payload":{"file":"f"},"type":"x"},"#),
-            Event::Other {
-                kind: "x".into(),
-                payload: json!({"file": "f"}),
-            }
+            other("x", json!({"file": "f"}))
         );
         assert_eq!(
             event(br#"{"payload":{"file":"a"},"payload":{"file":"b"},"type":"hlsChunkClosed"}"#),
@@ -619,10 +618,7 @@ mod tests {
             event(
                 br#"{"id":3,"payload":{"clientIP":"1.2.3.4","sessionId":"a\"b","startTime":1.5000},"type":"streamingSessionStarted"},"#
             ),
-            Event::Other {
-                kind: "streamingSessionStarted".into(),
-                payload: json!({"clientIP": "1.2.3.4", "sessionId": "a\"b", "startTime": 1.5}),
-            }
+            other("streamingSessionStarted", json!({"clientIP": "1.2.3.4", "sessionId": "a\"b", "startTime": 1.5}))
         );
     }
 

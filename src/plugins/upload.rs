@@ -6,7 +6,7 @@ use super::keys::Depth::{DashMedia, Group, Stream};
 use super::keys::Freshness::{Changing, Fixed};
 use super::keys::{Depth, Freshness, MediaPath, Placement, content_type};
 use super::{Plugin, Refusal};
-use crate::action::{Action, PlannedAction, PluginId};
+use crate::action::{Action, PlannedAction, PluginId, S3Put};
 use crate::config::{Config, UploadParams};
 use crate::event::Event;
 use std::borrow::Cow;
@@ -236,7 +236,7 @@ impl Uploader {
     }
 
     fn put(&self, path: &MediaPath, key: String, freshness: Freshness, optional: bool) -> Action {
-        Action::S3Put {
+        Action::S3Put(S3Put {
             bucket: self.bucket.clone(),
             content_type: content_type(path.file_name().unwrap_or("")).to_string(),
             cache_control: freshness.cache_control().to_string(),
@@ -244,7 +244,7 @@ impl Uploader {
             path: path.to_path_buf(),
             acl: self.acl.clone(),
             optional,
-        }
+        })
     }
 
     fn refusal(&self, reason: String) -> Refusal {
@@ -407,14 +407,14 @@ mod tests {
         actions
             .iter()
             .map(|planned| match &planned.action {
-                Action::S3Put {
+                Action::S3Put(S3Put {
                     key,
                     path,
                     content_type,
                     cache_control,
                     optional,
                     ..
-                } => Done::Put {
+                }) => Done::Put {
                     key: key.clone(),
                     path: path.to_string_lossy().into_owned(),
                     content_type: content_type.clone(),
@@ -485,7 +485,7 @@ mod tests {
         assert_eq!(out[0].plugin, PluginId::AmazonHLSUpload);
         assert_eq!(out[0].lane, "AmazonHLSUpload:G");
         assert_eq!(out[0].stream, None);
-        let Action::S3Put { bucket, acl, .. } = &out[0].action else {
+        let Action::S3Put(S3Put { bucket, acl, .. }) = &out[0].action else {
             panic!("a master playlist is put");
         };
         assert_eq!(bucket, "media-bucket");
@@ -701,11 +701,15 @@ mod tests {
             c.hds.params.bootstrap = "boot.abst".into()
         });
         let out = run(&mut plugin, "hdsChunkClosed", "/var/www/G/S/f4vSeg1-Frag7");
-        assert!(matches!(&out[1].action, Action::S3Put { key, .. } if key == "G/S/boot.abst"));
+        assert!(
+            matches!(&out[1].action, Action::S3Put(S3Put { key, .. }) if key == "G/S/boot.abst")
+        );
 
         let mut plugin = uploader_with(Protocol::Hds, |c| c.hds.params.bootstrap = String::new());
         let out = run(&mut plugin, "hdsChunkClosed", "/var/www/G/S/f4vSeg1-Frag7");
-        assert!(matches!(&out[1].action, Action::S3Put { key, .. } if key == "G/S/bootstrap"));
+        assert!(
+            matches!(&out[1].action, Action::S3Put(S3Put { key, .. }) if key == "G/S/bootstrap")
+        );
     }
 
     #[test]
@@ -897,7 +901,7 @@ mod tests {
         let keys: Vec<&str> = out
             .iter()
             .map(|a| match &a.action {
-                Action::S3Put { key, acl, .. } => {
+                Action::S3Put(S3Put { key, acl, .. }) => {
                     assert_eq!(acl.as_deref(), Some("public-read"));
                     key.as_str()
                 }

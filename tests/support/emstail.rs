@@ -265,10 +265,15 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
+    }
+}
+
+/// SIGKILL and reap the child, if it is still held.
+fn kill_and_reap(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -362,18 +367,14 @@ impl Daemon {
 
     /// SIGKILL and reap.
     pub fn kill(mut self) {
-        let mut child = self.child.take().expect("child present");
-        let _ = child.kill();
-        let _ = child.wait();
+        assert!(self.child.is_some(), "child present");
+        kill_and_reap(&mut self.child);
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 }
 

@@ -615,25 +615,18 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
     let command = call.command.to_ascii_lowercase();
     match command.as_str() {
         "pullstream" => {
-            let config_id = take_config_id(state);
+            let (config_id, mut data) = new_config(state, call, 1);
             let name = param(call, "localStreamName")
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("stream_{config_id:08}"));
             if !state.pulled.insert(name.clone()) {
                 return envelope_fail(&format!("Stream name {name} already taken"));
             }
-            let mut data = echo(call);
-            data.insert("configId".into(), json!(config_id));
-            data.insert("operationType".into(), json!(1));
             data.insert("localStreamName".into(), json!(name));
             let uri = param(call, "uri").unwrap_or("").to_string();
             data.insert("uri".into(), json!({"fullUri": uri}));
-            store(state, "pull", call, &data);
-            envelope(
-                "SUCCESS",
-                &format!("Stream {uri} enqueued for pulling"),
-                Value::Object(data),
-            )
+            let description = format!("Stream {uri} enqueued for pulling");
+            store(state, "pull", call, data, &description)
         }
         // Like EMS, a second push or record of the same thing is accepted: it makes a
         // second config, and EMS would push or record twice.
@@ -643,31 +636,21 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
             let target = param(call, "targetStreamName")
                 .unwrap_or(&local)
                 .to_string();
-            let config_id = take_config_id(state);
-            let mut data = echo(call);
-            data.insert("configId".into(), json!(config_id));
-            data.insert("operationType".into(), json!(2));
+            let (_, mut data) = new_config(state, call, 2);
             data.insert("localStreamName".into(), json!(local));
             data.insert("targetStreamName".into(), json!(target));
             data.insert("targetUri".into(), json!({"fullUri": uri}));
-            store(state, "push", call, &data);
-            envelope(
-                "SUCCESS",
-                &format!("Local stream {local} enqueued for pushing to {uri} as {target}"),
-                Value::Object(data),
-            )
+            let description =
+                format!("Local stream {local} enqueued for pushing to {uri} as {target}");
+            store(state, "push", call, data, &description)
         }
         "record" => {
-            let config_id = take_config_id(state);
-            let mut data = echo(call);
-            data.insert("configId".into(), json!(config_id));
-            data.insert("operationType".into(), json!(7));
+            let (_, mut data) = new_config(state, call, 7);
             let path = param(call, "pathToFile").unwrap_or("").to_string();
             let kind = param(call, "type").unwrap_or("mp4").to_string();
             data.insert("pathToFile".into(), json!(path));
             data.insert("computedPathToFile".into(), json!(format!("{path}.{kind}")));
-            store(state, "record", call, &data);
-            envelope("SUCCESS", "Recording Stream", Value::Object(data))
+            store(state, "record", call, data, "Recording Stream")
         }
         "listconfig" => {
             let mut list = Map::new();
@@ -754,9 +737,15 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
     }
 }
 
-/// Keeps a config; `keepAlive` is read as EMS reads booleans (`atoi(value) != 0`) and
-/// defaults to 1.
-fn store(state: &mut State, section: &'static str, call: &RecordedCall, data: &Map<String, Value>) {
+/// Keeps a config and answers SUCCESS with `description` and its `data`; `keepAlive` is read
+/// as EMS reads booleans (`atoi(value) != 0`) and defaults to 1.
+fn store(
+    state: &mut State,
+    section: &'static str,
+    call: &RecordedCall,
+    data: Map<String, Value>,
+    description: &str,
+) -> Value {
     let keep_alive = param(call, "keepAlive").is_none_or(ems_bool);
     let mut config = data.clone();
     config.insert("keepAlive".into(), json!(keep_alive));
@@ -765,6 +754,7 @@ fn store(state: &mut State, section: &'static str, call: &RecordedCall, data: &M
         keep_alive,
         config,
     });
+    envelope("SUCCESS", description, Value::Object(data))
 }
 
 /// C's `atoi(value) != 0`: leading blanks, a sign, digits; anything else ends it (`true` is
@@ -776,6 +766,20 @@ fn ems_bool(value: &str) -> bool {
         .bytes()
         .take_while(u8::is_ascii_digit)
         .any(|b| b != b'0')
+}
+
+/// A new config of EMS's `operation_type` (1 pull, 2 push, 7 record) for `call`: its id, and
+/// its data as EMS answers it (the call's parameters echoed, with the id and the type).
+fn new_config(
+    state: &mut State,
+    call: &RecordedCall,
+    operation_type: u64,
+) -> (u64, Map<String, Value>) {
+    let config_id = take_config_id(state);
+    let mut data = echo(call);
+    data.insert("configId".into(), json!(config_id));
+    data.insert("operationType".into(), json!(operation_type));
+    (config_id, data)
 }
 
 fn take_config_id(state: &mut State) -> u64 {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod emstail;
+pub mod expected;
 pub mod fake_ems;
 pub mod ports;
 pub mod s3;

@@ -2,7 +2,7 @@
 //! while (S3 or EMS going down and coming back).
 
 use std::io;
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
@@ -23,17 +23,7 @@ const FLAKY_LIFETIME: Duration = Duration::from_secs(400);
 
 impl Flaky {
     pub fn start(upstream: &str, open_for: usize, down_for: Duration) -> Flaky {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-        listener
-            .set_nonblocking(true)
-            .expect("a listener can be made non-blocking");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let (upstream, listener, addr) = proxy_ends(upstream);
         let stop = Arc::new(AtomicBool::new(false));
         let passed = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -91,8 +81,25 @@ impl Drop for Flaky {
     }
 }
 
+/// A proxy's two ends: the `host:port` of the `upstream` endpoint URL, and a non-blocking
+/// listener on a free port of 127.0.0.1, with its address.
+pub fn proxy_ends(upstream: &str) -> (String, TcpListener, SocketAddr) {
+    let upstream = upstream
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port for the proxy");
+    listener
+        .set_nonblocking(true)
+        .expect("a listener can be made non-blocking");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    (upstream, listener, addr)
+}
+
 /// Listens on `addr` again (bounded wait for the port to be free).
-fn listen_again(addr: std::net::SocketAddr) -> TcpListener {
+fn listen_again(addr: SocketAddr) -> TcpListener {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match TcpListener::bind(addr) {

@@ -7,13 +7,14 @@
 //! server *answered* it, and s3s-fs answers a PUT only after the object is in place.
 #![allow(dead_code)]
 
+use super::ports::proxy_ends;
 use emstail::action::Secret;
 use emstail::config::UploadParams;
 use s3::creds::Credentials;
 use s3::{Bucket, BucketConfiguration, Region};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -213,18 +214,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Recorder {
     fn start(upstream_endpoint: &str) -> Recorder {
-        let upstream = upstream_endpoint
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port for the proxy");
-        listener
-            .set_nonblocking(true)
-            .expect("a listener can be made non-blocking");
-        let port = listener
-            .local_addr()
-            .expect("a bound listener has an address")
-            .port();
+        let (upstream, listener, addr) = proxy_ends(upstream_endpoint);
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let acceptor = {
@@ -246,7 +236,7 @@ impl Recorder {
             })
         };
         Recorder {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint: format!("http://{addr}"),
             log,
             stop,
             acceptor: Some(acceptor),
@@ -443,4 +433,38 @@ pub fn assert_bucket(s3: &S3Server, bucket: &str, root: &Path, expected: &[(&str
             "Cache-Control of {key}"
         );
     }
+}
+
+/// Asserts that each of `streams` HLS streams of `chunks` chunks was stored in order, every
+/// object once: under `hls/<stream>/`, each `segment_<n>.ts` before the `playlist.m3u8` that
+/// follows it (by the order the [`Recorder`] saw the server answer), and that the bucket holds
+/// the segments and one playlist per stream.
+pub fn assert_segments_before_playlists(
+    s3: &S3Server,
+    recorder: &Recorder,
+    bucket: &str,
+    streams: usize,
+    chunks: usize,
+) {
+    let committed = recorder.committed_keys(bucket);
+    assert_eq!(committed.len(), streams * chunks * 2, "each object once");
+    let mut per_stream: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in committed {
+        let (stream, file) = key
+            .strip_prefix("hls/")
+            .and_then(|k| k.split_once('/'))
+            .expect("keys are hls/<stream>/<file>");
+        per_stream
+            .entry(stream.to_string())
+            .or_default()
+            .push(file.to_string());
+    }
+    assert_eq!(per_stream.len(), streams);
+    let expected: Vec<String> = (0..chunks)
+        .flat_map(|c| [format!("segment_{c}.ts"), "playlist.m3u8".to_string()])
+        .collect();
+    for (stream, files) in &per_stream {
+        assert_eq!(files, &expected, "order of stream {stream}");
+    }
+    assert_eq!(s3.list(bucket).len(), streams * (chunks + 1));
 }
