@@ -253,6 +253,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             }
         };
         let mut items = items.into_iter();
+        let mut held = None;
         loop {
             // Checked between items too: a large backlog must not hold back the checkpoint,
             // or a crash would redo all of it.
@@ -293,7 +294,18 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
                     );
                 }
             }
-            let Some(item) = items.next() else { break };
+            let Some(item) = held.take().or_else(|| items.next()) else {
+                break;
+            };
+            if !pool.wait_for_room(CHECKPOINT_EVERY / 2) {
+                // The queue is full: the line waits, and the checkpoint keeps following the
+                // work that finishes meanwhile (a burst must not hold it back).
+                held = Some(item);
+                if stop.load(Relaxed) {
+                    break;
+                }
+                continue;
+            }
             reader.item(item);
             if stop.load(Relaxed) {
                 break;

@@ -206,6 +206,25 @@ impl Pool {
             .expect("without a stop flag, submit always queues")
     }
 
+    /// Waits until the queue has room for one more job, at most `limit`; whether it has.
+    pub fn wait_for_room(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut state = self.shared.lock();
+        while state.pending >= self.shared.config.capacity {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .shared
+                .room
+                .wait_timeout(state, left)
+                .expect("pool lock is never poisoned: workers do not panic while holding it")
+                .0;
+        }
+        true
+    }
+
     /// [`Pool::submit`] with a tag for the reports, and `resend` for an action an earlier run
     /// may have carried out already (see [`Job::resend`]); gives up (returning `None`,
     /// nothing queued) when `stop` is set while it waits for room.
