@@ -8,11 +8,16 @@
 use crate::action::{ApiTarget, Secret};
 use std::path::{Path, PathBuf};
 
+pub use rules::{
+    Condition, EVENT_TYPES, FieldPath, Pattern, Piece, Rule, RuleAction, S3Rule, Template, Test,
+};
+
 mod check;
 mod lenient;
 mod load;
 mod plugins;
 mod render;
+mod rules;
 mod service;
 #[cfg(test)]
 mod tests;
@@ -29,6 +34,8 @@ pub struct Config {
     pub hls: Plugin<UploadParams>,
     pub hds: Plugin<UploadParams>,
     pub dash: Plugin<UploadParams>,
+    /// The custom rules of the `Rules` block, in file order.
+    pub rules: Vec<Rule>,
     /// Problems that did not stop start-up (unknown keys, errors in disabled plugins, …).
     pub warnings: Vec<String>,
 }

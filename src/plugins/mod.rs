@@ -102,6 +102,7 @@ pub(crate) mod test_support {
             hls: Plugin::default(),
             hds: Plugin::default(),
             dash: Plugin::default(),
+            rules: Vec::new(),
             warnings: Vec::new(),
         }
     }
