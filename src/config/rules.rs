@@ -968,6 +968,8 @@ enum Known {
     /// These keys (the second list may have anything below them), plus custom `_keys` when
     /// the flag is set.
     Fields(&'static [&'static str], &'static [&'static str], bool),
+    /// The typed file events: emstail keeps their `file` and nothing else.
+    FileOnly,
     /// Not documented field by field: any path is accepted.
     Any,
 }
@@ -998,8 +1000,8 @@ fn known_payload(kind: &str) -> Known {
         | "hdsMasterPlaylistUpdated"
         | "dashChunkClosed"
         | "dashChunkDeleted"
-        | "dashPlaylistUpdated"
-        | "mssPlaylistUpdated" => Known::Fields(&["file"], &[], false),
+        | "dashPlaylistUpdated" => Known::FileOnly,
+        "mssPlaylistUpdated" => Known::Fields(&["file"], &[], false),
         "hlsChunkCreated" => {
             Known::Fields(&["file", "playlistStartTs", "segmentStartTs"], &[], false)
         }
@@ -1024,10 +1026,20 @@ fn known_payload(kind: &str) -> Known {
 
 /// Whether a payload of `kind` can hold `keys`; else what it can hold.
 fn payload_can_have(kind: &str, keys: &[String]) -> Result<(), String> {
-    let Known::Fields(fields, objects, custom) = known_payload(kind) else {
-        return Ok(());
-    };
     let first = keys[0].as_str();
+    let (fields, objects, custom) = match known_payload(kind) {
+        Known::Any => return Ok(()),
+        Known::FileOnly if first == "file" && keys.len() == 1 => return Ok(()),
+        Known::FileOnly if first == "file" => {
+            return Err("field file holds a value, not an object".to_string());
+        }
+        Known::FileOnly => {
+            return Err(format!(
+                "has no field {first} that emstail keeps (only payload.file)"
+            ));
+        }
+        Known::Fields(fields, objects, custom) => (fields, objects, custom),
+    };
     // Every event: the logger's PID and the sink's customData (any value).
     let known = fields.contains(&first)
         || first == "PID"

@@ -1,10 +1,11 @@
-//! The six plugins of the original EMS web services. Each is a pure function of its own
-//! state and an event.
+//! The six plugins of the original EMS web services, and the custom rules. Each is a pure
+//! function of its own state and an event.
 
 pub mod auto_router;
 pub mod keys;
 pub mod load_balancer;
 pub mod recorder;
+pub mod rules;
 pub mod upload;
 
 use crate::action::{Params, PlannedAction, PluginId};
