@@ -46,8 +46,12 @@ struct Compiled {
     placement: Option<Placement>,
 }
 
-/// What one rule makes of one event (see [`Rules::evaluate`]).
+/// What one rule makes of one event (see [`Rules::explain`]).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per rule and event, handed straight on: boxing the action costs an allocation"
+)]
 pub enum Verdict {
     /// The rule's `on` does not name the event's type.
     NotOn,
@@ -559,4 +563,413 @@ fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, S
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Engine;
+    use crate::plugins::test_support::{assert_separators, event};
+    use serde_json::json;
+    use std::path::Path;
+
+    fn config(rules: &str) -> Config {
+        let text = format!(
+            r#"{{ "Service": {{ "media_root": "/var/evostreamms/evo-webroot" }},
+                 "StreamAutoRouter": {{ "plugin_switch": "enabled",
+                     "parameters": {{ "token": "", "destination_uri": "10.9.9.9" }} }},
+                 "AmazonHLSUpload": {{ "plugin_switch": "disabled",
+                     "parameters": {{ "default_bucket": "media", "key_prefix": "live/" }} }},
+                 "Rules": {rules} }}"#
+        );
+        Config::from_str(Path::new("config.ini"), &text).expect("test rules are valid")
+    }
+
+    /// The rule named `r`, taking `on` with `when`, calling `version` with `params`.
+    fn rule(on: &str, when: &str, params: &str) -> String {
+        format!(
+            r#"[{{ "name": "r", "on": "{on}", "when": {when},
+                   "call": {{ "command": "version", "params": {params} }} }}]"#
+        )
+    }
+
+    fn stamped(event: &Event) -> Stamped<'_> {
+        Stamped {
+            event,
+            timestamp: None,
+        }
+    }
+
+    /// Whether the one rule of `when` matches the event.
+    fn matches(when: &str, kind: &str, payload: Value) -> bool {
+        let rules = Rules::new(&config(&rule(kind, when, "{}")));
+        let event = event(kind, payload);
+        match rules.explain(stamped(&event), None).remove(0).1 {
+            Verdict::Action(_) => true,
+            Verdict::Unmet(_) => false,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The command line the one rule sends for the event, or the refusal.
+    fn call(params: &str, kind: &str, payload: Value) -> Result<String, String> {
+        let mut engine = Engine::new(&config(&rule(kind, "{}", params)));
+        let envelope = Envelope {
+            id: None,
+            timestamp: Some(json!(1795947300)),
+            event: event(kind, payload),
+        };
+        let actions: Vec<PlannedAction> = engine
+            .handle_envelope(&envelope)
+            .into_iter()
+            .filter(|a| a.plugin.rule() == Some("r"))
+            .collect();
+        if let Some(refusal) = engine.take_refusals().pop() {
+            assert!(actions.is_empty());
+            return Err(refusal.to_string());
+        }
+        let [action] = actions.as_slice() else {
+            panic!("one action: {actions:?}")
+        };
+        let Action::EmsCall { params, .. } = &action.action else {
+            panic!("a call")
+        };
+        assert_separators(params);
+        Ok(params.to_command_line())
+    }
+
+    const IN: &str = "inStreamCreated";
+
+    #[test]
+    fn eq_ne_and_in_compare_strings_and_numbers_loosely() {
+        let cam = || json!({"name": "cam1", "uniqueId": 7, "type": "INR"});
+        assert!(matches(r#"{ "payload.name": "cam1" }"#, IN, cam()));
+        assert!(!matches(r#"{ "payload.name": "cam2" }"#, IN, cam()));
+        assert!(matches(
+            r#"{ "payload.name": { "eq": "cam1" } }"#,
+            IN,
+            cam()
+        ));
+        assert!(matches(r#"{ "payload.uniqueId": 7 }"#, IN, cam()));
+        assert!(matches(r#"{ "payload.uniqueId": "7" }"#, IN, cam()));
+        assert!(matches(
+            r#"{ "payload.name": { "ne": "cam2" } }"#,
+            IN,
+            cam()
+        ));
+        assert!(!matches(
+            r#"{ "payload.name": { "ne": "cam1" } }"#,
+            IN,
+            cam()
+        ));
+        // Absent: not equal to a value, equal to null.
+        assert!(matches(r#"{ "payload.farIp": { "ne": "x" } }"#, IN, cam()));
+        assert!(matches(r#"{ "payload.farIp": null }"#, IN, cam()));
+        assert!(matches(
+            r#"{ "payload.type": { "in": ["INR", "INP"] } }"#,
+            IN,
+            cam()
+        ));
+        assert!(!matches(
+            r#"{ "payload.type": { "in": ["ONR"] } }"#,
+            IN,
+            cam()
+        ));
+        assert!(matches(r#"{ "type": "inStreamCreated" }"#, IN, cam()));
+        // A custom key EMS echoed back as a string equals the number and the boolean.
+        let pulled = json!({"name": "s", "pullSettings": {"_site": "3", "keepAlive": "1"}});
+        assert!(matches(
+            r#"{ "payload.pullSettings._site": 3 }"#,
+            IN,
+            pulled.clone()
+        ));
+        assert!(matches(
+            r#"{ "payload.pullSettings.keepAlive": true }"#,
+            IN,
+            pulled.clone()
+        ));
+        assert!(!matches(
+            r#"{ "payload.pullSettings.keepAlive": false }"#,
+            IN,
+            pulled
+        ));
+    }
+
+    #[test]
+    fn contains_and_matches_read_text_and_lists() {
+        let s = || json!({"name": "front-cam-2", "outStreamsUniqueIds": [4, 9]});
+        assert!(matches(
+            r#"{ "payload.name": { "contains": "cam" } }"#,
+            IN,
+            s()
+        ));
+        assert!(!matches(
+            r#"{ "payload.name": { "contains": "back" } }"#,
+            IN,
+            s()
+        ));
+        assert!(matches(
+            r#"{ "payload.outStreamsUniqueIds": { "contains": 9 } }"#,
+            IN,
+            s()
+        ));
+        assert!(!matches(
+            r#"{ "payload.outStreamsUniqueIds": { "contains": 5 } }"#,
+            IN,
+            s()
+        ));
+        assert!(matches(
+            r#"{ "payload.name": { "matches": "^front-.*-\\d$" } }"#,
+            IN,
+            s()
+        ));
+        assert!(!matches(
+            r#"{ "payload.name": { "matches": "^cam" } }"#,
+            IN,
+            s()
+        ));
+        assert!(!matches(
+            r#"{ "payload.farIp": { "matches": "" } }"#,
+            IN,
+            s()
+        ));
+    }
+
+    #[test]
+    fn numeric_comparisons_are_exact_above_2_pow_53() {
+        let big = || json!({"name": "s", "typeNumeric": 5282249572905648128u64, "upTime": 12.5});
+        for (when, expected) in [
+            (
+                r#"{ "payload.typeNumeric": { "gt": 5282249572905648127 } }"#,
+                true,
+            ),
+            (
+                r#"{ "payload.typeNumeric": { "ge": 5282249572905648128 } }"#,
+                true,
+            ),
+            (
+                r#"{ "payload.typeNumeric": { "lt": 5282249572905648128 } }"#,
+                false,
+            ),
+            (
+                r#"{ "payload.typeNumeric": { "le": 5282249572905648128 } }"#,
+                true,
+            ),
+            (r#"{ "payload.typeNumeric": 5282249572905648129 }"#, false),
+            (r#"{ "payload.upTime": { "gt": 12, "lt": 13 } }"#, true),
+            (r#"{ "payload.upTime": { "ge": 12.6 } }"#, false),
+            (r#"{ "payload.name": { "gt": 0 } }"#, false),
+            (r#"{ "payload.farPort": { "lt": 1 } }"#, false),
+        ] {
+            assert_eq!(matches(when, IN, big()), expected, "{when}");
+        }
+    }
+
+    #[test]
+    fn exists_counts_null_as_absent() {
+        let s = || json!({"name": "s", "inStreamUniqueId": 3, "customData": null});
+        let on = "outStreamClosed";
+        assert!(matches(
+            r#"{ "payload.inStreamUniqueId": { "exists": true } }"#,
+            on,
+            s()
+        ));
+        assert!(!matches(
+            r#"{ "payload.inStreamUniqueId": { "exists": false } }"#,
+            on,
+            s()
+        ));
+        assert!(!matches(
+            r#"{ "payload.customData": { "exists": true } }"#,
+            on,
+            s()
+        ));
+        assert!(matches(
+            r#"{ "payload.customData": { "exists": false } }"#,
+            on,
+            s()
+        ));
+        assert!(matches(
+            r#"{ "payload.farIp": { "exists": false } }"#,
+            on,
+            s()
+        ));
+    }
+
+    #[test]
+    fn templates_fill_nested_fields_numbers_and_literal_text() {
+        let line = call(
+            r#"{ "uri": "${payload.pullSettings.uri}", "id": "${payload.uniqueId}",
+                 "big": "${payload.typeNumeric}", "note": "${type} at ${timestamp}: $$1",
+                 "up": "${payload.upTime}s", "flag": true }"#,
+            IN,
+            json!({"name": "cam1", "uniqueId": 12, "typeNumeric": 5282249572905648128u64,
+                   "upTime": 12.5, "pullSettings": {"uri": "rtmp://10.0.0.5/live/cam1"}}),
+        );
+        // Parameters go in the order of their names; the marker comes last.
+        assert_eq!(
+            line.as_deref(),
+            Ok(
+                "big=5282249572905648128 flag=1 id=12 note=inStreamCreated\\ at\\ 1795947300:\\ $1 \
+                up=12.5s uri=rtmp://10.0.0.5/live/cam1 _emstail=1"
+            )
+        );
+    }
+
+    #[test]
+    fn values_are_escaped_as_the_plugins_escape_them() {
+        let name = "x stream, uri=rtmp://evil/live \"q\" \\ ü";
+        let line = call(
+            r#"{ "localStreamName": "${payload.name}" }"#,
+            IN,
+            json!({ "name": name }),
+        )
+        .expect("acts");
+        let mut expected = crate::action::Params::new().with("localStreamName", name);
+        expected = with_marker(expected);
+        assert_eq!(line, expected.to_command_line());
+        assert!(line.starts_with(r"localStreamName=x\ stream\,\ uri\=rtmp://evil/live"));
+    }
+
+    #[test]
+    fn a_missing_field_or_a_control_character_skips_with_a_refusal() {
+        let e = call(
+            r#"{ "id": "${payload.inStreamUniqueId}" }"#,
+            "outStreamClosed",
+            json!({"name": "s"}),
+        );
+        assert_eq!(
+            e,
+            Err("Rules:r: skipped the event: id: the event has no payload.inStreamUniqueId".into())
+        );
+        let e = call(r#"{ "n": "${payload.name}" }"#, IN, json!({"name": "a\nb"}));
+        assert_eq!(
+            e,
+            Err("Rules:r: skipped the event: n: payload.name holds a control character".into())
+        );
+        // Null is absent too: nothing empty is ever sent.
+        let e = call(
+            r#"{ "d": "${payload.customData}" }"#,
+            IN,
+            json!({"name": "s", "customData": null}),
+        );
+        assert!(e.is_err(), "{e:?}");
+    }
+
+    #[test]
+    fn events_of_streams_emstail_made_are_skipped_unless_include_own() {
+        let ours = |settings: &str| json!({"name": "s", settings: {"_emstail": "1"}});
+        for settings in [
+            "pullSettings",
+            "pushSettings",
+            "hlsSettings",
+            "dashSettings",
+        ] {
+            let rules = Rules::new(&config(&rule("outStreamCreated", "{}", "{}")));
+            let e = event("outStreamCreated", ours(settings));
+            assert_eq!(
+                rules.explain(stamped(&e), None)[0].1,
+                Verdict::Own,
+                "{settings}"
+            );
+        }
+        let own = r#"[{ "name": "r", "on": "outStreamCreated", "include_own": true,
+                        "call": { "command": "version" } }]"#;
+        let rules = Rules::new(&config(own));
+        let e = event("outStreamCreated", ours("hlsSettings"));
+        assert!(matches!(
+            rules.explain(stamped(&e), None)[0].1,
+            Verdict::Action(_)
+        ));
+        let rules = Rules::new(&config(&rule("timerTriggered", "{}", "{}")));
+        let e = event("timerTriggered", json!({"timerId": 1, "_emstail": "1"}));
+        assert_eq!(rules.explain(stamped(&e), None)[0].1, Verdict::Own);
+    }
+
+    #[test]
+    fn rules_run_after_the_plugins_in_file_order_with_the_marker() {
+        let rules = r#"[
+            { "name": "second", "on": "inStreamCreated", "call": { "command": "b" } },
+            { "name": "first", "on": ["outStreamClosed", "inStreamCreated"],
+              "call": { "command": "a", "target": "http://u:secret@10.1.1.1:8888/apiproxy" } } ]"#;
+        let mut engine = Engine::new(&config(rules));
+        let actions = engine.handle(&event(IN, json!({"name": "cam1"})));
+        let who: Vec<String> = actions.iter().map(|a| a.plugin.to_string()).collect();
+        assert_eq!(who, ["StreamAutoRouter", "Rules:second", "Rules:first"]);
+        let Action::EmsCall { target, params, .. } = &actions[2].action else {
+            panic!("a call")
+        };
+        assert_eq!(target.to_string(), "http://u:***@10.1.1.1:8888/apiproxy/");
+        assert_eq!(params.to_command_line(), "_emstail=1");
+        assert_eq!(actions[2].lane, "cam1");
+        assert_eq!(actions[2].stream.as_deref(), Some("cam1"));
+        assert!(!format!("{:?}{}", actions[2], actions[2]).contains("secret"));
+    }
+
+    #[test]
+    fn uploads_are_confined_and_keyed_like_the_uploaders() {
+        let rules = r#"[
+            { "name": "up", "on": "hlsChunkClosed", "upload": { "file": "${payload.file}", "s3": "AmazonHLSUpload" } },
+            { "name": "del", "on": "hlsChunkDeleted",
+              "delete": { "file": "${payload.file}", "bucket": "b-${payload.file}", "key": "k/x" , "s3": "AmazonHLSUpload" } },
+            { "name": "keyed", "on": "hlsChildPlaylistUpdated",
+              "upload": { "file": "${payload.file}", "key": "../${payload.file}", "s3": "AmazonHLSUpload" } } ]"#;
+        let mut engine = Engine::new(&config(rules));
+        let chunk = "/var/evostreamms/evo-webroot/hls/cam1/segment_1.ts";
+        let actions = engine.handle(&event("hlsChunkClosed", json!({ "file": chunk })));
+        assert_eq!(
+            actions[0].action,
+            Action::S3Put {
+                bucket: "media".into(),
+                key: "live/hls/cam1/segment_1.ts".into(),
+                path: chunk.into(),
+                content_type: "video/mp2t".into(),
+                cache_control: "max-age=86400".into(),
+                acl: None,
+                optional: false,
+            }
+        );
+        assert_eq!(actions[0].lane, "Rules:up:hls/cam1");
+        let outside = engine.handle(&event("hlsChunkClosed", json!({ "file": "/etc/passwd" })));
+        assert!(outside.is_empty());
+        let refusal = engine.take_refusals().remove(0).to_string();
+        assert!(
+            refusal
+                .starts_with("Rules:up: skipped the event: /etc/passwd is outside the media roots"),
+            "{refusal}"
+        );
+        let climbing = "/var/evostreamms/evo-webroot/../../../etc/passwd";
+        assert!(
+            engine
+                .handle(&event("hlsChunkClosed", json!({ "file": climbing })))
+                .is_empty()
+        );
+        assert_eq!(engine.take_refusals().len(), 1);
+
+        let deleted = engine.handle(&event(
+            "hlsChunkDeleted",
+            json!({ "file": "/var/evostreamms/evo-webroot/a.ts" }),
+        ));
+        assert_eq!(
+            deleted[0].action,
+            Action::S3Delete {
+                bucket: "b-/var/evostreamms/evo-webroot/a.ts".into(),
+                key: "k/x".into()
+            }
+        );
+        let playlist = "/var/evostreamms/evo-webroot/hls/cam1/playlist.m3u8";
+        assert!(
+            engine
+                .handle(&event(
+                    "hlsChildPlaylistUpdated",
+                    json!({ "file": playlist })
+                ))
+                .is_empty()
+        );
+        assert!(
+            engine.take_refusals()[0]
+                .reason
+                .contains("has a . or .. segment")
+        );
+    }
 }
