@@ -326,8 +326,14 @@ pub struct PlannedAction {
 impl fmt::Display for PlannedAction {
     /// One line a person can read; secrets never appear.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<18} ", self.plugin)?;
-        match &self.action {
+        write!(f, "{:<18} {}", self.plugin, self.action)
+    }
+}
+
+impl fmt::Display for Action {
+    /// What it does, on one line; secrets never appear.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Action::EmsCall {
                 target,
                 command,

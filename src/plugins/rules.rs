@@ -57,8 +57,9 @@ pub enum Verdict {
     NotOn,
     /// An event of a stream emstail created, and the rule does not say `include_own`.
     Own,
-    /// These conditions do not hold (only the first, unless every one was asked for).
-    Unmet(Vec<Condition>),
+    /// These conditions do not hold, each with the value the event has there (listed only
+    /// when every failure was asked for).
+    Unmet(Vec<(Condition, String)>),
     /// The rule matched but its action cannot be made: a template names a field the event
     /// lacks, a value holds a control character, a file lies outside the media roots.
     Skipped(String),
@@ -151,17 +152,17 @@ impl Compiled {
         if !self.rule.include_own && caused_by_emstail(event) {
             return Verdict::Own;
         }
-        let mut unmet = Vec::new();
-        for condition in &self.rule.when {
-            if !holds(&condition.test, lookup(envelope, &condition.path)) {
-                unmet.push(condition.clone());
-                if !every_failure {
-                    break;
-                }
+        let fails = |c: &Condition| !holds(&c.test, lookup(envelope, &c.path));
+        if every_failure {
+            let unmet: Vec<(Condition, String)> = (self.rule.when.iter())
+                .filter(|c| fails(c))
+                .map(|c| (c.clone(), shown(lookup(envelope, &c.path))))
+                .collect();
+            if !unmet.is_empty() {
+                return Verdict::Unmet(unmet);
             }
-        }
-        if !unmet.is_empty() {
-            return Verdict::Unmet(unmet);
+        } else if self.rule.when.iter().any(fails) {
+            return Verdict::Unmet(Vec::new());
         }
         match self.action(envelope) {
             Ok(action) => Verdict::Action(action),
@@ -535,6 +536,16 @@ fn contains(field: Option<Field>, operand: &Value) -> bool {
                 .text()
                 .is_some_and(|text| text.contains(needle.as_ref()))
         }
+    }
+}
+
+/// A field's value as `rules test` shows it: JSON, or `absent`.
+fn shown(field: Option<Field>) -> String {
+    match field {
+        None => "absent".to_string(),
+        Some(Field::Str(s)) => Value::String(s.to_string()).to_string(),
+        Some(Field::U64(n)) => n.to_string(),
+        Some(Field::Json(v)) => v.to_string(),
     }
 }
 
