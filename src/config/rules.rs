@@ -135,6 +135,19 @@ impl Template {
     }
 }
 
+impl std::fmt::Display for Template {
+    /// As written in the config: `${field}`s, and `$$` for a literal `$`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(text) => f.write_str(&text.replace('$', "$$"))?,
+                Piece::Field(path) => write!(f, "${{{path}}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleAction {
     /// An EMS API call; the `_emstail` marker is added to `params` when it is made.
@@ -1311,6 +1324,61 @@ mod tests {
             let e = error(rules);
             assert!(e.contains(expected), "{rules}\n{e}");
         }
+    }
+
+    #[test]
+    fn the_samples_commented_rules_load_once_uncommented_and_check_shows_them() {
+        let sample = include_str!("../../config.ini.sample");
+        let mut inside = false;
+        let text: String = sample
+            .lines()
+            .map(|line| {
+                inside |= line.starts_with("    // \"Rules\"");
+                let out = match line.strip_prefix("    // ") {
+                    Some(rest) if inside => format!("    {rest}\n"),
+                    _ => format!("{line}\n"),
+                };
+                inside &= !line.starts_with("    // ],");
+                out
+            })
+            .collect();
+        let config = Config::from_str(Path::new("config.ini.sample"), &text).expect("valid");
+        let names: Vec<&str> = config.rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["hls-for-every-inbound", "drop-inbound-on-lost-output"]
+        );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let shown = config.render();
+        for line in [
+            "Rules[\"hls-for-every-inbound\"].on = inStreamCreated\n",
+            "Rules[\"hls-for-every-inbound\"].when.payload.name = matches \"^cam\"\n",
+            "Rules[\"hls-for-every-inbound\"].call.params.groupName = \"${payload.name}\"\n",
+            "Rules[\"drop-inbound-on-lost-output\"].when.payload.inStreamUniqueId = exists true\n",
+            "Rules[\"drop-inbound-on-lost-output\"].call.target = http://127.0.0.1:7777/\n",
+        ] {
+            assert!(shown.contains(line), "{line}in\n{shown}");
+        }
+    }
+
+    #[test]
+    fn a_call_target_with_credentials_is_redacted_wherever_it_is_shown() {
+        let config = load(
+            r#"[{ "name": "p", "on": "inStreamCreated",
+                  "call": { "command": "version", "target": "http://u:s3cret@10.0.0.9:8888/apiproxy" } }]"#,
+        )
+        .expect("valid");
+        let shown = format!("{}{:?}", config.render(), config.rules);
+        assert!(
+            shown.contains("Rules[\"p\"].call.target = http://u:***@10.0.0.9:8888/apiproxy/"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let e = error(
+            r#"[{ "name": "p", "on": "inStreamCreated",
+                  "call": { "command": "version", "target": "ftp://u:s3cret@10.0.0.9/" } }]"#,
+        );
+        assert!(!e.contains("s3cret"), "{e}");
     }
 
     #[test]
