@@ -9,12 +9,14 @@ mod support;
 use serde_json::{Value, json};
 use support::emstail::{Emstail, Run, Setup, utf8, webroot};
 use support::fake_ems::FakeEms;
-use support::s3::{assert_bucket, bucket, server};
+use support::s3::{assert_bucket, bucket, seed, server};
 
 const LOG: &str = "fixtures/rules/events_20261204_100000.txt";
 const CONFIG: &str = "fixtures/config/rules.ini";
 const HOSTILE: &str = "cam 2, x=y \\ ☃";
 const TARGET_FOLDER: &str = "/var/evostreamms/evo-webroot/hls";
+/// The segment the fixture log deletes (its file is gone from the webroot too).
+const ROTATED: &str = "hls/cam1/segment_1764411300000_1764411300000_1.ts";
 
 fn emstail(args: &[&str]) -> Run {
     Emstail::new(args).log_level("warn").run()
@@ -274,7 +276,7 @@ fn a_failing_rule_call_is_retried_dead_lettered_and_run_again_by_dead_letters_re
 }
 
 #[test]
-fn an_upload_rule_puts_the_events_files_on_s3_with_the_uploaders_keys_and_types() {
+fn upload_and_delete_rules_put_and_remove_objects_with_the_uploaders_keys_and_types() {
     let s3 = server();
     let ems = FakeEms::start();
     let bucket = bucket(&s3, "rule-upload");
@@ -284,8 +286,15 @@ fn an_upload_rule_puts_the_events_files_on_s3_with_the_uploaders_keys_and_types(
         "parameters": { "aws_access_key": s3.access_key, "aws_secret_key": s3.secret_key,
                         "default_bucket": bucket, "region": "us-east-1", "endpoint": s3.endpoint },
     });
-    let rules = json!([{ "name": "segments", "on": "hlsChunkClosed",
-        "upload": { "file": "${payload.file}", "s3": "AmazonHLSUpload" } }]);
+    // A rule with S3 settings of its own deletes the rotated segment.
+    seed(&s3, &bucket, ROTATED);
+    let own = json!({ "aws_access_key": s3.access_key, "aws_secret_key": s3.secret_key,
+                      "default_bucket": bucket, "region": "us-east-1", "endpoint": s3.endpoint });
+    let rules = json!([
+        { "name": "segments", "on": "hlsChunkClosed",
+          "upload": { "file": "${payload.file}", "s3": "AmazonHLSUpload" } },
+        { "name": "drop-rotated", "on": "hlsChunkDeleted",
+          "delete": { "file": "${payload.file}", "s3": own } } ]);
     let setup = Setup::new(&ems.base_url())
         .block("AmazonHLSUpload", settings)
         .block("Rules", rules);

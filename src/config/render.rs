@@ -134,7 +134,7 @@ fn rule_lines(out: &mut Lines, rule: &super::Rule) {
             out.line(
                 &kind("bucket"),
                 s3.bucket.as_ref().map_or_else(
-                    || default(&format!("{}.default_bucket", s3.settings_from)),
+                    || default(&quoted(&s3.settings.default_bucket)),
                     |t| quoted(&t.to_string()),
                 ),
             );
@@ -145,7 +145,22 @@ fn rule_lines(out: &mut Lines, rule: &super::Rule) {
                     |t| quoted(&t.to_string()),
                 ),
             );
-            out.line(&kind("s3"), quoted(s3.settings_from.name()));
+            match s3.settings_from {
+                Some(from) => out.line(&kind("s3"), quoted(from.name())),
+                None => {
+                    let own = Plugin {
+                        enabled: true,
+                        params: s3.settings.clone(),
+                    };
+                    let mut settings = Lines(String::new());
+                    upload(&mut settings, PluginId::AmazonHLSUpload, &own);
+                    // The settings' lines, named after the rule.
+                    for line in settings.0.lines().skip(1) {
+                        let line = line.split_once('.').map_or(line, |(_, rest)| rest);
+                        let _ = writeln!(out.0, "{}", kind(&format!("s3.{line}")));
+                    }
+                }
+            }
         }
     }
 }

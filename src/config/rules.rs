@@ -169,8 +169,9 @@ pub struct S3Rule {
     pub bucket: Option<Template>,
     /// Default: the key the upload plugins give the file.
     pub key: Option<Template>,
-    /// Whose S3 settings (credentials, endpoint, region, ACL, media roots, key prefix).
-    pub settings_from: PluginId,
+    /// The upload plugin whose S3 settings (credentials, endpoint, region, ACL, media roots,
+    /// key prefix) these are; `None` for the rule's own.
+    pub settings_from: Option<PluginId>,
     pub settings: UploadParams,
 }
 
@@ -743,46 +744,57 @@ fn read_s3(
         (PluginId::AmazonDASHUpload, uploads.dash),
     ];
     let names: Vec<&str> = blocks.iter().map(|(id, _)| id.name()).collect();
-    let settings = match map.get("s3").and_then(Value::as_str) {
-        Some(name) => blocks.iter().find(|(id, _)| id.name() == name.trim()),
-        None => None,
-    };
-    let Some((from, block)) = settings else {
-        let shown = map
-            .get("s3")
-            .map_or("(not set)".to_string(), |v| check::shown(v, Show::Value));
-        let hint = map
-            .get("s3")
-            .and_then(Value::as_str)
-            .and_then(|s| check::closest(s, &names))
-            .map_or(String::new(), |known| format!(" (did you mean {known}?)"));
-        ck.invalid(
-            scope,
-            &format!("{kind}.s3"),
-            &shown,
-            &format!(
-                "required: the upload plugin whose S3 settings to use, one of {}{hint}",
-                names.join(", ")
-            ),
-        );
-        return None;
+    let (settings_from, settings) = match map.get("s3") {
+        // Its own settings: the keys of an upload plugin's parameters.
+        Some(Value::Object(own)) => {
+            let mut params = UploadParams::default();
+            let errors_before = ck.errors.len();
+            super::plugins::upload_at(ck, scope, &format!("{kind}.s3"), own, &mut params);
+            if ck.errors.len() != errors_before {
+                return None;
+            }
+            (None, params)
+        }
+        s3 => {
+            let named = s3
+                .and_then(Value::as_str)
+                .and_then(|name| blocks.iter().find(|(id, _)| id.name() == name.trim()));
+            let Some((from, block)) = named else {
+                let shown = s3.map_or("(not set)".to_string(), |v| check::shown(v, Show::Value));
+                let hint = s3
+                    .and_then(Value::as_str)
+                    .and_then(|s| check::closest(s, &names))
+                    .map_or(String::new(), |known| format!(" (did you mean {known}?)"));
+                ck.invalid(
+                    scope,
+                    &format!("{kind}.s3"),
+                    &shown,
+                    &format!(
+                        "required: the upload plugin whose S3 settings to use, one of {}{hint}, \
+                         or settings of its own {{ \"default_bucket\": …, \"region\": …, … }}",
+                        names.join(", ")
+                    ),
+                );
+                return None;
+            };
+            (Some(*from), block.params.clone())
+        }
     };
     let (file, bucket, key) = (file??, bucket?, key?);
-    if bucket.is_none() && block.params.default_bucket.trim().is_empty() {
-        ck.invalid(
-            scope,
-            &format!("{kind}.bucket"),
-            "(not set)",
-            &format!("required, as {from}.parameters.default_bucket is not set"),
-        );
+    if bucket.is_none() && settings.default_bucket.trim().is_empty() {
+        let why = match settings_from {
+            Some(from) => format!("required, as {from}.parameters.default_bucket is not set"),
+            None => format!("required, as {kind}.s3.default_bucket is not set"),
+        };
+        ck.invalid(scope, &format!("{kind}.bucket"), "(not set)", &why);
         return None;
     }
     let rule = S3Rule {
         file,
         bucket,
         key,
-        settings_from: *from,
-        settings: block.params.clone(),
+        settings_from,
+        settings,
     };
     Some(if kind == "upload" {
         RuleAction::Upload(rule)
@@ -1379,6 +1391,42 @@ mod tests {
                   "call": { "command": "version", "target": "ftp://u:s3cret@10.0.0.9/" } }]"#,
         );
         assert!(!e.contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn a_rule_may_have_s3_settings_of_its_own_checked_like_a_plugins() {
+        let config = load(
+            r#"[{ "name": "own", "on": "hlsChunkClosed",
+                  "upload": { "file": "${payload.file}",
+                              "s3": { "aws_access_key": "AK", "aws_secret_key": "s3cret",
+                                      "default_bucket": "archive", "region": "eu-west-1" } } }]"#,
+        )
+        .expect("valid");
+        let s3 = config.rules[0].action.s3().expect("an upload");
+        assert_eq!(s3.settings_from, None);
+        assert_eq!(s3.settings.default_bucket, "archive");
+        let shown = config.render();
+        for line in [
+            "Rules[\"own\"].upload.bucket = none (\"archive\")\n",
+            "Rules[\"own\"].upload.s3.aws_secret_key = ***\n",
+            "Rules[\"own\"].upload.s3.region = \"eu-west-1\"\n",
+        ] {
+            assert!(shown.contains(line), "{line}in\n{shown}");
+        }
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let e = error(
+            r#"[{ "name": "own", "on": "hlsChunkClosed",
+                  "upload": { "file": "${payload.file}", "s3": { "default_bucket": "a", "acl": "open" } } }]"#,
+        );
+        assert!(e.contains("Rules[\"own\"].upload.s3.acl = \"open\""), "{e}");
+        let e = error(
+            r#"[{ "name": "own", "on": "hlsChunkClosed",
+                  "delete": { "file": "${payload.file}", "s3": { "region": "x" } } }]"#,
+        );
+        assert!(
+            e.contains("Rules[\"own\"].delete.bucket = (not set): required, as delete.s3.default_bucket is not set"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -79,12 +79,14 @@ impl Executor {
                 Upload::new(config, params).map_err(|e| format!("{name}: {e}"))?,
             );
         }
-        // A rule's uploads and deletes use the S3 settings it names, enabled or not.
+        // A rule's uploads and deletes use the S3 settings it names (enabled or not) or its own.
         for rule in &config.rules {
             if let Some(s3) = rule.action.s3() {
-                let upload = Upload::new(config, &s3.settings).map_err(|e| {
-                    format!("{} (settings of {}): {e}", rule.id(), s3.settings_from)
-                })?;
+                let upload =
+                    Upload::new(config, &s3.settings).map_err(|e| match s3.settings_from {
+                        Some(from) => format!("{} (settings of {from}): {e}", rule.id()),
+                        None => format!("{}: {e}", rule.id()),
+                    })?;
                 uploads.insert(rule.id(), upload);
             }
         }
