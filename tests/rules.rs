@@ -374,3 +374,38 @@ fn invalid_rules_stop_start_up_with_exit_2_naming_the_rule_and_key() {
         out.stderr
     );
 }
+
+#[test]
+fn the_daemon_runs_the_rules_on_the_live_log_with_the_events_timestamp() {
+    let ems = FakeEms::start();
+    let mut rules = seed_rules();
+    rules.as_array_mut().expect("a list").push(
+        json!({ "name": "stamp", "on": "outStreamCreated", "include_own": true,
+                      "call": { "command": "version", "params": { "at": "${timestamp}" } } }),
+    );
+    let setup = Setup::new(&ems.base_url()).block("Rules", rules);
+    let logs = setup.path("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    std::fs::copy(LOG, logs.join("events_20261204_100000.txt")).expect("copy the fixture log");
+    let config = setup.write();
+    let stderr = setup.path("stderr.txt");
+    let daemon = Emstail::new(["run", "--config", utf8(&config), "--from-start", "--log"])
+        .arg(&logs)
+        .args(["--rescan-ms", "100"])
+        .daemon(&stderr, &setup.state_dir());
+
+    let arrived = ems.wait_for_calls(5, std::time::Duration::from_secs(20));
+    daemon.stop("rules on the live log");
+    let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(arrived, "{log}");
+    let mut expected = vec![
+        create_hls("cam1"),
+        create_hls(HOSTILE),
+        // Line 6, the HLS output emstail made (include_own), at its envelope's timestamp.
+        call("version", &[("at", "1795947306"), ("_emstail", "1")]),
+        shutdown("1"),
+        shutdown("9007199254740993"),
+    ];
+    expected.sort();
+    assert_eq!(received(&ems), expected, "{log}");
+}
