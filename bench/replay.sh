@@ -3,7 +3,8 @@
 # ≥ 1 GB event log, both from the page cache; and against the floor of any replay that reads
 # every event with serde_json: examples/json_floor.rs parsing each line, already in memory,
 # into the fields the plugins read, on one thread and on every core (the faster counts), doing
-# nothing else. Usage: bench/replay.sh [SIZE_MB]
+# nothing else; and the same replay with 10 custom rules beside the plugins (events/s with
+# them over events/s without). Usage: bench/replay.sh [SIZE_MB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mb=${1:-1100}
@@ -25,6 +26,39 @@ cat > "$data/config.ini" <<'CFG'
   "AmazonDASHUpload": { "plugin_switch": "enabled", "parameters": { "aws_access_key": "k", "aws_secret_key": "s", "default_bucket": "dash-files" } }
 }
 CFG
+# The same config with 10 custom rules beside the plugins, every `when` kind between them, on
+# the event types of the mix; like most users' rules they act on a few streams, so the run
+# measures the rules' evaluation on every event rather than printing many more actions.
+python3 - "$data/config.ini" "$data/config-rules.ini" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["Rules"] = [
+  {"name": "hls-for-cams", "on": "inStreamCreated",
+   "when": {"payload.type": {"in": ["INR", "INP"]}, "payload.name": {"matches": "^cam"}},
+   "call": {"command": "createHLSStream", "params": {"localStreamNames": "${payload.name}",
+            "groupName": "${payload.name}", "targetFolder": "/var/evostreamms/evo-webroot/hls"}}},
+  {"name": "drop-inbound", "on": "outStreamClosed", "when": {"payload.inStreamUniqueId": {"exists": True}},
+   "call": {"command": "shutdownStream", "params": {"id": "${payload.inStreamUniqueId}", "permanently": 0}}},
+  {"name": "archive-cam105", "on": "hlsChunkClosed", "when": {"payload.file": {"contains": "/cam105/"}},
+   "upload": {"file": "${payload.file}", "bucket": "hls-archive", "s3": "AmazonHLSUpload"}},
+  {"name": "unarchive-cam105", "on": "hlsChunkDeleted", "when": {"payload.file": {"matches": "/cam105/"}},
+   "delete": {"file": "${payload.file}", "bucket": "hls-archive", "s3": "AmazonHLSUpload"}},
+  {"name": "dash-video-cam102", "on": "dashChunkClosed", "when": {"payload.file": {"matches": "/cam102/+video/"}},
+   "call": {"command": "version", "params": {"note": "${payload.file}"}}},
+  {"name": "late-timers", "on": "timerTriggered", "when": {"payload.triggerCount": {"gt": 500}},
+   "call": {"command": "removeTimer", "params": {"id": "${payload.timerId}"}}},
+  {"name": "cli-ids", "on": "cliRequest", "when": {"payload.command": "listStreamsIds"},
+   "call": {"command": "version"}},
+  {"name": "hds-without-file", "on": "hdsChunkClosed", "when": {"payload.file": {"exists": False}},
+   "call": {"command": "version"}},
+  {"name": "closed-range", "on": "inStreamClosed", "when": {"payload.uniqueId": {"ge": 100, "le": 150}},
+   "call": {"command": "version", "params": {"id": "${payload.uniqueId}", "at": "${timestamp}"}}},
+  {"name": "child-playlists", "on": "hlsChildPlaylistUpdated",
+   "when": {"type": "hlsChildPlaylistUpdated", "payload.file": {"matches": "/cam10[0-1]/"}},
+   "upload": {"file": "${payload.file}", "bucket": "hls-archive", "s3": "AmazonHLSUpload"}},
+]
+json.dump(config, open(sys.argv[2], "w"), indent=1)
+PY
 cargo build --release --quiet --bin emstail --example json_floor
 bin=${CARGO_TARGET_DIR:-target}/release/emstail
 bytes=$(stat -L -c %s "$log")
@@ -51,8 +85,17 @@ for _ in $(seq "${FLOOR_RUNS:-3}"); do
   t=$("${CARGO_TARGET_DIR:-target}/release/examples/json_floor" "$log" | sed -n 's/^best: \([0-9.]*\) s.*/\1/p')
   if [ -z "$t_floor" ] || awk -v a="$t" -v b="$t_floor" 'BEGIN { exit !(a < b) }'; then t_floor=$t; fi
 done
-read -r t_em rss_em < <(best "${RUNS:-1}" "$bin" replay --config "$data/config.ini" --dry-run --json "$log")
-tail -1 "$data/stderr" >&2
+# Without and with the rules in turns, best of N each: on a shared machine the load drifts
+# between runs, and taking turns spreads the drift over both.
+t_em="" t_rules=""
+for _ in $(seq "${RUNS:-1}"); do
+  read -r t r < <(measure "$bin" replay --config "$data/config.ini" --dry-run --json "$log")
+  tail -1 "$data/stderr" >&2
+  if [ -z "$t_em" ] || awk -v a="$t" -v b="$t_em" 'BEGIN { exit !(a < b) }'; then t_em=$t rss_em=$r; fi
+  read -r t r < <(measure "$bin" replay --config "$data/config-rules.ini" --dry-run --json "$log")
+  tail -1 "$data/stderr" >&2
+  if [ -z "$t_rules" ] || awk -v a="$t" -v b="$t_rules" 'BEGIN { exit !(a < b) }'; then t_rules=$t rss_rules=$r; fi
+done
 
 awk -v re="$rss_em" -v rw="$rss_wc" -v b="$bytes" -v n="$events" \
   -v tw="$t_wc" -v te="$t_em" -v tf="$t_floor" 'BEGIN {
@@ -63,5 +106,11 @@ awk -v re="$rss_em" -v rw="$rss_wc" -v b="$bytes" -v n="$events" \
   printf "%-18s %12.0f %12.0f %12.0f\n", "events (lines)/s", n/te, n/tf, n/tw;
   printf "%-18s %12.2f %12.2f %12.2f\n", "seconds", te, tf, tw;
   printf "%-18s %12.1f %12s %12.1f\n", "peak RSS (MiB)", re/1024, "-", rw/1024;
+}'
+# The same replay with 10 custom rules beside the plugins.
+awk -v n="$events" -v te="$t_em" -v tr="$t_rules" -v re="$rss_em" -v rr="$rss_rules" 'BEGIN {
+  printf "%-18s %12s %12s %12s\n", "10 rules", "plugins", "+ 10 rules", "ratio";
+  printf "%-18s %12.0f %12.0f %12.3f\n", "events (lines)/s", n/te, n/tr, te/tr;
+  printf "%-18s %12.1f %12.1f\n", "peak RSS (MiB)", re/1024, rr/1024;
 }'
 echo "file: $bytes bytes, $events events"

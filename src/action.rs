@@ -204,8 +204,10 @@ impl Action {
     }
 }
 
-/// One of the six plugins. Its [`name`](PluginId::name) is the config block name, and the
-/// name written wherever a plugin is named: dry-run output, summaries, logs, dead letters.
+/// One of the six plugins, or one custom rule of the `Rules` block. Its
+/// [`name`](PluginId::name) is the config block name (`Rules` for every rule), and the name
+/// written wherever a plugin is named: dry-run output, summaries, logs, dead letters; a rule
+/// adds its own name ([`rule`](PluginId::rule)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PluginId {
     StreamAutoRouter,
@@ -214,6 +216,42 @@ pub enum PluginId {
     AmazonHLSUpload,
     AmazonHDSUpload,
     AmazonDASHUpload,
+    /// A custom rule from the `Rules` block.
+    Rules(RuleName),
+}
+
+/// The name of a custom rule, interned: a `PluginId` stays `Copy` and costs nothing to hand
+/// to every action. The set of names is the config's (plus those of dead letters read back),
+/// so the interned strings are few and live as long as the process.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RuleName(&'static str);
+
+impl RuleName {
+    pub fn new(name: &str) -> RuleName {
+        use std::collections::HashSet;
+        use std::sync::{Mutex, OnceLock};
+        static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+        let mut names = NAMES
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = names.get(name) {
+            return RuleName(known);
+        }
+        let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+        names.insert(leaked);
+        RuleName(leaked)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl fmt::Debug for RuleName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0, f)
+    }
 }
 
 impl PluginId {
@@ -236,19 +274,42 @@ impl PluginId {
             PluginId::AmazonHLSUpload => "AmazonHLSUpload",
             PluginId::AmazonHDSUpload => "AmazonHDSUpload",
             PluginId::AmazonDASHUpload => "AmazonDASHUpload",
+            PluginId::Rules(_) => "Rules",
         }
     }
 
-    /// The plugin whose config block name is `name`, exactly.
+    /// The rule's name, for a custom rule.
+    pub fn rule(self) -> Option<&'static str> {
+        match self {
+            PluginId::Rules(rule) => Some(rule.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The plugin whose config block name is `name`, exactly (a built-in one: a rule also
+    /// needs its name, see [`from_names`](PluginId::from_names)).
     pub fn from_name(name: &str) -> Option<PluginId> {
         PluginId::ALL.into_iter().find(|id| id.name() == name)
+    }
+
+    /// The plugin named `name`, or the rule `rule` when `name` is `Rules`.
+    pub fn from_names(name: &str, rule: Option<&str>) -> Option<PluginId> {
+        match (name, rule) {
+            ("Rules", Some(rule)) => Some(PluginId::Rules(RuleName::new(rule))),
+            (_, None) => PluginId::from_name(name),
+            _ => None,
+        }
     }
 }
 
 impl fmt::Display for PluginId {
+    /// The block name; a rule as `Rules:<name>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `pad`, so that width and alignment (`{:<18}`) apply as they do to a string.
-        f.pad(self.name())
+        match self {
+            PluginId::Rules(rule) => f.pad(&format!("Rules:{}", rule.as_str())),
+            _ => f.pad(self.name()),
+        }
     }
 }
 
@@ -271,8 +332,14 @@ pub struct PlannedAction {
 impl fmt::Display for PlannedAction {
     /// One line a person can read; secrets never appear.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:<18} ", self.plugin)?;
-        match &self.action {
+        write!(f, "{:<18} {}", self.plugin, self.action)
+    }
+}
+
+impl fmt::Display for Action {
+    /// What it does, on one line; secrets never appear.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Action::EmsCall {
                 target,
                 command,
@@ -323,6 +390,10 @@ pub fn write_json(
     let w = &mut writer;
     w.write_all(b"{\"plugin\":")?;
     json_str(w, action.plugin.name())?;
+    if let Some(rule) = action.plugin.rule() {
+        w.write_all(b",\"rule\":")?;
+        json_str(w, rule)?;
+    }
     w.write_all(b",\"kind\":\"")?;
     w.write_all(kind.as_bytes())?;
     w.write_all(b"\",\"bucket\":")?;
@@ -386,6 +457,8 @@ fn write_json_serde(
     #[derive(Serialize)]
     struct Out<'a> {
         plugin: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<&'a str>,
         kind: &'a str,
         #[serde(skip_serializing_if = "Option::is_none")]
         target: Option<&'a ApiTarget>,
@@ -406,6 +479,7 @@ fn write_json_serde(
     }
     let mut out = Out {
         plugin: action.plugin.name(),
+        rule: action.plugin.rule(),
         kind: action.action.kind(),
         target: None,
         command: None,

@@ -8,11 +8,16 @@
 use crate::action::{ApiTarget, PluginId, Secret};
 use std::path::{Path, PathBuf};
 
+pub use rules::{
+    Condition, EVENT_TYPES, FieldPath, Pattern, Piece, Rule, RuleAction, S3Rule, Template, Test,
+};
+
 mod check;
 mod lenient;
 mod load;
 mod plugins;
 mod render;
+mod rules;
 mod service;
 #[cfg(test)]
 mod tests;
@@ -29,6 +34,8 @@ pub struct Config {
     pub hls: Plugin<UploadParams>,
     pub hds: Plugin<UploadParams>,
     pub dash: Plugin<UploadParams>,
+    /// The custom rules of the `Rules` block, in file order.
+    pub rules: Vec<Rule>,
     /// Problems that did not stop start-up (unknown keys, errors in disabled plugins, …).
     pub warnings: Vec<String>,
 }
@@ -217,7 +224,7 @@ impl Config {
         render::render(self)
     }
 
-    /// Whether the block of `plugin` has its `plugin_switch` on.
+    /// Whether the block of `plugin` has its `plugin_switch` on (a rule: whether it is listed).
     pub fn is_enabled(&self, plugin: PluginId) -> bool {
         match plugin {
             PluginId::StreamAutoRouter => self.auto_router.enabled,
@@ -226,6 +233,7 @@ impl Config {
             PluginId::AmazonHLSUpload => self.hls.enabled,
             PluginId::AmazonHDSUpload => self.hds.enabled,
             PluginId::AmazonDASHUpload => self.dash.enabled,
+            PluginId::Rules(_) => self.rules.iter().any(|rule| rule.id() == plugin),
         }
     }
 }

@@ -1,13 +1,15 @@
-//! The rule engine: every event goes to every enabled plugin, synchronously, in a fixed order.
-//! Pure: no I/O and no clock.
+//! The rule engine: every event goes to every enabled plugin, synchronously, in a fixed order,
+//! then to the custom rules in file order. Pure: no I/O and no clock.
 
 use crate::action::PlannedAction;
 use crate::config::Config;
-use crate::event::Event;
+use crate::event::{Envelope, Event};
+use crate::plugins::rules::{Rules, Stamped};
 use crate::plugins::{self, Plugin, Refusal};
 
 pub struct Engine {
     plugins: Vec<Box<dyn Plugin>>,
+    rules: Rules,
     refusals: Vec<Refusal>,
 }
 
@@ -16,6 +18,7 @@ impl Engine {
     pub fn new(config: &Config) -> Engine {
         Engine {
             plugins: plugins::enabled(config),
+            rules: Rules::new(config),
             refusals: Vec::new(),
         }
     }
@@ -29,11 +32,29 @@ impl Engine {
     /// outside the media root, a pull with no usable origin) adds a [`Refusal`] and never stops
     /// the others.
     pub fn handle(&mut self, event: &Event) -> Vec<PlannedAction> {
+        self.handle_stamped(Stamped {
+            event,
+            timestamp: None,
+        })
+    }
+
+    /// [`handle`](Engine::handle) for an event read with its envelope, whose `timestamp` the
+    /// custom rules may use.
+    pub fn handle_envelope(&mut self, envelope: &Envelope) -> Vec<PlannedAction> {
+        self.handle_stamped(envelope.into())
+    }
+
+    /// The plugins, then the custom rules in file order. A rule that matched but could not
+    /// act (a template naming a field the event lacks) adds a [`Refusal`].
+    fn handle_stamped(&mut self, event: Stamped) -> Vec<PlannedAction> {
         let mut actions = Vec::new();
         for plugin in &mut self.plugins {
-            if let Err(refusal) = plugin.handle(event, &mut actions) {
+            if let Err(refusal) = plugin.handle(event.event, &mut actions) {
                 self.refusals.push(refusal);
             }
+        }
+        if !self.rules.is_empty() {
+            self.rules.handle(event, &mut actions, &mut self.refusals);
         }
         actions
     }

@@ -197,6 +197,10 @@ pub struct StreamInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub hls_settings: Option<Settings>,
+    /// Every other key of the payload, for custom rules (`payload.inStreamUniqueId`, …).
+    /// Never printed: the typed fields above are what `parse` shows.
+    #[serde(flatten, skip_serializing)]
+    pub other: Settings,
 }
 
 /// Payload of `timerTriggered`: the timer's settings, custom `_keys` included.
@@ -252,15 +256,20 @@ impl Settings {
     /// True when `key` holds a truthy value: `1`, `true`, `"1"`, `"true"` (EMS echoes custom
     /// values back as strings).
     pub fn is_truthy(&self, key: &str) -> bool {
-        match self.0.get(key) {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
-            Some(Value::String(s)) => {
-                let s = s.trim();
-                s == "1" || s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("yes")
-            }
-            _ => false,
+        is_truthy(self.0.get(key))
+    }
+}
+
+/// True for `1`, `true`, `"1"`, `"true"`, `"yes"`: a flag as EMS echoes it back.
+pub fn is_truthy(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            s == "1" || s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("yes")
         }
+        _ => false,
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::action::{Action, PlannedAction};
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
-use crate::event::{Event, Source};
+use crate::event::{Envelope, Event, Source};
 use crate::parse::{FileParser, Format, Parsed, json};
 use crate::source::read::{Item, for_each_line};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -183,7 +183,7 @@ impl Replayer<'_> {
             }
             Parsed::Event { line, envelope, .. } => {
                 source.line = *line;
-                self.event(source, &envelope.event);
+                self.event(source, envelope);
             }
         }
     }
@@ -196,9 +196,9 @@ impl Replayer<'_> {
         });
     }
 
-    fn event(&mut self, source: &Source, event: &Event) {
+    fn event(&mut self, source: &Source, envelope: &Envelope) {
         self.summary.events += 1;
-        let actions = self.engine.handle(event);
+        let actions = self.engine.handle_envelope(envelope);
         for refusal in self.engine.take_refusals() {
             self.summary.refused += 1;
             self.sink.problem(&Problem {

@@ -498,7 +498,7 @@ impl Reader<'_> {
                     envelope,
                 } => {
                     self.counters.events.fetch_add(1, Relaxed);
-                    let actions = self.engine.handle(&envelope.event);
+                    let actions = self.engine.handle_envelope(&envelope);
                     for refusal in self.engine.take_refusals() {
                         self.counters.refused.fetch_add(1, Relaxed);
                         log::warn!("{path}:{line}: refused: {refusal}");

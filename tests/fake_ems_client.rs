@@ -570,6 +570,7 @@ fn run_in_pool(fake: &FakeEms, command: &str, params: Params) -> (Outcome, u32) 
         hls: Default::default(),
         hds: Default::default(),
         dash: Default::default(),
+        rules: Vec::new(),
         warnings: Vec::new(),
     };
     let executor = Executor::new(&config).expect("no upload plugin, nothing to set up");

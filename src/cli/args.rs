@@ -56,6 +56,11 @@ pub enum Command {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// Custom rules of the `Rules` block.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// List the actions that failed for good; with --retry, run them again and keep only
     /// those that still fail.
     DeadLetters {
@@ -77,6 +82,27 @@ pub enum Command {
     Man {
         /// The subcommand whose page to print, such as check; none for emstail(1).
         subcommand: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Show, for each event of the files, which rules match and the exact action each would
+    /// take (nothing is carried out); with -v, also the conditions that failed.
+    Test {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Only this rule.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Also list the rules that did not match, with their failed conditions.
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(long, value_enum, default_value = "auto")]
+        format: FormatArg,
+        /// Event log files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 

@@ -4,7 +4,7 @@
 
 mod args;
 
-pub use args::{Cli, Command, ReplayArgs, RunArgs};
+pub use args::{Cli, Command, ReplayArgs, RulesCommand, RunArgs};
 
 use clap::Parser as _;
 use std::fmt;

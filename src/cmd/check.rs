@@ -31,11 +31,11 @@ pub fn check(path: &Path) -> anyhow::Result<Outcome> {
     Ok(Outcome::Success)
 }
 
-/// What the configuration has emstail act on. Every source of actions is counted here, so
-/// that "nothing enabled" stays true to its word: when rules exist, their count joins
-/// `plugins` here (and in `is_nothing` and the summary).
+/// What the configuration has emstail act on: every source of actions is counted here, so
+/// that "nothing enabled" stays true to its word.
 struct Work {
     plugins: usize,
+    rules: usize,
 }
 
 impl Work {
@@ -45,20 +45,28 @@ impl Work {
                 .into_iter()
                 .filter(|&plugin| config.is_enabled(plugin))
                 .count(),
+            rules: config.rules.len(),
         }
     }
 
     fn is_nothing(&self) -> bool {
-        self.plugins == 0
+        self.plugins == 0 && self.rules == 0
     }
 }
 
 impl std::fmt::Display for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_nothing() {
+            return f.write_str("no plugin enabled: emstail would do nothing");
+        }
         match self.plugins {
-            0 => f.write_str("no plugin enabled: emstail would do nothing"),
-            1 => f.write_str("1 plugin enabled"),
-            n => write!(f, "{n} plugins enabled"),
+            1 => f.write_str("1 plugin enabled")?,
+            n => write!(f, "{n} plugins enabled")?,
+        }
+        match self.rules {
+            0 => Ok(()),
+            1 => f.write_str(", 1 rule"),
+            n => write!(f, ", {n} rules"),
         }
     }
 }

@@ -7,10 +7,11 @@ mod dead_letters;
 mod man;
 mod parse;
 mod replay;
+mod rules;
 mod run;
 mod status;
 
-use crate::cli::{Command, Outcome, Usage};
+use crate::cli::{Command, Outcome, RulesCommand, Usage};
 use emstail::config::Config;
 use std::path::Path;
 
@@ -22,6 +23,22 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Replay { config, how, files } => replay::replay(&config.path, &how, &files),
         Command::Run { config, how } => run::run(&config.path, &how),
         Command::Status { config, state_dir } => status::status(&config.path, state_dir),
+        Command::Rules {
+            command:
+                RulesCommand::Test {
+                    config,
+                    rule,
+                    verbose,
+                    format,
+                    files,
+                },
+        } => rules::test(
+            &config.path,
+            rule.as_deref(),
+            verbose,
+            format.into(),
+            &files,
+        ),
         Command::DeadLetters {
             config,
             state_dir,

@@ -4,13 +4,14 @@
 //! can find the line and knows what to write instead. Secret values are shown as `***`.
 
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::path::{Component, Path, PathBuf};
 
 /// Where a value sits and what a problem with it costs.
 #[derive(Debug, Clone)]
 pub(super) struct Scope {
-    /// `Service`, `StreamRecorder`, …
-    pub block: &'static str,
+    /// `Service`, `StreamRecorder`, `Rules["name"]`, …
+    pub block: Cow<'static, str>,
     /// False in a disabled plugin (or a disabled destination): problems are only warnings.
     pub fatal: bool,
     /// Appended to a problem that is only a warning.
@@ -19,6 +20,11 @@ pub(super) struct Scope {
 
 impl Scope {
     pub fn fatal(block: &'static str) -> Scope {
+        Scope::named(Cow::Borrowed(block))
+    }
+
+    /// A scope whose problems are always fatal, with a name made at run time (a rule's).
+    pub fn named(block: Cow<'static, str>) -> Scope {
         Scope {
             block,
             fatal: true,
@@ -28,7 +34,7 @@ impl Scope {
 
     pub fn plugin(block: &'static str, enabled: bool) -> Scope {
         Scope {
-            block,
+            block: Cow::Borrowed(block),
             fatal: enabled,
             why_only_a_warning: format!("{block} is disabled, so this is only a warning"),
         }
@@ -134,7 +140,7 @@ impl Checker {
 }
 
 /// The known name most like `key`, if any is close enough to be a plausible typo.
-fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(super) fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     let lower = key.to_ascii_lowercase();
     known
         .iter()

@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// Top-level block names; one of these nested deeper means a block above it was not closed.
-pub(super) const BLOCKS: [&str; 7] = [
+pub(super) const BLOCKS: [&str; 8] = [
     "Service",
     PluginId::StreamAutoRouter.name(),
     PluginId::StreamRecorder.name(),
@@ -20,6 +20,7 @@ pub(super) const BLOCKS: [&str; 7] = [
     PluginId::AmazonHLSUpload.name(),
     PluginId::AmazonHDSUpload.name(),
     PluginId::AmazonDASHUpload.name(),
+    "Rules",
 ];
 
 /// The parsed document and the repairs made to it.

@@ -5,7 +5,7 @@ use super::check::Checker;
 use super::lenient::{self, BLOCKS};
 use super::{
     AutoRouterParams, Config, ConfigError, LoadBalancerParams, RecorderParams, UploadParams,
-    plugins, service,
+    plugins, rules, service,
 };
 use crate::action::PluginId;
 use serde_json::Value;
@@ -69,6 +69,17 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
         plugins::upload,
     );
 
+    let rules = rules::read(
+        &mut ck,
+        root.get("Rules"),
+        &service.ems_api,
+        &rules::UploadBlocks {
+            hls: &hls,
+            hds: &hds,
+            dash: &dash,
+        },
+    );
+
     if !ck.errors.is_empty() {
         return Err(ConfigError(ck.errors.join("\n")));
     }
@@ -83,6 +94,7 @@ pub(super) fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> 
         hls,
         hds,
         dash,
+        rules,
         warnings,
     })
 }

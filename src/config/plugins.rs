@@ -530,6 +530,17 @@ pub(super) fn upload(
     map: &Map<String, Value>,
     params: &mut UploadParams,
 ) {
+    upload_at(ck, scope, "parameters", map, params);
+}
+
+/// [`upload`] for settings at `at` in `scope` (a rule's own `upload.s3`).
+pub(super) fn upload_at(
+    ck: &mut Checker,
+    scope: &Scope,
+    at: &str,
+    map: &Map<String, Value>,
+    params: &mut UploadParams,
+) {
     let hds = scope.block == PluginId::AmazonHDSUpload.name();
     let mut keys = vec![
         "aws_access_key",
@@ -544,12 +555,12 @@ pub(super) fn upload(
     if hds {
         keys.push("bootstrap");
     }
-    ck.unknown_keys(&format!("{}.parameters", scope.block), map, &keys);
+    ck.unknown_keys(&format!("{}.{at}", scope.block), map, &keys);
 
     params.aws_access_key = ck
         .get(
             scope,
-            "parameters.aws_access_key",
+            &format!("{at}.aws_access_key"),
             map.get("aws_access_key"),
             Show::Value,
             check::string,
@@ -559,7 +570,7 @@ pub(super) fn upload(
     params.aws_secret_key = ck
         .get(
             scope,
-            "parameters.aws_secret_key",
+            &format!("{at}.aws_secret_key"),
             map.get("aws_secret_key"),
             Show::Secret,
             check::string,
@@ -569,33 +580,41 @@ pub(super) fn upload(
     match (&params.aws_access_key, &params.aws_secret_key) {
         (Some(_), None) => ck.invalid(
             scope,
-            "parameters.aws_secret_key",
+            &format!("{at}.aws_secret_key"),
             "\"\"",
             "must be set when aws_access_key is set (leave both empty to take credentials from the environment)",
         ),
         (None, Some(_)) => ck.invalid(
             scope,
-            "parameters.aws_access_key",
+            &format!("{at}.aws_access_key"),
             "\"\"",
             "must be set when aws_secret_key is set (leave both empty to take credentials from the environment)",
         ),
         _ => {}
     }
 
-    let bucket = required_string(ck, scope, map, "default_bucket", "an S3 bucket name");
+    // A rule's own settings need no default bucket when the rule names its bucket.
+    let bucket = if at == "parameters" {
+        required_string(ck, scope, map, "default_bucket", "an S3 bucket name")
+    } else {
+        let key = format!("{at}.default_bucket");
+        let value = map.get("default_bucket");
+        ck.get(scope, &key, value, Show::Value, check::string)
+            .unwrap_or_default()
+    };
     let bucket = bucket.trim().to_string();
     if !bucket.is_empty() {
         if bucket.contains(['/', '\\']) || bucket.chars().any(char::is_whitespace) {
             ck.invalid(
                 scope,
-                "parameters.default_bucket",
+                &format!("{at}.default_bucket"),
                 &Value::String(bucket.clone()).to_string(),
                 "must be a bucket name, without / or spaces (use key_prefix for a folder)",
             );
         } else {
             if scope.fatal && !is_dns_bucket_name(&bucket) {
                 ck.warn(format_args!(
-                    "{}.parameters.default_bucket = {}: not a valid S3 bucket name \
+                    "{}.{at}.default_bucket = {}: not a valid S3 bucket name \
                      (3 to 63 lowercase letters, digits, dots and hyphens): AWS will refuse it, \
                      some S3-compatible stores accept it",
                     scope.block,
@@ -609,7 +628,7 @@ pub(super) fn upload(
     if hds
         && let Some(bootstrap) = ck.get(
             scope,
-            "parameters.bootstrap",
+            &format!("{at}.bootstrap"),
             map.get("bootstrap"),
             Show::Value,
             |v| {
@@ -630,7 +649,7 @@ pub(super) fn upload(
     params.region = ck
         .get(
             scope,
-            "parameters.region",
+            &format!("{at}.region"),
             map.get("region"),
             Show::Value,
             |v| {
@@ -646,7 +665,7 @@ pub(super) fn upload(
     params.endpoint = ck
         .get(
             scope,
-            "parameters.endpoint",
+            &format!("{at}.endpoint"),
             map.get("endpoint"),
             Show::Value,
             |v| {
@@ -663,7 +682,7 @@ pub(super) fn upload(
         .filter(|s| !s.is_empty());
     if let Some(prefix) = ck.get(
         scope,
-        "parameters.key_prefix",
+        &format!("{at}.key_prefix"),
         map.get("key_prefix"),
         Show::Value,
         |v| {
@@ -679,14 +698,25 @@ pub(super) fn upload(
     ) {
         params.key_prefix = key_prefix(&prefix);
     }
-    params.acl = ck.get(scope, "parameters.acl", map.get("acl"), Show::Value, |v| {
-        let s = check::string(v)?;
-        ACLS.iter()
-            .find(|a| a.eq_ignore_ascii_case(s.trim()))
-            .map(|a| (*a).to_string())
-            .ok_or_else(|| format!("must be one of {}", ACLS.join(", ")))
-    });
-    if let Some(roots) = media_roots(ck, scope, "parameters.media_root", map.get("media_root")) {
+    params.acl = ck.get(
+        scope,
+        &format!("{at}.acl"),
+        map.get("acl"),
+        Show::Value,
+        |v| {
+            let s = check::string(v)?;
+            ACLS.iter()
+                .find(|a| a.eq_ignore_ascii_case(s.trim()))
+                .map(|a| (*a).to_string())
+                .ok_or_else(|| format!("must be one of {}", ACLS.join(", ")))
+        },
+    );
+    if let Some(roots) = media_roots(
+        ck,
+        scope,
+        &format!("{at}.media_root"),
+        map.get("media_root"),
+    ) {
         params.media_root = roots;
     }
 }

@@ -98,7 +98,80 @@ pub(super) fn render(config: &Config) -> String {
     upload(&mut out, PluginId::AmazonHLSUpload, &config.hls);
     upload(&mut out, PluginId::AmazonHDSUpload, &config.hds);
     upload(&mut out, PluginId::AmazonDASHUpload, &config.dash);
+    for rule in &config.rules {
+        rule_lines(&mut out, rule);
+    }
     out.0
+}
+
+/// A rule as it takes effect: templates as written, the call's target with `***`.
+fn rule_lines(out: &mut Lines, rule: &super::Rule) {
+    use super::RuleAction;
+    let key = |k: &str| format!("Rules[{}].{k}", quoted(&rule.name));
+    out.line(&key("on"), rule.on.join(", "));
+    for condition in &rule.when {
+        out.line(
+            &key(&format!("when.{}", condition.path)),
+            format!("{} {}", condition.test.operator(), condition.test.operand()),
+        );
+    }
+    out.line(&key("include_own"), rule.include_own.to_string());
+    match &rule.action {
+        RuleAction::Call {
+            target,
+            command,
+            params,
+        } => {
+            out.line(&key("call.target"), api(target));
+            out.line(&key("call.command"), quoted(command));
+            for (name, template) in params {
+                out.line(
+                    &key(&format!("call.params.{name}")),
+                    quoted(&template.to_string()),
+                );
+            }
+        }
+        RuleAction::Upload(s3) | RuleAction::Delete(s3) => {
+            let kind = if matches!(rule.action, RuleAction::Upload(_)) {
+                "upload"
+            } else {
+                "delete"
+            };
+            let kind = |k: &str| key(&format!("{kind}.{k}"));
+            out.line(&kind("file"), quoted(&s3.file.to_string()));
+            let default = |what: &str| format!("none ({what})");
+            out.line(
+                &kind("bucket"),
+                s3.bucket.as_ref().map_or_else(
+                    || default(&quoted(&s3.settings.default_bucket)),
+                    |t| quoted(&t.to_string()),
+                ),
+            );
+            out.line(
+                &kind("key"),
+                s3.key.as_ref().map_or_else(
+                    || default("the uploader's key for the file"),
+                    |t| quoted(&t.to_string()),
+                ),
+            );
+            match s3.settings_from {
+                Some(from) => out.line(&kind("s3"), quoted(from.name())),
+                None => {
+                    let own = Plugin {
+                        enabled: true,
+                        params: s3.settings.clone(),
+                    };
+                    let mut settings = Lines(String::new());
+                    upload(&mut settings, PluginId::AmazonHLSUpload, &own);
+                    // The settings' lines, named after the rule.
+                    for line in settings.0.lines().skip(1) {
+                        let line = line.split_once('.').map_or(line, |(_, rest)| rest);
+                        let _ = writeln!(out.0, "{}", kind(&format!("s3.{line}")));
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn upload(out: &mut Lines, id: PluginId, plugin: &Plugin<UploadParams>) {

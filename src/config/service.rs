@@ -154,7 +154,7 @@ fn retry(ck: &mut Checker, scope: &Scope, value: Option<&Value>) -> RetryConfig 
 }
 
 /// `ems_api`: the URL's user and password are kept apart so the URL can be shown anywhere.
-fn api_target(value: &Value) -> Result<ApiTarget, String> {
+pub(super) fn api_target(value: &Value) -> Result<ApiTarget, String> {
     let url = check::http_url(&check::string(value)?)?;
     let port = url.port.map(|p| format!(":{p}")).unwrap_or_default();
     let mut target = ApiTarget::plain(&format!(

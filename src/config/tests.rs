@@ -511,7 +511,7 @@ fn unknown_keys_and_blocks_are_warnings_with_the_closest_name() {
     );
     let expected = [
         "config.ini: unknown block Frobnicator (known: Service, StreamAutoRouter, StreamRecorder, \
-         StreamLoadBalancer, AmazonHLSUpload, AmazonHDSUpload, AmazonDASHUpload)",
+         StreamLoadBalancer, AmazonHLSUpload, AmazonHDSUpload, AmazonDASHUpload, Rules)",
         "config.ini: unknown block StreamRecordr (did you mean StreamRecorder?)",
         "config.ini: unknown key Service.wokers (did you mean workers?)",
         "config.ini: unknown key Service.retry.max_attempt (did you mean max_attempts?)",

@@ -27,6 +27,9 @@ pub struct DeadLetter {
     /// UTC seconds when it was written.
     pub time: u64,
     pub plugin: String,
+    /// The custom rule's name, when `plugin` is `Rules`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     pub lane: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
@@ -82,6 +85,7 @@ impl DeadLetter {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             plugin: action.plugin.name().to_string(),
+            rule: action.plugin.rule().map(str::to_string),
             lane: action.lane.clone(),
             stream: action.stream.clone(),
             stream_id: action.stream_id,
@@ -95,7 +99,7 @@ impl DeadLetter {
     /// The action to run again, with the API password taken from `config` for the same
     /// URL and user. `None` when the plugin is not known to this version.
     pub fn to_planned(&self, config: &Config) -> Option<PlannedAction> {
-        let plugin = PluginId::from_name(&self.plugin)?;
+        let plugin = PluginId::from_names(&self.plugin, self.rule.as_deref())?;
         let action = match &self.action {
             StoredAction::EmsCall {
                 target_base,
@@ -138,9 +142,13 @@ impl DeadLetter {
             StoredAction::S3Put(S3Put { bucket, key, .. }) => format!("put s3://{bucket}/{key}"),
             StoredAction::S3Delete { bucket, key } => format!("delete s3://{bucket}/{key}"),
         };
+        let plugin = match &self.rule {
+            Some(rule) => format!("{}:{rule}", self.plugin),
+            None => self.plugin.clone(),
+        };
         format!(
-            "{} {what}: {} (after {} attempts; {}:{})",
-            self.plugin, self.error, self.attempts, self.source.file, self.source.line
+            "{plugin} {what}: {} (after {} attempts; {}:{})",
+            self.error, self.attempts, self.source.file, self.source.line
         )
     }
 }
@@ -157,6 +165,10 @@ fn known_target(config: &Config, base: &str, user: Option<&str>) -> ApiTarget {
                 .iter()
                 .map(|d| &d.api),
         )
+        .chain(config.rules.iter().filter_map(|rule| match &rule.action {
+            crate::config::RuleAction::Call { target, .. } => Some(target),
+            _ => None,
+        }))
         .find(|t| t.base == base && t.user.as_deref() == user)
         .cloned()
         .unwrap_or_else(|| ApiTarget {

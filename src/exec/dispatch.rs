@@ -28,6 +28,23 @@ struct Upload {
     resolved: Option<Roots>,
 }
 
+impl Upload {
+    fn new(config: &Config, params: &UploadParams) -> Result<Upload, String> {
+        let s3 = S3Target::new(params)?;
+        let roots = if params.media_root.is_empty() {
+            config.service.media_root.clone()
+        } else {
+            params.media_root.clone()
+        };
+        let resolved = Roots::resolve(&roots).ok();
+        Ok(Upload {
+            s3,
+            roots,
+            resolved,
+        })
+    }
+}
+
 impl Executor {
     /// Sets up a client for every enabled plugin; an S3 setting that cannot work (no
     /// credentials anywhere, a bad endpoint) is an error naming the plugin.
@@ -59,21 +76,21 @@ impl Executor {
             if !enabled {
                 continue;
             }
-            let target = S3Target::new(params).map_err(|e| format!("{name}: {e}"))?;
-            let roots = if params.media_root.is_empty() {
-                config.service.media_root.clone()
-            } else {
-                params.media_root.clone()
-            };
-            let resolved = Roots::resolve(&roots).ok();
             uploads.insert(
                 name,
-                Upload {
-                    s3: target,
-                    roots,
-                    resolved,
-                },
+                Upload::new(config, params).map_err(|e| format!("{name}: {e}"))?,
             );
+        }
+        // A rule's uploads and deletes use the S3 settings it names (enabled or not) or its own.
+        for rule in &config.rules {
+            if let Some(s3) = rule.action.s3() {
+                let upload =
+                    Upload::new(config, &s3.settings).map_err(|e| match s3.settings_from {
+                        Some(from) => format!("{} (settings of {from}): {e}", rule.id()),
+                        None => format!("{}: {e}", rule.id()),
+                    })?;
+                uploads.insert(rule.id(), upload);
+            }
         }
         Ok(Executor {
             ems,

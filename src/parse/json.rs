@@ -713,9 +713,20 @@ mod tests {
         let Some(Parsed::Event { envelope, .. }) = out.get(1) else {
             panic!("line 2 is an event")
         };
+        let Event::InStreamCreated(stream) = &envelope.event else {
+            panic!("line 2 is an inStreamCreated")
+        };
+        // The keys without a typed field are kept, numbers exact (custom rules read them).
+        assert_eq!(
+            stream.other.0.get("typeNumeric"),
+            Some(&json!(5282249572905648128u64))
+        );
+        assert_eq!(stream.other.0.get("farPort"), Some(&json!(50342)));
+        assert!(!stream.other.0.contains_key("name"));
         assert_eq!(
             envelope.event,
             Event::InStreamCreated(StreamInfo {
+                other: stream.other.clone(),
                 name: "sublan_720p2000k".into(),
                 unique_id: Some(2),
                 stream_type: Some("INR".into()),

@@ -1,11 +1,12 @@
-//! The six plugins of the original EMS web services. Each is a pure function of its own
-//! state and an event.
+//! The six plugins of the original EMS web services, and the custom rules. Each is a pure
+//! function of its own state and an event.
 
 pub mod auto_router;
 pub mod keys;
 pub mod load_balancer;
 pub mod names;
 pub mod recorder;
+pub mod rules;
 pub mod upload;
 
 use crate::action::{Params, PlannedAction, PluginId};
@@ -108,6 +109,7 @@ pub(crate) mod test_support {
             hls: Plugin::default(),
             hds: Plugin::default(),
             dash: Plugin::default(),
+            rules: Vec::new(),
             warnings: Vec::new(),
         }
     }

@@ -451,6 +451,12 @@ impl Setup {
         self
     }
 
+    /// A top-level block written as given (`Rules`, a disabled plugin).
+    pub fn block(mut self, name: &str, value: Value) -> Setup {
+        self.plugins.insert(name.to_string(), value);
+        self
+    }
+
     pub fn recorder(self) -> Setup {
         self.plugin(
             "StreamRecorder",
