@@ -4,5 +4,6 @@
 pub mod emstail;
 pub mod fake_ems;
 pub mod ports;
+pub mod raw_http;
 pub mod s3;
 pub mod scenario;
