@@ -20,7 +20,7 @@ use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
 use crate::throttle::Throttle;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -541,8 +541,10 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 
 fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
-    tailer
-        .positions()
+    let followed = tailer.positions();
+    let ids: HashSet<FileId> = followed.iter().map(|(id, ..)| *id).collect();
+    marks.retain_followed(|id| ids.contains(id));
+    followed
         .into_iter()
         .filter_map(|(id, path, _, _)| {
             let (offset, line) = marks.safe(id)?;

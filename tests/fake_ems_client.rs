@@ -12,6 +12,7 @@ use emstail::exec::{Done, Failure};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use support::fake_ems::FakeEms;
+use support::raw_http::{self, RawServer};
 
 fn client() -> EmsClient {
     EmsClient::new(EmsClientConfig {
@@ -442,6 +443,11 @@ impl log::Log for CaptureLogger {
         true
     }
     fn log(&self, record: &log::Record) {
+        // The lines kept here are the test's, not the client's: a call whose memory is being
+        // measured must not be charged for them.
+        if MEASURING.with(std::cell::Cell::get) {
+            return;
+        }
         let line = format!("{} {}: {}", record.level(), record.target(), record.args());
         captured()
             .lock()
@@ -809,4 +815,187 @@ fn a_request_too_large_to_write_is_permanent_not_retried() {
         other => panic!("expected Permanent, got {other:?}"),
     }
     assert!(fake.calls().is_empty(), "nothing reached EMS");
+}
+
+/// Counts the bytes each thread holds allocated, so that a test can tell how much memory one
+/// call needed at its peak (other tests' threads do not count).
+struct PerThreadCount;
+
+thread_local! {
+    static MEASURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static HELD: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+    static PEAK: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+fn count(delta: isize) {
+    let _ = HELD.try_with(|held| {
+        let now = held.get() + delta;
+        held.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+// SAFETY: every call goes straight to the system allocator; only counting is added.
+unsafe impl std::alloc::GlobalAlloc for PerThreadCount {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(p, layout) };
+        count(-(layout.size() as isize));
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        let q = unsafe { std::alloc::System.realloc(p, layout, size) };
+        if !q.is_null() {
+            count(size as isize - layout.size() as isize);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: PerThreadCount = PerThreadCount;
+
+/// What `f` returned, and the most bytes this thread held at once while it ran, above what
+/// it held before.
+fn peak_bytes_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let before = HELD.with(|held| held.get());
+    PEAK.with(|peak| peak.set(before));
+    MEASURING.with(|m| m.set(true));
+    let value = f();
+    MEASURING.with(|m| m.set(false));
+    let peak = PEAK.with(|peak| peak.get());
+    (value, (peak - before).max(0) as usize)
+}
+
+/// A `listTimers` answer as EMS writes it (`data` first) of about `bytes`, its timers' unique
+/// ids counting from 1 to the number returned; the last one is armed for `_uniqueId` `last`.
+fn list_timers_answer(bytes: usize, last: &str) -> (Vec<u8>, usize) {
+    let mut body = b"{\"data\":[".to_vec();
+    let mut n = 0;
+    while body.len() < bytes {
+        n += 1;
+        body.extend_from_slice(
+            format!(
+                "{{\"_localStreamName\":\"cam{n}\",\"_uniqueId\":\"{n}\",\"timerId\":{n},\
+                 \"triggerCount\":0,\"type\":\"period\",\"value\":3600}},"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("{{\"_uniqueId\":\"{last}\",\"timerId\":\"last\",\"value\":3600}}").as_bytes(),
+    );
+    body.extend_from_slice(b"],\"description\":\"Timers listed\",\"status\":\"SUCCESS\"}\r\n\r\n");
+    (body, n + 1)
+}
+
+/// An EMS whose `listTimers` answers `timers` and whose `setTimer` succeeds.
+fn ems_listing(timers: Vec<u8>) -> RawServer {
+    RawServer::start(move |request, stream| {
+        if request.target.starts_with("/listTimers") {
+            raw_http::respond(stream, "200 OK", &[], &timers)
+        } else {
+            raw_http::respond(
+                stream,
+                "200 OK",
+                &[],
+                b"{\"data\":{\"timerId\":9},\"description\":\"Custom timer enqueued\",\"status\":\"SUCCESS\"}",
+            )
+        }
+    })
+}
+
+/// Reading 17 MiB answers in a debug build takes seconds.
+fn patient_client() -> EmsClient {
+    EmsClient::new(EmsClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        request_timeout: Duration::from_secs(60),
+    })
+}
+
+fn sent_commands(ems: &RawServer) -> Vec<String> {
+    ems.requests()
+        .iter()
+        .map(|r| {
+            let path = r.target.split('?').next().unwrap_or_default();
+            path.trim_start_matches('/').to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_large_list_timers_answer_is_searched_as_it_arrives_not_held() {
+    // 4 MiB of timers, under the answer cap: every worker checking a setTimer held the whole
+    // answer and its parsed tree at once (8 workers, 16 MiB answers: 2.2 GB).
+    let (answer, timers) = list_timers_answer(4 << 20, "armed-last");
+    let ems = ems_listing(answer);
+    let target = emstail::action::ApiTarget::plain(&ems.url());
+    let ems_client = patient_client();
+    let armed = Params::new()
+        .with("value", "3600")
+        .with("_uniqueId", "armed-last");
+
+    let (done, peak) = peak_bytes_of(|| ems_client.execute(&target, "setTimer", &armed));
+
+    assert_eq!(
+        done,
+        Ok(Done::AlreadyDone(
+            "timer for _uniqueId armed-last already armed (id last)".to_string()
+        )),
+        "found as the last of {timers} timers"
+    );
+    assert!(
+        peak < 1 << 20,
+        "searching a 4 MiB answer held {peak} bytes at its peak"
+    );
+    // One not armed is sent, and a number matches a numeric id.
+    let new = Params::new().with("value", "60").with("_uniqueId", "0");
+    assert_eq!(ems_client.execute(&target, "setTimer", &new), Ok(Done::Ok));
+    let numeric = Params::new().with("value", "60").with("_uniqueId", "7");
+    assert!(matches!(
+        ems_client.execute(&target, "setTimer", &numeric),
+        Ok(Done::AlreadyDone(m)) if m.ends_with("(id 7)")
+    ));
+    assert_eq!(
+        sent_commands(&ems),
+        ["listTimers", "listTimers", "setTimer", "listTimers"]
+    );
+}
+
+#[test]
+fn a_list_timers_answer_over_the_cap_is_a_clear_permanent_failure() {
+    let (answer, _) = list_timers_answer(17 << 20, "15");
+    let ems = ems_listing(answer);
+    let target = emstail::action::ApiTarget::plain(&ems.url());
+    let params = Params::new().with("value", "3600").with("_uniqueId", "15");
+
+    let (done, peak) = peak_bytes_of(|| patient_client().execute(&target, "setTimer", &params));
+
+    match done {
+        Err(Failure::Permanent(m)) => assert!(
+            m.contains("listTimers on ")
+                && m.contains("answer larger than 16 MiB")
+                && m.contains("cannot tell whether a timer for _uniqueId 15 is armed"),
+            "{m}"
+        ),
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+    assert!(peak < 1 << 20, "held {peak} bytes at the peak");
+    assert_eq!(
+        sent_commands(&ems),
+        ["listTimers"],
+        "no timer armed blindly"
+    );
 }

@@ -8,7 +8,7 @@ use super::keys::{Depth, Freshness, MediaPath, Placement, content_type};
 use super::{Plugin, Refusal};
 use crate::action::{Action, PlannedAction, PluginId, S3Put};
 use crate::config::{Config, UploadParams};
-use crate::event::Event;
+use crate::event::{Event, StreamInfo};
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -186,7 +186,8 @@ pub struct Uploader {
     bucket: String,
     acl: Option<String>,
     bootstrap: String,
-    /// Directory → name of the last child playlist EMS updated there (HLS `playlistName`).
+    /// Directory → name of the last child playlist EMS updated there (HLS `playlistName`),
+    /// for the HLS streams still alive: an entry goes when its stream ends.
     child_playlists: HashMap<String, String>,
 }
 
@@ -319,6 +320,33 @@ impl Uploader {
         Ok(actions)
     }
 
+    /// Forgets the child playlist names of an HLS output that ended: its directory is
+    /// `<group folder>/<stream name>`, or its `hlsSettings.targetFolder` when EMS gives one.
+    /// A stream that starts again names its playlist anew before its first chunk closes.
+    fn forget_child_playlists(&mut self, stream: &StreamInfo) {
+        let is_hls = stream.hls_settings.is_some()
+            || stream
+                .stream_type
+                .as_deref()
+                .is_some_and(|t| t.to_ascii_uppercase().contains("HLS"));
+        if !is_hls || self.child_playlists.is_empty() {
+            return;
+        }
+        // A path is compared as the parent of a file in it, as the map's keys were made.
+        let folder = stream
+            .hls_settings
+            .as_ref()
+            .and_then(|settings| settings.get_str("targetFolder"))
+            .map(|folder| {
+                let folder = self.placement.resolve(&folder);
+                folder.join(&MediaPath::parse("_")).parent_text()
+            });
+        self.child_playlists.retain(|directory, _| {
+            let name = directory.rsplit('/').next().unwrap_or(directory);
+            name != stream.name && folder.as_deref() != Some(directory.as_str())
+        });
+    }
+
     /// The key of `path`; the first file located sets the lane for the whole event, so that
     /// everything one event asks for runs in order.
     fn locate(
@@ -357,6 +385,10 @@ impl Plugin for Uploader {
     }
 
     fn handle(&mut self, event: &Event, out: &mut Vec<PlannedAction>) -> Result<(), Refusal> {
+        if let (Protocol::Hls, Event::OutStreamClosed(stream)) = (self.protocol, event) {
+            self.forget_child_playlists(stream);
+            return Ok(());
+        }
         let Some((kind, file)) = self.protocol.classify(event) else {
             return Ok(());
         };
@@ -561,6 +593,60 @@ mod tests {
             put(
                 "G/T/playlist.m3u8",
                 "/var/www/G/T/playlist.m3u8",
+                PLAYLIST,
+                SHORT
+            )
+        );
+    }
+
+    #[test]
+    fn a_child_playlist_name_is_forgotten_when_its_hls_stream_ends() {
+        let mut plugin = uploader(Protocol::Hls);
+        for dir in ["G/S1", "G/S2", "H/S1", "G/S3"] {
+            run(
+                &mut plugin,
+                "hlsChildPlaylistUpdated",
+                &format!("/var/www/{dir}/index.m3u8"),
+            );
+        }
+        assert_eq!(plugin.child_playlists.len(), 4);
+        let close = |plugin: &mut Uploader, payload: serde_json::Value| {
+            let mut out = Vec::new();
+            plugin
+                .handle(&event("outStreamClosed", payload), &mut out)
+                .expect("a closed stream is no refusal");
+            assert!(out.is_empty(), "closing a stream uploads nothing");
+        };
+        // Not an HLS output: an RTMP push of the same name leaves the HLS streams alone.
+        close(&mut plugin, json!({"name": "S1", "type": "ONR"}));
+        assert_eq!(plugin.child_playlists.len(), 4);
+        // The HLS output of S1 ends: both groups' S1 directories go, by the stream's name.
+        close(&mut plugin, json!({"name": "S1", "type": "OFHLS"}));
+        assert_eq!(plugin.child_playlists.len(), 2);
+        // Named by its folder: a stream whose directory is not its name.
+        close(
+            &mut plugin,
+            json!({"name": "cam", "type": "OFHLS",
+                   "hlsSettings": {"targetFolder": "/var/www/G/S2/", "localStreamName": "cam"}}),
+        );
+        assert_eq!(plugin.child_playlists.len(), 1);
+        // A chunk of an ended stream that comes late takes the default playlist name.
+        let late = run(&mut plugin, "hlsChunkClosed", "/var/www/G/S1/seg_9.ts");
+        assert_eq!(
+            done(&late)[1],
+            put(
+                "G/S1/playlist.m3u8",
+                "/var/www/G/S1/playlist.m3u8",
+                PLAYLIST,
+                SHORT
+            )
+        );
+        let live = run(&mut plugin, "hlsChunkClosed", "/var/www/G/S3/seg_9.ts");
+        assert_eq!(
+            done(&live)[1],
+            put(
+                "G/S3/index.m3u8",
+                "/var/www/G/S3/index.m3u8",
                 PLAYLIST,
                 SHORT
             )

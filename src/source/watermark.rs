@@ -172,6 +172,15 @@ impl Watermarks {
         }
     }
 
+    /// Drops every file that `followed` says is no longer followed and that has nothing in
+    /// flight (no unacked action, no open record): the map holds what is alive, not every
+    /// file ever read. A file dropped and read again later starts afresh from its next line.
+    pub fn retain_followed(&self, followed: impl Fn(&FileId) -> bool) {
+        self.lock()
+            .files
+            .retain(|id, marks| followed(id) || !marks.pending.is_empty() || marks.held.is_some());
+    }
+
     /// The resume point after a restart: `offset` with `line` lines before it. Call before any
     /// line of `file` is registered; it replaces whatever was known of the file.
     pub fn start(&self, file: FileId, offset: u64, line: u64) {
@@ -312,6 +321,38 @@ mod tests {
         assert_eq!(w.in_flight(), 0);
         w.ack(t[0]);
         assert_eq!(w.safe(A), None);
+    }
+
+    #[test]
+    fn files_no_longer_followed_go_once_nothing_is_in_flight() {
+        let w = Watermarks::new();
+        let files: Vec<FileId> = (0..100)
+            .map(|ino| FileId {
+                dev: 1,
+                ino,
+                head: ino * 3,
+            })
+            .collect();
+        for &file in &files {
+            w.consumed(file, 1, 10);
+        }
+        let out = w.line(files[1], 2, 10, 20, 1);
+        w.hold(files[2], Some(10), 2);
+        assert_eq!(w.files().len(), 100);
+
+        // Only the last file is followed now: the rest go, but for the one with an action
+        // out and the one with a record open.
+        let followed = |id: &FileId| *id == files[99];
+        w.retain_followed(followed);
+        assert_eq!(
+            w.files(),
+            vec![(files[1], 10, 1), (files[2], 10, 1), (files[99], 10, 1)]
+        );
+        w.ack(out[0]);
+        w.hold(files[2], None, 0);
+        w.retain_followed(followed);
+        assert_eq!(w.files(), vec![(files[99], 10, 1)]);
+        assert_eq!(w.in_flight(), 0);
     }
 
     #[test]

@@ -5,5 +5,6 @@ pub mod emstail;
 pub mod expected;
 pub mod fake_ems;
 pub mod ports;
+pub mod raw_http;
 pub mod s3;
 pub mod scenario;

@@ -395,7 +395,8 @@ fn ems_bool(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::ems::envelope::ListConfigEnvelope;
+    use crate::exec::ems::envelope::EnvelopeSeed;
+    use serde::de::DeserializeSeed;
     use serde_json::json;
 
     fn record(stream: &str, path: &str) -> Params {
@@ -489,8 +490,9 @@ mod tests {
         for (list, (record, push)) in lists.iter().zip(expected) {
             let body = serde_json::to_vec(&json!({"status": "SUCCESS", "data": list}))
                 .expect("JSON serialises");
-            let answer: ListConfigEnvelope =
-                serde_json::from_reader(&body[..]).expect("the answer reads");
+            let answer = EnvelopeSeed(std::marker::PhantomData::<ConfigIndex>)
+                .deserialize(&mut serde_json::Deserializer::from_reader(&body[..]))
+                .expect("the answer reads");
             let known = answer.data.unwrap_or_default();
             assert_eq!(
                 known.find(&wanted[0]).as_deref(),

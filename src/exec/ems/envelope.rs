@@ -1,11 +1,12 @@
-//! EMS's reply envelope `{status, description, data}`: reading it (whole, or a `listConfig`
-//! one streamed into the config index), judging its status, and quoting it in errors.
+//! EMS's reply envelope `{status, description, data}`: reading it (whole, or with its `data`
+//! read as it arrives), judging its status, and quoting it in errors.
 //! Sends nothing.
 
 use super::EmsResponse;
-use super::config_index::ConfigIndex;
 use crate::exec::Failure;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
+use std::fmt;
 
 /// Error texts quote at most this much of what EMS said.
 const MAX_QUOTE_CHARS: usize = 300;
@@ -55,14 +56,51 @@ pub(super) fn describe(description: Option<Value>) -> String {
     }
 }
 
-/// A `listConfig` envelope read into [`ConfigIndex`] directly.
-#[derive(serde::Deserialize)]
-pub(super) struct ListConfigEnvelope {
+/// An envelope whose `data` was read by a seed as it arrived (a `listConfig` answer into
+/// [`ConfigIndex`], a `listTimers` one into the timer looked for): `None` without `data`.
+pub(super) struct StreamedEnvelope<T> {
     pub(super) status: String,
-    #[serde(default)]
     pub(super) description: Option<Value>,
-    #[serde(default)]
-    pub(super) data: Option<ConfigIndex>,
+    pub(super) data: Option<T>,
+}
+
+/// Reads an envelope, handing its `data` to the seed `S`.
+pub(super) struct EnvelopeSeed<S>(pub(super) S);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for EnvelopeSeed<S> {
+    type Value = StreamedEnvelope<S::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for EnvelopeSeed<S> {
+    type Value = StreamedEnvelope<S::Value>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an EMS API envelope")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seed = Some(self.0);
+        let (mut status, mut description, mut data) = (None, None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "status" => status = Some(map.next_value::<String>()?),
+                "description" => description = Some(map.next_value::<Value>()?),
+                "data" => match seed.take() {
+                    Some(seed) => data = Some(map.next_value_seed(seed)?),
+                    None => return Err(serde::de::Error::duplicate_field("data")),
+                },
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(StreamedEnvelope {
+            status: status.ok_or_else(|| serde::de::Error::missing_field("status"))?,
+            description,
+            data,
+        })
+    }
 }
 
 /// The first JSON value of the body (EMS appends `\r\n\r\n`).

@@ -5,19 +5,20 @@
 
 mod config_index;
 mod envelope;
+mod timers;
 mod transport;
 
 use super::{Done, Failure};
 use crate::action::{ApiTarget, Params};
 use config_index::{ConfigIndex, ExpectedConfig};
-use envelope::{
-    ListConfigEnvelope, Verdict, clip, describe, not_an_envelope, parse_envelope, succeeded,
-};
+use envelope::{EnvelopeSeed, Verdict, clip, describe, not_an_envelope, parse_envelope, succeeded};
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use timers::ArmedTimer;
 use transport::{MAX_BODY_BYTES, status_failure, transport_failure};
 
 /// Timeouts of the API client.
@@ -267,24 +268,19 @@ impl EmsClient {
         }
     }
 
-    /// The id of the armed timer whose `_uniqueId` equals `unique_id`, if any.
+    /// The id of the armed timer whose `_uniqueId` equals `unique_id`, if any, searched for
+    /// while the `listTimers` answer arrives: one timer is held at a time, whatever their
+    /// number. An answer over the size cap is a permanent failure of the `setTimer` (arming it
+    /// unchecked could arm it twice).
     fn armed_timer(&self, target: &ApiTarget, unique_id: &str) -> Result<Option<String>, Failure> {
-        let timers = self.call(target, "listTimers", &Params::new())?;
-        let Value::Array(timers) = timers.data else {
-            // EMS answers null rather than [] on some versions when no timer is armed.
-            return Ok(None);
-        };
-        Ok(timers.iter().find_map(|timer| {
-            let timer = timer.as_object()?;
-            let (_, value) = timer
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("_uniqueId"))?;
-            loose_eq(value, unique_id).then(|| match timer.get("timerId") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => "unknown".to_string(),
+        self.streamed(target, "listTimers", ArmedTimer { unique_id })
+            .map(Option::flatten)
+            .map_err(|failure| {
+                failure.noted(&format!(
+                    "cannot tell whether a timer for _uniqueId {} is armed",
+                    clip(unique_id)
+                ))
             })
-        }))
     }
 
     fn request(
@@ -307,11 +303,30 @@ impl EmsClient {
         )
     }
 
-    /// `listConfig`, keeping of its answer only what [`ConfigIndex`] needs: read straight from the
-    /// connection, neither the body nor the whole answer held, so that an EMS holding
+    /// `listConfig`, keeping of its answer only what [`ConfigIndex`] needs: an EMS holding
     /// thousands of configs costs no more memory than their names and paths.
     fn list_known(&self, target: &ApiTarget) -> Result<ConfigIndex, Failure> {
-        let (what, mut response) = self.send(target, "listConfig", &Params::new())?;
+        self.streamed(
+            target,
+            "listConfig",
+            std::marker::PhantomData::<ConfigIndex>,
+        )
+        .map(Option::unwrap_or_default)
+    }
+
+    /// Sends `command` without parameters and reads the `data` of its SUCCESS answer with
+    /// `seed`, straight from the connection: neither the body nor the whole answer is held.
+    /// The answer is capped at [`MAX_BODY_BYTES`]; `None` when it has no `data`.
+    fn streamed<S, T>(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        seed: S,
+    ) -> Result<Option<T>, Failure>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = T>,
+    {
+        let (what, mut response) = self.send(target, command, &Params::new())?;
         let status = response.status().as_u16();
         if !(200..=299).contains(&status) {
             let body = self.read_body(&what, &mut response)?;
@@ -322,26 +337,25 @@ impl EmsClient {
             .with_config()
             .limit(MAX_BODY_BYTES)
             .reader();
-        let envelope: ListConfigEnvelope =
-            match serde_json::Deserializer::from_reader(std::io::BufReader::new(reader))
-                .into_iter()
-                .next()
-            {
-                Some(Ok(envelope)) => envelope,
-                // The connection failed, stalled or ran past the size cap mid-answer: judged
-                // as any transport error.
-                Some(Err(e)) if e.is_io() => {
-                    let error = ureq::Error::from(std::io::Error::from(e));
-                    return Err(transport_failure(&what, error, &self.config));
-                }
-                Some(Err(e)) => return Err(not_an_envelope(&what, &e.to_string(), b"")),
-                None => return Err(not_an_envelope(&what, "empty body", b"")),
-            };
+        let mut json = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+        let envelope = match EnvelopeSeed(seed).deserialize(&mut json) {
+            Ok(envelope) => envelope,
+            // The connection failed, stalled or ran past the size cap mid-answer: judged
+            // as any transport error.
+            Err(e) if e.is_io() => {
+                let error = ureq::Error::from(std::io::Error::from(e));
+                return Err(transport_failure(&what, error, &self.config));
+            }
+            Err(e) if e.is_eof() && e.line() == 1 && e.column() == 0 => {
+                return Err(not_an_envelope(&what, "empty body", b""));
+            }
+            Err(e) => return Err(not_an_envelope(&what, &e.to_string(), b"")),
+        };
         let description = describe(envelope.description);
         if succeeded(&what, &envelope.status, &description)? {
-            Ok(envelope.data.unwrap_or_default())
+            Ok(envelope.data)
         } else {
-            Err(fail(target, "listConfig", &description))
+            Err(fail(target, command, &description))
         }
     }
 }

@@ -209,7 +209,7 @@ pub(super) fn transport_failure(
         )),
         E::Protocol(_) | E::BodyStalled => Failure::Retryable(format!("{what}: {error}")),
         E::BodyExceedsLimit(limit) => {
-            Failure::Permanent(format!("{what}: answer larger than {limit} bytes"))
+            Failure::Permanent(format!("{what}: answer larger than {} MiB", limit >> 20))
         }
         other => Failure::Permanent(format!("{what}: {other}")),
     }
