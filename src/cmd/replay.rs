@@ -21,7 +21,13 @@ pub fn replay(config_path: &Path, how: &ReplayArgs, inputs: &[PathBuf]) -> anyho
         format: how
             .format
             .map_or(config.service.log_format, LogFormat::from),
-        all_control: how.all_control,
+        all_actions: how.all_actions,
+        window: replay::Window {
+            since: how.since,
+            until: how.until,
+        },
+        plugins: (!how.plugins.is_empty()).then(|| how.plugins.clone()),
+        explain: how.explain,
         ..Options::default()
     };
     if how.dry_run {
@@ -42,7 +48,8 @@ fn dry_run(
     json: bool,
 ) -> anyhow::Result<Outcome> {
     let stdout = std::io::stdout().lock();
-    let mut printer = Printer::new(std::io::BufWriter::with_capacity(1 << 16, stdout), json);
+    let mut printer = Printer::new(std::io::BufWriter::with_capacity(1 << 16, stdout), json)
+        .explaining(options.explain);
     let summary = replay::replay(config, files, options, &mut printer)?;
     let written = printer.finish();
     // Said even when stdout was closed early (`| head`): the replay itself went to its end.
