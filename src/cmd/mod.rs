@@ -4,6 +4,7 @@
 mod check;
 mod dead_letters;
 mod parse;
+mod progress;
 mod replay;
 mod run;
 mod status;

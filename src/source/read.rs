@@ -33,7 +33,7 @@ pub fn for_each_line(
     max_line: usize,
     on_item: impl FnMut(Item<'_>),
 ) -> io::Result<u64> {
-    for_each_line_counted(path, max_line, &AtomicU64::new(0), None, on_item)
+    for_each_line_counted(path, max_line, u64::MAX, &AtomicU64::new(0), None, on_item)
 }
 
 /// The first two bytes of every gzip member.
@@ -48,9 +48,10 @@ pub fn is_gzip(path: &Path) -> io::Result<bool> {
     Ok(read_at_most(&file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC)
 }
 
-/// [`for_each_line`], adding the bytes read from disk (compressed, for gzip) to `disk_bytes`
-/// as they are read, for progress reports, and stopping early (without finishing the last
-/// line) once `stop` is set.
+/// [`for_each_line`] reading at most the first `limit` bytes of the file (a replay reads
+/// what was there when it began, so that a resumed one reads the same), adding the bytes
+/// read from disk (compressed, for gzip) to `disk_bytes` as they are read, for progress
+/// reports, and stopping early (without finishing the last line) once `stop` is set.
 ///
 /// A file that is neither gzip nor text (a NUL byte in its first 64 KiB, after decompression
 /// for gzip) is an `InvalidData` error before any line is delivered; so is a damaged gzip
@@ -58,6 +59,7 @@ pub fn is_gzip(path: &Path) -> io::Result<bool> {
 pub fn for_each_line_counted(
     path: &Path,
     max_line: usize,
+    limit: u64,
     disk_bytes: &AtomicU64,
     stop: Option<&AtomicBool>,
     mut on_item: impl FnMut(Item<'_>),
@@ -93,13 +95,13 @@ pub fn for_each_line_counted(
     let gzip = read_at_most(&file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC;
     let mut reader: Box<dyn Read> = if gzip {
         let counted = Counted {
-            inner: BufReader::with_capacity(1 << 16, file),
+            inner: BufReader::with_capacity(1 << 16, file.take(limit)),
             count: disk_bytes,
         };
         Box::new(MultiGzDecoder::new(counted))
     } else {
         Box::new(Counted {
-            inner: file,
+            inner: file.take(limit),
             count: disk_bytes,
         })
     };
@@ -243,7 +245,7 @@ mod tests {
     fn collect(path: &Path) -> io::Result<(Numbered, u64, u64)> {
         let mut lines = Vec::new();
         let disk = AtomicU64::new(0);
-        let bytes = for_each_line_counted(path, 1 << 20, &disk, None, |item| {
+        let bytes = for_each_line_counted(path, 1 << 20, u64::MAX, &disk, None, |item| {
             if let Item::Line(l) = item {
                 lines.push((l.number, l.offset, l.bytes.to_vec()));
             }

@@ -23,6 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
+pub mod carry_out;
+pub mod resume;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     pub format: LogFormat,
@@ -41,6 +44,9 @@ pub struct Options {
     pub stop: Option<Arc<AtomicBool>>,
     /// Counters for a progress display, updated as the replay goes.
     pub progress: Arc<Progress>,
+    /// How many bytes of each file to read (a resumed replay reads what the interrupted one
+    /// read); `None` reads each as long as it is when the replay begins.
+    pub lengths: Option<Vec<u64>>,
 }
 
 impl Default for Options {
@@ -54,6 +60,7 @@ impl Default for Options {
             explain: false,
             stop: None,
             progress: Arc::new(Progress::default()),
+            lengths: None,
         }
     }
 }
@@ -337,12 +344,15 @@ pub fn replay(
     options: &Options,
     sink: &mut dyn Sink,
 ) -> std::io::Result<Summary> {
-    let (files, not_opened) = files_in_window(files, options.window);
-    let total: u64 = files
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
+    let lengths = match &options.lengths {
+        Some(lengths) => lengths.clone(),
+        None => files
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .collect(),
+    };
+    let (files, not_opened) = files_in_window(files, &lengths, options.window);
+    let total: u64 = files.iter().map(|(_, len)| len).sum();
     options.progress.total_bytes.store(total, Relaxed);
     let backfill = if options.all_actions {
         None
@@ -364,11 +374,11 @@ pub fn replay(
         options,
         sink,
     };
-    for path in &files {
+    for (path, len) in &files {
         if run.stopped() {
             break;
         }
-        if let Err(e) = run.file(path) {
+        if let Err(e) = run.file(path, *len) {
             let message = format!("{}: {e}; the other files go on", path.display());
             run.sink.file_failed(&message);
             run.summary.files_failed.push(message);
@@ -388,7 +398,11 @@ pub fn replay(
 /// The files that may hold events of `window`, and how many were left out by their names: one
 /// whose name shows it began after `--until`, or whose successor's name shows it began before
 /// `--since` (allowing for any UTC offset of the server's local time).
-fn files_in_window(files: &[PathBuf], window: Window) -> (Vec<PathBuf>, u64) {
+fn files_in_window(
+    files: &[PathBuf],
+    lengths: &[u64],
+    window: Window,
+) -> (Vec<(PathBuf, u64)>, u64) {
     let mut kept = Vec::with_capacity(files.len());
     for (i, path) in files.iter().enumerate() {
         let begins_after = window
@@ -402,7 +416,7 @@ fn files_in_window(files: &[PathBuf], window: Window) -> (Vec<PathBuf>, u64) {
                 && name_time(path).is_some()
         });
         if !begins_after && !ends_before {
-            kept.push(path.clone());
+            kept.push((path.clone(), lengths.get(i).copied().unwrap_or(u64::MAX)));
         }
     }
     let left_out = (files.len() - kept.len()) as u64;
@@ -477,7 +491,7 @@ impl Replayer<'_> {
 
     /// Reads and parses `path` on a second thread while this one runs the engine and the sink,
     /// batch by batch, so both cores work; the order of everything the sink sees is unchanged.
-    fn file(&mut self, path: &Path) -> std::io::Result<()> {
+    fn file(&mut self, path: &Path, len: u64) -> std::io::Result<()> {
         let file_name = path.to_string_lossy().into_owned();
         let format = self.options.format;
         let max_line = self.options.max_line;
@@ -488,8 +502,18 @@ impl Replayer<'_> {
         // Spent batches go back to the reader so that their buffers are reused.
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<Parsed>>();
         let result = std::thread::scope(|scope| {
-            let reader = scope
-                .spawn(move || read_file(path, format, max_line, progress, stop, &tx, &recycle_rx));
+            let reader = scope.spawn(move || {
+                read_file(
+                    path,
+                    len,
+                    format,
+                    max_line,
+                    progress,
+                    stop,
+                    &tx,
+                    &recycle_rx,
+                )
+            });
             let mut source = source(&file_name, 0);
             for batch in rx {
                 if self.stopped() {
@@ -758,8 +782,10 @@ impl NetEffect {
 
 /// The reader side of [`Replayer::file`]: lines → parsed items, in batches, in file order.
 /// Lines that are neither format, and oversize lines, travel as `Parsed::Malformed`.
+#[allow(clippy::too_many_arguments)]
 fn read_file(
     path: &Path,
+    len: u64,
     format: LogFormat,
     max_line: usize,
     progress: &Progress,
@@ -785,7 +811,7 @@ fn read_file(
             *closed = true;
         }
     };
-    let bytes = for_each_line_counted(path, max_line, &progress.disk_bytes, stop, |item| {
+    let bytes = for_each_line_counted(path, max_line, len, &progress.disk_bytes, stop, |item| {
         if closed {
             return;
         }
@@ -844,16 +870,16 @@ impl Backfill {
     /// window. JSON lines whose type can be read off their end without parsing are skipped
     /// unless they are such events. A file that cannot be read is left to the second pass,
     /// which reports it.
-    fn scan(files: &[PathBuf], options: &Options) -> Backfill {
+    fn scan(files: &[(PathBuf, u64)], options: &Options) -> Backfill {
         let mut backfill = Backfill::default();
         let mut parsed = Vec::new();
         let local = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
         let until = options.window.until;
         let ignored = AtomicU64::new(0);
-        for path in files {
+        for (path, len) in files {
             let mut parser = FileParser::new(options.format);
             let stop = options.stop.as_deref();
-            let _ = for_each_line_counted(path, options.max_line, &ignored, stop, |item| {
+            let _ = for_each_line_counted(path, options.max_line, *len, &ignored, stop, |item| {
                 let Item::Line(line) = item else { return };
                 let skip = parser.format() == Some(Format::Json)
                     && json::line_type(line.bytes).is_some_and(|t| !LIFECYCLE.contains(&t));
