@@ -388,6 +388,11 @@ pub fn replay(
         run.summary.stopped = true;
     } else if let Some(mut net) = run.net.take() {
         for (action, source) in net.flush_all() {
+            if run.stopped() {
+                // What is left is issued by a resumed replay, in the same order.
+                run.summary.stopped = true;
+                break;
+            }
             run.issue(&action, &source);
         }
     }
