@@ -74,15 +74,16 @@ fn run(args: &Args) -> Result<(), String> {
                     let result = if path.as_os_str().is_empty() {
                         target.delete(&args.bucket, key).map(|_| ())
                     } else {
-                        target.put(
-                            &args.bucket,
-                            key,
-                            path,
-                            "application/octet-stream",
-                            "max-age=60",
-                            None,
-                        )
-                        .map(|_| ())
+                        target
+                            .put(
+                                &args.bucket,
+                                key,
+                                path,
+                                "application/octet-stream",
+                                "max-age=60",
+                                None,
+                            )
+                            .map(|_| ())
                     };
                     if let Err(e) = result {
                         eprintln!("{key}: {e}");

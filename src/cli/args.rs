@@ -118,7 +118,7 @@ pub struct ReplayArgs {
     pub report_json: Option<PathBuf>,
     /// Continue an interrupted replay of the same inputs, window and plugins: what it
     /// finished is not done again.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub resume: bool,
     /// Seconds in-flight actions may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 20)]
@@ -126,7 +126,8 @@ pub struct ReplayArgs {
     /// Log format; overrides Service.log_format.
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Where the dead-letter file goes; overrides Service.state_dir.
+    /// Where the dead-letter file, the replay's checkpoint and its lock go; overrides
+    /// Service.state_dir.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
 }
