@@ -209,9 +209,10 @@ fn a_window_keeps_the_net_effect_and_cuts_at_the_exact_second() {
 fn explain_lists_every_action_left_out_with_its_reason() {
     let w = Window::new();
     let log = w.log("events_20261129_101500.txt", &acceptance_log(&w));
+    // `gone` is created and closed inside this window, `alive` lives past its end.
     let window = [
         "--since",
-        &(T0 + 1).to_string(),
+        &T0.to_string(),
         "--until",
         &(T0 + 100).to_string(),
     ];
@@ -234,7 +235,7 @@ fn explain_lists_every_action_left_out_with_its_reason() {
     let expected = BTreeMap::from([
         (("s3_put hls/edge/before.ts".to_string(), outside), 1),
         (("s3_put hls/edge/playlist.m3u8".to_string(), outside), 1),
-        (("record gone".to_string(), outside), 1),
+        (("record gone".to_string(), "stream ended in the window"), 1),
         // Put with chunk 1, 50 updates, put with chunk 2: all but the last left out.
         (
             ("s3_put hls/alive/playlist.m3u8".to_string(), superseded),
@@ -252,7 +253,8 @@ fn explain_lists_every_action_left_out_with_its_reason() {
     assert_eq!(reasons, expected);
     assert!(
         explained.stderr.contains(
-            "left out: 1 deleted later in the window, 52 superseded playlist, 3 outside the window"
+            "left out: 1 stream ended in the window, 1 deleted later in the window, \
+             52 superseded playlist, 2 outside the window"
         ),
         "{}",
         explained.stderr

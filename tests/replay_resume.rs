@@ -180,11 +180,11 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 }
 
 #[test]
-fn a_replay_interrupted_by_sigint_resumes_without_repeating_a_put() {
+fn a_replay_interrupted_by_sigint_then_sigterm_resumes_without_repeating_a_put() {
     let s3 = server();
     let recorder = s3.recorder();
     let b = Backfill::new(&s3, &recorder, "resume", 1);
-    let (log, keys) = many_chunks(&b, 6, 60);
+    let (log, keys) = many_chunks(&b, 6, 100);
     let state = b.setup.state_dir();
 
     // Without a checkpoint there is nothing to resume.
@@ -232,6 +232,29 @@ fn a_replay_interrupted_by_sigint_resumes_without_repeating_a_put() {
         before.len(),
         keys.len()
     );
+
+    // Resumed, then stopped again, by SIGTERM this time.
+    let stderr_path = b.setup.path("second.stderr");
+    let mut second = Emstail::new([
+        "replay",
+        "--config",
+        utf8(&b.config),
+        "--resume",
+        utf8(&log),
+    ])
+    .daemon(&stderr_path, &state);
+    assert!(
+        wait_until(Duration::from_secs(20), || puts(&recorder, &b.bucket).len()
+            >= before.len() + 40),
+        "the resumed replay puts more objects"
+    );
+    second.signal("TERM");
+    let status = second.wait_exit(Duration::from_secs(30)).expect("it stops");
+    let stderr = std::fs::read_to_string(&stderr_path).expect("stderr");
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("replay stopped by SIGTERM"), "{stderr}");
+    let before = puts(&recorder, &b.bucket);
+    assert!(before.len() < keys.len(), "stopped in the middle again");
 
     let resumed = b.replay(&["--resume", utf8(&log)]);
     resumed.assert_exit(0);
