@@ -285,9 +285,31 @@ fn backfill_does_not_record_again_a_stream_ems_records_already() {
         .execute(&ems.target(), "record", &seed)
         .expect("the fake takes the seed");
     let setup = Setup::new(&ems.base_url()).recorder();
-    let run = replay(&setup.write(), &["fixtures/logs"]);
+    let run = replay(&setup.write(), &["--explain", "fixtures/logs"]);
 
     run.assert_exit(0);
+    // --explain says so, with the other actions left out.
+    let studio = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("record localStreamName=studio"))
+        .unwrap_or_else(|| panic!("no skip of studio's record in\n{}", run.stdout));
+    assert!(
+        studio.starts_with("skipped (already configured on EMS): StreamRecorder"),
+        "{studio}"
+    );
+    assert!(
+        run.stdout
+            .contains("skipped (stream ended in the window): StreamRecorder     ems"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("StreamRecorder: 5 done, 1 already configured"),
+        "{}",
+        run.stderr
+    );
     let records = ems.calls_for("record");
     assert_eq!(
         records
