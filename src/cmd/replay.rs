@@ -235,7 +235,7 @@ impl Run<'_> {
         let stopped = self.signals.stopped() || result.as_ref().is_ok_and(|s| s.stopped);
         if stopped || result.is_err() {
             let unfinished = pool.drain(Some(Duration::from_secs(self.how.drain_secs)));
-            let written = carrier.write_checkpoint();
+            let written = carrier.write_last_checkpoint();
             let finished_before = carrier.finished_before;
             let command = shell_words(&carrier.checkpoint.command);
             drop(carrier);
@@ -244,9 +244,9 @@ impl Run<'_> {
             // is not in the checkpoint, and is done again by --resume.
             std::mem::forget(pool);
             let summary = result?;
-            written.with_context(|| format!("writing {}", checkpoint_path.display()))?;
+            let finished =
+                written.with_context(|| format!("writing {}", checkpoint_path.display()))?;
             self.print_carried(&summary, &report, finished_before)?;
-            let finished = report.finished().count();
             eprintln!(
                 "emstail: replay stopped by {}: {finished} actions finished, {unfinished} left \
                  unfinished; checkpoint {}\nresume with: {command}",
@@ -300,9 +300,20 @@ impl Run<'_> {
         };
         writeln!(err, "emstail: replay: {summary}{resumed}")?;
         for (plugin, o) in &outcomes {
+            let left_out: Vec<String> = summary
+                .skipped
+                .iter()
+                .filter(|((p, _), _)| p == plugin)
+                .map(|((_, reason), n)| format!("{n} {reason}"))
+                .collect();
+            let left_out = if left_out.is_empty() {
+                String::new()
+            } else {
+                format!("; left out: {}", left_out.join(", "))
+            };
             writeln!(
                 err,
-                "emstail:   {plugin}: {} done, {} already configured, {} gone from disk, {} dead letters",
+                "emstail:   {plugin}: {} done, {} already configured, {} gone from disk, {} dead letters{left_out}",
                 o.done, o.already_configured, o.gone_from_disk, o.dead_letters
             )?;
         }

@@ -170,15 +170,27 @@ impl<'a> Carrier<'a> {
         }
     }
 
-    /// Writes the checkpoint as things stand.
+    /// Writes the checkpoint as things stand. The finished set is copied and let go at once:
+    /// workers must not wait on the disk.
     pub fn write_checkpoint(&mut self) -> std::io::Result<()> {
+        self.checkpoint.finished = self.report.finished().clone();
+        self.checkpoint.submitted = self.checkpoint.submitted.max(self.next);
+        self.checkpoint.store(&self.checkpoint_path)?;
+        self.last_write = Instant::now();
+        Ok(())
+    }
+
+    /// The last checkpoint of a replay that stops before its end: written while holding the
+    /// finished set, which stays held, so that no action counts as finished after it (a worker
+    /// that finishes one waits, and the process ends). Returns the actions finished.
+    pub fn write_last_checkpoint(&mut self) -> std::io::Result<u64> {
         let finished = self.report.finished();
         self.checkpoint.finished = finished.clone();
         self.checkpoint.submitted = self.checkpoint.submitted.max(self.next);
+        let count = finished.count();
+        std::mem::forget(finished);
         self.checkpoint.store(&self.checkpoint_path)?;
-        drop(finished);
-        self.last_write = Instant::now();
-        Ok(())
+        Ok(count)
     }
 }
 

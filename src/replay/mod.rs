@@ -151,16 +151,7 @@ pub fn replay(
         options,
         sink,
     };
-    for (path, len) in &files {
-        if run.stopped() {
-            break;
-        }
-        if let Err(e) = run.file(path, *len) {
-            let message = format!("{}: {e}; the other files go on", path.display());
-            run.sink.file_failed(&message);
-            run.summary.files_failed.push(message);
-        }
-    }
+    run.files(&files);
     if run.stopped() {
         run.summary.stopped = true;
     } else if let Some(mut net) = run.net.take() {
@@ -217,60 +208,96 @@ const BATCHES_IN_FLIGHT: usize = 8;
 /// What the reader thread reports at the end of a file: bytes and lines read.
 type ReadResult = std::io::Result<(u64, u64)>;
 
+/// What the reader thread hands on: batches of a file, then how reading it ended.
+enum Read {
+    Batch(Vec<Parsed>),
+    End(ReadResult),
+}
+
 impl Replayer<'_> {
     fn stopped(&self) -> bool {
         self.options.stop.as_ref().is_some_and(|s| s.load(Relaxed))
     }
 
-    /// Reads and parses `path` on a second thread while this one runs the engine and the sink,
-    /// batch by batch, so both cores work; the order of everything the sink sees is unchanged.
-    fn file(&mut self, path: &Path, len: u64) -> std::io::Result<()> {
-        let file_name = path.to_string_lossy().into_owned();
+    /// Reads and parses the files on a second thread while this one runs the engine and the
+    /// sink, batch by batch, so both cores work; the order of everything the sink sees is
+    /// unchanged. One reader thread serves every file: its allocator arena, and the batches'
+    /// buffers, are reused from file to file instead of piling up.
+    fn files(&mut self, files: &[(PathBuf, u64)]) {
         let format = self.options.format;
         let max_line = self.options.max_line;
         let progress = &self.options.progress;
         let stop = self.options.stop.as_deref();
-        self.summary.files += 1;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Parsed>>(BATCHES_IN_FLIGHT);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Read>(BATCHES_IN_FLIGHT);
         // Spent batches go back to the reader so that their buffers are reused.
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<Parsed>>();
-        let result = std::thread::scope(|scope| {
-            let reader = scope.spawn(move || {
-                read_file(
+        let reader = move || {
+            for (path, len) in files {
+                if stop.is_some_and(|s| s.load(Relaxed)) {
+                    return;
+                }
+                let read = read_file(
                     path,
-                    len,
+                    *len,
                     format,
                     max_line,
                     progress,
                     stop,
                     &tx,
                     &recycle_rx,
-                )
-            });
-            let mut source = source(&file_name, 0);
-            for batch in rx {
+                );
+                if tx.send(Read::End(read)).is_err() {
+                    return;
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(reader);
+            'files: for (path, _) in files {
                 if self.stopped() {
-                    // Dropping the receiver ends the reader too.
                     break;
                 }
-                for p in &batch {
-                    self.parsed_item(&mut source, p);
+                self.summary.files += 1;
+                let mut source = source(&path.to_string_lossy(), 0);
+                let read = loop {
+                    let Ok(message) = rx.recv() else {
+                        break 'files;
+                    };
+                    match message {
+                        Read::Batch(batch) => {
+                            if self.stopped() {
+                                // Dropping the receiver ends the reader too.
+                                break 'files;
+                            }
+                            for p in &batch {
+                                self.parsed_item(&mut source, p);
+                            }
+                            // The events go back whole: the reader thread frees what it
+                            // allocated, which glibc's allocator does much faster than a free
+                            // from another thread, and reuses the buffer. The reader may have
+                            // finished and gone: a lost spare buffer costs nothing.
+                            let _ = recycle_tx.send(batch);
+                        }
+                        Read::End(read) => break read,
+                    }
+                };
+                match read {
+                    Ok((bytes, lines)) => {
+                        self.summary.lines += lines;
+                        self.summary.bytes += bytes;
+                    }
+                    Err(e) => {
+                        let message = format!("{}: {e}; the other files go on", path.display());
+                        self.sink.file_failed(&message);
+                        self.summary.files_failed.push(message);
+                    }
                 }
-                // The events go back whole: the reader thread frees what it allocated, which
-                // glibc's allocator does much faster than a free from another thread, and
-                // reuses the buffer. The reader may have finished and gone: a lost spare
-                // buffer costs nothing.
-                let _ = recycle_tx.send(batch);
             }
-            reader.join()
+            drop(rx);
+            if let Err(panic) = reader.join() {
+                std::panic::resume_unwind(panic);
+            }
         });
-        let (bytes, lines) = match result {
-            Ok(read) => read,
-            Err(panic) => std::panic::resume_unwind(panic),
-        }?;
-        self.summary.lines += lines;
-        self.summary.bytes += bytes;
-        Ok(())
     }
 
     fn parsed_item(&mut self, source: &mut Source, parsed: &Parsed) {
@@ -388,7 +415,7 @@ fn read_file(
     max_line: usize,
     progress: &Progress,
     stop: Option<&AtomicBool>,
-    tx: &std::sync::mpsc::SyncSender<Vec<Parsed>>,
+    tx: &std::sync::mpsc::SyncSender<Read>,
     recycle: &std::sync::mpsc::Receiver<Vec<Parsed>>,
 ) -> ReadResult {
     let mut parser = FileParser::new(format);
@@ -405,7 +432,7 @@ fn read_file(
             Err(_) => Vec::with_capacity(BATCH),
         };
         let full = std::mem::replace(batch, spare);
-        if tx.send(full).is_err() {
+        if tx.send(Read::Batch(full)).is_err() {
             *closed = true;
         }
     };
