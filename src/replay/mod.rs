@@ -131,12 +131,15 @@ pub fn replay(
     let (files, not_opened) = files_in_window(files, &lengths, options.window);
     let total: u64 = files.iter().map(|(_, len)| len).sum();
     options.progress.total_bytes.store(total, Relaxed);
+    let config = selected(config, options);
     let backfill = if options.all_actions {
         None
-    } else {
+    } else if issues_control(&config, options) {
         Some(Backfill::scan(&files, options))
+    } else {
+        // No plugin that runs can issue a control action: the first pass would learn nothing.
+        Some(Backfill::default())
     };
-    let config = selected(config, options);
     let mut run = Replayer {
         engine: Engine::new(&config),
         summary: Summary {
@@ -166,6 +169,15 @@ pub fn replay(
     }
     run.summary.disk_bytes = options.progress.disk_bytes.load(Relaxed);
     Ok(run.summary)
+}
+
+/// Whether a plugin that issues control actions (pull, push, record, timers) runs and is
+/// selected.
+fn issues_control(config: &Config, options: &Options) -> bool {
+    let selected = |id: PluginId| options.plugins.as_ref().is_none_or(|p| p.contains(&id));
+    (config.auto_router.enabled && selected(PluginId::StreamAutoRouter))
+        || (config.recorder.enabled && selected(PluginId::StreamRecorder))
+        || (config.load_balancer.enabled && selected(PluginId::StreamLoadBalancer))
 }
 
 /// `config` with the plugins not selected switched off, unless their actions are to be
