@@ -61,8 +61,13 @@ pub fn replay(config_path: &Path, how: &ReplayArgs, inputs: &[PathBuf]) -> anyho
             .state_dir
             .clone()
             .unwrap_or_else(|| config.service.state_dir.clone());
+        // Known by where the files are, not how they were named from the current directory.
+        let canonical = files
+            .iter()
+            .map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
+            .collect();
         let identity = Identity {
-            files: files.clone(),
+            files: canonical,
             window: options.window,
             plugins,
             all_actions: how.all_actions,
@@ -155,7 +160,7 @@ impl Run<'_> {
     ) -> anyhow::Result<Outcome> {
         let _lock = resume::lock(state_dir, identity).map_err(|e| anyhow!(e))?;
         let checkpoint_path = identity.checkpoint_path(state_dir);
-        let now = Checkpoint::measure(self.files).map_err(Usage::new)?;
+        let now = Checkpoint::measure(&identity.files).map_err(Usage::new)?;
         let checkpoint = if self.how.resume {
             let saved = Checkpoint::load(&checkpoint_path)
                 .map_err(Usage::new)?
