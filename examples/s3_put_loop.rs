@@ -5,7 +5,8 @@
 //!       --endpoint http://127.0.0.1:8014 --bucket bench --dir /tmp/segments --concurrency 8
 //!
 //! With `--list FILE` instead of `--dir`, it makes exactly the PUTs listed, one
-//! `KEY<TAB>PATH` per line, in that order (the same keys and files as a replay made).
+//! `KEY<TAB>PATH` per line, in that order (the same keys and files as a replay made); a line
+//! `KEY<TAB>` with no path is a DELETE of that key (a backfill's deletes).
 //!
 //! The bucket must exist. Prints uploads/s; the gap to the daemon's rate is its overhead.
 
@@ -70,14 +71,20 @@ fn run(args: &Args) -> Result<(), String> {
         for _ in 0..args.concurrency.max(1) {
             scope.spawn(|| {
                 while let Some((key, path)) = puts.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let result = target.put(
-                        &args.bucket,
-                        key,
-                        path,
-                        "application/octet-stream",
-                        "max-age=60",
-                        None,
-                    );
+                    let result = if path.as_os_str().is_empty() {
+                        target.delete(&args.bucket, key).map(|_| ())
+                    } else {
+                        target
+                            .put(
+                                &args.bucket,
+                                key,
+                                path,
+                                "application/octet-stream",
+                                "max-age=60",
+                                None,
+                            )
+                            .map(|_| ())
+                    };
                     if let Err(e) = result {
                         eprintln!("{key}: {e}");
                         failed.fetch_add(1, Ordering::Relaxed);

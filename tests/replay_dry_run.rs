@@ -119,12 +119,32 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         pull(PROXY, "cam_back", 6),
         pull(DIRECT, "cam_back", 6),
         // Line 7 arms a timer for recording 12, which ended in the window: skipped.
-        // Uploads, in log order; each chunk before the playlist that names it.
+        // Uploads go by their net effect. Line 11's chunk is deleted at line 17: never put,
+        // but its delete goes out (an earlier run may have put it).
+        delete(hls, "hls-files", seg1, F1, 17),
+        // Line 18 rotates recording 12 (timer fired): it ended in the window, skipped. Only the
+        // timer of the recording that replaced it, 15, is armed.
+        ems(
+            "StreamRecorder",
+            LOCAL,
+            "setTimer",
+            pairs(&[("value", "3600"), ("_uniqueId", "15")]),
+            20,
+        ),
+        // The rotated, newer file: the stream `temp` starts and ends in it (no control
+        // action); its fragment and DASH segment are deleted in the window.
+        delete(hds, "hds-files", "hds/cam2/f4vSeg1-Frag1", F2, 5),
+        delete(
+            dash,
+            "dash-files",
+            "dash/cam3/video/229376/1764411300000.fmp4",
+            F2,
+            11,
+        ),
+        // At the end of the window, what is held, lane by lane in the order they opened:
+        // each lane's chunks before its playlists, each playlist once (line 13's cam1
+        // playlist stands for those of lines 10, 11 and 13).
         put(hls, "hls-files", "hls/playlist.m3u8", m3u8, F1, 9),
-        put(hls, "hls-files", "hls/cam1/playlist.m3u8", m3u8, F1, 10),
-        put(hls, "hls-files", seg1, "video/mp2t", F1, 11),
-        put(hls, "hls-files", "hls/cam1/playlist.m3u8", m3u8, F1, 11),
-        // Line 12 is torn (malformed); 15 and 16 point outside the media root (refused).
         put(hls, "hls-files", seg2, "video/mp2t", F1, 13),
         put(hls, "hls-files", "hls/cam1/playlist.m3u8", m3u8, F1, 13),
         put(hls, "hls-files", lobby_seg, "video/mp2t", F1, 14),
@@ -136,17 +156,6 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
             F1,
             14,
         ),
-        delete(hls, "hls-files", seg1, F1, 17),
-        // Line 18 rotates recording 12 (timer fired): it ended in the window, skipped. Only the
-        // timer of the recording that replaced it, 15, is armed.
-        ems(
-            "StreamRecorder",
-            LOCAL,
-            "setTimer",
-            pairs(&[("value", "3600"), ("_uniqueId", "15")]),
-            20,
-        ),
-        // The rotated, newer file. The stream `temp` starts and ends in it: no control action.
         put(
             hds,
             "hds-files",
@@ -174,20 +183,11 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         put(
             hds,
             "hds-files",
-            "hds/cam2/f4vSeg1-Frag1",
-            "application/octet-stream",
-            F2,
-            4,
-        ),
-        put(
-            hds,
-            "hds-files",
             "hds/cam2/bootstrap",
             "application/octet-stream",
             F2,
             4,
         ),
-        delete(hds, "hds-files", "hds/cam2/f4vSeg1-Frag1", F2, 5),
         put(
             dash,
             "dash-files",
@@ -199,33 +199,18 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         put(
             dash,
             "dash-files",
-            "dash/manifest.mpd",
-            "application/dash+xml",
-            F2,
-            8,
-        ),
-        put(
-            dash,
-            "dash-files",
-            "dash/cam3/video/229376/1764411300000.fmp4",
-            "video/mp4",
-            F2,
-            9,
-        ),
-        put(
-            dash,
-            "dash-files",
             "dash/cam3/audio/64000/1764411300000.fmp4",
             "video/mp4",
             F2,
             10,
         ),
-        delete(
+        put(
             dash,
             "dash-files",
-            "dash/cam3/video/229376/1764411300000.fmp4",
+            "dash/manifest.mpd",
+            "application/dash+xml",
             F2,
-            11,
+            8,
         ),
     ];
     let actual = json_lines(&out);
@@ -244,7 +229,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
     );
     assert!(stderr.contains(&format!("{F1}:16: refused")), "{stderr}");
     assert!(
-        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 5 AmazonHDSUpload 6 AmazonHLSUpload 9 StreamAutoRouter 3 StreamLoadBalancer 12 StreamRecorder 6; 8 control actions skipped"),
+        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 4 AmazonHDSUpload 5 AmazonHLSUpload 6 StreamAutoRouter 3 StreamLoadBalancer 12 StreamRecorder 6; left out: 8 stream ended in the window, 3 deleted later in the window, 2 superseded playlist"),
         "{stderr}"
     );
 }
@@ -266,8 +251,10 @@ fn hostile_stream_names_are_escaped_in_the_readable_output() {
 }
 
 #[test]
-fn all_control_also_issues_actions_of_streams_that_ended() {
-    let out = dry_run(&["--json", "--all-control", "fixtures/logs"]);
+fn all_actions_issues_everything_and_all_control_is_its_old_name() {
+    let run = |flag: &str| dry_run(&["--json", flag, "fixtures/logs"]);
+    let out = run("--all-actions");
+    assert_eq!(out.code, Some(0), "{}", out.stderr.as_str());
     let actions = json_lines(&out);
     let commands: Vec<&str> = actions
         .iter()
@@ -280,6 +267,38 @@ fn all_control_also_issues_actions_of_streams_that_ended() {
     );
     assert_eq!(commands.iter().filter(|c| **c == "setTimer").count(), 2);
     assert!(commands.contains(&"shutdownStream") && commands.contains(&"removeTimer"));
+    // Every upload, in log order: the chunk deleted later and each playlist update too.
+    let hls: Vec<(&str, u64)> = actions
+        .iter()
+        .filter(|a| a["plugin"] == "AmazonHLSUpload")
+        .map(|a| {
+            (
+                a["key"].as_str().expect("a key"),
+                a["source"]["line"].as_u64().expect("a line"),
+            )
+        })
+        .collect();
+    let seg1 = "hls/cam1/segment_1764411300000_1764411300000_1.ts";
+    let seg2 = "hls/cam1/segment_1764411300000_1764411310000_2.ts";
+    let lobby = "hls/lobby cam ☃/";
+    assert_eq!(
+        hls,
+        [
+            ("hls/playlist.m3u8", 9),
+            ("hls/cam1/playlist.m3u8", 10),
+            (seg1, 11),
+            ("hls/cam1/playlist.m3u8", 11),
+            (seg2, 13),
+            ("hls/cam1/playlist.m3u8", 13),
+            (
+                &*format!("{lobby}segment_1764411300000_1764411300000_1.ts"),
+                14
+            ),
+            (&*format!("{lobby}playlist.m3u8"), 14),
+            (seg1, 17),
+        ]
+    );
+    assert_eq!(run("--all-control").stdout_bytes, out.stdout_bytes);
 }
 
 /// The text-format fixture holds the same events as the first JSON file: both parsers must

@@ -2,6 +2,7 @@
 //! text (which `--help` prints as is); never loads a file or does a command's work.
 
 use clap::{Args, Parser as ClapParser, Subcommand, ValueEnum};
+use emstail::action::PluginId;
 use emstail::config::LogFormat;
 use std::path::PathBuf;
 
@@ -36,7 +37,8 @@ pub enum Command {
         config: ConfigFile,
         #[command(flatten)]
         how: ReplayArgs,
-        /// Files or directories; EMS's timestamped files are read oldest first.
+        /// Files, directories or quoted glob patterns ('/var/evostreamms/logs/events_*');
+        /// gzip files are read decompressed; EMS's timestamped files are read oldest first.
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -129,14 +131,40 @@ pub struct ReplayArgs {
     /// With --dry-run: one JSON object per action.
     #[arg(long)]
     pub json: bool,
-    /// Also issue control actions (pull, push, record, timers) for streams that ended
-    /// within the replayed window, and repeated ones.
+    /// Issue every action: control actions (pull, push, record, timers) of streams that
+    /// ended within the window and repeated ones, every chunk even if deleted later, every
+    /// playlist update. Without it a replay issues only the net effect of the window.
+    #[arg(long, alias = "all-control")]
+    pub all_actions: bool,
+    /// Start of the window: RFC 3339, "YYYY-MM-DD HH:MM[:SS]" in UTC, or unix seconds.
+    /// Events are cut by their own timestamp.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// End of the window (included), same forms as --since. Streams count as alive if they
+    /// are alive at this time.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// Only this plugin's actions (its config block name, e.g. AmazonHLSUpload); repeatable.
+    #[arg(long = "plugin", value_name = "NAME", value_parser = parse_plugin)]
+    pub plugins: Vec<PluginId>,
+    /// Also list every action left out, one line each, with the reason.
     #[arg(long)]
-    pub all_control: bool,
+    pub explain: bool,
+    /// Write the end report as JSON to this file too.
+    #[arg(long, value_name = "FILE")]
+    pub report_json: Option<PathBuf>,
+    /// Continue an interrupted replay of the same inputs, window and plugins: what it
+    /// finished is not done again.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub resume: bool,
+    /// Seconds in-flight actions may take to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 20)]
+    pub drain_secs: u64,
     /// Log format; overrides Service.log_format.
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
-    /// Where the dead-letter file goes; overrides Service.state_dir.
+    /// Where the dead-letter file, the replay's checkpoint and its lock go; overrides
+    /// Service.state_dir.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
 }
@@ -188,4 +216,15 @@ impl From<FormatArg> for LogFormat {
             FormatArg::Text => LogFormat::Text,
         }
     }
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    emstail::replay::Window::parse_time(text)
+}
+
+fn parse_plugin(name: &str) -> Result<PluginId, String> {
+    PluginId::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = PluginId::ALL.iter().map(|p| p.name()).collect();
+        format!("no plugin {name:?}; the plugins are {}", names.join(", "))
+    })
 }

@@ -16,6 +16,8 @@ pub enum Outcome {
     Success,
     /// The command did its work and has said what failed (dead letters left): exit code 1.
     SomeFailed,
+    /// Stopped by a signal after saying how to go on: the shell's code for it (130, 143).
+    Interrupted(u8),
 }
 
 /// An error the user fixes before anything runs: a bad configuration, a missing input or
@@ -57,6 +59,7 @@ fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
     let error = match result {
         Ok(Outcome::Success) => return ExitCode::SUCCESS,
         Ok(Outcome::SomeFailed) => return ExitCode::from(EXIT_FAILURE),
+        Ok(Outcome::Interrupted(code)) => return ExitCode::from(code),
         Err(e) => e,
     };
     if let Some(e) = error.downcast_ref::<clap::Error>() {

@@ -6,6 +6,7 @@ mod completions;
 mod dead_letters;
 mod man;
 mod parse;
+mod progress;
 mod replay;
 mod rules;
 mod run;

@@ -3,12 +3,14 @@
 
 use crate::action::{self, PlannedAction};
 use crate::event::Source;
-use crate::replay::{Problem, Sink};
+use crate::replay::{Problem, Sink, Skip};
 use std::io::Write;
 
 pub struct Printer<W: Write> {
     out: W,
     json: bool,
+    /// Also print the actions left out, with their reason.
+    explain: bool,
     /// The first write error (a closed pipe, a full disk); printing stops there.
     pub error: Option<std::io::Error>,
 }
@@ -18,8 +20,16 @@ impl<W: Write> Printer<W> {
         Printer {
             out,
             json,
+            explain: false,
             error: None,
         }
+    }
+
+    /// Prints the actions left out too: `skipped (<reason>): <action>`, or in JSON the
+    /// action with `"skipped": "<reason>"`.
+    pub fn explaining(mut self, explain: bool) -> Self {
+        self.explain = explain;
+        self
     }
 
     pub fn finish(mut self) -> std::io::Result<()> {
@@ -40,6 +50,32 @@ impl<W: Write> Sink for Printer<W> {
                 .and_then(|()| self.out.write_all(b"\n"))
         } else {
             writeln!(self.out, "{action}    # {}:{}", source.file, source.line)
+        };
+        if let Err(e) = result {
+            self.error = Some(e);
+        }
+    }
+
+    fn skipped(&mut self, action: &PlannedAction, source: &Source, reason: Skip) {
+        if !self.explain || self.error.is_some() {
+            return;
+        }
+        let result = if self.json {
+            let mut object = Vec::with_capacity(256);
+            action::write_json(&mut object, action, Some(source)).and_then(|()| {
+                // The object's closing brace makes room for one more field.
+                if object.pop() != Some(b'}') {
+                    return Err(std::io::Error::other("an action is written as one object"));
+                }
+                self.out.write_all(&object)?;
+                writeln!(self.out, ",\"skipped\":\"{}\"}}", reason.reason())
+            })
+        } else {
+            writeln!(
+                self.out,
+                "skipped ({reason}): {action}    # {}:{}",
+                source.file, source.line
+            )
         };
         if let Err(e) = result {
             self.error = Some(e);

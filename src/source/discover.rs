@@ -22,25 +22,67 @@ pub fn order_key(path: &Path) -> Option<String> {
     part.captures(&name).map(|c| format!("p{}", &c[1]))
 }
 
-/// Expands directories into the regular files they hold, then orders everything oldest first
-/// by the names' timestamps or part numbers. Files without either keep the order given,
-/// ahead of the others.
+/// Expands directories into the regular files they hold and glob patterns into the regular
+/// files they match, then orders everything oldest first: by the names' timestamps or part
+/// numbers (a `.gz` or other suffix after them does not matter), then by modification time,
+/// then by path. Files without a timestamp or part number in their name come first. The
+/// same file reached twice (a directory and a glob) is read once.
+///
+/// An input that does not exist and is not a glob, or a glob that matches no file, is a
+/// `NotFound` error naming it.
 pub fn ordered_files(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut inside: Vec<PathBuf> = std::fs::read_dir(input)?
+            let inside = std::fs::read_dir(input)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", input.display())))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            inside.sort();
+                .filter(|p| p.is_file());
             files.extend(inside);
-        } else {
+        } else if input.exists() || !is_glob(&input.to_string_lossy()) {
+            if !input.exists() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{}: no such file or directory", input.display()),
+                ));
+            }
             files.push(input.clone());
+        } else {
+            let pattern = input.to_string_lossy();
+            let before = files.len();
+            let matches = glob::glob(&pattern).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("bad pattern {pattern:?}: {e}"),
+                )
+            })?;
+            files.extend(matches.filter_map(Result::ok).filter(|p| p.is_file()));
+            if files.len() == before {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{pattern}: the pattern matches no file"),
+                ));
+            }
         }
     }
-    files.sort_by_cached_key(|p| order_key(p));
+    files.sort_by_cached_key(|p| {
+        let mtime = std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        (order_key(p), mtime, p.clone())
+    });
+    files.dedup();
     Ok(files)
+}
+
+/// When the file named `path` began, as the `_YYYYMMDD_HHMMSS` in its name says (EMS writes
+/// it in the server's local time), in unix seconds read as UTC: `None` for names without one.
+pub fn name_time(path: &Path) -> Option<i64> {
+    let key = order_key(path)?;
+    let digits = key.strip_prefix('t')?;
+    let civil = jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", digits).ok()?;
+    jiff::tz::TimeZone::UTC
+        .to_timestamp(civil)
+        .ok()
+        .map(|t| t.as_second())
 }
 
 /// Whether `log` is a glob pattern rather than a plain path.
@@ -133,6 +175,94 @@ pub fn watch_root(log: &str) -> Option<(PathBuf, bool)> {
 mod tests {
     use super::*;
 
+    /// `ordered_files` on names only (they need not exist).
+    fn sorted_names(given: &[PathBuf]) -> Vec<PathBuf> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let real: Vec<PathBuf> = given
+            .iter()
+            .map(|p| {
+                let path = dir.path().join(p.file_name().expect("a file name"));
+                std::fs::write(&path, b"x\n").expect("write");
+                path
+            })
+            .collect();
+        ordered_files(&real)
+            .expect("files exist")
+            .iter()
+            .map(|p| {
+                let name = p.file_name().expect("a file name");
+                given
+                    .iter()
+                    .find(|g| g.file_name() == Some(name))
+                    .expect("one of the given")
+                    .clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gz_suffix_keeps_the_order_and_a_glob_orders_like_its_directory() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        let names = [
+            "events_20261127_000000.txt.gz",
+            "events_20261126_120000.txt.gz",
+            "events_20261127_060000.txt",
+            "events_20261128_000000.txt",
+        ];
+        for name in names {
+            std::fs::write(d.join(name), b"x\n").expect("write");
+        }
+        let by_dir = ordered_files(&[d.to_path_buf()]).expect("dir");
+        let names_of = |v: &[PathBuf]| -> Vec<String> {
+            v.iter()
+                .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            names_of(&by_dir),
+            [
+                "events_20261126_120000.txt.gz",
+                "events_20261127_000000.txt.gz",
+                "events_20261127_060000.txt",
+                "events_20261128_000000.txt",
+            ]
+        );
+        let by_glob = ordered_files(&[d.join("events_*")]).expect("glob");
+        assert_eq!(by_glob, by_dir);
+        // Given twice, read once.
+        let both = ordered_files(&[d.join("events_*"), d.to_path_buf()]).expect("both");
+        assert_eq!(both, by_dir);
+        let none = ordered_files(&[d.join("nothing_*")]).expect_err("no match");
+        assert!(none.to_string().contains("matches no file"), "{none}");
+        assert_eq!(
+            name_time(&d.join("events_20261127_000000.txt.gz")),
+            Some(1_795_737_600)
+        );
+    }
+
+    #[test]
+    fn names_without_a_time_go_by_modification_time() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        for (name, age) in [("b.log", 100), ("a.log", 50), ("c.log", 200)] {
+            let path = d.join(name);
+            std::fs::write(&path, b"x\n").expect("write");
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(age))
+                .expect("set mtime");
+        }
+        let ordered = ordered_files(&[d.to_path_buf()]).expect("dir");
+        let names: Vec<_> = ordered
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["c.log", "b.log", "a.log"]);
+    }
+
     #[test]
     fn ems_names_sort_oldest_first() {
         let given: Vec<PathBuf> = [
@@ -143,7 +273,7 @@ mod tests {
         .iter()
         .map(PathBuf::from)
         .collect();
-        let ordered = ordered_files(&given).expect("no directories to read");
+        let ordered = sorted_names(&given);
         assert_eq!(
             ordered,
             vec![

@@ -1,12 +1,15 @@
 //! Finished files read start to end (replay and `parse`), framed into lines by the same
-//! [`Framer`] as the live log. Never follows a file: what is there when it is read is all.
+//! [`Framer`] as the live log, gzip decompressed on the way. Never follows a file: what is
+//! there when it is read is all.
 
 use super::frame::{Frame, Framer};
 use crate::fsutil::read_at_most;
 use crate::parse::Line;
+use flate2::bufread::MultiGzDecoder;
 use std::fs::File;
-use std::io;
+use std::io::{self, BufReader, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// What a reader hands its caller.
 #[derive(Debug, Clone)]
@@ -23,10 +26,42 @@ pub enum Item<'a> {
 
 /// Calls `on_item` for every line of `path` (without its `\n` or `\r\n`), and for every line
 /// over `max_line` bytes. A last line without a newline is delivered too:
-/// replay reads finished files. Returns the number of bytes read.
+/// replay reads finished files. A gzip file (known by its magic bytes, whatever its name) is
+/// read decompressed. Returns the number of log bytes read (decompressed).
 pub fn for_each_line(
     path: &Path,
     max_line: usize,
+    on_item: impl FnMut(Item<'_>),
+) -> io::Result<u64> {
+    for_each_line_counted(path, max_line, u64::MAX, &AtomicU64::new(0), None, on_item)
+}
+
+/// The first two bytes of every gzip member.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// How much of a file's start is looked at to tell an event log from something else.
+const SNIFF: usize = 64 << 10;
+
+/// Whether `path` starts like a gzip file.
+pub fn is_gzip(path: &Path) -> io::Result<bool> {
+    let file = File::open(path)?;
+    let mut magic = [0u8; 2];
+    Ok(read_at_most(&file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC)
+}
+
+/// [`for_each_line`] reading at most the first `limit` bytes of the file (a replay reads
+/// what was there when it began, so that a resumed one reads the same), adding the bytes
+/// read from disk (compressed, for gzip) to `disk_bytes` as they are read, for progress
+/// reports, and stopping early (without finishing the last line) once `stop` is set.
+///
+/// A file that is neither gzip nor text (a NUL byte in its first 64 KiB, after decompression
+/// for gzip) is an `InvalidData` error before any line is delivered; so is a damaged gzip
+/// stream, at the point where it breaks.
+pub fn for_each_line_counted(
+    path: &Path,
+    max_line: usize,
+    limit: u64,
+    disk_bytes: &AtomicU64,
+    stop: Option<&AtomicBool>,
     mut on_item: impl FnMut(Item<'_>),
 ) -> io::Result<u64> {
     let file = File::open(path)?;
@@ -56,13 +91,79 @@ pub fn for_each_line(
             },
         })
     };
+    let mut magic = [0u8; 2];
+    let gzip = read_at_most(&file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC;
+    let mut reader: Box<dyn Read> = if gzip {
+        let counted = Counted {
+            inner: BufReader::with_capacity(1 << 16, file.take(limit)),
+            count: disk_bytes,
+        };
+        Box::new(MultiGzDecoder::new(counted))
+    } else {
+        Box::new(Counted {
+            inner: file.take(limit),
+            count: disk_bytes,
+        })
+    };
+    let mut sniffed = 0usize;
     loop {
-        let n = read_at_most(&file, &mut buf, framer.read_pos())?;
+        if stop.is_some_and(|s| s.load(Relaxed)) {
+            return Ok(framer.read_pos());
+        }
+        let n = match reader.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if gzip => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("damaged gzip data: {e}"),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
         if n == 0 {
             framer.finish(&mut emit);
             return Ok(framer.read_pos());
         }
+        if sniffed < SNIFF {
+            let look = &buf[..n.min(SNIFF - sniffed)];
+            if memchr::memchr(0, look).is_some() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    if gzip {
+                        "gzip file whose content is not an EMS event log (binary data)"
+                    } else {
+                        "neither an EMS event log (it holds binary data) nor gzip"
+                    },
+                ));
+            }
+            sniffed += look.len();
+        }
         framer.push(&buf[..n], &mut emit);
+    }
+}
+
+/// A reader that adds what it reads to a shared counter.
+struct Counted<'a, R> {
+    inner: R,
+    count: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: io::BufRead> io::BufRead for Counted<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, amt: usize) {
+        self.count.fetch_add(amt as u64, Relaxed);
+        self.inner.consume(amt);
     }
 }
 
@@ -128,5 +229,65 @@ mod tests {
         assert!(lines.iter().all(|(_, _, b)| b.len() == 1000));
         assert_eq!(lines[2999].1, 2999 * 1001);
         assert!(over.is_empty());
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).expect("in memory");
+        enc.finish().expect("in memory")
+    }
+
+    /// Line number, offset and bytes of each line.
+    type Numbered = Vec<(u64, u64, Vec<u8>)>;
+
+    /// The lines of `path`, the log bytes and the disk bytes read.
+    fn collect(path: &Path) -> io::Result<(Numbered, u64, u64)> {
+        let mut lines = Vec::new();
+        let disk = AtomicU64::new(0);
+        let bytes = for_each_line_counted(path, 1 << 20, u64::MAX, &disk, None, |item| {
+            if let Item::Line(l) = item {
+                lines.push((l.number, l.offset, l.bytes.to_vec()));
+            }
+        })?;
+        Ok((lines, bytes, disk.load(Relaxed)))
+    }
+
+    #[test]
+    fn gzip_reads_like_the_plain_file_and_counts_compressed_bytes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let content: String = (0..5000).map(|i| format!("line {i}\r\n")).collect();
+        let plain = dir.path().join("events_20261127_000000.txt");
+        // Named without .gz on purpose: the content says what it is, not the name.
+        let packed = dir.path().join("events_20261126_000000.txt");
+        std::fs::write(&plain, &content).expect("write");
+        let gz = gzip(content.as_bytes());
+        std::fs::write(&packed, &gz).expect("write");
+        let (a, a_bytes, a_disk) = collect(&plain).expect("plain");
+        let (b, b_bytes, b_disk) = collect(&packed).expect("gzip");
+        assert_eq!(a.len(), 5000);
+        assert_eq!(a, b);
+        assert_eq!(a_bytes, b_bytes);
+        assert_eq!(a_disk, content.len() as u64);
+        assert_eq!(b_disk, gz.len() as u64, "compressed bytes for gzip");
+    }
+
+    #[test]
+    fn binary_and_damaged_gzip_files_are_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let binary = dir.path().join("picture.png");
+        std::fs::write(&binary, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("write");
+        let e = collect(&binary).expect_err("binary is not a log");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("nor gzip"), "{e}");
+
+        let mut gz = gzip("a\nb\n".repeat(10000).as_bytes());
+        let half = gz.len() / 2;
+        gz[half..].fill(0x55);
+        let damaged = dir.path().join("events_20261127_000000.txt.gz");
+        std::fs::write(&damaged, &gz).expect("write");
+        let e = collect(&damaged).expect_err("damaged gzip");
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("damaged gzip"), "{e}");
     }
 }

@@ -1,0 +1,131 @@
+//! Which streams are alive at the end of the window, learnt in a first pass, and which
+//! control calls were issued (see [`Backfill`]).
+
+use super::window::event_time;
+use super::{Options, Skip};
+use crate::action::{Action, PlannedAction};
+use crate::event::Event;
+use crate::parse::{FileParser, Format, Parsed, json};
+use crate::source::read::{Item, for_each_line_counted};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+
+/// Which streams are alive at the end of the window, and which control calls were issued.
+#[derive(Default)]
+pub(super) struct Backfill {
+    /// Stream name → alive after the last event about it.
+    alive: HashMap<String, bool>,
+    /// Out-stream uniqueId → alive (recordings, which timers and shutdowns refer to).
+    alive_ids: HashMap<u64, bool>,
+    /// Hashes of the control calls issued (target, command, parameters): each once.
+    issued: HashSet<u128>,
+    hashers: (RandomState, RandomState),
+}
+
+/// The events that start or end a stream: all the first pass needs.
+const LIFECYCLE: [&str; 4] = [
+    "inStreamCreated",
+    "inStreamClosed",
+    "outStreamCreated",
+    "outStreamClosed",
+];
+
+impl Backfill {
+    /// The first pass: reads the files for stream lifecycle events up to the end of the
+    /// window. JSON lines whose type can be read off their end without parsing are skipped
+    /// unless they are such events. A file that cannot be read is left to the second pass,
+    /// which reports it.
+    pub(super) fn scan(files: &[(PathBuf, u64)], options: &Options) -> Backfill {
+        let mut backfill = Backfill::default();
+        let mut parsed = Vec::new();
+        let local = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
+        let until = options.window.until;
+        let ignored = AtomicU64::new(0);
+        for (path, len) in files {
+            let mut parser = FileParser::new(options.format);
+            let stop = options.stop.as_deref();
+            let _ = for_each_line_counted(path, options.max_line, *len, &ignored, stop, |item| {
+                let Item::Line(line) = item else { return };
+                let skip = parser.format() == Some(Format::Json)
+                    && json::line_type(line.bytes).is_some_and(|t| !LIFECYCLE.contains(&t));
+                if !skip {
+                    parser.push(line, &mut parsed);
+                    backfill.observe_all(&mut parsed, until, &local);
+                }
+            });
+            parser.finish(&mut parsed);
+            backfill.observe_all(&mut parsed, until, &local);
+        }
+        backfill
+    }
+
+    fn observe_all(
+        &mut self,
+        parsed: &mut Vec<Parsed>,
+        until: Option<i64>,
+        local: &jiff::tz::TimeZone,
+    ) {
+        for p in parsed.drain(..) {
+            if let Parsed::Event { envelope, .. } = p {
+                let after = until
+                    .is_some_and(|until| event_time(&envelope, local).is_some_and(|t| t > until));
+                if !after {
+                    self.observe(&envelope.event);
+                }
+            }
+        }
+    }
+
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::InStreamCreated(s) => {
+                self.alive.insert(s.name.clone(), true);
+            }
+            Event::InStreamClosed(s) => {
+                self.alive.insert(s.name.clone(), false);
+            }
+            Event::OutStreamCreated(s) => {
+                if let Some(id) = s.unique_id {
+                    self.alive_ids.insert(id, true);
+                }
+            }
+            Event::OutStreamClosed(s) => {
+                if let Some(id) = s.unique_id {
+                    self.alive_ids.insert(id, false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Why not to issue this control action, if its stream is not alive (or unknown) at the
+    /// end of the window, or the same call was issued before.
+    pub(super) fn issue(&mut self, action: &PlannedAction) -> Option<Skip> {
+        let ended = action
+            .stream
+            .as_ref()
+            .is_some_and(|s| self.alive.get(s) == Some(&false))
+            || action
+                .stream_id
+                .is_some_and(|id| self.alive_ids.get(&id) == Some(&false));
+        if ended {
+            return Some(Skip::StreamEnded);
+        }
+        let Action::EmsCall {
+            target,
+            command,
+            params,
+        } = &action.action
+        else {
+            return None;
+        };
+        // Two independent 64-bit hashes: a collision, which would wrongly drop a call, is
+        // out of reach for any real window.
+        let call = (&target.base, command, &params.0);
+        let hash = (u128::from(self.hashers.0.hash_one(call)) << 64)
+            | u128::from(self.hashers.1.hash_one(call));
+        (!self.issued.insert(hash)).then_some(Skip::Repeated)
+    }
+}

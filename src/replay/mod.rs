@@ -1,0 +1,489 @@
+//! `emstail replay`: the same pipeline as `run`, with old files as the source.
+//!
+//! Backfill must not re-create the past: control actions (pull, push, record, timers) are
+//! issued only for streams still alive at the end of the replayed window (`--until`), each
+//! distinct call once. Which streams those are is learnt first, in a cheap pass that reads
+//! only the stream lifecycle events; the second pass then issues everything in log order.
+//! Uploads go by their net effect ([`NetEffect`]): only what a stream's held chunks and
+//! playlists need is kept back, so memory follows the streams alive, not the window.
+
+use crate::action::{PlannedAction, PluginId};
+use crate::config::{Config, LogFormat};
+use crate::engine::Engine;
+use crate::event::{Envelope, Event, Source};
+use crate::parse::{FileParser, Parsed};
+use crate::source::read::{Item, for_each_line_counted};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+mod alive;
+pub mod carry_out;
+mod net_effect;
+mod report;
+pub mod resume;
+mod window;
+
+use alive::Backfill;
+use net_effect::NetEffect;
+pub use report::{Skip, Summary};
+pub use window::Window;
+use window::{event_time, files_in_window};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub format: LogFormat,
+    /// Issue every action: control actions of streams that ended within the window and
+    /// repeated ones, every chunk and every playlist update (no net effect).
+    pub all_actions: bool,
+    pub max_line: usize,
+    pub window: Window,
+    /// The plugins whose actions are issued; `None` for every enabled one.
+    pub plugins: Option<Vec<PluginId>>,
+    /// Also run the plugins that are not selected, so that their actions can be reported as
+    /// left out (`--explain`); otherwise they do not run at all.
+    pub explain: bool,
+    /// Set from outside (a signal) to stop reading; what was read is finished, held uploads
+    /// are not issued (a resumed replay issues them).
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Counters for a progress display, updated as the replay goes.
+    pub progress: Arc<Progress>,
+    /// How many bytes of each file to read (a resumed replay reads what the interrupted one
+    /// read); `None` reads each as long as it is when the replay begins.
+    pub lengths: Option<Vec<u64>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            format: LogFormat::Auto,
+            all_actions: false,
+            max_line: crate::source::frame::DEFAULT_MAX_LINE,
+            window: Window::default(),
+            plugins: None,
+            explain: false,
+            stop: None,
+            progress: Arc::new(Progress::default()),
+            lengths: None,
+        }
+    }
+}
+
+/// What a progress display reads while a replay runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes read from disk so far (compressed bytes for gzip files).
+    pub disk_bytes: AtomicU64,
+    /// The size on disk of every file that will be read.
+    pub total_bytes: AtomicU64,
+    pub events: AtomicU64,
+    /// Actions handed to the sink.
+    pub actions: AtomicU64,
+}
+
+/// A problem with one line or event, reported with where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub source: Source,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}",
+            self.source.file, self.source.line, self.message
+        )
+    }
+}
+
+/// Receives what a replay produces, in order.
+pub trait Sink {
+    fn action(&mut self, action: &PlannedAction, source: &Source);
+    /// An action left out, and why (for `--explain`).
+    fn skipped(&mut self, action: &PlannedAction, source: &Source, reason: Skip) {
+        let _ = (action, source, reason);
+    }
+    /// A malformed line, a refused event, an oversize line.
+    fn problem(&mut self, problem: &Problem);
+    /// A file that could not be read (the message names it); the replay goes on.
+    fn file_failed(&mut self, message: &str) {
+        log::error!("{message}");
+    }
+}
+
+/// Replays `files` in the order given through `config`'s plugins.
+pub fn replay(
+    config: &Config,
+    files: &[PathBuf],
+    options: &Options,
+    sink: &mut dyn Sink,
+) -> std::io::Result<Summary> {
+    let lengths = match &options.lengths {
+        Some(lengths) => lengths.clone(),
+        None => files
+            .iter()
+            .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+            .collect(),
+    };
+    let (files, not_opened) = files_in_window(files, &lengths, options.window);
+    let total: u64 = files.iter().map(|(_, len)| len).sum();
+    options.progress.total_bytes.store(total, Relaxed);
+    let config = selected(config, options);
+    let backfill = if options.all_actions {
+        None
+    } else if issues_control(&config, options) {
+        Some(Backfill::scan(&files, options))
+    } else {
+        // No plugin that runs can issue a control action: the first pass would learn nothing.
+        Some(Backfill::default())
+    };
+    let mut run = Replayer {
+        engine: Engine::new(&config),
+        summary: Summary {
+            files_not_opened: not_opened,
+            window: options.window,
+            ..Summary::default()
+        },
+        backfill,
+        net: (!options.all_actions).then(NetEffect::default),
+        last_time: None,
+        local: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        options,
+        sink,
+    };
+    run.files(&files);
+    if run.stopped() {
+        run.summary.stopped = true;
+    } else if let Some(mut net) = run.net.take() {
+        for (action, source) in net.flush_all() {
+            if run.stopped() {
+                // What is left is issued by a resumed replay, in the same order.
+                run.summary.stopped = true;
+                break;
+            }
+            run.issue(&action, &source);
+        }
+    }
+    run.summary.disk_bytes = options.progress.disk_bytes.load(Relaxed);
+    Ok(run.summary)
+}
+
+/// Whether a plugin that issues control actions (pull, push, record, timers) runs and is
+/// selected.
+fn issues_control(config: &Config, options: &Options) -> bool {
+    let selected = |id: PluginId| options.plugins.as_ref().is_none_or(|p| p.contains(&id));
+    (config.auto_router.enabled && selected(PluginId::StreamAutoRouter))
+        || (config.recorder.enabled && selected(PluginId::StreamRecorder))
+        || (config.load_balancer.enabled && selected(PluginId::StreamLoadBalancer))
+}
+
+/// `config` with the plugins not selected switched off, unless their actions are to be
+/// explained.
+fn selected(config: &Config, options: &Options) -> Config {
+    let mut config = config.clone();
+    if let Some(plugins) = &options.plugins
+        && !options.explain
+    {
+        let on = |id: PluginId| plugins.contains(&id);
+        config.auto_router.enabled &= on(PluginId::StreamAutoRouter);
+        config.recorder.enabled &= on(PluginId::StreamRecorder);
+        config.load_balancer.enabled &= on(PluginId::StreamLoadBalancer);
+        config.hls.enabled &= on(PluginId::AmazonHLSUpload);
+        config.hds.enabled &= on(PluginId::AmazonHDSUpload);
+        config.dash.enabled &= on(PluginId::AmazonDASHUpload);
+    }
+    config
+}
+
+struct Replayer<'a> {
+    engine: Engine,
+    summary: Summary,
+    /// `None` with `--all-actions`: every control action is issued.
+    backfill: Option<Backfill>,
+    /// `None` with `--all-actions`: every upload is issued as it comes.
+    net: Option<NetEffect>,
+    /// The time of the last event that had one; events without a time take it.
+    last_time: Option<i64>,
+    local: jiff::tz::TimeZone,
+    options: &'a Options,
+    sink: &'a mut dyn Sink,
+}
+
+/// Items a reader thread hands the engine at once: one channel send per batch, not per line.
+const BATCH: usize = 1024;
+/// Batches in flight; bounds memory when the engine is the slower side.
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// What the reader thread reports at the end of a file: bytes and lines read.
+type ReadResult = std::io::Result<(u64, u64)>;
+
+/// What the reader thread hands on: batches of a file, then how reading it ended.
+enum Read {
+    Batch(Vec<Parsed>),
+    End(ReadResult),
+}
+
+impl Replayer<'_> {
+    fn stopped(&self) -> bool {
+        self.options.stop.as_ref().is_some_and(|s| s.load(Relaxed))
+    }
+
+    /// Reads and parses the files on a second thread while this one runs the engine and the
+    /// sink, batch by batch, so both cores work; the order of everything the sink sees is
+    /// unchanged. One reader thread serves every file: its allocator arena, and the batches'
+    /// buffers, are reused from file to file instead of piling up.
+    fn files(&mut self, files: &[(PathBuf, u64)]) {
+        let format = self.options.format;
+        let max_line = self.options.max_line;
+        let progress = &self.options.progress;
+        let stop = self.options.stop.as_deref();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Read>(BATCHES_IN_FLIGHT);
+        // Spent batches go back to the reader so that their buffers are reused.
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Vec<Parsed>>();
+        let reader = move || {
+            for (path, len) in files {
+                if stop.is_some_and(|s| s.load(Relaxed)) {
+                    return;
+                }
+                let read = read_file(
+                    path,
+                    *len,
+                    format,
+                    max_line,
+                    progress,
+                    stop,
+                    &tx,
+                    &recycle_rx,
+                );
+                if tx.send(Read::End(read)).is_err() {
+                    return;
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(reader);
+            'files: for (path, _) in files {
+                if self.stopped() {
+                    break;
+                }
+                self.summary.files += 1;
+                let mut source = source(&path.to_string_lossy(), 0);
+                let read = loop {
+                    let Ok(message) = rx.recv() else {
+                        break 'files;
+                    };
+                    match message {
+                        Read::Batch(batch) => {
+                            if self.stopped() {
+                                // Dropping the receiver ends the reader too.
+                                break 'files;
+                            }
+                            for p in &batch {
+                                self.parsed_item(&mut source, p);
+                            }
+                            // The events go back whole: the reader thread frees what it
+                            // allocated, which glibc's allocator does much faster than a free
+                            // from another thread, and reuses the buffer. The reader may have
+                            // finished and gone: a lost spare buffer costs nothing.
+                            let _ = recycle_tx.send(batch);
+                        }
+                        Read::End(read) => break read,
+                    }
+                };
+                match read {
+                    Ok((bytes, lines)) => {
+                        self.summary.lines += lines;
+                        self.summary.bytes += bytes;
+                    }
+                    Err(e) => {
+                        let message = format!("{}: {e}; the other files go on", path.display());
+                        self.sink.file_failed(&message);
+                        self.summary.files_failed.push(message);
+                    }
+                }
+            }
+            drop(rx);
+            if let Err(panic) = reader.join() {
+                std::panic::resume_unwind(panic);
+            }
+        });
+    }
+
+    fn parsed_item(&mut self, source: &mut Source, parsed: &Parsed) {
+        match parsed {
+            Parsed::Malformed { line, reason } => {
+                source.line = *line;
+                self.malformed(source, reason.clone());
+            }
+            Parsed::Event { line, envelope, .. } => {
+                source.line = *line;
+                self.event(source, envelope);
+            }
+        }
+    }
+
+    fn malformed(&mut self, source: &Source, message: String) {
+        self.summary.malformed += 1;
+        self.sink.problem(&Problem {
+            source: source.clone(),
+            message,
+        });
+    }
+
+    fn event(&mut self, source: &Source, envelope: &Envelope) {
+        let time = event_time(envelope, &self.local).or(self.last_time);
+        if time.is_some() {
+            self.last_time = time;
+        }
+        let window = self.options.window;
+        if time.is_some_and(|t| window.after(t)) {
+            self.summary.events_after += 1;
+            return;
+        }
+        let before = time.is_some_and(|t| window.before(t));
+        let event = &envelope.event;
+        self.summary.events += 1;
+        self.options.progress.events.fetch_add(1, Relaxed);
+        let actions = self.engine.handle_envelope(envelope);
+        for refusal in self.engine.take_refusals() {
+            self.summary.refused += 1;
+            self.sink.problem(&Problem {
+                source: source.clone(),
+                message: format!("refused: {refusal}"),
+            });
+        }
+        for action in actions {
+            if before {
+                self.skip(&action, source, Skip::OutsideWindow);
+                continue;
+            }
+            if let Some(plugins) = &self.options.plugins
+                && !plugins.contains(&action.plugin)
+            {
+                self.skip(&action, source, Skip::PluginNotSelected);
+                continue;
+            }
+            if action.action.is_control()
+                && let Some(backfill) = &mut self.backfill
+                && let Some(reason) = backfill.issue(&action)
+            {
+                self.skip(&action, source, reason);
+                continue;
+            }
+            match &mut self.net {
+                Some(net) => {
+                    let mut out = Vec::new();
+                    let mut left_out = Vec::new();
+                    net.take(action, source, &mut out, &mut left_out);
+                    for (a, s, reason) in left_out {
+                        self.skip(&a, &s, reason);
+                    }
+                    for (a, s) in out {
+                        self.issue(&a, &s);
+                    }
+                }
+                None => self.issue(&action, source),
+            }
+        }
+        if let (Event::InStreamClosed(s), Some(net)) = (event, &mut self.net)
+            && !before
+        {
+            for (a, s) in net.flush_stream(&s.name) {
+                self.issue(&a, &s);
+            }
+        }
+    }
+
+    fn issue(&mut self, action: &PlannedAction, source: &Source) {
+        *self
+            .summary
+            .actions
+            .entry(action.plugin.name())
+            .or_default() += 1;
+        self.options.progress.actions.fetch_add(1, Relaxed);
+        self.sink.action(action, source);
+    }
+
+    fn skip(&mut self, action: &PlannedAction, source: &Source, reason: Skip) {
+        *self
+            .summary
+            .skipped
+            .entry((action.plugin.name(), reason))
+            .or_default() += 1;
+        self.sink.skipped(action, source, reason);
+    }
+}
+
+/// The reader side of [`Replayer::file`]: lines → parsed items, in batches, in file order.
+/// Lines that are neither format, and oversize lines, travel as `Parsed::Malformed`.
+#[allow(clippy::too_many_arguments)]
+fn read_file(
+    path: &Path,
+    len: u64,
+    format: LogFormat,
+    max_line: usize,
+    progress: &Progress,
+    stop: Option<&AtomicBool>,
+    tx: &std::sync::mpsc::SyncSender<Read>,
+    recycle: &std::sync::mpsc::Receiver<Vec<Parsed>>,
+) -> ReadResult {
+    let mut parser = FileParser::new(format);
+    let mut batch: Vec<Parsed> = Vec::with_capacity(BATCH);
+    let mut lines = 0u64;
+    // Set when the engine side has gone (it never does before the end, short of a panic).
+    let mut closed = false;
+    let send = |batch: &mut Vec<Parsed>, closed: &mut bool| {
+        let spare = match recycle.try_recv() {
+            Ok(mut spent) => {
+                spent.clear();
+                spent
+            }
+            Err(_) => Vec::with_capacity(BATCH),
+        };
+        let full = std::mem::replace(batch, spare);
+        if tx.send(Read::Batch(full)).is_err() {
+            *closed = true;
+        }
+    };
+    let bytes = for_each_line_counted(path, max_line, len, &progress.disk_bytes, stop, |item| {
+        if closed {
+            return;
+        }
+        lines += 1;
+        match item {
+            Item::Line(line) => {
+                parser.push(line, &mut batch);
+            }
+            Item::Oversize { line, len, .. } => {
+                batch.push(Parsed::Malformed {
+                    line,
+                    reason: format!("line of {len} bytes is over the {max_line} byte cap; skipped"),
+                });
+            }
+        }
+        if batch.len() >= BATCH && !closed {
+            send(&mut batch, &mut closed);
+        }
+    })?;
+    parser.finish(&mut batch);
+    if !batch.is_empty() && !closed {
+        send(&mut batch, &mut closed);
+    }
+    Ok((bytes, lines))
+}
+
+fn source(file: &str, line: u64) -> Source {
+    Source {
+        file: file.to_string(),
+        line,
+    }
+}
+
+/// The files to replay, oldest first (see `source::discover`): files, directories and glob
+/// patterns.
+pub fn files_in_order(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    crate::source::discover::ordered_files(inputs)
+}
