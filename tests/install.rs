@@ -11,12 +11,13 @@ use std::process::{Command, Stdio};
 use support::emstail::{Emstail, Run, repo, utf8};
 
 /// Every subcommand a user can run (`help` aside).
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 9] = [
     "check",
     "parse",
     "replay",
     "run",
     "status",
+    "rules",
     "dead-letters",
     "completions",
     "man",
