@@ -207,6 +207,9 @@ awk -v ew="$ems_workers" -v n="$streams" -v te="$t_ems" -v tel="$t_ems_loop" -v 
   printf "%-44s %12.2f %12.2f\n", "(b) seconds", ts, tsl;
   printf "%-44s %12.1f %12.1f\n", "(c) peak RSS, EMS run (MiB)", re/1024, rel/1024;
   printf "%-44s %12.1f %12.1f\n", "(c) peak RSS, upload run (MiB)", rs/1024, rsl/1024;
+  peak = (re > rs ? re : rs) / 1024;
+  printf "targets: upload ratio >= 0.9 (%s); peak RSS <= 15 MiB in every bench: %.1f MiB (%s)\n",
+    ((pr/ts)/(pl/tsl) >= 0.9 ? "met" : "not met"), peak, (peak <= 15 ? "met" : "not met");
 }'
 if [[ $calls_replay -ne $((2 * streams)) || $puts_replay -ne $((2 * segments)) ]]; then
     echo "bench: expected $((2 * streams)) EMS calls and $((2 * segments)) PUTs from replay" >&2

@@ -114,3 +114,7 @@ awk -v n="$events" -v te="$t_em" -v tr="$t_rules" -v re="$rss_em" -v rr="$rss_ru
   printf "%-18s %12.1f %12.1f\n", "peak RSS (MiB)", re/1024, rr/1024;
 }'
 echo "file: $bytes bytes, $events events"
+awk -v re="$rss_em" -v te="$t_em" -v tf="$t_floor" 'BEGIN {
+  printf "targets: emstail / floor >= 0.8: %.3f (%s); peak RSS <= 15 MiB: %.1f MiB (%s)\n",
+    tf/te, (tf/te >= 0.8 ? "met" : "not met"), re/1024, (re/1024 <= 15 ? "met" : "not met");
+}'
