@@ -95,8 +95,9 @@ pub enum TailItem {
 const RECENT: usize = 64;
 /// Bytes read per `read` call.
 const CHUNK: usize = 1 << 20;
-/// Bytes read per `poll` before returning, so that memory stays bounded in a burst.
-const POLL_BUDGET: u64 = 8 << 20;
+/// Bytes read per `poll` before returning, so that memory stays bounded in a burst (the lines
+/// of one poll are held until the reader has planned them, and it waits on a full queue).
+const POLL_BUDGET: u64 = 1 << 20;
 /// Files (not yet finished, still reachable by path) that may hold an open descriptor.
 const MAX_OPEN: usize = 8;
 /// Identities of files truncated under us, remembered to recognise a copy of the old content.
