@@ -487,25 +487,7 @@ mod tests {
         let dir = temp_dir("torn");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(FILE_NAME);
-        let ok = serde_json::to_string(&DeadLetter::new(
-            &PlannedAction {
-                plugin: PluginId::AmazonHLSUpload,
-                lane: "l".into(),
-                stream: None,
-                stream_id: None,
-                action: Action::S3Delete {
-                    bucket: "b".into(),
-                    key: "k".into(),
-                },
-            },
-            &Source {
-                file: "f".into(),
-                line: 1,
-            },
-            "boom".into(),
-            1,
-        ))
-        .unwrap();
+        let ok = serde_json::to_string(&letter("k")).unwrap();
         std::fs::write(&path, format!("{ok}\n{{\"time\":1,\"plu")).unwrap();
         let letters = read(&path).unwrap();
         assert_eq!(letters.len(), 2);
