@@ -184,16 +184,9 @@ struct FileLock(File);
 impl FileLock {
     fn acquire(state_dir: &Path) -> io::Result<FileLock> {
         let path = state_dir.join(LOCK_NAME);
-        let file = fsutil::open_private(
-            &path,
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-        )
-        .and_then(|file| file.lock().map(|()| file))
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let file = fsutil::open_lock_file(&path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(FileLock(file))
     }
 }
