@@ -1107,6 +1107,13 @@ mod tests {
         }
     }
 
+    /// Asserts that loading `rules` fails with a message that says `needle`.
+    #[track_caller]
+    fn assert_error_has(rules: &str, needle: &str) {
+        let e = error(rules);
+        assert!(e.contains(needle), "{e}");
+    }
+
     const SEED: &str = r#"[
       { "name": "hls-for-every-inbound", "on": "inStreamCreated",
         "when": { "payload.type": { "in": ["INR", "INP"] }, "payload.name": { "matches": "^cam" } },
@@ -1202,28 +1209,28 @@ mod tests {
             e.starts_with("config.ini: Rules[\"up\"].call.params.f = \"payload.file\": a outStreamClosed event's payload has no field file"),
             "{e}"
         );
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "x", "on": "inStreamCreated", "when": { "payload.nmae": "a" },
                   "call": { "command": "version" } }]"#,
+            "Rules[\"x\"].when.payload.nmae",
         );
-        assert!(e.contains("Rules[\"x\"].when.payload.nmae"), "{e}");
         assert!(e.contains("did you mean payload.name?"), "{e}");
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "x", "on": "inStreamCreated", "when": { "payload.name.first": "a" },
                   "call": { "command": "version" } }]"#,
+            "holds a value, not an object",
         );
-        assert!(e.contains("holds a value, not an object"), "{e}");
         // Below a settings object anything goes (custom _keys).
         load(
             r#"[{ "name": "x", "on": "inStreamCreated", "when": { "payload.pullSettings._site": "a" },
                   "call": { "command": "version" } }]"#,
         )
         .expect("custom keys below pullSettings");
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "x", "on": "inStreamCreated", "when": { "name": "a" },
                   "call": { "command": "version" } }]"#,
+            "must be type, timestamp or payload.",
         );
-        assert!(e.contains("must be type, timestamp or payload."), "{e}");
     }
 
     #[test]
@@ -1240,10 +1247,9 @@ mod tests {
 
     #[test]
     fn a_missing_or_doubled_action_is_an_error() {
-        let e = error(r#"[{ "name": "none", "on": "inStreamCreated" }]"#);
-        assert!(
-            e.contains("Rules[\"none\"].call = (not set): a rule needs exactly one action"),
-            "{e}"
+        assert_error_has(
+            r#"[{ "name": "none", "on": "inStreamCreated" }]"#,
+            "Rules[\"none\"].call = (not set): a rule needs exactly one action",
         );
         let e = error(
             r#"[{ "name": "two", "on": "hlsChunkClosed", "call": { "command": "version" },
@@ -1414,18 +1420,15 @@ mod tests {
             assert!(shown.contains(line), "{line}in\n{shown}");
         }
         assert!(!shown.contains("s3cret"), "{shown}");
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "own", "on": "hlsChunkClosed",
                   "upload": { "file": "${payload.file}", "s3": { "default_bucket": "a", "acl": "open" } } }]"#,
+            "Rules[\"own\"].upload.s3.acl = \"open\"",
         );
-        assert!(e.contains("Rules[\"own\"].upload.s3.acl = \"open\""), "{e}");
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "own", "on": "hlsChunkClosed",
                   "delete": { "file": "${payload.file}", "s3": { "region": "x" } } }]"#,
-        );
-        assert!(
-            e.contains("Rules[\"own\"].delete.bucket = (not set): required, as delete.s3.default_bucket is not set"),
-            "{e}"
+            "Rules[\"own\"].delete.bucket = (not set): required, as delete.s3.default_bucket is not set",
         );
     }
 
