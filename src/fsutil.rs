@@ -45,6 +45,19 @@ pub fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> 
     Ok(file)
 }
 
+/// Opens (creating it 0600 if need be) the lock file `path` for reading and writing, its
+/// content kept: until the lock is taken, what is in it belongs to the holder.
+pub fn open_lock_file(path: &Path) -> io::Result<File> {
+    open_private(
+        path,
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+}
+
 /// Replaces `path` with `bytes` so that a crash or power loss at any point leaves either the
 /// old content or the new, never a mix: see [`write_atomic_mode`]. The file gets mode 0600.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {

@@ -22,7 +22,7 @@ use crate::status::{self, Status};
 use crate::throttle::Throttle;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -286,12 +286,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
                     last_status = Instant::now();
                     acking.write_unwritten();
                     let status = snapshot(&reader, &live, &pool, &tailer, started);
-                    write_status(
-                        &options.state_dir,
-                        options.metrics_file.as_deref(),
-                        &status,
-                        &state_errors,
-                    );
+                    write_status(options, &status, &state_errors);
                 }
             }
             let Some(item) = held.take().or_else(|| items.next()) else {
@@ -360,12 +355,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             error,
         })?;
     let status = snapshot(&reader, &live, &pool, &tailer, started);
-    write_status(
-        &options.state_dir,
-        options.metrics_file.as_deref(),
-        &status,
-        &state_errors,
-    );
+    write_status(options, &status, &state_errors);
     drop(reader);
     // Workers still in a job after the drain (an answer that never comes) do not hold up
     // the exit: the checkpoint is below their work.
@@ -627,7 +617,9 @@ fn held_back(held: u64) -> String {
     }
 }
 
-fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status, errors: &StateErrors) {
+/// Writes `status` to the state directory and, when one is set, the metrics textfile.
+fn write_status(options: &RunOptions, status: &Status, errors: &StateErrors) {
+    let state_dir = &options.state_dir;
     match status::store(state_dir, status) {
         Ok(()) => errors.status.reset(),
         Err(e) => {
@@ -640,7 +632,7 @@ fn write_status(state_dir: &Path, metrics: Option<&Path>, status: &Status, error
             }
         }
     }
-    if let Some(path) = metrics {
+    if let Some(path) = options.metrics_file.as_deref() {
         match status::write_metrics(path, status) {
             Ok(()) => errors.metrics.reset(),
             Err(e) => {

@@ -87,7 +87,7 @@ fn zsh_and_fish_completions_name_the_subcommands() {
 fn an_unknown_shell_is_a_usage_error() {
     let out = emstail(&["completions", "tcsh"]);
     out.assert_exit(2);
-    assert!(out.stderr.contains("bash"), "{}", out.stderr);
+    out.assert_stderr_has("bash");
 }
 
 /// `page` rendered as `man` shows it; groff must be installed (.ci/run installs it).
@@ -166,8 +166,8 @@ fn every_subcommand_has_a_man_page_that_renders_without_warnings() {
 fn man_of_an_unknown_subcommand_is_a_usage_error_naming_the_known_ones() {
     let out = emstail(&["man", "stop"]);
     out.assert_exit(2);
-    assert!(out.stderr.contains("\"stop\""), "{}", out.stderr);
-    assert!(out.stderr.contains("dead-letters"), "{}", out.stderr);
+    out.assert_stderr_has("\"stop\"");
+    out.assert_stderr_has("dead-letters");
     assert!(out.stdout.is_empty());
 }
 

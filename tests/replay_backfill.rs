@@ -84,17 +84,17 @@ impl Window {
         path
     }
 
+    /// `replay --config <this window's config> --dry-run` and then `args`.
+    fn dry_run_command(&self, args: &[&str]) -> Emstail {
+        Emstail::new(["replay", "--config", utf8(&self.config), "--dry-run"]).args(args)
+    }
+
     fn dry_run(&self, args: &[&str]) -> Run {
-        let out = Emstail::new([
-            "replay",
-            "--config",
-            utf8(&self.config),
-            "--dry-run",
-            "--json",
-        ])
-        .args(args)
-        .log_level("warn")
-        .run();
+        let out = self
+            .dry_run_command(&["--json"])
+            .args(args)
+            .log_level("warn")
+            .run();
         out.assert_exit(0);
         out
     }
@@ -251,28 +251,16 @@ fn explain_lists_every_action_left_out_with_its_reason() {
         ),
     ]);
     assert_eq!(reasons, expected);
-    assert!(
-        explained.stderr.contains(
-            "left out: 1 stream ended in the window, 1 deleted later in the window, \
-             52 superseded playlist, 2 outside the window"
-        ),
-        "{}",
-        explained.stderr
+    explained.assert_stderr_has(
+        "left out: 1 stream ended in the window, 1 deleted later in the window, \
+         52 superseded playlist, 2 outside the window",
     );
 
     // Readable output: one line per left-out action, saying why.
-    let text = Emstail::new([
-        "replay",
-        "--config",
-        utf8(&w.config),
-        "--dry-run",
-        "--explain",
-        "--until",
-        &(T0 + 100).to_string(),
-        utf8(&log),
-    ])
-    .log_level("warn")
-    .run();
+    let text = w
+        .dry_run_command(&["--explain", "--until", &(T0 + 100).to_string(), utf8(&log)])
+        .log_level("warn")
+        .run();
     text.assert_exit(0);
     let record_gone = text
         .stdout
@@ -302,18 +290,11 @@ fn plugin_restricts_the_run_and_explain_says_which_were_not_selected() {
     // Checked before whether its stream lives at the end: the plugin was not asked for.
     assert_eq!(not_selected, ["record gone", "record alive"]);
 
-    let bad = Emstail::new([
-        "replay",
-        "--config",
-        utf8(&w.config),
-        "--dry-run",
-        "--plugin",
-        "AmazonS3Upload",
-        utf8(&log),
-    ])
-    .run();
+    let bad = w
+        .dry_run_command(&["--plugin", "AmazonS3Upload", utf8(&log)])
+        .run();
     bad.assert_exit(2);
-    assert!(bad.stderr.contains("AmazonHLSUpload"), "{}", bad.stderr);
+    bad.assert_stderr_has("AmazonHLSUpload");
 }
 
 fn gzip(path: &Path) -> PathBuf {
@@ -378,24 +359,14 @@ fn a_file_that_is_neither_a_log_nor_gzip_is_named_and_the_others_go_on() {
     let dir = plain[0].parent().expect("a dir");
     let bad = dir.join("events_20261129_101530.txt.gz");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0").expect("write");
-    let out = Emstail::new([
-        "replay",
-        "--config",
-        utf8(&w.config),
-        "--dry-run",
-        "--json",
-        utf8(dir),
-    ])
-    .log_level("warn")
-    .run();
-    assert!(
-        out.stderr.contains(&format!(
-            "{}: neither an EMS event log (it holds binary data) nor gzip",
-            bad.display()
-        )),
-        "{}",
-        out.stderr
-    );
+    let out = w
+        .dry_run_command(&["--json", utf8(dir)])
+        .log_level("warn")
+        .run();
+    out.assert_stderr_has(&format!(
+        "{}: neither an EMS event log (it holds binary data) nor gzip",
+        bad.display()
+    ));
     let files: std::collections::BTreeSet<&str> = json_lines_ref(&out);
     assert!(
         files.contains(utf8(&plain[2])),
@@ -428,23 +399,16 @@ fn files_named_after_the_window_are_not_opened() {
     let later = dir.join("events_20261130_120000.txt");
     std::fs::write(&later, b"\0\0\0 not a log").expect("write");
     let out = w.dry_run(&["--until", &(T0 + 100).to_string(), utf8(dir)]);
-    assert!(out.stderr.contains("1 files not opened"), "{}", out.stderr);
+    out.assert_stderr_has("1 files not opened");
     assert!(!out.stderr.contains("binary data"), "{}", out.stderr);
 }
 
 #[test]
 fn bad_times_are_usage_errors_that_show_the_forms() {
     let w = Window::new();
-    let out = Emstail::new([
-        "replay",
-        "--config",
-        utf8(&w.config),
-        "--dry-run",
-        "--since",
-        "Tuesday 14:00",
-        "fixtures/logs",
-    ])
-    .run();
+    let out = w
+        .dry_run_command(&["--since", "Tuesday 14:00", "fixtures/logs"])
+        .run();
     out.assert_exit(2);
-    assert!(out.stderr.contains("RFC 3339"), "{}", out.stderr);
+    out.assert_stderr_has("RFC 3339");
 }

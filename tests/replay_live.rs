@@ -83,16 +83,9 @@ fn call(command: &str, params: &[(&str, &str)]) -> Call {
     (command.to_string(), pairs(params))
 }
 
-/// Every call the fake received, sorted (lanes run in parallel, so arrival order across
-/// streams is not fixed).
+/// Every call the fake received, sorted.
 fn received(fake: &FakeEms) -> Vec<Call> {
-    let mut calls: Vec<Call> = fake
-        .calls()
-        .into_iter()
-        .map(|c| (c.command, c.params))
-        .collect();
-    calls.sort();
-    calls
+    fake.sorted_calls()
 }
 
 /// [`received`] without the `listConfig` calls: replay asks it once before its first record,
@@ -355,11 +348,7 @@ fn backfill_does_not_record_again_a_stream_ems_records_already() {
     assert_eq!(records.len(), RECORDED.len(), "every other stream once");
     assert_eq!(ems.configs("record").len(), RECORDED.len());
     assert_eq!(run.carried().already_done, 1);
-    assert!(
-        run.stderr.contains("configured before this run started"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("configured before this run started");
 }
 
 #[test]
@@ -609,7 +598,7 @@ fn ems_answering_500_then_success_is_retried() {
             .collect::<Vec<_>>()
     );
     assert_eq!(run.carried().retries, 2);
-    assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
+    run.assert_stderr_has("HTTP 500");
     assert!(setup.dead_letters().is_empty());
 }
 
@@ -633,7 +622,7 @@ fn ems_hanging_past_the_request_timeout_is_retried_and_a_keepalive_0_push_is_sen
         push_calls().len() + 1,
         "the hung call, sent again"
     );
-    assert!(run.stderr.contains("timeout"), "{}", run.stderr);
+    run.assert_stderr_has("timeout");
     assert_eq!(
         run.carried(),
         Carried {
@@ -700,7 +689,7 @@ fn ems_fail_already_taken_is_done_not_a_dead_letter() {
             ..Carried::default()
         }
     );
-    assert!(run.stderr.contains("already done"), "{}", run.stderr);
+    run.assert_stderr_has("already done");
     assert!(setup.dead_letters().is_empty());
 }
 
@@ -735,14 +724,10 @@ fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_t
         run.stderr
     );
     assert!(!run.stderr.contains(wrong), "the secret reached the log");
-    assert!(
-        run.stderr.contains(&format!(
-            "6 failed actions were written to {}",
-            setup.dead_letter_path().display()
-        )),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has(&format!(
+        "6 failed actions were written to {}",
+        setup.dead_letter_path().display()
+    ));
     // Nothing else lost: every EMS call went out.
     assert_eq!(received_actions(&ems), recorder_calls());
     assert!(s3.list(&bucket).is_empty());
@@ -793,16 +778,12 @@ fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_t
         "{}",
         list.stdout
     );
-    assert!(list.stderr.contains("6 dead letters"), "{}", list.stderr);
+    list.assert_stderr_has("6 dead letters");
 
     // While the secret is still wrong, `--retry` keeps them all.
     let still = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
     still.assert_exit(1);
-    assert!(
-        still.stderr.contains("0 done and removed, 6 still failing"),
-        "{}",
-        still.stderr
-    );
+    still.assert_stderr_has("0 done and removed, 6 still failing");
     assert_eq!(setup.dead_letters().len(), 6);
 
     // With the secret fixed, `--retry` runs them and empties the file.
@@ -810,11 +791,7 @@ fn s3_wrong_secret_dead_letters_the_uploads_loses_nothing_else_and_retry_after_t
     let config = fixed.write();
     let retry = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
     retry.assert_exit(0);
-    assert!(
-        retry.stderr.contains("6 done and removed, 0 still failing"),
-        "{}",
-        retry.stderr
-    );
+    retry.assert_stderr_has("6 done and removed, 0 still failing");
     assert_eq!(
         std::fs::read_to_string(fixed.dead_letter_path()).expect("the file is kept, empty"),
         ""
@@ -847,7 +824,7 @@ fn an_api_proxy_dead_letter_has_no_password_on_disk_and_retry_takes_it_from_the_
     let run = replay(&config, &["fixtures/logs"]);
 
     run.assert_exit(1);
-    assert!(run.stderr.contains("FAIL: Invalid uri"), "{}", run.stderr);
+    run.assert_stderr_has("FAIL: Invalid uri");
     let text = std::fs::read_to_string(setup.dead_letter_path()).expect("a dead letter");
     assert!(
         !text.contains(PROXY_PASSWORD),
@@ -1124,14 +1101,10 @@ fn dead_letters_that_cannot_be_written_are_reported_as_not_written() {
     run.assert_exit(1);
     assert_eq!(run.carried().failed, 1, "{}", run.stderr);
     assert!(!run.stderr.contains("were written"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "1 failed actions could not be written to {}",
-            setup.dead_letter_path().display()
-        )),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has(&format!(
+        "1 failed actions could not be written to {}",
+        setup.dead_letter_path().display()
+    ));
     assert!(
         run.stderr.contains("localStreamName=studio"),
         "the unwritten action is in the log: {}",

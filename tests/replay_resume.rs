@@ -209,11 +209,7 @@ fn a_replay_interrupted_by_sigint_then_sigterm_resumes_without_repeating_a_put()
     // The same replay again while it runs: refused.
     let second = b.replay(&[utf8(&log)]);
     second.assert_exit(1);
-    assert!(
-        second.stderr.contains("already running"),
-        "{}",
-        second.stderr
-    );
+    second.assert_stderr_has("already running");
 
     first.signal("INT");
     let status = first.wait_exit(Duration::from_secs(30)).expect("it stops");
@@ -258,14 +254,10 @@ fn a_replay_interrupted_by_sigint_then_sigterm_resumes_without_repeating_a_put()
 
     let resumed = b.replay(&["--resume", utf8(&log)]);
     resumed.assert_exit(0);
-    assert!(
-        resumed.stderr.contains(&format!(
-            "{} finished before the interruption, not repeated",
-            before.len()
-        )),
-        "{}",
-        resumed.stderr
-    );
+    resumed.assert_stderr_has(&format!(
+        "{} finished before the interruption, not repeated",
+        before.len()
+    ));
     let after = puts(&recorder, &b.bucket);
     let repeated: Vec<_> = after.iter().filter(|(_, n)| **n > 1).collect();
     assert!(repeated.is_empty(), "PUT more than once: {repeated:?}");

@@ -66,14 +66,9 @@ fn shutdown(id: &str) -> Call {
     )
 }
 
+/// Every call the fake received, sorted.
 fn received(fake: &FakeEms) -> Vec<Call> {
-    let mut calls: Vec<Call> = fake
-        .calls()
-        .into_iter()
-        .map(|c| (c.command, c.params))
-        .collect();
-    calls.sort();
-    calls
+    fake.sorted_calls()
 }
 
 #[test]
@@ -189,12 +184,8 @@ fn rules_test_shows_matches_failed_conditions_and_exact_actions() {
     );
     let out = emstail(&["rules", "test", "--config", CONFIG, "--rule", "nope", LOG]);
     out.assert_exit(2);
-    assert!(
-        out.stderr.contains(
-            "no rule named \"nope\" (rules: hls-for-every-inbound, drop-inbound-on-lost-output)"
-        ),
-        "{}",
-        out.stderr
+    out.assert_stderr_has(
+        "no rule named \"nope\" (rules: hls-for-every-inbound, drop-inbound-on-lost-output)",
     );
 }
 
@@ -221,15 +212,11 @@ fn a_missing_template_field_skips_the_rule_with_a_counted_warning_and_sends_noth
             &[("uri", "rtmp://10.0.0.9:1935/live"), ("_emstail", "1")]
         )]
     );
-    assert!(
-        run.stderr.contains(&format!(
+    run.assert_stderr_has(&format!(
             "{}:2: refused: Rules:needs-far-port: skipped the event: uri: the event has no payload.farPort",
             utf8(&log)
-        )),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("1 refused"), "{}", run.stderr);
+        ));
+    run.assert_stderr_has("1 refused");
 }
 
 #[test]
@@ -319,12 +306,8 @@ fn upload_and_delete_rules_put_and_remove_objects_with_the_uploaders_keys_and_ty
         ],
     );
     // Outside the media root: refused like the uploader's, never uploaded.
-    assert!(
-        run.stderr.contains(
-            "refused: Rules:segments: skipped the event: /etc/passwd is outside the media roots"
-        ),
-        "{}",
-        run.stderr
+    run.assert_stderr_has(
+        "refused: Rules:segments: skipped the event: /etc/passwd is outside the media roots",
     );
     assert!(ems.calls().is_empty());
     assert!(setup.dead_letters().is_empty());
@@ -368,11 +351,7 @@ fn invalid_rules_stop_start_up_with_exit_2_naming_the_rule_and_key() {
     let setup = Setup::bare("http://127.0.0.1:7777").block("Rules", rules);
     let out = emstail(&["check", "--config", utf8(&setup.write())]);
     out.assert_exit(0);
-    assert!(
-        out.stderr.contains("(did you mean createHLSStream?)"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_has("(did you mean createHLSStream?)");
 }
 
 #[test]

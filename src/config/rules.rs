@@ -260,15 +260,13 @@ fn read_rule(
     ems_api: &ApiTarget,
     uploads: &UploadBlocks,
 ) -> Option<Rule> {
-    let Some(map) = item.as_object() else {
-        ck.invalid(
-            &scope_of(index, None),
-            "",
-            &check::shown(item, Show::Value),
-            "must be an object with name, on, optional when, and one of call, upload, delete",
-        );
-        return None;
-    };
+    let map = object_or_invalid(
+        ck,
+        &scope_of(index, None),
+        "",
+        item,
+        "must be an object with name, on, optional when, and one of call, upload, delete",
+    )?;
     let errors_before = ck.errors.len();
     let name = match map.get("name").map(|v| v.as_str().map(str::trim)) {
         Some(Some(name)) if !name.is_empty() && !name.chars().any(char::is_control) => {
@@ -386,13 +384,13 @@ fn read_when(
     let Some(value) = value else {
         return conditions;
     };
-    let Some(map) = value.as_object() else {
-        ck.invalid(
-            scope,
-            "when",
-            &check::shown(value, Show::Value),
-            "must be an object of conditions like { \"payload.name\": { \"matches\": \"^cam\" } }",
-        );
+    let Some(map) = object_or_invalid(
+        ck,
+        scope,
+        "when",
+        value,
+        "must be an object of conditions like { \"payload.name\": { \"matches\": \"^cam\" } }",
+    ) else {
         return conditions;
     };
     for (field, test) in map {
@@ -589,6 +587,21 @@ fn template_value(
     }
 }
 
+/// `value` as an object, or `None` after reporting `scope.key = value: allowed`.
+fn object_or_invalid<'v>(
+    ck: &mut Checker,
+    scope: &Scope,
+    key: &str,
+    value: &'v Value,
+    allowed: &str,
+) -> Option<&'v serde_json::Map<String, Value>> {
+    let map = value.as_object();
+    if map.is_none() {
+        ck.invalid(scope, key, &check::shown(value, Show::Value), allowed);
+    }
+    map
+}
+
 fn read_call(
     ck: &mut Checker,
     scope: &Scope,
@@ -596,15 +609,13 @@ fn read_call(
     value: &Value,
     ems_api: &ApiTarget,
 ) -> Option<RuleAction> {
-    let Some(map) = value.as_object() else {
-        ck.invalid(
-            scope,
-            "call",
-            &check::shown(value, Show::Value),
-            "must be an object like { \"command\": \"shutdownStream\", \"params\": { … } }",
-        );
-        return None;
-    };
+    let map = object_or_invalid(
+        ck,
+        scope,
+        "call",
+        value,
+        "must be an object like { \"command\": \"shutdownStream\", \"params\": { … } }",
+    )?;
     ck.unknown_keys(&format!("{}.call", scope.block), map, CALL_KEYS);
     let command = match map.get("command").and_then(Value::as_str).map(str::trim) {
         Some(c) if !c.is_empty() && c.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
@@ -700,15 +711,13 @@ fn read_s3(
     value: &Value,
     uploads: &UploadBlocks,
 ) -> Option<RuleAction> {
-    let Some(map) = value.as_object() else {
-        ck.invalid(
-            scope,
-            kind,
-            &check::shown(value, Show::Value),
-            "must be an object like { \"file\": \"${payload.file}\", \"s3\": \"AmazonHLSUpload\" }",
-        );
-        return None;
-    };
+    let map = object_or_invalid(
+        ck,
+        scope,
+        kind,
+        value,
+        "must be an object like { \"file\": \"${payload.file}\", \"s3\": \"AmazonHLSUpload\" }",
+    )?;
     ck.unknown_keys(&format!("{}.{kind}", scope.block), map, S3_KEYS);
     let mut part = |name: &str, required: bool| -> Option<Option<Template>> {
         let key = format!("{kind}.{name}");
@@ -1107,6 +1116,13 @@ mod tests {
         }
     }
 
+    /// Asserts that loading `rules` fails with a message that says `needle`.
+    #[track_caller]
+    fn assert_error_has(rules: &str, needle: &str) {
+        let e = error(rules);
+        assert!(e.contains(needle), "{e}");
+    }
+
     const SEED: &str = r#"[
       { "name": "hls-for-every-inbound", "on": "inStreamCreated",
         "when": { "payload.type": { "in": ["INR", "INP"] }, "payload.name": { "matches": "^cam" } },
@@ -1202,28 +1218,28 @@ mod tests {
             e.starts_with("config.ini: Rules[\"up\"].call.params.f = \"payload.file\": a outStreamClosed event's payload has no field file"),
             "{e}"
         );
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "x", "on": "inStreamCreated", "when": { "payload.nmae": "a" },
                   "call": { "command": "version" } }]"#,
+            "Rules[\"x\"].when.payload.nmae",
         );
-        assert!(e.contains("Rules[\"x\"].when.payload.nmae"), "{e}");
         assert!(e.contains("did you mean payload.name?"), "{e}");
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "x", "on": "inStreamCreated", "when": { "payload.name.first": "a" },
                   "call": { "command": "version" } }]"#,
+            "holds a value, not an object",
         );
-        assert!(e.contains("holds a value, not an object"), "{e}");
         // Below a settings object anything goes (custom _keys).
         load(
             r#"[{ "name": "x", "on": "inStreamCreated", "when": { "payload.pullSettings._site": "a" },
                   "call": { "command": "version" } }]"#,
         )
         .expect("custom keys below pullSettings");
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "x", "on": "inStreamCreated", "when": { "name": "a" },
                   "call": { "command": "version" } }]"#,
+            "must be type, timestamp or payload.",
         );
-        assert!(e.contains("must be type, timestamp or payload."), "{e}");
     }
 
     #[test]
@@ -1240,10 +1256,9 @@ mod tests {
 
     #[test]
     fn a_missing_or_doubled_action_is_an_error() {
-        let e = error(r#"[{ "name": "none", "on": "inStreamCreated" }]"#);
-        assert!(
-            e.contains("Rules[\"none\"].call = (not set): a rule needs exactly one action"),
-            "{e}"
+        assert_error_has(
+            r#"[{ "name": "none", "on": "inStreamCreated" }]"#,
+            "Rules[\"none\"].call = (not set): a rule needs exactly one action",
         );
         let e = error(
             r#"[{ "name": "two", "on": "hlsChunkClosed", "call": { "command": "version" },
@@ -1414,18 +1429,15 @@ mod tests {
             assert!(shown.contains(line), "{line}in\n{shown}");
         }
         assert!(!shown.contains("s3cret"), "{shown}");
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "own", "on": "hlsChunkClosed",
                   "upload": { "file": "${payload.file}", "s3": { "default_bucket": "a", "acl": "open" } } }]"#,
+            "Rules[\"own\"].upload.s3.acl = \"open\"",
         );
-        assert!(e.contains("Rules[\"own\"].upload.s3.acl = \"open\""), "{e}");
-        let e = error(
+        assert_error_has(
             r#"[{ "name": "own", "on": "hlsChunkClosed",
                   "delete": { "file": "${payload.file}", "s3": { "region": "x" } } }]"#,
-        );
-        assert!(
-            e.contains("Rules[\"own\"].delete.bucket = (not set): required, as delete.s3.default_bucket is not set"),
-            "{e}"
+            "Rules[\"own\"].delete.bucket = (not set): required, as delete.s3.default_bucket is not set",
         );
     }
 

@@ -184,16 +184,9 @@ struct FileLock(File);
 impl FileLock {
     fn acquire(state_dir: &Path) -> io::Result<FileLock> {
         let path = state_dir.join(LOCK_NAME);
-        let file = fsutil::open_private(
-            &path,
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false),
-        )
-        .and_then(|file| file.lock().map(|()| file))
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let file = fsutil::open_lock_file(&path)
+            .and_then(|file| file.lock().map(|()| file))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(FileLock(file))
     }
 }
@@ -487,25 +480,7 @@ mod tests {
         let dir = temp_dir("torn");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(FILE_NAME);
-        let ok = serde_json::to_string(&DeadLetter::new(
-            &PlannedAction {
-                plugin: PluginId::AmazonHLSUpload,
-                lane: "l".into(),
-                stream: None,
-                stream_id: None,
-                action: Action::S3Delete {
-                    bucket: "b".into(),
-                    key: "k".into(),
-                },
-            },
-            &Source {
-                file: "f".into(),
-                line: 1,
-            },
-            "boom".into(),
-            1,
-        ))
-        .unwrap();
+        let ok = serde_json::to_string(&letter("k")).unwrap();
         std::fs::write(&path, format!("{ok}\n{{\"time\":1,\"plu")).unwrap();
         let letters = read(&path).unwrap();
         assert_eq!(letters.len(), 2);

@@ -31,6 +31,18 @@ struct Held {
     latest: Vec<(PlannedAction, Source)>,
 }
 
+impl Held {
+    /// Takes out the held chunk put to the object `action` puts or deletes, if there is one.
+    fn take_chunk(&mut self, action: &Action) -> Option<(PlannedAction, Source)> {
+        let target = put_target(action);
+        let i = self
+            .chunks
+            .iter()
+            .position(|(held, _)| put_target(&held.action) == target)?;
+        self.chunks.remove(i)
+    }
+}
+
 type Out = Vec<(PlannedAction, Source)>;
 type LeftOut = Vec<(PlannedAction, Source, Skip)>;
 
@@ -72,13 +84,7 @@ impl NetEffect {
             Action::S3Put(S3Put { cache_control, .. })
                 if cache_control == Freshness::Fixed.cache_control() =>
             {
-                let target = put_target(&action.action);
-                if let Some(i) = lane
-                    .chunks
-                    .iter()
-                    .position(|(held, _)| put_target(&held.action) == target)
-                    && let Some((old, old_source)) = lane.chunks.remove(i)
-                {
+                if let Some((old, old_source)) = lane.take_chunk(&action.action) {
                     left.push((old, old_source, Skip::Superseded));
                 }
                 lane.chunks.push_back((action, source.clone()));
@@ -103,13 +109,7 @@ impl NetEffect {
                 }
             }
             Action::S3Delete { .. } => {
-                let target = put_target(&action.action);
-                if let Some(i) = lane
-                    .chunks
-                    .iter()
-                    .position(|(held, _)| put_target(&held.action) == target)
-                    && let Some((put, put_source)) = lane.chunks.remove(i)
-                {
+                if let Some((put, put_source)) = lane.take_chunk(&action.action) {
                     left.push((put, put_source, Skip::DeletedLater));
                 }
                 out.push((action, source.clone()));

@@ -7,7 +7,7 @@
 use super::fingerprint::FileId;
 use crate::fsutil;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -198,15 +198,8 @@ pub fn lock(state_dir: &Path) -> Result<StateLock, String> {
         .map_err(|e| format!("cannot create state directory {}: {e}", state_dir.display()))?;
     let path = state_dir.join(LOCK_FILE);
     // Not truncated on open: until the lock is ours, the pid in it belongs to the holder.
-    let mut file = fsutil::open_private(
-        &path,
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false),
-    )
-    .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
+    let mut file = fsutil::open_lock_file(&path)
+        .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {

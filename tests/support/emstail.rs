@@ -198,6 +198,16 @@ impl Run {
     pub fn assert_exit(&self, code: i32) {
         assert_eq!(self.code, Some(code), "stderr:\n{}", self.stderr);
     }
+
+    /// Asserts that stderr says `needle`, showing the whole stderr when it does not.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, needle: &str) {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.stderr
+        );
+    }
 }
 
 /// A one-shot command still running; killed when dropped unfinished.

@@ -193,6 +193,18 @@ impl FakeEms {
         self.shared.lock().calls.clone()
     }
 
+    /// Every request received so far as (command, params), sorted: lanes run in parallel,
+    /// so the arrival order across streams is not fixed.
+    pub fn sorted_calls(&self) -> Vec<(String, Vec<(String, String)>)> {
+        let mut calls: Vec<_> = self
+            .calls()
+            .into_iter()
+            .map(|c| (c.command, c.params))
+            .collect();
+        calls.sort();
+        calls
+    }
+
     /// The requests for one command (case-insensitive).
     pub fn calls_for(&self, command: &str) -> Vec<RecordedCall> {
         self.shared

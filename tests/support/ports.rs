@@ -74,10 +74,7 @@ impl Flaky {
 
 impl Drop for Flaky {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
+        stop_acceptor(&self.stop, &mut self.acceptor);
     }
 }
 
@@ -88,14 +85,29 @@ pub fn proxy_ends(upstream: &str) -> (String, TcpListener, SocketAddr) {
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port for the proxy");
+    let (listener, addr) = free_listener();
+    (upstream, listener, addr)
+}
+
+/// A non-blocking listener on a free port of 127.0.0.1, with its address.
+pub fn free_listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
     listener
         .set_nonblocking(true)
         .expect("a listener can be made non-blocking");
     let addr = listener
         .local_addr()
         .expect("a bound listener has an address");
-    (upstream, listener, addr)
+    (listener, addr)
+}
+
+/// Stops a test server's accepting thread: raises `stop`, then waits for the thread (its
+/// accept loop polls `stop`).
+pub fn stop_acceptor(stop: &AtomicBool, acceptor: &mut Option<JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = acceptor.take() {
+        let _ = t.join();
+    }
 }
 
 /// Listens on `addr` again (bounded wait for the port to be free).

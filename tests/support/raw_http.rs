@@ -4,7 +4,7 @@
 //! connection.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -47,13 +47,7 @@ impl RawServer {
     pub fn start(
         answer: impl Fn(&RawRequest, &mut TcpStream) -> io::Result<()> + Send + Sync + 'static,
     ) -> RawServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-        listener
-            .set_nonblocking(true)
-            .expect("a listener can be made non-blocking");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let (listener, addr) = super::ports::free_listener();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let answer: Arc<Answer> = Arc::new(answer);
@@ -101,10 +95,7 @@ impl RawServer {
 
 impl Drop for RawServer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
+        super::ports::stop_acceptor(&self.stop, &mut self.acceptor);
     }
 }
 

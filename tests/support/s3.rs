@@ -266,10 +266,7 @@ impl Recorder {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.acceptor.take() {
-            let _ = t.join();
-        }
+        super::ports::stop_acceptor(&self.stop, &mut self.acceptor);
     }
 }
 

@@ -6,24 +6,56 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
 
+/// The reader of one level of a `listTimers` answer: `$seed` as its own seed and visitor,
+/// expecting `$what`, with the methods given; a null, a bool, a number or a string is no
+/// timer at either level.
+macro_rules! timer_reader {
+    ($seed:ident, $what:literal, { $($methods:tt)* }) => {
+        impl<'de> DeserializeSeed<'de> for $seed<'_> {
+            type Value = Option<String>;
+            fn deserialize<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Option<String>, D::Error> {
+                d.deserialize_any(self)
+            }
+        }
+
+        impl<'de> Visitor<'de> for $seed<'_> {
+            type Value = Option<String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str($what)
+            }
+            $($methods)*
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Option<String>, E> {
+                Ok(None)
+            }
+        }
+    };
+}
+
 /// Reads `data` of a `listTimers` answer into the id of the first timer whose `_uniqueId`
 /// is `unique_id` ("unknown" when it has none), keeping nothing of the others.
 pub(super) struct ArmedTimer<'a> {
     pub(super) unique_id: &'a str,
 }
 
-impl<'de> DeserializeSeed<'de> for ArmedTimer<'_> {
-    type Value = Option<String>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ArmedTimer<'_> {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of timers")
-    }
+timer_reader!(ArmedTimer, "a list of timers", {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
         let mut found = None;
         // Read to the end even after a match: the envelope's status comes after `data`.
@@ -40,43 +72,14 @@ impl<'de> Visitor<'de> for ArmedTimer<'_> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(None)
     }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-}
+});
 
 /// One timer of the list: its id if its `_uniqueId` is the one looked for.
 struct Timer<'a> {
     unique_id: &'a str,
 }
 
-impl<'de> DeserializeSeed<'de> for Timer<'_> {
-    type Value = Option<String>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Timer<'_> {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a timer")
-    }
+timer_reader!(Timer, "a timer", {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
         let mut matches = false;
         let mut timer_id = None;
@@ -101,25 +104,7 @@ impl<'de> Visitor<'de> for Timer<'_> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(None)
     }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Option<String>, E> {
-        Ok(None)
-    }
-}
+});
 
 /// A string or a number; anything else (a list, an object) is read past and is `None`.
 struct Scalar(Option<Value>);
