@@ -214,6 +214,10 @@ struct Replayer<'a> {
 
 /// Items a reader thread hands the engine at once: one channel send per batch, not per line.
 const BATCH: usize = 1024;
+/// Bytes of lines after which a batch goes even if it holds fewer than [`BATCH`] items: with
+/// [`BATCHES_IN_FLIGHT`], what is read ahead stays a few MiB however long the lines are
+/// (1,024 lines of 1 MiB each made batches of 1 GiB).
+const BATCH_BYTES: usize = 256 << 10;
 /// Batches in flight; bounds memory when the engine is the slower side.
 const BATCHES_IN_FLIGHT: usize = 8;
 
@@ -432,6 +436,7 @@ fn read_file(
 ) -> ReadResult {
     let mut parser = FileParser::new(format);
     let mut batch: Vec<Parsed> = Vec::with_capacity(BATCH);
+    let mut batch_bytes = 0usize;
     let mut lines = 0u64;
     // Set when the engine side has gone (it never does before the end, short of a panic).
     let mut closed = false;
@@ -455,6 +460,7 @@ fn read_file(
         lines += 1;
         match item {
             Item::Line(line) => {
+                batch_bytes += line.bytes.len();
                 parser.push(line, &mut batch);
             }
             Item::Oversize { line, len, .. } => {
@@ -464,8 +470,9 @@ fn read_file(
                 });
             }
         }
-        if batch.len() >= BATCH && !closed {
+        if (batch.len() >= BATCH || batch_bytes >= BATCH_BYTES) && !closed {
             send(&mut batch, &mut closed);
+            batch_bytes = 0;
         }
     })?;
     parser.finish(&mut batch);

@@ -1,0 +1,111 @@
+//! `replay` holds what is in flight between its reader thread and the engine, not a number of
+//! lines whatever their size: a log of 1 MiB lines is replayed in a few MiB. Measured by a
+//! counting allocator of this test binary (bytes allocated and not yet freed, every thread).
+
+use emstail::action::PlannedAction;
+use emstail::config::Config;
+use emstail::event::Source;
+use emstail::replay::{Options, Problem, Sink, replay};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn count(delta: isize) {
+    let now = LIVE.fetch_add(delta, Relaxed) + delta;
+    PEAK.fetch_max(now, Relaxed);
+}
+
+struct Counting;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        count(-(layout.size() as isize));
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, layout, size) };
+        if !q.is_null() {
+            count(size as isize - layout.size() as isize);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Counts what the replay hands on.
+#[derive(Default)]
+struct Counted {
+    actions: usize,
+    problems: usize,
+}
+
+impl Sink for Counted {
+    fn action(&mut self, _: &PlannedAction, _: &Source) {
+        self.actions += 1;
+    }
+    fn problem(&mut self, _: &Problem) {
+        self.problems += 1;
+    }
+}
+
+const MIB: usize = 1 << 20;
+
+#[test]
+fn a_replay_of_1_mib_lines_holds_a_few_mib_not_a_thousand_lines() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let log = dir.path().join("events_20261129_101500.txt");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&log).expect("create the log"));
+    // 150 events of just under 1 MiB each (the default line cap is 1 MiB): 150 MiB of log.
+    let pad = "x".repeat(MIB - 400);
+    for n in 0..150 {
+        writeln!(
+            file,
+            r#"{{"_logEntry":"{n:05}","id":{n},"payload":{{"appName":"evostreamms","name":"s{n}","type":"INR","uniqueId":{n},"note":"{pad}"}},"processId":7,"timestamp":1795947304,"type":"inStreamCodecsUpdated"}},"#
+        )
+        .expect("write the log");
+    }
+    file.flush().expect("flush the log");
+    drop(file);
+    let config = Config::from_str(
+        Path::new("config.ini"),
+        r#"{ "Service": { "ems_api": "http://127.0.0.1:7777" },
+             "StreamRecorder": { "plugin_switch": "enabled",
+                 "parameters": { "file_location": "/var/evostreamms/media" } } }"#,
+    )
+    .expect("a valid config");
+
+    let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let mut sink = Counted::default();
+    let summary = replay(&config, &[log], &Options::default(), &mut sink).expect("replay runs");
+    let peak = PEAK.load(Relaxed) - before;
+    eprintln!("peak: {:.1} MiB", peak as f64 / MIB as f64);
+
+    assert_eq!(summary.events, 150, "every line was read as an event");
+    assert_eq!(sink.problems, 0);
+    assert!(
+        peak < 64 * MIB as isize,
+        "replay held {} MiB at its peak for a log of 1 MiB lines",
+        peak / MIB as isize
+    );
+}
