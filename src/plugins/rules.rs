@@ -714,41 +714,26 @@ mod tests {
     #[test]
     fn contains_and_matches_read_text_and_lists() {
         let s = || json!({"name": "front-cam-2", "outStreamsUniqueIds": [4, 9]});
-        assert!(matches(
-            r#"{ "payload.name": { "contains": "cam" } }"#,
-            IN,
-            s()
-        ));
-        assert!(!matches(
-            r#"{ "payload.name": { "contains": "back" } }"#,
-            IN,
-            s()
-        ));
-        assert!(matches(
-            r#"{ "payload.outStreamsUniqueIds": { "contains": 9 } }"#,
-            IN,
-            s()
-        ));
-        assert!(!matches(
-            r#"{ "payload.outStreamsUniqueIds": { "contains": 5 } }"#,
-            IN,
-            s()
-        ));
-        assert!(matches(
-            r#"{ "payload.name": { "matches": "^front-.*-\\d$" } }"#,
-            IN,
-            s()
-        ));
-        assert!(!matches(
-            r#"{ "payload.name": { "matches": "^cam" } }"#,
-            IN,
-            s()
-        ));
-        assert!(!matches(
-            r#"{ "payload.farIp": { "matches": "" } }"#,
-            IN,
-            s()
-        ));
+        for (when, expected) in [
+            (r#"{ "payload.name": { "contains": "cam" } }"#, true),
+            (r#"{ "payload.name": { "contains": "back" } }"#, false),
+            (
+                r#"{ "payload.outStreamsUniqueIds": { "contains": 9 } }"#,
+                true,
+            ),
+            (
+                r#"{ "payload.outStreamsUniqueIds": { "contains": 5 } }"#,
+                false,
+            ),
+            (
+                r#"{ "payload.name": { "matches": "^front-.*-\\d$" } }"#,
+                true,
+            ),
+            (r#"{ "payload.name": { "matches": "^cam" } }"#, false),
+            (r#"{ "payload.farIp": { "matches": "" } }"#, false),
+        ] {
+            assert_eq!(matches(when, IN, s()), expected, "{when}");
+        }
     }
 
     #[test]
@@ -784,32 +769,21 @@ mod tests {
     #[test]
     fn exists_counts_null_as_absent() {
         let s = || json!({"name": "s", "inStreamUniqueId": 3, "customData": null});
-        let on = "outStreamClosed";
-        assert!(matches(
-            r#"{ "payload.inStreamUniqueId": { "exists": true } }"#,
-            on,
-            s()
-        ));
-        assert!(!matches(
-            r#"{ "payload.inStreamUniqueId": { "exists": false } }"#,
-            on,
-            s()
-        ));
-        assert!(!matches(
-            r#"{ "payload.customData": { "exists": true } }"#,
-            on,
-            s()
-        ));
-        assert!(matches(
-            r#"{ "payload.customData": { "exists": false } }"#,
-            on,
-            s()
-        ));
-        assert!(matches(
-            r#"{ "payload.farIp": { "exists": false } }"#,
-            on,
-            s()
-        ));
+        for (when, expected) in [
+            (
+                r#"{ "payload.inStreamUniqueId": { "exists": true } }"#,
+                true,
+            ),
+            (
+                r#"{ "payload.inStreamUniqueId": { "exists": false } }"#,
+                false,
+            ),
+            (r#"{ "payload.customData": { "exists": true } }"#, false),
+            (r#"{ "payload.customData": { "exists": false } }"#, true),
+            (r#"{ "payload.farIp": { "exists": false } }"#, true),
+        ] {
+            assert_eq!(matches(when, "outStreamClosed", s()), expected, "{when}");
+        }
     }
 
     #[test]
