@@ -225,21 +225,10 @@ impl Webroot {
         self.tmp.path().join("events_20261129_101500.txt")
     }
 
-    /// Writes `lines` as the event log and replays it, AmazonHLSUpload sending this webroot
-    /// (the only media root) to `bucket` at `endpoint`; `configure` adds to the config.
+    /// Writes `lines` as the event log and replays it (`flags` before the log on the command
+    /// line), AmazonHLSUpload sending this webroot (the only media root) to `bucket` at
+    /// `endpoint`; `configure` adds to the config.
     fn replay_hls(
-        &self,
-        lines: &[String],
-        s3: &S3Server,
-        endpoint: &str,
-        bucket: &str,
-        configure: impl FnOnce(Setup) -> Setup,
-    ) -> (Run, Setup) {
-        self.replay_hls_with(&[], lines, s3, endpoint, bucket, configure)
-    }
-
-    /// [`Webroot::replay_hls`] with `flags` before the log on the command line.
-    fn replay_hls_with(
         &self,
         flags: &[&str],
         lines: &[String],
@@ -920,7 +909,7 @@ fn paths_outside_the_media_root_are_refused_with_file_and_line_and_never_uploade
         // Inside the root by name, outside once the symlink is followed: caught when run.
         chunk_closed(4, &root.join("hls/cam9/segment_2.ts")),
     ];
-    let (run, setup) = web.replay_hls(&lines, &s3, &s3.endpoint, &bucket, |s| s);
+    let (run, setup) = web.replay_hls(&[], &lines, &s3, &s3.endpoint, &bucket, |s| s);
 
     let log = web.log();
     let log_name = log.display();
@@ -959,7 +948,7 @@ fn a_missing_chunk_file_is_counted_gone_from_disk_not_retried_and_not_a_dead_let
         chunk_closed(1, &gone),
         chunk_closed(2, &web.root.join("hls/cam9/segment_1.ts")),
     ];
-    let (run, setup) = web.replay_hls(&lines, &s3, &recorder.endpoint, &bucket, |s| s);
+    let (run, setup) = web.replay_hls(&[], &lines, &s3, &recorder.endpoint, &bucket, |s| s);
 
     run.assert_exit(0);
     // Counted in the report as gone from disk, not warned about line by line.
@@ -1016,7 +1005,7 @@ fn for_every_stream_each_segment_is_stored_before_the_playlist_that_follows_it()
         }
     }
     // Every playlist update, not only the net effect: the order within lanes is the point.
-    let (run, _) = web.replay_hls_with(
+    let (run, _) = web.replay_hls(
         &["--all-actions"],
         &lines,
         &s3,
@@ -1051,7 +1040,7 @@ fn a_fifo_a_directory_and_an_oversize_file_are_dead_lettered_at_once_without_ret
         chunk_closed(4, &root.join("hls/cam9/segment_4.ts")),
     ];
     // A FIFO without a writer would block an open forever: the run must end by itself.
-    let (run, setup) = web.replay_hls(&lines, &s3, &s3.endpoint, &bucket, |setup| {
+    let (run, setup) = web.replay_hls(&[], &lines, &s3, &s3.endpoint, &bucket, |setup| {
         setup.service("max_upload_bytes", json!(100)).retry(5)
     });
     run.assert_exit(1);
