@@ -13,7 +13,7 @@ use support::s3::{assert_bucket, bucket, seed, server};
 
 const LOG: &str = "fixtures/rules/events_20261204_100000.txt";
 const CONFIG: &str = "fixtures/config/rules.ini";
-const HOSTILE: &str = "cam 2, x=y \\ ☃";
+const HOSTILE: &str = "cam 2, x=y .. ☃";
 const TARGET_FOLDER: &str = "/var/evostreamms/evo-webroot/hls";
 /// The segment the fixture log deletes (its file is gone from the webroot too).
 const ROTATED: &str = "hls/cam1/segment_1764411300000_1764411300000_1.ts";
@@ -137,7 +137,7 @@ fn rules_test_shows_matches_failed_conditions_and_exact_actions() {
   hls-for-every-inbound: not matched:
     payload.name matches \"^cam\" failed: it is \"lobby\"
 {LOG}:3 inStreamCreated
-  hls-for-every-inbound: ems http://127.0.0.1:7777/createHLSStream groupName=cam\\ 2\\,\\ x\\=y\\ \\\\\\ ☃ localStreamNames=cam\\ 2\\,\\ x\\=y\\ \\\\\\ ☃ targetFolder={TARGET_FOLDER} _emstail=1
+  hls-for-every-inbound: ems http://127.0.0.1:7777/createHLSStream groupName=cam\\ 2\\,\\ x\\=y\\ ..\\ ☃ localStreamNames=cam\\ 2\\,\\ x\\=y\\ ..\\ ☃ targetFolder={TARGET_FOLDER} _emstail=1
 {LOG}:4 inStreamCreated
   hls-for-every-inbound: not matched:
     payload.type in [\"INR\",\"INP\"] failed: it is \"IRT\"

@@ -549,6 +549,19 @@ fn shown(field: Option<Field>) -> String {
     }
 }
 
+/// Whether `path` holds a stream name: the payload's `name`, or any `…StreamName` key
+/// (`localStreamName` in pull, push and record settings, `_localStreamName`).
+fn names_a_stream(path: &FieldPath) -> bool {
+    match path {
+        FieldPath::Payload(keys) => match keys.as_slice() {
+            [only] if only == "name" => true,
+            [.., last] => last.to_ascii_lowercase().ends_with("streamname"),
+            [] => false,
+        },
+        _ => false,
+    }
+}
+
 /// The template's text for this event, or why there is none: a field the event lacks, or a
 /// value with a control character (never sent to EMS, nor put in a path or key).
 fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, String> {
@@ -568,6 +581,15 @@ fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, S
                 };
                 if text.chars().any(char::is_control) {
                     return Err(format!("{key}: {path} holds a control character"));
+                }
+                // A stream name goes nowhere a plugin would not put it.
+                if names_a_stream(path)
+                    && let Some(why) = super::names::unsafe_reason(&text)
+                {
+                    return Err(format!(
+                        "{key}: {path} {} refused: {why}",
+                        text.escape_debug()
+                    ));
                 }
                 out.push_str(&text);
             }
@@ -808,7 +830,8 @@ mod tests {
 
     #[test]
     fn values_are_escaped_as_the_plugins_escape_them() {
-        let name = "x stream, uri=rtmp://evil/live \"q\" \\ ü";
+        // A name a plugin takes (spaces, commas, `=`, quotes): escaped, one parameter.
+        let name = "x stream, uri=rtmp:evil \"q\" .. ü";
         let line = call(
             r#"{ "localStreamName": "${payload.name}" }"#,
             IN,
@@ -818,7 +841,40 @@ mod tests {
         let mut expected = crate::action::Params::new().with("localStreamName", name);
         expected = with_marker(expected);
         assert_eq!(line, expected.to_command_line());
-        assert!(line.starts_with(r"localStreamName=x\ stream\,\ uri\=rtmp://evil/live"));
+        assert!(line.starts_with(r"localStreamName=x\ stream\,\ uri\=rtmp:evil"));
+        // Any other value is escaped the same way, `\` and `/` included.
+        let line = call(
+            r#"{ "uri": "${payload.pullSettings.uri}" }"#,
+            IN,
+            json!({ "name": "s", "pullSettings": { "uri": "rtmp://h/live/a b,c=d\\e" } }),
+        )
+        .expect("acts");
+        assert!(
+            line.starts_with(r"uri=rtmp://h/live/a\ b\,c\=d\\e "),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn stream_names_a_plugin_would_refuse_are_refused_by_rules_too() {
+        for (name, why) in [
+            ("../../etc/cron.d/evil", "it contains '/'"),
+            ("a\\b", "it contains '\\'"),
+            ("..", "it is a '.' or '..' path segment"),
+        ] {
+            for template in [
+                r#"{ "localStreamNames": "${payload.name}" }"#,
+                r#"{ "s": "${payload.pullSettings.localStreamName}" }"#,
+            ] {
+                let refused = call(
+                    template,
+                    IN,
+                    json!({ "name": name, "pullSettings": { "localStreamName": name } }),
+                )
+                .expect_err("refused");
+                assert!(refused.contains(why), "{name}: {refused}");
+            }
+        }
     }
 
     #[test]
