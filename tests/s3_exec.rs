@@ -271,8 +271,9 @@ fn a_missing_bucket_is_permanent_and_named() {
     );
 }
 
+/// Refused: nothing was sent, so S3 cannot have stored it; retried like any outage.
 #[test]
-fn a_closed_port_is_retryable() {
+fn a_closed_port_is_unreached_and_retried() {
     let f = fixture("closed");
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
@@ -290,14 +291,12 @@ fn a_closed_port_is_retryable() {
     let put_result = put(&target, &f.bucket, "seg1.ts", &path, "video/mp2t", None);
     let delete_result = target.delete(&f.bucket, "seg1.ts");
 
-    assert!(
-        matches!(put_result, Err(Failure::Retryable(_))),
-        "{put_result:?}"
-    );
-    assert!(
-        matches!(delete_result, Err(Failure::Retryable(_))),
-        "{delete_result:?}"
-    );
+    for result in [put_result, delete_result] {
+        match result {
+            Err(f @ Failure::Unreached(_)) => assert!(f.is_transient()),
+            other => panic!("a refused connection is unreached: {other:?}"),
+        }
+    }
 }
 
 #[test]

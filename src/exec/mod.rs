@@ -2,6 +2,7 @@
 
 pub mod confine;
 pub mod ems;
+pub mod http;
 pub mod retry;
 pub mod s3;
 

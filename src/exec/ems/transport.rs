@@ -187,61 +187,11 @@ pub(super) fn transport_failure(
     error: ureq::Error,
     config: &EmsClientConfig,
 ) -> Failure {
-    use ureq::Error as E;
-    use ureq::Timeout;
-    match error {
-        // Never connected: the request did not leave, so EMS cannot have acted on it.
-        E::Timeout(Timeout::Connect) => Failure::Unreached(format!(
-            "{what}: could not connect within {:?}",
-            config.connect_timeout
-        )),
-        E::Timeout(Timeout::Resolve) | E::ConnectionFailed | E::HostNotFound => {
-            Failure::Unreached(format!("{what}: {error}"))
-        }
-        E::Io(e) if not_connected(&e) => Failure::Unreached(format!("{what}: {e}")),
-        E::Timeout(kind) => Failure::Retryable(format!(
-            "{what}: no complete answer within {:?} ({kind} timeout)",
-            config.request_timeout
-        )),
-        E::Io(e) => Failure::Retryable(format!("{what}: {e}")),
-        E::Protocol(e) if fails_every_time(&e) => Failure::Permanent(format!(
-            "{what}: the request cannot be sent as built ({e}); sending it again would fail the same way"
-        )),
-        E::Protocol(_) | E::BodyStalled => Failure::Retryable(format!("{what}: {error}")),
-        E::BodyExceedsLimit(limit) => {
-            Failure::Permanent(format!("{what}: answer larger than {} MiB", limit >> 20))
-        }
-        other => Failure::Permanent(format!("{what}: {other}")),
-    }
-}
-
-/// An I/O error of connecting: nothing was sent.
-fn not_connected(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind as K;
-    matches!(
-        e.kind(),
-        K::ConnectionRefused | K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable
-    )
-}
-
-/// A protocol error in building or writing the request: the same request fails the same way
-/// on every attempt (a 40 KB stream name does not fit the request line). Errors in reading
-/// the answer may come from an EMS in the middle of restarting and stay retryable.
-fn fails_every_time(error: &ureq_proto::Error) -> bool {
-    use ureq_proto::Error as P;
-    matches!(
+    crate::exec::http::transport_failure(
+        what,
         error,
-        P::OutputOverflow
-            | P::BadHeader(_)
-            | P::MethodVersionMismatch(..)
-            | P::TooManyHostHeaders
-            | P::BadHostHeader
-            | P::BadAuthorizationHeader
-            | P::BadContentLengthHeader
-            | P::ConflictingBodyHeaders
-            | P::BodyContentAfterFinish
-            | P::BodyLargerThanContentLength
-            | P::BodyNotAllowed
+        config.connect_timeout,
+        config.request_timeout,
     )
 }
 

@@ -1,16 +1,22 @@
-//! S3 puts and deletes (rust-s3, blocking): one [`S3Target`] per upload plugin.
+//! S3 puts and deletes: one [`S3Target`] per upload plugin. rust-s3 signs each request and
+//! ureq sends it ([`send`]: no redirect followed, answers read up to 64 KiB).
 //!
 //! Every outcome is sorted into [`Done`] or [`Failure`] here, because only this file knows
 //! which S3 answers are worth retrying. The daemon never creates buckets: a missing bucket
 //! is a configuration mistake, reported once per action as permanent.
 
+mod send;
+
 use super::confine::{UploadFile, open_regular};
 use super::{Done, Failure};
 use crate::action::Secret;
 use crate::config::UploadParams;
+use ::s3::command::{Command, Multipart};
 use ::s3::creds::Credentials;
 use ::s3::error::S3Error;
+use ::s3::serde_types::{CompleteMultipartUploadData, InitiateMultipartUploadResponse, Part};
 use ::s3::{Bucket, Region};
+use send::{Answer, SendError};
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
@@ -33,6 +39,7 @@ pub struct S3Target {
     path_style: bool,
     /// The secret actually in use, to scrub it from any message that might echo it.
     secret: Secret,
+    agent: ureq::Agent,
     buckets: Mutex<HashMap<String, Arc<Bucket>>>,
 }
 
@@ -91,6 +98,7 @@ impl S3Target {
             credentials,
             path_style,
             secret,
+            agent: send::agent(REQUEST_TIMEOUT),
             buckets: Mutex::new(HashMap::new()),
         })
     }
@@ -170,9 +178,9 @@ impl S3Target {
             let mut body = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             file.read_to_end(&mut body)
                 .map_err(|e| read_failure(path, &e))?;
-            put_small(&handle, key, &body, headers)
+            self.put_small(&handle, key, &body, headers)
         } else {
-            put_multipart(&handle, key, &mut file, path, headers)
+            self.put_multipart(&handle, key, &mut file, path, headers)
         };
         result
             .map(|()| Done::Ok)
@@ -182,14 +190,16 @@ impl S3Target {
     /// Deletes `s3://bucket/key`; a key that is already gone counts as done.
     pub fn delete(&self, bucket: &str, key: &str) -> Result<Done, Failure> {
         let handle = self.bucket(bucket)?;
-        match handle.delete_object(key) {
+        match self.request(&handle, key, Command::DeleteObject) {
             Ok(_) => Ok(Done::Ok),
-            Err(S3Error::HttpFailWithBody(404, body)) if error_code(&body) == Some("NoSuchKey") => {
+            Err(StepError::Status(answer))
+                if answer.status == 404 && error_code(&answer.body) == Some("NoSuchKey") =>
+            {
                 Ok(Done::AlreadyDone(format!(
                     "s3://{bucket}/{key} was already gone"
                 )))
             }
-            Err(e) => Err(self.classify(StepError::S3(e), "delete", bucket, key)),
+            Err(e) => Err(self.classify(e, "delete", bucket, key)),
         }
     }
 
@@ -203,12 +213,11 @@ impl S3Target {
         }
         let build = || -> Result<Bucket, S3Error> {
             let b = Bucket::new(name, self.region.clone(), self.credentials.clone())?;
-            let b = if self.path_style {
-                b.with_path_style()
+            Ok(if self.path_style {
+                *b.with_path_style()
             } else {
-                b
-            };
-            Ok(*b.with_request_timeout(REQUEST_TIMEOUT)?)
+                *b
+            })
         };
         let bucket = Arc::new(
             build()
@@ -223,7 +232,7 @@ impl S3Target {
     fn classify(&self, error: StepError, op: &str, bucket: &str, key: &str) -> Failure {
         let failure = match error {
             StepError::Read(failure) => return failure,
-            StepError::S3(e) => classify_s3(e, op, bucket, key),
+            other => classify_step(other, op, bucket, key),
         };
         match failure {
             Failure::Retryable(m) => Failure::Retryable(self.scrub(m)),
@@ -275,98 +284,172 @@ struct PutHeaders<'a> {
     acl: Option<&'a str>,
 }
 
-/// Why a step of an upload failed: reading the local file, or S3.
+/// Why a step of an upload failed.
 enum StepError {
+    /// Reading the local file.
     Read(Failure),
-    S3(S3Error),
+    /// rust-s3 could not build or sign the request.
+    Build(S3Error),
+    /// No answer: connecting, sending or reading failed.
+    Transport(ureq::Error),
+    /// S3 answered with a status other than 2xx, or a 2xx carrying an `<Error>`.
+    Status(Answer),
+    /// A 2xx answer that does not say what it should (no upload id, no ETag).
+    Unreadable(String),
+}
+
+impl From<SendError> for StepError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Build(e) => StepError::Build(e),
+            SendError::Transport(e) => StepError::Transport(e),
+        }
+    }
 }
 
 impl From<S3Error> for StepError {
     fn from(e: S3Error) -> Self {
-        StepError::S3(e)
+        StepError::Build(e)
     }
 }
 
-fn put_small(bucket: &Bucket, key: &str, body: &[u8], h: &PutHeaders) -> Result<(), StepError> {
-    let mut request = bucket
-        .put_object_builder(key, body)
-        .with_content_type(h.content_type);
-    if !h.cache_control.is_empty() {
-        request = request.with_cache_control(h.cache_control)?;
-    }
-    if let Some(acl) = h.acl {
-        request = request.with_header("x-amz-acl", acl)?;
-    }
-    request.execute()?;
-    Ok(())
-}
-
-/// A multipart upload driven step by step: rust-s3's blocking stream upload cannot carry
-/// Cache-Control or an ACL, which S3 only takes when the upload is initiated.
-fn put_multipart(
-    bucket: &Bucket,
-    key: &str,
-    file: &mut impl Read,
-    path: &Path,
-    h: &PutHeaders,
-) -> Result<(), StepError> {
-    let mut initiate_headers = http::HeaderMap::new();
-    if !h.cache_control.is_empty() {
-        initiate_headers.insert(
-            http::header::CACHE_CONTROL,
-            h.cache_control.parse().map_err(S3Error::from)?,
-        );
-    }
-    if let Some(acl) = h.acl {
-        initiate_headers.insert(
-            http::HeaderName::from_static("x-amz-acl"),
-            acl.parse().map_err(S3Error::from)?,
-        );
-    }
-    let initiated = bucket
-        .with_extra_headers(initiate_headers)?
-        .initiate_multipart_upload(key, h.content_type)?;
-    let upload_id = initiated.upload_id.as_str();
-    let object = initiated.key.as_str();
-
-    upload_parts(bucket, object, upload_id, file, path, h.content_type).inspect_err(|_| {
-        // Best effort: an upload left behind only costs storage until the bucket's
-        // lifecycle rule removes it; the caller's retry starts a fresh one.
-        if let Err(e) = bucket.abort_upload(object, upload_id) {
-            log::debug!("aborting multipart upload of {key} failed: {e}");
+impl S3Target {
+    /// One signed request; its answer when S3 took it (2xx with no `<Error>` inside).
+    fn request(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        command: Command<'_>,
+    ) -> Result<Answer, StepError> {
+        let answer = send::send(&self.agent, bucket, key, command)?;
+        // S3 may answer a multipart completion 200 and then fail it in the body.
+        if (200..=299).contains(&answer.status) && !answer.body.contains("<Error>") {
+            Ok(answer)
+        } else {
+            Err(StepError::Status(answer))
         }
-    })
-}
+    }
 
-fn upload_parts(
-    bucket: &Bucket,
-    object: &str,
-    upload_id: &str,
-    file: &mut impl Read,
-    path: &Path,
-    content_type: &str,
-) -> Result<(), StepError> {
-    let mut parts = Vec::new();
-    let mut chunk = vec![0u8; ::s3::bucket::CHUNK_SIZE];
-    for part_number in 1u32.. {
-        let len = fill(file, &mut chunk).map_err(|e| StepError::Read(read_failure(path, &e)))?;
-        if len == 0 && part_number > 1 {
-            break;
+    fn put_small(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        body: &[u8],
+        h: &PutHeaders,
+    ) -> Result<(), StepError> {
+        let mut headers = http::HeaderMap::new();
+        if !h.cache_control.is_empty() {
+            headers.insert(
+                http::header::CACHE_CONTROL,
+                h.cache_control.parse().map_err(S3Error::from)?,
+            );
         }
-        let part = bucket.put_multipart_chunk(
-            &chunk[..len],
-            object,
-            part_number,
-            upload_id,
-            content_type,
+        if let Some(acl) = h.acl {
+            headers.insert(
+                http::HeaderName::from_static("x-amz-acl"),
+                acl.parse().map_err(S3Error::from)?,
+            );
+        }
+        let command = Command::PutObject {
+            content: body,
+            content_type: h.content_type,
+            custom_headers: (!headers.is_empty()).then_some(headers),
+            multipart: None,
+        };
+        self.request(bucket, key, command)?;
+        Ok(())
+    }
+
+    /// A multipart upload driven step by step: Cache-Control and the ACL go with the
+    /// initiation, which is the only request S3 takes them from.
+    fn put_multipart(
+        &self,
+        bucket: &Bucket,
+        key: &str,
+        file: &mut impl Read,
+        path: &Path,
+        h: &PutHeaders,
+    ) -> Result<(), StepError> {
+        let mut initiate_headers = http::HeaderMap::new();
+        if !h.cache_control.is_empty() {
+            initiate_headers.insert(
+                http::header::CACHE_CONTROL,
+                h.cache_control.parse().map_err(S3Error::from)?,
+            );
+        }
+        if let Some(acl) = h.acl {
+            initiate_headers.insert(
+                http::HeaderName::from_static("x-amz-acl"),
+                acl.parse().map_err(S3Error::from)?,
+            );
+        }
+        let initiating = bucket.with_extra_headers(initiate_headers)?;
+        let answer = self.request(
+            &initiating,
+            key,
+            Command::InitiateMultipartUpload {
+                content_type: h.content_type,
+            },
         )?;
-        parts.push(part);
-        if len < chunk.len() {
-            break;
-        }
+        let initiated: InitiateMultipartUploadResponse = quick_xml::de::from_str(&answer.body)
+            .map_err(|e| {
+                StepError::Unreadable(format!(
+                    "the answer to starting a multipart upload has no upload id ({e})"
+                ))
+            })?;
+        let upload_id = initiated.upload_id.as_str();
+        let object = initiated.key.as_str();
+
+        self.upload_parts(bucket, object, upload_id, file, path, h.content_type)
+            .inspect_err(|_| {
+                // Best effort: an upload left behind only costs storage until the bucket's
+                // lifecycle rule removes it; the caller's retry starts a fresh one.
+                let abort = Command::AbortMultipartUpload { upload_id };
+                if let Err(StepError::Transport(e)) = self.request(bucket, object, abort) {
+                    log::debug!("aborting multipart upload of {key} failed: {e}");
+                }
+            })
     }
-    bucket.complete_multipart_upload(object, upload_id, parts)?;
-    Ok(())
+
+    fn upload_parts(
+        &self,
+        bucket: &Bucket,
+        object: &str,
+        upload_id: &str,
+        file: &mut impl Read,
+        path: &Path,
+        content_type: &str,
+    ) -> Result<(), StepError> {
+        let mut parts = Vec::new();
+        let mut chunk = vec![0u8; ::s3::bucket::CHUNK_SIZE];
+        for part_number in 1u32.. {
+            let len =
+                fill(file, &mut chunk).map_err(|e| StepError::Read(read_failure(path, &e)))?;
+            if len == 0 && part_number > 1 {
+                break;
+            }
+            let command = Command::PutObject {
+                content: &chunk[..len],
+                content_type,
+                custom_headers: None,
+                multipart: Some(Multipart::new(part_number, upload_id)),
+            };
+            let answer = self.request(bucket, object, command)?;
+            let etag = answer.etag.ok_or_else(|| {
+                StepError::Unreadable(format!("part {part_number} was stored without an ETag"))
+            })?;
+            parts.push(Part { etag, part_number });
+            if len < chunk.len() {
+                break;
+            }
+        }
+        let complete = Command::CompleteMultipartUpload {
+            upload_id,
+            data: CompleteMultipartUploadData { parts },
+        };
+        self.request(bucket, object, complete)?;
+        Ok(())
+    }
 }
 
 /// Reads until `buf` is full or the file ends; returns how much was read.
@@ -397,55 +480,80 @@ fn error_code(body: &str) -> Option<&str> {
     Some(body[start..start + len].trim())
 }
 
-fn classify_s3(error: S3Error, op: &str, bucket: &str, key: &str) -> Failure {
+fn classify_step(error: StepError, op: &str, bucket: &str, key: &str) -> Failure {
     let object = format!("s3://{bucket}/{key}");
-    match error {
-        S3Error::HttpFailWithBody(status, body) => {
-            let code = error_code(&body).unwrap_or("");
-            let what = if code.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                format!("HTTP {status} {code}")
-            };
-            match (status, code) {
-                (_, "NoSuchBucket") => Failure::Permanent(format!(
-                    "bucket {bucket} does not exist (emstail never creates buckets)"
-                )),
-                (401 | 403, _)
-                | (
-                    _,
-                    "SignatureDoesNotMatch"
-                    | "InvalidAccessKeyId"
-                    | "ExpiredToken"
-                    | "InvalidToken"
-                    | "TokenRefreshRequired",
-                ) => Failure::Permanent(format!(
-                    "S3 rejected the credentials for bucket {bucket}: {what}"
-                )),
-                (
-                    _,
-                    "SlowDown"
-                    | "RequestTimeout"
-                    | "InternalError"
-                    | "ServiceUnavailable"
-                    | "RequestTimeTooSkewed",
-                )
-                | (408 | 429 | 500..=599, _) => {
-                    Failure::Retryable(format!("S3 {op} {object}: {what}"))
-                }
-                _ => Failure::Permanent(format!("S3 {op} {object} refused: {what}")),
-            }
+    let answer = match error {
+        StepError::Read(failure) => return failure,
+        StepError::Build(S3Error::Credentials(e)) => {
+            return Failure::Permanent(format!("S3 credentials for bucket {bucket}: {e}"));
         }
-        S3Error::Atto(e) => Failure::Retryable(format!("S3 {op} {object}: {e}")),
-        S3Error::Io(e) => Failure::Retryable(format!("S3 {op} {object}: {e}")),
-        S3Error::HttpFail | S3Error::SerdeXml(_) | S3Error::Utf8(_) | S3Error::FromUtf8(_) => {
-            Failure::Retryable(format!("S3 {op} {object}: unexpected answer: {error}"))
+        StepError::Build(e) => {
+            return Failure::Permanent(format!("S3 {op} {object} cannot be sent: {e}"));
         }
-        S3Error::Credentials(e) => {
-            Failure::Permanent(format!("S3 credentials for bucket {bucket}: {e}"))
+        StepError::Transport(e) => {
+            let what = format!("S3 {op} {object}");
+            return crate::exec::http::transport_failure(
+                &what,
+                e,
+                send::CONNECT_TIMEOUT,
+                REQUEST_TIMEOUT,
+            );
         }
-        other => Failure::Permanent(format!("S3 {op} {object}: {other}")),
+        StepError::Unreadable(m) => {
+            return Failure::Retryable(format!("S3 {op} {object}: unexpected answer: {m}"));
+        }
+        StepError::Status(answer) => answer,
+    };
+    let status = answer.status;
+    let code = error_code(&answer.body).unwrap_or("");
+    let what = if code.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status} {code}")
+    };
+    match (status, code) {
+        (_, "NoSuchBucket") => Failure::Permanent(format!(
+            "bucket {bucket} does not exist (emstail never creates buckets)"
+        )),
+        (300..=399, _) => Failure::Permanent(format!(
+            "S3 {op} {object}: {what}, a redirect{} that emstail does not follow; set the \
+             plugin's region (or endpoint) to where the bucket is",
+            answer
+                .location
+                .as_deref()
+                .map(|l| format!(" to {}", crate::status::redact_url(&clip(l))))
+                .unwrap_or_default()
+        )),
+        (401 | 403, _)
+        | (
+            _,
+            "SignatureDoesNotMatch"
+            | "InvalidAccessKeyId"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "TokenRefreshRequired",
+        ) => Failure::Permanent(format!(
+            "S3 rejected the credentials for bucket {bucket}: {what}"
+        )),
+        (
+            _,
+            "SlowDown"
+            | "RequestTimeout"
+            | "InternalError"
+            | "ServiceUnavailable"
+            | "RequestTimeTooSkewed",
+        )
+        | (408 | 429 | 500..=599, _) => Failure::Retryable(format!("S3 {op} {object}: {what}")),
+        _ => Failure::Permanent(format!("S3 {op} {object} refused: {what}")),
     }
+}
+
+/// At most 200 characters of a value an answer chose, control characters escaped.
+fn clip(text: &str) -> String {
+    text.chars()
+        .take(200)
+        .flat_map(char::escape_debug)
+        .collect()
 }
 
 #[cfg(test)]
@@ -514,19 +622,23 @@ mod tests {
         let t = S3Target::new(&params()).expect("valid params");
         let body =
             "<Error><Code>AccessDenied</Code><Message>wJalrXUtnFEMI/K7MDENG</Message></Error>";
-        let f = t.classify(
-            StepError::S3(S3Error::HttpFailWithBody(400, body.to_string())),
-            "put",
-            "b",
-            "k",
-        );
+        let f = t.classify(StepError::Status(answer(400, body)), "put", "b", "k");
         assert!(!f.to_string().contains("wJalrXUtnFEMI"), "{f}");
+    }
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            etag: None,
+            location: None,
+            body: body.to_string(),
+        }
     }
 
     fn classify_status(status: u16, code: &str) -> Failure {
         let body = format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code></Error>");
-        classify_s3(
-            S3Error::HttpFailWithBody(status, body),
+        classify_step(
+            StepError::Status(answer(status, &body)),
             "put",
             "media",
             "a/b.ts",
