@@ -284,6 +284,20 @@ struct PutHeaders<'a> {
     acl: Option<&'a str>,
 }
 
+impl PutHeaders<'_> {
+    /// Cache-Control when set and `x-amz-acl` when configured: what the object keeps.
+    fn object_headers(&self) -> Result<http::HeaderMap, S3Error> {
+        let mut headers = http::HeaderMap::new();
+        if !self.cache_control.is_empty() {
+            headers.insert(http::header::CACHE_CONTROL, self.cache_control.parse()?);
+        }
+        if let Some(acl) = self.acl {
+            headers.insert(http::HeaderName::from_static("x-amz-acl"), acl.parse()?);
+        }
+        Ok(headers)
+    }
+}
+
 /// Why a step of an upload failed.
 enum StepError {
     /// Reading the local file.
@@ -337,19 +351,7 @@ impl S3Target {
         body: &[u8],
         h: &PutHeaders,
     ) -> Result<(), StepError> {
-        let mut headers = http::HeaderMap::new();
-        if !h.cache_control.is_empty() {
-            headers.insert(
-                http::header::CACHE_CONTROL,
-                h.cache_control.parse().map_err(S3Error::from)?,
-            );
-        }
-        if let Some(acl) = h.acl {
-            headers.insert(
-                http::HeaderName::from_static("x-amz-acl"),
-                acl.parse().map_err(S3Error::from)?,
-            );
-        }
+        let headers = h.object_headers()?;
         let command = Command::PutObject {
             content: body,
             content_type: h.content_type,
@@ -370,20 +372,7 @@ impl S3Target {
         path: &Path,
         h: &PutHeaders,
     ) -> Result<(), StepError> {
-        let mut initiate_headers = http::HeaderMap::new();
-        if !h.cache_control.is_empty() {
-            initiate_headers.insert(
-                http::header::CACHE_CONTROL,
-                h.cache_control.parse().map_err(S3Error::from)?,
-            );
-        }
-        if let Some(acl) = h.acl {
-            initiate_headers.insert(
-                http::HeaderName::from_static("x-amz-acl"),
-                acl.parse().map_err(S3Error::from)?,
-            );
-        }
-        let initiating = bucket.with_extra_headers(initiate_headers)?;
+        let initiating = bucket.with_extra_headers(h.object_headers()?)?;
         let answer = self.request(
             &initiating,
             key,
