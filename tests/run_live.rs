@@ -921,6 +921,44 @@ fn after_a_sigkill_during_a_burst_the_checkpoint_covers_the_work_finished_200_ms
     );
 }
 
+/// `count` events no plugin acts on (a codecs update of stream s1), numbered from `first`.
+fn idle_lines(first: u64, count: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for id in first..first + count {
+        out.extend(
+            format!(
+                r#"{{"id":{id},"payload":{{"name":"s1","uniqueId":1}},"processId":7,"timestamp":1795947306,"type":"inStreamCodecsUpdated"}},"#
+            )
+            .into_bytes(),
+        );
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Lines no plugin acts on move the checkpoint at a slower pace than finished work (every
+/// 5 s), but they do move it while emstail runs, not only at shutdown.
+#[test]
+fn lines_without_actions_move_the_checkpoint_while_running() {
+    let mut h = Harness::new(2);
+    let log = h.log();
+    h.write_ins(&log, 1);
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_expected();
+    // The record's checkpoint first, so that only the lines below move the next one.
+    wait_until("the checkpoint covers the first line", WAIT, || {
+        let stored = checkpoint::load(&h.state);
+        stored.positions.iter().any(|p| p.line == 1)
+    });
+    std::thread::sleep(ms(300));
+    append(&log, &idle_lines(1001, 20));
+    wait_until("the checkpoint covers the 21 lines", ms(12_000), || {
+        let stored = checkpoint::load(&h.state);
+        stored.positions.iter().any(|p| p.line == 21)
+    });
+    d.kill();
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_redoes_only_the_unsaved_window() {
     let h = Harness::new(4);
