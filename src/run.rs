@@ -241,6 +241,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     let started = Instant::now();
     let mut last_summary = Instant::now();
     let mut last_status = Instant::now() - STATUS_EVERY;
+    let mut status_writer = StatusWriter::default();
     let mut last_checkpoint = Instant::now() - CHECKPOINT_IDLE_EVERY;
     // Jobs acknowledged when the checkpoint was last looked at.
     let mut acked_at_checkpoint = 0;
@@ -311,7 +312,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
                 last_status = now;
                 acking.write_unwritten();
                 let status = snapshot(&reader, &live, &pool, &tailer, started);
-                write_status(options, &status, &state_errors);
+                status_writer.write(options, &status, &state_errors, false);
             }
             let Some(item) = held.take().or_else(|| items.next()) else {
                 break;
@@ -379,7 +380,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             error,
         })?;
     let status = snapshot(&reader, &live, &pool, &tailer, started);
-    write_status(options, &status, &state_errors);
+    status_writer.write(options, &status, &state_errors, true);
     drop(reader);
     // Workers still in a job after the drain (an answer that never comes) do not hold up
     // the exit: the checkpoint is below their work.
@@ -559,8 +560,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// How often it may be written when only lines without actions moved it: a crash makes them
 /// read again, which does nothing twice.
 const CHECKPOINT_IDLE_EVERY: Duration = Duration::from_secs(5);
-/// How often `status.json` (and the metrics file) are rewritten.
+/// How often `status.json` (and the metrics file) are looked at, and rewritten if a figure in
+/// them changed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How often they are rewritten even when no figure changed: their time stamp tells a reader
+/// that emstail still runs.
+const STATUS_REFRESH: Duration = Duration::from_secs(60);
 /// How long the loop sleeps waiting for lines when no action is out.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 
@@ -652,29 +657,55 @@ fn held_back(held: u64) -> String {
     }
 }
 
-/// Writes `status` to the state directory and, when one is set, the metrics textfile.
-fn write_status(options: &RunOptions, status: &Status, errors: &StateErrors) {
-    let state_dir = &options.state_dir;
-    match status::store(state_dir, status) {
-        Ok(()) => errors.status.reset(),
-        Err(e) => {
-            if let Some(held) = errors.status.ready() {
-                log::warn!(
-                    "writing {}: {e}{}",
-                    state_dir.join(status::FILE_NAME).display(),
-                    held_back(held)
-                );
-            }
+/// Writes `status.json` and the metrics textfile, each atomically, when a figure in them
+/// changed since they were last written (or [`STATUS_REFRESH`] has passed): an idle daemon
+/// does not rewrite, and fsync, the same figures every second.
+#[derive(Default)]
+struct StatusWriter {
+    /// What was last written whole (both files), and when.
+    last: Option<(Status, Instant)>,
+}
+
+impl StatusWriter {
+    /// Writes `status` to the state directory and, when one is set, the metrics textfile, if
+    /// it says something new or `always`. A file that failed is written again next time.
+    fn write(&mut self, options: &RunOptions, status: &Status, errors: &StateErrors, always: bool) {
+        let unchanged = self
+            .last
+            .as_ref()
+            .is_some_and(|(last, at)| at.elapsed() < STATUS_REFRESH && status.same_figures(last));
+        if unchanged && !always {
+            return;
         }
-    }
-    if let Some(path) = options.metrics_file.as_deref() {
-        match status::write_metrics(path, status) {
-            Ok(()) => errors.metrics.reset(),
+        self.last = None;
+        let state_dir = &options.state_dir;
+        let mut whole = true;
+        match status::store(state_dir, status) {
+            Ok(()) => errors.status.reset(),
             Err(e) => {
-                if let Some(held) = errors.metrics.ready() {
-                    log::warn!("writing {}: {e}{}", path.display(), held_back(held));
+                whole = false;
+                if let Some(held) = errors.status.ready() {
+                    log::warn!(
+                        "writing {}: {e}{}",
+                        state_dir.join(status::FILE_NAME).display(),
+                        held_back(held)
+                    );
                 }
             }
+        }
+        if let Some(path) = options.metrics_file.as_deref() {
+            match status::write_metrics(path, status) {
+                Ok(()) => errors.metrics.reset(),
+                Err(e) => {
+                    whole = false;
+                    if let Some(held) = errors.metrics.ready() {
+                        log::warn!("writing {}: {e}{}", path.display(), held_back(held));
+                    }
+                }
+            }
+        }
+        if whole {
+            self.last = Some((status.clone(), Instant::now()));
         }
     }
 }

@@ -959,6 +959,53 @@ fn lines_without_actions_move_the_checkpoint_while_running() {
     d.kill();
 }
 
+/// The (device, inode) of a file: each atomic replacement gives it a new inode.
+fn inode(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).expect("the file is there");
+    (meta.dev(), meta.ino())
+}
+
+/// An idle daemon does not rewrite status.json and the metrics file every second with the
+/// same figures; a new line is in both within a few seconds.
+#[test]
+fn status_and_metrics_are_rewritten_when_a_figure_changes_not_every_second() {
+    let mut h = Harness::new(2);
+    let log = h.log();
+    h.write_ins(&log, 1);
+    let metrics = h.path("emstail.prom");
+    let d = h.start(
+        &log,
+        &[
+            "--from-start",
+            "--metrics-file",
+            metrics.to_str().expect("UTF-8"),
+        ],
+    );
+    h.wait_expected();
+    let status = h.state.join("status.json");
+    let settled = |h: &Harness| {
+        status.exists() && h.status_json()["actions_done"] == 1 && h.status_json()["in_flight"] == 0
+    };
+    wait_until("status.json shows the record done", WAIT, || settled(&h));
+    // Settled: nothing more happens, so neither file is replaced for the next 2.5 s.
+    let before = (inode(&status), inode(&metrics));
+    std::thread::sleep(ms(2_500));
+    assert_eq!(
+        (inode(&status), inode(&metrics)),
+        before,
+        "status.json or the metrics file was rewritten while nothing changed"
+    );
+    append(&log, &idle_lines(1001, 1));
+    wait_until("status.json counts the new line", ms(5_000), || {
+        h.status_json()["lines"] == 2
+    });
+    wait_until("the metrics file counts the new line", ms(5_000), || {
+        std::fs::read_to_string(&metrics).is_ok_and(|t| t.contains("emstail_lines_total 2\n"))
+    });
+    d.kill();
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_redoes_only_the_unsaved_window() {
     let h = Harness::new(4);
