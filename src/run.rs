@@ -48,13 +48,21 @@ pub struct RunOptions {
 struct Acking {
     live: Arc<LiveReport>,
     marks: Arc<Watermarks>,
+    /// Jobs acknowledged so far: the checkpoint follows them closely, and lines without
+    /// actions at a slower pace.
+    acked: AtomicU64,
 }
 
 impl Acking {
+    fn ack(&self, tag: u64) {
+        self.marks.ack(tag);
+        self.acked.fetch_add(1, Relaxed);
+    }
+
     /// Writes the dead letters kept back, and acknowledges those written.
     fn write_unwritten(&self) {
         for tag in self.live.write_unwritten() {
-            self.marks.ack(tag);
+            self.ack(tag);
         }
     }
 }
@@ -62,7 +70,7 @@ impl Acking {
 impl Report for Acking {
     fn finished(&self, job: &Job, outcome: &Outcome) {
         if self.live.record(job, outcome) {
-            self.marks.ack(job.tag);
+            self.ack(job.tag);
         }
     }
     fn retrying(&self, job: &Job, failure: &Failure, delay: Option<Duration>) {
@@ -73,6 +81,9 @@ impl Report for Acking {
 /// Per-file parsing state.
 struct FileState {
     path: PathBuf,
+    /// `path` as actions' sources and log messages name it, made once per path rather than
+    /// once per line.
+    name: String,
     parser: FileParser,
     /// The last line read: its number and where it ended.
     last: (u64, u64),
@@ -83,6 +94,7 @@ struct FileState {
 impl FileState {
     fn new(path: PathBuf, format: LogFormat) -> Self {
         FileState {
+            name: path.to_string_lossy().into_owned(),
             path,
             parser: FileParser::new(format),
             last: (0, 0),
@@ -205,6 +217,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     let acking = Arc::new(Acking {
         live: Arc::clone(&live),
         marks: Arc::clone(&marks),
+        acked: AtomicU64::new(0),
     });
     let pool = crate::exec::live::pool(config, executor, Arc::clone(&acking) as Arc<dyn Report>);
 
@@ -228,7 +241,10 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     let started = Instant::now();
     let mut last_summary = Instant::now();
     let mut last_status = Instant::now() - STATUS_EVERY;
-    let mut last_checkpoint = Instant::now() - CHECKPOINT_EVERY;
+    let mut status_writer = StatusWriter::default();
+    let mut last_checkpoint = Instant::now() - CHECKPOINT_IDLE_EVERY;
+    // Jobs acknowledged when the checkpoint was last looked at.
+    let mut acked_at_checkpoint = 0;
     let mut summary_base = (0u64, Instant::now());
     log::info!(
         "following {} with {} (state in {})",
@@ -256,9 +272,18 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         let mut held = None;
         loop {
             // Checked between items too: a large backlog must not hold back the checkpoint,
-            // or a crash would redo all of it.
-            if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
-                last_checkpoint = Instant::now();
+            // or a crash would redo all of it. Only finished work makes it urgent: lines
+            // without actions, read again after a crash, do nothing twice.
+            let now = Instant::now();
+            let acked = acking.acked.load(Relaxed);
+            let every = if acked == acked_at_checkpoint {
+                CHECKPOINT_IDLE_EVERY
+            } else {
+                CHECKPOINT_EVERY
+            };
+            if now.duration_since(last_checkpoint) >= every {
+                last_checkpoint = now;
+                acked_at_checkpoint = acked;
                 match checkpointer.maybe_store(|| positions(&tailer, &marks)) {
                     Ok(wrote) => {
                         if wrote && state_errors.failing.swap(false, Relaxed) {
@@ -282,12 +307,12 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
                         }
                     }
                 }
-                if last_status.elapsed() >= STATUS_EVERY {
-                    last_status = Instant::now();
-                    acking.write_unwritten();
-                    let status = snapshot(&reader, &live, &pool, &tailer, started);
-                    write_status(options, &status, &state_errors);
-                }
+            }
+            if now.duration_since(last_status) >= STATUS_EVERY {
+                last_status = now;
+                acking.write_unwritten();
+                let status = snapshot(&reader, &live, &pool, &tailer, started);
+                status_writer.write(options, &status, &state_errors, false);
             }
             let Some(item) = held.take().or_else(|| items.next()) else {
                 break;
@@ -355,7 +380,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             error,
         })?;
     let status = snapshot(&reader, &live, &pool, &tailer, started);
-    write_status(options, &status, &state_errors);
+    status_writer.write(options, &status, &state_errors, true);
     drop(reader);
     // Workers still in a job after the drain (an answer that never comes) do not hold up
     // the exit: the checkpoint is below their work.
@@ -412,7 +437,10 @@ impl Reader<'_> {
                     .files
                     .entry(file)
                     .or_insert_with(|| FileState::new(path.clone(), format));
-                state.path = path;
+                if state.path != path {
+                    state.name = path.to_string_lossy().into_owned();
+                    state.path = path;
+                }
                 state.last = (number, end);
                 let line = Line {
                     number,
@@ -472,9 +500,10 @@ impl Reader<'_> {
         let Some(state) = self.files.get(&file) else {
             return;
         };
-        let path = state.path.to_string_lossy().into_owned();
+        let path = state.name.as_str();
         let mut any = false;
-        for parsed in std::mem::take(&mut self.parsed) {
+        // Drained, not taken: the vector keeps its room for the next line.
+        for parsed in self.parsed.drain(..) {
             any = true;
             match parsed {
                 Parsed::Malformed { line, reason } => {
@@ -494,12 +523,15 @@ impl Reader<'_> {
                         log::warn!("{path}:{line}: refused: {refusal}");
                     }
                     let tokens = self.marks.line(file, line, offset, end, actions.len());
+                    if actions.is_empty() {
+                        continue;
+                    }
                     let resend = self
                         .resend_below
                         .get(&file)
                         .is_some_and(|&before| offset < before);
                     let source = Source {
-                        file: path.clone(),
+                        file: path.to_owned(),
                         line,
                     };
                     for (action, token) in actions.into_iter().zip(tokens) {
@@ -521,15 +553,23 @@ impl Reader<'_> {
     }
 }
 
-/// Checkpoint positions: the watermark of every file the tailer still follows.
-/// How often the checkpoint may be written (only when it moved): with the wake-ups below, it
-/// follows finished work within 200 ms, and at most ten fsyncs a second however fast lines come.
+/// How often the checkpoint may be written (only when it moved) while actions finish: with
+/// the wake-ups below, it follows finished work within 200 ms, and at most ten fsyncs a second
+/// however fast lines come.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
-/// How often `status.json` (and the metrics file) are rewritten.
+/// How often it may be written when only lines without actions moved it: a crash makes them
+/// read again, which does nothing twice.
+const CHECKPOINT_IDLE_EVERY: Duration = Duration::from_secs(5);
+/// How often `status.json` (and the metrics file) are looked at, and rewritten if a figure in
+/// them changed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How often they are rewritten even when no figure changed: their time stamp tells a reader
+/// that emstail still runs.
+const STATUS_REFRESH: Duration = Duration::from_secs(60);
 /// How long the loop sleeps waiting for lines when no action is out.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 
+/// Checkpoint positions: the watermark of every file the tailer still follows.
 fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
     let followed = tailer.positions();
     let ids: HashSet<FileId> = followed.iter().map(|(id, ..)| *id).collect();
@@ -617,29 +657,55 @@ fn held_back(held: u64) -> String {
     }
 }
 
-/// Writes `status` to the state directory and, when one is set, the metrics textfile.
-fn write_status(options: &RunOptions, status: &Status, errors: &StateErrors) {
-    let state_dir = &options.state_dir;
-    match status::store(state_dir, status) {
-        Ok(()) => errors.status.reset(),
-        Err(e) => {
-            if let Some(held) = errors.status.ready() {
-                log::warn!(
-                    "writing {}: {e}{}",
-                    state_dir.join(status::FILE_NAME).display(),
-                    held_back(held)
-                );
-            }
+/// Writes `status.json` and the metrics textfile, each atomically, when a figure in them
+/// changed since they were last written (or [`STATUS_REFRESH`] has passed): an idle daemon
+/// does not rewrite, and fsync, the same figures every second.
+#[derive(Default)]
+struct StatusWriter {
+    /// What was last written whole (both files), and when.
+    last: Option<(Status, Instant)>,
+}
+
+impl StatusWriter {
+    /// Writes `status` to the state directory and, when one is set, the metrics textfile, if
+    /// it says something new or `always`. A file that failed is written again next time.
+    fn write(&mut self, options: &RunOptions, status: &Status, errors: &StateErrors, always: bool) {
+        let unchanged = self
+            .last
+            .as_ref()
+            .is_some_and(|(last, at)| at.elapsed() < STATUS_REFRESH && status.same_figures(last));
+        if unchanged && !always {
+            return;
         }
-    }
-    if let Some(path) = options.metrics_file.as_deref() {
-        match status::write_metrics(path, status) {
-            Ok(()) => errors.metrics.reset(),
+        self.last = None;
+        let state_dir = &options.state_dir;
+        let mut whole = true;
+        match status::store(state_dir, status) {
+            Ok(()) => errors.status.reset(),
             Err(e) => {
-                if let Some(held) = errors.metrics.ready() {
-                    log::warn!("writing {}: {e}{}", path.display(), held_back(held));
+                whole = false;
+                if let Some(held) = errors.status.ready() {
+                    log::warn!(
+                        "writing {}: {e}{}",
+                        state_dir.join(status::FILE_NAME).display(),
+                        held_back(held)
+                    );
                 }
             }
+        }
+        if let Some(path) = options.metrics_file.as_deref() {
+            match status::write_metrics(path, status) {
+                Ok(()) => errors.metrics.reset(),
+                Err(e) => {
+                    whole = false;
+                    if let Some(held) = errors.metrics.ready() {
+                        log::warn!("writing {}: {e}{}", path.display(), held_back(held));
+                    }
+                }
+            }
+        }
+        if whole {
+            self.last = Some((status.clone(), Instant::now()));
         }
     }
 }

@@ -35,6 +35,19 @@ pub struct Status {
     pub targets: Vec<TargetStatus>,
 }
 
+impl Status {
+    /// Whether `other` holds the same figures: all but the time stamps (`updated_unix`,
+    /// `uptime_secs`), which change every second whatever happens.
+    pub fn same_figures(&self, other: &Status) -> bool {
+        let timeless = |s: &Status| Status {
+            updated_unix: 0,
+            uptime_secs: 0,
+            ..s.clone()
+        };
+        timeless(self) == timeless(other)
+    }
+}
+
 /// One place actions go to: an EMS API base URL, or an S3 endpoint and bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetStatus {
@@ -285,6 +298,37 @@ mod tests {
             status.targets[0].describe(status.updated_unix),
             "http://127.0.0.1:7777/ DOWN since unix 1000000 (150 s), 30 actions waiting"
         );
+    }
+
+    #[test]
+    fn same_figures_leaves_only_the_time_stamps_aside() {
+        let before = Status {
+            pid: 42,
+            updated_unix: 1_000,
+            uptime_secs: 10,
+            lines: 5,
+            ..Status::default()
+        };
+        let later = Status {
+            updated_unix: 1_001,
+            uptime_secs: 11,
+            ..before.clone()
+        };
+        assert!(later.same_figures(&before));
+        let more = Status {
+            lines: 6,
+            ..later.clone()
+        };
+        assert!(!more.same_figures(&before));
+        let target = Status {
+            targets: vec![TargetStatus {
+                target: "http://127.0.0.1:7777/".into(),
+                down_since_unix: None,
+                waiting: 1,
+            }],
+            ..later
+        };
+        assert!(!target.same_figures(&before));
     }
 
     #[test]

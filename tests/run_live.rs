@@ -921,6 +921,91 @@ fn after_a_sigkill_during_a_burst_the_checkpoint_covers_the_work_finished_200_ms
     );
 }
 
+/// `count` events no plugin acts on (a codecs update of stream s1), numbered from `first`.
+fn idle_lines(first: u64, count: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for id in first..first + count {
+        out.extend(
+            format!(
+                r#"{{"id":{id},"payload":{{"name":"s1","uniqueId":1}},"processId":7,"timestamp":1795947306,"type":"inStreamCodecsUpdated"}},"#
+            )
+            .into_bytes(),
+        );
+        out.push(b'\n');
+    }
+    out
+}
+
+/// Lines no plugin acts on move the checkpoint at a slower pace than finished work (every
+/// 5 s), but they do move it while emstail runs, not only at shutdown.
+#[test]
+fn lines_without_actions_move_the_checkpoint_while_running() {
+    let mut h = Harness::new(2);
+    let log = h.log();
+    h.write_ins(&log, 1);
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_expected();
+    // The record's checkpoint first, so that only the lines below move the next one.
+    wait_until("the checkpoint covers the first line", WAIT, || {
+        let stored = checkpoint::load(&h.state);
+        stored.positions.iter().any(|p| p.line == 1)
+    });
+    std::thread::sleep(ms(300));
+    append(&log, &idle_lines(1001, 20));
+    wait_until("the checkpoint covers the 21 lines", ms(12_000), || {
+        let stored = checkpoint::load(&h.state);
+        stored.positions.iter().any(|p| p.line == 21)
+    });
+    d.kill();
+}
+
+/// The (device, inode) of a file: each atomic replacement gives it a new inode.
+fn inode(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).expect("the file is there");
+    (meta.dev(), meta.ino())
+}
+
+/// An idle daemon does not rewrite status.json and the metrics file every second with the
+/// same figures; a new line is in both within a few seconds.
+#[test]
+fn status_and_metrics_are_rewritten_when_a_figure_changes_not_every_second() {
+    let mut h = Harness::new(2);
+    let log = h.log();
+    h.write_ins(&log, 1);
+    let metrics = h.path("emstail.prom");
+    let d = h.start(
+        &log,
+        &[
+            "--from-start",
+            "--metrics-file",
+            metrics.to_str().expect("UTF-8"),
+        ],
+    );
+    h.wait_expected();
+    let status = h.state.join("status.json");
+    let settled = |h: &Harness| {
+        status.exists() && h.status_json()["actions_done"] == 1 && h.status_json()["in_flight"] == 0
+    };
+    wait_until("status.json shows the record done", WAIT, || settled(&h));
+    // Settled: nothing more happens, so neither file is replaced for the next 2.5 s.
+    let before = (inode(&status), inode(&metrics));
+    std::thread::sleep(ms(2_500));
+    assert_eq!(
+        (inode(&status), inode(&metrics)),
+        before,
+        "status.json or the metrics file was rewritten while nothing changed"
+    );
+    append(&log, &idle_lines(1001, 1));
+    wait_until("status.json counts the new line", ms(5_000), || {
+        h.status_json()["lines"] == 2
+    });
+    wait_until("the metrics file counts the new line", ms(5_000), || {
+        std::fs::read_to_string(&metrics).is_ok_and(|t| t.contains("emstail_lines_total 2\n"))
+    });
+    d.kill();
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_nothing_and_redoes_only_the_unsaved_window() {
     let h = Harness::new(4);

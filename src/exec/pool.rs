@@ -21,6 +21,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// How long a worker with nothing to do and nothing parked sleeps before looking again: work
+/// that arrives, a lane parked and a stop all wake it at once.
+const IDLE_WORKER_WAIT: Duration = Duration::from_secs(5);
+
 /// Carries out one attempt of an action.
 pub trait Execute: Send + Sync {
     fn execute(&self, action: &PlannedAction) -> Result<Done, Failure>;
@@ -439,17 +443,18 @@ impl State {
 
     /// Lane `name`, which probed `target`, finished its job without getting through (it gave
     /// up, or failed for another reason): the first waiting lane takes the probe over after a
-    /// backoff (none waiting: the next lane to send to it probes).
-    fn hand_probe_over(&mut self, target: &str, name: &str, delay: Duration) {
+    /// backoff (none waiting: the next lane to send to it probes). Returns whether a lane was
+    /// parked.
+    fn hand_probe_over(&mut self, target: &str, name: &str, delay: Duration) -> bool {
         let Some(circuit) = self.circuits.get_mut(target) else {
-            return;
+            return false;
         };
         if circuit.prober.as_deref() != Some(name) {
-            return;
+            return false;
         }
         if circuit.waiting.is_empty() {
             circuit.prober = None;
-            return;
+            return false;
         }
         let next = circuit.waiting.remove(0);
         circuit.prober = Some(next.clone());
@@ -461,6 +466,7 @@ impl State {
             None => 0,
         };
         self.park(next, seq, delay);
+        true
     }
 }
 
@@ -476,14 +482,16 @@ fn worker(shared: &Shared) {
             if state.closing && state.pending == 0 {
                 return;
             }
-            let wait =
-                state
-                    .parked
-                    .peek()
-                    .map_or(Duration::from_millis(200), |Reverse((due, _, _))| {
-                        due.saturating_duration_since(now)
-                            .clamp(Duration::from_millis(1), Duration::from_millis(200))
-                    });
+            // Nothing parked: only a notification (new work, a lane parked, a stop) can give
+            // an idle worker something to do, so it sleeps long rather than waking every
+            // worker five times a second.
+            let wait = state
+                .parked
+                .peek()
+                .map_or(IDLE_WORKER_WAIT, |Reverse((due, _, _))| {
+                    due.saturating_duration_since(now)
+                        .clamp(Duration::from_millis(1), Duration::from_millis(200))
+                });
             state = shared
                 .work
                 .wait_timeout(state, wait)
@@ -556,7 +564,10 @@ fn worker(shared: &Shared) {
                     }
                 } else {
                     let delay = shared.policy.delay(job.attempts);
-                    state.hand_probe_over(&job.target, &name, delay);
+                    if state.hand_probe_over(&job.target, &name, delay) {
+                        // A worker asleep without a deadline must learn of the parked lane.
+                        shared.work.notify_one();
+                    }
                 }
                 if empty {
                     state.lanes.remove(&name);

@@ -40,18 +40,25 @@ pub fn head_hash(first_line: &[u8]) -> u64 {
 /// open file, never of a path that may name another file by now.
 pub fn identify(file: &File) -> io::Result<Option<FileId>> {
     let meta = file.metadata()?;
-    let mut head = vec![0; HEAD_BYTES];
+    Ok(head(file)?.map(|head| FileId {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        head,
+    }))
+}
+
+/// [`FileId::head`] of an open file, or `None` while its first line is not complete: what
+/// [`identify`] hashes, without the `stat` (an open file keeps its device and inode), for the
+/// check made at every change of a followed file.
+pub fn head(file: &File) -> io::Result<Option<u64>> {
+    let mut head = [0u8; HEAD_BYTES];
     let filled = read_at_most(file, &mut head, 0)?;
     let first_line = match memchr::memchr(b'\n', &head[..filled]) {
         Some(end) => &head[..end],
         None if filled == HEAD_BYTES => &head[..],
         None => return Ok(None),
     };
-    Ok(Some(FileId {
-        dev: meta.dev(),
-        ino: meta.ino(),
-        head: head_hash(first_line),
-    }))
+    Ok(Some(head_hash(first_line)))
 }
 
 /// The hash of the up to [`TAIL_BYTES`] bytes just before `offset` (0 for offset 0). Stored next

@@ -156,6 +156,9 @@ pub struct Tailer {
     scan_now: bool,
     next_scan: Instant,
     wake: Option<watch::Wake>,
+    /// The last read took the active file up to the size it had: until inotify says it
+    /// changed (or the wait times out), there is nothing to look at.
+    caught_up: bool,
 }
 
 impl Tailer {
@@ -179,6 +182,7 @@ impl Tailer {
             scan_now: false,
             next_scan: Instant::now(),
             wake,
+            caught_up: false,
         };
         let fresh = tailer.scan()?;
         tailer.place_initial(fresh, start)?;
@@ -192,6 +196,10 @@ impl Tailer {
     pub fn poll(&mut self, timeout: Duration) -> io::Result<Vec<TailItem>> {
         let deadline = Instant::now() + timeout;
         let mut items = Vec::new();
+        // Straight to the wait when the last poll read everything there was and inotify
+        // watches the log: a write since then has woken it already.
+        let mut wait_first = std::mem::take(&mut self.caught_up)
+            && self.wake.as_ref().is_some_and(watch::Wake::watching);
         loop {
             let now = Instant::now();
             let forced = self.wake.as_ref().is_some_and(watch::Wake::take_scan);
@@ -200,10 +208,13 @@ impl Tailer {
                 self.place_new(fresh);
                 self.limit_open();
                 self.next_scan = Instant::now() + self.config.rescan;
+                wait_first = false;
             }
-            self.read(&mut items)?;
-            if !items.is_empty() {
-                return Ok(items);
+            if !std::mem::take(&mut wait_first) {
+                self.read(&mut items)?;
+                if !items.is_empty() {
+                    return Ok(items);
+                }
             }
             let now = Instant::now();
             if now >= deadline {
@@ -545,6 +556,7 @@ impl Tailer {
     /// Reads the oldest unfinished file, moving on to the next when it is done, until nothing
     /// more is available or the budget is spent.
     fn read(&mut self, items: &mut Vec<TailItem>) -> io::Result<()> {
+        self.caught_up = false;
         let mut budget = POLL_BUDGET;
         let now = Instant::now();
         while budget > 0 {
@@ -600,7 +612,7 @@ impl Tailer {
                     self.scan_now = true;
                     return Ok(());
                 }
-                Advance::Drained => {
+                advance @ (Advance::Drained | Advance::Caught) => {
                     let quiet = now.saturating_duration_since(t.changed_at) >= grace;
                     if (newer || !t.found) && quiet {
                         t.finish(items);
@@ -609,6 +621,7 @@ impl Tailer {
                         }
                         continue;
                     }
+                    self.caught_up = matches!(advance, Advance::Caught);
                     return Ok(());
                 }
             }
@@ -620,6 +633,8 @@ impl Tailer {
 /// What one look at the active file gave.
 enum Advance {
     Read,
+    /// Read up to the size the file had when looked at.
+    Caught,
     Drained,
     /// Rewritten under us: where reading of the content that was stopped.
     Truncated(Prior),
@@ -799,12 +814,30 @@ impl Tracked {
         let check = std::mem::take(&mut self.verify) || changed;
         // The bytes before the read position alone can match after a rewrite (EMS lines of one
         // type end alike), so a change also re-checks the first line, which EMS makes unique.
+        // When the file grew, the bytes before the read position come in the same read as the
+        // new ones: the first `back` bytes of `buf` (up to RECENT, fewer near the start).
         let read_pos = self.framer.read_pos();
+        let grew = size > read_pos;
+        let back = if grew { self.recent.len() } else { 0 };
+        let mut buf = Vec::new();
+        let mut n = 0;
+        if grew {
+            let want = (size - read_pos).min(CHUNK as u64).min(*budget) as usize;
+            buf.resize(back + want, 0);
+            n = read_at_most(file, &mut buf, read_pos - back as u64)?;
+        }
+        let recent_changed = |file: &File| -> io::Result<bool> {
+            Ok(if grew {
+                n < back || buf[..back] != self.recent[..]
+            } else {
+                recent_at(file, read_pos)? != self.recent
+            })
+        };
         let rewritten = size < read_pos
             || (check
                 && read_pos > 0
-                && (recent_at(file, read_pos)? != self.recent
-                    || fingerprint::identify(file)? != self.id));
+                && (recent_changed(file)?
+                    || fingerprint::head(file)? != self.id.map(|id| id.head)));
         if rewritten {
             let id = self.id.expect("a file being read is identified");
             items.push(TailItem::Truncated {
@@ -828,22 +861,22 @@ impl Tracked {
             self.recent.clear();
             return Ok(Advance::Truncated(old));
         }
-        if size <= read_pos {
+        if n <= back {
             return Ok(Advance::Drained);
         }
-        let want = (size - read_pos).min(CHUNK as u64).min(*budget) as usize;
-        let mut buf = vec![0; want.max(1)];
-        let n = file.read_at(&mut buf, read_pos)?;
-        if n == 0 {
-            return Ok(Advance::Drained);
-        }
-        buf.truncate(n);
-        *budget = budget.saturating_sub(n as u64);
-        self.remember(&buf);
+        let data = &buf[back..n];
+        *budget = budget.saturating_sub(data.len() as u64);
+        self.remember(data);
         let (id, path) = (self.framed_id(), &self.path);
         self.framer
-            .push(&buf, |frame| items.push(tail_item(id, path, frame)));
-        Ok(Advance::Read)
+            .push(data, |frame| items.push(tail_item(id, path, frame)));
+        // Read up to the size just seen: nothing more until the file changes again, so the
+        // reader need not look (and stat) once more before it waits.
+        if self.framer.read_pos() == size {
+            Ok(Advance::Caught)
+        } else {
+            Ok(Advance::Read)
+        }
     }
 
     /// Stats the open file; records when its size or mtime last changed. Returns whether

@@ -63,6 +63,11 @@ impl Wake {
         }
     }
 
+    /// Whether a directory is being watched (a failed watch leaves it to the rescan timer).
+    pub(super) fn watching(&self) -> bool {
+        self.watched.is_some()
+    }
+
     /// Whether an event asked for a scan since the last call.
     pub(super) fn take_scan(&self) -> bool {
         self.scan.swap(false, Ordering::SeqCst)
