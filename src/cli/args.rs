@@ -190,7 +190,8 @@ pub struct RunArgs {
     /// A newer file is started only after the older one has not grown for this long.
     #[arg(long, default_value_t = 1000)]
     pub grace_ms: u64,
-    /// Write a Prometheus textfile (for node_exporter) here, atomically, every second.
+    /// Write a Prometheus textfile (for node_exporter) here, atomically, when a figure changes
+    /// (checked every second) and at least once a minute.
     #[arg(long)]
     pub metrics_file: Option<PathBuf>,
     /// Seconds in-flight actions may take to finish after SIGTERM.
