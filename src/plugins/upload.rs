@@ -239,8 +239,8 @@ impl Uploader {
     fn put(&self, path: &MediaPath, key: String, freshness: Freshness, optional: bool) -> Action {
         Action::S3Put(S3Put {
             bucket: self.bucket.clone(),
-            content_type: content_type(path.file_name().unwrap_or("")).to_string(),
-            cache_control: freshness.cache_control().to_string(),
+            content_type: content_type(path.file_name().unwrap_or("")).into(),
+            cache_control: freshness.cache_control().into(),
             key,
             path: path.to_path_buf(),
             acl: self.acl.clone(),
@@ -255,19 +255,37 @@ impl Uploader {
         }
     }
 
-    /// The actions for one file event, all or none: a chunk is never sent without its
-    /// playlist, nor a playlist without its chunk.
-    fn plan(&mut self, kind: FileKind, raw: &str) -> Result<Vec<PlannedAction>, Refusal> {
+    /// The actions for one file event, added to `out` all or none: a chunk is never sent
+    /// without its playlist, nor a playlist without its chunk.
+    fn plan(
+        &mut self,
+        kind: FileKind,
+        raw: &str,
+        out: &mut Vec<PlannedAction>,
+    ) -> Result<(), Refusal> {
+        let before = out.len();
+        let planned = self.plan_into(kind, raw, out);
+        if planned.is_err() {
+            out.truncate(before);
+        }
+        planned
+    }
+
+    fn plan_into(
+        &mut self,
+        kind: FileKind,
+        raw: &str,
+        actions: &mut Vec<PlannedAction>,
+    ) -> Result<(), Refusal> {
         let steps = self.protocol.table().steps(kind);
         if steps.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         if self.bucket.trim().is_empty() {
             return Err(self.refusal(format!("not uploading {raw}: default_bucket is empty")));
         }
         let file = self.placement.resolve(raw);
         let mut lane_of_event = None;
-        let mut actions = Vec::new();
         for step in steps {
             let action = match *step {
                 Step::Put(depth, freshness) => {
@@ -317,7 +335,7 @@ impl Uploader {
                 action,
             });
         }
-        Ok(actions)
+        Ok(())
     }
 
     /// Forgets the child playlist names of an HLS output that ended: its directory is
@@ -392,8 +410,7 @@ impl Plugin for Uploader {
         let Some((kind, file)) = self.protocol.classify(event) else {
             return Ok(());
         };
-        out.extend(self.plan(kind, &file)?);
-        Ok(())
+        self.plan(kind, &file, out)
     }
 }
 
@@ -449,8 +466,8 @@ mod tests {
                 }) => Done::Put {
                     key: key.clone(),
                     path: path.to_string_lossy().into_owned(),
-                    content_type: content_type.clone(),
-                    cache_control: cache_control.clone(),
+                    content_type: content_type.to_string(),
+                    cache_control: cache_control.to_string(),
                     optional: *optional,
                 },
                 Action::S3Delete { key, .. } => Done::Delete(key.clone()),

@@ -2,7 +2,6 @@
 
 use super::Skip;
 use crate::action::{Action, PlannedAction, S3Put};
-use crate::event::Source;
 use crate::plugins::keys::Freshness;
 use std::collections::{HashMap, VecDeque};
 
@@ -28,7 +27,7 @@ struct Held {
     /// Chunk puts, oldest first.
     chunks: Chunks,
     /// Playlist and manifest puts, the latest per key, in the order keys first came.
-    latest: Vec<(PlannedAction, Source)>,
+    latest: Vec<(PlannedAction, Place)>,
 }
 
 /// The chunk puts a lane holds, oldest first, indexed by the object they put: a later put or
@@ -37,7 +36,7 @@ struct Held {
 #[derive(Default)]
 struct Chunks {
     /// In the order they came; `None` where a put was taken out since.
-    slots: VecDeque<Option<(PlannedAction, Source)>>,
+    slots: VecDeque<Option<(PlannedAction, Place)>>,
     /// The sequence number of `slots[0]`.
     first: u64,
     /// bucket → key → the sequence number of the held put of that object.
@@ -53,7 +52,7 @@ impl Chunks {
 
     /// Holds `put` (an S3 put) as the newest; any held put of the same object must have been
     /// taken out first.
-    fn push_back(&mut self, put: (PlannedAction, Source)) {
+    fn push_back(&mut self, put: (PlannedAction, Place)) {
         let Some((bucket, key)) = put_target(&put.0.action) else {
             debug_assert!(false, "only puts are held");
             return;
@@ -69,7 +68,7 @@ impl Chunks {
     }
 
     /// Takes out the held put to the object `action` puts or deletes, if there is one.
-    fn take(&mut self, action: &Action) -> Option<(PlannedAction, Source)> {
+    fn take(&mut self, action: &Action) -> Option<(PlannedAction, Place)> {
         let (bucket, key) = put_target(action)?;
         let keys = self.index.get_mut(bucket)?;
         let seq = keys.remove(key)?;
@@ -83,7 +82,7 @@ impl Chunks {
     }
 
     /// Takes out the oldest held put.
-    fn pop_front(&mut self) -> Option<(PlannedAction, Source)> {
+    fn pop_front(&mut self) -> Option<(PlannedAction, Place)> {
         while let Some(slot) = self.slots.pop_front() {
             self.first += 1;
             if let Some(put) = slot {
@@ -123,13 +122,22 @@ impl Chunks {
         }
     }
 
-    fn into_puts(self) -> impl Iterator<Item = (PlannedAction, Source)> {
+    fn into_puts(self) -> impl Iterator<Item = (PlannedAction, Place)> {
         self.slots.into_iter().flatten()
     }
 }
 
-type Out = Vec<(PlannedAction, Source)>;
-type LeftOut = Vec<(PlannedAction, Source, Skip)>;
+/// Where an action's event was: the index of its file among the replayed ones, and its line.
+/// Two numbers instead of a [`crate::event::Source`], whose file name would be copied for
+/// every action held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Place {
+    pub file: usize,
+    pub line: u64,
+}
+
+type Out = Vec<(PlannedAction, Place)>;
+type LeftOut = Vec<(PlannedAction, Place, Skip)>;
 
 fn put_target(action: &Action) -> Option<(&str, &str)> {
     match action {
@@ -144,7 +152,7 @@ impl NetEffect {
     pub(super) fn take(
         &mut self,
         action: PlannedAction,
-        source: &Source,
+        source: Place,
         out: &mut Out,
         left: &mut LeftOut,
     ) {
@@ -152,7 +160,7 @@ impl NetEffect {
             Some(lane) => lane,
             None => {
                 if action.action.is_control() {
-                    out.push((action, source.clone()));
+                    out.push((action, source));
                     return;
                 }
                 self.next += 1;
@@ -165,14 +173,14 @@ impl NetEffect {
             }
         };
         match &action.action {
-            Action::EmsCall { .. } => out.push((action, source.clone())),
+            Action::EmsCall { .. } => out.push((action, source)),
             Action::S3Put(S3Put { cache_control, .. })
                 if cache_control == Freshness::Fixed.cache_control() =>
             {
                 if let Some((old, old_source)) = lane.chunks.take(&action.action) {
                     left.push((old, old_source, Skip::Superseded));
                 }
-                lane.chunks.push_back((action, source.clone()));
+                lane.chunks.push_back((action, source));
                 if lane.chunks.len() > HELD_CHUNKS_PER_LANE
                     && let Some(oldest) = lane.chunks.pop_front()
                 {
@@ -187,17 +195,17 @@ impl NetEffect {
                     .find(|(held, _)| put_target(&held.action) == target)
                 {
                     Some(slot) => {
-                        let (old, old_source) = std::mem::replace(slot, (action, source.clone()));
+                        let (old, old_source) = std::mem::replace(slot, (action, source));
                         left.push((old, old_source, Skip::Superseded));
                     }
-                    None => lane.latest.push((action, source.clone())),
+                    None => lane.latest.push((action, source)),
                 }
             }
             Action::S3Delete { .. } => {
                 if let Some((put, put_source)) = lane.chunks.take(&action.action) {
                     left.push((put, put_source, Skip::DeletedLater));
                 }
-                out.push((action, source.clone()));
+                out.push((action, source));
             }
         }
     }
@@ -264,11 +272,8 @@ mod tests {
         }
     }
 
-    fn source(line: u64) -> Source {
-        Source {
-            file: "f".into(),
-            line,
-        }
+    fn source(line: u64) -> Place {
+        Place { file: 0, line }
     }
 
     #[test]
@@ -278,7 +283,7 @@ mod tests {
         let mut left = Vec::new();
         for n in 0..HELD_CHUNKS_PER_LANE + 10 {
             let chunk = put(&format!("seg{n}.ts"), Freshness::Fixed);
-            net.take(chunk, &source(n as u64), &mut out, &mut left);
+            net.take(chunk, source(n as u64), &mut out, &mut left);
         }
         let early: Vec<&str> = out.iter().map(|(a, _)| key(a)).collect();
         let expected: Vec<String> = (0..10).map(|n| format!("seg{n}.ts")).collect();
@@ -305,9 +310,9 @@ mod tests {
 
     /// The lane as a plain list searched from the front, as the index must behave.
     fn naive(
-        held: &mut VecDeque<(PlannedAction, Source)>,
+        held: &mut VecDeque<(PlannedAction, Place)>,
         action: PlannedAction,
-        source: Source,
+        source: Place,
         out: &mut Vec<String>,
         left: &mut Vec<String>,
     ) {
@@ -356,7 +361,7 @@ mod tests {
                 put(&name, Freshness::Fixed)
             };
             let (mut o, mut l) = (Vec::new(), Vec::new());
-            net.take(action.clone(), &source(line), &mut o, &mut l);
+            net.take(action.clone(), source(line), &mut o, &mut l);
             out.extend(o.iter().map(|(a, s)| format!("{} {}", key(a), s.line)));
             left.extend(l.iter().map(|(a, s, reason)| {
                 let why = match reason {
@@ -393,19 +398,14 @@ mod tests {
         let (mut out, mut left) = (Vec::new(), Vec::new());
         net.take(
             put("first.ts", Freshness::Fixed),
-            &source(0),
+            source(0),
             &mut out,
             &mut left,
         );
         for n in 1..10_000u64 {
             let name = format!("seg{n}.ts");
-            net.take(
-                put(&name, Freshness::Fixed),
-                &source(n),
-                &mut out,
-                &mut left,
-            );
-            net.take(delete(&name), &source(n), &mut out, &mut left);
+            net.take(put(&name, Freshness::Fixed), source(n), &mut out, &mut left);
+            net.take(delete(&name), source(n), &mut out, &mut left);
         }
         let lane = net.lanes.values().next().expect("one lane");
         assert_eq!(lane.chunks.len(), 1);
