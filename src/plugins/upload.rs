@@ -286,6 +286,7 @@ impl Uploader {
         }
         let file = self.placement.resolve(raw);
         let mut lane_of_event = None;
+        let first = actions.len();
         for step in steps {
             let action = match *step {
                 Step::Put(depth, freshness) => {
@@ -324,16 +325,26 @@ impl Uploader {
                     continue;
                 }
             };
-            let (lane, stream) = lane_of_event
-                .clone()
-                .expect("every action step located its file first");
+            // The lane is filled in below, when it is known which action is the last.
             actions.push(PlannedAction {
                 plugin: self.plugin(),
-                lane,
-                stream,
+                lane: String::new(),
+                stream: None,
                 stream_id: None,
                 action,
             });
+        }
+        // Every action step located its file first, which set the lane: copies of it for all
+        // but the last action, which takes it.
+        if let Some((lane, stream)) = lane_of_event
+            && let Some((last, others)) = actions[first..].split_last_mut()
+        {
+            for action in others {
+                action.lane.clone_from(&lane);
+                action.stream.clone_from(&stream);
+            }
+            last.lane = lane;
+            last.stream = stream;
         }
         Ok(())
     }
