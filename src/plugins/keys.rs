@@ -20,7 +20,14 @@ pub struct MediaPath {
 
 impl MediaPath {
     pub fn parse(raw: &str) -> MediaPath {
-        let raw = raw.trim();
+        // Most paths neither start nor end with white space: only the first and last bytes
+        // are looked at then (a byte that may begin white space leaves it to `trim`).
+        let plain = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x80);
+        let raw = if plain(raw.as_bytes().first()) && plain(raw.as_bytes().last()) {
+            raw
+        } else {
+            raw.trim()
+        };
         let (prefix, rest) = split_prefix(raw);
         let mut text = String::with_capacity(raw.len());
         text.push_str(prefix);
@@ -412,6 +419,10 @@ mod tests {
             "C:\\media\\hls\\lobby cam ☃\\playlist.m3u8",
             "/a/../../b/c/d/e/f/g",
             " /spaced/out /name.ts ",
+            "\t/tabbed/name.ts\r\n",
+            "\u{a0}/no-break/space.ts\u{3000}",
+            "\u{1f}/control/bytes.ts\u{1f}",
+            "/é/ü.ts",
         ];
         for raw in raws {
             let path = MediaPath::parse(raw);

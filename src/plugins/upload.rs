@@ -184,6 +184,8 @@ pub struct Uploader {
     protocol: Protocol,
     placement: Placement,
     bucket: String,
+    /// `bucket` is empty or white space: every upload is refused.
+    no_bucket: bool,
     acl: Option<String>,
     bootstrap: String,
     /// Directory → name of the last child playlist EMS updated there (HLS `playlistName`),
@@ -208,6 +210,7 @@ impl Uploader {
                 &params.key_prefix,
             ),
             bucket: params.default_bucket.clone(),
+            no_bucket: params.default_bucket.trim().is_empty(),
             acl: params.acl.clone(),
             bootstrap: if bootstrap.is_empty() {
                 DEFAULT_BOOTSTRAP.to_string()
@@ -281,7 +284,7 @@ impl Uploader {
         if steps.is_empty() {
             return Ok(());
         }
-        if self.bucket.trim().is_empty() {
+        if self.no_bucket {
             return Err(self.refusal(format!("not uploading {raw}: default_bucket is empty")));
         }
         let file = self.placement.resolve(raw);
