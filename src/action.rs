@@ -2,6 +2,7 @@
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -179,8 +180,10 @@ pub struct S3Put {
     pub bucket: String,
     pub key: String,
     pub path: PathBuf,
-    pub content_type: String,
-    pub cache_control: String,
+    /// One of a few fixed names (see `plugins::keys`): borrowed, so that planning a put does
+    /// not allocate them; a dead letter read back owns its own.
+    pub content_type: Cow<'static, str>,
+    pub cache_control: Cow<'static, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acl: Option<String>,
     /// A missing file is only a warning (the HDS bootstrap), not a failure.

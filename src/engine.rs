@@ -32,31 +32,42 @@ impl Engine {
     /// outside the media root, a pull with no usable origin) adds a [`Refusal`] and never stops
     /// the others.
     pub fn handle(&mut self, event: &Event) -> Vec<PlannedAction> {
-        self.handle_stamped(Stamped {
-            event,
-            timestamp: None,
-        })
+        let mut actions = Vec::new();
+        self.handle_stamped(
+            Stamped {
+                event,
+                timestamp: None,
+            },
+            &mut actions,
+        );
+        actions
     }
 
     /// [`handle`](Engine::handle) for an event read with its envelope, whose `timestamp` the
     /// custom rules may use.
     pub fn handle_envelope(&mut self, envelope: &Envelope) -> Vec<PlannedAction> {
-        self.handle_stamped(envelope.into())
+        let mut actions = Vec::new();
+        self.handle_stamped(envelope.into(), &mut actions);
+        actions
+    }
+
+    /// [`handle_envelope`](Engine::handle_envelope) adding the actions to `actions`, so that
+    /// a caller handling many events reuses one vector.
+    pub fn handle_envelope_into(&mut self, envelope: &Envelope, actions: &mut Vec<PlannedAction>) {
+        self.handle_stamped(envelope.into(), actions);
     }
 
     /// The plugins, then the custom rules in file order. A rule that matched but could not
     /// act (a template naming a field the event lacks) adds a [`Refusal`].
-    fn handle_stamped(&mut self, event: Stamped) -> Vec<PlannedAction> {
-        let mut actions = Vec::new();
+    fn handle_stamped(&mut self, event: Stamped, actions: &mut Vec<PlannedAction>) {
         for plugin in &mut self.plugins {
-            if let Err(refusal) = plugin.handle(event.event, &mut actions) {
+            if let Err(refusal) = plugin.handle(event.event, actions) {
                 self.refusals.push(refusal);
             }
         }
         if !self.rules.is_empty() {
-            self.rules.handle(event, &mut actions, &mut self.refusals);
+            self.rules.handle(event, actions, &mut self.refusals);
         }
-        actions
     }
 
     /// The refusals since the last call, oldest first.

@@ -20,7 +20,14 @@ pub struct MediaPath {
 
 impl MediaPath {
     pub fn parse(raw: &str) -> MediaPath {
-        let raw = raw.trim();
+        // Most paths neither start nor end with white space: only the first and last bytes
+        // are looked at then (a byte that may begin white space leaves it to `trim`).
+        let plain = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x80);
+        let raw = if plain(raw.as_bytes().first()) && plain(raw.as_bytes().last()) {
+            raw
+        } else {
+            raw.trim()
+        };
         let (prefix, rest) = split_prefix(raw);
         let mut text = String::with_capacity(raw.len());
         text.push_str(prefix);
@@ -28,7 +35,16 @@ impl MediaPath {
             prefix_len: text.len(),
             text,
         };
-        path.push_parts(rest.split(['/', '\\']));
+        // Split at `/` and `\` found with memchr: the hot path of every upload.
+        let mut from = 0;
+        let parts = memchr::memchr2_iter(b'/', b'\\', rest.as_bytes())
+            .chain(std::iter::once(rest.len()))
+            .map(|at| {
+                let part = &rest[from..at];
+                from = at + 1;
+                part
+            });
+        path.push_parts(parts);
         path
     }
 
@@ -37,6 +53,7 @@ impl MediaPath {
         &self.text[self.prefix_len..]
     }
 
+    #[cfg(test)]
     fn components(&self) -> impl DoubleEndedIterator<Item = &str> + Clone {
         self.components_text()
             .split('/')
@@ -318,7 +335,27 @@ impl Placement {
 
 /// Group and stream names from the path's tail, as EMS lays the folders out.
 fn names(path: &MediaPath, depth: Depth) -> (Option<&str>, Option<&str>) {
-    let from_end = |n: usize| path.components().rev().nth(n - 1).filter(|c| *c != "..");
+    // The last `depth` components, last first, cut at the separators memrchr finds (the
+    // components of a MediaPath are never empty).
+    let text = path.components_text();
+    let mut tail = [""; Depth::DashMedia as usize];
+    let mut found = 0;
+    if !text.is_empty() {
+        let mut end = text.len();
+        for at in memchr::memrchr_iter(b'/', text.as_bytes()) {
+            if found == depth.components() {
+                break;
+            }
+            tail[found] = &text[at + 1..end];
+            end = at;
+            found += 1;
+        }
+        if found < depth.components() {
+            tail[found] = &text[..end];
+            found += 1;
+        }
+    }
+    let from_end = |n: usize| (n <= found).then(|| tail[n - 1]).filter(|c| *c != "..");
     match depth {
         Depth::Group => (from_end(2), None),
         Depth::Stream => (from_end(3), from_end(2)),
@@ -366,6 +403,48 @@ impl Freshness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_parsing_agree_with_plain_splitting() {
+        let raws = [
+            "/var/evostreamms/evo-webroot/hls/cam1/segment_1.ts",
+            "..\\evo-webroot\\g\\s\\segment_1_1_14.ts",
+            "/w/dash/cam102/video/2000/seg_1.m4s",
+            "a/b",
+            "b",
+            "",
+            "/",
+            "//x//y/./z/../w/",
+            "../../etc/shadow",
+            "C:\\media\\hls\\lobby cam ☃\\playlist.m3u8",
+            "/a/../../b/c/d/e/f/g",
+            " /spaced/out /name.ts ",
+            "\t/tabbed/name.ts\r\n",
+            "\u{a0}/no-break/space.ts\u{3000}",
+            "\u{1f}/control/bytes.ts\u{1f}",
+            "/é/ü.ts",
+        ];
+        for raw in raws {
+            let path = MediaPath::parse(raw);
+            // The normal form, built component by component.
+            let (prefix, rest) = split_prefix(raw.trim());
+            let mut expected = MediaPath {
+                text: prefix.to_string(),
+                prefix_len: prefix.len(),
+            };
+            expected.push_parts(rest.split(['/', '\\']));
+            assert_eq!(path, expected, "{raw}");
+            for depth in [Depth::Group, Depth::Stream, Depth::DashMedia] {
+                let from_end = |n: usize| path.components().rev().nth(n - 1).filter(|c| *c != "..");
+                let expected = match depth {
+                    Depth::Group => (from_end(2), None),
+                    Depth::Stream => (from_end(3), from_end(2)),
+                    Depth::DashMedia => (from_end(5), from_end(4)),
+                };
+                assert_eq!(names(&path, depth), expected, "{raw} {depth:?}");
+            }
+        }
+    }
 
     fn unconfined() -> Placement {
         Placement::new(&[], None, "")

@@ -241,8 +241,8 @@ impl Compiled {
             Action::S3Put(S3Put {
                 bucket,
                 key,
-                content_type: content_type(name).to_string(),
-                cache_control: freshness(name).cache_control().to_string(),
+                content_type: content_type(name).into(),
+                cache_control: freshness(name).cache_control().into(),
                 path: file.to_path_buf(),
                 acl: s3.settings.acl.clone(),
                 optional: false,

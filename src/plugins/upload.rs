@@ -184,6 +184,8 @@ pub struct Uploader {
     protocol: Protocol,
     placement: Placement,
     bucket: String,
+    /// `bucket` is empty or white space: every upload is refused.
+    no_bucket: bool,
     acl: Option<String>,
     bootstrap: String,
     /// Directory → name of the last child playlist EMS updated there (HLS `playlistName`),
@@ -208,6 +210,7 @@ impl Uploader {
                 &params.key_prefix,
             ),
             bucket: params.default_bucket.clone(),
+            no_bucket: params.default_bucket.trim().is_empty(),
             acl: params.acl.clone(),
             bootstrap: if bootstrap.is_empty() {
                 DEFAULT_BOOTSTRAP.to_string()
@@ -239,8 +242,8 @@ impl Uploader {
     fn put(&self, path: &MediaPath, key: String, freshness: Freshness, optional: bool) -> Action {
         Action::S3Put(S3Put {
             bucket: self.bucket.clone(),
-            content_type: content_type(path.file_name().unwrap_or("")).to_string(),
-            cache_control: freshness.cache_control().to_string(),
+            content_type: content_type(path.file_name().unwrap_or("")).into(),
+            cache_control: freshness.cache_control().into(),
             key,
             path: path.to_path_buf(),
             acl: self.acl.clone(),
@@ -255,19 +258,38 @@ impl Uploader {
         }
     }
 
-    /// The actions for one file event, all or none: a chunk is never sent without its
-    /// playlist, nor a playlist without its chunk.
-    fn plan(&mut self, kind: FileKind, raw: &str) -> Result<Vec<PlannedAction>, Refusal> {
+    /// The actions for one file event, added to `out` all or none: a chunk is never sent
+    /// without its playlist, nor a playlist without its chunk.
+    fn plan(
+        &mut self,
+        kind: FileKind,
+        raw: &str,
+        out: &mut Vec<PlannedAction>,
+    ) -> Result<(), Refusal> {
+        let before = out.len();
+        let planned = self.plan_into(kind, raw, out);
+        if planned.is_err() {
+            out.truncate(before);
+        }
+        planned
+    }
+
+    fn plan_into(
+        &mut self,
+        kind: FileKind,
+        raw: &str,
+        actions: &mut Vec<PlannedAction>,
+    ) -> Result<(), Refusal> {
         let steps = self.protocol.table().steps(kind);
         if steps.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        if self.bucket.trim().is_empty() {
+        if self.no_bucket {
             return Err(self.refusal(format!("not uploading {raw}: default_bucket is empty")));
         }
         let file = self.placement.resolve(raw);
         let mut lane_of_event = None;
-        let mut actions = Vec::new();
+        let first = actions.len();
         for step in steps {
             let action = match *step {
                 Step::Put(depth, freshness) => {
@@ -306,18 +328,28 @@ impl Uploader {
                     continue;
                 }
             };
-            let (lane, stream) = lane_of_event
-                .clone()
-                .expect("every action step located its file first");
+            // The lane is filled in below, when it is known which action is the last.
             actions.push(PlannedAction {
                 plugin: self.plugin(),
-                lane,
-                stream,
+                lane: String::new(),
+                stream: None,
                 stream_id: None,
                 action,
             });
         }
-        Ok(actions)
+        // Every action step located its file first, which set the lane: copies of it for all
+        // but the last action, which takes it.
+        if let Some((lane, stream)) = lane_of_event
+            && let Some((last, others)) = actions[first..].split_last_mut()
+        {
+            for action in others {
+                action.lane.clone_from(&lane);
+                action.stream.clone_from(&stream);
+            }
+            last.lane = lane;
+            last.stream = stream;
+        }
+        Ok(())
     }
 
     /// Forgets the child playlist names of an HLS output that ended: its directory is
@@ -392,8 +424,7 @@ impl Plugin for Uploader {
         let Some((kind, file)) = self.protocol.classify(event) else {
             return Ok(());
         };
-        out.extend(self.plan(kind, &file)?);
-        Ok(())
+        self.plan(kind, &file, out)
     }
 }
 
@@ -449,8 +480,8 @@ mod tests {
                 }) => Done::Put {
                     key: key.clone(),
                     path: path.to_string_lossy().into_owned(),
-                    content_type: content_type.clone(),
-                    cache_control: cache_control.clone(),
+                    content_type: content_type.to_string(),
+                    cache_control: cache_control.to_string(),
                     optional: *optional,
                 },
                 Action::S3Delete { key, .. } => Done::Delete(key.clone()),

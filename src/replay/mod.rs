@@ -26,7 +26,7 @@ pub mod resume;
 mod window;
 
 use alive::Backfill;
-use net_effect::NetEffect;
+use net_effect::{NetEffect, Place};
 pub use report::{Skip, Summary};
 pub use window::Window;
 use window::{event_time, files_in_window};
@@ -151,6 +151,18 @@ pub fn replay(
         net: (!options.all_actions).then(NetEffect::default),
         last_time: None,
         local: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        names: files
+            .iter()
+            .map(|(path, _)| path.to_string_lossy().into_owned())
+            .collect(),
+        file: 0,
+        scratch: source("", 0),
+        scratch_file: None,
+        actions: Vec::new(),
+        out: Vec::new(),
+        left_out: Vec::new(),
+        issued: Vec::new(),
+        skipped: Vec::new(),
         options,
         sink,
     };
@@ -158,16 +170,22 @@ pub fn replay(
     if run.stopped() {
         run.summary.stopped = true;
     } else if let Some(mut net) = run.net.take() {
-        for (action, source) in net.flush_all() {
+        for (action, at) in net.flush_all() {
             if run.stopped() {
                 // What is left is issued by a resumed replay, in the same order.
                 run.summary.stopped = true;
                 break;
             }
-            run.issue(&action, &source);
+            run.issue_at(&action, at);
         }
     }
     run.summary.disk_bytes = options.progress.disk_bytes.load(Relaxed);
+    for (plugin, n) in run.issued {
+        *run.summary.actions.entry(plugin).or_default() += n;
+    }
+    for (key, n) in run.skipped {
+        *run.summary.skipped.entry(key).or_default() += n;
+    }
     Ok(run.summary)
 }
 
@@ -208,6 +226,24 @@ struct Replayer<'a> {
     /// The time of the last event that had one; events without a time take it.
     last_time: Option<i64>,
     local: jiff::tz::TimeZone,
+    /// The name of each file replayed, as sources name it.
+    names: Vec<String>,
+    /// The index in `names` of the file being read.
+    file: usize,
+    /// The source handed to the sink for an action the net effect held, reused so that its
+    /// file name is not copied for every action; `scratch_file` is the file it names.
+    scratch: Source,
+    scratch_file: Option<usize>,
+    /// The actions of one event, reused from event to event.
+    actions: Vec<PlannedAction>,
+    /// What the net effect gives back for one action, reused from action to action.
+    out: Vec<(PlannedAction, Place)>,
+    left_out: Vec<(PlannedAction, Place, Skip)>,
+    /// Actions issued and left out per plugin name (and reason), counted here and added to
+    /// the summary's maps at the end: a short list compared by pointer costs less per action
+    /// than a map of names compared by content.
+    issued: Vec<(&'static str, u64)>,
+    skipped: Vec<((&'static str, Skip), u64)>,
     options: &'a Options,
     sink: &'a mut dyn Sink,
 }
@@ -269,12 +305,13 @@ impl Replayer<'_> {
         };
         std::thread::scope(|scope| {
             let reader = scope.spawn(reader);
-            'files: for (path, _) in files {
+            'files: for (index, (path, _)) in files.iter().enumerate() {
                 if self.stopped() {
                     break;
                 }
                 self.summary.files += 1;
-                let mut source = source(&path.to_string_lossy(), 0);
+                self.file = index;
+                let mut source = source(&self.names[index], 0);
                 let read = loop {
                     let Ok(message) = rx.recv() else {
                         break 'files;
@@ -351,7 +388,8 @@ impl Replayer<'_> {
         let event = &envelope.event;
         self.summary.events += 1;
         self.options.progress.events.fetch_add(1, Relaxed);
-        let actions = self.engine.handle_envelope(envelope);
+        let mut actions = std::mem::take(&mut self.actions);
+        self.engine.handle_envelope_into(envelope, &mut actions);
         for refusal in self.engine.take_refusals() {
             self.summary.refused += 1;
             self.sink.problem(&Problem {
@@ -359,7 +397,7 @@ impl Replayer<'_> {
                 message: format!("refused: {refusal}"),
             });
         }
-        for action in actions {
+        for action in actions.drain(..) {
             if before {
                 self.skip(&action, source, Skip::OutsideWindow);
                 continue;
@@ -379,44 +417,78 @@ impl Replayer<'_> {
             }
             match &mut self.net {
                 Some(net) => {
-                    let mut out = Vec::new();
-                    let mut left_out = Vec::new();
-                    net.take(action, source, &mut out, &mut left_out);
-                    for (a, s, reason) in left_out {
-                        self.skip(&a, &s, reason);
+                    let at = Place {
+                        file: self.file,
+                        line: source.line,
+                    };
+                    let mut out = std::mem::take(&mut self.out);
+                    let mut left_out = std::mem::take(&mut self.left_out);
+                    net.take(action, at, &mut out, &mut left_out);
+                    for (a, at, reason) in left_out.drain(..) {
+                        self.skip_at(&a, at, reason);
                     }
-                    for (a, s) in out {
-                        self.issue(&a, &s);
+                    for (a, at) in out.drain(..) {
+                        self.issue_at(&a, at);
                     }
+                    self.out = out;
+                    self.left_out = left_out;
                 }
                 None => self.issue(&action, source),
             }
         }
+        self.actions = actions;
         if let (Event::InStreamClosed(s), Some(net)) = (event, &mut self.net)
             && !before
         {
-            for (a, s) in net.flush_stream(&s.name) {
-                self.issue(&a, &s);
+            for (a, at) in net.flush_stream(&s.name) {
+                self.issue_at(&a, at);
             }
         }
     }
 
+    /// The source of an action the net effect held, in the reused `scratch`.
+    fn take_scratch(&mut self, at: Place) -> Source {
+        let mut source = std::mem::replace(&mut self.scratch, self::source("", 0));
+        if self.scratch_file != Some(at.file) {
+            source.file.clone_from(&self.names[at.file]);
+            self.scratch_file = Some(at.file);
+        }
+        source.line = at.line;
+        source
+    }
+
+    fn issue_at(&mut self, action: &PlannedAction, at: Place) {
+        let source = self.take_scratch(at);
+        self.issue(action, &source);
+        self.scratch = source;
+    }
+
+    fn skip_at(&mut self, action: &PlannedAction, at: Place, reason: Skip) {
+        let source = self.take_scratch(at);
+        self.skip(action, &source, reason);
+        self.scratch = source;
+    }
+
     fn issue(&mut self, action: &PlannedAction, source: &Source) {
-        *self
-            .summary
-            .actions
-            .entry(action.plugin.name())
-            .or_default() += 1;
+        let name = action.plugin.name();
+        match self.issued.iter_mut().find(|(n, _)| std::ptr::eq(*n, name)) {
+            Some((_, count)) => *count += 1,
+            None => self.issued.push((name, 1)),
+        }
         self.options.progress.actions.fetch_add(1, Relaxed);
         self.sink.action(action, source);
     }
 
     fn skip(&mut self, action: &PlannedAction, source: &Source, reason: Skip) {
-        *self
-            .summary
+        let name = action.plugin.name();
+        match self
             .skipped
-            .entry((action.plugin.name(), reason))
-            .or_default() += 1;
+            .iter_mut()
+            .find(|((n, r), _)| std::ptr::eq(*n, name) && *r == reason)
+        {
+            Some((_, count)) => *count += 1,
+            None => self.skipped.push(((name, reason), 1)),
+        }
         self.sink.skipped(action, source, reason);
     }
 }
