@@ -942,9 +942,10 @@ const EMS_COMMANDS: &[&str] = &[
     "quit",
 ];
 
-/// The top-level payload keys of the stream events (stream stats, plus the settings object
-/// of the API call that made the stream).
-const STREAM_FIELDS: &[&str] = &[
+/// The top-level payload keys of the stream events that hold a value (stream stats); the
+/// objects (codecs, the settings of the API call that made the stream) are
+/// [`STREAM_OBJECTS`].
+const STREAM_VALUES: &[&str] = &[
     "name",
     "uniqueId",
     "type",
@@ -961,8 +962,6 @@ const STREAM_FIELDS: &[&str] = &[
     "upTime",
     "bandwidth",
     "connectionType",
-    "audio",
-    "video",
     "canDropFrames",
     "inStreamUniqueId",
     "outStreamsUniqueIds",
@@ -974,14 +973,6 @@ const STREAM_FIELDS: &[&str] = &[
     "processId",
     "processType",
     "edgePid",
-    "pullSettings",
-    "pushSettings",
-    "hlsSettings",
-    "hdsSettings",
-    "mssSettings",
-    "dashSettings",
-    "recordSettings",
-    "processSettings",
 ];
 /// Stream fields with keys of their own below them (custom `_keys` included).
 const STREAM_OBJECTS: &[&str] = &[
@@ -999,8 +990,8 @@ const STREAM_OBJECTS: &[&str] = &[
 
 /// What the payload of an event type holds, as emstail keeps it.
 enum Known {
-    /// These keys (the second list may have anything below them), plus custom `_keys` when
-    /// the flag is set.
+    /// Keys holding a value, keys holding an object (anything may be below them), plus
+    /// custom `_keys` when the flag is set.
     Fields(&'static [&'static str], &'static [&'static str], bool),
     /// The typed file events: emstail keeps their `file` and nothing else.
     FileOnly,
@@ -1019,7 +1010,7 @@ fn known_payload(kind: &str) -> Known {
         | "inStreamCodecsUpdated"
         | "outStreamCodecsUpdated"
         | "streamCodecsUpdated"
-        | "outStreamFirstFrameSent" => Known::Fields(STREAM_FIELDS, STREAM_OBJECTS, false),
+        | "outStreamFirstFrameSent" => Known::Fields(STREAM_VALUES, STREAM_OBJECTS, false),
         "timerCreated" | "timerTriggered" | "timerClosed" => {
             Known::Fields(&["timerId", "triggerCount", "value"], &[], true)
         }
@@ -1053,7 +1044,7 @@ fn known_payload(kind: &str) -> Known {
         "audioFeedStopped" | "videoFeedStopped" => {
             Known::Fields(&["id", "localStreamName"], &[], false)
         }
-        "cliRequest" => Known::Fields(&["command", "parameters"], &["parameters"], false),
+        "cliRequest" => Known::Fields(&["command"], &["parameters"], false),
         _ => Known::Any,
     }
 }
@@ -1061,7 +1052,7 @@ fn known_payload(kind: &str) -> Known {
 /// Whether a payload of `kind` can hold `keys`; else what it can hold.
 fn payload_can_have(kind: &str, keys: &[String]) -> Result<(), String> {
     let first = keys[0].as_str();
-    let (fields, objects, custom) = match known_payload(kind) {
+    let (values, objects, custom) = match known_payload(kind) {
         Known::Any => return Ok(()),
         Known::FileOnly if first == "file" && keys.len() == 1 => return Ok(()),
         Known::FileOnly if first == "file" => {
@@ -1072,15 +1063,16 @@ fn payload_can_have(kind: &str, keys: &[String]) -> Result<(), String> {
                 "has no field {first} that emstail keeps (only payload.file)"
             ));
         }
-        Known::Fields(fields, objects, custom) => (fields, objects, custom),
+        Known::Fields(values, objects, custom) => (values, objects, custom),
     };
     // Every event: the logger's PID and the sink's customData (any value).
-    let known = fields.contains(&first)
+    let known = values.contains(&first)
+        || objects.contains(&first)
         || first == "PID"
         || first == "customData"
         || (custom && first.starts_with('_'));
     if !known {
-        let mut all: Vec<&str> = fields.to_vec();
+        let mut all: Vec<&str> = [values, objects].concat();
         all.extend(["PID", "customData"]);
         let hint = match check::closest(first, &all) {
             Some(k) => format!("(did you mean payload.{k}?)"),
