@@ -6,6 +6,24 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
+/// Text shown on one line with its control characters escaped (`\n`, `\u{1b}`), everything
+/// else as it is: file paths, S3 keys and messages holding them come from the log, and a
+/// newline in one shown raw would forge the next log or output line.
+pub struct ControlEscaped<'a>(pub &'a str);
+
+impl fmt::Display for ControlEscaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A secret from the config (S3 secret key, API proxy password). It never prints.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -356,10 +374,13 @@ impl fmt::Display for Action {
                 ..
             }) => write!(
                 f,
-                "put s3://{bucket}/{key} <- {} ({content_type})",
-                path.display()
+                "put s3://{bucket}/{} <- {} ({content_type})",
+                ControlEscaped(key),
+                ControlEscaped(&path.to_string_lossy())
             ),
-            Action::S3Delete { bucket, key } => write!(f, "delete s3://{bucket}/{key}"),
+            Action::S3Delete { bucket, key } => {
+                write!(f, "delete s3://{bucket}/{}", ControlEscaped(key))
+            }
         }
     }
 }
@@ -527,6 +548,28 @@ fn write_json_serde(
 mod tests {
     use super::*;
     use crate::event::Source;
+
+    #[test]
+    fn an_upload_shows_a_path_and_key_on_one_line() {
+        let put = Action::S3Put(S3Put {
+            bucket: "media".into(),
+            key: "hls/cam\nINFO forged/s.ts".into(),
+            path: PathBuf::from("/w/hls/cam\nINFO forged/s.ts"),
+            content_type: "video/mp2t".into(),
+            cache_control: "max-age=86400".into(),
+            acl: None,
+            optional: false,
+        });
+        assert_eq!(
+            put.to_string(),
+            "put s3://media/hls/cam\\nINFO forged/s.ts <- /w/hls/cam\\nINFO forged/s.ts (video/mp2t)"
+        );
+        let delete = Action::S3Delete {
+            bucket: "media".into(),
+            key: "a\u{1b}[2J ☃.ts".into(),
+        };
+        assert_eq!(delete.to_string(), "delete s3://media/a\\u{1b}[2J ☃.ts");
+    }
 
     fn upload(action: Action) -> PlannedAction {
         PlannedAction {

@@ -1,7 +1,7 @@
 //! Carrying out a replay for real: the pipeline's actions go to the worker pool, and every
 //! outcome is counted, logged and, when final and failed, written to the dead-letter file.
 
-use crate::action::PlannedAction;
+use crate::action::{ControlEscaped, PlannedAction};
 use crate::event::Source;
 use crate::exec::dead_letter::{self, DeadLetter};
 use crate::exec::pool::{Job, Outcome, Pool, Report};
@@ -174,11 +174,16 @@ impl LiveReport {
             }
             Outcome::Done(Done::AlreadyDone(why)) => {
                 self.counters.already_done.fetch_add(1, Relaxed);
-                log::info!("{}: already done ({why}): {}", at(job), job.action);
+                log::info!(
+                    "{}: already done ({}): {}",
+                    at(job),
+                    ControlEscaped(why),
+                    job.action
+                );
             }
             Outcome::Skipped(why) => {
                 self.counters.skipped.fetch_add(1, Relaxed);
-                log::warn!("{}: skipped: {why}", at(job));
+                log::warn!("{}: skipped: {}", at(job), ControlEscaped(why));
             }
             Outcome::Dead(_) => {}
         }

@@ -28,13 +28,16 @@ pub enum Failure {
 }
 
 impl fmt::Display for Failure {
+    /// The kind and the message, control characters escaped (`\n`, `\u{1b}`): a message may
+    /// carry an event's file path or S3 key, and it is shown in log lines.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Failure::Retryable(m) => write!(f, "retryable: {m}"),
-            Failure::Unreached(m) => write!(f, "unreached: {m}"),
-            Failure::Permanent(m) => write!(f, "permanent: {m}"),
-            Failure::Missing(m) => write!(f, "missing: {m}"),
-        }
+        let (kind, message) = match self {
+            Failure::Retryable(m) => ("retryable", m),
+            Failure::Unreached(m) => ("unreached", m),
+            Failure::Permanent(m) => ("permanent", m),
+            Failure::Missing(m) => ("missing", m),
+        };
+        write!(f, "{kind}: {}", crate::action::ControlEscaped(message))
     }
 }
 
@@ -76,3 +79,24 @@ pub mod dispatch;
 pub mod dry_run;
 pub mod live;
 pub mod pool;
+
+#[cfg(test)]
+mod tests {
+    use super::Failure;
+
+    /// A failure's message can carry an event's file path or S3 key, which whoever publishes a
+    /// stream chooses: shown in a log line, a newline in it would forge the next line.
+    #[test]
+    fn a_failure_shows_control_characters_escaped() {
+        let path =
+            "/var/evostreamms/evo-webroot/hls/cam\n2026-12-05T00:00:00Z INFO forged\u{1b}[2J/s.ts";
+        let shown = Failure::Missing(format!("{path}: no longer exists")).to_string();
+        assert_eq!(
+            shown,
+            "missing: /var/evostreamms/evo-webroot/hls/cam\\n2026-12-05T00:00:00Z INFO \
+             forged\\u{1b}[2J/s.ts: no longer exists"
+        );
+        let kept = Failure::Permanent("C:\\media\\lobby cam ☃ \"x\"".to_string()).to_string();
+        assert_eq!(kept, "permanent: C:\\media\\lobby cam ☃ \"x\"");
+    }
+}
