@@ -109,3 +109,80 @@ fn a_replay_of_1_mib_lines_holds_a_few_mib_not_a_thousand_lines() {
         peak / MIB as isize
     );
 }
+
+/// Follows, as the replay hands on each action, how many fragment uploads it holds back: the
+/// events read so far (each puts one fragment) less the fragments handed on.
+struct Holding {
+    progress: std::sync::Arc<emstail::replay::Progress>,
+    fragments: std::collections::BTreeSet<String>,
+    most_held: u64,
+}
+
+impl Sink for Holding {
+    fn action(&mut self, action: &PlannedAction, _: &Source) {
+        if let emstail::action::Action::S3Put(put) = &action.action
+            && put.key.contains("-Frag")
+        {
+            assert!(
+                self.fragments.insert(put.key.clone()),
+                "{} put twice",
+                put.key
+            );
+        }
+        let read = self.progress.events.load(Relaxed);
+        self.most_held = self.most_held.max(read - self.fragments.len() as u64);
+    }
+    fn problem(&mut self, problem: &Problem) {
+        panic!("no problem expected: {problem}");
+    }
+}
+
+#[test]
+fn held_chunk_uploads_never_exceed_the_cap_and_every_one_still_goes_out() {
+    use emstail::replay::HELD_CHUNKS;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let log = dir.path().join("events_20261129_101500.txt");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&log).expect("create the log"));
+    // 40 streams whose HDS fragments are never deleted, taking turns: more fragments than the
+    // cap in all, fewer than a lane's own cap in each.
+    let (streams, rounds) = (40, HELD_CHUNKS / 40 + 50);
+    for round in 0..rounds {
+        for stream in 0..streams {
+            writeln!(
+                file,
+                r#"{{"payload":{{"file":"\/w\/hds\/cam{stream}\/f4vSeg1-Frag{round}"}},"timestamp":1795947304,"type":"hdsChunkClosed"}},"#
+            )
+            .expect("write the log");
+        }
+    }
+    file.flush().expect("flush the log");
+    drop(file);
+    let config = Config::from_str(
+        Path::new("config.ini"),
+        r#"{ "Service": { "ems_api": "http://127.0.0.1:7777", "media_root": ["/w"] },
+             "AmazonHDSUpload": { "plugin_switch": "enabled", "parameters": {
+                 "aws_access_key": "k", "aws_secret_key": "s", "default_bucket": "hds" } } }"#,
+    )
+    .expect("a valid config");
+
+    let options = Options::default();
+    let mut sink = Holding {
+        progress: options.progress.clone(),
+        fragments: Default::default(),
+        most_held: 0,
+    };
+    let summary = replay(&config, &[log], &options, &mut sink).expect("replay runs");
+
+    let total = (streams * rounds) as u64;
+    assert!(total > HELD_CHUNKS as u64);
+    assert_eq!(summary.events, total);
+    assert_eq!(
+        sink.fragments.len() as u64,
+        total,
+        "every fragment was put once"
+    );
+    assert_eq!(
+        sink.most_held, HELD_CHUNKS as u64,
+        "the replay held back as many fragments as the cap lets it, and no more"
+    );
+}

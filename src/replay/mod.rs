@@ -26,7 +26,8 @@ pub mod resume;
 mod window;
 
 use alive::Backfill;
-use net_effect::{NetEffect, Place};
+pub use net_effect::HELD_CHUNKS;
+use net_effect::{Going, LeftOut, NetEffect, Out, Place};
 pub use report::{Skip, Summary};
 pub use window::Window;
 use window::{event_time, files_in_window};
@@ -158,6 +159,7 @@ pub fn replay(
         file: 0,
         scratch: source("", 0),
         scratch_file: None,
+        rebuilt: None,
         actions: Vec::new(),
         out: Vec::new(),
         left_out: Vec::new(),
@@ -176,7 +178,7 @@ pub fn replay(
                 run.summary.stopped = true;
                 break;
             }
-            run.issue_at(&action, at);
+            run.issue_going(action, at);
         }
     }
     run.summary.disk_bytes = options.progress.disk_bytes.load(Relaxed);
@@ -234,11 +236,13 @@ struct Replayer<'a> {
     /// file name is not copied for every action; `scratch_file` is the file it names.
     scratch: Source,
     scratch_file: Option<usize>,
+    /// A held chunk put rebuilt whole to go out, its buffers reused from put to put.
+    rebuilt: Option<PlannedAction>,
     /// The actions of one event, reused from event to event.
     actions: Vec<PlannedAction>,
     /// What the net effect gives back for one action, reused from action to action.
-    out: Vec<(PlannedAction, Place)>,
-    left_out: Vec<(PlannedAction, Place, Skip)>,
+    out: Out,
+    left_out: LeftOut,
     /// Actions issued and left out per plugin name (and reason), counted here and added to
     /// the summary's maps at the end: a short list compared by pointer costs less per action
     /// than a map of names compared by content.
@@ -427,10 +431,10 @@ impl Replayer<'_> {
                     let mut left_out = std::mem::take(&mut self.left_out);
                     net.take(action, at, &mut out, &mut left_out);
                     for (a, at, reason) in left_out.drain(..) {
-                        self.skip_at(&a, at, reason);
+                        self.skip_going(a, at, reason);
                     }
                     for (a, at) in out.drain(..) {
-                        self.issue_at(&a, at);
+                        self.issue_going(a, at);
                     }
                     self.out = out;
                     self.left_out = left_out;
@@ -443,7 +447,7 @@ impl Replayer<'_> {
             && !before
         {
             for (a, at) in net.flush_stream(&s.name) {
-                self.issue_at(&a, at);
+                self.issue_going(a, at);
             }
         }
     }
@@ -459,15 +463,19 @@ impl Replayer<'_> {
         source
     }
 
-    fn issue_at(&mut self, action: &PlannedAction, at: Place) {
+    fn issue_going(&mut self, going: Going, at: Place) {
         let source = self.take_scratch(at);
-        self.issue(action, &source);
+        let mut rebuilt = self.rebuilt.take();
+        going.with(&mut rebuilt, |action| self.issue(action, &source));
+        self.rebuilt = rebuilt;
         self.scratch = source;
     }
 
-    fn skip_at(&mut self, action: &PlannedAction, at: Place, reason: Skip) {
+    fn skip_going(&mut self, going: Going, at: Place, reason: Skip) {
         let source = self.take_scratch(at);
-        self.skip(action, &source, reason);
+        let mut rebuilt = self.rebuilt.take();
+        going.with(&mut rebuilt, |action| self.skip(action, &source, reason));
+        self.rebuilt = rebuilt;
         self.scratch = source;
     }
 
