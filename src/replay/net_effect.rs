@@ -12,7 +12,8 @@ use std::rc::Rc;
 /// Chunk puts held back at most, every lane together: past this the oldest held is issued
 /// even though a later delete may still come (it is then uploaded in vain; its delete still
 /// goes out). EMS keeps a playlist's last few chunks and deletes the older ones, so this is
-/// hundreds of streams' worth; a held put takes about 200 bytes, so ~2 MiB at most.
+/// some 200 streams' worth; a held put takes about 370 bytes (its key and path, its slot, its
+/// index entry), so about 3 MiB at most.
 pub const HELD_CHUNKS: usize = 8192;
 
 /// Chunk puts held back per lane at most, so that one lane that never deletes does not take
