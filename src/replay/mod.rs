@@ -171,7 +171,7 @@ pub fn replay(
     run.files(&files);
     if run.stopped() {
         run.summary.stopped = true;
-    } else if let Some(mut net) = run.net.take() {
+    } else if let Some(net) = run.net.take() {
         for (action, at) in net.flush_all() {
             if run.stopped() {
                 // What is left is issued by a resumed replay, in the same order.

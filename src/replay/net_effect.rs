@@ -6,7 +6,7 @@ use crate::plugins::keys::Freshness;
 use hashbrown::HashTable;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// Chunk puts held back at most, every lane together: past this the oldest held is issued
@@ -73,8 +73,8 @@ struct Held {
 /// held chunk, with its own copies of those names, took about three times the memory.
 pub(super) struct HeldPut {
     shape: Rc<PlannedAction>,
-    key: String,
-    path: PathBuf,
+    key: Box<str>,
+    path: Box<Path>,
 }
 
 impl HeldPut {
@@ -96,8 +96,8 @@ impl HeldPut {
             None => into.insert(PlannedAction::clone(&self.shape)),
         };
         if let Action::S3Put(put) = &mut whole.action {
-            put.key = self.key;
-            put.path = self.path;
+            put.key = self.key.into_string();
+            put.path = self.path.into_path_buf();
         }
         whole
     }
@@ -192,7 +192,7 @@ impl Chunks {
         let Chunks { slots, index, .. } = self;
         let found = index.find_entry(hash, |&n| {
             let held = position(slots, n).and_then(|i| slots[i].1.as_ref());
-            held.is_some_and(|(put, _)| put.key == key && put.bucket() == bucket)
+            held.is_some_and(|(put, _)| *put.key == *key && put.bucket() == bucket)
         });
         let (number, _) = found.ok()?.remove();
         self.take_slot(number)
@@ -268,8 +268,11 @@ impl Held {
     /// `put` (a chunk put) as held: its key and path, and a shape of the lane's it is like.
     fn compact(&mut self, mut put: PlannedAction) -> HeldPut {
         let (key, path) = match &mut put.action {
-            Action::S3Put(p) => (std::mem::take(&mut p.key), std::mem::take(&mut p.path)),
-            _ => Default::default(),
+            Action::S3Put(p) => (
+                std::mem::take(&mut p.key).into_boxed_str(),
+                std::mem::take(&mut p.path).into_boxed_path(),
+            ),
+            _ => (Box::default(), PathBuf::new().into_boxed_path()),
         };
         let shape = match self.shapes.iter().rev().find(|shape| ***shape == put) {
             Some(shape) => Rc::clone(shape),
@@ -463,15 +466,12 @@ impl NetEffect {
         out
     }
 
-    /// Everything still held, lane by lane in the order they opened.
-    pub(super) fn flush_all(&mut self) -> Out {
-        self.names.clear();
-        self.free.clear();
-        self.order.clear();
-        self.held = 0;
-        let mut lanes: Vec<Held> = self.lanes.drain(..).flatten().collect();
+    /// Everything still held, lane by lane in the order they opened, taken out as it goes
+    /// (a list of it all, made at once, was the peak of a replay's memory).
+    pub(super) fn flush_all(self) -> impl Iterator<Item = (Going, Place)> {
+        let mut lanes: Vec<Held> = self.lanes.into_iter().flatten().collect();
         lanes.sort_by_key(|held| held.opened);
-        lanes.into_iter().flat_map(Held::into_puts).collect()
+        lanes.into_iter().flat_map(Held::into_puts)
     }
 }
 
@@ -527,7 +527,7 @@ mod tests {
         }
     }
 
-    fn keys(out: Out) -> Vec<String> {
+    fn keys(out: impl IntoIterator<Item = (Going, Place)>) -> Vec<String> {
         out.into_iter()
             .map(|(a, _)| key(&whole(a)).to_string())
             .collect()
@@ -558,7 +558,7 @@ mod tests {
         assert_eq!(rest.len(), HELD_CHUNKS_PER_LANE);
         assert_eq!(rest[0], "seg10.ts");
         assert!(
-            net.flush_all().is_empty(),
+            net.flush_all().next().is_none(),
             "the closed stream's lane is gone"
         );
     }
@@ -596,7 +596,6 @@ mod tests {
         let mut scratch = None;
         let mut gone: Vec<PlannedAction> = net
             .flush_all()
-            .into_iter()
             .map(|(a, _)| a.with(&mut scratch, PlannedAction::clone))
             .collect();
         gone.sort_by_key(|a| {
@@ -643,7 +642,7 @@ mod tests {
         }
     }
 
-    fn lines(out: Out) -> Vec<String> {
+    fn lines(out: impl IntoIterator<Item = (Going, Place)>) -> Vec<String> {
         out.into_iter()
             .map(|(a, s)| format!("{} {}", key(&whole(a)), s.line))
             .collect()
