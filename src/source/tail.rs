@@ -14,6 +14,7 @@
 //! [`Framer`] as replay's; a line is only handed out once its newline is on disk.
 
 mod watch;
+pub use watch::{Hook, Waiter};
 
 use crate::fsutil::read_at_most;
 pub use crate::source::checkpoint::FilePosition;
@@ -227,6 +228,39 @@ impl Tailer {
                 None => std::thread::sleep(wait),
             }
         }
+    }
+
+    /// Has `hook` run on inotify's own thread at each event (it would typically take the
+    /// tailer's lock and call [`Self::read_woken`]), and returns the wake-ups the hook did not
+    /// deal with, to wait on instead of [`Self::poll`]. Reading on the thread that received
+    /// the event saves a thread wake-up per append, which is most of what following costs.
+    /// `None` when the log is followed by polling only.
+    pub fn read_on_event(&mut self, hook: Hook) -> Option<Waiter> {
+        self.wake.as_mut()?.hook(hook)
+    }
+
+    /// What is available now, without waiting: [`Self::poll`] with the wait left to the
+    /// caller. With `may_scan` false (on inotify's thread, where changing a watch would
+    /// deadlock), returns `None` instead of listing the log's files when that is due.
+    pub fn read_woken(&mut self, may_scan: bool) -> io::Result<Option<Vec<TailItem>>> {
+        let now = Instant::now();
+        let asked = self.wake.as_ref().is_some_and(watch::Wake::scan_asked);
+        if asked || self.scan_now || now >= self.next_scan {
+            if !may_scan {
+                return Ok(None);
+            }
+            if let Some(w) = &self.wake {
+                w.take_scan();
+            }
+            self.scan_now = false;
+            let fresh = self.scan()?;
+            self.place_new(fresh);
+            self.limit_open();
+            self.next_scan = Instant::now() + self.config.rescan;
+        }
+        let mut items = Vec::new();
+        self.read(&mut items)?;
+        Ok(Some(items))
     }
 
     /// Every identified file and its size as last seen (at start-up: what it held before
