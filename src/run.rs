@@ -1,9 +1,11 @@
 //! `emstail run`: follow the live log and carry actions out as they happen.
 //!
-//! The reader (this thread) tails, parses and plans; the pool's workers carry actions out
-//! and acknowledge them; the checkpoint moves only below lines whose every action has
-//! finished (the watermark), so a restart resumes exactly where work stopped. Returns a
-//! [`RunError`] rather than printing it or exiting.
+//! The reader tails, parses and plans, on inotify's thread as appends are reported (this
+//! thread keeps the timers, lists the log's files, and takes over when that thread cannot go
+//! on at once: see [`Following`]); the pool's workers carry actions out and acknowledge
+//! them; the checkpoint moves only below lines whose every action has finished (the
+//! watermark), so a restart resumes exactly where work stopped. Returns a [`RunError`] rather
+//! than printing it or exiting.
 
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
@@ -252,14 +254,16 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     // takes over whatever that thread cannot do at once (a full queue, a scan, a busy lock).
     let waiter = tailer.read_on_event({
         let following = Arc::downgrade(&following);
-        Box::new(move || {
+        Box::new(move |paths| {
             let Some(following) = following.upgrade() else {
                 return true;
             };
             let Ok(mut guard) = following.try_lock() else {
                 return false;
             };
-            guard.as_mut().is_none_or(Following::on_event)
+            guard
+                .as_mut()
+                .is_none_or(|f| !f.tailer.concerns(paths) || f.on_event())
         })
     });
     let now = Instant::now();

@@ -239,6 +239,21 @@ impl Tailer {
         self.wake.as_mut()?.hook(hook)
     }
 
+    /// Whether an event naming `paths` may concern a file being followed: one of them has
+    /// the name of such a file (or it names none). Other files in the log's directory (EMS's
+    /// own log, say) change too, and a read for each of their writes would find nothing. A
+    /// file that gets a followed file's name by a rename is found by the scan the rename asks
+    /// for.
+    pub fn concerns(&self, paths: &[PathBuf]) -> bool {
+        paths.is_empty()
+            || paths.iter().any(|p| {
+                let name = p.file_name();
+                self.files
+                    .iter()
+                    .any(|t| t.state != State::Finished && t.path.file_name() == name)
+            })
+    }
+
     /// What is available now, without waiting: [`Self::poll`] with the wait left to the
     /// caller. With `may_scan` false (on inotify's thread, where changing a watch would
     /// deadlock), returns `None` instead of listing the log's files when that is due.

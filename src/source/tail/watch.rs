@@ -10,9 +10,10 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// What runs on the watcher's thread at each event: returns whether it dealt with the event,
-/// or the waiting reader must be woken instead (see [`super::Tailer::read_on_event`]).
-pub type Hook = Box<dyn Fn() -> bool + Send + Sync>;
+/// What runs on the watcher's thread at each event that asks for no scan, given the paths the
+/// event names (none if it names none): returns whether it dealt with the event, or the
+/// waiting reader must be woken instead (see [`super::Tailer::read_on_event`]).
+pub type Hook = Box<dyn Fn(&[PathBuf]) -> bool + Send + Sync>;
 
 pub(super) struct Wake {
     watcher: RecommendedWatcher,
@@ -43,10 +44,13 @@ impl Wake {
         let on_event = Arc::clone(&hook);
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if needs_scan(&res) {
+                // Listing files may change the watch, which only the waiting reader can do.
                 flag.store(true, Ordering::SeqCst);
-            }
-            if on_event.get().is_some_and(|hook| hook()) {
-                return;
+            } else if let Some(hook) = on_event.get() {
+                let paths = res.as_ref().map_or(&[][..], |event| &event.paths[..]);
+                if hook(paths) {
+                    return;
+                }
             }
             match tx.try_send(()) {
                 Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
