@@ -145,6 +145,9 @@ struct Tracked {
     /// Check the bytes before the read position even if size and mtime look unchanged (a
     /// rewrite to the same length within one mtime tick); set by each scan.
     verify: bool,
+    /// The first line of the file whose identity has this head hash, once read: the check at
+    /// each change compares it instead of hashing it again.
+    head_line: Option<(u64, Vec<u8>)>,
 }
 
 /// The follower: the scheduler over the log's `Tracked` files (Vector's `FileServer`). See
@@ -729,6 +732,7 @@ impl Tracked {
             // backlog need not each wait out the grace period.
             changed_at: now.checked_sub(age).unwrap_or(now),
             verify: false,
+            head_line: None,
         };
         t.identify()?;
         Ok(Some(t))
@@ -885,8 +889,7 @@ impl Tracked {
         let rewritten = size < read_pos
             || (check
                 && read_pos > 0
-                && (recent_changed(file)?
-                    || fingerprint::head(file)? != self.id.map(|id| id.head)));
+                && (recent_changed(file)? || !same_head(file, self.id, &mut self.head_line)?));
         if rewritten {
             let id = self.id.expect("a file being read is identified");
             items.push(TailItem::Truncated {
@@ -969,6 +972,30 @@ impl Tracked {
         items.push(TailItem::Finished { file: id });
         self.file = None;
         self.state = State::Finished;
+    }
+}
+
+/// Whether the open `file` still has the first line of identity `id` (see [`Tracked::advance`]).
+/// `cache` keeps the line once read, for the identity it was read for.
+fn same_head(
+    file: &File,
+    id: Option<FileId>,
+    cache: &mut Option<(u64, Vec<u8>)>,
+) -> io::Result<bool> {
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    if let Some((head, line)) = cache.as_ref()
+        && *head == id.head
+    {
+        return fingerprint::starts_with_line(file, line);
+    }
+    match fingerprint::first_line(file)? {
+        Some(line) if fingerprint::head_hash(&line) == id.head => {
+            *cache = Some((id.head, line));
+            Ok(true)
+        }
+        _ => Ok(false),
     }
 }
 
