@@ -95,10 +95,12 @@ pub enum TailItem {
 /// Bytes kept from before the read position to notice a file rewritten under us.
 const RECENT: usize = 64;
 /// Bytes read per `read` call.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 /// Bytes read per `poll` before returning, so that memory stays bounded in a burst (the lines
-/// of one poll are held until the reader has planned them, and it waits on a full queue).
-const POLL_BUDGET: u64 = 1 << 20;
+/// of one poll are held until the reader has planned them, and it waits on a full queue). A
+/// framed line takes about 1.5 times its bytes; lines are read on two threads (see
+/// [`Tailer::read_on_event`]), each keeping its own allocator arena.
+const POLL_BUDGET: u64 = 256 << 10;
 /// Files (not yet finished, still reachable by path) that may hold an open descriptor.
 const MAX_OPEN: usize = 8;
 /// Identities of files truncated under us, remembered to recognise a copy of the old content.
