@@ -1,9 +1,11 @@
 //! `emstail run`: follow the live log and carry actions out as they happen.
 //!
-//! The reader (this thread) tails, parses and plans; the pool's workers carry actions out
-//! and acknowledge them; the checkpoint moves only below lines whose every action has
-//! finished (the watermark), so a restart resumes exactly where work stopped. Returns a
-//! [`RunError`] rather than printing it or exiting.
+//! The reader tails, parses and plans, on inotify's thread as appends are reported (this
+//! thread keeps the timers, lists the log's files, and takes over when that thread cannot go
+//! on at once: see [`Following`]); the pool's workers carry actions out and acknowledge
+//! them; the checkpoint moves only below lines whose every action has finished (the
+//! watermark), so a restart resumes exactly where work stopped. Returns a [`RunError`] rather
+//! than printing it or exiting.
 
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
@@ -20,11 +22,11 @@ use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
 use crate::throttle::Throttle;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -219,15 +221,19 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         marks: Arc::clone(&marks),
         acked: AtomicU64::new(0),
     });
-    let pool = crate::exec::live::pool(config, executor, Arc::clone(&acking) as Arc<dyn Report>);
+    let pool = Arc::new(crate::exec::live::pool(
+        config,
+        executor,
+        Arc::clone(&acking) as Arc<dyn Report>,
+    ));
 
-    let mut reader = Reader {
+    let reader = Reader {
         engine: Engine::new(config),
         format: config.service.log_format,
         files: HashMap::new(),
         marks: Arc::clone(&marks),
-        pool: &pool,
-        stop: &stop,
+        pool: Arc::clone(&pool),
+        stop: Arc::clone(&stop),
         counters: ReadCounters::default(),
         parsed: Vec::new(),
         resend_below: if resuming {
@@ -236,22 +242,48 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             HashMap::new()
         },
     };
-    let mut checkpointer = Checkpointer::new(&options.state_dir, CHECKPOINT_EVERY);
-    let state_errors = StateErrors::default();
-    let started = Instant::now();
-    let mut last_summary = Instant::now();
-    let mut last_status = Instant::now() - STATUS_EVERY;
-    let mut status_writer = StatusWriter::default();
-    let mut last_checkpoint = Instant::now() - CHECKPOINT_IDLE_EVERY;
-    // Jobs acknowledged when the checkpoint was last looked at.
-    let mut acked_at_checkpoint = 0;
-    let mut summary_base = (0u64, Instant::now());
     log::info!(
         "following {} with {} (state in {})",
         options.log,
         reader.engine.plugin_names().join(", "),
         options.state_dir.display()
     );
+    let following = Arc::new(Mutex::new(None::<Following>));
+    // Appends are read on inotify's thread as it reports them (a thread wake-up less per
+    // append); this thread keeps the timers, lists the log's files when that is due, and
+    // takes over whatever that thread cannot do at once (a full queue, a scan, a busy lock).
+    let waiter = tailer.read_on_event({
+        let following = Arc::downgrade(&following);
+        Box::new(move |paths| {
+            let Some(following) = following.upgrade() else {
+                return true;
+            };
+            let Ok(mut guard) = following.try_lock() else {
+                return false;
+            };
+            guard
+                .as_mut()
+                .is_none_or(|f| !f.tailer.concerns(paths) || f.on_event())
+        })
+    });
+    let now = Instant::now();
+    *lock(&following) = Some(Following {
+        tailer,
+        reader,
+        backlog: VecDeque::new(),
+        options: options.clone(),
+        acking: Arc::clone(&acking),
+        live: Arc::clone(&live),
+        checkpointer: Checkpointer::new(&options.state_dir, CHECKPOINT_EVERY),
+        state_errors: StateErrors::default(),
+        started: now,
+        last_summary: now,
+        last_status: now - STATUS_EVERY,
+        status_writer: StatusWriter::default(),
+        last_checkpoint: now - CHECKPOINT_IDLE_EVERY,
+        acked_at_checkpoint: 0,
+        summary_base: (0, now),
+    });
 
     while !stop.load(Relaxed) {
         // While actions are out, wake often enough that the checkpoint follows them.
@@ -260,99 +292,30 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         } else {
             IDLE_WAKE
         };
-        let items = match tailer.poll(wait) {
-            Ok(items) => items,
-            Err(e) => {
-                log::error!("reading {}: {e}", options.log);
-                std::thread::sleep(Duration::from_millis(500));
-                Vec::new()
-            }
-        };
-        let mut items = items.into_iter();
-        let mut held = None;
-        loop {
-            // Checked between items too: a large backlog must not hold back the checkpoint,
-            // or a crash would redo all of it. Only finished work makes it urgent: lines
-            // without actions, read again after a crash, do nothing twice.
-            let now = Instant::now();
-            let acked = acking.acked.load(Relaxed);
-            let every = if acked == acked_at_checkpoint {
-                CHECKPOINT_IDLE_EVERY
-            } else {
-                CHECKPOINT_EVERY
-            };
-            if now.duration_since(last_checkpoint) >= every {
-                last_checkpoint = now;
-                acked_at_checkpoint = acked;
-                match checkpointer.maybe_store(|| positions(&tailer, &marks)) {
-                    Ok(wrote) => {
-                        if wrote && state_errors.failing.swap(false, Relaxed) {
-                            log::info!(
-                                "writing the checkpoint in {} works again",
-                                options.state_dir.display()
-                            );
-                            state_errors.checkpoint.reset();
-                        }
-                    }
-                    Err(e) => {
-                        state_errors.failing.store(true, Relaxed);
-                        // A full disk fails this at every attempt: said once a minute.
-                        if let Some(held) = state_errors.checkpoint.ready() {
-                            log::error!(
-                                "writing the checkpoint in {}: {e}{}; reading and acting go on, \
-                                 and it is tried again",
-                                options.state_dir.display(),
-                                held_back(held)
-                            );
-                        }
-                    }
-                }
-            }
-            if now.duration_since(last_status) >= STATUS_EVERY {
-                last_status = now;
-                acking.write_unwritten();
-                let status = snapshot(&reader, &live, &pool, &tailer, started);
-                status_writer.write(options, &status, &state_errors, false);
-            }
-            let Some(item) = held.take().or_else(|| items.next()) else {
-                break;
-            };
-            if !pool.wait_for_room(CHECKPOINT_EVERY / 2) {
-                // The queue is full: the line waits, and the checkpoint keeps following the
-                // work that finishes meanwhile (a burst must not hold it back).
-                held = Some(item);
-                if stop.load(Relaxed) {
-                    break;
-                }
-                continue;
-            }
-            reader.item(item);
-            if stop.load(Relaxed) {
-                break;
-            }
+        {
+            let mut guard = lock(&following);
+            let f = guard.as_mut().expect("taken only after the loop");
+            f.turn(if waiter.is_some() { None } else { Some(wait) });
         }
-        if last_summary.elapsed() >= options.summary_every {
-            let events = reader.counters.events.load(Relaxed);
-            let rate = (events - summary_base.0) as f64 / summary_base.1.elapsed().as_secs_f64();
-            summary_base = (events, Instant::now());
-            last_summary = Instant::now();
-            let c = &live.counters;
-            log::info!(
-                "{rate:.1} events/s; actions: {} done, {} retrying, {} dead; lag {} bytes",
-                c.done.load(Relaxed) + c.already_done.load(Relaxed),
-                pool.retrying(),
-                c.dead.load(Relaxed),
-                tailer.lag_bytes()
-            );
-            let now = status::now_unix();
-            for target in targets(&pool) {
-                if target.down_since_unix.is_some() {
-                    log::warn!("target {}", target.describe(now));
-                }
-            }
+        if let Some(waiter) = &waiter
+            && !stop.load(Relaxed)
+        {
+            waiter.wait(wait);
         }
     }
 
+    let Following {
+        tailer,
+        reader,
+        options: _,
+        acking: _,
+        live: _,
+        mut checkpointer,
+        state_errors,
+        started,
+        mut status_writer,
+        ..
+    } = lock(&following).take().expect("taken only after the loop");
     log::info!(
         "stopping: waiting up to {} s for {} actions in flight",
         options.drain_timeout.as_secs(),
@@ -382,6 +345,10 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     let status = snapshot(&reader, &live, &pool, &tailer, started);
     status_writer.write(options, &status, &state_errors, true);
     drop(reader);
+    // Inotify's thread holds no reference to the pool: only this one is left.
+    let Ok(pool) = Arc::try_unwrap(pool) else {
+        unreachable!("the reader, which held the other reference to the pool, is gone")
+    };
     // Workers still in a job after the drain (an answer that never comes) do not hold up
     // the exit: the checkpoint is below their work.
     let stuck = pool.abandon(Duration::from_millis(200));
@@ -392,13 +359,205 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     Ok(())
 }
 
-struct Reader<'a> {
+/// Everything the loop of [`run`] keeps, behind one lock: inotify's thread reads and acts
+/// on appends with it ([`Following::on_event`]), the loop's thread keeps the timers and does
+/// what the other could not ([`Following::turn`]).
+struct Following {
+    tailer: Tailer,
+    reader: Reader,
+    /// Lines read and not yet handed to the reader (the queue was full).
+    backlog: VecDeque<TailItem>,
+    options: RunOptions,
+    acking: Arc<Acking>,
+    live: Arc<LiveReport>,
+    checkpointer: Checkpointer,
+    state_errors: StateErrors,
+    started: Instant,
+    last_summary: Instant,
+    last_status: Instant,
+    status_writer: StatusWriter,
+    last_checkpoint: Instant,
+    /// Jobs acknowledged when the checkpoint was last looked at.
+    acked_at_checkpoint: u64,
+    summary_base: (u64, Instant),
+}
+
+impl Following {
+    /// On inotify's thread, at an event: reads and hands out what is there, as long as that
+    /// needs no wait and no scan. Returns false to leave the rest to the loop's thread.
+    fn on_event(&mut self) -> bool {
+        if !self.backlog.is_empty() || self.reader.stop.load(Relaxed) {
+            return false;
+        }
+        loop {
+            match self.tailer.read_woken(false) {
+                Ok(Some(items)) if items.is_empty() => break,
+                Ok(Some(items)) => {
+                    self.backlog.extend(items);
+                    if !self.hand_out(false) {
+                        return false;
+                    }
+                }
+                // A scan is due, or reading failed: the loop's thread does it, or says why.
+                Ok(None) | Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// On the loop's thread, after a wake-up or a timeout: the timers, what is left of the
+    /// backlog, then whatever is there to read (waiting up to `poll_wait` for it when there
+    /// is no inotify to wait on).
+    fn turn(&mut self, poll_wait: Option<Duration>) {
+        self.timers();
+        if !self.hand_out(true) {
+            return;
+        }
+        let read = match poll_wait {
+            Some(wait) => self.tailer.poll(wait),
+            None => self.tailer.read_woken(true).map(Option::unwrap_or_default),
+        };
+        match read {
+            Ok(items) => self.backlog.extend(items),
+            Err(e) => {
+                log::error!("reading {}: {e}", self.options.log);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        self.hand_out(true);
+        self.summary();
+    }
+
+    /// Hands the backlog to the reader, line by line, keeping the timers between lines. When
+    /// the queue is full, waits for room if `wait`, else stops there. Returns whether the
+    /// backlog was emptied (false too when stopping).
+    fn hand_out(&mut self, wait: bool) -> bool {
+        let room_wait = if wait {
+            CHECKPOINT_EVERY / 2
+        } else {
+            Duration::ZERO
+        };
+        loop {
+            // Checked between items too: a large backlog must not hold back the checkpoint,
+            // or a crash would redo all of it.
+            self.timers();
+            let Some(item) = self.backlog.pop_front() else {
+                return true;
+            };
+            if !self.reader.pool.wait_for_room(room_wait) {
+                // The queue is full: the line waits, and the checkpoint keeps following the
+                // work that finishes meanwhile (a burst must not hold it back).
+                self.backlog.push_front(item);
+                if !wait || self.reader.stop.load(Relaxed) {
+                    return false;
+                }
+                continue;
+            }
+            self.reader.item(item);
+            if self.reader.stop.load(Relaxed) {
+                return false;
+            }
+        }
+    }
+
+    /// Writes the checkpoint and the status when they are due. Only finished work makes the
+    /// checkpoint urgent: lines without actions, read again after a crash, do nothing twice.
+    fn timers(&mut self) {
+        let now = Instant::now();
+        let acked = self.acking.acked.load(Relaxed);
+        let every = if acked == self.acked_at_checkpoint {
+            CHECKPOINT_IDLE_EVERY
+        } else {
+            CHECKPOINT_EVERY
+        };
+        if now.duration_since(self.last_checkpoint) >= every {
+            self.last_checkpoint = now;
+            self.acked_at_checkpoint = acked;
+            let (tailer, marks) = (&self.tailer, &self.reader.marks);
+            let errors = &self.state_errors;
+            let state_dir = &self.options.state_dir;
+            match self.checkpointer.maybe_store(|| positions(tailer, marks)) {
+                Ok(wrote) => {
+                    if wrote && errors.failing.swap(false, Relaxed) {
+                        log::info!(
+                            "writing the checkpoint in {} works again",
+                            state_dir.display()
+                        );
+                        errors.checkpoint.reset();
+                    }
+                }
+                Err(e) => {
+                    errors.failing.store(true, Relaxed);
+                    // A full disk fails this at every attempt: said once a minute.
+                    if let Some(held) = errors.checkpoint.ready() {
+                        log::error!(
+                            "writing the checkpoint in {}: {e}{}; reading and acting go on, \
+                             and it is tried again",
+                            state_dir.display(),
+                            held_back(held)
+                        );
+                    }
+                }
+            }
+        }
+        if now.duration_since(self.last_status) >= STATUS_EVERY {
+            self.last_status = now;
+            self.acking.write_unwritten();
+            let status = snapshot(
+                &self.reader,
+                &self.live,
+                &self.reader.pool,
+                &self.tailer,
+                self.started,
+            );
+            self.status_writer
+                .write(&self.options, &status, &self.state_errors, false);
+        }
+    }
+
+    /// The summary line, every `--summary-every`.
+    fn summary(&mut self) {
+        if self.last_summary.elapsed() < self.options.summary_every {
+            return;
+        }
+        let events = self.reader.counters.events.load(Relaxed);
+        let (base, since) = self.summary_base;
+        let rate = (events - base) as f64 / since.elapsed().as_secs_f64();
+        self.summary_base = (events, Instant::now());
+        self.last_summary = Instant::now();
+        let c = &self.live.counters;
+        let pool = &self.reader.pool;
+        log::info!(
+            "{rate:.1} events/s; actions: {} done, {} retrying, {} dead; lag {} bytes",
+            c.done.load(Relaxed) + c.already_done.load(Relaxed),
+            pool.retrying(),
+            c.dead.load(Relaxed),
+            self.tailer.lag_bytes()
+        );
+        let now = status::now_unix();
+        for target in targets(pool) {
+            if target.down_since_unix.is_some() {
+                log::warn!("target {}", target.describe(now));
+            }
+        }
+    }
+}
+
+/// Locks `following`; a panic that poisoned the lock left nothing half-changed that the
+/// checkpoint could not cover (it only moves below finished work).
+fn lock(following: &Mutex<Option<Following>>) -> MutexGuard<'_, Option<Following>> {
+    following
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+struct Reader {
     engine: Engine,
     format: LogFormat,
     files: HashMap<FileId, FileState>,
     marks: Arc<Watermarks>,
-    pool: &'a Pool,
-    stop: &'a AtomicBool,
+    pool: Arc<Pool>,
+    stop: Arc<AtomicBool>,
     counters: ReadCounters,
     parsed: Vec<Parsed>,
     /// After a restart, per file, the size it had when this process started: lines below it
@@ -408,7 +567,7 @@ struct Reader<'a> {
     resend_below: HashMap<FileId, u64>,
 }
 
-impl Reader<'_> {
+impl Reader {
     fn item(&mut self, item: TailItem) {
         match item {
             TailItem::Opened { file, path, offset } => {
@@ -537,7 +696,7 @@ impl Reader<'_> {
                     for (action, token) in actions.into_iter().zip(tokens) {
                         if self
                             .pool
-                            .submit_tagged(action, source.clone(), token, resend, Some(self.stop))
+                            .submit_tagged(action, source.clone(), token, resend, Some(&self.stop))
                             .is_none()
                         {
                             // Stopping: the rest of this line runs again after the restart.
@@ -589,7 +748,7 @@ fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
 }
 
 fn snapshot(
-    reader: &Reader<'_>,
+    reader: &Reader,
     live: &LiveReport,
     pool: &Pool,
     tailer: &Tailer,

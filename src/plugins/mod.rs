@@ -18,7 +18,7 @@ use crate::event::{Event, StreamInfo};
 /// work when it sees it again, on this host or another.
 pub const MARKER_KEY: &str = "_emstail";
 
-pub trait Plugin {
+pub trait Plugin: Send {
     /// Which plugin this is (its name is the config block name, e.g. `StreamRecorder`).
     fn id(&self) -> PluginId;
     /// Appends the actions for `event` to `out`, or says why the event was refused.

@@ -51,14 +51,32 @@ pub fn identify(file: &File) -> io::Result<Option<FileId>> {
 /// [`identify`] hashes, without the `stat` (an open file keeps its device and inode), for the
 /// check made at every change of a followed file.
 pub fn head(file: &File) -> io::Result<Option<u64>> {
-    let mut head = [0u8; HEAD_BYTES];
+    Ok(first_line(file)?.map(|line| head_hash(&line)))
+}
+
+/// The bytes [`head`] hashes (the first line, or its first [`HEAD_BYTES`]), or `None` while
+/// the first line is not complete.
+pub fn first_line(file: &File) -> io::Result<Option<Vec<u8>>> {
+    let mut head = vec![0u8; HEAD_BYTES];
     let filled = read_at_most(file, &mut head, 0)?;
-    let first_line = match memchr::memchr(b'\n', &head[..filled]) {
-        Some(end) => &head[..end],
-        None if filled == HEAD_BYTES => &head[..],
+    match memchr::memchr(b'\n', &head[..filled]) {
+        Some(end) => head.truncate(end),
+        None if filled == HEAD_BYTES => {}
         None => return Ok(None),
-    };
-    Ok(Some(head_hash(first_line)))
+    }
+    Ok(Some(head))
+}
+
+/// Whether the open file still begins with `line`, as [`first_line`] gave it: reads only the
+/// line and the byte after it, instead of [`HEAD_BYTES`] and a hash.
+pub fn starts_with_line(file: &File, line: &[u8]) -> io::Result<bool> {
+    let cut = line.len() >= HEAD_BYTES;
+    let want = if cut { HEAD_BYTES } else { line.len() + 1 };
+    let mut buf = vec![0u8; want];
+    let filled = read_at_most(file, &mut buf, 0)?;
+    Ok(filled == want
+        && buf[..want.min(line.len())] == line[..want.min(line.len())]
+        && (cut || buf[line.len()] == b'\n'))
 }
 
 /// The hash of the up to [`TAIL_BYTES`] bytes just before `offset` (0 for offset 0). Stored next
@@ -93,6 +111,39 @@ mod tests {
         // The catalogue check value: a different algorithm would orphan every stored checkpoint.
         assert_eq!(head_hash(b"123456789"), 0x995d_c9bb_df19_39fa);
         assert_eq!(head_hash(b""), 0);
+    }
+
+    #[test]
+    fn starts_with_line_tells_a_changed_first_line_as_the_hash_does() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.txt");
+        let check = |content: &[u8], line: &[u8]| {
+            std::fs::write(&path, content).expect("write");
+            let file = File::open(&path).expect("open");
+            let by_line = starts_with_line(&file, line).expect("readable");
+            // The same answer as comparing the hash of the first line read again.
+            assert_eq!(
+                by_line,
+                head(&file).expect("readable") == Some(head_hash(line))
+            );
+            by_line
+        };
+        assert!(check(b"{\"entry\":1}\n{\"entry\":2}\n", b"{\"entry\":1}"));
+        assert!(!check(b"{\"entry\":9}\n{\"entry\":2}\n", b"{\"entry\":1}"));
+        // Longer, shorter, or not complete: not the same line.
+        assert!(!check(b"{\"entry\":1}x\n", b"{\"entry\":1}"));
+        assert!(!check(b"{\"entry\":\n", b"{\"entry\":1}"));
+        assert!(!check(b"{\"entry\":1}", b"{\"entry\":1}"));
+        assert!(!check(b"", b"{\"entry\":1}"));
+        // A first line over HEAD_BYTES is known by its first HEAD_BYTES.
+        let long = vec![b'a'; HEAD_BYTES + 10];
+        let mut content = long.clone();
+        content.push(b'\n');
+        assert!(check(&content, &long[..HEAD_BYTES]));
+        content[HEAD_BYTES - 1] = b'b';
+        assert!(!check(&content, &long[..HEAD_BYTES]));
+        let line = first_line(&File::open(&path).expect("open")).expect("readable");
+        assert_eq!(line.as_deref(), Some(&content[..HEAD_BYTES]));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! [`Framer`] as replay's; a line is only handed out once its newline is on disk.
 
 mod watch;
+pub use watch::{Hook, Waiter};
 
 use crate::fsutil::read_at_most;
 pub use crate::source::checkpoint::FilePosition;
@@ -94,10 +95,12 @@ pub enum TailItem {
 /// Bytes kept from before the read position to notice a file rewritten under us.
 const RECENT: usize = 64;
 /// Bytes read per `read` call.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 /// Bytes read per `poll` before returning, so that memory stays bounded in a burst (the lines
-/// of one poll are held until the reader has planned them, and it waits on a full queue).
-const POLL_BUDGET: u64 = 1 << 20;
+/// of one poll are held until the reader has planned them, and it waits on a full queue). A
+/// framed line takes about 1.5 times its bytes; lines are read on two threads (see
+/// [`Tailer::read_on_event`]), each keeping its own allocator arena.
+const POLL_BUDGET: u64 = 256 << 10;
 /// Files (not yet finished, still reachable by path) that may hold an open descriptor.
 const MAX_OPEN: usize = 8;
 /// Identities of files truncated under us, remembered to recognise a copy of the old content.
@@ -144,6 +147,9 @@ struct Tracked {
     /// Check the bytes before the read position even if size and mtime look unchanged (a
     /// rewrite to the same length within one mtime tick); set by each scan.
     verify: bool,
+    /// The first line of the file whose identity has this head hash, once read: the check at
+    /// each change compares it instead of hashing it again.
+    head_line: Option<(u64, Vec<u8>)>,
 }
 
 /// The follower: the scheduler over the log's `Tracked` files (Vector's `FileServer`). See
@@ -227,6 +233,54 @@ impl Tailer {
                 None => std::thread::sleep(wait),
             }
         }
+    }
+
+    /// Has `hook` run on inotify's own thread at each event (it would typically take the
+    /// tailer's lock and call [`Self::read_woken`]), and returns the wake-ups the hook did not
+    /// deal with, to wait on instead of [`Self::poll`]. Reading on the thread that received
+    /// the event saves a thread wake-up per append, which is most of what following costs.
+    /// `None` when the log is followed by polling only.
+    pub fn read_on_event(&mut self, hook: Hook) -> Option<Waiter> {
+        self.wake.as_mut()?.hook(hook)
+    }
+
+    /// Whether an event naming `paths` may concern a file being followed: one of them has
+    /// the name of such a file (or it names none). Other files in the log's directory (EMS's
+    /// own log, say) change too, and a read for each of their writes would find nothing. A
+    /// file that gets a followed file's name by a rename is found by the scan the rename asks
+    /// for.
+    pub fn concerns(&self, paths: &[PathBuf]) -> bool {
+        paths.is_empty()
+            || paths.iter().any(|p| {
+                let name = p.file_name();
+                self.files
+                    .iter()
+                    .any(|t| t.state != State::Finished && t.path.file_name() == name)
+            })
+    }
+
+    /// What is available now, without waiting: [`Self::poll`] with the wait left to the
+    /// caller. With `may_scan` false (on inotify's thread, where changing a watch would
+    /// deadlock), returns `None` instead of listing the log's files when that is due.
+    pub fn read_woken(&mut self, may_scan: bool) -> io::Result<Option<Vec<TailItem>>> {
+        let now = Instant::now();
+        let asked = self.wake.as_ref().is_some_and(watch::Wake::scan_asked);
+        if asked || self.scan_now || now >= self.next_scan {
+            if !may_scan {
+                return Ok(None);
+            }
+            if let Some(w) = &self.wake {
+                w.take_scan();
+            }
+            self.scan_now = false;
+            let fresh = self.scan()?;
+            self.place_new(fresh);
+            self.limit_open();
+            self.next_scan = Instant::now() + self.config.rescan;
+        }
+        let mut items = Vec::new();
+        self.read(&mut items)?;
+        Ok(Some(items))
     }
 
     /// Every identified file and its size as last seen (at start-up: what it held before
@@ -680,6 +734,7 @@ impl Tracked {
             // backlog need not each wait out the grace period.
             changed_at: now.checked_sub(age).unwrap_or(now),
             verify: false,
+            head_line: None,
         };
         t.identify()?;
         Ok(Some(t))
@@ -836,8 +891,7 @@ impl Tracked {
         let rewritten = size < read_pos
             || (check
                 && read_pos > 0
-                && (recent_changed(file)?
-                    || fingerprint::head(file)? != self.id.map(|id| id.head)));
+                && (recent_changed(file)? || !same_head(file, self.id, &mut self.head_line)?));
         if rewritten {
             let id = self.id.expect("a file being read is identified");
             items.push(TailItem::Truncated {
@@ -920,6 +974,30 @@ impl Tracked {
         items.push(TailItem::Finished { file: id });
         self.file = None;
         self.state = State::Finished;
+    }
+}
+
+/// Whether the open `file` still has the first line of identity `id` (see [`Tracked::advance`]).
+/// `cache` keeps the line once read, for the identity it was read for.
+fn same_head(
+    file: &File,
+    id: Option<FileId>,
+    cache: &mut Option<(u64, Vec<u8>)>,
+) -> io::Result<bool> {
+    let Some(id) = id else {
+        return Ok(false);
+    };
+    if let Some((head, line)) = cache.as_ref()
+        && *head == id.head
+    {
+        return fingerprint::starts_with_line(file, line);
+    }
+    match fingerprint::first_line(file)? {
+        Some(line) if fingerprint::head_hash(&line) == id.head => {
+            *cache = Some((id.head, line));
+            Ok(true)
+        }
+        _ => Ok(false),
     }
 }
 

@@ -5,16 +5,33 @@
 use notify::event::{EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// What runs on the watcher's thread at each event that asks for no scan, given the paths the
+/// event names (none if it names none): returns whether it dealt with the event, or the
+/// waiting reader must be woken instead (see [`super::Tailer::read_on_event`]).
+pub type Hook = Box<dyn Fn(&[PathBuf]) -> bool + Send + Sync>;
 
 pub(super) struct Wake {
     watcher: RecommendedWatcher,
     watched: Option<(PathBuf, bool)>,
-    rx: Receiver<()>,
+    /// `None` once handed out as a [`Waiter`].
+    rx: Option<Receiver<()>>,
     scan: Arc<AtomicBool>,
+    hook: Arc<OnceLock<Hook>>,
+}
+
+/// Wakes a thread waiting for the watcher's events, away from the tailer.
+pub struct Waiter(Receiver<()>);
+
+impl Waiter {
+    /// Sleeps until an event the hook did not deal with, or `timeout`.
+    pub fn wait(&self, timeout: Duration) {
+        let _ = self.0.recv_timeout(timeout);
+    }
 }
 
 impl Wake {
@@ -23,9 +40,17 @@ impl Wake {
         let (tx, rx): (SyncSender<()>, Receiver<()>) = sync_channel(1);
         let scan = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&scan);
+        let hook: Arc<OnceLock<Hook>> = Arc::new(OnceLock::new());
+        let on_event = Arc::clone(&hook);
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             if needs_scan(&res) {
+                // Listing files may change the watch, which only the waiting reader can do.
                 flag.store(true, Ordering::SeqCst);
+            } else if let Some(hook) = on_event.get() {
+                let paths = res.as_ref().map_or(&[][..], |event| &event.paths[..]);
+                if hook(paths) {
+                    return;
+                }
             }
             match tx.try_send(()) {
                 Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
@@ -34,8 +59,9 @@ impl Wake {
         Ok(Wake {
             watcher,
             watched: None,
-            rx,
+            rx: Some(rx),
             scan,
+            hook,
         })
     }
 
@@ -73,9 +99,29 @@ impl Wake {
         self.scan.swap(false, Ordering::SeqCst)
     }
 
-    /// Sleeps until an event or `timeout`.
+    /// Whether an event asked for a scan, leaving the request in place.
+    pub(super) fn scan_asked(&self) -> bool {
+        self.scan.load(Ordering::SeqCst)
+    }
+
+    /// Runs `hook` on the watcher's thread at every event from now on, and hands out the
+    /// wake-ups it does not deal with. `None` if done before.
+    pub(super) fn hook(&mut self, hook: Hook) -> Option<Waiter> {
+        let rx = self.rx.take()?;
+        if self.hook.set(hook).is_err() {
+            return None;
+        }
+        Some(Waiter(rx))
+    }
+
+    /// Sleeps until an event or `timeout` (just sleeps once the wake-ups are handed out).
     pub(super) fn wait(&self, timeout: Duration) {
-        let _ = self.rx.recv_timeout(timeout);
+        match &self.rx {
+            Some(rx) => {
+                let _ = rx.recv_timeout(timeout);
+            }
+            None => std::thread::sleep(timeout),
+        }
     }
 }
 
