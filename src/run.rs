@@ -292,6 +292,11 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         } else {
             IDLE_WAKE
         };
+        if following.is_poisoned() {
+            // The reader panicked on inotify's thread: end as a panic on this thread would, for
+            // the service manager to restart emstail (the checkpoint covers finished work only).
+            panic!("the reader stopped on a panic on inotify's thread");
+        }
         {
             let mut guard = lock(&following);
             let f = guard.as_mut().expect("taken only after the loop");

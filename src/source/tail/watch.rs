@@ -6,7 +6,7 @@ use notify::event::{EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -30,7 +30,10 @@ pub struct Waiter(Receiver<()>);
 impl Waiter {
     /// Sleeps until an event the hook did not deal with, or `timeout`.
     pub fn wait(&self, timeout: Duration) {
-        let _ = self.0.recv_timeout(timeout);
+        if let Err(RecvTimeoutError::Disconnected) = self.0.recv_timeout(timeout) {
+            // The watcher's thread is gone: no more wake-ups, so the timeout alone paces.
+            std::thread::sleep(timeout);
+        }
     }
 }
 
