@@ -207,13 +207,8 @@ impl Tailer {
         let mut wait_first = std::mem::take(&mut self.caught_up)
             && self.wake.as_ref().is_some_and(watch::Wake::watching);
         loop {
-            let now = Instant::now();
-            let forced = self.wake.as_ref().is_some_and(watch::Wake::take_scan);
-            if forced || std::mem::take(&mut self.scan_now) || now >= self.next_scan {
-                let fresh = self.scan()?;
-                self.place_new(fresh);
-                self.limit_open();
-                self.next_scan = Instant::now() + self.config.rescan;
+            if self.scan_due() {
+                self.rescan()?;
                 wait_first = false;
             }
             if !std::mem::take(&mut wait_first) {
@@ -263,24 +258,36 @@ impl Tailer {
     /// caller. With `may_scan` false (on inotify's thread, where changing a watch would
     /// deadlock), returns `None` instead of listing the log's files when that is due.
     pub fn read_woken(&mut self, may_scan: bool) -> io::Result<Option<Vec<TailItem>>> {
-        let now = Instant::now();
-        let asked = self.wake.as_ref().is_some_and(watch::Wake::scan_asked);
-        if asked || self.scan_now || now >= self.next_scan {
+        if self.scan_due() {
             if !may_scan {
                 return Ok(None);
             }
-            if let Some(w) = &self.wake {
-                w.take_scan();
-            }
-            self.scan_now = false;
-            let fresh = self.scan()?;
-            self.place_new(fresh);
-            self.limit_open();
-            self.next_scan = Instant::now() + self.config.rescan;
+            self.rescan()?;
         }
         let mut items = Vec::new();
         self.read(&mut items)?;
         Ok(Some(items))
+    }
+
+    /// Whether the log's files must be listed before reading on: an event asked for it, a
+    /// truncation was seen, or the rescan period is over.
+    fn scan_due(&self) -> bool {
+        self.wake.as_ref().is_some_and(watch::Wake::scan_asked)
+            || self.scan_now
+            || Instant::now() >= self.next_scan
+    }
+
+    /// Lists the log's files and takes the new ones in; clears what asked for it.
+    fn rescan(&mut self) -> io::Result<()> {
+        if let Some(w) = &self.wake {
+            w.take_scan();
+        }
+        self.scan_now = false;
+        let fresh = self.scan()?;
+        self.place_new(fresh);
+        self.limit_open();
+        self.next_scan = Instant::now() + self.config.rescan;
+        Ok(())
     }
 
     /// Every identified file and its size as last seen (at start-up: what it held before
