@@ -67,16 +67,14 @@ pub fn first_line(file: &File) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(head))
 }
 
-/// Whether the open file still begins with `line`, as [`first_line`] gave it: reads only the
-/// line and the byte after it, instead of [`HEAD_BYTES`] and a hash.
+/// Whether the open file still begins with `line`, as [`first_line`] gave it (at most
+/// [`HEAD_BYTES`]): reads only the line and the byte after it, instead of [`HEAD_BYTES`] and
+/// a hash.
 pub fn starts_with_line(file: &File, line: &[u8]) -> io::Result<bool> {
     let cut = line.len() >= HEAD_BYTES;
-    let want = if cut { HEAD_BYTES } else { line.len() + 1 };
-    let mut buf = vec![0u8; want];
+    let mut buf = vec![0u8; if cut { HEAD_BYTES } else { line.len() + 1 }];
     let filled = read_at_most(file, &mut buf, 0)?;
-    Ok(filled == want
-        && buf[..want.min(line.len())] == line[..want.min(line.len())]
-        && (cut || buf[line.len()] == b'\n'))
+    Ok(filled == buf.len() && buf.starts_with(line) && (cut || buf[line.len()] == b'\n'))
 }
 
 /// The hash of the up to [`TAIL_BYTES`] bytes just before `offset` (0 for offset 0). Stored next
