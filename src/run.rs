@@ -347,7 +347,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
             state_dir: options.state_dir.clone(),
             error,
         })?;
-    let status = snapshot(&reader, &live, &pool, &tailer, started);
+    let status = snapshot(&reader, &live, &tailer, started);
     status_writer.write(options, &status, &state_errors, true);
     drop(reader);
     // Inotify's thread holds no reference to the pool: only this one is left.
@@ -508,13 +508,7 @@ impl Following {
         if now.duration_since(self.last_status) >= STATUS_EVERY {
             self.last_status = now;
             self.acking.write_unwritten();
-            let status = snapshot(
-                &self.reader,
-                &self.live,
-                &self.reader.pool,
-                &self.tailer,
-                self.started,
-            );
+            let status = snapshot(&self.reader, &self.live, &self.tailer, self.started);
             self.status_writer
                 .write(&self.options, &status, &self.state_errors, false);
         }
@@ -548,8 +542,8 @@ impl Following {
     }
 }
 
-/// Locks `following`; a panic that poisoned the lock left nothing half-changed that the
-/// checkpoint could not cover (it only moves below finished work).
+/// Locks `following`, poisoned or not: the loop of [`run`] checks for a poisoned lock
+/// itself, and ends the process on it.
 fn lock(following: &Mutex<Option<Following>>) -> MutexGuard<'_, Option<Following>> {
     following
         .lock()
@@ -752,14 +746,9 @@ fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
         .collect()
 }
 
-fn snapshot(
-    reader: &Reader,
-    live: &LiveReport,
-    pool: &Pool,
-    tailer: &Tailer,
-    started: Instant,
-) -> Status {
+fn snapshot(reader: &Reader, live: &LiveReport, tailer: &Tailer, started: Instant) -> Status {
     let c = &live.counters;
+    let pool = &reader.pool;
     Status {
         pid: std::process::id(),
         updated_unix: status::now_unix(),
