@@ -283,25 +283,33 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         last_checkpoint: now - CHECKPOINT_IDLE_EVERY,
         acked_at_checkpoint: 0,
         summary_base: (0, now),
+        asleep: false,
     });
 
     while !stop.load(Relaxed) {
-        // While actions are out, wake often enough that the checkpoint follows them.
-        let wait = if pool.pending() > 0 {
-            CHECKPOINT_EVERY / 2
-        } else {
-            IDLE_WAKE
-        };
         if following.is_poisoned() {
             // The reader panicked on inotify's thread: end as a panic on this thread would, for
             // the service manager to restart emstail (the checkpoint covers finished work only).
             panic!("the reader stopped on a panic on inotify's thread");
         }
-        {
+        let wait = {
             let mut guard = lock(&following);
             let f = guard.as_mut().expect("taken only after the loop");
-            f.turn(if waiter.is_some() { None } else { Some(wait) });
-        }
+            if waiter.is_some() {
+                f.turn(None);
+                f.wait()
+            } else {
+                // Polling: the tailer's own wait paces the loop, short enough for the
+                // checkpoint to follow finished work.
+                let wait = if f.work_out() {
+                    CHECKPOINT_EVERY / 2
+                } else {
+                    POLL_WAKE
+                };
+                f.turn(Some(wait));
+                Duration::ZERO
+            }
+        };
         if let Some(waiter) = &waiter
             && !stop.load(Relaxed)
         {
@@ -385,6 +393,9 @@ struct Following {
     /// Jobs acknowledged when the checkpoint was last looked at.
     acked_at_checkpoint: u64,
     summary_base: (u64, Instant),
+    /// The loop's thread sleeps until its next timer, not often enough for the checkpoint to
+    /// follow work that finishes meanwhile: inotify's thread wakes it when it hands work out.
+    asleep: bool,
 }
 
 impl Following {
@@ -402,12 +413,46 @@ impl Following {
                     if !self.hand_out(false) {
                         return false;
                     }
+                    if self.tailer.caught_up() {
+                        // Read to the size the file had: a later write is another event.
+                        break;
+                    }
                 }
                 // A scan is due, or reading failed: the loop's thread does it, or says why.
                 Ok(None) | Err(_) => return false,
             }
         }
-        true
+        // Returning false wakes the loop's thread, so that it follows the work out.
+        !(self.asleep && self.work_out())
+    }
+
+    /// Whether actions are out, or finished since the checkpoint was last looked at: the
+    /// checkpoint must follow them within [`CHECKPOINT_EVERY`].
+    fn work_out(&self) -> bool {
+        self.reader.pool.pending() > 0
+            || self.acking.acked.load(Relaxed) != self.acked_at_checkpoint
+    }
+
+    /// How long the loop's thread may wait for inotify's wake-ups after a turn: while work is
+    /// out, often enough for the checkpoint to follow it; otherwise until the next timer or
+    /// scan is due (each wake-up costs about what reading an append does). Sets `asleep` for
+    /// inotify's thread to wake it when work goes out.
+    fn wait(&mut self) -> Duration {
+        self.asleep = !self.work_out();
+        if !self.asleep {
+            return CHECKPOINT_EVERY / 2;
+        }
+        let due = [
+            self.last_checkpoint + CHECKPOINT_IDLE_EVERY,
+            self.last_status + STATUS_EVERY,
+            self.last_summary + self.options.summary_every,
+            self.tailer.next_scan(),
+        ]
+        .into_iter()
+        .min()
+        .expect("four deadlines");
+        due.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
     }
 
     /// On the loop's thread, after a wake-up or a timeout: the timers, what is left of the
@@ -724,8 +769,8 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often they are rewritten even when no figure changed: their time stamp tells a reader
 /// that emstail still runs.
 const STATUS_REFRESH: Duration = Duration::from_secs(60);
-/// How long the loop sleeps waiting for lines when no action is out.
-const IDLE_WAKE: Duration = Duration::from_millis(100);
+/// How long the loop waits for lines when the log is polled (no inotify) and no action is out.
+const POLL_WAKE: Duration = Duration::from_millis(100);
 
 /// Checkpoint positions: the watermark of every file the tailer still follows.
 fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {

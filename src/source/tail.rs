@@ -269,6 +269,19 @@ impl Tailer {
         Ok(Some(items))
     }
 
+    /// When the log's files are next listed unless an event asks sooner: a thread that waits
+    /// for inotify's wake-ups need not wake before then to keep up.
+    pub fn next_scan(&self) -> Instant {
+        self.next_scan
+    }
+
+    /// Whether the last read took the active file up to the size it had then: until inotify
+    /// reports another change (a write after that look is reported), reading again finds
+    /// nothing.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
+    }
+
     /// Whether the log's files must be listed before reading on: an event asked for it, a
     /// truncation was seen, or the rescan period is over.
     fn scan_due(&self) -> bool {
