@@ -15,7 +15,7 @@ use crate::exec::dead_letter;
 use crate::exec::dispatch::Executor;
 use crate::exec::live::LiveReport;
 use crate::exec::pool::{Job, Outcome, Pool, Report};
-use crate::parse::{FileParser, Format, Line, Parsed};
+use crate::parse::{FileParser, Format, Line, OtherPayloads, Parsed};
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::FileId;
 use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
@@ -94,11 +94,11 @@ struct FileState {
 }
 
 impl FileState {
-    fn new(path: PathBuf, format: LogFormat) -> Self {
+    fn new(path: PathBuf, format: LogFormat, others: &OtherPayloads) -> Self {
         FileState {
             name: path.to_string_lossy().into_owned(),
             path,
-            parser: FileParser::new(format),
+            parser: FileParser::with_payloads(format, others.clone()),
             last: (0, 0),
             warned_text: false,
         }
@@ -230,6 +230,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     let reader = Reader {
         engine: Engine::new(config),
         format: config.service.log_format,
+        others: OtherPayloads::for_rules(&config.rules),
         files: HashMap::new(),
         marks: Arc::clone(&marks),
         pool: Arc::clone(&pool),
@@ -598,6 +599,8 @@ fn lock(following: &Mutex<Option<Following>>) -> MutexGuard<'_, Option<Following
 struct Reader {
     engine: Engine,
     format: LogFormat,
+    /// The payloads of events no plugin reads that are built: those the rules read.
+    others: OtherPayloads,
     files: HashMap<FileId, FileState>,
     marks: Arc<Watermarks>,
     pool: Arc<Pool>,
@@ -616,7 +619,8 @@ impl Reader {
         match item {
             TailItem::Opened { file, path, offset } => {
                 log::info!("reading {} from byte {offset}", path.display());
-                self.files.insert(file, FileState::new(path, self.format));
+                self.files
+                    .insert(file, FileState::new(path, self.format, &self.others));
             }
             TailItem::Truncated { file, path } => {
                 log::warn!(
@@ -624,7 +628,8 @@ impl Reader {
                     path.display()
                 );
                 self.marks.start(file, 0, 0);
-                self.files.insert(file, FileState::new(path, self.format));
+                self.files
+                    .insert(file, FileState::new(path, self.format, &self.others));
             }
             TailItem::Line {
                 file,
@@ -635,11 +640,11 @@ impl Reader {
                 bytes,
             } => {
                 self.counters.lines.fetch_add(1, Relaxed);
-                let format = self.format;
+                let (format, others) = (self.format, &self.others);
                 let state = self
                     .files
                     .entry(file)
-                    .or_insert_with(|| FileState::new(path.clone(), format));
+                    .or_insert_with(|| FileState::new(path.clone(), format, others));
                 if state.path != path {
                     state.name = path.to_string_lossy().into_owned();
                     state.path = path;

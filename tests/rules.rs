@@ -388,3 +388,49 @@ fn the_daemon_runs_the_rules_on_the_live_log_with_the_events_timestamp() {
     expected.sort();
     assert_eq!(received(&ems), expected, "{log}");
 }
+
+/// Events of types no plugin reads keep their payload for the rules that are `on` them, in
+/// replay and in the daemon alike; the types no rule names are read without one.
+#[test]
+fn rules_on_types_no_plugin_reads_see_their_payload_in_replay_and_the_daemon() {
+    let rules = json!([
+        { "name": "cli-ids", "on": "cliRequest", "when": { "payload.command": "listStreamsIds" },
+          "call": { "command": "version", "params": { "asked": "${payload.command}" } } },
+        { "name": "codecs", "on": ["inStreamCodecsUpdated"], "when": { "payload.name": { "matches": "^cam" } },
+          "call": { "command": "version", "params": { "codecs": "${payload.name}" } } }
+    ]);
+    let lines = [
+        r#"{"_logEntry":"00001","id":1,"payload":{"command":"listStreamsIds","parameters":{}},"processId":2593,"timestamp":1795947301,"type":"cliRequest"},"#,
+        r#"{"_logEntry":"00002","id":2,"payload":{"command":"version"},"processId":2593,"timestamp":1795947302,"type":"cliRequest"},"#,
+        r#"{"_logEntry":"00003","id":3,"payload":{"command":"listStreamsIds","name":"cam9"},"processId":2593,"timestamp":1795947303,"type":"cliResponse"},"#,
+        r#"{"_logEntry":"00004","id":4,"payload":{"name":"cam7","type":"INR"},"processId":2593,"timestamp":1795947304,"type":"inStreamCodecsUpdated"},"#,
+        r#"{"_logEntry":"00005","id":5,"payload":{"name":"lobby","type":"INR"},"processId":2593,"timestamp":1795947305,"type":"inStreamCodecsUpdated"},"#,
+    ];
+    let expected = vec![
+        call("version", &[("asked", "listStreamsIds"), ("_emstail", "1")]),
+        call("version", &[("codecs", "cam7"), ("_emstail", "1")]),
+    ];
+
+    let ems = FakeEms::start();
+    let setup = Setup::new(&ems.base_url()).block("Rules", rules.clone());
+    let logs = setup.path("logs");
+    std::fs::create_dir_all(&logs).expect("mkdir");
+    let log = logs.join("events_20261204_100000.txt");
+    std::fs::write(&log, lines.join("\n") + "\n").expect("write the log");
+    let config = setup.write();
+    emstail(&["replay", "--config", utf8(&config), utf8(&log)]).assert_exit(0);
+    assert_eq!(received(&ems), expected, "replay");
+
+    let ems = FakeEms::start();
+    let setup = Setup::new(&ems.base_url()).block("Rules", rules);
+    let config = setup.write();
+    let stderr = setup.path("stderr.txt");
+    let daemon = Emstail::new(["run", "--config", utf8(&config), "--from-start", "--log"])
+        .arg(&logs)
+        .daemon(&stderr, &setup.state_dir());
+    let arrived = ems.wait_for_calls(2, std::time::Duration::from_secs(20));
+    daemon.stop("rules on types no plugin reads");
+    let output = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(arrived, "{output}");
+    assert_eq!(received(&ems), expected, "daemon: {output}");
+}

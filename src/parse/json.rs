@@ -7,11 +7,17 @@ use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor}
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Line, Parsed, strip_bom, strip_position};
+use super::{Line, OtherPayloads, Parsed, strip_bom, strip_position};
 use crate::event::{Envelope, Event};
 
 /// Parses one line. Blank lines give `None`.
 pub fn parse_line(line: Line<'_>) -> Option<Parsed> {
+    parse_line_keeping(line, &OtherPayloads::All)
+}
+
+/// [`parse_line`], building the payload of an event no plugin reads only if `others` keeps
+/// its type.
+pub fn parse_line_keeping(line: Line<'_>, others: &OtherPayloads) -> Option<Parsed> {
     let (bom, bytes) = strip_bom(line.bytes);
     let bytes = trim_end(bytes);
     if bytes.is_empty() {
@@ -24,7 +30,7 @@ pub fn parse_line(line: Line<'_>) -> Option<Parsed> {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     };
-    Some(match parse_text(&text, bom) {
+    Some(match parse_text(&text, bom, others) {
         Ok(envelope) => Parsed::Event {
             line: line.number,
             offset: line.offset,
@@ -51,11 +57,12 @@ pub fn line_type(bytes: &[u8]) -> Option<&str> {
     peek_type(std::str::from_utf8(&tail[quote.saturating_sub(1)..]).ok()?)
 }
 
-fn parse_text(text: &str, column_shift: usize) -> Result<Envelope, String> {
+fn parse_text(text: &str, column_shift: usize, others: &OtherPayloads) -> Result<Envelope, String> {
     if let Some(kind) = peek_type(text) {
         let mut seed = OnePass {
             kind,
             payload_seen: false,
+            keep_other: others.keeps(kind),
         };
         if let Ok(envelope) = serde::de::DeserializeSeed::deserialize(
             &mut seed,
@@ -88,6 +95,8 @@ fn peek_type(text: &str) -> Option<&str> {
 struct OnePass<'k> {
     kind: &'k str,
     payload_seen: bool,
+    /// Whether the payload is built if the type is one no plugin reads.
+    keep_other: bool,
 }
 
 impl<'de> serde::de::DeserializeSeed<'de> for &mut OnePass<'_> {
@@ -125,7 +134,10 @@ impl<'de> Visitor<'de> for &mut OnePass<'_> {
                         return Err(de::Error::custom("repeated payload"));
                     }
                     self.payload_seen = true;
-                    let payload = SeedPayload(&mut map);
+                    let payload = SeedPayload {
+                        map: &mut map,
+                        keep: self.keep_other,
+                    };
                     event =
                         Some(Event::from_payload(self.kind, payload).map_err(de::Error::custom)?);
                 }
@@ -154,18 +166,29 @@ impl<'de> Visitor<'de> for &mut OnePass<'_> {
 
 /// The payload read from the line's own deserializer. A null payload is an error here: the
 /// two-pass reading treats it as absent.
-struct SeedPayload<'m, A>(&'m mut A);
+struct SeedPayload<'m, A> {
+    map: &'m mut A,
+    /// Whether an untyped payload is built; if not, it is only checked as JSON and stands
+    /// as an empty object (what an absent or null payload gives too).
+    keep: bool,
+}
 
 impl<'de, A: MapAccess<'de>> crate::event::Payload for SeedPayload<'_, A> {
     fn typed<T: serde::de::DeserializeOwned>(self, kind: &str) -> Result<T, String> {
-        match self.0.next_value::<Option<T>>() {
+        match self.map.next_value::<Option<T>>() {
             Ok(Some(typed)) => Ok(typed),
             Ok(None) => Err("null payload".to_string()),
             Err(e) => Err(format!("{kind}: {e}")),
         }
     }
     fn value(self) -> Result<Value, String> {
-        match self.0.next_value::<Value>() {
+        if !self.keep {
+            return match self.map.next_value::<IgnoredAny>() {
+                Ok(IgnoredAny) => Ok(Value::Object(serde_json::Map::new())),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        match self.map.next_value::<Value>() {
             Ok(Value::Null) => Err("null payload".to_string()),
             Ok(value) => Ok(value),
             Err(e) => Err(e.to_string()),
@@ -437,6 +460,40 @@ mod tests {
     fn blank_lines_give_nothing() {
         assert_eq!(parse_line(line(1, b"")), None);
         assert_eq!(parse_line(line(1, b"  \t\r")), None);
+    }
+
+    #[test]
+    fn a_payload_no_rule_reads_is_checked_but_not_built() {
+        let only_cli = OtherPayloads::Of(vec!["cliRequest".to_string()].into());
+        let keeping = |bytes: &[u8]| match parse_line_keeping(line(7, bytes), &only_cli) {
+            Some(Parsed::Event { envelope, .. }) => Ok(envelope.event),
+            Some(Parsed::Malformed { reason, .. }) => Err(reason),
+            None => panic!("a non-blank line gives a result"),
+        };
+        let codecs =
+            br#"{"id":4,"payload":{"name":"cam7","type":"INR"},"type":"inStreamCodecsUpdated"},"#;
+        let cli = br#"{"id":5,"payload":{"command":"listStreamsIds"},"type":"cliRequest"},"#;
+        assert_eq!(
+            keeping(codecs),
+            Ok(other("inStreamCodecsUpdated", json!({})))
+        );
+        assert_eq!(
+            keeping(cli),
+            Ok(other("cliRequest", json!({"command": "listStreamsIds"})))
+        );
+        // Every payload is kept by default.
+        assert_eq!(
+            event(codecs),
+            other(
+                "inStreamCodecsUpdated",
+                json!({"name": "cam7", "type": "INR"})
+            )
+        );
+        // Typed events are read whole whatever the rules.
+        assert_eq!(keeping(TIMER.as_bytes()), Ok(timer_envelope().event));
+        // Broken JSON in a skipped payload is still a malformed line, with the same reason.
+        let broken = br#"{"id":4,"payload":{"name":"cam7",},"type":"inStreamCodecsUpdated"},"#;
+        assert_eq!(keeping(broken), Err(malformed(broken)));
     }
 
     #[test]

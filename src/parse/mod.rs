@@ -1,8 +1,9 @@
 //! Bytes → events. Two on-disk formats, chosen per file: JSON lines (`format="json"`, with
 //! EMS's trailing comma) and the multi-line text records (`format="text"`).
 
-use crate::config::LogFormat;
+use crate::config::{LogFormat, Rule};
 use crate::event::Envelope;
+use std::sync::Arc;
 
 pub mod json;
 pub mod text;
@@ -85,14 +86,53 @@ fn strip_position(message: &str) -> &str {
 /// A stateful parser for one file. Feed it lines in order; call `finish` at the end of the
 /// file (the text format's last record has no terminator of its own).
 pub enum Parser {
-    Json,
+    Json(OtherPayloads),
     Text(text::TextParser),
+}
+
+/// Which events of a type no plugin reads (`Event::Other`) get their payload: only rules read
+/// those, so a JSON line of a type no rule is `on` is checked as JSON and its payload left
+/// unbuilt (an empty object), which is most of what such a line costs to parse.
+#[derive(Debug, Clone, Default)]
+pub enum OtherPayloads {
+    #[default]
+    All,
+    /// Only these types (those the rules are `on`).
+    Of(Arc<[String]>),
+}
+
+impl OtherPayloads {
+    /// The payloads `rules` can read.
+    pub fn for_rules(rules: &[Rule]) -> OtherPayloads {
+        let mut kinds: Vec<String> = rules.iter().flat_map(|r| r.on.iter().cloned()).collect();
+        kinds.sort();
+        kinds.dedup();
+        OtherPayloads::Of(kinds.into())
+    }
+
+    /// No payload of an event no plugin reads.
+    pub fn none() -> OtherPayloads {
+        OtherPayloads::Of(Arc::from([]))
+    }
+
+    fn keeps(&self, kind: &str) -> bool {
+        match self {
+            OtherPayloads::All => true,
+            OtherPayloads::Of(kinds) => kinds.iter().any(|k| k == kind),
+        }
+    }
 }
 
 impl Parser {
     pub fn new(format: Format) -> Parser {
+        Parser::with_payloads(format, OtherPayloads::All)
+    }
+
+    /// A parser that builds the payloads of events no plugin reads only as `others` says
+    /// (the text format builds them anyway: its records are read field by field).
+    pub fn with_payloads(format: Format, others: OtherPayloads) -> Parser {
         match format {
-            Format::Json => Parser::Json,
+            Format::Json => Parser::Json(others),
             Format::Text => Parser::Text(text::TextParser::default()),
         }
     }
@@ -100,8 +140,8 @@ impl Parser {
     /// Feeds one line; pushes what it completes onto `out`.
     pub fn push(&mut self, line: Line<'_>, out: &mut Vec<Parsed>) {
         match self {
-            Parser::Json => {
-                if let Some(p) = json::parse_line(line) {
+            Parser::Json(others) => {
+                if let Some(p) = json::parse_line_keeping(line, others) {
                     out.push(p)
                 }
             }
@@ -112,7 +152,7 @@ impl Parser {
     /// The (line, offset) of a text record not yet complete; JSON lines are never open.
     pub fn open_record(&self) -> Option<(u64, u64)> {
         match self {
-            Parser::Json => None,
+            Parser::Json(_) => None,
             Parser::Text(t) => t.open_record(),
         }
     }
@@ -278,17 +318,25 @@ mod tests {
 #[derive(Default)]
 pub struct FileParser {
     parser: Option<Parser>,
+    others: OtherPayloads,
 }
 
 impl FileParser {
+    /// A parser that builds every payload (to show events, or test rules on them).
     pub fn new(format: LogFormat) -> FileParser {
+        FileParser::with_payloads(format, OtherPayloads::All)
+    }
+
+    /// A parser that builds the payloads of events no plugin reads only as `others` says.
+    pub fn with_payloads(format: LogFormat, others: OtherPayloads) -> FileParser {
         let format = match format {
             LogFormat::Auto => None,
             LogFormat::Json => Some(Format::Json),
             LogFormat::Text => Some(Format::Text),
         };
         FileParser {
-            parser: format.map(Parser::new),
+            parser: format.map(|f| Parser::with_payloads(f, others.clone())),
+            others,
         }
     }
 
@@ -296,7 +344,7 @@ impl FileParser {
     pub fn format(&self) -> Option<Format> {
         match self.parser {
             None => None,
-            Some(Parser::Json) => Some(Format::Json),
+            Some(Parser::Json(_)) => Some(Format::Json),
             Some(Parser::Text(_)) => Some(Format::Text),
         }
     }
@@ -306,7 +354,9 @@ impl FileParser {
         let parser = match &mut self.parser {
             Some(p) => p,
             None => match detect(line.bytes) {
-                Some(format) => self.parser.insert(Parser::new(format)),
+                Some(format) => self
+                    .parser
+                    .insert(Parser::with_payloads(format, self.others.clone())),
                 None if line.bytes.iter().all(u8::is_ascii_whitespace) => return,
                 None => {
                     out.push(Parsed::Malformed {

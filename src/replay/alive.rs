@@ -5,7 +5,7 @@ use super::window::event_time;
 use super::{Options, Skip};
 use crate::action::{Action, PlannedAction};
 use crate::event::Event;
-use crate::parse::{FileParser, Format, Parsed, json};
+use crate::parse::{FileParser, Format, OtherPayloads, Parsed, json};
 use crate::source::read::{Item, for_each_line_counted};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -44,7 +44,8 @@ impl Backfill {
         let until = options.window.until;
         let ignored = AtomicU64::new(0);
         for (path, len) in files {
-            let mut parser = FileParser::new(options.format);
+            // Only lifecycle events count here: no other payload is read.
+            let mut parser = FileParser::with_payloads(options.format, OtherPayloads::none());
             let stop = options.stop.as_deref();
             let _ = for_each_line_counted(path, options.max_line, *len, &ignored, stop, |item| {
                 let Item::Line(line) = item else { return };

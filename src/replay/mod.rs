@@ -11,7 +11,7 @@ use crate::action::{PlannedAction, PluginId};
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 use crate::event::{Envelope, Event, Source};
-use crate::parse::{FileParser, Parsed};
+use crate::parse::{FileParser, OtherPayloads, Parsed};
 use crate::source::read::{Item, for_each_line_counted};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -143,6 +143,7 @@ pub fn replay(
     };
     let mut run = Replayer {
         engine: Engine::new(&config),
+        others: OtherPayloads::for_rules(&config.rules),
         summary: Summary {
             files_not_opened: not_opened,
             window: options.window,
@@ -220,6 +221,8 @@ fn selected(config: &Config, options: &Options) -> Config {
 
 struct Replayer<'a> {
     engine: Engine,
+    /// The payloads of events no plugin reads that are built: those the rules read.
+    others: OtherPayloads,
     summary: Summary,
     /// `None` with `--all-actions`: every control action is issued.
     backfill: Option<Backfill>,
@@ -283,6 +286,7 @@ impl Replayer<'_> {
     /// buffers, are reused from file to file instead of piling up.
     fn files(&mut self, files: &[(PathBuf, u64)]) {
         let format = self.options.format;
+        let others = self.others.clone();
         let max_line = self.options.max_line;
         let progress = &self.options.progress;
         let stop = self.options.stop.as_deref();
@@ -298,6 +302,7 @@ impl Replayer<'_> {
                     path,
                     *len,
                     format,
+                    &others,
                     max_line,
                     progress,
                     stop,
@@ -510,13 +515,14 @@ fn read_file(
     path: &Path,
     len: u64,
     format: LogFormat,
+    others: &OtherPayloads,
     max_line: usize,
     progress: &Progress,
     stop: Option<&AtomicBool>,
     tx: &std::sync::mpsc::SyncSender<Read>,
     recycle: &std::sync::mpsc::Receiver<Vec<Parsed>>,
 ) -> ReadResult {
-    let mut parser = FileParser::new(format);
+    let mut parser = FileParser::with_payloads(format, others.clone());
     let mut batch: Vec<Parsed> = Vec::with_capacity(BATCH);
     let mut batch_bytes = 0usize;
     let mut lines = 0u64;
