@@ -59,18 +59,27 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
 }
 
 /// Replaces `path` with `bytes` so that a crash or power loss at any point leaves either the
-/// old content or the new, never a mix: see [`write_atomic_mode`]. The file gets mode 0600.
+/// old content or the new, never a mix. The file gets mode 0600.
+///
+/// Writes `<path>.tmp` beside it, fsyncs it, renames it over `path`, then fsyncs the
+/// directory so that the rename itself is on disk.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic_mode(path, bytes, PRIVATE)
+    replace_with(path, bytes, PRIVATE, true)
 }
 
-/// [`write_atomic`] with another mode (the metrics textfile must be readable by
-/// node_exporter's user).
-///
-/// Writes `<path>.tmp` beside it, sets `mode` on it whatever the umask (and whatever a temp
-/// file left by a crash had), fsyncs it, renames it over `path`, then fsyncs the directory so
-/// that the rename itself is on disk.
-pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+/// Replaces `path` with `bytes` as [`write_atomic`] does, with `mode`, without the fsyncs: a
+/// reader sees the old content or the new, never a mix, but a power loss may lose either. For
+/// files that only show what a running process is doing (the status, the metrics textfile),
+/// which it writes again within seconds: their two fsyncs a second cost more than the rest of
+/// following a quiet log.
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    replace_with(path, bytes, mode, false)
+}
+
+/// Writes `<path>.tmp`, sets `mode` on it whatever the umask (and whatever a temp file left
+/// by a crash had), renames it over `path`; with `sync`, fsyncs the file before the rename
+/// and the directory after it.
+fn replace_with(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     let tmp = temp_path(path);
     let mut file = OpenOptions::new()
         .write(true)
@@ -81,7 +90,7 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
     let written = file
         .set_permissions(Permissions::from_mode(mode))
         .and_then(|()| file.write_all(bytes))
-        .and_then(|()| file.sync_all());
+        .and_then(|()| if sync { file.sync_all() } else { Ok(()) });
     drop(file);
     if let Err(e) = written {
         // On a full disk the partial temp file holds space the next attempt needs.
@@ -89,6 +98,9 @@ pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()>
         return Err(e);
     }
     std::fs::rename(&tmp, path)?;
+    if !sync {
+        return Ok(());
+    }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -163,12 +175,15 @@ mod tests {
     }
 
     #[test]
-    fn another_mode_is_set_whatever_the_umask() {
+    fn another_mode_is_set_whatever_the_umask_and_a_stale_temp_file() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("emstail.prom");
-        write_atomic_mode(&path, b"x 1\n", 0o644).expect("write");
+        std::fs::write(temp_path(&path), b"torn content from before the crash").expect("write");
+        std::fs::set_permissions(temp_path(&path), Permissions::from_mode(0o600)).expect("chmod");
+        replace(&path, b"x 1\n", 0o644).expect("write");
         assert_eq!(mode_of(&path), 0o644);
         assert_eq!(std::fs::read(&path).expect("read"), b"x 1\n");
+        assert!(!temp_path(&path).exists());
     }
 
     #[test]

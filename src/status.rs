@@ -107,7 +107,8 @@ pub fn now_unix() -> u64 {
 
 pub fn store(state_dir: &Path, status: &Status) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
-    fsutil::write_atomic(&state_dir.join(FILE_NAME), &json)
+    // Written every second while figures change, and at every start: not fsynced.
+    fsutil::replace(&state_dir.join(FILE_NAME), &json, fsutil::PRIVATE)
 }
 
 pub fn load(state_dir: &Path) -> Option<Status> {
@@ -224,9 +225,10 @@ pub fn metrics_text(status: &Status) -> String {
     out
 }
 
-/// Mode 0644: node_exporter's textfile collector reads it as its own user.
+/// Mode 0644: node_exporter's textfile collector reads it as its own user. Not fsynced, as
+/// the status is not.
 pub fn write_metrics(path: &Path, status: &Status) -> io::Result<()> {
-    fsutil::write_atomic_mode(path, metrics_text(status).as_bytes(), 0o644)
+    fsutil::replace(path, metrics_text(status).as_bytes(), 0o644)
 }
 
 #[cfg(test)]
