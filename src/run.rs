@@ -285,6 +285,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         acked_at_checkpoint: 0,
         summary_base: (0, now),
         asleep: false,
+        worked: (now, 0),
     });
 
     while !stop.load(Relaxed) {
@@ -397,6 +398,8 @@ struct Following {
     /// The loop's thread sleeps until its next timer, not often enough for the checkpoint to
     /// follow work that finishes meanwhile: inotify's thread wakes it when it hands work out.
     asleep: bool,
+    /// When the loop's thread last saw actions out or finishing, and how many had finished.
+    worked: (Instant, u64),
 }
 
 impl Following {
@@ -434,15 +437,27 @@ impl Following {
             || self.acking.acked.load(Relaxed) != self.acked_at_checkpoint
     }
 
-    /// How long the loop's thread may wait for inotify's wake-ups after a turn: while work is
-    /// out, often enough for the checkpoint to follow it; otherwise until the next timer or
-    /// scan is due (each wake-up costs about what reading an append does). Sets `asleep` for
-    /// inotify's thread to wake it when work goes out.
+    /// How long the loop's thread may wait for inotify's wake-ups after a turn: while actions
+    /// are out, or have been within [`QUIET`], often enough for the checkpoint to follow them;
+    /// otherwise until the next timer or scan is due (each wake-up costs about what reading
+    /// an append does), with `asleep` set for inotify's thread to wake it when work goes out.
+    /// Waking it at every append that acts while actions finish would cost more than the
+    /// short waits do.
     fn wait(&mut self) -> Duration {
-        self.asleep = !self.work_out();
-        if !self.asleep {
+        let now = Instant::now();
+        let acked = self.acking.acked.load(Relaxed);
+        let pending = self.reader.pool.pending() > 0;
+        if pending || acked != self.worked.1 {
+            self.worked = (now, acked);
+        }
+        self.asleep = false;
+        if pending {
             return CHECKPOINT_EVERY / 2;
         }
+        if now.duration_since(self.worked.0) < QUIET || self.work_out() {
+            return CHECKPOINT_EVERY;
+        }
+        self.asleep = true;
         let due = [
             self.last_checkpoint + CHECKPOINT_IDLE_EVERY,
             self.last_status + STATUS_EVERY,
@@ -452,7 +467,7 @@ impl Following {
         .into_iter()
         .min()
         .expect("four deadlines");
-        due.saturating_duration_since(Instant::now())
+        due.saturating_duration_since(now)
             .max(Duration::from_millis(1))
     }
 
@@ -774,6 +789,9 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often they are rewritten even when no figure changed: their time stamp tells a reader
 /// that emstail still runs.
 const STATUS_REFRESH: Duration = Duration::from_secs(60);
+/// How long after actions were last out or finishing the loop's thread goes on waking every
+/// [`CHECKPOINT_EVERY`] rather than sleeping until its next timer.
+const QUIET: Duration = Duration::from_secs(1);
 /// How long the loop waits for lines when the log is polled (no inotify) and no action is out.
 const POLL_WAKE: Duration = Duration::from_millis(100);
 
