@@ -921,6 +921,40 @@ fn after_a_sigkill_during_a_burst_the_checkpoint_covers_the_work_finished_200_ms
     );
 }
 
+/// The checkpoint follows finished work within 200 ms after a quiet spell too, when the loop's
+/// thread sleeps until its next timer (here up to a second: rescans 5 s apart) and inotify's
+/// thread must wake it as work goes out: lines appended at once after 1.5 s of quiet are all
+/// covered 200 ms after EMS answered the last of their calls, with no line after them.
+#[test]
+fn after_a_quiet_spell_the_checkpoint_covers_the_next_work_200_ms_after_it_finished() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    h.write_ins(&log, 1);
+    let d = h.start_with(&log, &["--from-start"], 5000);
+    h.wait_expected();
+    std::thread::sleep(ms(1500));
+    h.write_ins(&log, 20);
+    h.wait_expected();
+    let last = h
+        .ems
+        .calls_for("record")
+        .iter()
+        .map(|c| c.received_at)
+        .max()
+        .expect("records arrived");
+    std::thread::sleep((last + ms(200)).saturating_duration_since(Instant::now()));
+    d.kill();
+    let stored = checkpoint::load(&h.state);
+    assert!(stored.problem.is_none(), "{:?}", stored.problem);
+    let line = stored.positions.iter().map(|p| p.line).max().unwrap_or(0);
+    assert_eq!(
+        line,
+        21,
+        "200 ms after the last call was answered; emstail said:\n{}",
+        tail(&h.stderr_text())
+    );
+}
+
 /// `count` events no plugin acts on (a codecs update of stream s1), numbered from `first`.
 fn idle_lines(first: u64, count: u64) -> Vec<u8> {
     let mut out = Vec::new();
