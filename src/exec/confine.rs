@@ -11,7 +11,7 @@
 
 use super::Failure;
 use rustix::fd::OwnedFd;
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use std::fs::File;
 use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
@@ -105,6 +105,9 @@ pub struct UploadFile {
 /// refused, not followed; type and size are checked on the opened descriptor, and that
 /// descriptor is what gets uploaded.
 pub fn open_upload(path: &Path, roots: &Roots, max_bytes: u64) -> Result<UploadFile, Failure> {
+    if let Some(opened) = open_plain(path, roots, max_bytes) {
+        return opened;
+    }
     let (root, real) = locate(path, roots)?;
     // A cheap look by name first, so that a device is not even opened (opening some has side
     // effects); the descriptor's own fstat below is what counts.
@@ -118,6 +121,43 @@ pub fn open_upload(path: &Path, roots: &Roots, max_bytes: u64) -> Result<UploadF
     let fd = open_beneath(root, relative).map_err(|e| beneath_failure(&real, &e))?;
     let (file, size) = check_opened(fd, &real, max_bytes)?;
     Ok(UploadFile { file, size, real })
+}
+
+/// The common case, opened without resolving the path by name first (which reads every
+/// component as a link: nine `readlink`s for a segment nine levels deep): `path` is a root,
+/// as given or real, then plain names with no symlink among them below the root. That is
+/// opened beneath the root's descriptor with every symlink refused, after a look at its type
+/// by name, so it is the file, and the real path, that resolving it would have given.
+/// Anything else (a symlink or `..` below the root, a missing file, a file that is not
+/// regular, an older kernel) gives `None`, and [`open_upload`] resolves the path and decides,
+/// with its own messages.
+fn open_plain(path: &Path, roots: &Roots, max_bytes: u64) -> Option<Result<UploadFile, Failure>> {
+    let (root, relative) = roots
+        .given
+        .iter()
+        .zip(&roots.real)
+        .find_map(|(given, real)| {
+            let relative = path
+                .strip_prefix(real)
+                .or_else(|_| path.strip_prefix(given))
+                .ok()?;
+            Some((real, relative))
+        })?;
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if !plain || relative.as_os_str().is_empty() {
+        return None;
+    }
+    let dir = open_root(root).ok()?;
+    let stat = rustix::fs::statat(&dir, relative, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return None;
+    }
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let fd = rustix::fs::openat2(&dir, relative, read_flags(), Mode::empty(), resolve).ok()?;
+    let real = root.join(relative);
+    Some(check_opened(fd, &real, max_bytes).map(|(file, size)| UploadFile { file, size, real }))
 }
 
 /// Flags of the final open: read only, never waiting (a FIFO without a writer would hang the
@@ -555,6 +595,66 @@ mod tests {
             let mut file = File::from(opened.expect("a plain file opens"));
             std::io::Read::read_to_end(&mut file, &mut body).expect("readable");
             assert_eq!(body, b"ts");
+        }
+    }
+
+    /// What opening a plain path beneath the root skips (resolving it by name) still decides
+    /// every other path: a symlink staying inside opens its target, one leading out and a
+    /// `..` leading out are refused, a `..` staying inside opens, and each upload's real path
+    /// is the resolved one.
+    #[cfg(unix)]
+    #[test]
+    fn uploads_through_symlinks_and_dot_dot_open_what_resolving_them_gives() {
+        let l = layout();
+        let real_root = l.root.canonicalize().expect("root exists");
+        l.link_in_root("inside.ts", &l.root.join("hls/seg1.ts"));
+        l.link_in_root("hls-dir", Path::new("hls"));
+        l.link_in_root("out-dir", &l.outside);
+        let open = |path: PathBuf| {
+            open_upload(&path, &roots(&l), 1 << 20).map(|mut upload| {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut upload.file, &mut body).expect("readable");
+                (body, upload.real)
+            })
+        };
+        let seg1 = (b"ts".to_vec(), real_root.join("hls/seg1.ts"));
+        assert_eq!(open(l.root.join("hls/seg1.ts")), Ok(seg1.clone()));
+        assert_eq!(open(l.root.join("inside.ts")), Ok(seg1.clone()));
+        assert_eq!(open(l.root.join("hls-dir/seg1.ts")), Ok(seg1.clone()));
+        assert_eq!(open(l.root.join("hls/../hls/seg1.ts")), Ok(seg1));
+        for escaping in [
+            l.root.join("out-dir/secret.txt"),
+            l.root.join("../outside/secret.txt"),
+        ] {
+            match open(escaping.clone()) {
+                Err(Failure::Permanent(m)) => assert!(m.contains("outside the media roots"), "{m}"),
+                other => panic!("{}: expected Permanent, got {other:?}", escaping.display()),
+            }
+        }
+        match open(l.root.join("hls/gone.ts")) {
+            Err(Failure::Missing(m)) => assert!(m.contains("no longer exists"), "{m}"),
+            other => panic!("expected Missing, got {other:?}"),
+        }
+    }
+
+    /// A root given through a symlink: a path written with the given name and one written
+    /// with the real name open the same file, under its real path.
+    #[cfg(unix)]
+    #[test]
+    fn a_root_given_through_a_symlink_opens_paths_written_either_way() {
+        let l = layout();
+        let alias = l.outside.join("media-alias");
+        std::os::unix::fs::symlink(&l.root, &alias).expect("root symlink");
+        let roots = Roots::resolve(std::slice::from_ref(&alias)).expect("resolves");
+        let real = l
+            .root
+            .canonicalize()
+            .expect("root exists")
+            .join("hls/seg1.ts");
+        for path in [alias.join("hls/seg1.ts"), l.root.join("hls/seg1.ts")] {
+            let upload = open_upload(&path, &roots, 1 << 20).expect("opens");
+            assert_eq!(upload.real, real, "{}", path.display());
+            assert_eq!(upload.size, 2);
         }
     }
 
