@@ -148,6 +148,10 @@ struct State {
     targets: BTreeMap<String, usize>,
     pending: usize,
     next_seq: u64,
+    /// Workers waiting for work, and callers waiting for room or the end: a notification
+    /// with nobody waiting still costs a system call, once or twice per job.
+    idle_workers: usize,
+    room_waiters: usize,
     closing: bool,
     /// Stop between jobs, whatever is left (dropped, or abandoned at exit): workers finish
     /// nothing more after their current attempt.
@@ -219,12 +223,7 @@ impl Pool {
             if left.is_zero() {
                 return false;
             }
-            state = self
-                .shared
-                .room
-                .wait_timeout(state, left)
-                .expect("pool lock is never poisoned: workers do not panic while holding it")
-                .0;
+            state = self.shared.wait_for_room(state, left);
         }
         true
     }
@@ -246,12 +245,7 @@ impl Pool {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return None;
             }
-            state = self
-                .shared
-                .room
-                .wait_timeout(state, Duration::from_millis(100))
-                .expect("pool lock is never poisoned: workers do not panic while holding it")
-                .0;
+            state = self.shared.wait_for_room(state, Duration::from_millis(100));
         }
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -281,7 +275,7 @@ impl Pool {
         lane.jobs.push_back(job);
         if lane.jobs.len() == 1 && !lane.busy && !lane.parked && !lane.waiting {
             state.ready.push_back(lane_name);
-            self.shared.work.notify_one();
+            self.shared.wake_worker(&state);
         }
         Some(seq)
     }
@@ -329,12 +323,7 @@ impl Pool {
                 },
                 None => Duration::from_secs(3600),
             };
-            state = self
-                .shared
-                .room
-                .wait_timeout(state, wait)
-                .expect("pool lock is never poisoned")
-                .0;
+            state = self.shared.wait_for_room(state, wait);
         }
         state.pending
     }
@@ -393,6 +382,29 @@ impl Drop for Pool {
 }
 
 impl Shared {
+    /// Wakes a worker waiting for work, if one is.
+    fn wake_worker(&self, state: &State) {
+        if state.idle_workers > 0 {
+            self.work.notify_one();
+        }
+    }
+
+    /// Waits on `room` (a job finished) for at most `timeout`, counted among its waiters.
+    fn wait_for_room<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        timeout: Duration,
+    ) -> MutexGuard<'a, State> {
+        state.room_waiters += 1;
+        let mut state = self
+            .room
+            .wait_timeout(state, timeout)
+            .expect("pool lock is never poisoned: workers do not panic while holding it")
+            .0;
+        state.room_waiters -= 1;
+        state
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().expect("pool lock is never poisoned")
     }
@@ -492,11 +504,13 @@ fn worker(shared: &Shared) {
                     due.saturating_duration_since(now)
                         .clamp(Duration::from_millis(1), Duration::from_millis(200))
                 });
+            state.idle_workers += 1;
             state = shared
                 .work
                 .wait_timeout(state, wait)
                 .expect("pool lock is never poisoned")
                 .0;
+            state.idle_workers -= 1;
             continue;
         };
         let State {
@@ -573,10 +587,16 @@ fn worker(shared: &Shared) {
                     state.lanes.remove(&name);
                 } else {
                     state.ready.push_back(name);
-                    shared.work.notify_one();
+                    // This worker takes the next ready lane at once: another is woken only
+                    // for a second one.
+                    if state.ready.len() > 1 {
+                        shared.wake_worker(&state);
+                    }
                 }
                 state.pending -= 1;
-                shared.room.notify_all();
+                if state.room_waiters > 0 {
+                    shared.room.notify_all();
+                }
             }
             Err((failure, delay, since)) => {
                 state = shared.lock();
