@@ -44,15 +44,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin/examples/fake_ems" --port 0 --ignore-stdin --max-secs 3600 --log "$work/calls.jsonl" \
-  > "$work/fake.out" 2> "$work/fake.err" &
-fake_pid=$!
-for _ in $(seq 100); do grep -q listening "$work/fake.out" 2>/dev/null && break; sleep 0.05; done
-api=$(sed -n 's/^listening on \(http:[^ ]*\)\/$/\1/p' "$work/fake.out")
-cat > "$work/config.ini" <<CFG
-{ "Service": { "ems_api": "$api", "workers": 8 },
-  "StreamRecorder": { "plugin_switch": "enabled", "parameters": { "file_location": "/var/evostreamms/media" } } }
-CFG
+# shellcheck source=bench/recorder_ems.sh
+. bench/recorder_ems.sh
+start_recorder_ems "$work" "$bin"
 log=$work/events.txt
 : > "$log"
 "$bin/emstail" run --config "$work/config.ini" --state-dir "$work/state" --log "$log" \
