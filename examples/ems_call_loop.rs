@@ -10,8 +10,10 @@
 use clap::Parser;
 use emstail::action::{ApiTarget, Params};
 use emstail::exec::ems::{EmsClient, EmsClientConfig};
+use std::collections::VecDeque;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
@@ -35,6 +37,12 @@ struct Args {
     /// Start calls at this many per second, spread evenly (0: as fast as they go).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// With --rate: one thread starts the calls at their times and hands each to the calling
+    /// threads through a queue (a mutex and a condvar, as the daemon's pool), instead of each
+    /// calling thread waiting for its own: a floor that pays the daemon's hand-off from the
+    /// thread that reads the log to the one that calls.
+    #[arg(long, requires = "rate")]
+    handoff: bool,
     /// Per-request timeout, as `Service.request_timeout_secs`.
     #[arg(long, default_value_t = 10)]
     timeout_secs: u64,
@@ -74,25 +82,57 @@ fn main() -> ExitCode {
 
     let next = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
+    let call = |i: usize| {
+        let (command, params) = &calls[i];
+        if let Err(e) = client.execute(&target, command, params) {
+            eprintln!("{command}: {e}");
+            failed.fetch_add(1, Ordering::Relaxed);
+        }
+    };
+    let due = |started: Instant, i: usize| {
+        let due = started + Duration::from_secs_f64(i as f64 / args.rate as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    };
+    // The hand-off queue: call indexes, and whether the starting thread is done.
+    let queue = (Mutex::new((VecDeque::new(), false)), Condvar::new());
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..args.concurrency.max(1) {
             scope.spawn(|| {
                 loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((command, params)) = calls.get(i) else {
-                        break;
+                    let i = if args.handoff {
+                        let mut q = queue.0.lock().expect("queue lock");
+                        loop {
+                            if let Some(i) = q.0.pop_front() {
+                                break i;
+                            }
+                            if q.1 {
+                                return;
+                            }
+                            q = queue.1.wait(q).expect("queue lock");
+                        }
+                    } else {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= calls.len() {
+                            break;
+                        }
+                        if args.rate > 0 {
+                            due(started, i);
+                        }
+                        i
                     };
-                    if args.rate > 0 {
-                        let due = started + Duration::from_secs_f64(i as f64 / args.rate as f64);
-                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                    }
-                    if let Err(e) = client.execute(&target, command, params) {
-                        eprintln!("{command}: {e}");
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
+                    call(i);
                 }
             });
+        }
+        if args.handoff {
+            for i in 0..calls.len() {
+                due(started, i);
+                queue.0.lock().expect("queue lock").0.push_back(i);
+                queue.1.notify_one();
+            }
+            queue.0.lock().expect("queue lock").1 = true;
+            queue.1.notify_all();
         }
     });
     let elapsed = started.elapsed().as_secs_f64();
