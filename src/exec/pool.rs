@@ -580,7 +580,7 @@ fn worker(shared: &Shared) {
                     let delay = shared.policy.delay(job.attempts);
                     if state.hand_probe_over(&job.target, &name, delay) {
                         // A worker asleep without a deadline must learn of the parked lane.
-                        shared.work.notify_one();
+                        shared.wake_worker(&state);
                     }
                 }
                 if empty {
@@ -637,7 +637,7 @@ fn worker(shared: &Shared) {
                 }
                 if probes {
                     state.park(name, job.seq, delay);
-                    shared.work.notify_one();
+                    shared.wake_worker(&state);
                 }
                 drop(state);
                 shared
