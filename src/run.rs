@@ -322,9 +322,6 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
     let Following {
         tailer,
         reader,
-        options: _,
-        acking: _,
-        live: _,
         mut checkpointer,
         state_errors,
         started,
@@ -454,7 +451,8 @@ impl Following {
         if pending {
             return CHECKPOINT_EVERY / 2;
         }
-        if now.duration_since(self.worked.0) < QUIET || self.work_out() {
+        // Nothing is pending here: only finished work may be left for the checkpoint.
+        if now.duration_since(self.worked.0) < QUIET || acked != self.acked_at_checkpoint {
             return CHECKPOINT_EVERY;
         }
         self.asleep = true;
