@@ -176,15 +176,11 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
 
     let loaded = checkpoint::load(&options.state_dir);
     // A checkpoint, even a torn one, means an earlier run may have acted on lines past it.
-    let resuming = loaded.problem.is_some()
-        || !loaded.positions.is_empty()
-        || options.state_dir.join(checkpoint::CHECKPOINT_FILE).exists();
+    let resuming = loaded.found;
     let start = if let Some(problem) = &loaded.problem {
         log::warn!("{problem}; starting from the beginning of the newest log file");
         Start::FromBeginningOfNewest
-    } else if !loaded.positions.is_empty()
-        || options.state_dir.join(checkpoint::CHECKPOINT_FILE).exists()
-    {
+    } else if loaded.found {
         // A checkpoint without files is from a run that saw none yet: whatever appeared
         // since is new, and is read from its start, not skipped as if this were a first start.
         Start::FromCheckpoint(loaded.positions.clone())

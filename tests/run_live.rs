@@ -596,9 +596,7 @@ fn a_record_in_flight_at_sigkill_is_not_configured_twice_after_the_restart() {
     wait_until("three records", WAIT, || {
         h.ems.calls_for("record").len() >= 3
     });
-    wait_until("a checkpoint", WAIT, || {
-        h.state.join(checkpoint::CHECKPOINT_FILE).exists()
-    });
+    wait_until("a checkpoint", WAIT, || checkpoint::load(&h.state).found);
     d.kill();
     assert_eq!(h.ems.configs("record").len(), 3);
 
@@ -633,35 +631,84 @@ fn a_record_in_flight_at_sigkill_is_not_configured_twice_after_the_restart() {
     );
 }
 
+/// The state directory's two checkpoint files, the newest (the higher `seq=` in its header
+/// line) first.
+fn checkpoint_slots(state: &Path) -> [PathBuf; 2] {
+    let seq = |path: &Path| -> u64 {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.split(' ')
+            .find_map(|field| field.strip_prefix("seq="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let [a, b] = checkpoint::SLOT_FILES.map(|name| state.join(name));
+    if seq(&a) > seq(&b) { [a, b] } else { [b, a] }
+}
+
 #[test]
 fn torn_or_empty_checkpoint_is_reported_and_nothing_is_lost() {
-    for (case, damage) in [("torn", true), ("empty", false)] {
+    for case in ["both torn", "both empty", "the newest torn"] {
         let (mut h, d) = Harness::caught_up(10);
         let log = h.log();
         d.stop(case);
-        let file = h.state.join(checkpoint::CHECKPOINT_FILE);
-        let saved = std::fs::read(&file).expect("a checkpoint was written at shutdown");
-        let broken = if damage {
-            &saved[..saved.len() / 2]
+        let slots = checkpoint_slots(&h.state);
+        let damaged = if case == "the newest torn" {
+            &slots[..1]
         } else {
-            &[][..]
+            &slots[..]
         };
-        std::fs::write(&file, broken).expect("damage the checkpoint");
+        for file in damaged {
+            let saved = std::fs::read(file).expect("a checkpoint was written");
+            let broken = if case.contains("torn") {
+                &saved[..60]
+            } else {
+                &[][..]
+            };
+            std::fs::write(file, broken).expect("damage the checkpoint");
+        }
         h.write_pairs(&log, 5);
         let d = h.start(&log, &[]);
         h.stop_when_done(d, &h.events.expected, case);
         let stderr = h.stderr_text();
-        assert!(
-            stderr.contains("checkpoint file") && stderr.contains("beginning of the newest"),
-            "{case}: the damaged checkpoint is reported:\n{}",
+        let reported =
+            stderr.contains("checkpoint file") && stderr.contains("beginning of the newest");
+        assert_eq!(
+            reported,
+            case != "the newest torn",
+            "{case}: a checkpoint that cannot be read is reported; one torn write falls back to \
+             the write before:\n{}",
             tail(&stderr)
         );
-        // Re-done from the start of the file (the newest): at most once more each.
+        // Re-done from the start of the file (the newest), or from the checkpoint before the
+        // last: at most once more each.
         let got = h.got();
         let c = counts(&got);
         assert!(c.values().all(|n| *n <= 2), "{case}: {c:?}");
         assert_stream_order(&got, &h.events.expected, case);
     }
+}
+
+#[test]
+fn the_checkpoint_file_of_an_older_emstail_is_resumed_from() {
+    let (mut h, d) = Harness::caught_up(10);
+    let log = h.log();
+    d.stop("first run");
+    let positions = checkpoint::load(&h.state).positions;
+    assert_eq!(positions.len(), 1, "{positions:?}");
+    // What an emstail before the two slot files left: one JSON file, replaced whole.
+    let old = h.state.join(checkpoint::OLD_CHECKPOINT_FILE);
+    let json = json!({ "version": "1", "files": positions });
+    std::fs::write(&old, serde_json::to_vec_pretty(&json).expect("json")).expect("write");
+    for name in checkpoint::SLOT_FILES {
+        std::fs::remove_file(h.state.join(name)).expect("remove a slot");
+    }
+    h.write_pairs(&log, 5);
+    h.restart_and_finish(&log, "from the older checkpoint file");
+    assert!(!old.exists(), "replaced by the slot files");
+    assert_eq!(
+        checkpoint::load(&h.state).positions[0].offset,
+        std::fs::metadata(&log).expect("log").len()
+    );
 }
 
 #[test]
@@ -1544,7 +1591,7 @@ fn sigterm_drains_writes_the_checkpoint_and_exits_0() {
     assert_eq!(status.code(), Some(0));
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(8), "drained in {took:?}");
-    assert!(h.state.join(checkpoint::CHECKPOINT_FILE).exists());
+    assert!(checkpoint::load(&h.state).found);
     // What was drained is in the checkpoint: a restart does none of it again.
     h.ems.set_delay(Duration::ZERO);
     h.write_pairs(&log, 2);
@@ -1735,7 +1782,8 @@ fn state_dir_and_files_are_private_whatever_the_umask() {
     assert_eq!(mode(&h.state), 0o700, "state dir");
     for name in [
         "dead-letter.jsonl",
-        "checkpoints.json",
+        "checkpoints.0",
+        "checkpoints.1",
         "status.json",
         "lock",
     ] {
@@ -1744,9 +1792,7 @@ fn state_dir_and_files_are_private_whatever_the_umask() {
 }
 
 fn checkpoint_offset(h: &Harness) -> Option<u64> {
-    let text = std::fs::read_to_string(h.state.join(checkpoint::CHECKPOINT_FILE)).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["files"].get(0)?["offset"].as_u64()
+    checkpoint_offset_in(&h.state)
 }
 
 #[test]
@@ -1825,9 +1871,7 @@ fn sigterm_exits_after_drain_secs_even_with_a_worker_stuck_and_the_checkpoint_st
 }
 
 fn checkpoint_offset_in(state: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(state.join(checkpoint::CHECKPOINT_FILE)).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["files"].get(0)?["offset"].as_u64()
+    Some(checkpoint::load(state).positions.first()?.offset)
 }
 
 /// Writes to `dir` until it is full; returns the file written.
@@ -1845,6 +1889,8 @@ fn fill(dir: &Path) -> PathBuf {
 
 #[test]
 fn a_full_disk_under_the_state_dir_loses_nothing_logs_once_a_minute_and_recovers_by_itself() {
+    // The checkpoint's two files keep the space they were given at the first write: the
+    // checkpoint is still written on the full disk; status.json and the dead letters are not.
     let mut h = Harness::new(2);
     let log = h.log();
     std::fs::create_dir_all(&h.state).expect("state dir");
@@ -1878,6 +1924,12 @@ fn a_full_disk_under_the_state_dir_loses_nothing_logs_once_a_minute_and_recovers
     let stderr = h.stderr_text();
     assert_eq!(
         stderr.matches("writing the checkpoint in").count(),
+        0,
+        "the checkpoint needs no new space: {}",
+        tail(&stderr)
+    );
+    assert_eq!(
+        stderr.matches("status.json: No space left").count(),
         1,
         "said once, not each second: {}",
         tail(&stderr)
@@ -1902,6 +1954,40 @@ fn a_full_disk_under_the_state_dir_loses_nothing_logs_once_a_minute_and_recovers
     wait_until("the checkpoint reaches the end", WAIT, || {
         checkpoint_offset_in(&state) == Some(end)
     });
+    let status = d.term_now(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+    assert_exactly_once(&h.got(), &h.events.expected, "full disk");
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_is_logged_once_a_minute_and_recovers_by_itself() {
+    let mut h = Harness::new(2);
+    let log = h.log();
+    std::fs::create_dir_all(&h.state).expect("state dir");
+    // Both checkpoint files are a device that is always full.
+    let slots = checkpoint::SLOT_FILES.map(|name| h.state.join(name));
+    for slot in &slots {
+        std::os::unix::fs::symlink("/dev/full", slot).expect("symlink");
+    }
+    h.write_pairs(&log, 3);
+    let mut d = h.start(&log, &["--from-start"]);
+    h.wait_expected();
+    std::thread::sleep(ms(2500));
+    assert!(d.running(), "emstail keeps running without a checkpoint");
+    let stderr = h.stderr_text();
+    assert_eq!(
+        stderr.matches("writing the checkpoint in").count(),
+        1,
+        "said once, not at each attempt: {}",
+        tail(&stderr)
+    );
+    for slot in &slots {
+        std::fs::remove_file(slot).expect("remove the symlink");
+    }
+    let end = std::fs::metadata(&log).expect("log").len();
+    wait_until("the checkpoint reaches the end", WAIT, || {
+        checkpoint_offset(&h) == Some(end)
+    });
     assert!(
         h.stderr_text().contains("works again"),
         "{}",
@@ -1909,5 +1995,6 @@ fn a_full_disk_under_the_state_dir_loses_nothing_logs_once_a_minute_and_recovers
     );
     let status = d.term_now(Duration::from_secs(15));
     assert_eq!(status.code(), Some(0));
-    assert_exactly_once(&h.got(), &h.events.expected, "full disk");
+    h.write_pairs(&log, 2);
+    h.restart_and_finish(&log, "after the checkpoint could be written again");
 }
