@@ -456,7 +456,7 @@ impl Following {
             self.last_checkpoint + CHECKPOINT_IDLE_EVERY,
             self.last_status + STATUS_EVERY,
             self.last_summary + self.options.summary_every,
-            self.tailer.next_scan(),
+            self.tailer.next_due(),
         ]
         .into_iter()
         .min()

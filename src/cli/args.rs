@@ -184,9 +184,10 @@ pub struct RunArgs {
     /// Poll only, no inotify (network filesystems).
     #[arg(long)]
     pub poll: bool,
-    /// How often the files are rescanned, in milliseconds.
-    #[arg(long, default_value_t = 250)]
-    pub rescan_ms: u64,
+    /// How often the log's files are listed again whatever inotify reports, in milliseconds
+    /// [default: 1000; 250 with --poll].
+    #[arg(long)]
+    pub rescan_ms: Option<u64>,
     /// A newer file is started only after the older one has not grown for this long.
     #[arg(long, default_value_t = 1000)]
     pub grace_ms: u64,

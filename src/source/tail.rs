@@ -165,6 +165,10 @@ pub struct Tailer {
     /// The last read took the active file up to the size it had: until inotify says it
     /// changed (or the wait times out), there is nothing to look at.
     caught_up: bool,
+    /// When the last read left a file waiting for its grace period to pass (a newer file
+    /// waits behind it, or it never got a whole first line): when to look again, if no event
+    /// comes before.
+    grace_due: Option<Instant>,
 }
 
 impl Tailer {
@@ -187,6 +191,7 @@ impl Tailer {
             history: Vec::new(),
             scan_now: false,
             next_scan: Instant::now(),
+            grace_due: None,
             wake,
             caught_up: false,
         };
@@ -269,10 +274,12 @@ impl Tailer {
         Ok(Some(items))
     }
 
-    /// When the log's files are next listed unless an event asks sooner: a thread that waits
-    /// for inotify's wake-ups need not wake before then to keep up.
-    pub fn next_scan(&self) -> Instant {
-        self.next_scan
+    /// When to read again if no event comes before: the log's files are next listed then, or
+    /// a file's grace period ends. A thread that waits for inotify's wake-ups need not wake
+    /// before then to keep up.
+    pub fn next_due(&self) -> Instant {
+        self.grace_due
+            .map_or(self.next_scan, |due| due.min(self.next_scan))
     }
 
     /// Whether the last read took the active file up to the size it had then: until inotify
@@ -631,6 +638,7 @@ impl Tailer {
     /// more is available or the budget is spent.
     fn read(&mut self, items: &mut Vec<TailItem>) -> io::Result<()> {
         self.caught_up = false;
+        self.grace_due = None;
         let mut budget = POLL_BUDGET;
         let now = Instant::now();
         while budget > 0 {
@@ -658,6 +666,9 @@ impl Tailer {
                     );
                     self.files.remove(i);
                     continue;
+                }
+                if newer || !t.found {
+                    self.grace_due = Some(t.changed_at + grace);
                 }
                 return Ok(());
             }
@@ -696,6 +707,9 @@ impl Tailer {
                         continue;
                     }
                     self.caught_up = matches!(advance, Advance::Caught);
+                    if newer || !t.found {
+                        self.grace_due = Some(t.changed_at + grace);
+                    }
                     return Ok(());
                 }
             }
