@@ -133,8 +133,9 @@ impl Payload for &serde_json::value::RawValue {
     }
 }
 
-/// Payload of the `in|outStream{Created,Closed}` events (EMS stream stats).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+/// Payload of the `in|outStream{Created,Closed}` events (EMS stream stats). Read by hand
+/// ([`StreamInfo::deserialize`]), written with these attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamInfo {
     #[serde(deserialize_with = "loose_string")]
@@ -201,6 +202,148 @@ pub struct StreamInfo {
     /// Never printed: the typed fields above are what `parse` shows.
     #[serde(flatten, skip_serializing)]
     pub other: Settings,
+}
+
+/// Reads the payload in one pass, each key as it comes: the typed fields loosely, every other
+/// key into `other` as a `Value`. What `#[derive(Deserialize)]` with `#[serde(flatten)]` did,
+/// without buffering the other keys as serde's private `Content` first (an EMS payload has
+/// some twenty, `audio` and `video` objects among them): a known field twice is an error
+/// ("duplicate field"), another key twice keeps its last value, `name` is required.
+impl<'de> Deserialize<'de> for StreamInfo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+
+        /// A field as [`loose_string`], [`loose_opt_string`], … reads it.
+        macro_rules! field {
+            ($name:ident, $ty:ty, $read:ident) => {
+                struct $name($ty);
+                impl<'de> Deserialize<'de> for $name {
+                    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                        $read(d).map($name)
+                    }
+                }
+            };
+        }
+        field!(Text, String, loose_string);
+        field!(OptText, Option<String>, loose_opt_string);
+        field!(OptU64, Option<u64>, loose_opt_u64);
+        field!(OptSettings, Option<Settings>, settings);
+
+        /// Stores a field read once; a second one is an error, as the derive makes it.
+        fn once<T, E: Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+            if slot.is_some() {
+                return Err(E::duplicate_field(name));
+            }
+            *slot = Some(value);
+            Ok(())
+        }
+
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = StreamInfo;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("struct StreamInfo")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StreamInfo, A::Error> {
+                let mut name = None;
+                let (mut unique_id, mut stream_type, mut ip, mut near_ip, mut far_ip) =
+                    (None, None, None, None, None);
+                let (mut pull, mut push, mut record, mut hls) = (None, None, None, None);
+                let mut other = Map::new();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    match key.as_str() {
+                        "name" => once(&mut name, map.next_value::<Text>()?.0, "name")?,
+                        "uniqueId" => {
+                            once(&mut unique_id, map.next_value::<OptU64>()?.0, "uniqueId")?
+                        }
+                        "type" => once(&mut stream_type, map.next_value::<OptText>()?.0, "type")?,
+                        "ip" => once(&mut ip, map.next_value::<OptText>()?.0, "ip")?,
+                        "nearIp" => once(&mut near_ip, map.next_value::<OptText>()?.0, "nearIp")?,
+                        "farIp" => once(&mut far_ip, map.next_value::<OptText>()?.0, "farIp")?,
+                        "pullSettings" => once(
+                            &mut pull,
+                            map.next_value::<OptSettings>()?.0,
+                            "pullSettings",
+                        )?,
+                        "pushSettings" => once(
+                            &mut push,
+                            map.next_value::<OptSettings>()?.0,
+                            "pushSettings",
+                        )?,
+                        "recordSettings" => once(
+                            &mut record,
+                            map.next_value::<OptSettings>()?.0,
+                            "recordSettings",
+                        )?,
+                        "hlsSettings" => {
+                            once(&mut hls, map.next_value::<OptSettings>()?.0, "hlsSettings")?
+                        }
+                        _ => {
+                            other.insert(key.into_string(), map.next_value::<Value>()?);
+                        }
+                    }
+                }
+                Ok(StreamInfo {
+                    name: name.ok_or_else(|| A::Error::missing_field("name"))?,
+                    unique_id: unique_id.flatten(),
+                    stream_type: stream_type.flatten(),
+                    ip: ip.flatten(),
+                    near_ip: near_ip.flatten(),
+                    far_ip: far_ip.flatten(),
+                    pull_settings: pull.flatten(),
+                    push_settings: push.flatten(),
+                    record_settings: record.flatten(),
+                    hls_settings: hls.flatten(),
+                    other: Settings(other),
+                })
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A map key, borrowed from the input where it can be (no escape in it).
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            Key::Borrowed(s) => s.to_owned(),
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(v))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 /// Payload of `timerTriggered`: the timer's settings, custom `_keys` included.
@@ -313,17 +456,84 @@ fn loose_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_any(Loose)
 }
 
-fn loose_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<Value>::deserialize(d)?
-        .as_ref()
-        .and_then(value_to_string))
+/// A JSON scalar as [`loose_opt_string`] and [`loose_opt_u64`] read it; `None` for null, an
+/// array or an object (consumed, not kept). Read straight from the deserializer: going through a
+/// `Value` cost an allocation and a copy of every string field.
+enum Scalar {
+    Text(String),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Bool(bool),
 }
 
+fn scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Scalar>, D::Error> {
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess};
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Option<Scalar>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Scalar::Text(v.to_owned())))
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Scalar::Text(v)))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Scalar::Unsigned(v)))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Scalar::Signed(v)))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(Scalar::Float(v)))
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(Scalar::Bool(v)))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            scalar(d)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Visit)
+}
+
+/// A string, or a number or boolean as printed ([`value_to_string`]); `None` for anything else.
+fn loose_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match scalar(d)? {
+        Some(Scalar::Text(s)) => Some(s),
+        Some(Scalar::Unsigned(n)) => Some(n.to_string()),
+        Some(Scalar::Signed(n)) => Some(n.to_string()),
+        // As a `Value` prints it; a float JSON cannot hold (not from a parse) is a null there.
+        Some(Scalar::Float(f)) => serde_json::Number::from_f64(f).map(|n| n.to_string()),
+        Some(Scalar::Bool(b)) => Some(b.to_string()),
+        None => None,
+    })
+}
+
+/// An unsigned integer, from a number or a numeric string; `None` for anything else.
 fn loose_opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Option::<Value>::deserialize(d)? {
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.trim().parse().ok(),
-        _ => None,
+    Ok(match scalar(d)? {
+        Some(Scalar::Unsigned(n)) => Some(n),
+        Some(Scalar::Signed(n)) => u64::try_from(n).ok(),
+        Some(Scalar::Text(s)) => s.trim().parse().ok(),
+        Some(Scalar::Float(_) | Scalar::Bool(_)) | None => None,
     })
 }
 
@@ -332,4 +542,129 @@ fn settings<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Settings>, D::Erro
         Some(Value::Object(m)) => Some(Settings(m)),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Loose {
+        #[serde(default, deserialize_with = "loose_opt_string")]
+        text: Option<String>,
+        #[serde(default, deserialize_with = "loose_opt_u64")]
+        number: Option<u64>,
+    }
+
+    /// What the two read through a `Value`, as they did before they read the deserializer.
+    fn through_value(value: &Value) -> (Option<String>, Option<u64>) {
+        let number = match value {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        (value_to_string(value), number)
+    }
+
+    fn stream(json: &str) -> Result<StreamInfo, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn stream_info_reads_its_fields_loosely_and_keeps_the_other_keys() {
+        let info = stream(
+            r#"{"PID":2593,"audio":{"codec":"AAC","bytesCount":7},"farIp":"10.0.0.9",
+                "ip":"10.0.0.1","name":"cam1","nearIp":null,"pullSettings":{"keepAlive":true},
+                "pushSettings":null,"recordSettings":[1],"type":"INR","uniqueId":"42",
+                "streamType":"kept","upTime":15.6,"x":1,"x":2}"#,
+        )
+        .expect("a stream");
+        assert_eq!(info.name, "cam1");
+        assert_eq!(info.unique_id, Some(42));
+        assert_eq!(info.stream_type.as_deref(), Some("INR"));
+        assert_eq!(info.ip.as_deref(), Some("10.0.0.1"));
+        assert_eq!(info.near_ip, None);
+        assert_eq!(info.far_ip.as_deref(), Some("10.0.0.9"));
+        assert!(
+            info.pull_settings
+                .expect("pull settings")
+                .is_truthy("keepAlive")
+        );
+        assert_eq!((info.push_settings, info.record_settings), (None, None));
+        let other = &info.other.0;
+        let keys: Vec<_> = other.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["PID", "audio", "streamType", "upTime", "x"]);
+        assert_eq!(other["audio"]["bytesCount"], 7);
+        assert_eq!(other["x"], 2, "another key twice keeps its last value");
+        assert_eq!(stream(r#"{"name":7}"#).expect("a number").name, "7");
+    }
+
+    #[test]
+    fn stream_info_refuses_what_the_derived_reader_refused() {
+        for (json, error) in [
+            (r#"{"name":"a","name":"b"}"#, "duplicate field `name`"),
+            (
+                r#"{"name":"a","uniqueId":1,"uniqueId":2}"#,
+                "duplicate field `uniqueId`",
+            ),
+            (
+                r#"{"name":"a","type":"x","type":"y"}"#,
+                "duplicate field `type`",
+            ),
+            (r#"{"uniqueId":1}"#, "missing field `name`"),
+            (r#"{"name":null}"#, "invalid type: null, expected a string"),
+            (
+                r#"{"name":[1]}"#,
+                "invalid type: sequence, expected a string",
+            ),
+            (
+                "[1,2]",
+                "invalid type: sequence, expected struct StreamInfo",
+            ),
+        ] {
+            let got = stream(json).expect_err(json);
+            assert!(got.starts_with(error), "{json}: {got}");
+        }
+        // From a `Value` (the text sink's payloads), where a key cannot come twice.
+        let value = serde_json::json!({"name": "a", "uniqueId": " 9 ", "b": [true]});
+        let info: StreamInfo = serde_json::from_value(value).expect("from a Value");
+        assert_eq!((info.name.as_str(), info.unique_id), ("a", Some(9)));
+        assert_eq!(info.other.0["b"], serde_json::json!([true]));
+    }
+
+    #[test]
+    fn loose_fields_read_every_json_value_as_a_value_would() {
+        let values = [
+            r#""cam1""#,
+            r#"" 42 ""#,
+            r#""a\"b\\u00e9""#,
+            "0",
+            "18446744073709551615",
+            "-3",
+            "15.6000",
+            "1e300",
+            "true",
+            "false",
+            "null",
+            "[1, [2, {\"a\": 3}]]",
+            r#"{"a": {"b": [1, 2]}, "c": "d"}"#,
+        ];
+        for raw in values {
+            let value: Value = serde_json::from_str(raw).expect("valid JSON");
+            let line = format!(r#"{{"text": {raw}, "number": {raw}, "after": 1}}"#);
+            let direct: Loose = serde_json::from_str(&line).expect("read from the text");
+            let from_value: Loose = serde_json::from_value(serde_json::json!({
+                "text": value.clone(),
+                "number": value.clone(),
+            }))
+            .expect("read from a Value");
+            for (how, got) in [("text", direct), ("Value", from_value)] {
+                assert_eq!(
+                    (got.text, got.number),
+                    through_value(&value),
+                    "{raw} from {how}"
+                );
+            }
+        }
+    }
 }
