@@ -15,7 +15,8 @@
 # before and right after a phase (bench/cpu.py); the client, which runs to its end, is measured by
 # its rusage (exited threads included). A thread of emstail that exits between two samples takes
 # its time with it: the bench says so when it happens.
-# Then the peak RSS (VmHWM) of emstail over all runs.
+# Then the median of the runs' own ratios (each compares figures of the same minute), and the
+# peak RSS (VmHWM) of emstail over all runs.
 # Usage: bench/follow.sh [--runs N] [SECONDS_PER_RATE] [RATES...]   (default: 3 runs of 10 s at
 # 100/s and at 5000/s)
 set -euo pipefail
@@ -170,6 +171,11 @@ for rate, vs in by_rate.items():
     # The ratios of the median row are ratios of the medians.
     print(line(rate, "med", vs[0][2], int(med(3)), med(4), med(5), med(6), kept, med(8), med(9),
                med(10), med(11), med(12)))
+for rate, vs in by_rate.items():
+    # Each run's ratios compare figures of the same minute; their median drifts less with the VM.
+    own = lambda a, b: statistics.median(v[a] / v[b] for v in vs)
+    print(f"{rate}/s, median of the runs' own ratios: one call {own(8, 9):.2f}, "
+          f"/floor {own(10, 11):.2f}, /tail {own(10, 12):.2f}")
 PY
 echo "µs/ev: emstail CPU per event, each event one record call; client: CPU per call of the API"
 echo "client alone making the same calls at the same rate; ratio = µs/ev ÷ client. idle: emstail"
