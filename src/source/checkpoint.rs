@@ -34,6 +34,8 @@ pub const SLOT_SIZE: usize = 4096;
 /// What a slot's header line starts with.
 const SLOT_MAGIC: &str = "emstail-checkpoint";
 const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+/// Why a checkpoint file with nothing in it is refused.
+const EMPTY: &str = "is empty (likely a crash or a full disk while it was written)";
 
 /// The format of the positions. A new format is a new variant, so an old emstail refuses a
 /// newer file by name instead of misreading it.
@@ -87,7 +89,7 @@ enum Slot {
 /// emstail. No file is a first start (no positions, no problem).
 pub fn load(state_dir: &Path) -> Loaded {
     let slots = SLOT_FILES.map(|name| read_slot(&state_dir.join(name)));
-    if let Some((_, positions)) = newest(&slots) {
+    if let Some((_, _, positions)) = newest(&slots) {
         return Loaded {
             positions: positions.clone(),
             problem: None,
@@ -127,11 +129,7 @@ pub fn load(state_dir: &Path) -> Loaded {
         let path = state_dir.join(name);
         match slot {
             Slot::Missing | Slot::Whole { .. } => {}
-            Slot::Empty => problems.push(format!(
-                "checkpoint file {}: is empty (likely a crash or a full disk while it was \
-                 written)",
-                path.display()
-            )),
+            Slot::Empty => problems.push(format!("checkpoint file {}: {EMPTY}", path.display())),
             Slot::Torn(why) => problems.push(format!("checkpoint file {}: {why}", path.display())),
         }
     }
@@ -142,17 +140,17 @@ pub fn load(state_dir: &Path) -> Loaded {
     }
 }
 
-/// The sequence number and positions of the newest whole slot, and its index.
-fn newest(slots: &[Slot; 2]) -> Option<(usize, &Vec<FilePosition>)> {
-    let mut best: Option<(u64, usize, &Vec<FilePosition>)> = None;
+/// The index, sequence number and positions of the newest whole slot.
+fn newest(slots: &[Slot; 2]) -> Option<(usize, u64, &Vec<FilePosition>)> {
+    let mut best: Option<(usize, u64, &Vec<FilePosition>)> = None;
     for (index, slot) in slots.iter().enumerate() {
         if let Slot::Whole { seq, positions } = slot
-            && best.is_none_or(|(b, _, _)| *seq > b)
+            && best.is_none_or(|(_, b, _)| *seq > b)
         {
-            best = Some((*seq, index, positions));
+            best = Some((index, *seq, positions));
         }
     }
-    best.map(|(_, index, positions)| (index, positions))
+    best
 }
 
 fn read_slot(path: &Path) -> Slot {
@@ -218,7 +216,7 @@ fn crc_of(seq: u64, body: &[u8]) -> u32 {
 /// The positions of a version 1 JSON document, or why there are none.
 fn positions_from_json(bytes: &[u8]) -> Result<Vec<FilePosition>, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err("is empty (likely a crash or a full disk while it was written)".into());
+        return Err(EMPTY.into());
     }
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| format!("is not valid JSON, torn or corrupted ({e})"))?;
@@ -261,15 +259,7 @@ impl Slots {
     fn find(state_dir: &Path) -> io::Result<Slots> {
         fsutil::create_private_dir(state_dir)?;
         let held = SLOT_FILES.map(|name| read_slot(&state_dir.join(name)));
-        let (next, seq) = match newest(&held) {
-            Some((index, _)) => {
-                let Slot::Whole { seq, .. } = held[index] else {
-                    unreachable!("newest is a whole slot")
-                };
-                (1 - index, seq + 1)
-            }
-            None => (0, 1),
-        };
+        let (next, seq) = newest(&held).map_or((0, 1), |(index, seq, _)| (1 - index, seq + 1));
         Ok(Slots {
             files: [None, None],
             sizes: [0, 0],
@@ -288,8 +278,9 @@ impl Slots {
                 &state_dir.join(SLOT_FILES[index]),
                 OpenOptions::new().write(true).create(true).truncate(false),
             )?;
-            let mut size = file.metadata()?.len() as usize;
-            if size == 0 && file.metadata()?.is_file() {
+            let meta = file.metadata()?;
+            let mut size = meta.len() as usize;
+            if size == 0 && meta.is_file() {
                 file.write_all_at(&[b' '; SLOT_SIZE], 0)?;
                 size = SLOT_SIZE;
                 self.dir_unsynced = true;
@@ -549,7 +540,7 @@ mod tests {
     /// The slot holding the newest checkpoint.
     fn newest_slot(dir: &Path) -> PathBuf {
         let held = SLOT_FILES.map(|name| read_slot(&dir.join(name)));
-        let (index, _) = newest(&held).expect("a whole slot");
+        let (index, _, _) = newest(&held).expect("a whole slot");
         dir.join(SLOT_FILES[index])
     }
 
