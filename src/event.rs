@@ -138,69 +138,31 @@ impl Payload for &serde_json::value::RawValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct StreamInfo {
-    #[serde(deserialize_with = "loose_string")]
     pub name: String,
-    #[serde(
-        default,
-        deserialize_with = "loose_opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unique_id: Option<u64>,
     /// Stream type tag, e.g. `INR`, `ONR`, `OFMP4`: `type` in EMS's payload, printed as
     /// `streamType` so that it does not clash with the event's own `type`.
-    #[serde(
-        default,
-        rename(serialize = "streamType", deserialize = "type"),
-        deserialize_with = "loose_opt_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "streamType", skip_serializing_if = "Option::is_none")]
     pub stream_type: Option<String>,
     /// EMS's own address of the connection (= `nearIp`).
-    #[serde(
-        default,
-        deserialize_with = "loose_opt_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "loose_opt_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub near_ip: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "loose_opt_string",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub far_ip: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "settings",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pull_settings: Option<Settings>,
-    #[serde(
-        default,
-        deserialize_with = "settings",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub push_settings: Option<Settings>,
-    #[serde(
-        default,
-        deserialize_with = "settings",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub record_settings: Option<Settings>,
-    #[serde(
-        default,
-        deserialize_with = "settings",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hls_settings: Option<Settings>,
     /// Every other key of the payload, for custom rules (`payload.inStreamUniqueId`, …).
     /// Never printed: the typed fields above are what `parse` shows.
-    #[serde(flatten, skip_serializing)]
+    #[serde(skip_serializing)]
     pub other: Settings,
 }
 
