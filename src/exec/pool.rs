@@ -273,9 +273,16 @@ impl Pool {
                 waiting: false,
             });
         lane.jobs.push_back(job);
+        let mut wake = false;
         if lane.jobs.len() == 1 && !lane.busy && !lane.parked && !lane.waiting {
             state.ready.push_back(lane_name);
-            self.shared.wake_worker(&state);
+            wake = state.idle_workers > 0;
+        }
+        // Notified after the lock is released: a worker woken while it is held would block
+        // on it at once, which costs two more system calls and a second wake-up per job.
+        drop(state);
+        if wake {
+            self.shared.work.notify_one();
         }
         Some(seq)
     }
