@@ -940,6 +940,28 @@ mod tests {
     }
 
     #[test]
+    fn a_job_submitted_while_every_worker_sleeps_starts_at_once() {
+        // A worker with nothing to do sleeps up to IDLE_WORKER_WAIT: a submit that failed to
+        // wake one would leave its job waiting that long.
+        let (p, _, out) = pool(2, 100);
+        for i in 0..20u64 {
+            std::thread::sleep(Duration::from_millis(20)); // both workers asleep again
+            let submitted = Instant::now();
+            p.submit(action(&format!("lane{i}"), &format!("job{i}")), src(i));
+            while out.0.lock().unwrap().len() <= i as usize {
+                assert!(
+                    submitted.elapsed() < IDLE_WORKER_WAIT / 2,
+                    "job {i} had not run {:?} after it was submitted",
+                    submitted.elapsed()
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        p.close();
+        assert_eq!(out.0.lock().unwrap().len(), 20);
+    }
+
+    #[test]
     fn submit_blocks_while_the_queue_is_full() {
         let (p, _, out) = pool(1, 2);
         let p = Arc::new(p);
