@@ -9,6 +9,10 @@
 
 #[path = "../tests/support/fake_ems.rs"]
 mod fake_ems;
+// What the fake's `start()` picks its port with; this program takes `--port` instead.
+#[allow(dead_code)]
+#[path = "../tests/support/ports.rs"]
+mod ports;
 
 use clap::Parser;
 use fake_ems::FakeEms;

@@ -1375,9 +1375,7 @@ fn a_permanent_fail_is_dead_lettered_at_once_with_the_default_retry_settings() {
 fn one_load_balancer_destination_down_for_the_whole_test_does_not_hold_up_the_others() {
     let peer_a = FakeEms::start();
     let peer_b = FakeEms::start();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port");
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], support::ports::free_port()));
     let mut h = Harness::configured(4, |setup| {
         setup.plugin(
             "StreamLoadBalancer",

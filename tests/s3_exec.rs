@@ -275,13 +275,7 @@ fn a_missing_bucket_is_permanent_and_named() {
 #[test]
 fn a_closed_port_is_unreached_and_retried() {
     let f = fixture("closed");
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-        listener
-            .local_addr()
-            .expect("a bound listener has an address")
-            .port()
-    };
+    let port = support::ports::free_port();
     let params = f
         .server
         .upload_params_at(&format!("http://127.0.0.1:{port}"), &f.bucket);

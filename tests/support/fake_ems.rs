@@ -113,9 +113,10 @@ pub struct FakeEms {
 }
 
 impl FakeEms {
-    /// Listens on a free port of 127.0.0.1.
+    /// Listens on a free port of 127.0.0.1 ([`super::ports::free_port`]: one that no other
+    /// test takes while this one is shut down for an outage).
     pub fn start() -> FakeEms {
-        FakeEms::start_on(0)
+        FakeEms::start_on(super::ports::free_port())
     }
 
     /// Listens on 127.0.0.1:`port` (0 picks a free one).

@@ -1,12 +1,18 @@
 //! Ports for the tests: a free one, and one that can be made to refuse connections for a
 //! while (S3 or EMS going down and coming back).
+//!
+//! Every port handed out here is below the kernel's ephemeral range and handed out once per
+//! process. A test server that stops listening for a while (an outage) leaves its port free;
+//! in the ephemeral range, a test running beside it that binds port 0 could be given that port
+//! and receive the other test's requests, and the server could not listen on it again.
 
+use std::collections::HashSet;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// A pass-through TCP proxy to `upstream` that, after `open_for` connections (0: from the
 /// start), closes its listening socket for `down_for` (connections are refused, as when S3 is
@@ -89,9 +95,9 @@ pub fn proxy_ends(upstream: &str) -> (String, TcpListener, SocketAddr) {
     (upstream, listener, addr)
 }
 
-/// A non-blocking listener on a free port of 127.0.0.1, with its address.
+/// A non-blocking listener on a free port of 127.0.0.1 (see [`free_port`]), with its address.
 pub fn free_listener() -> (TcpListener, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let listener = reserved_listener();
     listener
         .set_nonblocking(true)
         .expect("a listener can be made non-blocking");
@@ -146,10 +152,60 @@ fn forward(client: TcpStream, upstream: &str) {
     let _ = up.join();
 }
 
-/// A free port of 127.0.0.1 (nothing listens on it when this returns).
+/// A free port of 127.0.0.1 (nothing listens on it when this returns): below the kernel's
+/// ephemeral range, so that no bind to port 0 or outgoing connection takes it, and never
+/// handed out twice by this process.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free local port")
+    reserved_listener()
+        .local_addr()
+        .expect("a bound listener has an address")
         .port()
+}
+
+/// The ports handed out by this process.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// The kernel's ephemeral port range (`ip_local_port_range`).
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(|n| n.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// A listener on a port of 127.0.0.1 outside the ephemeral range that this process has not
+/// handed out before.
+fn reserved_listener() -> TcpListener {
+    const LOWEST: u16 = 10_000;
+    let (eph_lo, eph_hi) = ephemeral_range();
+    let (lo, hi) = if eph_lo > LOWEST + 1_000 {
+        (LOWEST, eph_lo - 1)
+    } else if eph_hi < 64_000 {
+        (eph_hi + 1, 65_535)
+    } else {
+        panic!("no room outside the ephemeral port range {eph_lo}-{eph_hi} for test ports")
+    };
+    let span = u32::from(hi - lo) + 1;
+    // Start somewhere else in each process, so that test binaries run one after another do
+    // not try the same ports first.
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    let handed = handed.get_or_insert_with(HashSet::new);
+    for i in 0..span.min(5_000) {
+        let port = lo + ((seed.wrapping_add(i.wrapping_mul(7_919))) % span) as u16;
+        if handed.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            handed.insert(port);
+            return listener;
+        }
+    }
+    panic!("no free port of 127.0.0.1 in {lo}-{hi} after 5,000 tries")
 }
