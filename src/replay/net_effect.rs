@@ -5,9 +5,16 @@ use crate::action::{Action, PlannedAction, S3Put};
 use crate::plugins::keys::Freshness;
 use hashbrown::HashTable;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+/// The hasher of the tables keyed by what the log names (lane and stream names, object keys):
+/// foldhash, hashbrown's default, with a random seed per table. Those names are anyone's who can
+/// publish a stream, but a replay is one pass over files already written: nothing of its hash
+/// order or timing goes back to whoever chose them, and foldhash has no collisions known that
+/// hold whatever the seed. SipHash, std's, was 12 % of the replay's busier thread.
+type Seeded = hashbrown::DefaultHashBuilder;
 
 /// Chunk puts held back at most, every lane together: past this the oldest held is issued
 /// even though a later delete may still come (it is then uploaded in vain; its delete still
@@ -31,7 +38,7 @@ const SHAPES_PER_LANE: usize = 4;
 /// chunk puts, so memory follows the streams, not the window.
 pub(super) struct NetEffect {
     /// Lane name → its index in `lanes`.
-    names: HashMap<String, usize>,
+    names: HashMap<String, usize, Seeded>,
     /// `None` where a lane was flushed; its index is in `free`, for the next lane opened.
     lanes: Vec<Option<Held>>,
     free: Vec<usize>,
@@ -45,7 +52,7 @@ pub(super) struct NetEffect {
     /// is the first still held. Entries of puts gone since are skipped when met, and dropped
     /// when they outnumber the puts held.
     order: VecDeque<(usize, u64)>,
-    hasher: RandomState,
+    hasher: Seeded,
     per_lane: usize,
     total: usize,
 }
@@ -155,7 +162,7 @@ struct Chunks {
     len: usize,
 }
 
-fn object_hash(hasher: &RandomState, bucket: &str, key: &str) -> u64 {
+fn object_hash(hasher: &Seeded, bucket: &str, key: &str) -> u64 {
     hasher.hash_one((bucket, key))
 }
 
@@ -175,7 +182,7 @@ impl Chunks {
 
     /// Holds `put` as the newest, numbered `number` (above every number held); any held put
     /// of the same object must have been taken out first.
-    fn push_back(&mut self, hasher: &RandomState, number: u64, put: HeldPut, place: Place) {
+    fn push_back(&mut self, hasher: &Seeded, number: u64, put: HeldPut, place: Place) {
         let hash = object_hash(hasher, put.bucket(), &put.key);
         let Chunks { slots, index, .. } = self;
         slots.push_back((number, Some((put, place))));
@@ -187,7 +194,7 @@ impl Chunks {
     }
 
     /// Takes out the held put to `bucket`/`key`, if there is one.
-    fn take(&mut self, hasher: &RandomState, bucket: &str, key: &str) -> Option<(HeldPut, Place)> {
+    fn take(&mut self, hasher: &Seeded, bucket: &str, key: &str) -> Option<(HeldPut, Place)> {
         let hash = object_hash(hasher, bucket, key);
         let Chunks { slots, index, .. } = self;
         let found = index.find_entry(hash, |&n| {
@@ -199,7 +206,7 @@ impl Chunks {
     }
 
     /// Takes out held put `number`.
-    fn take_number(&mut self, hasher: &RandomState, number: u64) -> Option<(HeldPut, Place)> {
+    fn take_number(&mut self, hasher: &Seeded, number: u64) -> Option<(HeldPut, Place)> {
         let i = position(&self.slots, number)?;
         let (put, _) = self.slots[i].1.as_ref()?;
         let hash = object_hash(hasher, put.bucket(), &put.key);
@@ -219,7 +226,7 @@ impl Chunks {
     }
 
     /// Takes out the oldest held put.
-    fn pop_front(&mut self, hasher: &RandomState) -> Option<(HeldPut, Place)> {
+    fn pop_front(&mut self, hasher: &Seeded) -> Option<(HeldPut, Place)> {
         let number = self.slots.iter().find(|(_, put)| put.is_some())?.0;
         self.take_number(hasher, number)
     }
@@ -301,14 +308,14 @@ impl NetEffect {
     /// A net effect that holds at most `per_lane` chunk puts a lane and `total` in all.
     pub(super) fn with_caps(per_lane: usize, total: usize) -> NetEffect {
         NetEffect {
-            names: HashMap::new(),
+            names: HashMap::default(),
             lanes: Vec::new(),
             free: Vec::new(),
             next: 0,
             next_chunk: 0,
             held: 0,
             order: VecDeque::new(),
-            hasher: RandomState::new(),
+            hasher: Seeded::default(),
             per_lane,
             total,
         }
