@@ -6,7 +6,7 @@
 //! in the ephemeral range, a test running beside it that binds port 0 could be given that port
 //! and receive the other test's requests, and the server could not listen on it again.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -163,7 +163,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The ports handed out by this process.
-static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 /// The kernel's ephemeral port range (`ip_local_port_range`).
 fn ephemeral_range() -> (u16, u16) {
@@ -189,14 +189,13 @@ fn reserved_listener() -> TcpListener {
         panic!("no room outside the ephemeral port range {eph_lo}-{eph_hi} for test ports")
     };
     let span = u32::from(hi - lo) + 1;
-    // Start somewhere else in each process, so that test binaries run one after another do
-    // not try the same ports first.
+    // Start somewhere else at each call, so that test binaries run one after another do not
+    // try the same ports first.
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos())
         ^ std::process::id().wrapping_mul(2_654_435_761);
     let mut handed = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-    let handed = handed.get_or_insert_with(HashSet::new);
     for i in 0..span.min(5_000) {
         let port = lo + ((seed.wrapping_add(i.wrapping_mul(7_919))) % span) as u16;
         if handed.contains(&port) {
