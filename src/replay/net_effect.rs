@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 /// The hasher of the tables keyed by what the log names (lane and stream names, object keys):
-/// foldhash, hashbrown's default, with a random seed per table. Those names are anyone's who can
-/// publish a stream, but a replay is one pass over files already written: nothing of its hash
-/// order or timing goes back to whoever chose them, and foldhash has no collisions known that
-/// hold whatever the seed. SipHash, std's, was 12 % of the replay's busier thread.
+/// foldhash, hashbrown's default, seeded at random in each replay. Those names are anyone's
+/// who can publish a stream, but a replay is one pass over files already written: nothing of
+/// its hash order or timing goes back to whoever chose them, and foldhash has no collisions
+/// known that hold whatever the seed. SipHash, std's, was 12 % of the replay's busier thread.
 type Seeded = hashbrown::DefaultHashBuilder;
 
 /// Chunk puts held back at most, every lane together: past this the oldest held is issued
