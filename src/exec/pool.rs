@@ -156,7 +156,14 @@ struct State {
     /// Stop between jobs, whatever is left (dropped, or abandoned at exit): workers finish
     /// nothing more after their current attempt.
     abandoned: bool,
+    /// Job queues of lanes that emptied, kept for lanes to come: most lanes (a stream each)
+    /// get a job or two and go, and a queue's first room for jobs was a fresh allocation
+    /// large enough for glibc to sort its bins each time (see [`SPARE_QUEUES`]).
+    spare: Vec<VecDeque<Job>>,
 }
+
+/// Empty job queues kept for new lanes at most: some 1.5 KiB each.
+const SPARE_QUEUES: usize = 64;
 
 struct Shared {
     state: Mutex<State>,
@@ -263,17 +270,16 @@ impl Pool {
             target,
             trouble_since: None,
         };
-        let lane = state
-            .lanes
-            .entry(lane_name.clone())
-            .or_insert_with(|| Lane {
-                jobs: VecDeque::new(),
-                busy: false,
-                parked: false,
-                waiting: false,
-            });
+        let State { lanes, spare, .. } = &mut *state;
+        let lane = lanes.entry(lane_name.clone()).or_insert_with(|| Lane {
+            jobs: spare.pop().unwrap_or_default(),
+            busy: false,
+            parked: false,
+            waiting: false,
+        });
         lane.jobs.push_back(job);
         let mut wake = false;
+        // A busy lane's running job is out of its queue, with the worker running it.
         if lane.jobs.len() == 1 && !lane.busy && !lane.parked && !lane.waiting {
             state.ready.push_back(lane_name);
             wake = state.idle_workers > 0;
@@ -418,6 +424,16 @@ impl Shared {
 }
 
 impl State {
+    /// Removes lane `name`, which has no job left, keeping its queue for a lane to come.
+    fn remove_lane(&mut self, name: &str) {
+        if let Some(lane) = self.lanes.remove(name)
+            && self.spare.len() < SPARE_QUEUES
+        {
+            debug_assert!(lane.jobs.is_empty(), "only an empty lane is removed");
+            self.spare.push(lane.jobs);
+        }
+    }
+
     /// Puts `name` in the ready queue again when the backoff it was parked for has passed.
     fn unpark_due(&mut self, now: Instant) {
         while let Some(Reverse((due, _, _))) = self.parked.peek() {
@@ -527,7 +543,7 @@ fn worker(shared: &Shared) {
             continue;
         };
         let Some(job) = lane.jobs.front_mut() else {
-            lanes.remove(&name);
+            state.remove_lane(&name);
             continue;
         };
         // A target that is down is sent to by its probing lane only.
@@ -545,7 +561,9 @@ fn worker(shared: &Shared) {
         }
         lane.busy = true;
         job.attempts += 1;
-        let job = job.clone();
+        // Out of the queue while it runs (nothing else reads a busy lane's head), so that it
+        // need not be copied; a retry puts it back in front.
+        let mut job = lane.jobs.pop_front().expect("the head job was just read");
         drop(state);
 
         let started = Instant::now();
@@ -572,7 +590,6 @@ fn worker(shared: &Shared) {
                 state = shared.lock();
                 let mut empty = false;
                 if let Some(lane) = state.lanes.get_mut(&name) {
-                    lane.jobs.pop_front();
                     lane.busy = false;
                     empty = lane.jobs.is_empty();
                 }
@@ -591,7 +608,7 @@ fn worker(shared: &Shared) {
                     }
                 }
                 if empty {
-                    state.lanes.remove(&name);
+                    state.remove_lane(&name);
                 } else {
                     state.ready.push_back(name);
                     // This worker takes the next ready lane at once: another is woken only
@@ -606,17 +623,14 @@ fn worker(shared: &Shared) {
                 }
             }
             Err((failure, delay, since)) => {
-                state = shared.lock();
-                if let Some(head) = state
-                    .lanes
-                    .get_mut(&name)
-                    .and_then(|lane| lane.jobs.front_mut())
-                {
-                    head.trouble_since = Some(since);
-                    if failure.may_have_been_sent() {
-                        head.sent += 1;
-                    }
+                job.trouble_since = Some(since);
+                if failure.may_have_been_sent() {
+                    job.sent += 1;
                 }
+                // The report below reads the job after the lock is released; retries are
+                // rare enough for the copy.
+                let reported = job.clone();
+                state = shared.lock();
                 let State {
                     lanes, circuits, ..
                 } = &mut *state;
@@ -636,6 +650,7 @@ fn worker(shared: &Shared) {
                     Some(prober) => *prober == name,
                 };
                 if let Some(lane) = lanes.get_mut(&name) {
+                    lane.jobs.push_front(job);
                     lane.busy = false;
                     if !probes {
                         lane.waiting = true;
@@ -643,13 +658,13 @@ fn worker(shared: &Shared) {
                     }
                 }
                 if probes {
-                    state.park(name, job.seq, delay);
+                    state.park(name, reported.seq, delay);
                     shared.wake_worker(&state);
                 }
                 drop(state);
                 shared
                     .report
-                    .retrying(&job, &failure, probes.then_some(delay));
+                    .retrying(&reported, &failure, probes.then_some(delay));
                 state = shared.lock();
             }
         }
