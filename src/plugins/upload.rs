@@ -1113,6 +1113,37 @@ mod tests {
         }
     }
 
+    /// On a Unix host `\` is part of a name: a stream named `evil\..\victim` writes into its
+    /// own folder, which must not be read as the folder of the stream `victim`.
+    #[test]
+    fn a_backslash_under_a_unix_root_is_part_of_the_name() {
+        let mut plugin = uploader_with(Protocol::Hds, |c| {
+            c.service.media_root = vec![PathBuf::from("/var/www")];
+        });
+        let own = "G/evil\\..\\victim";
+        let out = run(
+            &mut plugin,
+            "hdsChunkDeleted",
+            &format!("/var/www/{own}/f4vSeg1-Frag7"),
+        );
+        assert_eq!(
+            done(&out),
+            vec![Done::Delete(format!("{own}/f4vSeg1-Frag7"))]
+        );
+        assert_eq!(out[0].lane, format!("AmazonHDSUpload:{own}"));
+        let file = format!("/var/www/{own}/f4vSeg1-Frag8");
+        let out = run(&mut plugin, "hdsChunkClosed", &file);
+        assert_eq!(
+            done(&out)[0],
+            put(
+                &format!("{own}/f4vSeg1-Frag8"),
+                &file,
+                "application/octet-stream",
+                LONG
+            )
+        );
+    }
+
     #[test]
     fn empty_bucket_is_refused() {
         let mut plugin = uploader_with(Protocol::Hls, |c| c.hls.params.default_bucket.clear());
