@@ -56,6 +56,15 @@ impl StreamLoadBalancer {
                 destination.address, stream.name
             ));
         };
+        if !is_address(origin) {
+            return Err(format!(
+                "{}: the event's address {} is not a host name or IP address (stream {}); \
+                 set origin_address",
+                destination.address,
+                origin.escape_debug(),
+                stream.name
+            ));
+        }
         let origin_host = host_of(origin);
         let loopback_destination =
             is_loopback(host_of(&destination.address)) || is_loopback(destination.api.host());
@@ -135,6 +144,15 @@ fn host_of(address: &str) -> &str {
         Some((host, port)) if !port.contains(':') => host,
         _ => address,
     }
+}
+
+/// A host name or IP address (with a port, brackets or an IPv6 zone): nothing that could end
+/// the host of the pull URI and start its user, path, query or another EMS parameter.
+fn is_address(origin: &str) -> bool {
+    !origin.is_empty()
+        && origin.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
+        })
 }
 
 /// `origin` as the host part of a URI (an IPv6 address needs brackets).
@@ -354,6 +372,35 @@ mod tests {
             assert!(refusal.reason.contains("192.168.2.3"), "{refusal}");
             assert!(out.is_empty(), "origin {origin:?}");
         }
+    }
+
+    /// The event's address becomes the host of the pull URI every destination is sent:
+    /// nothing in it may end the host and start a path, user, query or another parameter.
+    #[test]
+    fn an_event_address_that_is_not_a_host_is_refused() {
+        for origin in [
+            "evil.example/live/other?x=",
+            "user@evil.example",
+            "10.0.0.1#",
+            "10.0.0.1 keepAlive=1",
+            "127.0.0.1:\n2026-12-05 INFO forged",
+        ] {
+            let mut plugin = balancer(vec![destination("192.168.2.3")]);
+            let mut out = Vec::new();
+            let refusal = plugin
+                .handle(&created("cam1", origin), &mut out)
+                .unwrap_err();
+            assert!(out.is_empty(), "origin {origin:?}: {out:?}");
+            assert!(refusal.reason.contains("origin_address"), "{refusal}");
+            assert!(!refusal.to_string().contains('\n'), "{refusal}");
+        }
+        // Host names and IPv6 addresses with a zone are still addresses.
+        let mut plugin = balancer(vec![destination("192.168.2.3")]);
+        let out = run(&mut plugin, &created("cam1", "origin-1.example"));
+        assert_eq!(
+            ems_calls(&out)[0].1,
+            "uri=rtmp://origin-1.example/live/cam1 localStreamName=cam1 keepAlive=0 _emstail=1"
+        );
     }
 
     #[test]
