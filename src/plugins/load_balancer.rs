@@ -111,7 +111,8 @@ impl Plugin for StreamLoadBalancer {
         }
         let origin = self.origin(stream);
         // The name goes into the pull URI's path and into localStreamName.
-        let name_ok = names::check(PluginId::StreamLoadBalancer, &stream.name);
+        let name_ok = names::check(PluginId::StreamLoadBalancer, &stream.name)
+            .and_then(|()| ends_no_uri_path(&stream.name));
         let mut failures = Vec::new();
         for destination in &self.params.destinations {
             if self.is_this_ems(destination, origin) {
@@ -132,6 +133,23 @@ impl Plugin for StreamLoadBalancer {
             })
         }
     }
+}
+
+/// `Ok` for a name that the pull URI's path can end with: a `?` or `#` in it would end the
+/// path there, and every destination would pull the stream named before it (another
+/// publisher's, under this name) once for every such name.
+fn ends_no_uri_path(name: &str) -> Result<(), Refusal> {
+    if name.contains(['?', '#']) {
+        return Err(Refusal {
+            plugin: PluginId::StreamLoadBalancer,
+            reason: format!(
+                "stream name {} refused: it contains '?' or '#', which would end the path of \
+                 the pull URI",
+                name.escape_debug()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The host of `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
@@ -495,6 +513,10 @@ mod tests {
             "a\0b",
             "cam\r1",
             "\x1b[2J",
+            // The path of the pull URI would end there: every destination would pull
+            // `victim` (under the publisher's name), once per such name.
+            "victim?1",
+            "victim#",
         ] {
             let mut plugin = balancer(vec![destination("192.168.2.3"), destination("192.168.2.4")]);
             let mut out = Vec::new();
