@@ -365,7 +365,11 @@ impl fmt::Display for Action {
                 target,
                 command,
                 params,
-            } => write!(f, "ems {target}{command} {}", params.to_command_line()),
+            } => write!(
+                f,
+                "ems {target}{command} {}",
+                ControlEscaped(&params.to_command_line())
+            ),
             Action::S3Put(S3Put {
                 bucket,
                 key,
@@ -569,6 +573,19 @@ mod tests {
             key: "a\u{1b}[2J ☃.ts".into(),
         };
         assert_eq!(delete.to_string(), "delete s3://media/a\\u{1b}[2J ☃.ts");
+    }
+
+    #[test]
+    fn an_ems_call_shows_on_one_line() {
+        let call = Action::EmsCall {
+            target: ApiTarget::plain("http://127.0.0.1:7777"),
+            command: "pullStream".into(),
+            params: Params::new().with("uri", "rtmp://10.0.0.1\nINFO forged\u{1b}[2J/live/cam"),
+        };
+        assert_eq!(
+            call.to_string(),
+            "ems http://127.0.0.1:7777/pullStream uri=rtmp://10.0.0.1\\nINFO\\ forged\\u{1b}[2J/live/cam"
+        );
     }
 
     fn upload(action: Action) -> PlannedAction {

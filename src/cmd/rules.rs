@@ -126,7 +126,12 @@ impl<W: Write> Report<'_, W> {
             }
             Verdict::Skipped(reason) => {
                 self.counts.skipped += 1;
-                writeln!(self.out, "  {name}: {reason}")?;
+                // The reason can name the event's file path: one line, whatever it holds.
+                writeln!(
+                    self.out,
+                    "  {name}: {}",
+                    emstail::action::ControlEscaped(&reason)
+                )?;
             }
             Verdict::Own if self.verbose => writeln!(
                 self.out,

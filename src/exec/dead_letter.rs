@@ -3,7 +3,7 @@
 //! them again. Secrets are never written: an API target keeps its URL and user name, and the
 //! password is taken from the config again on retry.
 
-use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId, S3Put};
+use crate::action::{Action, ApiTarget, ControlEscaped, Params, PlannedAction, PluginId, S3Put};
 use crate::config::Config;
 use crate::event::Source;
 use crate::fsutil;
@@ -137,10 +137,15 @@ impl DeadLetter {
                 ..
             } => format!(
                 "ems {target}{command} {}",
-                Params(params.clone()).to_command_line()
+                ControlEscaped(&Params(params.clone()).to_command_line())
             ),
-            StoredAction::S3Put(S3Put { bucket, key, .. }) => format!("put s3://{bucket}/{key}"),
-            StoredAction::S3Delete { bucket, key } => format!("delete s3://{bucket}/{key}"),
+            // A key holds the names of the stream's folders: one line, whatever they hold.
+            StoredAction::S3Put(S3Put { bucket, key, .. }) => {
+                format!("put s3://{bucket}/{}", ControlEscaped(key))
+            }
+            StoredAction::S3Delete { bucket, key } => {
+                format!("delete s3://{bucket}/{}", ControlEscaped(key))
+            }
         };
         let plugin = match &self.rule {
             Some(rule) => format!("{}:{rule}", self.plugin),
@@ -512,6 +517,29 @@ mod tests {
             "boom".into(),
             1,
         )
+    }
+
+    /// `emstail dead-letters` prints one line per letter to a terminal: an object key holds
+    /// the stream folder's name, which whoever publishes the stream chooses.
+    #[test]
+    fn a_summary_is_one_line_whatever_the_key_or_params_hold() {
+        let key = "hls/cam\n2026-12-05 forged line\u{1b}]0;title\u{7}/seg_1.ts";
+        let shown = letter(key).summary();
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(
+            shown.contains("hls/cam\\n2026-12-05 forged line"),
+            "{shown}"
+        );
+        let mut call = letter("k");
+        call.action = StoredAction::EmsCall {
+            target: "http://127.0.0.1:7777/".into(),
+            target_base: "http://127.0.0.1:7777/".into(),
+            target_user: None,
+            command: "shutdownStream".into(),
+            params: vec![("id".into(), "5\r\nforged".into())],
+        };
+        let shown = call.summary();
+        assert!(!shown.chars().any(char::is_control), "{shown}");
     }
 
     fn keys(path: &Path) -> Vec<String> {

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 /// that arrives, a lane parked and a stop all wake it at once.
 const IDLE_WORKER_WAIT: Duration = Duration::from_secs(5);
 
+/// Targets kept in the status when they are up and idle; past this many, an idle one is
+/// forgotten once its last action is done.
+const MAX_TARGETS_KEPT: usize = 64;
+
 /// Carries out one attempt of an action.
 pub trait Execute: Send + Sync {
     fn execute(&self, action: &PlannedAction) -> Result<Done, Failure>;
@@ -458,6 +462,18 @@ impl State {
             .push(Reverse((Instant::now() + delay, seq, name)));
     }
 
+    /// Forgets `target` when it is up with nothing queued and more than
+    /// [`MAX_TARGETS_KEPT`] targets are known: the configured targets are a handful and stay
+    /// shown, but a rule's bucket from a template may be one per stream name.
+    fn forget_if_idle(&mut self, target: &str) {
+        if self.targets.len() > MAX_TARGETS_KEPT
+            && self.targets.get(target) == Some(&0)
+            && !self.circuits.contains_key(target)
+        {
+            self.targets.remove(target);
+        }
+    }
+
     /// The target answered: its circuit closes and every lane waiting for it is ready again.
     fn target_up(&mut self, target: &str) -> bool {
         let Some(circuit) = self.circuits.remove(target) else {
@@ -607,6 +623,7 @@ fn worker(shared: &Shared) {
                         shared.wake_worker(&state);
                     }
                 }
+                state.forget_if_idle(&job.target);
                 if empty {
                     state.remove_lane(&name);
                 } else {
@@ -798,6 +815,21 @@ mod tests {
             policy(Some(3), Duration::from_millis(20)),
         );
         (p, script, out)
+    }
+
+    /// Targets named by events (a rule's bucket from a template) come and go: past a few, one
+    /// that is up with nothing queued is forgotten, so that many distinct names cannot grow
+    /// the pool, the status file and the metrics without end.
+    #[test]
+    fn idle_targets_do_not_pile_up() {
+        let (p, _script, _out) = pool(4, 100);
+        for i in 0..1000 {
+            p.submit(action(&format!("t{i}"), "ok"), src(i));
+        }
+        assert_eq!(p.drain(Some(Duration::from_secs(20))), 0);
+        let kept = p.targets().len();
+        assert!(kept <= MAX_TARGETS_KEPT, "{kept} targets kept");
+        p.close();
     }
 
     #[test]

@@ -19,7 +19,14 @@ pub struct MediaPath {
 }
 
 impl MediaPath {
+    /// A path written either way: `\` separates components, as on Windows.
     pub fn parse(raw: &str) -> MediaPath {
+        MediaPath::parse_with(raw, Separators::Both)
+    }
+
+    /// A path read with `separators`: on a Unix host `\` is part of a name, and a stream
+    /// named `a\..\b` writes into a folder of that name, not into `b`.
+    pub fn parse_with(raw: &str, separators: Separators) -> MediaPath {
         // Most paths neither start nor end with white space: only the first and last bytes
         // are looked at then (a byte that may begin white space leaves it to `trim`).
         let plain = |b: Option<&u8>| b.is_some_and(|&b| b > b' ' && b < 0x80);
@@ -28,24 +35,45 @@ impl MediaPath {
         } else {
             raw.trim()
         };
-        let (prefix, rest) = split_prefix(raw);
+        let (prefix, rest) = match separators {
+            Separators::Both => split_prefix(raw),
+            Separators::Slash => match raw.strip_prefix('/') {
+                Some(rest) => ("/", rest),
+                None => ("", raw),
+            },
+        };
         let mut text = String::with_capacity(raw.len());
         text.push_str(prefix);
         let mut path = MediaPath {
             prefix_len: text.len(),
             text,
         };
-        // Split at `/` and `\` found with memchr: the hot path of every upload.
+        // Split at `/` (and `\`) found with memchr: the hot path of every upload.
         let mut from = 0;
-        let parts = memchr::memchr2_iter(b'/', b'\\', rest.as_bytes())
-            .chain(std::iter::once(rest.len()))
-            .map(|at| {
-                let part = &rest[from..at];
-                from = at + 1;
-                part
-            });
-        path.push_parts(parts);
+        let mut part = |at: usize| {
+            let part = &rest[from..at];
+            from = at + 1;
+            part
+        };
+        let end = std::iter::once(rest.len());
+        match separators {
+            Separators::Both => path.push_parts(
+                memchr::memchr2_iter(b'/', b'\\', rest.as_bytes())
+                    .chain(end)
+                    .map(&mut part),
+            ),
+            Separators::Slash => path.push_parts(
+                memchr::memchr_iter(b'/', rest.as_bytes())
+                    .chain(end)
+                    .map(&mut part),
+            ),
+        }
         path
+    }
+
+    /// A Windows path: one that starts with a drive (`C:/`).
+    fn has_drive(&self) -> bool {
+        self.prefix_len == 3
     }
 
     /// The components as one `/`-joined text.
@@ -189,6 +217,15 @@ impl fmt::Display for MediaPath {
     }
 }
 
+/// Which characters separate the components of an event's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Separators {
+    /// `/` and `\`: paths of a Windows EMS (and of logs read without a media root).
+    Both,
+    /// `/` only: paths of an EMS on a Unix host, where `\` is part of a name.
+    Slash,
+}
+
 /// Splits `/`, a drive such as `C:/`, or nothing off the front of a path, `\` read as `/`.
 fn split_prefix(path: &str) -> (&'static str, &str) {
     let bytes = path.as_bytes();
@@ -237,6 +274,8 @@ pub struct Placement {
     roots: Vec<MediaPath>,
     working_dir: Option<MediaPath>,
     key_prefix: String,
+    /// How the events' paths are read: `/` only when every media root is a Unix path.
+    separators: Separators,
 }
 
 impl Placement {
@@ -253,17 +292,26 @@ impl Placement {
                     None => root,
                 }
             })
-            .collect();
+            .collect::<Vec<MediaPath>>();
+        // The roots say where EMS writes: below Unix roots, EMS runs on a Unix host and a
+        // `\` in a stream's folder is part of its name. Read as a separator there, a stream
+        // named `x\..\victim` would have its chunks' deletes remove `victim`'s objects.
+        let separators = if roots.is_empty() || roots.iter().any(MediaPath::has_drive) {
+            Separators::Both
+        } else {
+            Separators::Slash
+        };
         Placement {
             roots,
             working_dir,
             key_prefix: key_prefix.to_string(),
+            separators,
         }
     }
 
     /// The event's `file`, normalised and made absolute against EMS's working directory.
     pub fn resolve(&self, raw: &str) -> MediaPath {
-        let path = MediaPath::parse(raw);
+        let path = MediaPath::parse_with(raw, self.separators);
         match &self.working_dir {
             Some(dir) if !path.is_absolute() => dir.join(&path),
             _ => path,

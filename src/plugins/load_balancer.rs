@@ -56,6 +56,15 @@ impl StreamLoadBalancer {
                 destination.address, stream.name
             ));
         };
+        if !is_address(origin) {
+            return Err(format!(
+                "{}: the event's address {} is not a host name or IP address (stream {}); \
+                 set origin_address",
+                destination.address,
+                origin.escape_debug(),
+                stream.name
+            ));
+        }
         let origin_host = host_of(origin);
         let loopback_destination =
             is_loopback(host_of(&destination.address)) || is_loopback(destination.api.host());
@@ -102,7 +111,8 @@ impl Plugin for StreamLoadBalancer {
         }
         let origin = self.origin(stream);
         // The name goes into the pull URI's path and into localStreamName.
-        let name_ok = names::check(PluginId::StreamLoadBalancer, &stream.name);
+        let name_ok = names::check(PluginId::StreamLoadBalancer, &stream.name)
+            .and_then(|()| ends_no_uri_path(&stream.name));
         let mut failures = Vec::new();
         for destination in &self.params.destinations {
             if self.is_this_ems(destination, origin) {
@@ -125,6 +135,23 @@ impl Plugin for StreamLoadBalancer {
     }
 }
 
+/// `Ok` for a name that the pull URI's path can end with: a `?` or `#` in it would end the
+/// path there, and every destination would pull the stream named before it (another
+/// publisher's, under this name) once for every such name.
+fn ends_no_uri_path(name: &str) -> Result<(), Refusal> {
+    if name.contains(['?', '#']) {
+        return Err(Refusal {
+            plugin: PluginId::StreamLoadBalancer,
+            reason: format!(
+                "stream name {} refused: it contains '?' or '#', which would end the path of \
+                 the pull URI",
+                name.escape_debug()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The host of `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
 fn host_of(address: &str) -> &str {
     let address = address.trim();
@@ -135,6 +162,15 @@ fn host_of(address: &str) -> &str {
         Some((host, port)) if !port.contains(':') => host,
         _ => address,
     }
+}
+
+/// A host name or IP address (with a port, brackets or an IPv6 zone): nothing that could end
+/// the host of the pull URI and start its user, path, query or another EMS parameter.
+fn is_address(origin: &str) -> bool {
+    !origin.is_empty()
+        && origin.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%')
+        })
 }
 
 /// `origin` as the host part of a URI (an IPv6 address needs brackets).
@@ -356,6 +392,35 @@ mod tests {
         }
     }
 
+    /// The event's address becomes the host of the pull URI every destination is sent:
+    /// nothing in it may end the host and start a path, user, query or another parameter.
+    #[test]
+    fn an_event_address_that_is_not_a_host_is_refused() {
+        for origin in [
+            "evil.example/live/other?x=",
+            "user@evil.example",
+            "10.0.0.1#",
+            "10.0.0.1 keepAlive=1",
+            "127.0.0.1:\n2026-12-05 INFO forged",
+        ] {
+            let mut plugin = balancer(vec![destination("192.168.2.3")]);
+            let mut out = Vec::new();
+            let refusal = plugin
+                .handle(&created("cam1", origin), &mut out)
+                .unwrap_err();
+            assert!(out.is_empty(), "origin {origin:?}: {out:?}");
+            assert!(refusal.reason.contains("origin_address"), "{refusal}");
+            assert!(!refusal.to_string().contains('\n'), "{refusal}");
+        }
+        // Host names and IPv6 addresses with a zone are still addresses.
+        let mut plugin = balancer(vec![destination("192.168.2.3")]);
+        let out = run(&mut plugin, &created("cam1", "origin-1.example"));
+        assert_eq!(
+            ems_calls(&out)[0].1,
+            "uri=rtmp://origin-1.example/live/cam1 localStreamName=cam1 keepAlive=0 _emstail=1"
+        );
+    }
+
     #[test]
     fn loopback_origin_only_serves_a_loopback_destination() {
         let local = Destination {
@@ -448,6 +513,10 @@ mod tests {
             "a\0b",
             "cam\r1",
             "\x1b[2J",
+            // The path of the pull URI would end there: every destination would pull
+            // `victim` (under the publisher's name), once per such name.
+            "victim?1",
+            "victim#",
         ] {
             let mut plugin = balancer(vec![destination("192.168.2.3"), destination("192.168.2.4")]);
             let mut out = Vec::new();

@@ -33,8 +33,15 @@ pub struct Refusal {
 }
 
 impl std::fmt::Display for Refusal {
+    /// The plugin and the reason, control characters escaped (`\n`, `\u{1b}`): a reason can
+    /// name an event's file path or address, and it is shown in a log line.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.plugin, self.reason)
+        write!(
+            f,
+            "{}: {}",
+            self.plugin,
+            crate::action::ControlEscaped(&self.reason)
+        )
     }
 }
 

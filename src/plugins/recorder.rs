@@ -114,21 +114,22 @@ impl StreamRecorder {
     }
 
     fn rotate(&mut self, timer: &TimerInfo, out: &mut Vec<PlannedAction>) {
-        let unique_id = timer
-            .custom
-            .get_str(UNIQUE_ID_KEY)
-            .map(|id| id.trim().to_string())
-            .unwrap_or_default();
-        let Some(timer_id) = timer.timer_id.filter(|_| !unique_id.is_empty()) else {
+        // The recorder arms its timers with a stream's numeric uniqueId (EMS echoes it back
+        // as a string): anything else is not its timer, and never becomes a parameter.
+        let Some(id) = timer.custom.get_u64(UNIQUE_ID_KEY) else {
             return;
         };
+        let Some(timer_id) = timer.timer_id else {
+            return;
+        };
+        let unique_id = id.to_string();
         // The name is kept until the recording closes: a timer that fires again before the
         // rotation shows up still belongs to the same stream (and its lane).
         let (lane, stream) = match self.recordings.get(&unique_id) {
             Some(name) => (name.clone(), Some(name.clone())),
             None => (format!("timer:{unique_id}"), None),
         };
-        let stream_id = unique_id.parse().ok();
+        let stream_id = Some(id);
         out.push(self.call(
             lane.clone(),
             stream.clone(),
@@ -432,6 +433,25 @@ mod tests {
         assert!(run(&mut plugin, &foreign).is_empty());
         let no_id = event("timerTriggered", json!({"_uniqueId": "15"}));
         assert!(run(&mut plugin, &no_id).is_empty());
+    }
+
+    /// `_uniqueId` is a stream's numeric id when the recorder armed the timer: anything else
+    /// is not its timer, and never becomes a `shutdownStream` id.
+    #[test]
+    fn a_unique_id_that_is_not_a_number_is_not_ours() {
+        let mut plugin = recorder("/var/media");
+        for id in ["15\nINFO forged", "15 permanently=1", "cam1", "-3", ""] {
+            let timer = event("timerTriggered", json!({"timerId": 4, "_uniqueId": id}));
+            assert!(run(&mut plugin, &timer).is_empty(), "{id:?}");
+        }
+        let padded = event("timerTriggered", json!({"timerId": 4, "_uniqueId": " 15 "}));
+        assert_eq!(
+            ems_calls(&run(&mut plugin, &padded))[1],
+            (
+                "shutdownStream".to_string(),
+                "id=15 permanently=0".to_string()
+            )
+        );
     }
 
     #[test]

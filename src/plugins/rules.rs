@@ -220,7 +220,7 @@ impl Compiled {
             None => derived,
         };
         let bucket = match &s3.bucket {
-            Some(template) => render(template, envelope, "bucket")?,
+            Some(template) => bucket_name(render(template, envelope, "bucket")?)?,
             None => s3.settings.default_bucket.clone(),
         };
         if bucket.trim().is_empty() {
@@ -279,6 +279,30 @@ fn object_key(key: String) -> Result<String, String> {
         ));
     }
     Ok(key)
+}
+
+/// A bucket name from a template. It becomes the host name of the request (or, with an
+/// `endpoint`, the first segment of its path), so only the characters of bucket names are
+/// taken — letters, digits, `.`, `-`, and `_` of older buckets such as the seed's `HLS_files`
+/// — beginning and ending with a letter or digit, without `..`: nothing that could end the
+/// host or start a port, user, path, query or fragment.
+fn bucket_name(bucket: String) -> Result<String, String> {
+    let bytes = bucket.as_bytes();
+    let ok = (1..=255).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && !bucket.contains("..");
+    if ok {
+        Ok(bucket)
+    } else {
+        Err(format!(
+            "the bucket {bucket:?} is not a bucket name (letters, digits, '.', '-' and '_', \
+             beginning and ending with a letter or digit)"
+        ))
+    }
 }
 
 /// The stream the event is about, when it names one.
@@ -952,12 +976,61 @@ mod tests {
         assert!(!format!("{:?}{}", actions[2], actions[2]).contains("secret"));
     }
 
+    /// A bucket name becomes the request URL's host (or its first path segment with an
+    /// `endpoint`): a value from the event must not carry the request elsewhere.
+    #[test]
+    fn a_bucket_from_a_template_must_be_a_bucket_name() {
+        let rules = r#"[ { "name": "rec", "on": "outStreamCreated",
+            "upload": { "file": "${payload.recordSettings.computedPathToFile}",
+                        "bucket": "rec-${payload.name}", "s3": "AmazonHLSUpload" } } ]"#;
+        let mut engine = Engine::new(&config(rules));
+        let file = "/var/evostreamms/evo-webroot/rec/cam1.mp4";
+        let upload = |engine: &mut Engine, name: &str| {
+            let payload = json!({"name": name, "recordSettings": {"computedPathToFile": file}});
+            let actions: Vec<PlannedAction> = engine
+                .handle(&event("outStreamCreated", payload))
+                .into_iter()
+                .filter(|a| a.plugin.rule() == Some("rec"))
+                .collect();
+            let refusals = engine.take_refusals();
+            match actions.as_slice() {
+                [
+                    PlannedAction {
+                        action: Action::S3Put(put),
+                        ..
+                    },
+                ] => Ok(put.bucket.clone()),
+                [] => Err(refusals
+                    .into_iter()
+                    .map(|r| r.to_string())
+                    .collect::<String>()),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(upload(&mut engine, "cam1").as_deref(), Ok("rec-cam1"));
+        assert_eq!(upload(&mut engine, "Cam_1.a").as_deref(), Ok("rec-Cam_1.a"));
+        for name in [
+            "x.attacker.example#",
+            "x.attacker.example:8443?",
+            "x@attacker.example",
+            "x?list-type=2",
+            "x..y",
+            "x.",
+            "x-",
+            "x y",
+            "ü",
+        ] {
+            let refusal = upload(&mut engine, name).expect_err(name);
+            assert!(refusal.contains("bucket"), "{name}: {refusal}");
+        }
+    }
+
     #[test]
     fn uploads_are_confined_and_keyed_like_the_uploaders() {
         let rules = r#"[
             { "name": "up", "on": "hlsChunkClosed", "upload": { "file": "${payload.file}", "s3": "AmazonHLSUpload" } },
             { "name": "del", "on": "hlsChunkDeleted",
-              "delete": { "file": "${payload.file}", "bucket": "b-${payload.file}", "key": "k/x" , "s3": "AmazonHLSUpload" } },
+              "delete": { "file": "${payload.file}", "bucket": "b-${type}", "key": "k/x" , "s3": "AmazonHLSUpload" } },
             { "name": "keyed", "on": "hlsChildPlaylistUpdated",
               "upload": { "file": "${payload.file}", "key": "../${payload.file}", "s3": "AmazonHLSUpload" } } ]"#;
         let mut engine = Engine::new(&config(rules));
@@ -999,7 +1072,7 @@ mod tests {
         assert_eq!(
             deleted[0].action,
             Action::S3Delete {
-                bucket: "b-/var/evostreamms/evo-webroot/a.ts".into(),
+                bucket: "b-hlsChunkDeleted".into(),
                 key: "k/x".into()
             }
         );

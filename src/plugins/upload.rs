@@ -1097,6 +1097,53 @@ mod tests {
         );
     }
 
+    /// EMS's default targetFolder is relative, so without `Service.ems_working_dir` every file
+    /// is refused, and the refusal names the path, whose stream folder is the publisher's.
+    #[test]
+    fn a_refused_path_is_reported_on_one_line() {
+        let mut plugin = uploader_with(Protocol::Hls, |c| {
+            c.service.media_root = vec![PathBuf::from("/var/www")];
+        });
+        let hostile = "../evo-webroot/G/cam\n2026-12-05 13:00:00.000Z ERROR emstail] forged\u{1b}[2J/seg_1.ts";
+        let outside = hostile.replacen("..", "/etc", 1);
+        for file in [hostile, outside.as_str()] {
+            let shown = refuse(&mut plugin, "hlsChunkClosed", file).to_string();
+            assert!(!shown.chars().any(char::is_control), "{shown}");
+            assert!(shown.contains("cam\\n2026"), "{shown}");
+        }
+    }
+
+    /// On a Unix host `\` is part of a name: a stream named `evil\..\victim` writes into its
+    /// own folder, which must not be read as the folder of the stream `victim`.
+    #[test]
+    fn a_backslash_under_a_unix_root_is_part_of_the_name() {
+        let mut plugin = uploader_with(Protocol::Hds, |c| {
+            c.service.media_root = vec![PathBuf::from("/var/www")];
+        });
+        let own = "G/evil\\..\\victim";
+        let out = run(
+            &mut plugin,
+            "hdsChunkDeleted",
+            &format!("/var/www/{own}/f4vSeg1-Frag7"),
+        );
+        assert_eq!(
+            done(&out),
+            vec![Done::Delete(format!("{own}/f4vSeg1-Frag7"))]
+        );
+        assert_eq!(out[0].lane, format!("AmazonHDSUpload:{own}"));
+        let file = format!("/var/www/{own}/f4vSeg1-Frag8");
+        let out = run(&mut plugin, "hdsChunkClosed", &file);
+        assert_eq!(
+            done(&out)[0],
+            put(
+                &format!("{own}/f4vSeg1-Frag8"),
+                &file,
+                "application/octet-stream",
+                LONG
+            )
+        );
+    }
+
     #[test]
     fn empty_bucket_is_refused() {
         let mut plugin = uploader_with(Protocol::Hls, |c| c.hls.params.default_bucket.clear());

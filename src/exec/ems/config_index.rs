@@ -239,22 +239,15 @@ impl<'a> ExpectedConfig<'a> {
     /// The identity a listed config of this record or push has (see [`identities`]).
     fn identity(&self) -> u64 {
         match self {
-            ExpectedConfig::Record { stream, path } => identity(
-                self.section(),
-                stream.trim(),
-                without_extension(path.trim()),
-                "",
-            ),
+            // Names and paths exactly as sent: `cam1 ` is another stream than `cam1`.
+            ExpectedConfig::Record { stream, path } => {
+                identity(self.section(), stream, without_extension(path), "")
+            }
             ExpectedConfig::Push {
                 stream,
                 uri,
                 target_stream,
-            } => identity(
-                self.section(),
-                stream.trim(),
-                &normal_uri(uri),
-                target_stream.trim(),
-            ),
+            } => identity(self.section(), stream, &normal_uri(uri), target_stream),
         }
     }
 }
@@ -292,8 +285,12 @@ fn identity(section: &str, stream: &str, place: &str, target: &str) -> u64 {
 /// or as a plain string. EMS adds to the path it was given: the type's extension (`cam1` →
 /// `cam1.mp4`) and, in the computed path, a piece number (`cam1_0001.mp4`); the sample of a
 /// real EMS in ems-reference.md shows both, so a path is taken without them.
+///
+/// Stream names and paths are compared exactly as EMS lists them, white space included: a
+/// stream named `cam1 ` is another stream, and whoever published it must not make the record
+/// of `cam1` look configured.
 fn identities(entry: &Value, section: &str) -> Vec<u64> {
-    let text = |key: &str| get_ignore_case(entry, key).and_then(scalar_text);
+    let text = |key: &str| get_ignore_case(entry, key).and_then(exact_text);
     let Some(stream) = text("localStreamName") else {
         return Vec::new();
     };
@@ -309,7 +306,7 @@ fn identities(entry: &Value, section: &str) -> Vec<u64> {
         }
     } else {
         let target = text("targetStreamName")
-            .filter(|t| !t.is_empty())
+            .filter(|t| !t.trim().is_empty())
             .unwrap_or_else(|| stream.clone());
         for key in ["targetUri", "uri"] {
             if let Some(uri) = get_ignore_case(entry, key).and_then(uri_text) {
@@ -350,6 +347,15 @@ fn get_ignore_case<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v)
     })
+}
+
+/// A string as it is, or a number as text.
+fn exact_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// A string (trimmed) or a number as text.
@@ -448,6 +454,33 @@ mod tests {
         assert_eq!(find_config(&json!({"push": list["record"]}), &wanted), None);
         assert_eq!(find_config(&Value::Null, &wanted), None);
         assert_eq!(find_config(&json!({"record": {}}), &wanted), None);
+    }
+
+    /// A stream named `cam1 ` (or `cam1` with a no-break space) is another stream to EMS,
+    /// published by whoever chose the name: its record must not pass for the record of `cam1`,
+    /// which a retry or a backfill would then never send.
+    #[test]
+    fn a_name_that_differs_only_in_white_space_is_another_stream() {
+        let params = record("cam1", "/media/cam1");
+        let wanted = ExpectedConfig::of("record", &params).expect("a keepAlive record");
+        for other in ["cam1 ", " cam1", "cam1\u{a0}", "cam1\u{3000}"] {
+            let list = json!({"record": [{
+                "localStreamName": other, "pathToFile": format!("/media/{other}"),
+                "computedPathToFile": format!("/media/{other}_0001.mp4"), "configId": 5
+            }]});
+            assert_eq!(find_config(&list, &wanted), None, "{other:?}");
+            let own = record(other, &format!("/media/{other}"));
+            let own = ExpectedConfig::of("record", &own).expect("a keepAlive record");
+            assert_eq!(find_config(&list, &own), Some("5".to_string()), "{other:?}");
+        }
+        let push = Params::new()
+            .with("uri", "rtmp://dest.example/live")
+            .with("localStreamName", "cam1");
+        let wanted = ExpectedConfig::of("pushStream", &push).expect("a keepAlive push");
+        let list = json!({"push": [{
+            "localStreamName": "cam1 ", "targetUri": "rtmp://dest.example/live", "configId": 6
+        }]});
+        assert_eq!(find_config(&list, &wanted), None);
     }
 
     #[test]

@@ -105,7 +105,10 @@ impl EmsClient {
         let what = format!("{command} on {target}");
         let url = request_url(target, command, params)
             .map_err(|e| Failure::Permanent(format!("{what}: {e}")))?;
-        log::debug!("EMS {what}: {}", params.to_command_line());
+        log::debug!(
+            "EMS {what}: {}",
+            crate::action::ControlEscaped(&params.to_command_line())
+        );
 
         let mut request = self.agent.get(&url);
         if let Some(authorization) = basic_authorization(target) {

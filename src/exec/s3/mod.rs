@@ -28,6 +28,9 @@ use std::time::Duration;
 /// Objects this size and larger go up in parts; smaller ones in one PUT.
 pub const MULTIPART_THRESHOLD: u64 = ::s3::bucket::CHUNK_SIZE as u64;
 
+/// Buckets kept ready per target; others are made anew for each request.
+const MAX_BUCKETS_KEPT: usize = 64;
+
 /// Upper bound on one HTTP request once connected (connecting has its own 30 s limit). A
 /// whole 8 MiB part must fit, on a slow uplink too.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -223,7 +226,12 @@ impl S3Target {
             build()
                 .map_err(|e| Failure::Permanent(self.scrub(format!("S3 bucket {name:?}: {e}"))))?,
         );
-        buckets.insert(name.to_string(), Arc::clone(&bucket));
+        // The configured buckets are a handful; a rule's bucket from a template may be one
+        // per stream name, which whoever publishes streams chooses: past a few, one is made
+        // for each request instead of being kept for good.
+        if buckets.len() < MAX_BUCKETS_KEPT {
+            buckets.insert(name.to_string(), Arc::clone(&bucket));
+        }
         Ok(bucket)
     }
 
@@ -596,6 +604,19 @@ mod tests {
         };
         let err = S3Target::new(&p).expect_err("secret missing");
         assert!(err.contains("aws_secret_key"), "{err}");
+    }
+
+    /// A rule may name the bucket from the event (`rec-${payload.name}`): many distinct
+    /// names must not each keep a bucket for the life of the process.
+    #[test]
+    fn buckets_named_by_events_are_not_all_kept() {
+        let t = S3Target::new(&params()).expect("valid params");
+        for i in 0..1000 {
+            let bucket = t.bucket(&format!("rec-cam{i}")).expect("a valid name");
+            assert_eq!(bucket.name(), format!("rec-cam{i}"));
+        }
+        let kept = t.buckets.lock().unwrap().len();
+        assert!(kept <= MAX_BUCKETS_KEPT, "{kept} buckets kept");
     }
 
     #[test]
