@@ -56,6 +56,16 @@ impl StreamLoadBalancer {
                 destination.address, stream.name
             ));
         };
+        // nearIp and ip come from the event: only a host (and port) may go into the URI.
+        let plain = |c: char| c.is_ascii_alphanumeric() || ".-_:[]%".contains(c);
+        if !origin.chars().all(plain) {
+            return Err(format!(
+                "{}: origin {} is not a host address (stream {}); set origin_address",
+                destination.address,
+                origin.escape_debug(),
+                stream.name
+            ));
+        }
         let origin_host = host_of(origin);
         let loopback_destination =
             is_loopback(host_of(&destination.address)) || is_loopback(destination.api.host());
@@ -353,6 +363,38 @@ mod tests {
             assert!(refusal.reason.contains("origin_address"), "{refusal}");
             assert!(refusal.reason.contains("192.168.2.3"), "{refusal}");
             assert!(out.is_empty(), "origin {origin:?}");
+        }
+    }
+
+    /// nearIp and ip are the event's: only a host address reaches the pull URI.
+    #[test]
+    fn an_event_address_that_is_not_a_host_is_refused() {
+        for origin in [
+            "10.0.0.1/x/../y",
+            "10.0.0.1\nuri=rtmp://evil",
+            "evil host",
+            "10.0.0.1?a=b",
+            "a@b",
+        ] {
+            let mut plugin = balancer(vec![destination("192.168.2.3")]);
+            let mut out = Vec::new();
+            let refusal = plugin
+                .handle(&created("cam1", origin), &mut out)
+                .unwrap_err();
+            assert!(
+                refusal.reason.contains("is not a host address"),
+                "{refusal}"
+            );
+            assert!(!refusal.reason.contains('\n'), "{refusal}");
+            assert!(out.is_empty(), "origin {origin:?}");
+        }
+        for origin in ["10.0.0.1:1935", "[fe80::1%eth0]:1935", "ems-1.example.org"] {
+            let mut plugin = balancer(vec![destination("192.168.2.3")]);
+            assert_eq!(
+                run(&mut plugin, &created("cam1", origin)).len(),
+                1,
+                "{origin}"
+            );
         }
     }
 
