@@ -1,6 +1,7 @@
 //! Config + log bytes in, actions out, with every plugin enabled: no panic, no upload of a
-//! path outside the media root, no EMS parameter that a value could split or add to, and no
-//! stream name that reaches a path, a URI or a parameter with a separator or control byte.
+//! path outside the media root, no EMS parameter that a value could split or add to, no
+//! stream name that reaches a path, a URI or a parameter with a separator or control byte, and
+//! no object key with a control character.
 #![no_main]
 
 use emstail::action::{Action, Params, S3Put};
@@ -100,8 +101,14 @@ fn check_upload(path: &Path, key: &str) {
         "upload of {} outside {MEDIA_ROOT}",
         path.display()
     );
+    check_key(key);
+}
+
+fn check_key(key: &str) {
     assert!(
-        !key.starts_with('/') && !key.split('/').any(|s| s == ".."),
+        !key.starts_with('/')
+            && !key.split('/').any(|s| s == "..")
+            && !key.chars().any(char::is_control),
         "object key {key:?}"
     );
 }
@@ -133,10 +140,7 @@ fuzz_target!(|bytes: &[u8]| {
                     command, params, ..
                 } => check_params(command, params),
                 Action::S3Put(S3Put { path, key, .. }) => check_upload(path, key),
-                Action::S3Delete { key, .. } => assert!(
-                    !key.starts_with('/') && !key.split('/').any(|s| s == ".."),
-                    "object key {key:?}"
-                ),
+                Action::S3Delete { key, .. } => check_key(key),
             }
         }
         engine.take_refusals();

@@ -30,7 +30,14 @@ pub fn parse_line_keeping(line: Line<'_>, others: &OtherPayloads) -> Option<Pars
         Ok(text) => Cow::Borrowed(text),
         Err(_) => String::from_utf8_lossy(bytes),
     };
-    Some(match parse_text(&text, bom, others) {
+    let parsed = match parse_text(&text, bom, others) {
+        // Rare, so checked only once the line failed: a control byte EMS wrote raw.
+        Err(reason) if has_raw_control(text.as_bytes()) => {
+            parse_text(&escape_controls(&text), bom, others).map_err(|_| reason)
+        }
+        parsed => parsed,
+    };
+    Some(match parsed {
         Ok(envelope) => Parsed::Event {
             line: line.number,
             offset: line.offset,
@@ -41,6 +48,29 @@ pub fn parse_line_keeping(line: Line<'_>, others: &OtherPayloads) -> Option<Pars
             reason,
         },
     })
+}
+
+/// Whether `bytes` holds a control byte that JSON allows nowhere: not even as whitespace
+/// (TAB, CR, LF), and not in a string, where EMS escapes only `\b \f \n \r \t`.
+fn has_raw_control(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .any(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
+}
+
+/// `text` with every control byte [`has_raw_control`] finds written as a `\u00XX` escape: in a
+/// string, the character EMS meant; outside one, still not JSON.
+fn escape_controls(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The event type of a JSON line when it can be read off the line's end without parsing
@@ -720,6 +750,34 @@ mod tests {
         assert_eq!(malformed(b"{},"), "no \"type\" field");
         assert_eq!(malformed(br#"{"type":""}"#), "\"type\" is empty");
         assert!(malformed(br#"{"type":"x"} {"type":"y"}"#).starts_with("not JSON: trailing"));
+    }
+
+    /// EMS escapes only `\\ " \\b \\f \\n \\r \\t` and `/` in strings: other control
+    /// bytes are written raw, and a publisher chooses some of those strings (a stream's tcUrl,
+    /// pageUrl, name). Such a line is still the event EMS logged.
+    #[test]
+    fn raw_control_bytes_in_strings_are_read_as_ems_wrote_them() {
+        let line = b"{\"payload\":{\"name\":\"cam\",\"pageUrl\":\"http://x/\x01\x1f\0\",\"uniqueId\":3},\"type\":\"inStreamCreated\"},";
+        let Event::InStreamCreated(info) = event(line) else {
+            panic!("expected inStreamCreated")
+        };
+        assert_eq!(info.name, "cam");
+        assert_eq!(
+            info.other.get_str("pageUrl").as_deref(),
+            Some("http://x/\u{1}\u{1f}\0")
+        );
+        assert_eq!(
+            event(b"{\"payload\":{\"file\":\"a\x02b\"},\"type\":\"hlsChunkClosed\"}"),
+            Event::HlsChunkClosed(FileEvent {
+                file: "a\u{2}b".into()
+            })
+        );
+        assert_eq!(
+            event(b"{\"payload\":{\"k\":\"\x7f\x0b\"},\"type\":\"x\"}"),
+            other("x", json!({"k": "\u{7f}\u{b}"}))
+        );
+        // Outside a string a control byte is still not JSON.
+        assert!(malformed(b"{\"type\":\"x\",\x01\"payload\":{}}").starts_with("not JSON: "));
     }
 
     #[test]

@@ -211,9 +211,21 @@ impl MediaPath {
     }
 }
 
+/// The path as text, its control characters escaped: it is shown in refusals, which go to the
+/// log as one line each.
 impl fmt::Display for MediaPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        if !self.text.chars().any(char::is_control) {
+            return f.write_str(&self.text);
+        }
+        for c in self.text.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -330,6 +342,12 @@ impl Placement {
         } else {
             self.confined_key(path)?
         };
+        // A stream's folder is named after the stream: whoever publishes chooses it.
+        if key_components.chars().any(char::is_control) {
+            return Err(format!(
+                "{path} holds a control character, which no object key gets"
+            ));
+        }
         let (group, stream) = names(path, depth);
         let mut key = String::with_capacity(self.key_prefix.len() + key_components.len());
         key.push_str(&self.key_prefix);

@@ -402,6 +402,10 @@ mod tests {
             "10.0.0.1#",
             "10.0.0.1 keepAlive=1",
             "127.0.0.1:\n2026-12-05 INFO forged",
+            "10.0.0.1/x/../y",
+            "10.0.0.1\nuri=rtmp://evil",
+            "evil host",
+            "10.0.0.1?a=b",
         ] {
             let mut plugin = balancer(vec![destination("192.168.2.3")]);
             let mut out = Vec::new();
@@ -419,6 +423,14 @@ mod tests {
             ems_calls(&out)[0].1,
             "uri=rtmp://origin-1.example/live/cam1 localStreamName=cam1 keepAlive=0 _emstail=1"
         );
+        for origin in ["10.0.0.1:1935", "[fe80::1%eth0]:1935", "ems-1.example.org"] {
+            let mut plugin = balancer(vec![destination("192.168.2.3")]);
+            assert_eq!(
+                run(&mut plugin, &created("cam1", origin)).len(),
+                1,
+                "{origin}"
+            );
+        }
     }
 
     #[test]

@@ -285,7 +285,10 @@ impl Uploader {
             return Ok(());
         }
         if self.no_bucket {
-            return Err(self.refusal(format!("not uploading {raw}: default_bucket is empty")));
+            return Err(self.refusal(format!(
+                "not uploading {}: default_bucket is empty",
+                raw.escape_debug()
+            )));
         }
         let file = self.placement.resolve(raw);
         let mut lane_of_event = None;
@@ -682,6 +685,27 @@ mod tests {
                 SHORT
             )
         );
+    }
+
+    #[test]
+    fn a_control_character_in_a_stream_folder_reaches_no_object_key() {
+        for protocol in [Protocol::Hls, Protocol::Hds, Protocol::Dash] {
+            let mut plugin = uploader(protocol);
+            let (closed, deleted, below) = match protocol {
+                Protocol::Hls => ("hlsChunkClosed", "hlsChunkDeleted", "segment_1.ts"),
+                Protocol::Hds => ("hdsChunkClosed", "hdsChunkDeleted", "f4vSeg1-Frag1"),
+                Protocol::Dash => ("dashChunkClosed", "dashChunkDeleted", "video/1/s.m4s"),
+            };
+            for kind in [closed, deleted] {
+                for name in ["ca\nm", "\u{1b}[31mcam", "cam\u{7f}", "cam\u{85}"] {
+                    let file = format!("/var/www/G/{name}/{below}");
+                    let refusal = refuse(&mut plugin, kind, &file);
+                    let reason = refusal.to_string();
+                    assert!(reason.contains("control character"), "{reason}");
+                    assert!(!reason.chars().any(char::is_control), "{reason:?}");
+                }
+            }
+        }
     }
 
     #[test]

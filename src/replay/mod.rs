@@ -541,7 +541,7 @@ fn read_file(
             *closed = true;
         }
     };
-    let bytes = for_each_line_counted(path, max_line, len, &progress.disk_bytes, stop, |item| {
+    let read = for_each_line_counted(path, max_line, len, &progress.disk_bytes, stop, |item| {
         if closed {
             return;
         }
@@ -562,12 +562,24 @@ fn read_file(
             send(&mut batch, &mut closed);
             batch_bytes = 0;
         }
-    })?;
-    parser.finish(&mut batch);
+    });
+    match &read {
+        Ok(_) => parser.finish(&mut batch),
+        // The lines before the damage were read and go on like any others; a text record
+        // still open there is cut short, so it is reported, not acted on.
+        Err(_) => {
+            if let Some((line, _)) = parser.open_record() {
+                batch.push(Parsed::Malformed {
+                    line,
+                    reason: "record cut short where the file could not be read further".to_string(),
+                });
+            }
+        }
+    }
     if !batch.is_empty() && !closed {
         send(&mut batch, &mut closed);
     }
-    Ok((bytes, lines))
+    Ok((read?, lines))
 }
 
 fn source(file: &str, line: u64) -> Source {
@@ -581,4 +593,111 @@ fn source(file: &str, line: u64) -> Source {
 /// patterns.
 pub fn files_in_order(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     crate::source::discover::ordered_files(inputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    /// What a replay hands on, counted.
+    #[derive(Default)]
+    struct Seen {
+        actions: usize,
+        problems: usize,
+        failed: Vec<String>,
+    }
+
+    impl Sink for Seen {
+        fn action(&mut self, _: &PlannedAction, _: &Source) {
+            self.actions += 1;
+        }
+        fn problem(&mut self, _: &Problem) {
+            self.problems += 1;
+        }
+        fn file_failed(&mut self, message: &str) {
+            self.failed.push(message.to_string());
+        }
+    }
+
+    fn recorder_config() -> Config {
+        Config::from_str(
+            Path::new("config.ini"),
+            r#"{ "Service": { "ems_api": "http://127.0.0.1:7777" },
+                 "StreamRecorder": { "plugin_switch": "enabled",
+                     "parameters": { "file_location": "/var/evostreamms/media" } } }"#,
+        )
+        .expect("a valid config")
+    }
+
+    /// `text` gzipped and cut in half, as a copy that stopped half-way leaves it, and the
+    /// lines that can be read of it before the cut.
+    fn cut_gzip(dir: &Path, text: &str) -> (PathBuf, Vec<Vec<u8>>) {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(text.as_bytes()).expect("in memory");
+        let gz = enc.finish().expect("in memory");
+        let path = dir.join("events_20261129_101500.txt.gz");
+        std::fs::write(&path, &gz[..gz.len() / 2]).expect("write the log");
+        let mut before_cut = Vec::new();
+        let e = crate::source::read::for_each_line(&path, 1 << 20, |item| {
+            if let Item::Line(line) = item {
+                before_cut.push(line.bytes.to_vec());
+            }
+        })
+        .expect_err("a cut gzip file is an error");
+        assert!(e.to_string().contains("damaged gzip"), "{e}");
+        assert!(
+            before_cut.len() > 10,
+            "{} lines before the cut",
+            before_cut.len()
+        );
+        (path, before_cut)
+    }
+
+    #[test]
+    fn a_gzip_file_cut_short_keeps_every_event_before_the_cut() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let text: String = (0..400)
+            .map(|n| {
+                format!(
+                    r#"{{"id":{n},"payload":{{"name":"s{n}","uniqueId":{n}}},"timestamp":1795947304,"type":"inStreamCodecsUpdated"}},"#
+                ) + "\n"
+            })
+            .collect();
+        let (path, before_cut) = cut_gzip(dir.path(), &text);
+        let mut seen = Seen::default();
+        let summary = replay(&recorder_config(), &[path], &Options::default(), &mut seen)
+            .expect("the replay runs");
+        assert_eq!(seen.failed.len(), 1, "{:?}", seen.failed);
+        assert_eq!(summary.malformed, 0);
+        assert_eq!(
+            summary.events,
+            before_cut.len() as u64,
+            "every line read before the damage is replayed"
+        );
+    }
+
+    #[test]
+    fn a_text_record_cut_by_damage_is_reported_and_those_before_it_replayed() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let text: String = (0..400)
+            .map(|n| format!("{n:05}\tinStreamCodecsUpdated\n\tname: s{n}\n\tuniqueId: {n}\n\tappName: evostreamms\n\n\n"))
+            .collect();
+        let (path, before_cut) = cut_gzip(dir.path(), &text);
+        let records = before_cut
+            .iter()
+            .filter(|l| l.first().is_some_and(u8::is_ascii_digit));
+        let records = records.count() as u64;
+        let mut seen = Seen::default();
+        let options = Options {
+            format: LogFormat::Text,
+            ..Options::default()
+        };
+        let summary =
+            replay(&recorder_config(), &[path], &options, &mut seen).expect("the replay runs");
+        assert_eq!(seen.failed.len(), 1, "{:?}", seen.failed);
+        let cut_open = before_cut.last().is_some_and(|l| !l.is_empty());
+        assert_eq!(summary.malformed, u64::from(cut_open));
+        assert_eq!(summary.events + summary.malformed, records);
+    }
 }

@@ -58,8 +58,8 @@ pub fn is_gzip(path: &Path) -> io::Result<bool> {
 /// reports, and stopping early (without finishing the last line) once `stop` is set.
 ///
 /// A file that is neither gzip nor text (a NUL byte in its first 64 KiB, after decompression
-/// for gzip) is an `InvalidData` error before any line is delivered; so is a damaged gzip
-/// stream, at the point where it breaks.
+/// for gzip, and a first line that begins like no event log's) is an `InvalidData` error
+/// before any line is delivered; so is a damaged gzip stream, at the point where it breaks.
 pub fn for_each_line_counted(
     path: &Path,
     max_line: usize,
@@ -110,6 +110,8 @@ pub fn for_each_line_counted(
         })
     };
     let mut sniffed = 0usize;
+    // The bytes sniffed so far, to tell a log holding a NUL byte from binary data.
+    let mut head = Vec::new();
     loop {
         if stop.is_some_and(|s| s.load(Relaxed)) {
             return Ok(framer.read_pos());
@@ -131,7 +133,11 @@ pub fn for_each_line_counted(
         }
         if sniffed < SNIFF {
             let look = &buf[..n.min(SNIFF - sniffed)];
-            if memchr::memchr(0, look).is_some() {
+            head.extend_from_slice(look);
+            sniffed += look.len();
+            // A NUL byte in a log is a value EMS wrote raw (it costs its line); in anything
+            // that does not begin like a log, it is binary data.
+            if memchr::memchr(0, look).is_some() && !begins_like_a_log(&head) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     if gzip {
@@ -141,10 +147,20 @@ pub fn for_each_line_counted(
                     },
                 ));
             }
-            sniffed += look.len();
+            if sniffed >= SNIFF {
+                head = Vec::new();
+            }
         }
         framer.push(&buf[..n], &mut emit);
     }
+}
+
+/// Whether the first non-blank line of `head` (the start of a file) begins like an event
+/// log's, JSON or text: binary files (mp4, png, elf) do not.
+fn begins_like_a_log(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n')
+        .find(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .is_some_and(|line| crate::parse::detect(line).is_some())
 }
 
 /// A reader that adds what it reads to a shared counter.
@@ -285,6 +301,12 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("nor gzip"), "{e}");
 
+        // An mp4 starts with a NUL byte on its first line.
+        let mp4 = dir.path().join("events_20261127_000000.mp4");
+        std::fs::write(&mp4, b"\0\0\0\x20ftypisom\0\0\x02\0isomiso2\nmdat").expect("write");
+        let e = collect(&mp4).expect_err("an mp4 is not a log");
+        assert!(e.to_string().contains("nor gzip"), "{e}");
+
         let mut gz = gzip("a\nb\n".repeat(10000).as_bytes());
         let half = gz.len() / 2;
         gz[half..].fill(0x55);
@@ -293,5 +315,27 @@ mod tests {
         let e = collect(&damaged).expect_err("damaged gzip");
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         assert!(e.to_string().contains("damaged gzip"), "{e}");
+    }
+
+    /// EMS writes control bytes in values raw (NUL included), and anyone who publishes a stream
+    /// chooses some of those values: one such byte must cost its line, not the whole file.
+    #[test]
+    fn a_nul_byte_in_a_value_costs_its_line_not_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let json = b"{\"payload\":{\"name\":\"a\"},\"type\":\"x\"},\n\
+            {\"payload\":{\"name\":\"b\\u0000\",\"tcUrl\":\"rtmp://h/\0live\"},\"type\":\"x\"},\n\
+            {\"payload\":{\"name\":\"c\"},\"type\":\"x\"},\n";
+        let text = b"\n00001\tinStreamCreated\n\tname: a\0b\n\n\n00002\tx\n";
+        for (name, content) in [("events.json", &json[..]), ("events.txt", &text[..])] {
+            let plain = dir.path().join(name);
+            std::fs::write(&plain, content).expect("write");
+            let packed = dir.path().join(format!("{name}.gz"));
+            std::fs::write(&packed, gzip(content)).expect("write");
+            for path in [plain, packed] {
+                let (lines, _, _) = collect(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let expected = content.split(|&b| b == b'\n').count() - 1;
+                assert_eq!(lines.len(), expected, "{}", path.display());
+            }
+        }
     }
 }
