@@ -19,7 +19,8 @@ pub fn unsafe_reason(name: &str) -> Option<&'static str> {
     if name.contains('\0') {
         return Some("it contains NUL");
     }
-    if name.chars().any(|c| c < ' ' || c == '\x7f') {
+    // C0, DEL and C1 (U+0080–U+009F, NEL among them), as rule templates refuse them.
+    if name.chars().any(char::is_control) {
         return Some("it contains a control character");
     }
     if name == ".." || name == "." {
@@ -60,6 +61,8 @@ mod tests {
             "tab\there",
             "\x1b[31m",
             "del\x7f",
+            "next\u{85}line",
+            "\u{9b}31m",
         ] {
             let refusal = check(PluginId::StreamRecorder, name).expect_err(name);
             assert_eq!(refusal.plugin, PluginId::StreamRecorder);
