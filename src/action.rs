@@ -13,6 +13,10 @@ pub struct ControlEscaped<'a>(pub &'a str);
 
 impl fmt::Display for ControlEscaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Most text holds none: written whole then, not a character at a time.
+        if !self.0.chars().any(char::is_control) {
+            return f.write_str(self.0);
+        }
         for c in self.0.chars() {
             if c.is_control() {
                 write!(f, "{}", c.escape_default())?;

@@ -215,17 +215,7 @@ impl MediaPath {
 /// log as one line each.
 impl fmt::Display for MediaPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.text.chars().any(char::is_control) {
-            return f.write_str(&self.text);
-        }
-        for c in self.text.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
-        }
-        Ok(())
+        fmt::Display::fmt(&crate::action::ControlEscaped(&self.text), f)
     }
 }
 
