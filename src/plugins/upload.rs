@@ -117,6 +117,13 @@ const DASH: Table = Table {
 };
 
 const DEFAULT_CHILD_PLAYLIST: &str = "playlist.m3u8";
+
+/// Child playlist names kept at most. An entry goes when its HLS output ends, found by the
+/// stream's name or `targetFolder`; a folder EMS named otherwise (a name's query parameters
+/// become `_k_v` in it) is never matched, and whoever publishes chooses how many such names
+/// there are. Past this many, one entry makes room: a live stream's comes back at its next
+/// playlist update, which EMS makes at every chunk.
+const CHILD_PLAYLISTS_KEPT: usize = 4096;
 const DEFAULT_BOOTSTRAP: &str = "bootstrap";
 const INIT_SEGMENT_SUFFIX: &str = "seg_init.mp4";
 
@@ -323,6 +330,11 @@ impl Uploader {
                             Some(known) if known == name => {}
                             Some(known) => name.clone_into(known),
                             None => {
+                                if self.child_playlists.len() >= CHILD_PLAYLISTS_KEPT
+                                    && let Some(any) = self.child_playlists.keys().next().cloned()
+                                {
+                                    self.child_playlists.remove(&any);
+                                }
                                 self.child_playlists
                                     .insert(file.parent_text(), name.to_string());
                             }
@@ -627,6 +639,38 @@ mod tests {
             put(
                 "G/T/playlist.m3u8",
                 "/var/www/G/T/playlist.m3u8",
+                PLAYLIST,
+                SHORT
+            )
+        );
+    }
+
+    /// Folders whose HLS output's end is never matched to them (EMS names a folder after a
+    /// stream's name with its query parameters rewritten) must not pile up for the life of
+    /// the daemon: whoever publishes chooses how many there are.
+    #[test]
+    fn child_playlist_names_of_unmatched_folders_do_not_pile_up() {
+        let mut plugin = uploader(Protocol::Hls);
+        for n in 0..CHILD_PLAYLISTS_KEPT + 500 {
+            run(
+                &mut plugin,
+                "hlsChildPlaylistUpdated",
+                &format!("/var/www/G/cam_token_{n}/index.m3u8"),
+            );
+        }
+        assert_eq!(plugin.child_playlists.len(), CHILD_PLAYLISTS_KEPT);
+        // The newest is kept, and a live stream's name comes back at its next update.
+        let last = CHILD_PLAYLISTS_KEPT + 499;
+        let chunk = run(
+            &mut plugin,
+            "hlsChunkClosed",
+            &format!("/var/www/G/cam_token_{last}/seg_1.ts"),
+        );
+        assert_eq!(
+            done(&chunk)[1],
+            put(
+                &format!("G/cam_token_{last}/index.m3u8"),
+                &format!("/var/www/G/cam_token_{last}/index.m3u8"),
                 PLAYLIST,
                 SHORT
             )
