@@ -208,13 +208,18 @@ impl EmsClient {
         }
         match self.request(target, command, params)? {
             Verdict::Success(_) => Ok(Done::Ok),
-            Verdict::Fail(description) if is_already_done(command, &description) => Ok(
-                Done::AlreadyDone(format!("{command} on {target}: {}", clip(&description))),
-            ),
+            Verdict::Fail(description)
+                if is_already_done(command, &own_words(&description, params)) =>
+            {
+                Ok(Done::AlreadyDone(format!(
+                    "{command} on {target}: {}",
+                    clip(&description)
+                )))
+            }
             Verdict::Fail(description)
                 if (retry || resend)
                     && command.eq_ignore_ascii_case("shutdownStream")
-                    && is_gone(&description) =>
+                    && is_gone(&own_words(&description, params)) =>
             {
                 Ok(Done::AlreadyDone(format!(
                     "{command} on {target}: {} (sent before: an earlier attempt closed it)",
@@ -367,6 +372,34 @@ fn fail(target: &ApiTarget, command: &str, description: &str) -> Failure {
     ))
 }
 
+/// The words of EMS in a FAIL's description, lowercased: EMS echoes parameter values (a
+/// stream name) in it, and whoever publishes chooses the name, so a value that holds one of
+/// the phrases read below is taken out first. A stream named `x already exists` must not make
+/// every FAIL of its calls count as done.
+fn own_words(description: &str, params: &Params) -> String {
+    let mut d = description.to_ascii_lowercase();
+    for (_, value) in &params.0 {
+        let value = value.to_ascii_lowercase();
+        if PHRASES.iter().any(|phrase| value.contains(phrase)) {
+            d = d.replace(&value, " ");
+        }
+    }
+    d
+}
+
+/// Every phrase [`is_already_done`] and [`is_gone`] look for.
+const PHRASES: [&str; 9] = [
+    "already taken",
+    "already exists",
+    "already armed",
+    "timer not found",
+    "not found",
+    "not exist",
+    "doesn't exist",
+    "no stream",
+    "no such",
+];
+
 /// A FAIL that means the requested effect is already in place.
 fn is_already_done(command: &str, description: &str) -> bool {
     let d = description.to_ascii_lowercase();
@@ -431,6 +464,30 @@ mod tests {
             user: Some("admin".to_string()),
             password: Some(Secret::new("hunter2-secret")),
         }
+    }
+
+    /// EMS echoes parameter values in a FAIL's description: a stream named after one of the
+    /// phrases must not make its failures count as done, or as a stream already gone.
+    #[test]
+    fn a_phrase_in_an_echoed_value_is_not_ems_saying_it() {
+        let named = |name: &str| Params::new().with("localStreamName", name);
+        let params = named("x Already Exists");
+        let description = "Unable to record stream x Already Exists: disk full";
+        assert!(!is_already_done("record", &own_words(description, &params)));
+        let params = named("cam no such");
+        assert!(!is_gone(&own_words("Stream cam no such is busy", &params)));
+        // EMS's own words still count, beside an echoed name that holds them too.
+        let params = named("cam already taken");
+        assert!(is_already_done(
+            "pullStream",
+            &own_words("Stream name cam already taken already taken", &params)
+        ));
+        // Short values are never taken out of EMS's words.
+        let params = Params::new().with("keepAlive", "1").with("a", "a");
+        assert!(is_already_done(
+            "setTimer",
+            &own_words("Timer already armed", &params)
+        ));
     }
 
     #[test]
