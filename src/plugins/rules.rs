@@ -586,13 +586,19 @@ fn names_a_stream(path: &FieldPath) -> bool {
     }
 }
 
-/// The template's text for this event, or why there is none: a field the event lacks, or a
-/// value with a control character (never sent to EMS, nor put in a path or key).
+/// The template's text for this event, or why there is none: a field the event lacks, a
+/// value with a control character (never sent to EMS, nor put in a path or key), or a value
+/// that would end the path or query of the URI it is inside.
 fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, String> {
     let mut out = String::new();
+    // After the template's own `scheme://`, a field is part of a URI.
+    let mut in_uri = false;
     for piece in &template.0 {
         match piece {
-            Piece::Text(text) => out.push_str(text),
+            Piece::Text(text) => {
+                in_uri |= text.contains("://");
+                out.push_str(text);
+            }
             Piece::Field(path) => {
                 let field = lookup(envelope, path)
                     .ok_or_else(|| format!("{key}: the event has no {path}"))?;
@@ -612,6 +618,15 @@ fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, S
                 {
                     return Err(format!(
                         "{key}: {path} {} refused: {why}",
+                        text.escape_debug()
+                    ));
+                }
+                // `rtmp://host/live/${payload.name}` with a stream `victim?x` would name
+                // `victim`: the URI is the rule's, a value only fills its place in it.
+                if in_uri && text.contains(['?', '#']) {
+                    return Err(format!(
+                        "{key}: {path} {} refused: it contains '?' or '#', which would end the \
+                         path or query of the URI it is in",
                         text.escape_debug()
                     ));
                 }
@@ -899,6 +914,38 @@ mod tests {
                 assert!(refused.contains(why), "{name}: {refused}");
             }
         }
+    }
+
+    /// A field inside a URI (after the template's `scheme://`) cannot end the URI's path or
+    /// query: with `?` or `#` a stream `victim?x` would make the call name `victim`.
+    #[test]
+    fn a_value_inside_a_uri_cannot_end_its_path_or_query() {
+        let params = r#"{ "uri": "rtmp://10.0.0.9/live/${payload.name}?site=${payload.pullSettings._site}" }"#;
+        let payload =
+            |name: &str, site: &str| json!({ "name": name, "pullSettings": { "_site": site } });
+        assert_eq!(
+            call(params, IN, payload("cam 1", "a.b")).as_deref(),
+            Ok(r"uri=rtmp://10.0.0.9/live/cam\ 1?site\=a.b _emstail=1")
+        );
+        for (name, site, field) in [
+            ("victim?x", "a", "payload.name"),
+            ("victim#x", "a", "payload.name"),
+            ("cam1", "a#b", "payload.pullSettings._site"),
+            ("cam1", "a?b", "payload.pullSettings._site"),
+        ] {
+            let refused = call(params, IN, payload(name, site)).expect_err(name);
+            assert!(
+                refused.contains(&format!("uri: {field} ")) && refused.contains("'?' or '#'"),
+                "{name} {site}: {refused}"
+            );
+        }
+        // Outside a URI the same values are sent as they are, escaped.
+        let plain = call(
+            r#"{ "n": "${payload.name}", "s": "x/${payload.pullSettings._site}" }"#,
+            IN,
+            payload("victim?x#y", "a#b"),
+        );
+        assert_eq!(plain.as_deref(), Ok("n=victim?x#y s=x/a#b _emstail=1"));
     }
 
     #[test]
