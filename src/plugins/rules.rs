@@ -1003,6 +1003,32 @@ mod tests {
         assert_eq!(rules.explain(stamped(&e), None)[0].1, Verdict::Own);
     }
 
+    /// StreamRecorder arms its timers with `_uniqueId` only (no marker): a rule on
+    /// `timerTriggered` sees them unless it leaves `_uniqueId` out, as the README says.
+    #[test]
+    fn the_recorders_timers_are_not_own_and_a_condition_leaves_them_out() {
+        let rotation = event(
+            "timerTriggered",
+            json!({"timerId": 4, "triggerCount": 1, "value": 600, "_uniqueId": "15"}),
+        );
+        let any = Rules::new(&config(&rule("timerTriggered", "{}", "{}")));
+        assert!(matches!(
+            any.explain(stamped(&rotation), None)[0].1,
+            Verdict::Action(_)
+        ));
+        let when = r#"{ "payload._uniqueId": { "exists": false } }"#;
+        let others = Rules::new(&config(&rule("timerTriggered", when, "{}")));
+        assert!(matches!(
+            others.explain(stamped(&rotation), None)[0].1,
+            Verdict::Unmet(_)
+        ));
+        let foreign = event("timerTriggered", json!({"timerId": 5, "value": 60}));
+        assert!(matches!(
+            others.explain(stamped(&foreign), None)[0].1,
+            Verdict::Action(_)
+        ));
+    }
+
     #[test]
     fn rules_run_after_the_plugins_in_file_order_with_the_marker() {
         let rules = r#"[
