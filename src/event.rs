@@ -327,8 +327,15 @@ pub struct TimerInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
     /// Every other key (custom `_keys` such as `_uniqueId`, `PID`, `customData`).
-    #[serde(flatten)]
+    #[serde(flatten, serialize_with = "without_event_type")]
     pub custom: Settings,
+}
+
+/// A timer's other keys as printed beside the event's own `type` (`emstail parse`): a key
+/// `type` among them (EMS never writes one; a forged line can) is left out, so that the event
+/// is never shown as another type, nor written with `type` twice.
+fn without_event_type<S: serde::Serializer>(custom: &Settings, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(custom.0.iter().filter(|(key, _)| key.as_str() != "type"))
 }
 
 /// Payload of the HLS/HDS/DASH file events: the path as EMS composed it.
@@ -592,6 +599,24 @@ mod tests {
         let info: StreamInfo = serde_json::from_value(value).expect("from a Value");
         assert_eq!((info.name.as_str(), info.unique_id), ("a", Some(9)));
         assert_eq!(info.other.0["b"], serde_json::json!([true]));
+    }
+
+    /// The event's `type` is the one it was read as: a timer key `type` cannot replace it
+    /// (`parse` prints through a `Value`, where the last key wins) nor repeat it.
+    #[test]
+    fn a_timer_key_named_type_never_changes_the_events_type() {
+        let event = Event::from_payload(
+            "timerTriggered",
+            serde_json::json!({"timerId": 4, "type": "inStreamCreated", "_uniqueId": "15"}),
+        )
+        .expect("a timer");
+        let text = serde_json::to_string(&event).expect("serializes");
+        assert_eq!(
+            text,
+            r#"{"type":"timerTriggered","timerId":4,"_uniqueId":"15"}"#
+        );
+        let printed = serde_json::json!({ "event": event });
+        assert_eq!(printed["event"]["type"], "timerTriggered");
     }
 
     #[test]

@@ -189,6 +189,41 @@ fn rules_test_shows_matches_failed_conditions_and_exact_actions() {
     );
 }
 
+/// A failed condition shows the event's value as JSON, which leaves DEL and the C1 controls
+/// (U+009B is a terminal's CSI) as they are: they are escaped, as everywhere else.
+#[test]
+fn rules_test_shows_a_hostile_value_of_a_failed_condition_without_its_controls() {
+    let setup = Setup::new("http://127.0.0.1:7777").block(
+        "Rules",
+        json!([{ "name": "cams", "on": "inStreamCreated",
+                 "when": { "payload.name": { "matches": "^cam" } },
+                 "call": { "command": "version" } }]),
+    );
+    let log = setup.path("events_20261204_120000.txt");
+    std::fs::write(
+        &log,
+        "{\"id\":1,\"payload\":{\"name\":\"lobby\\u009b2J\\u007f\\u0085x\"},\"timestamp\":1,\"type\":\"inStreamCreated\"},\n",
+    )
+    .expect("write the log");
+    let out = emstail(&[
+        "rules",
+        "test",
+        "--config",
+        utf8(&setup.write()),
+        "-v",
+        utf8(&log),
+    ]);
+    out.assert_exit(0);
+    assert!(
+        out.stdout.ends_with(
+            "    payload.name matches \"^cam\" failed: it is \"lobby\\u{9b}2J\\u{7f}\\u{85}x\"\n"
+        ),
+        "{:?}",
+        out.stdout
+    );
+    assert!(!out.stdout.chars().any(|c| c.is_control() && c != '\n'));
+}
+
 #[test]
 fn a_missing_template_field_skips_the_rule_with_a_counted_warning_and_sends_nothing_empty() {
     let ems = FakeEms::start();

@@ -140,12 +140,14 @@ impl<W: Write> Report<'_, W> {
             Verdict::Unmet(failed) if self.verbose => {
                 writeln!(self.out, "  {name}: not matched:")?;
                 for (condition, value) in failed {
+                    // The value is JSON, which leaves DEL and the C1 controls raw.
                     writeln!(
                         self.out,
-                        "    {} {} {} failed: it is {value}",
+                        "    {} {} {} failed: it is {}",
                         condition.path,
                         condition.test.operator(),
-                        condition.test.operand()
+                        condition.test.operand(),
+                        emstail::action::ControlEscaped(&value)
                     )?;
                 }
             }

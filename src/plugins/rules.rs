@@ -586,13 +586,19 @@ fn names_a_stream(path: &FieldPath) -> bool {
     }
 }
 
-/// The template's text for this event, or why there is none: a field the event lacks, or a
-/// value with a control character (never sent to EMS, nor put in a path or key).
+/// The template's text for this event, or why there is none: a field the event lacks, a
+/// value with a control character (never sent to EMS, nor put in a path or key), or a value
+/// that would end the path or query of the URI it is inside.
 fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, String> {
     let mut out = String::new();
+    // After the template's own `scheme://`, a field is part of a URI.
+    let mut in_uri = false;
     for piece in &template.0 {
         match piece {
-            Piece::Text(text) => out.push_str(text),
+            Piece::Text(text) => {
+                in_uri |= text.contains("://");
+                out.push_str(text);
+            }
             Piece::Field(path) => {
                 let field = lookup(envelope, path)
                     .ok_or_else(|| format!("{key}: the event has no {path}"))?;
@@ -612,6 +618,15 @@ fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, S
                 {
                     return Err(format!(
                         "{key}: {path} {} refused: {why}",
+                        text.escape_debug()
+                    ));
+                }
+                // `rtmp://host/live/${payload.name}` with a stream `victim?x` would name
+                // `victim`: the URI is the rule's, a value only fills its place in it.
+                if in_uri && text.contains(['?', '#']) {
+                    return Err(format!(
+                        "{key}: {path} {} refused: it contains '?' or '#', which would end the \
+                         path or query of the URI it is in",
                         text.escape_debug()
                     ));
                 }
@@ -901,6 +916,38 @@ mod tests {
         }
     }
 
+    /// A field inside a URI (after the template's `scheme://`) cannot end the URI's path or
+    /// query: with `?` or `#` a stream `victim?x` would make the call name `victim`.
+    #[test]
+    fn a_value_inside_a_uri_cannot_end_its_path_or_query() {
+        let params = r#"{ "uri": "rtmp://10.0.0.9/live/${payload.name}?site=${payload.pullSettings._site}" }"#;
+        let payload =
+            |name: &str, site: &str| json!({ "name": name, "pullSettings": { "_site": site } });
+        assert_eq!(
+            call(params, IN, payload("cam 1", "a.b")).as_deref(),
+            Ok(r"uri=rtmp://10.0.0.9/live/cam\ 1?site\=a.b _emstail=1")
+        );
+        for (name, site, field) in [
+            ("victim?x", "a", "payload.name"),
+            ("victim#x", "a", "payload.name"),
+            ("cam1", "a#b", "payload.pullSettings._site"),
+            ("cam1", "a?b", "payload.pullSettings._site"),
+        ] {
+            let refused = call(params, IN, payload(name, site)).expect_err(name);
+            assert!(
+                refused.contains(&format!("uri: {field} ")) && refused.contains("'?' or '#'"),
+                "{name} {site}: {refused}"
+            );
+        }
+        // Outside a URI the same values are sent as they are, escaped.
+        let plain = call(
+            r#"{ "n": "${payload.name}", "s": "x/${payload.pullSettings._site}" }"#,
+            IN,
+            payload("victim?x#y", "a#b"),
+        );
+        assert_eq!(plain.as_deref(), Ok("n=victim?x#y s=x/a#b _emstail=1"));
+    }
+
     #[test]
     fn a_missing_field_or_a_control_character_skips_with_a_refusal() {
         let e = call(
@@ -954,6 +1001,32 @@ mod tests {
         let rules = Rules::new(&config(&rule("timerTriggered", "{}", "{}")));
         let e = event("timerTriggered", json!({"timerId": 1, "_emstail": "1"}));
         assert_eq!(rules.explain(stamped(&e), None)[0].1, Verdict::Own);
+    }
+
+    /// StreamRecorder arms its timers with `_uniqueId` only (no marker): a rule on
+    /// `timerTriggered` sees them unless it leaves `_uniqueId` out, as the README says.
+    #[test]
+    fn the_recorders_timers_are_not_own_and_a_condition_leaves_them_out() {
+        let rotation = event(
+            "timerTriggered",
+            json!({"timerId": 4, "triggerCount": 1, "value": 600, "_uniqueId": "15"}),
+        );
+        let any = Rules::new(&config(&rule("timerTriggered", "{}", "{}")));
+        assert!(matches!(
+            any.explain(stamped(&rotation), None)[0].1,
+            Verdict::Action(_)
+        ));
+        let when = r#"{ "payload._uniqueId": { "exists": false } }"#;
+        let others = Rules::new(&config(&rule("timerTriggered", when, "{}")));
+        assert!(matches!(
+            others.explain(stamped(&rotation), None)[0].1,
+            Verdict::Unmet(_)
+        ));
+        let foreign = event("timerTriggered", json!({"timerId": 5, "value": 60}));
+        assert!(matches!(
+            others.explain(stamped(&foreign), None)[0].1,
+            Verdict::Action(_)
+        ));
     }
 
     #[test]
