@@ -207,6 +207,14 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         log: options.log.clone(),
         error,
     })?;
+    // Every file found is in the first checkpoint, at where its reading starts (the end of
+    // the newest one on a first start): a file left out of it would make a restart after a
+    // kill read every file from 0, as after a run that saw none.
+    for (id, _, offset, line) in tailer.positions() {
+        if marks.safe(id).is_none() {
+            marks.start(id, offset, line);
+        }
+    }
 
     let executor = Executor::new(config)
         .map_err(|e| RunError::Config(format!("{}: {e}", config.path.display())))?;
@@ -626,8 +634,17 @@ struct Reader {
 impl Reader {
     fn item(&mut self, item: TailItem) {
         match item {
-            TailItem::Opened { file, path, offset } => {
+            TailItem::Opened {
+                file,
+                path,
+                offset,
+                line,
+            } => {
                 log::info!("reading {} from byte {offset}", path.display());
+                // The checkpoint holds the file from now on, at its start until a line moves
+                // it: a file left out of it (opened at its end, no line read yet) would be
+                // read again from 0 after a restart, with every file beside it.
+                self.marks.start(file, offset, line);
                 self.files
                     .insert(file, FileState::new(path, self.format, &self.others));
             }

@@ -2015,3 +2015,32 @@ fn a_checkpoint_that_cannot_be_written_is_logged_once_a_minute_and_recovers_by_i
     h.write_pairs(&log, 2);
     h.restart_and_finish(&log, "after the checkpoint could be written again");
 }
+
+#[test]
+fn a_restart_after_a_run_that_started_at_the_end_does_not_read_the_old_lines() {
+    for kill in [false, true] {
+        let mut h = Harness::new(4);
+        let log = h.log();
+        // Lines from before emstail was first started: a first start begins after them.
+        append(&log, &h.events.pairs(5));
+        h.events.expected.clear();
+        let d = h.start(&log, &[]);
+        std::thread::sleep(ms(600));
+        // Killed well within the 5 s an idle checkpoint waits for, or stopped.
+        if kill {
+            d.kill();
+        } else {
+            d.stop("a run that read nothing new");
+        }
+        assert_eq!(
+            h.got(),
+            Vec::<String>::new(),
+            "nothing new in the first run"
+        );
+        h.write_pairs(&log, 2);
+        h.restart_and_finish(
+            &log,
+            &format!("restart after a first start at the end (kill: {kill})"),
+        );
+    }
+}

@@ -78,11 +78,12 @@ pub enum TailItem {
         end: u64,
         len: u64,
     },
-    /// Reading of this file starts at `offset`.
+    /// Reading of this file starts at `offset`, with `line` lines before it.
     Opened {
         file: FileId,
         path: PathBuf,
         offset: u64,
+        line: u64,
     },
     /// The file was truncated or rewritten under us; it is read again from 0 (under a new
     /// identity, announced by the next `Opened`).
@@ -685,6 +686,7 @@ impl Tailer {
                     file: t.id.expect("identify() set the identity"),
                     path: t.path.clone(),
                     offset: t.framer.offset(),
+                    line: t.framer.line(),
                 });
             }
             match t.advance(items, &mut budget, now)? {
