@@ -207,10 +207,10 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         log: options.log.clone(),
         error,
     })?;
-    // Every file found is in the first checkpoint, at where its reading starts (the end of
-    // the newest one on a first start): a file left out of it would make a restart after a
-    // kill read every file from 0, as after a run that saw none.
-    for (id, _, offset, line) in tailer.positions() {
+    // Every file to be read is in the first checkpoint, at where its reading starts (the end
+    // of the newest one on a first start): with none in it, a restart after a kill would read
+    // every file from 0, as after a run that saw none.
+    for (id, offset, line) in tailer.unfinished() {
         if marks.safe(id).is_none() {
             marks.start(id, offset, line);
         }

@@ -336,6 +336,23 @@ impl Tailer {
             .collect()
     }
 
+    /// Every identified file still to be read (not skipped or finished): identity, where its
+    /// reading starts or stands, lines before it.
+    pub fn unfinished(&self) -> Vec<(FileId, u64, u64)> {
+        self.files
+            .iter()
+            .filter(|t| t.state != State::Finished)
+            .filter_map(|t| {
+                let (offset, line) = if t.positioned {
+                    (t.framer.offset(), t.framer.line())
+                } else {
+                    t.start
+                };
+                Some((t.id?, offset, line))
+            })
+            .collect()
+    }
+
     /// The checkpoint entry of `id` at `offset` (with `line` lines before it). The hash of the
     /// bytes before `offset` is read through the descriptor already open: by path, a rename
     /// and a new file between scans would hash the new file (or fail, dropping the entry),
