@@ -207,13 +207,13 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         log: options.log.clone(),
         error,
     })?;
-    // Every file to be read is in the first checkpoint, at where its reading starts (the end
-    // of the newest one on a first start): with none in it, a restart after a kill would read
-    // every file from 0, as after a run that saw none.
+    // Every file to be read is in the first checkpoint, at where the tailer starts it: the
+    // end of the newest one on a first start (with none in it, a restart after a kill would
+    // read every file from 0, as after a run that saw none), and 0 for a file rewritten since
+    // its checkpoint (kept at the old offset, a kill before its lines finished would skip
+    // those below that offset).
     for (id, offset, line) in tailer.unfinished() {
-        if marks.safe(id).is_none() {
-            marks.start(id, offset, line);
-        }
+        marks.start(id, offset, line);
     }
 
     let executor = Executor::new(config)
