@@ -207,6 +207,14 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         log: options.log.clone(),
         error,
     })?;
+    // Every file to be read is in the first checkpoint, at where the tailer starts it: the
+    // end of the newest one on a first start (with none in it, a restart after a kill would
+    // read every file from 0, as after a run that saw none), and 0 for a file rewritten since
+    // its checkpoint (kept at the old offset, a kill before its lines finished would skip
+    // those below that offset).
+    for (id, offset, line) in tailer.unfinished() {
+        marks.start(id, offset, line);
+    }
 
     let executor = Executor::new(config)
         .map_err(|e| RunError::Config(format!("{}: {e}", config.path.display())))?;
@@ -626,8 +634,17 @@ struct Reader {
 impl Reader {
     fn item(&mut self, item: TailItem) {
         match item {
-            TailItem::Opened { file, path, offset } => {
+            TailItem::Opened {
+                file,
+                path,
+                offset,
+                line,
+            } => {
                 log::info!("reading {} from byte {offset}", path.display());
+                // The checkpoint holds the file from now on, at its start until a line moves
+                // it: a file left out of it (opened at its end, no line read yet) would be
+                // read again from 0 after a restart, with every file beside it.
+                self.marks.start(file, offset, line);
                 self.files
                     .insert(file, FileState::new(path, self.format, &self.others));
             }

@@ -2015,3 +2015,65 @@ fn a_checkpoint_that_cannot_be_written_is_logged_once_a_minute_and_recovers_by_i
     h.write_pairs(&log, 2);
     h.restart_and_finish(&log, "after the checkpoint could be written again");
 }
+
+#[test]
+fn a_restart_after_a_run_that_started_at_the_end_does_not_read_the_old_lines() {
+    for kill in [false, true] {
+        let mut h = Harness::new(4);
+        let log = h.log();
+        // Lines from before emstail was first started: a first start begins after them.
+        append(&log, &h.events.pairs(5));
+        h.events.expected.clear();
+        let d = h.start(&log, &[]);
+        std::thread::sleep(ms(600));
+        // Killed well within the 5 s an idle checkpoint waits for, or stopped.
+        if kill {
+            d.kill();
+        } else {
+            d.stop("a run that read nothing new");
+        }
+        assert_eq!(
+            h.got(),
+            Vec::<String>::new(),
+            "nothing new in the first run"
+        );
+        h.write_pairs(&log, 2);
+        h.restart_and_finish(
+            &log,
+            &format!("restart after a first start at the end (kill: {kill})"),
+        );
+    }
+}
+
+#[test]
+fn a_file_rewritten_while_stopped_with_its_first_line_loses_no_line_to_a_kill() {
+    let mut h = Harness::new(1);
+    let log = h.log();
+    let header = br#"{"id":0,"payload":{"PID":1,"banner":"EMS"},"processId":1,"timestamp":1,"type":"serverStarted"},"#;
+    append(&log, header);
+    append(&log, b"\n");
+    h.write_pairs(&log, 5);
+    let d = h.start(&log, &["--from-start"]);
+    h.wait_expected();
+    d.stop("first run");
+    let before = h.ems.calls().len();
+    // Rewritten in place (same inode, same first line), longer than the offset checkpointed:
+    // it is read from 0, and the checkpoint must not keep the old offset meanwhile. (A blank
+    // line shifts the rest, so that the bytes before that offset differ: lines that end
+    // alike at the same offsets are taken for the content checkpointed.)
+    truncate(&log);
+    append(&log, header);
+    append(&log, b"\n\n");
+    h.write_pairs(&log, 30);
+    h.ems.set_delay(ms(300));
+    let d = h.start(&log, &[]);
+    wait_until("a call of the rewritten file", WAIT, || {
+        h.ems.calls().len() > before
+    });
+    std::thread::sleep(ms(200));
+    d.kill();
+    h.ems.set_delay(Duration::ZERO);
+    let d = h.start(&log, &[]);
+    h.wait_expected();
+    d.stop("after the kill");
+}

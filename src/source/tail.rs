@@ -78,11 +78,12 @@ pub enum TailItem {
         end: u64,
         len: u64,
     },
-    /// Reading of this file starts at `offset`.
+    /// Reading of this file starts at `offset`, with `line` lines before it.
     Opened {
         file: FileId,
         path: PathBuf,
         offset: u64,
+        line: u64,
     },
     /// The file was truncated or rewritten under us; it is read again from 0 (under a new
     /// identity, announced by the next `Opened`).
@@ -331,6 +332,23 @@ impl Tailer {
                     t.start
                 };
                 Some((t.id?, t.path.clone(), offset, line))
+            })
+            .collect()
+    }
+
+    /// Every identified file still to be read (not skipped or finished): identity, where its
+    /// reading starts or stands, lines before it.
+    pub fn unfinished(&self) -> Vec<(FileId, u64, u64)> {
+        self.files
+            .iter()
+            .filter(|t| t.state != State::Finished)
+            .filter_map(|t| {
+                let (offset, line) = if t.positioned {
+                    (t.framer.offset(), t.framer.line())
+                } else {
+                    t.start
+                };
+                Some((t.id?, offset, line))
             })
             .collect()
     }
@@ -685,6 +703,7 @@ impl Tailer {
                     file: t.id.expect("identify() set the identity"),
                     path: t.path.clone(),
                     offset: t.framer.offset(),
+                    line: t.framer.line(),
                 });
             }
             match t.advance(items, &mut budget, now)? {
