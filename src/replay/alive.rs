@@ -101,8 +101,9 @@ impl Backfill {
         }
     }
 
-    /// Why not to issue this control action, if its stream is not alive (or unknown) at the
-    /// end of the window, or the same call was issued before.
+    /// Why not to issue this control action: its stream (or out-stream id) ended in the window,
+    /// or the same call was issued before. A stream the window never saw start or end counts
+    /// as alive: it began before the window and nothing says it ended.
     pub(super) fn issue(&mut self, action: &PlannedAction) -> Option<Skip> {
         let ended = action
             .stream
