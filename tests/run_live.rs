@@ -711,20 +711,29 @@ fn the_checkpoint_file_of_an_older_emstail_is_resumed_from() {
     );
 }
 
+/// The first line of a log EMS begins again after a restart: the same in every such file.
+const SERVER_STARTED: &[u8] =
+    br#"{"id":0,"payload":{"PID":1,"banner":"EMS"},"processId":1,"timestamp":1,"type":"serverStarted"},"#;
+
+/// The log begun with [`SERVER_STARTED`] and 5 pairs of events, read whole by a first run that
+/// then stops.
+fn first_run_after_a_header(h: &mut Harness, log: &Path) {
+    append(log, SERVER_STARTED);
+    append(log, b"\n");
+    h.write_pairs(log, 5);
+    let d = h.start(log, &["--from-start"]);
+    h.wait_expected();
+    d.stop("first run");
+}
+
 #[test]
 fn inode_reuse_with_the_same_first_line() {
     let mut h = Harness::new(4);
     let log = h.log();
-    let header = br#"{"id":0,"payload":{"PID":1,"banner":"EMS"},"processId":1,"timestamp":1,"type":"serverStarted"},"#;
-    append(&log, header);
-    append(&log, b"\n");
-    h.write_pairs(&log, 5);
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_expected();
-    d.stop("first run");
+    first_run_after_a_header(&mut h, &log);
     std::fs::remove_file(&log).expect("delete");
     // Same first line, other and longer content: likely the same inode too.
-    append(&log, header);
+    append(&log, SERVER_STARTED);
     append(&log, b"\n");
     h.write_pairs(&log, 15);
     h.restart_and_finish(&log, "inode reuse with the same first line");
@@ -2049,20 +2058,14 @@ fn a_restart_after_a_run_that_started_at_the_end_does_not_read_the_old_lines() {
 fn a_file_rewritten_while_stopped_with_its_first_line_loses_no_line_to_a_kill() {
     let mut h = Harness::new(1);
     let log = h.log();
-    let header = br#"{"id":0,"payload":{"PID":1,"banner":"EMS"},"processId":1,"timestamp":1,"type":"serverStarted"},"#;
-    append(&log, header);
-    append(&log, b"\n");
-    h.write_pairs(&log, 5);
-    let d = h.start(&log, &["--from-start"]);
-    h.wait_expected();
-    d.stop("first run");
+    first_run_after_a_header(&mut h, &log);
     let before = h.ems.calls().len();
     // Rewritten in place (same inode, same first line), longer than the offset checkpointed:
     // it is read from 0, and the checkpoint must not keep the old offset meanwhile. (A blank
     // line shifts the rest, so that the bytes before that offset differ: lines that end
     // alike at the same offsets are taken for the content checkpointed.)
     truncate(&log);
-    append(&log, header);
+    append(&log, SERVER_STARTED);
     append(&log, b"\n\n");
     h.write_pairs(&log, 30);
     h.ems.set_delay(ms(300));
