@@ -654,8 +654,9 @@ impl Reader {
                     path.display()
                 );
                 self.marks.start(file, 0, 0);
-                self.files
-                    .insert(file, FileState::new(path, self.format, &self.others));
+                // Read again under the identity its new content gives it, announced by the next
+                // `Opened`; the old one never finishes, so its state goes now.
+                self.files.remove(&file);
             }
             TailItem::Line {
                 file,
