@@ -380,19 +380,25 @@ fn own_words(description: &str, params: &Params) -> String {
     let mut d = description.to_ascii_lowercase();
     for (_, value) in &params.0 {
         let value = value.to_ascii_lowercase();
-        if PHRASES.iter().any(|phrase| value.contains(phrase)) {
+        // `GONE`'s "not found" covers `TIMER_GONE` too.
+        if ALREADY_DONE
+            .iter()
+            .chain(&GONE)
+            .any(|phrase| value.contains(phrase))
+        {
             d = d.replace(&value, " ");
         }
     }
     d
 }
 
-/// Every phrase [`is_already_done`] and [`is_gone`] look for.
-const PHRASES: [&str; 9] = [
-    "already taken",
-    "already exists",
-    "already armed",
-    "timer not found",
+/// What a FAIL says when the requested effect is already in place.
+const ALREADY_DONE: [&str; 3] = ["already taken", "already exists", "already armed"];
+/// What a FAIL of `removeTimer` says when the timer is already gone.
+const TIMER_GONE: &str = "timer not found";
+/// What a FAIL says when the stream to shut down is not there. The EMS docs do not give the
+/// wording, so the usual phrasings are accepted.
+const GONE: [&str; 5] = [
     "not found",
     "not exist",
     "doesn't exist",
@@ -403,25 +409,14 @@ const PHRASES: [&str; 9] = [
 /// A FAIL that means the requested effect is already in place.
 fn is_already_done(command: &str, description: &str) -> bool {
     let d = description.to_ascii_lowercase();
-    d.contains("already taken")
-        || d.contains("already exists")
-        || d.contains("already armed")
-        || (command.eq_ignore_ascii_case("removeTimer") && d.contains("timer not found"))
+    ALREADY_DONE.iter().any(|phrase| d.contains(phrase))
+        || (command.eq_ignore_ascii_case("removeTimer") && d.contains(TIMER_GONE))
 }
 
-/// A FAIL that says the stream to shut down is not there. The EMS docs do not give the
-/// wording, so the usual phrasings are accepted.
+/// A FAIL that says the stream to shut down is not there.
 fn is_gone(description: &str) -> bool {
     let d = description.to_ascii_lowercase();
-    [
-        "not found",
-        "not exist",
-        "doesn't exist",
-        "no stream",
-        "no such",
-    ]
-    .iter()
-    .any(|words| d.contains(words))
+    GONE.iter().any(|phrase| d.contains(phrase))
 }
 
 /// EMS matches parameter names case-insensitively, and the last duplicate wins.
