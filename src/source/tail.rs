@@ -326,11 +326,7 @@ impl Tailer {
         self.files
             .iter()
             .filter_map(|t| {
-                let (offset, line) = if t.positioned {
-                    (t.framer.offset(), t.framer.line())
-                } else {
-                    t.start
-                };
+                let (offset, line) = t.stands_at();
                 Some((t.id?, t.path.clone(), offset, line))
             })
             .collect()
@@ -343,11 +339,7 @@ impl Tailer {
             .iter()
             .filter(|t| t.state != State::Finished)
             .filter_map(|t| {
-                let (offset, line) = if t.positioned {
-                    (t.framer.offset(), t.framer.line())
-                } else {
-                    t.start
-                };
+                let (offset, line) = t.stands_at();
                 Some((t.id?, offset, line))
             })
             .collect()
@@ -398,14 +390,7 @@ impl Tailer {
         self.files
             .iter()
             .filter(|t| t.state != State::Finished)
-            .map(|t| {
-                let from = if t.positioned {
-                    t.framer.offset()
-                } else {
-                    t.start.0
-                };
-                t.size.saturating_sub(from)
-            })
+            .map(|t| t.size.saturating_sub(t.stands_at().0))
             .sum()
     }
 
@@ -759,6 +744,16 @@ struct Prior {
 }
 
 impl Tracked {
+    /// Where reading stands (offset, lines before it): up to the last complete line read,
+    /// or where it is to start while the file is not positioned yet.
+    fn stands_at(&self) -> (u64, u64) {
+        if self.positioned {
+            (self.framer.offset(), self.framer.line())
+        } else {
+            self.start
+        }
+    }
+
     /// Opens and stats a newly listed file, and identifies it if its first line is complete.
     fn open(path: &Path, now: Instant, max_line: usize) -> io::Result<Option<Tracked>> {
         let file = File::open(path)?;
