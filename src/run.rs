@@ -456,7 +456,10 @@ impl Following {
             return CHECKPOINT_EVERY / 2;
         }
         // Nothing is pending here: only finished work may be left for the checkpoint.
-        if now.duration_since(self.worked.0) < QUIET || acked != self.acked_at_checkpoint {
+        if now.duration_since(self.worked.0) < QUIET
+            || acked != self.acked_at_checkpoint
+            || self.checkpointer.unsynced()
+        {
             return CHECKPOINT_EVERY;
         }
         self.asleep = true;
@@ -533,7 +536,9 @@ impl Following {
     fn timers(&mut self) {
         let now = Instant::now();
         let acked = self.acking.acked.load(Relaxed);
-        let every = if acked == self.acked_at_checkpoint {
+        // A checkpoint not synced yet is looked at as often as one that moved, to be made
+        // durable in time.
+        let every = if acked == self.acked_at_checkpoint && !self.checkpointer.unsynced() {
             CHECKPOINT_IDLE_EVERY
         } else {
             CHECKPOINT_EVERY
@@ -789,8 +794,8 @@ impl Reader {
 }
 
 /// How often the checkpoint may be written (only when it moved) while actions finish: with
-/// the wake-ups below, it follows finished work within 200 ms, and at most ten fsyncs a second
-/// however fast lines come.
+/// the wake-ups below, it follows finished work within 200 ms, however fast lines come, at
+/// most ten writes a second of which one is synced ([`checkpoint::SYNC_EVERY`]).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// How often it may be written when only lines without actions moved it: a crash makes them
 /// read again, which does nothing twice.

@@ -631,9 +631,9 @@ fn a_record_in_flight_at_sigkill_is_not_configured_twice_after_the_restart() {
     );
 }
 
-/// The state directory's two checkpoint files, the newest (the higher `seq=` in its header
-/// line) first.
-fn checkpoint_slots(state: &Path) -> [PathBuf; 2] {
+/// The state directory's checkpoint files, the newest (the higher `seq=` in its header line)
+/// first.
+fn checkpoint_slots(state: &Path) -> Vec<PathBuf> {
     let seq = |path: &Path| -> u64 {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         text.split(' ')
@@ -641,13 +641,14 @@ fn checkpoint_slots(state: &Path) -> [PathBuf; 2] {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
-    let [a, b] = checkpoint::SLOT_FILES.map(|name| state.join(name));
-    if seq(&a) > seq(&b) { [a, b] } else { [b, a] }
+    let mut slots = checkpoint::SLOT_FILES.map(|name| state.join(name)).to_vec();
+    slots.sort_by_key(|path| std::cmp::Reverse(seq(path)));
+    slots
 }
 
 #[test]
 fn torn_or_empty_checkpoint_is_reported_and_nothing_is_lost() {
-    for case in ["both torn", "both empty", "the newest torn"] {
+    for case in ["all torn", "all empty", "the newest torn"] {
         let (mut h, d) = Harness::caught_up(10);
         let log = h.log();
         d.stop(case);
@@ -1791,6 +1792,7 @@ fn state_dir_and_files_are_private_whatever_the_umask() {
         "dead-letter.jsonl",
         "checkpoints.0",
         "checkpoints.1",
+        "checkpoints.2",
         "status.json",
         "lock",
     ] {
@@ -1991,7 +1993,7 @@ fn a_checkpoint_that_cannot_be_written_is_logged_once_a_minute_and_recovers_by_i
     let mut h = Harness::new(2);
     let log = h.log();
     std::fs::create_dir_all(&h.state).expect("state dir");
-    // Both checkpoint files are a device that is always full.
+    // Every checkpoint file is a device that is always full.
     let slots = checkpoint::SLOT_FILES.map(|name| h.state.join(name));
     for slot in &slots {
         std::os::unix::fs::symlink("/dev/full", slot).expect("symlink");

@@ -1,15 +1,18 @@
 //! Durable positions in the state directory, and the lock that keeps it to one instance.
 //!
-//! The checkpoint alternates between two files, `checkpoints.0` and `checkpoints.1`, each
-//! overwritten in place and made durable with `fdatasync`: a header line with a sequence
-//! number, the body's length and its CRC-32C, then the positions as JSON. A write goes to the
-//! file that does not hold the newest checkpoint, so a crash or power loss in the middle of one
-//! leaves the other whole, and [`load`] takes the newest file whose CRC holds. The files keep
-//! their size (at least [`SLOT_SIZE`]), so a write needs no new block and no metadata: it costs
-//! about a seventh of the CPU of a replace through a temp file, a rename and two fsyncs, and
-//! it still works on a full disk.
+//! The checkpoint is written to three files, each overwritten in place: a header line with a
+//! sequence number, the body's length and its CRC-32C, then the positions as JSON. At most once
+//! per [`SYNC_EVERY`] a write is made durable with `fdatasync`, and goes to whichever of
+//! `checkpoints.0` and `checkpoints.1` does not hold the newest durable checkpoint, so a crash
+//! or power loss in the middle of one leaves the other whole. The writes between (while work
+//! finishes, up to ten a second) go to `checkpoints.2` without a sync: a process that dies,
+//! even by SIGKILL, leaves that write in the page cache, and only a power loss or a kernel crash
+//! can lose it, which then costs at most [`SYNC_EVERY`] of checkpoint. [`load`] takes the newest
+//! file whose CRC holds. The files keep their size (at least [`SLOT_SIZE`]), so a write needs
+//! no new block and no metadata: it costs about a seventh of the CPU of a replace through a
+//! temp file, a rename and two fsyncs, and it still works on a full disk.
 //!
-//! `checkpoints.json`, which older emstails replaced whole, is read when neither file holds a
+//! `checkpoints.json`, which older emstails replaced whole, is read when no file holds a
 //! checkpoint, and removed after the first write. A checkpoint that is there but unreadable
 //! (disk trouble, hand edits) is reported by [`load`], never silently read as "no positions".
 
@@ -22,8 +25,14 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The two files the checkpoint alternates between, inside the state directory.
-pub const SLOT_FILES: [&str; 2] = ["checkpoints.0", "checkpoints.1"];
+/// The checkpoint's files inside the state directory: the first two take turns holding the
+/// durable checkpoint; the third holds the writes between, not synced.
+pub const SLOT_FILES: [&str; 3] = ["checkpoints.0", "checkpoints.1", "checkpoints.2"];
+/// The slot of the writes that are not synced.
+const UNSYNCED: usize = 2;
+/// How often a checkpoint write is made durable at most; the newest checkpoint is durable at
+/// most this long after it was written (see [`Checkpointer::unsynced`]).
+pub const SYNC_EVERY: Duration = Duration::from_secs(1);
 /// The checkpoint file of older emstails (replaced whole), read when no slot holds one.
 pub const OLD_CHECKPOINT_FILE: &str = "checkpoints.json";
 /// The lock file's name inside the state directory.
@@ -141,7 +150,7 @@ pub fn load(state_dir: &Path) -> Loaded {
 }
 
 /// The index, sequence number and positions of the newest whole slot.
-fn newest(slots: &[Slot; 2]) -> Option<(usize, u64, &Vec<FilePosition>)> {
+fn newest(slots: &[Slot]) -> Option<(usize, u64, &Vec<FilePosition>)> {
     let mut best: Option<(usize, u64, &Vec<FilePosition>)> = None;
     for (index, slot) in slots.iter().enumerate() {
         if let Slot::Whole { seq, positions } = slot
@@ -240,18 +249,20 @@ fn positions_from_json(bytes: &[u8]) -> Result<Vec<FilePosition>, String> {
 struct Slots {
     /// Each slot's file, opened at its first write and again after a write to it failed (it
     /// may have been replaced meanwhile).
-    files: [Option<File>; 2],
+    files: [Option<File>; 3],
     /// Each file's size, which writes keep (shorter content is padded).
-    sizes: [usize; 2],
-    /// The slot that does not hold the newest whole checkpoint. It changes only after a
-    /// write to it was made durable: after a failed write the same slot is written again,
-    /// the other one being the only checkpoint known to be on disk.
+    sizes: [usize; 3],
+    /// The durable slot (0 or 1) that does not hold the newest durable checkpoint. It changes
+    /// only after a write to it was made durable: after a failed write the same slot is
+    /// written again, the other one being the only checkpoint known to be on disk.
     next: usize,
     seq: u64,
     /// A slot file was created and the directory has not been synced since.
     dir_unsynced: bool,
-    /// No write has succeeded yet.
-    first: bool,
+    /// When a write was last made durable; `None` before the first.
+    synced_at: Option<Instant>,
+    /// The newest checkpoint is in the unsynced slot only.
+    unsynced: bool,
 }
 
 impl Slots {
@@ -259,15 +270,24 @@ impl Slots {
     fn find(state_dir: &Path) -> io::Result<Slots> {
         fsutil::create_private_dir(state_dir)?;
         let held = SLOT_FILES.map(|name| read_slot(&state_dir.join(name)));
-        let (next, seq) = newest(&held).map_or((0, 1), |(index, seq, _)| (1 - index, seq + 1));
+        let seq = newest(&held).map_or(1, |(_, seq, _)| seq + 1);
+        let next = newest(&held[..UNSYNCED]).map_or(0, |(index, _, _)| 1 - index);
         Ok(Slots {
-            files: [None, None],
-            sizes: [0, 0],
+            files: [None, None, None],
+            sizes: [0; 3],
             next,
             seq,
             dir_unsynced: false,
-            first: true,
+            synced_at: None,
+            unsynced: false,
         })
+    }
+
+    /// Whether the next write is to be made durable: the first one, and then one per
+    /// [`SYNC_EVERY`].
+    fn sync_due(&self, now: Instant) -> bool {
+        self.synced_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= SYNC_EVERY)
     }
 
     /// Opens slot `index` if it is not open. A slot file created here gets [`SLOT_SIZE`]
@@ -291,11 +311,23 @@ impl Slots {
         Ok(())
     }
 
-    /// Writes `body` (JSON) to the next slot with a header, padded to the slot's size, and
-    /// makes it durable.
-    fn write(&mut self, state_dir: &Path, body: &[u8]) -> io::Result<()> {
+    /// Writes `body` (JSON) with a header, padded to the slot's size: to the unsynced slot
+    /// unless `sync` or a sync is due; else (or when that write fails) to the next durable
+    /// slot, made durable.
+    fn write(&mut self, state_dir: &Path, body: &[u8], sync: bool, now: Instant) -> io::Result<()> {
+        if !sync && !self.sync_due(now) {
+            match self.write_slot(state_dir, UNSYNCED, body, false) {
+                Ok(()) => {
+                    self.seq += 1;
+                    self.unsynced = true;
+                    return Ok(());
+                }
+                // A durable write instead: it is the one that counts.
+                Err(_) => self.files[UNSYNCED] = None,
+            }
+        }
         let slot = self.next;
-        let written = self.write_slot(state_dir, slot, body);
+        let written = self.write_slot(state_dir, slot, body, true);
         if written.is_err() {
             self.files[slot] = None;
         }
@@ -304,12 +336,13 @@ impl Slots {
             File::open(state_dir)?.sync_all()?;
             self.dir_unsynced = false;
         }
-        if self.first {
-            self.first = false;
-            // The other slot's space, while there is some (its file is synced at its turn, and
-            // opened again then).
-            let _ = self.open(state_dir, 1 - slot);
-            self.files[1 - slot] = None;
+        if self.synced_at.is_none() {
+            // The other slots' space, while there is some (each file is synced at its turn,
+            // and opened again then).
+            for other in [1 - slot, UNSYNCED] {
+                let _ = self.open(state_dir, other);
+                self.files[other] = None;
+            }
             match fs::remove_file(state_dir.join(OLD_CHECKPOINT_FILE)) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -317,10 +350,18 @@ impl Slots {
         }
         self.next = 1 - slot;
         self.seq += 1;
+        self.synced_at = Some(now);
+        self.unsynced = false;
         Ok(())
     }
 
-    fn write_slot(&mut self, state_dir: &Path, slot: usize, body: &[u8]) -> io::Result<()> {
+    fn write_slot(
+        &mut self,
+        state_dir: &Path,
+        slot: usize,
+        body: &[u8],
+        sync: bool,
+    ) -> io::Result<()> {
         let mut content = format!(
             "{SLOT_MAGIC} seq={} bytes={} crc32c={:08x}\n",
             self.seq,
@@ -334,7 +375,9 @@ impl Slots {
         content.resize(size, b' ');
         let file = self.files[slot].as_ref().expect("opened above");
         file.write_all_at(&content, 0)?;
-        file.sync_data()?;
+        if sync {
+            file.sync_data()?;
+        }
         self.sizes[slot] = size;
         Ok(())
     }
@@ -368,10 +411,17 @@ impl Checkpointer {
         &self.state_dir
     }
 
+    /// Whether the newest checkpoint is not durable yet: [`Checkpointer::maybe_store`] makes
+    /// it so once [`SYNC_EVERY`] has passed since the last durable write, unchanged or not.
+    pub fn unsynced(&self) -> bool {
+        self.slots.as_ref().is_some_and(|slots| slots.unsynced)
+    }
+
     /// Stores the positions `positions()` gives if the interval has passed since the last
-    /// attempt and they differ from what was last stored; `Ok(true)` when it wrote. The
-    /// closure is not called inside the interval. After an error the next attempt waits for
-    /// the interval too, so a failing disk is not hammered.
+    /// attempt and they differ from what was last stored, or the last store is still to be
+    /// made durable and that is due; `Ok(true)` when it wrote. The closure is not called
+    /// inside the interval. After an error the next attempt waits for the interval too, so a
+    /// failing disk is not hammered.
     pub fn maybe_store(
         &mut self,
         positions: impl FnOnce() -> Vec<FilePosition>,
@@ -385,20 +435,25 @@ impl Checkpointer {
         }
         self.last_attempt = Some(now);
         let positions = positions();
-        if self.last_stored.as_ref() == Some(&sorted(&positions)) {
+        let sync_due = self
+            .slots
+            .as_ref()
+            .is_some_and(|slots| slots.unsynced && slots.sync_due(now));
+        if !sync_due && self.last_stored.as_ref() == Some(&sorted(&positions)) {
             return Ok(false);
         }
-        self.write(&positions)?;
+        self.write(&positions, false, now)?;
         Ok(true)
     }
 
-    /// Stores now, whatever the interval (at shutdown).
+    /// Stores now, whatever the interval, and makes it durable (at shutdown).
     pub fn store_now(&mut self, positions: &[FilePosition]) -> io::Result<()> {
-        self.last_attempt = Some(Instant::now());
-        self.write(positions)
+        let now = Instant::now();
+        self.last_attempt = Some(now);
+        self.write(positions, true, now)
     }
 
-    fn write(&mut self, positions: &[FilePosition]) -> io::Result<()> {
+    fn write(&mut self, positions: &[FilePosition], sync: bool, now: Instant) -> io::Result<()> {
         self.last_stored = None;
         let on_disk = OnDisk::V1 {
             files: positions.to_vec(),
@@ -409,7 +464,7 @@ impl Checkpointer {
             Some(slots) => slots,
             empty => empty.insert(Slots::find(&self.state_dir)?),
         };
-        slots.write(&self.state_dir, &json)?;
+        slots.write(&self.state_dir, &json, sync, now)?;
         self.last_stored = Some(sorted(positions));
         Ok(())
     }
@@ -628,7 +683,7 @@ mod tests {
         let mut ckpt = Checkpointer::new(dir.path(), Duration::ZERO);
         ckpt.store_now(&[position(7, 1000)]).expect("store");
         let newest = newest_slot(dir.path());
-        let other = SLOT_FILES
+        let other = SLOT_FILES[..UNSYNCED]
             .iter()
             .map(|name| dir.path().join(name))
             .find(|path| *path != newest)
@@ -835,6 +890,72 @@ mod tests {
             load(dir.path()).positions,
             vec![position(1, 11), position(2, 20)]
         );
+    }
+
+    #[test]
+    fn writes_between_syncs_go_to_the_unsynced_slot_which_a_power_loss_may_cost() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ckpt = Checkpointer::new(dir.path(), Duration::ZERO);
+        assert!(ckpt.maybe_store(|| vec![position(7, 1000)]).expect("store"));
+        assert!(!ckpt.unsynced(), "the first write is durable");
+        let durable = newest_slot(dir.path());
+        assert_ne!(durable, dir.path().join(SLOT_FILES[UNSYNCED]));
+        let unsynced = dir.path().join(SLOT_FILES[UNSYNCED]);
+        for offset in [2000, 3000] {
+            assert!(
+                ckpt.maybe_store(|| vec![position(7, offset)])
+                    .expect("store")
+            );
+            assert!(ckpt.unsynced(), "{offset}: within a second of the sync");
+            assert_eq!(newest_slot(dir.path()), unsynced, "{offset}");
+            assert_eq!(load(dir.path()).positions, vec![position(7, offset)]);
+        }
+        // What a power loss can leave of it: nothing, or a torn write. The durable one counts.
+        for lost in [&b""[..], &b"emstail-checkpoint seq=9"[..]] {
+            fs::write(&unsynced, lost).expect("lose the unsynced write");
+            assert_eq!(load(dir.path()), loaded(vec![position(7, 1000)]));
+        }
+    }
+
+    #[test]
+    fn an_unsynced_checkpoint_is_made_durable_when_a_sync_is_due_even_unchanged() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut ckpt = Checkpointer::new(dir.path(), Duration::ZERO);
+        ckpt.maybe_store(|| vec![position(7, 1000)]).expect("store");
+        ckpt.maybe_store(|| vec![position(7, 2000)]).expect("store");
+        assert!(ckpt.unsynced());
+        assert!(
+            !ckpt.maybe_store(|| vec![position(7, 2000)]).expect("store"),
+            "unchanged, and no sync due yet"
+        );
+        std::thread::sleep(SYNC_EVERY + Duration::from_millis(50));
+        assert!(ckpt.maybe_store(|| vec![position(7, 2000)]).expect("store"));
+        assert!(!ckpt.unsynced());
+        fs::write(dir.path().join(SLOT_FILES[UNSYNCED]), b"").expect("lose it");
+        assert_eq!(load(dir.path()).positions, vec![position(7, 2000)]);
+        // At shutdown the checkpoint is made durable at once.
+        ckpt.maybe_store(|| vec![position(7, 3000)]).expect("store");
+        assert!(ckpt.unsynced());
+        ckpt.store_now(&[position(7, 4000)]).expect("store");
+        assert!(!ckpt.unsynced());
+        fs::write(dir.path().join(SLOT_FILES[UNSYNCED]), b"").expect("lose it");
+        assert_eq!(load(dir.path()).positions, vec![position(7, 4000)]);
+    }
+
+    #[test]
+    fn an_unsynced_slot_that_cannot_be_written_gives_way_to_a_durable_write() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let unsynced = dir.path().join(SLOT_FILES[UNSYNCED]);
+        std::os::unix::fs::symlink("/dev/full", &unsynced).expect("symlink");
+        let mut ckpt = Checkpointer::new(dir.path(), Duration::ZERO);
+        ckpt.maybe_store(|| vec![position(7, 1000)]).expect("store");
+        assert!(
+            ckpt.maybe_store(|| vec![position(7, 2000)])
+                .expect("written to a durable slot instead")
+        );
+        assert!(!ckpt.unsynced());
+        assert_ne!(newest_slot(dir.path()), unsynced);
+        assert_eq!(load(dir.path()).positions, vec![position(7, 2000)]);
     }
 
     #[test]
