@@ -287,6 +287,50 @@ mod tests {
         assert!(serde_json::from_reader::<_, Value>(RawControls::new(&b"[1,\x01 2]"[..])).is_err());
     }
 
+    /// A string as EMS's JSON writer puts it: only `\ " \b \f \n \r \t` and `/` escaped.
+    fn as_ems_writes(text: &str) -> String {
+        let mut out = String::from("\"");
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '/' => out.push_str("\\/"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                other => out.push(other),
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        /// Whatever a value holds, the answer EMS writes with it reads back to that value,
+        /// whole or as it arrives.
+        #[test]
+        fn any_value_ems_writes_reads_back_as_it_was(
+            chars in proptest::collection::vec(proptest::prelude::any::<char>(), 0..48),
+            controls in proptest::collection::vec(0u8..0x20, 0..8),
+        ) {
+            let mut text: String = chars.into_iter().collect();
+            text.extend(controls.into_iter().map(char::from));
+            let quoted = as_ems_writes(&text);
+            let body = format!(
+                "{{\"data\":[{quoted}],\"description\":{quoted},\"status\":\"FAIL\"}}\r\n\r\n"
+            );
+            let whole = parse_envelope(body.as_bytes()).expect("the answer reads");
+            proptest::prop_assert_eq!(&whole.description, &text);
+            let streamed: Value = serde_json::from_reader(io::BufReader::new(RawControls::new(
+                body.trim_end().as_bytes(),
+            )))
+            .expect("the answer reads as it arrives");
+            proptest::prop_assert_eq!(&streamed["data"][0], &Value::String(text));
+        }
+    }
+
     #[test]
     fn an_envelope_with_raw_control_bytes_parses() {
         let body = b"{\"data\":{\"_localStreamName\":\"a\x01b\"},\"description\":\"Custom timer enqueued\",\"status\":\"SUCCESS\"}\r\n\r\n";
