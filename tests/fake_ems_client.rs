@@ -746,6 +746,53 @@ fn another_file_or_target_is_not_taken_for_the_same_config() {
     assert_eq!(fake.configs("push").len(), 2);
 }
 
+/// EMS's JSON writer leaves control bytes other than `\b \f \n \r \t` raw in its answers, as
+/// in its log. A timer or config of another client of the same EMS (evowebservices'
+/// StreamRecorder names its timers after the stream) for a stream whose name holds one made the
+/// whole `listTimers` or `listConfig` answer unreadable: every `setTimer` failed for good, for
+/// every stream, and every retried record went out unchecked, to be recorded twice.
+#[test]
+fn a_raw_control_byte_in_another_clients_timer_or_config_spoils_no_answer() {
+    let fake = FakeEms::start();
+    let ems = client();
+    let hostile = "evil\u{1}name\u{1b}[2J";
+    let fields = |pairs: &[(&str, &str)]| -> serde_json::Map<String, serde_json::Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), serde_json::Value::from(*v)))
+            .collect()
+    };
+    fake.arm_timer_of_another_client(fields(&[
+        ("_localStreamName", hostile),
+        ("_uniqueId", "7"),
+        ("value", "60"),
+    ]));
+    fake.add_config_of_another_client(
+        "pull",
+        fields(&[("localStreamName", hostile), ("pageUrl", hostile)]),
+    );
+
+    let timer = |id: &str| Params::new().with("value", "3600").with("_uniqueId", id);
+    assert_eq!(
+        ems.execute(&fake.target(), "setTimer", &timer("15")),
+        Ok(Done::Ok)
+    );
+    assert!(
+        matches!(ems.execute(&fake.target(), "setTimer", &timer("15")),
+            Ok(Done::AlreadyDone(m)) if m.contains("already armed")),
+        "the timer just armed is found beside the other client's"
+    );
+    ems.execute(&fake.target(), "record", &record_params("cam9"))
+        .expect("the fake takes the record");
+    assert!(
+        matches!(ems.execute_attempt(&fake.target(), "record", &record_params("cam9"), 2),
+            Ok(Done::AlreadyDone(m)) if m.contains("already configured")),
+        "the record is found beside the other client's pull"
+    );
+    assert_eq!(fake.calls_for("setTimer").len(), 1);
+    assert_eq!(fake.configs("record").len(), 1, "recorded once");
+}
+
 #[test]
 fn a_keepalive_0_push_cannot_be_found_and_is_sent_again() {
     let fake = FakeEms::start();

@@ -151,9 +151,14 @@ impl DeadLetter {
             Some(rule) => format!("{}:{rule}", self.plugin),
             None => self.plugin.clone(),
         };
+        // The error is written escaped, but a letter of an earlier version, or one written by
+        // hand, may hold a control character anywhere.
         format!(
             "{plugin} {what}: {} (after {} attempts; {}:{})",
-            self.error, self.attempts, self.source.file, self.source.line
+            ControlEscaped(&self.error),
+            self.attempts,
+            ControlEscaped(&self.source.file),
+            self.source.line
         )
     }
 }
@@ -540,6 +545,16 @@ mod tests {
         };
         let shown = call.summary();
         assert!(!shown.chars().any(char::is_control), "{shown}");
+        // The error and the source as a letter written before errors were escaped holds them:
+        // a path from the event in the error, a log file named anyhow.
+        let old = r#"{"time":1,"plugin":"AmazonHLSUpload","lane":"l","action":{"kind":"s3_delete","bucket":"b","key":"k"},"error":"permanent: /var/www/cam\n2026-12-05 forged\u001b[2J: refused","attempts":1,"source":{"file":"events\u009b1m.log","line":1}}"#;
+        let old: DeadLetter = serde_json::from_str(old).expect("a letter of an earlier version");
+        let shown = old.summary();
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(
+            shown.contains("cam\\n2026-12-05 forged\\u{1b}[2J"),
+            "{shown}"
+        );
     }
 
     fn keys(path: &Path) -> Vec<String> {

@@ -515,6 +515,23 @@ mod tests {
         ));
     }
 
+    /// A name no EMS command can hold was pulled anyway: each pull failed for good, and each
+    /// failure was a dead letter holding the name four times, per destination and per publish.
+    #[test]
+    fn a_name_too_long_for_any_ems_command_is_refused_not_pulled() {
+        let mut plugin = balancer(vec![destination("192.168.2.3"), destination("192.168.2.4")]);
+        let long = "n".repeat(1 << 19);
+        let mut out = Vec::new();
+        let refusal = plugin
+            .handle(&created(&long, "10.0.0.1"), &mut out)
+            .expect_err("too long to pull");
+        assert!(out.is_empty(), "{} pulls planned", out.len());
+        assert!(
+            refusal.reason.len() < 400 && refusal.reason.contains("524288 bytes"),
+            "{refusal}"
+        );
+    }
+
     #[test]
     fn names_that_would_change_the_pull_uri_are_refused_not_pulled() {
         for name in [

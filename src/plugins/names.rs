@@ -5,10 +5,23 @@
 use super::Refusal;
 use crate::action::PluginId;
 
+/// The longest name a plugin sends: EMS takes a command of at most 16 KiB, so a longer name
+/// can never be acted on, whichever plugin sends it. Sent anyway, each of its failures was a
+/// dead letter holding the name up to four times (parameters, pull URI, lane, stream), per
+/// destination and per publish: a name near the log's 1 MiB line cap wrote some 4 MiB to the
+/// state directory each time it was published.
+pub const MAX_NAME_BYTES: usize = 16 * 1024;
+
+/// How much of a refused name a refusal shows.
+const SHOWN_CHARS: usize = 120;
+
 /// Why `name` must not reach a path, a URI or an EMS parameter, or `None` if it may.
 pub fn unsafe_reason(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         return Some("it is empty");
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Some("it is longer than 16,384 bytes, more than a whole EMS command");
     }
     if name.contains('/') {
         return Some("it contains '/'");
@@ -30,14 +43,24 @@ pub fn unsafe_reason(name: &str) -> Option<&'static str> {
 }
 
 /// `Ok` for a name `plugin` may use; otherwise the refusal, naming the stream with its
-/// control characters escaped so that the report is one readable line.
+/// control characters escaped so that the report is one readable line, and clipped so that
+/// it is a short one.
 pub fn check(plugin: PluginId, name: &str) -> Result<(), Refusal> {
     match unsafe_reason(name) {
         None => Ok(()),
         Some(why) => Err(Refusal {
             plugin,
-            reason: format!("stream name {} refused: {why}", name.escape_debug()),
+            reason: format!("stream name {} refused: {why}", shown(name)),
         }),
+    }
+}
+
+/// `name` for a message: control characters escaped, and at most [`SHOWN_CHARS`] of it,
+/// followed by its length when it is longer.
+pub(crate) fn shown(name: &str) -> String {
+    match name.char_indices().nth(SHOWN_CHARS) {
+        None => name.escape_debug().to_string(),
+        Some((end, _)) => format!("{}… ({} bytes)", name[..end].escape_debug(), name.len()),
     }
 }
 
@@ -83,6 +106,29 @@ mod tests {
             "live_2026-01-01",
         ] {
             assert_eq!(check(PluginId::StreamRecorder, name), Ok(()), "{name}");
+        }
+    }
+
+    /// A name no EMS command can hold is refused, on one short line, instead of being sent to
+    /// fail and be written to the dead-letter file four times over, per destination.
+    #[test]
+    fn a_name_longer_than_an_ems_command_can_hold_is_refused_shortly() {
+        let longest = "n".repeat(MAX_NAME_BYTES);
+        assert_eq!(check(PluginId::StreamLoadBalancer, &longest), Ok(()));
+        for long in [
+            "n".repeat(MAX_NAME_BYTES + 1),
+            "é".repeat(500_000),
+            format!("{}\n2026-12-05 forged", "x".repeat(200)),
+        ] {
+            let refusal = check(PluginId::StreamLoadBalancer, &long).expect_err("too long");
+            assert!(refusal.reason.len() < 400, "{}", refusal.reason.len());
+            assert!(!refusal.reason.contains('\n'), "{refusal}");
+            assert!(
+                refusal
+                    .reason
+                    .contains(&format!("… ({} bytes) refused", long.len())),
+                "{refusal}"
+            );
         }
     }
 }

@@ -618,7 +618,7 @@ fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, S
                 {
                     return Err(format!(
                         "{key}: {path} {} refused: {why}",
-                        text.escape_debug()
+                        super::names::shown(&text)
                     ));
                 }
                 // `rtmp://host/live/${payload.name}` with a stream `victim?x` would name

@@ -321,6 +321,29 @@ impl FakeEms {
             .collect()
     }
 
+    /// A timer another client of this EMS armed (evowebservices' StreamRecorder names its
+    /// timers after the stream with `_localStreamName`): `fields` and a new `timerId`.
+    pub fn arm_timer_of_another_client(&self, fields: Map<String, Value>) {
+        let mut state = self.shared.lock();
+        let mut timer = Map::new();
+        timer.insert("timerId".into(), json!(state.next_timer_id));
+        state.next_timer_id += 1;
+        timer.extend(fields);
+        state.timers.push(timer);
+    }
+
+    /// A keepAlive config another client of this EMS made, listed in `section`.
+    pub fn add_config_of_another_client(&self, section: &'static str, config: Map<String, Value>) {
+        let mut state = self.shared.lock();
+        let mut config = config;
+        config.insert("configId".into(), json!(take_config_id(&mut state)));
+        state.configs.push(StoredConfig {
+            section,
+            keep_alive: true,
+            config,
+        });
+    }
+
     /// Stops listening; when this returns the port is free (connections are refused).
     /// Requests still hanging are answered early.
     pub fn shutdown(&self) {
@@ -496,7 +519,10 @@ fn handle(shared: &Shared, request: tiny_http::Request) {
             r
         }
         Reply::Envelope(body) => {
-            tiny_http::Response::from_string(format!("{body}\r\n\r\n")).with_header(text_plain)
+            let mut text = String::new();
+            write_ems_json(&mut text, &body);
+            text.push_str("\r\n\r\n");
+            tiny_http::Response::from_string(text).with_header(text_plain)
         }
     };
     // The client may have given up (timeout test); that is not the fake's error.
@@ -584,6 +610,53 @@ fn decode_command_line(text: &str) -> Decoded {
     }
     finish(token, &mut out);
     out
+}
+
+/// `value` as EMS's JSON writer puts it: in strings only `\ " \b \f \n \r \t` and `/` are
+/// escaped, and every other control byte goes out raw (in its answers as in its log).
+fn write_ems_json(out: &mut String, value: &Value) {
+    match value {
+        Value::String(s) => {
+            out.push('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '/' => out.push_str("\\/"),
+                    '\u{8}' => out.push_str("\\b"),
+                    '\u{c}' => out.push_str("\\f"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    other => out.push(other),
+                }
+            }
+            out.push('"');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_ems_json(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (key, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_ems_json(out, &Value::String(key.clone()));
+                out.push(':');
+                write_ems_json(out, item);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 fn envelope(status: &str, description: &str, data: Value) -> Value {

@@ -7,6 +7,7 @@ use crate::action::Params;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::RandomState;
 
 /// The records and pushes of one `listConfig` answer, each as the [`identities`] it can be
 /// found under, with its configId: a lookup is a hash away however many configs EMS holds,
@@ -14,6 +15,10 @@ use std::fmt;
 #[derive(Debug, Default)]
 pub(super) struct ConfigIndex {
     configs: HashMap<u64, Box<str>>,
+    /// The keys identities are hashed with, drawn at random for each answer: the names and
+    /// paths hashed are chosen by whoever publishes, who must not be able to work one out
+    /// offline whose identity is that of another stream's config.
+    keys: RandomState,
 }
 
 /// The keys of a config entry that tell which record or push it is.
@@ -166,7 +171,7 @@ impl ConfigIndex {
             .and_then(scalar_text)
             .unwrap_or_else(|| "unknown".to_string())
             .into();
-        for identity in identities(&entry, section) {
+        for identity in identities(&self.keys, &entry, section) {
             self.configs
                 .entry(identity)
                 .or_insert_with(|| config_id.clone());
@@ -182,7 +187,7 @@ impl ConfigIndex {
     /// The configId of the config `wanted` describes, if the answer held it.
     pub(super) fn find(&self, wanted: &ExpectedConfig<'_>) -> Option<String> {
         self.configs
-            .get(&wanted.identity())
+            .get(&wanted.identity(&self.keys))
             .map(|id| id.to_string())
     }
 }
@@ -237,17 +242,23 @@ impl<'a> ExpectedConfig<'a> {
     }
 
     /// The identity a listed config of this record or push has (see [`identities`]).
-    fn identity(&self) -> u64 {
+    fn identity(&self, keys: &RandomState) -> u64 {
         match self {
             // Names and paths exactly as sent: `cam1 ` is another stream than `cam1`.
             ExpectedConfig::Record { stream, path } => {
-                identity(self.section(), stream, without_extension(path), "")
+                identity(keys, self.section(), stream, without_extension(path), "")
             }
             ExpectedConfig::Push {
                 stream,
                 uri,
                 target_stream,
-            } => identity(self.section(), stream, &normal_uri(uri), target_stream),
+            } => identity(
+                keys,
+                self.section(),
+                stream,
+                &normal_uri(uri),
+                target_stream,
+            ),
         }
     }
 }
@@ -272,12 +283,12 @@ fn find_config(list: &Value, wanted: &ExpectedConfig<'_>) -> Option<String> {
 }
 
 /// What a config is, as one number: its list, its stream, where it records or pushes to, and
-/// a push's target stream name. Two 64-bit values meet by chance about once in 10^19 pairs.
-fn identity(section: &str, stream: &str, place: &str, target: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
-    (section, stream, place, target).hash(&mut hasher);
-    hasher.finish()
+/// a push's target stream name, hashed with `keys`. Two 64-bit values meet by chance about
+/// once in 10^19 pairs; with keys known in advance (`DefaultHasher::new()` has the same ones
+/// in every process) a name could be searched for offline whose identity meets another's.
+fn identity(keys: &RandomState, section: &str, stream: &str, place: &str, target: &str) -> u64 {
+    use std::hash::BuildHasher;
+    keys.hash_one((section, stream, place, target))
 }
 
 /// Every identity a listed `record` or `push` entry is found under, tolerant of what EMS
@@ -289,7 +300,7 @@ fn identity(section: &str, stream: &str, place: &str, target: &str) -> u64 {
 /// Stream names and paths are compared exactly as EMS lists them, white space included: a
 /// stream named `cam1 ` is another stream, and whoever published it must not make the record
 /// of `cam1` look configured.
-fn identities(entry: &Value, section: &str) -> Vec<u64> {
+fn identities(keys: &RandomState, entry: &Value, section: &str) -> Vec<u64> {
     let text = |key: &str| get_ignore_case(entry, key).and_then(exact_text);
     let Some(stream) = text("localStreamName") else {
         return Vec::new();
@@ -299,9 +310,9 @@ fn identities(entry: &Value, section: &str) -> Vec<u64> {
         for key in ["pathToFile", "computedPathToFile"] {
             let Some(path) = text(key) else { continue };
             let path = without_extension(&path);
-            found.push(identity(section, &stream, path, ""));
+            found.push(identity(keys, section, &stream, path, ""));
             if let Some(shorter) = without_piece_number(path) {
-                found.push(identity(section, &stream, shorter, ""));
+                found.push(identity(keys, section, &stream, shorter, ""));
             }
         }
     } else {
@@ -310,7 +321,7 @@ fn identities(entry: &Value, section: &str) -> Vec<u64> {
             .unwrap_or_else(|| stream.clone());
         for key in ["targetUri", "uri"] {
             if let Some(uri) = get_ignore_case(entry, key).and_then(uri_text) {
-                found.push(identity(section, &stream, &normal_uri(&uri), &target));
+                found.push(identity(keys, section, &stream, &normal_uri(&uri), &target));
             }
         }
     }
@@ -534,6 +545,35 @@ mod tests {
             );
             assert_eq!(known.find(&wanted[1]).as_deref(), push, "push in {list}");
         }
+    }
+
+    /// The identity of a config is keyed anew for each answer: whoever chooses a stream's name
+    /// cannot work one out in advance whose identity is that of another stream's record.
+    #[test]
+    fn identities_are_keyed_per_answer() {
+        let params = record("cam1", "/media/cam1");
+        let wanted = ExpectedConfig::of("record", &params).expect("a keepAlive record");
+        let list = json!({"record": [
+            {"localStreamName": "cam1", "pathToFile": "/media/cam1.mp4", "configId": 3}
+        ]});
+        let (one, two) = (
+            ConfigIndex::from_answer(&list),
+            ConfigIndex::from_answer(&list),
+        );
+        assert_eq!(one.find(&wanted).as_deref(), Some("3"));
+        assert_eq!(two.find(&wanted).as_deref(), Some("3"));
+        let stored = |index: &ConfigIndex| index.configs.keys().copied().collect::<Vec<u64>>();
+        assert_ne!(stored(&one), stored(&two), "the same keys in two answers");
+        let unkeyed = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::hash::DefaultHasher::new();
+            ("record", "cam1", "/media/cam1", "").hash(&mut hasher);
+            hasher.finish()
+        };
+        assert!(
+            !stored(&one).contains(&unkeyed),
+            "hashed with keys known to all"
+        );
     }
 
     #[test]

@@ -342,7 +342,9 @@ impl EmsClient {
             .with_config()
             .limit(MAX_BODY_BYTES)
             .reader();
-        let mut json = serde_json::Deserializer::from_reader(std::io::BufReader::new(reader));
+        let mut json = serde_json::Deserializer::from_reader(std::io::BufReader::new(
+            envelope::RawControls::new(reader),
+        ));
         let envelope = match EnvelopeSeed(seed).deserialize(&mut json) {
             Ok(envelope) => envelope,
             // The connection failed, stalled or ran past the size cap mid-answer: judged
