@@ -3,7 +3,9 @@
 //! them again. Secrets are never written: an API target keeps its URL and user name, and the
 //! password is taken from the config again on retry.
 
-use crate::action::{Action, ApiTarget, ControlEscaped, Params, PlannedAction, PluginId, S3Put};
+use crate::action::{
+    Action, ApiTarget, ControlEscaped, Params, PlannedAction, PluginId, S3Put, TimerGuard,
+};
 use crate::config::Config;
 use crate::event::Source;
 use crate::fsutil;
@@ -52,6 +54,9 @@ pub enum StoredAction {
         target_user: Option<String>,
         command: String,
         params: Vec<(String, String)>,
+        /// A rotation's guard, kept so that a retry of the letter is guarded too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        only_if_armed: Option<TimerGuard>,
     },
     S3Put(S3Put),
     S3Delete {
@@ -67,12 +72,14 @@ impl DeadLetter {
                 target,
                 command,
                 params,
+                only_if_armed,
             } => StoredAction::EmsCall {
                 target: target.to_string(),
                 target_base: target.base.clone(),
                 target_user: target.user.clone(),
                 command: command.clone(),
                 params: params.0.clone(),
+                only_if_armed: *only_if_armed,
             },
             Action::S3Put(put) => StoredAction::S3Put(put.clone()),
             Action::S3Delete { bucket, key } => StoredAction::S3Delete {
@@ -106,11 +113,13 @@ impl DeadLetter {
                 target_user,
                 command,
                 params,
+                only_if_armed,
                 ..
             } => Action::EmsCall {
                 target: known_target(config, target_base, target_user.as_deref()),
                 command: command.clone(),
                 params: Params(params.clone()),
+                only_if_armed: *only_if_armed,
             },
             StoredAction::S3Put(put) => Action::S3Put(put.clone()),
             StoredAction::S3Delete { bucket, key } => Action::S3Delete {
@@ -134,10 +143,12 @@ impl DeadLetter {
                 target,
                 command,
                 params,
+                only_if_armed,
                 ..
             } => format!(
-                "ems {target}{command} {}",
-                ControlEscaped(&Params(params.clone()).to_command_line())
+                "ems {target}{command} {}{}",
+                ControlEscaped(&Params(params.clone()).to_command_line()),
+                only_if_armed.map_or_else(String::new, |g| format!(" [only while {g}]"))
             ),
             // A key holds the names of the stream's folders: one line, whatever they hold.
             StoredAction::S3Put(S3Put { bucket, key, .. }) => {
@@ -414,6 +425,7 @@ mod tests {
                 target,
                 command: "pullStream".into(),
                 params: Params::new().with("localStreamName", "cam 1"),
+                only_if_armed: None,
             },
         };
         let source = Source {
@@ -537,6 +549,7 @@ mod tests {
             target_user: None,
             command: "shutdownStream".into(),
             params: vec![("id".into(), "5\r\nforged".into())],
+            only_if_armed: None,
         };
         let shown = call.summary();
         assert!(!shown.chars().any(char::is_control), "{shown}");
