@@ -450,6 +450,59 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A rotation's call that failed for good keeps its guard: `dead-letters --retry` sends it
+    /// only while its timer is armed too. A letter of an earlier version has none.
+    #[test]
+    fn a_rotation_letter_keeps_its_guard_and_an_old_letter_has_none() {
+        let config = crate::plugins::test_support::config();
+        let guard = TimerGuard {
+            timer_id: 4,
+            unique_id: 15,
+        };
+        let action = PlannedAction {
+            plugin: PluginId::StreamRecorder,
+            lane: "cam1".into(),
+            stream: Some("cam1".into()),
+            stream_id: Some(15),
+            action: Action::EmsCall {
+                target: config.service.ems_api.clone(),
+                command: "shutdownStream".into(),
+                params: Params::new().with("id", "15").with("permanently", "0"),
+                only_if_armed: Some(guard),
+            },
+        };
+        let source = Source {
+            file: "events.txt".into(),
+            line: 9,
+        };
+        let letter = DeadLetter::new(&action, &source, "FAIL".into(), 1);
+        let text = serde_json::to_string(&letter).unwrap();
+        assert!(
+            text.contains(r#""only_if_armed":{"timer_id":4,"unique_id":15}"#),
+            "{text}"
+        );
+        let back: DeadLetter = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.to_planned(&config), Some(action));
+        assert!(
+            back.summary().contains(
+                "shutdownStream id=15 permanently=0 [only while timer 4 armed for _uniqueId 15]"
+            ),
+            "{}",
+            back.summary()
+        );
+
+        let old = text.replace(r#","only_if_armed":{"timer_id":4,"unique_id":15}"#, "");
+        let old: DeadLetter = serde_json::from_str(&old).unwrap();
+        let Some(PlannedAction {
+            action: Action::EmsCall { only_if_armed, .. },
+            ..
+        }) = old.to_planned(&config)
+        else {
+            panic!("an EMS call");
+        };
+        assert_eq!(only_if_armed, None);
+    }
+
     /// The upload form of the file is read as earlier versions wrote it, and written the same.
     #[test]
     fn an_upload_dead_letter_keeps_its_on_disk_form() {
