@@ -431,6 +431,42 @@ fn a_replayed_rotation_from_before_an_ems_restart_shuts_nothing_down() {
     assert!(setup.dead_letters().is_empty());
 }
 
+/// A rotation's shutdown that failed for good keeps its guard in the dead-letter file: run
+/// again after EMS restarted (timer 1 now another recording's), it sends nothing and leaves
+/// the file.
+#[test]
+fn a_dead_lettered_rotation_run_again_after_an_ems_restart_shuts_nothing_down() {
+    let ems = FakeEms::start();
+    ems.arm_timer("3600", "15");
+    ems.answer_fail_next("shutdownStream", "Stream with id 15 is busy");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = rotation_log(setup.dir.path());
+    let config = setup.write();
+    replay(&config, &[utf8(&log)]).assert_exit(1);
+    let letters = setup.dead_letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        letters[0]["action"]["only_if_armed"],
+        json!({"timer_id": 1, "unique_id": 15})
+    );
+    assert!(ems.armed_timers().is_empty(), "the removal went out");
+
+    ems.restart();
+    ems.arm_timer("3600", "9");
+    let before = ems.calls().len();
+    let retry = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
+
+    retry.assert_exit(0);
+    retry.assert_stderr_has("1 done and removed, 0 still failing");
+    retry.assert_stderr_has("has no timer 1 armed for _uniqueId 15");
+    let sent: Vec<String> = ems.calls()[before..]
+        .iter()
+        .map(|c| c.command.clone())
+        .collect();
+    assert_eq!(sent, ["listTimers"]);
+    assert!(setup.dead_letters().is_empty());
+}
+
 #[test]
 fn stream_auto_router_pushes_each_live_stream_once_and_nothing_back_to_its_source() {
     let ems = FakeEms::start();

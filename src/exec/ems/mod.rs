@@ -1,6 +1,7 @@
 //! The EMS HTTP runtime API client and the rules for "already done" that make a re-run
 //! after a crash harmless: which FAIL answers mean the effect is in place, and when a
-//! `record`, `pushStream` or `setTimer` is looked up before it is sent. How requests travel is
+//! `record`, `pushStream` or `setTimer` is looked up before it is sent; and the check that
+//! keeps a rotation from acting on ids EMS handed out again after a restart. How requests travel is
 //! `transport`, the reply envelope `envelope`, the `listConfig` index `config_index`.
 
 mod config_index;
