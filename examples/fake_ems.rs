@@ -5,7 +5,8 @@
 //! (`{"command", "params", "received_unix_ns"}`) to the log, and exits on stdin EOF, after
 //! `--max-secs`, or on SIGTERM (the default action; each log line is written whole at once, so
 //! nothing is lost). Started in the background without a terminal, pass `--ignore-stdin`,
-//! since stdin is then usually /dev/null.
+//! since stdin is then usually /dev/null. A line `restart` on stdin makes it act as EMS after a
+//! restart: its armed timers are forgotten and timer ids start again from 1.
 
 #[path = "../tests/support/fake_ems.rs"]
 mod fake_ems;
@@ -18,10 +19,10 @@ use clap::Parser;
 use fake_ems::FakeEms;
 use serde_json::{Map, Value, json};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -54,7 +55,7 @@ fn main() {
 
 fn run(args: &Args) -> io::Result<()> {
     let max = Duration::from_secs(args.max_secs);
-    let fake = FakeEms::try_start(args.port, max + Duration::from_secs(1))?;
+    let fake = Arc::new(FakeEms::try_start(args.port, max + Duration::from_secs(1))?);
     fake.set_delay(Duration::from_millis(args.delay_ms));
     if let Some(path) = &args.log {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
@@ -69,8 +70,18 @@ fn run(args: &Args) -> io::Result<()> {
 
     let (stop_tx, stop_rx) = mpsc::channel::<&'static str>();
     if !args.ignore_stdin {
+        let restarts = Arc::clone(&fake);
         std::thread::spawn(move || {
-            let _ = io::copy(&mut io::stdin().lock(), &mut io::sink());
+            for line in io::stdin().lock().lines() {
+                match line {
+                    Ok(line) if line.trim() == "restart" => {
+                        restarts.restart();
+                        eprintln!("fake_ems: restarted: timers forgotten, ids from 1 again");
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
             let _ = stop_tx.send("stdin closed");
         });
     }

@@ -188,12 +188,36 @@ pub enum Action {
         target: ApiTarget,
         command: String,
         params: Params,
+        /// Sent only while this timer is armed as it was (a rotation's calls); `None` for
+        /// every other call.
+        only_if_armed: Option<TimerGuard>,
     },
     S3Put(S3Put),
     S3Delete {
         bucket: String,
         key: String,
     },
+}
+
+/// The timer a rotation was asked for by: EMS timer `timer_id`, armed with the custom
+/// `_uniqueId` `unique_id`. Both are ids EMS keeps in memory only and hands out again from 1
+/// after it restarts, so a rotation read from the log goes out only while `listTimers` still
+/// holds this pair: after a restart the same numbers may be another recording's timer and
+/// another stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TimerGuard {
+    pub timer_id: u64,
+    pub unique_id: u64,
+}
+
+impl fmt::Display for TimerGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "timer {} armed for _uniqueId {}",
+            self.timer_id, self.unique_id
+        )
+    }
 }
 
 /// A file to upload and how. Dead letters store it in this form, field for field.
@@ -369,11 +393,18 @@ impl fmt::Display for Action {
                 target,
                 command,
                 params,
-            } => write!(
-                f,
-                "ems {target}{command} {}",
-                ControlEscaped(&params.to_command_line())
-            ),
+                only_if_armed,
+            } => {
+                write!(
+                    f,
+                    "ems {target}{command} {}",
+                    ControlEscaped(&params.to_command_line())
+                )?;
+                match only_if_armed {
+                    Some(guard) => write!(f, " [only while {guard}]"),
+                    None => Ok(()),
+                }
+            }
             Action::S3Put(S3Put {
                 bucket,
                 key,
@@ -499,6 +530,8 @@ fn write_json_serde(
         #[serde(skip_serializing_if = "Option::is_none")]
         params: Option<&'a Params>,
         #[serde(skip_serializing_if = "Option::is_none")]
+        only_if_armed: Option<&'a TimerGuard>,
+        #[serde(skip_serializing_if = "Option::is_none")]
         bucket: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         key: Option<&'a str>,
@@ -516,6 +549,7 @@ fn write_json_serde(
         target: None,
         command: None,
         params: None,
+        only_if_armed: None,
         bucket: None,
         key: None,
         path: None,
@@ -527,10 +561,12 @@ fn write_json_serde(
             target,
             command,
             params,
+            only_if_armed,
         } => {
             out.target = Some(target);
             out.command = Some(command);
             out.params = Some(params);
+            out.only_if_armed = only_if_armed.as_ref();
         }
         Action::S3Put(S3Put {
             bucket,
@@ -585,6 +621,7 @@ mod tests {
             target: ApiTarget::plain("http://127.0.0.1:7777"),
             command: "pullStream".into(),
             params: Params::new().with("uri", "rtmp://10.0.0.1\nINFO forged\u{1b}[2J/live/cam"),
+            only_if_armed: None,
         };
         assert_eq!(
             call.to_string(),

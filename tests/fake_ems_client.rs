@@ -513,7 +513,7 @@ fn password_never_appears_in_failures_or_logs() {
 // =======================================================================================
 // Retried record / pushStream / shutdownStream: an earlier attempt may have taken effect.
 
-use emstail::action::{Action, PlannedAction, PluginId};
+use emstail::action::{Action, PlannedAction, PluginId, TimerGuard};
 use emstail::config::{Config, ServiceConfig};
 use emstail::event::Source;
 use emstail::exec::dispatch::Executor;
@@ -563,6 +563,16 @@ impl Report for Outcomes {
 /// Runs one EMS call through the worker pool and the real executor, as `emstail run` does
 /// (1 s request timeout, the smallest the config allows; 5 attempts, 10 ms backoff).
 fn run_in_pool(fake: &FakeEms, command: &str, params: Params) -> (Outcome, u32) {
+    run_guarded_in_pool(fake, command, params, None)
+}
+
+/// [`run_in_pool`] of a call that may go only while `only_if_armed` holds (a rotation's).
+fn run_guarded_in_pool(
+    fake: &FakeEms,
+    command: &str,
+    params: Params,
+    only_if_armed: Option<TimerGuard>,
+) -> (Outcome, u32) {
     let config = Config {
         path: "test-config.json".into(),
         service: ServiceConfig {
@@ -605,6 +615,7 @@ fn run_in_pool(fake: &FakeEms, command: &str, params: Params) -> (Outcome, u32) 
                 target: fake.target(),
                 command: command.to_string(),
                 params,
+                only_if_armed,
             },
         },
         Source {
@@ -1045,4 +1056,174 @@ fn a_list_timers_answer_over_the_cap_is_a_clear_permanent_failure() {
         ["listTimers"],
         "no timer armed blindly"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// A rotation's guard: its calls go only while EMS holds its timer armed for its recording
+
+fn shutdown_params(unique_id: &str) -> Params {
+    Params::new().with("id", unique_id).with("permanently", "0")
+}
+
+fn remove_params(timer_id: &str) -> Params {
+    Params::new().with("id", timer_id)
+}
+
+const ROTATION: TimerGuard = TimerGuard {
+    timer_id: 1,
+    unique_id: 15,
+};
+
+#[test]
+fn a_rotation_whose_timer_is_armed_shuts_the_recording_down_then_removes_the_timer() {
+    let fake = FakeEms::start();
+    let ems = client();
+    assert_eq!(fake.arm_timer("600", "15"), 1);
+    let target = fake.target();
+
+    let shutdown = ems.execute_if_armed(
+        &target,
+        "shutdownStream",
+        &shutdown_params("15"),
+        &ROTATION,
+        1,
+        false,
+    );
+    let remove = ems.execute_if_armed(
+        &target,
+        "removeTimer",
+        &remove_params("1"),
+        &ROTATION,
+        1,
+        false,
+    );
+
+    assert_eq!((shutdown, remove), (Ok(Done::Ok), Ok(Done::Ok)));
+    assert_eq!(
+        commands(&fake),
+        ["listTimers", "shutdownStream", "listTimers", "removeTimer"]
+    );
+    assert_eq!(
+        fake.calls_for("shutdownStream")[0].params,
+        pairs(&shutdown_params("15"))
+    );
+    assert_eq!(
+        fake.calls_for("removeTimer")[0].params,
+        pairs(&remove_params("1"))
+    );
+    assert!(fake.armed_timers().is_empty());
+}
+
+/// EMS restarted since the timer fired: its timer 1 is gone, or is now another recording's.
+/// Neither the shutdown nor the removal goes out, and both count as done.
+#[test]
+fn after_an_ems_restart_a_rotation_sends_neither_call() {
+    let fake = FakeEms::start();
+    let ems = client();
+    let target = fake.target();
+    fake.arm_timer("600", "15");
+    fake.restart();
+
+    for armed_then in [None, Some("9")] {
+        if let Some(other) = armed_then {
+            assert_eq!(fake.arm_timer("600", other), 1, "ids start again from 1");
+        }
+        let before = fake.calls().len();
+        let shutdown = ems.execute_if_armed(
+            &target,
+            "shutdownStream",
+            &shutdown_params("15"),
+            &ROTATION,
+            1,
+            false,
+        );
+        let remove = ems.execute_if_armed(
+            &target,
+            "removeTimer",
+            &remove_params("1"),
+            &ROTATION,
+            2,
+            true,
+        );
+        for (done, command) in [(shutdown, "shutdownStream"), (remove, "removeTimer")] {
+            match done {
+                Ok(Done::Stale(why)) => assert!(
+                    why.starts_with(&format!("{command} not sent: "))
+                        && why.contains("has no timer 1 armed for _uniqueId 15"),
+                    "{why}"
+                ),
+                other => panic!("{armed_then:?}: expected Stale, got {other:?}"),
+            }
+        }
+        let sent: Vec<String> = commands(&fake).split_off(before);
+        assert_eq!(sent, ["listTimers", "listTimers"], "{armed_then:?}");
+    }
+    // The other recording's timer is still armed.
+    let timers = fake.armed_timers();
+    assert_eq!(timers.len(), 1);
+    assert_eq!(timers[0]["timerId"], 1);
+    assert_eq!(timers[0]["_uniqueId"], "9");
+}
+
+#[test]
+fn a_rotation_waits_out_a_list_timers_failure_and_then_goes_out() {
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "15");
+    fake.fail_next_http(2, 503);
+
+    let (outcome, attempts) = run_guarded_in_pool(
+        &fake,
+        "shutdownStream",
+        shutdown_params("15"),
+        Some(ROTATION),
+    );
+
+    assert_eq!((outcome, attempts), (Outcome::Done(Done::Ok), 3));
+    assert_eq!(
+        commands(&fake),
+        ["listTimers", "listTimers", "listTimers", "shutdownStream"],
+        "nothing sent before EMS said the timer is armed"
+    );
+}
+
+/// An EMS without `listTimers` (FAIL) cannot say whose timer 1 is: the shutdown is not sent
+/// blindly, and the rotation ends, not as a dead letter.
+#[test]
+fn a_rotation_that_cannot_be_checked_is_skipped_not_sent_blindly() {
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "15");
+    fake.answer_fail_next("listTimers", "Unknown command listTimers");
+
+    let (outcome, attempts) = run_guarded_in_pool(
+        &fake,
+        "shutdownStream",
+        shutdown_params("15"),
+        Some(ROTATION),
+    );
+
+    match outcome {
+        Outcome::Done(Done::Stale(why)) => assert!(
+            why.contains("cannot tell whether")
+                && why.contains("timer 1 armed for _uniqueId 15")
+                && why.contains("Unknown command listTimers"),
+            "{why}"
+        ),
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    assert_eq!(attempts, 1);
+    assert_eq!(commands(&fake), ["listTimers"]);
+}
+
+/// A user's own `shutdownStream` or `removeTimer` (a rule's) has no guard: sent as written.
+#[test]
+fn a_call_without_a_guard_asks_nothing_first() {
+    let fake = FakeEms::start();
+    let (outcome, _) = run_in_pool(&fake, "removeTimer", remove_params("1"));
+    assert!(
+        matches!(outcome, Outcome::Done(Done::AlreadyDone(_))),
+        "{outcome:?}"
+    );
+    let (outcome, _) = run_in_pool(&fake, "shutdownStream", shutdown_params("15"));
+    assert_eq!(outcome, Outcome::Done(Done::Ok));
+    assert_eq!(commands(&fake), ["removeTimer", "shutdownStream"]);
 }

@@ -266,7 +266,25 @@ fn all_actions_issues_everything_and_all_control_is_its_old_name() {
             .any(|a| a["params"]["localStreamName"] == "temp")
     );
     assert_eq!(commands.iter().filter(|c| **c == "setTimer").count(), 2);
-    assert!(commands.contains(&"shutdownStream") && commands.contains(&"removeTimer"));
+    // The rotation of recording 12 (ended in the window): the shutdown, then the removal,
+    // each saying which timer must still be armed for it to go out.
+    let rotation: Vec<(&str, &Value)> = actions
+        .iter()
+        .filter(|a| a["source"]["line"] == 18)
+        .map(|a| (a["command"].as_str().expect("a call"), &a["only_if_armed"]))
+        .collect();
+    let armed = json!({"timer_id": 1, "unique_id": 12});
+    assert_eq!(
+        rotation,
+        [("shutdownStream", &armed), ("removeTimer", &armed)]
+    );
+    assert!(
+        actions
+            .iter()
+            .filter(|a| a["command"] != "shutdownStream" && a["command"] != "removeTimer")
+            .all(|a| a.get("only_if_armed").is_none()),
+        "only a rotation is guarded"
+    );
     // Every upload, in log order: the chunk deleted later and each playlist update too.
     let hls: Vec<(&str, u64)> = actions
         .iter()

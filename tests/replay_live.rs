@@ -47,6 +47,8 @@ struct Carried {
     skipped: u64,
     failed: u64,
     retries: u64,
+    /// Rotation calls whose timer EMS no longer held: not sent.
+    not_armed: u64,
 }
 
 impl Run {
@@ -67,6 +69,7 @@ impl Run {
                 "gone from disk" => c.skipped = n,
                 "failed" => c.failed = n,
                 "retries" => c.retries = n,
+                "not sent (timer no longer armed)" => c.not_armed = n,
                 other => panic!("unknown summary part {other:?}"),
             }
         }
@@ -338,6 +341,130 @@ fn backfill_does_not_record_again_a_stream_ems_records_already() {
     assert_eq!(ems.configs("record").len(), RECORDED.len());
     assert_eq!(run.carried().already_done, 1);
     run.assert_stderr_has("configured before this run started");
+}
+
+/// A log whose only event is the rotation timer 1 of recording 15 firing.
+fn rotation_log(dir: &Path) -> PathBuf {
+    let log = dir.join("events_20261129_101500.txt");
+    let timer = json!({"timerId": 1, "triggerCount": 1, "value": 3600, "_uniqueId": "15"});
+    std::fs::write(&log, event(1, "timerTriggered", timer)).expect("write the log");
+    log
+}
+
+#[test]
+fn a_replayed_rotation_whose_timer_ems_still_holds_goes_out_shutdown_first() {
+    let ems = FakeEms::start();
+    ems.arm_timer("3600", "15");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = rotation_log(setup.dir.path());
+    let run = replay(&setup.write(), &[utf8(&log)]);
+
+    run.assert_exit(0);
+    let calls: Vec<Call> = ems
+        .calls()
+        .into_iter()
+        .map(|c| (c.command, c.params))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            call("listTimers", &[]),
+            call("shutdownStream", &[("id", "15"), ("permanently", "0")]),
+            call("listTimers", &[]),
+            call("removeTimer", &[("id", "1")]),
+        ]
+    );
+    assert!(ems.armed_timers().is_empty());
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 2,
+            ..Carried::default()
+        }
+    );
+}
+
+/// The log is from before EMS restarted: EMS's timer 1 and stream 15 are now another
+/// recording's. The rotation sends nothing; a blind one would shut stream 15 down and disarm
+/// the other recording's timer.
+#[test]
+fn a_replayed_rotation_from_before_an_ems_restart_shuts_nothing_down() {
+    let ems = FakeEms::start();
+    ems.arm_timer("3600", "15");
+    ems.restart();
+    assert_eq!(ems.arm_timer("3600", "9"), 1, "another recording's timer 1");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = rotation_log(setup.dir.path());
+    let run = replay(&setup.write(), &["--explain", utf8(&log)]);
+
+    run.assert_exit(0);
+    assert_eq!(
+        received(&ems),
+        [call("listTimers", &[]), call("listTimers", &[])],
+        "nothing but the checks"
+    );
+    let timers = ems.armed_timers();
+    assert_eq!(timers.len(), 1);
+    assert_eq!(
+        timers[0]["_uniqueId"], "9",
+        "the other timer is still armed"
+    );
+    assert_eq!(
+        run.carried(),
+        Carried {
+            not_armed: 2,
+            ..Carried::default()
+        }
+    );
+    run.assert_stderr_has("StreamRecorder: 0 done, 0 already configured, 0 gone from disk, 0 dead letters, 2 not sent (timer no longer armed)");
+    run.assert_stderr_has("has no timer 1 armed for _uniqueId 15");
+    assert!(
+        run.stdout.contains(
+            "skipped (timer no longer armed on EMS): StreamRecorder     ems \
+             http://127.0.0.1:"
+        ) && run.stdout.contains(
+            "/shutdownStream id=15 permanently=0 [only while timer 1 armed for _uniqueId 15]"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(setup.dead_letters().is_empty());
+}
+
+/// A rotation's shutdown that failed for good keeps its guard in the dead-letter file: run
+/// again after EMS restarted (timer 1 now another recording's), it sends nothing and leaves
+/// the file.
+#[test]
+fn a_dead_lettered_rotation_run_again_after_an_ems_restart_shuts_nothing_down() {
+    let ems = FakeEms::start();
+    ems.arm_timer("3600", "15");
+    ems.answer_fail_next("shutdownStream", "Stream with id 15 is busy");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = rotation_log(setup.dir.path());
+    let config = setup.write();
+    replay(&config, &[utf8(&log)]).assert_exit(1);
+    let letters = setup.dead_letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(
+        letters[0]["action"]["only_if_armed"],
+        json!({"timer_id": 1, "unique_id": 15})
+    );
+    assert!(ems.armed_timers().is_empty(), "the removal went out");
+
+    ems.restart();
+    ems.arm_timer("3600", "9");
+    let before = ems.calls().len();
+    let retry = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
+
+    retry.assert_exit(0);
+    retry.assert_stderr_has("1 done and removed, 0 still failing");
+    retry.assert_stderr_has("has no timer 1 armed for _uniqueId 15");
+    let sent: Vec<String> = ems.calls()[before..]
+        .iter()
+        .map(|c| c.command.clone())
+        .collect();
+    assert_eq!(sent, ["listTimers"]);
+    assert!(setup.dead_letters().is_empty());
 }
 
 #[test]

@@ -1490,6 +1490,82 @@ fn while_ems_answers_503_requests_grow_by_one_per_backoff_not_one_per_waiting_ac
     assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
 }
 
+/// A rotation retried through an EMS outage that was a restart: when EMS answers again its
+/// timer 1 is another recording's (ids start again from 1), so the retry sends neither the
+/// shutdown of stream 15 nor the removal of timer 1, and both end as skipped, not dead.
+#[test]
+fn a_rotation_retried_across_an_ems_restart_shuts_nothing_down() {
+    let h = Harness::new(1);
+    let log = h.log();
+    assert_eq!(h.ems.arm_timer("600", "15"), 1);
+    h.ems.set_unavailable(true);
+    let timer = json!({
+        "_logEntry": "00001", "id": 1, "processId": 2593, "timestamp": 1_795_947_301,
+        "type": "timerTriggered",
+        "payload": {"timerId": 1, "triggerCount": 1, "value": "600", "_uniqueId": "15"},
+    });
+    append(&log, format!("{timer},\n").as_bytes());
+    let d = h.start(&log, &["--from-start"]);
+    wait_until("a rotation attempt answered 503", WAIT, || {
+        !h.ems.unavailable_calls().is_empty()
+    });
+    h.ems.restart();
+    assert_eq!(
+        h.ems.arm_timer("600", "9"),
+        1,
+        "another recording's timer 1"
+    );
+    h.ems.set_unavailable(false);
+    let finished = |s: &serde_json::Value| {
+        [
+            "actions_done",
+            "actions_already_done",
+            "actions_skipped",
+            "actions_dead",
+        ]
+        .iter()
+        .map(|k| s[k].as_u64().unwrap_or(0))
+        .sum::<u64>()
+    };
+    wait_until("both rotation calls finished", WAIT, || {
+        std::fs::read_to_string(h.state.join("status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .is_some_and(|s| finished(&s) == 2)
+    });
+    d.stop("after the rotation");
+
+    let sent: Vec<String> = h.ems.calls().into_iter().map(|c| c.command).collect();
+    assert_eq!(
+        sent,
+        ["listTimers", "listTimers"],
+        "{}",
+        tail(&h.stderr_text())
+    );
+    let refused: Vec<String> = h
+        .ems
+        .unavailable_calls()
+        .into_iter()
+        .map(|c| c.command)
+        .collect();
+    assert!(refused.iter().all(|c| c == "listTimers"), "{refused:?}");
+    let timers = h.ems.armed_timers();
+    assert_eq!(timers.len(), 1);
+    assert_eq!(
+        timers[0]["_uniqueId"], "9",
+        "the other recording's timer is armed"
+    );
+    let status = h.status_json();
+    assert_eq!(status["actions_skipped"], 2, "{status}");
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+    assert!(
+        h.stderr_text()
+            .contains("shutdownStream not sent: http://127.0.0.1:"),
+        "{}",
+        tail(&h.stderr_text())
+    );
+}
+
 /// One `hlsChunkClosed` line of EMS's JSON file sink for `file`.
 fn chunk_closed_line(id: u64, file: &Path) -> String {
     let line = serde_json::json!({

@@ -3,11 +3,12 @@
 
 use crate::cli::{Outcome, Usage};
 use anyhow::Context as _;
-use emstail::exec::Failure;
+use emstail::action::ControlEscaped;
 use emstail::exec::dead_letter;
 use emstail::exec::dispatch::Executor;
 use emstail::exec::pool::Execute;
 use emstail::exec::retry::RetryPolicy;
+use emstail::exec::{Done, Failure};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -59,6 +60,11 @@ pub fn dead_letters(
         // attempt here is a re-send, so a record or push already configured is not made twice.
         let attempt = |n: u32| executor.execute_sending(&planned, n, true);
         match policy.run(attempt, std::thread::sleep) {
+            Ok(Done::Stale(why)) => {
+                log::info!("not sent ({}): {planned}", ControlEscaped(&why));
+                succeeded += 1;
+                done.push(&entry.raw);
+            }
             Ok(_) | Err(Failure::Missing(_)) => {
                 succeeded += 1;
                 done.push(&entry.raw);

@@ -308,6 +308,7 @@ impl Run<'_> {
                 done: a.done + b.done,
                 already_configured: a.already_configured + b.already_configured,
                 gone_from_disk: a.gone_from_disk + b.gone_from_disk,
+                timer_not_armed: a.timer_not_armed + b.timer_not_armed,
                 dead_letters: a.dead_letters + b.dead_letters,
             });
         let mut err = std::io::stderr().lock();
@@ -331,18 +332,23 @@ impl Run<'_> {
             };
             writeln!(
                 err,
-                "emstail:   {plugin}: {} done, {} already configured, {} gone from disk, {} dead letters{left_out}",
-                o.done, o.already_configured, o.gone_from_disk, o.dead_letters
+                "emstail:   {plugin}: {} done, {} already configured, {} gone from disk, {} dead letters{}{left_out}",
+                o.done,
+                o.already_configured,
+                o.gone_from_disk,
+                o.dead_letters,
+                not_armed(o.timer_not_armed)
             )?;
         }
         writeln!(
             err,
-            "emstail: replay carried out: {} done, {} already done, {} gone from disk, {} failed, {} retries",
+            "emstail: replay carried out: {} done, {} already done, {} gone from disk, {} failed, {} retries{}",
             total.done,
             total.already_configured,
             total.gone_from_disk,
             total.dead_letters,
             report.live.counters.retries.load(Relaxed),
+            not_armed(total.timer_not_armed),
         )?;
         self.write_report(summary, Some(&outcomes))?;
         Ok(total.dead_letters)
@@ -365,6 +371,7 @@ impl Run<'_> {
                     ("done", o.done),
                     ("already_configured", o.already_configured),
                     ("gone_from_disk", o.gone_from_disk),
+                    ("timer_not_armed", o.timer_not_armed),
                     ("dead_letters", o.dead_letters),
                 ] {
                     entry[key] = Value::from(n);
@@ -412,4 +419,14 @@ fn shell_words(args: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `, N not sent (timer no longer armed)` for a report line, when N is not 0: only
+/// StreamRecorder's rotations can be, so the other plugins' lines do not carry it.
+fn not_armed(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", {n} not sent (timer no longer armed)")
+    }
 }

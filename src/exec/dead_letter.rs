@@ -3,7 +3,9 @@
 //! them again. Secrets are never written: an API target keeps its URL and user name, and the
 //! password is taken from the config again on retry.
 
-use crate::action::{Action, ApiTarget, ControlEscaped, Params, PlannedAction, PluginId, S3Put};
+use crate::action::{
+    Action, ApiTarget, ControlEscaped, Params, PlannedAction, PluginId, S3Put, TimerGuard,
+};
 use crate::config::Config;
 use crate::event::Source;
 use crate::fsutil;
@@ -52,6 +54,9 @@ pub enum StoredAction {
         target_user: Option<String>,
         command: String,
         params: Vec<(String, String)>,
+        /// A rotation's guard, kept so that a retry of the letter is guarded too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        only_if_armed: Option<TimerGuard>,
     },
     S3Put(S3Put),
     S3Delete {
@@ -67,12 +72,14 @@ impl DeadLetter {
                 target,
                 command,
                 params,
+                only_if_armed,
             } => StoredAction::EmsCall {
                 target: target.to_string(),
                 target_base: target.base.clone(),
                 target_user: target.user.clone(),
                 command: command.clone(),
                 params: params.0.clone(),
+                only_if_armed: *only_if_armed,
             },
             Action::S3Put(put) => StoredAction::S3Put(put.clone()),
             Action::S3Delete { bucket, key } => StoredAction::S3Delete {
@@ -106,11 +113,13 @@ impl DeadLetter {
                 target_user,
                 command,
                 params,
+                only_if_armed,
                 ..
             } => Action::EmsCall {
                 target: known_target(config, target_base, target_user.as_deref()),
                 command: command.clone(),
                 params: Params(params.clone()),
+                only_if_armed: *only_if_armed,
             },
             StoredAction::S3Put(put) => Action::S3Put(put.clone()),
             StoredAction::S3Delete { bucket, key } => Action::S3Delete {
@@ -134,10 +143,12 @@ impl DeadLetter {
                 target,
                 command,
                 params,
+                only_if_armed,
                 ..
             } => format!(
-                "ems {target}{command} {}",
-                ControlEscaped(&Params(params.clone()).to_command_line())
+                "ems {target}{command} {}{}",
+                ControlEscaped(&Params(params.clone()).to_command_line()),
+                only_if_armed.map_or_else(String::new, |g| format!(" [only while {g}]"))
             ),
             // A key holds the names of the stream's folders: one line, whatever they hold.
             StoredAction::S3Put(S3Put { bucket, key, .. }) => {
@@ -419,6 +430,7 @@ mod tests {
                 target,
                 command: "pullStream".into(),
                 params: Params::new().with("localStreamName", "cam 1"),
+                only_if_armed: None,
             },
         };
         let source = Source {
@@ -441,6 +453,59 @@ mod tests {
         assert_eq!(letter.source, source);
         assert_eq!(letter.to_planned(&config), Some(action));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A rotation's call that failed for good keeps its guard: `dead-letters --retry` sends it
+    /// only while its timer is armed too. A letter of an earlier version has none.
+    #[test]
+    fn a_rotation_letter_keeps_its_guard_and_an_old_letter_has_none() {
+        let config = crate::plugins::test_support::config();
+        let guard = TimerGuard {
+            timer_id: 4,
+            unique_id: 15,
+        };
+        let action = PlannedAction {
+            plugin: PluginId::StreamRecorder,
+            lane: "cam1".into(),
+            stream: Some("cam1".into()),
+            stream_id: Some(15),
+            action: Action::EmsCall {
+                target: config.service.ems_api.clone(),
+                command: "shutdownStream".into(),
+                params: Params::new().with("id", "15").with("permanently", "0"),
+                only_if_armed: Some(guard),
+            },
+        };
+        let source = Source {
+            file: "events.txt".into(),
+            line: 9,
+        };
+        let letter = DeadLetter::new(&action, &source, "FAIL".into(), 1);
+        let text = serde_json::to_string(&letter).unwrap();
+        assert!(
+            text.contains(r#""only_if_armed":{"timer_id":4,"unique_id":15}"#),
+            "{text}"
+        );
+        let back: DeadLetter = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.to_planned(&config), Some(action));
+        assert!(
+            back.summary().contains(
+                "shutdownStream id=15 permanently=0 [only while timer 4 armed for _uniqueId 15]"
+            ),
+            "{}",
+            back.summary()
+        );
+
+        let old = text.replace(r#","only_if_armed":{"timer_id":4,"unique_id":15}"#, "");
+        let old: DeadLetter = serde_json::from_str(&old).unwrap();
+        let Some(PlannedAction {
+            action: Action::EmsCall { only_if_armed, .. },
+            ..
+        }) = old.to_planned(&config)
+        else {
+            panic!("an EMS call");
+        };
+        assert_eq!(only_if_armed, None);
     }
 
     /// The upload form of the file is read as earlier versions wrote it, and written the same.
@@ -542,6 +607,7 @@ mod tests {
             target_user: None,
             command: "shutdownStream".into(),
             params: vec![("id".into(), "5\r\nforged".into())],
+            only_if_armed: None,
         };
         let shown = call.summary();
         assert!(!shown.chars().any(char::is_control), "{shown}");

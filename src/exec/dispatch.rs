@@ -146,9 +146,18 @@ impl Execute for Executor {
                 target,
                 command,
                 params,
+                only_if_armed: None,
             } => self
                 .ems
                 .execute_sending(target, command, params, attempt, resend),
+            Action::EmsCall {
+                target,
+                command,
+                params,
+                only_if_armed: Some(guard),
+            } => self
+                .ems
+                .execute_if_armed(target, command, params, guard, attempt, resend),
             Action::S3Put(put) => {
                 let upload = self.upload(planned.plugin)?;
                 let max = self.max_upload_bytes;

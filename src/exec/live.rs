@@ -18,7 +18,8 @@ pub struct Counters {
     pub done: AtomicU64,
     /// EMS already had it (a re-run after a restart).
     pub already_done: AtomicU64,
-    /// The file to upload was gone.
+    /// Not carried out: the file to upload was gone, or the timer that asked for a rotation
+    /// was no longer armed.
     pub skipped: AtomicU64,
     /// Failed for good (permanent, or out of attempts).
     pub dead: AtomicU64,
@@ -176,6 +177,15 @@ impl LiveReport {
                 self.counters.already_done.fetch_add(1, Relaxed);
                 log::info!(
                     "{}: already done ({}): {}",
+                    at(job),
+                    ControlEscaped(why),
+                    job.action
+                );
+            }
+            Outcome::Done(Done::Stale(why)) => {
+                self.counters.skipped.fetch_add(1, Relaxed);
+                log::info!(
+                    "{}: skipped ({}): {}",
                     at(job),
                     ControlEscaped(why),
                     job.action

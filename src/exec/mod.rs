@@ -73,6 +73,10 @@ pub enum Done {
     /// EMS already had it (a stream name already taken, a timer already armed): the effect
     /// is in place, so a re-run after a restart is harmless.
     AlreadyDone(String),
+    /// Not sent, rightly: what asked for it no longer holds on the target (the timer that
+    /// asked for a rotation is no longer armed as the recorder armed it: EMS restarted, and
+    /// the same ids may now name another timer and another stream).
+    Stale(String),
 }
 pub mod dead_letter;
 pub mod dispatch;

@@ -705,6 +705,7 @@ mod tests {
                 target: ApiTarget::plain(&format!("http://{lane}.test/")),
                 command: command.to_string(),
                 params: Params::new(),
+                only_if_armed: None,
             },
         }
     }

@@ -53,6 +53,7 @@ impl StreamAutoRouter {
                 target: self.ems.clone(),
                 command: "pushStream".to_string(),
                 params: with_marker(params),
+                only_if_armed: None,
             },
         }))
     }

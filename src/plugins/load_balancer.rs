@@ -92,6 +92,7 @@ impl StreamLoadBalancer {
                 target: destination.api.clone(),
                 command: "pullStream".to_string(),
                 params: with_marker(params),
+                only_if_armed: None,
             },
         })
     }

@@ -1,9 +1,10 @@
 //! StreamRecorder: records every inbound stream to mp4 and rotates the file every
 //! `period_time` seconds with an EMS timer that shuts the recording down (keepAlive restarts it
-//! into the next numbered file).
+//! into the next numbered file). A rotation's calls go out only while its timer is still armed
+//! for its recording (see [`TimerGuard`]), as the original asked `listTimers` first.
 
 use super::{Plugin, Refusal, names, with_marker};
-use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId, TimerGuard};
 use crate::config::{Config, RecorderParams};
 use crate::event::{Event, StreamInfo, TimerInfo};
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ impl StreamRecorder {
         stream_id: Option<u64>,
         command: &str,
         params: Params,
+        only_if_armed: Option<TimerGuard>,
     ) -> PlannedAction {
         PlannedAction {
             plugin: PluginId::StreamRecorder,
@@ -47,6 +49,7 @@ impl StreamRecorder {
                 target: self.ems.clone(),
                 command: command.to_string(),
                 params,
+                only_if_armed,
             },
         }
     }
@@ -76,6 +79,7 @@ impl StreamRecorder {
             None,
             "record",
             with_marker(params),
+            None,
         ))
     }
 
@@ -110,6 +114,7 @@ impl StreamRecorder {
             stream_id,
             "setTimer",
             params,
+            None,
         )))
     }
 
@@ -130,24 +135,33 @@ impl StreamRecorder {
             None => (format!("timer:{unique_id}"), None),
         };
         let stream_id = Some(id);
-        out.push(self.call(
-            lane.clone(),
-            stream.clone(),
-            stream_id,
-            "removeTimer",
-            Params::new().with("id", timer_id.to_string()),
-        ));
+        // Both only while EMS still holds this timer for this recording: after an EMS restart
+        // the same numbers may be another stream and another recording's timer. The shutdown
+        // goes first, so that the timer it is checked by is still there for the removal.
+        let guard = Some(TimerGuard {
+            timer_id,
+            unique_id: id,
+        });
         out.push(
             self.call(
-                lane,
-                stream,
+                lane.clone(),
+                stream.clone(),
                 stream_id,
                 "shutdownStream",
                 Params::new()
                     .with("id", unique_id)
                     .with_bool("permanently", false),
+                guard,
             ),
         );
+        out.push(self.call(
+            lane,
+            stream,
+            stream_id,
+            "removeTimer",
+            Params::new().with("id", timer_id.to_string()),
+            guard,
+        ));
     }
 }
 
@@ -349,8 +363,17 @@ mod tests {
         assert!(run(&mut plugin, &odd).is_empty());
     }
 
+    fn guard(action: &PlannedAction) -> Option<TimerGuard> {
+        let Action::EmsCall { only_if_armed, .. } = &action.action else {
+            panic!("the recorder plans EMS calls only");
+        };
+        *only_if_armed
+    }
+
+    /// The shutdown first, so that the timer both are checked by is still there for the
+    /// removal; both only while that timer is armed for that recording.
     #[test]
-    fn timer_triggered_removes_the_timer_then_shuts_the_recording_down() {
+    fn timer_triggered_shuts_the_recording_down_then_removes_the_timer_both_if_armed() {
         let mut plugin = recorder("/var/media");
         run(&mut plugin, &record_out_stream("cam1", 15, "cam1"));
         let out = run(
@@ -363,15 +386,37 @@ mod tests {
         assert_eq!(
             ems_calls(&out),
             vec![
-                ("removeTimer".to_string(), "id=4".to_string()),
                 (
                     "shutdownStream".to_string(),
                     "id=15 permanently=0".to_string()
                 ),
+                ("removeTimer".to_string(), "id=4".to_string()),
             ]
         );
         assert!(out.iter().all(|a| a.lane == "cam1"));
         assert!(out.iter().all(|a| a.stream.as_deref() == Some("cam1")));
+        let armed = TimerGuard {
+            timer_id: 4,
+            unique_id: 15,
+        };
+        assert!(out.iter().all(|a| guard(a) == Some(armed)));
+        assert_eq!(
+            out[0].action.to_string(),
+            "ems http://127.0.0.1:7777/shutdownStream id=15 permanently=0 \
+             [only while timer 4 armed for _uniqueId 15]"
+        );
+    }
+
+    #[test]
+    fn only_a_rotation_is_guarded() {
+        let mut plugin = recorder("/var/media");
+        let record = run(
+            &mut plugin,
+            &event("inStreamCreated", json!({"name": "cam1", "uniqueId": 3})),
+        );
+        let timer = run(&mut plugin, &record_out_stream("cam1", 15, "cam1"));
+        assert_eq!(guard(&record[0]), None);
+        assert_eq!(guard(&timer[0]), None);
     }
 
     #[test]
@@ -384,11 +429,11 @@ mod tests {
         assert_eq!(
             ems_calls(&out),
             vec![
-                ("removeTimer".to_string(), "id=9".to_string()),
                 (
                     "shutdownStream".to_string(),
                     "id=77 permanently=0".to_string()
                 ),
+                ("removeTimer".to_string(), "id=9".to_string()),
             ]
         );
         assert!(
@@ -446,7 +491,7 @@ mod tests {
         }
         let padded = event("timerTriggered", json!({"timerId": 4, "_uniqueId": " 15 "}));
         assert_eq!(
-            ems_calls(&run(&mut plugin, &padded))[1],
+            ems_calls(&run(&mut plugin, &padded))[0],
             (
                 "shutdownStream".to_string(),
                 "id=15 permanently=0".to_string()

@@ -193,6 +193,8 @@ impl Compiled {
                         target: target.clone(),
                         command: command.clone(),
                         params: with_marker(rendered),
+                        // A user's own call is sent as written, whatever it names.
+                        only_if_armed: None,
                     },
                 })
             }

@@ -115,10 +115,12 @@ impl Backfill {
         if ended {
             return Some(Skip::StreamEnded);
         }
+        // A rotation's guard is left out: it decides whether the call goes, not what it does.
         let Action::EmsCall {
             target,
             command,
             params,
+            ..
         } = &action.action
         else {
             return None;

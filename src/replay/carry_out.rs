@@ -23,6 +23,8 @@ pub struct PluginOutcomes {
     pub already_configured: u64,
     /// Uploads whose file no longer exists.
     pub gone_from_disk: u64,
+    /// Rotation calls not sent: their timer was no longer armed on EMS.
+    pub timer_not_armed: u64,
     /// Failed for good: in the dead-letter file.
     pub dead_letters: u64,
 }
@@ -85,6 +87,7 @@ impl Report for ReplayReport {
                 {
                     counts.already_configured += 1;
                 }
+                Outcome::Done(Done::Stale(_)) => counts.timer_not_armed += 1,
                 Outcome::Done(_) => counts.done += 1,
                 Outcome::Skipped(_) => counts.gone_from_disk += 1,
                 Outcome::Dead(_) => counts.dead_letters += 1,
@@ -107,6 +110,12 @@ impl Report for ReplayReport {
                     && matches!(job.action.action, Action::EmsCall { .. })
                 {
                     lock(explain).skipped(&job.action, &job.source, Skip::AlreadyConfigured);
+                }
+                self.live.finished(job, outcome);
+            }
+            Outcome::Done(Done::Stale(_)) => {
+                if let Some(explain) = &self.explain {
+                    lock(explain).skipped(&job.action, &job.source, Skip::TimerNotArmed);
                 }
                 self.live.finished(job, outcome);
             }

@@ -23,6 +23,9 @@ pub enum Skip {
     PluginNotSelected,
     /// A record or push EMS already holds (found when carrying it out).
     AlreadyConfigured,
+    /// A rotation call whose timer EMS no longer holds armed for its recording (found when
+    /// carrying it out).
+    TimerNotArmed,
 }
 
 impl Skip {
@@ -35,6 +38,7 @@ impl Skip {
             Skip::OutsideWindow => "outside the window",
             Skip::PluginNotSelected => "plugin not selected",
             Skip::AlreadyConfigured => "already configured on EMS",
+            Skip::TimerNotArmed => "timer no longer armed on EMS",
         }
     }
 }

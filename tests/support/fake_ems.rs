@@ -309,6 +309,29 @@ impl FakeEms {
             .collect()
     }
 
+    /// Arms a timer as `setTimer value=<value> _uniqueId=<unique_id>` would, without recording
+    /// a call (something else armed it); returns its `timerId`.
+    pub fn arm_timer(&self, value: &str, unique_id: &str) -> u64 {
+        let mut state = self.shared.lock();
+        let id = state.next_timer_id;
+        state.next_timer_id += 1;
+        let mut timer = Map::new();
+        timer.insert("timerId".into(), json!(id));
+        timer.insert("triggerCount".into(), json!(0));
+        timer.insert("value".into(), json!(value));
+        timer.insert("_uniqueId".into(), json!(unique_id));
+        state.timers.push(timer);
+        id
+    }
+
+    /// EMS restarted: it forgets what it keeps only in memory, its armed timers, and hands
+    /// timer ids out again from 1. Calls recorded so far are kept.
+    pub fn restart(&self) {
+        let mut state = self.shared.lock();
+        state.timers.clear();
+        state.next_timer_id = 1;
+    }
+
     /// Every config a `pullStream`, `pushStream` or `record` created in `section` (`pull`,
     /// `push`, `record`), keepAlive or not (`listConfig` shows only the keepAlive ones).
     pub fn configs(&self, section: &str) -> Vec<Value> {

@@ -1,6 +1,7 @@
 //! The EMS HTTP runtime API client and the rules for "already done" that make a re-run
 //! after a crash harmless: which FAIL answers mean the effect is in place, and when a
-//! `record`, `pushStream` or `setTimer` is looked up before it is sent. How requests travel is
+//! `record`, `pushStream` or `setTimer` is looked up before it is sent; and the check that
+//! keeps a rotation from acting on ids EMS handed out again after a restart. How requests travel is
 //! `transport`, the reply envelope `envelope`, the `listConfig` index `config_index`.
 
 mod config_index;
@@ -9,7 +10,7 @@ mod timers;
 mod transport;
 
 use super::{Done, Failure};
-use crate::action::{ApiTarget, Params};
+use crate::action::{ApiTarget, ControlEscaped, Params, TimerGuard};
 use config_index::{ConfigIndex, ExpectedConfig};
 use envelope::{EnvelopeSeed, Verdict, clip, describe, not_an_envelope, parse_envelope, succeeded};
 use serde::de::DeserializeSeed;
@@ -230,6 +231,53 @@ impl EmsClient {
         }
     }
 
+    /// [`EmsClient::execute_sending`] of a rotation's call, sent only while `guard`'s timer is
+    /// armed as the recorder armed it: `listTimers` holds a timer with that `timerId` and that
+    /// `_uniqueId`. EMS hands both ids out again from 1 after it restarts, so a rotation acted
+    /// on after a restart (a retry through the outage, lines read again, a replay) could
+    /// otherwise shut down another stream and disarm another recording's timer. Not armed:
+    /// [`Done::Stale`], nothing sent. A retryable failure of `listTimers` fails the attempt
+    /// retryably; a permanent one (an EMS without `listTimers`, an answer over the size cap)
+    /// is [`Done::Stale`] too, with a warning: a blind send could hit another stream. Costs
+    /// one `listTimers` per call.
+    pub fn execute_if_armed(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+        guard: &TimerGuard,
+        attempt: u32,
+        resend: bool,
+    ) -> Result<Done, Failure> {
+        let unique_id = guard.unique_id.to_string();
+        let timer_id = guard.timer_id.to_string();
+        let seed = ArmedTimer {
+            unique_id: &unique_id,
+            timer_id: Some(&timer_id),
+        };
+        match self
+            .streamed(target, "listTimers", seed)
+            .map(Option::flatten)
+        {
+            Ok(Some(_)) => self.execute_sending(target, command, params, attempt, resend),
+            Ok(None) => Ok(Done::Stale(format!(
+                "{command} not sent: {target} has no {guard} (EMS restarted, or the timer \
+                 was removed, since the rotation was asked for)"
+            ))),
+            Err(failure) if failure.is_transient() => {
+                Err(failure.noted(&format!("asked whether {guard} before sending {command}")))
+            }
+            Err(failure) => {
+                let why = format!(
+                    "{command} not sent: cannot tell whether {target} still has {guard} \
+                     ({failure}), and without it the ids may name another stream"
+                );
+                log::warn!("{}", ControlEscaped(&why));
+                Ok(Done::Stale(why))
+            }
+        }
+    }
+
     /// EMS's `listConfig` answer from before the first `record` or `pushStream` to `target`
     /// that looks it up, asked once (see [`EmsClient::known_or_unchecked`]).
     fn configured_before(&self, target: &ApiTarget) -> Result<Option<Arc<ConfigIndex>>, Failure> {
@@ -278,7 +326,11 @@ impl EmsClient {
     /// number. An answer over the size cap is a permanent failure of the `setTimer` (arming it
     /// unchecked could arm it twice).
     fn armed_timer(&self, target: &ApiTarget, unique_id: &str) -> Result<Option<String>, Failure> {
-        self.streamed(target, "listTimers", ArmedTimer { unique_id })
+        let seed = ArmedTimer {
+            unique_id,
+            timer_id: None,
+        };
+        self.streamed(target, "listTimers", seed)
             .map(Option::flatten)
             .map_err(|failure| {
                 failure.noted(&format!(

@@ -1,5 +1,6 @@
-//! The `listTimers` lookup: the timer armed for one `_uniqueId`, found while the answer is
-//! read, so that an EMS with many timers costs no more memory than one of them. Sends nothing.
+//! The `listTimers` lookup: the timer armed for one `_uniqueId` (and, for a rotation's guard,
+//! with one `timerId`), found while the answer is read, so that an EMS with many timers costs
+//! no more memory than one of them. Sends nothing.
 
 use super::loose_eq;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -50,9 +51,11 @@ macro_rules! timer_reader {
 }
 
 /// Reads `data` of a `listTimers` answer into the id of the first timer whose `_uniqueId`
-/// is `unique_id` ("unknown" when it has none), keeping nothing of the others.
+/// is `unique_id` ("unknown" when it has none), keeping nothing of the others. With
+/// `timer_id`, only a timer whose `timerId` is that one too counts.
 pub(super) struct ArmedTimer<'a> {
     pub(super) unique_id: &'a str,
+    pub(super) timer_id: Option<&'a str>,
 }
 
 timer_reader!(ArmedTimer, "a list of timers", {
@@ -61,6 +64,7 @@ timer_reader!(ArmedTimer, "a list of timers", {
         // Read to the end even after a match: the envelope's status comes after `data`.
         while let Some(timer) = seq.next_element_seed(Timer {
             unique_id: self.unique_id,
+            timer_id: self.timer_id,
         })? {
             found = found.or(timer);
         }
@@ -74,9 +78,11 @@ timer_reader!(ArmedTimer, "a list of timers", {
     }
 });
 
-/// One timer of the list: its id if its `_uniqueId` is the one looked for.
+/// One timer of the list: its id if its `_uniqueId` (and `timerId`, when given) are the ones
+/// looked for.
 struct Timer<'a> {
     unique_id: &'a str,
+    timer_id: Option<&'a str>,
 }
 
 timer_reader!(Timer, "a timer", {
@@ -89,15 +95,19 @@ timer_reader!(Timer, "a timer", {
                 matches |= value.is_some_and(|v| loose_eq(&v, self.unique_id));
             } else if key == "timerId" {
                 let Scalar(value) = map.next_value()?;
-                timer_id = value.map(|v| match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                });
+                timer_id = value;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(matches.then(|| timer_id.unwrap_or_else(|| "unknown".to_string())))
+        if let Some(wanted) = self.timer_id {
+            matches &= timer_id.as_ref().is_some_and(|id| loose_eq(id, wanted));
+        }
+        Ok(matches.then(|| match timer_id {
+            Some(Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => "unknown".to_string(),
+        }))
     }
     // Anything but an object is no timer.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
@@ -154,10 +164,37 @@ mod tests {
     use serde_json::json;
 
     fn armed(data: &Value, unique_id: &str) -> Option<String> {
+        find(data, unique_id, None)
+    }
+
+    fn find(data: &Value, unique_id: &str, timer_id: Option<&str>) -> Option<String> {
         let text = serde_json::to_vec(data).expect("JSON serialises");
-        ArmedTimer { unique_id }
-            .deserialize(&mut serde_json::Deserializer::from_slice(&text))
-            .expect("the test data reads")
+        ArmedTimer {
+            unique_id,
+            timer_id,
+        }
+        .deserialize(&mut serde_json::Deserializer::from_slice(&text))
+        .expect("the test data reads")
+    }
+
+    /// A rotation's guard: the pair must be one timer's, not a `timerId` of one timer and a
+    /// `_uniqueId` of another (as after an EMS restart, when ids are handed out again).
+    #[test]
+    fn a_pair_is_found_only_on_one_timer() {
+        let list = json!([
+            {"timerId": 1, "_uniqueId": "7", "value": 600},
+            {"timerId": "2", "_UNIQUEID": 15},
+            {"timerId": 3.0, "_uniqueId": "16"},
+            {"_uniqueId": "17"},
+        ]);
+        assert_eq!(find(&list, "15", Some("2")).as_deref(), Some("2"));
+        assert_eq!(find(&list, "7", Some("1")).as_deref(), Some("1"));
+        assert_eq!(find(&list, "16", Some("3")).as_deref(), Some("3.0"));
+        assert_eq!(find(&list, "15", Some("1")), None, "timer 1 is 7's");
+        assert_eq!(find(&list, "7", Some("2")), None, "timer 2 is 15's");
+        assert_eq!(find(&list, "17", Some("unknown")), None, "no timerId");
+        assert_eq!(find(&list, "8", Some("1")), None);
+        assert_eq!(find(&Value::Null, "7", Some("1")), None);
     }
 
     #[test]
