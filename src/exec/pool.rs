@@ -462,15 +462,25 @@ impl State {
             .push(Reverse((Instant::now() + delay, seq, name)));
     }
 
-    /// Forgets `target` when it is up with nothing queued and more than
-    /// [`MAX_TARGETS_KEPT`] targets are known: the configured targets are a handful and stay
-    /// shown, but a rule's bucket from a template may be one per stream name.
+    /// Forgets `target` when nothing for it is queued and more than [`MAX_TARGETS_KEPT`]
+    /// targets are known: the configured targets are a handful and stay shown, but a rule's
+    /// bucket from a template may be one per stream name. A target still down goes too, with
+    /// its circuit: one that never answers again (a bucket name that does not resolve) would
+    /// otherwise stay for good. With nothing queued for it no lane waits on that circuit, and
+    /// the next action for it opens a new one at its first failure.
     fn forget_if_idle(&mut self, target: &str) {
-        if self.targets.len() > MAX_TARGETS_KEPT
-            && self.targets.get(target) == Some(&0)
-            && !self.circuits.contains_key(target)
-        {
+        if self.targets.len() > MAX_TARGETS_KEPT && self.targets.get(target) == Some(&0) {
             self.targets.remove(target);
+            if let Some(circuit) = self.circuits.remove(target) {
+                debug_assert!(
+                    circuit.waiting.is_empty(),
+                    "a waiting lane has a job queued"
+                );
+                log::info!(
+                    "{target} is still down but nothing is queued for it: forgotten, as more \
+                     than {MAX_TARGETS_KEPT} targets are known"
+                );
+            }
         }
     }
 
@@ -1227,6 +1237,40 @@ mod tests {
             );
         }
         assert!(outage.calls_to(DOWN).len() <= 12);
+    }
+
+    /// A bucket named by an event (a rule's template) that never answers: its actions give up,
+    /// and once more than [`MAX_TARGETS_KEPT`] targets are known, its circuit and its line in
+    /// the status go with its last action. Before, every such name kept both for good.
+    #[test]
+    fn targets_that_never_came_back_do_not_pile_up() {
+        let outage = Arc::new(Outage::default());
+        for i in 0..300 {
+            outage.set_down(&format!("http://gone{i}.test/"), true);
+        }
+        let out = Arc::new(Outcomes::default());
+        let p = pool_of(4, 100, outage.clone(), out.clone(), policy(Some(2), ms(1)));
+        for i in 0..300 {
+            let target = format!("http://gone{i}.test/");
+            p.submit(to(&target, &format!("g{i}"), &format!("gone-{i}")), src(i));
+        }
+        assert_eq!(p.drain(Some(Duration::from_secs(20))), 0);
+        let status = p.targets();
+        assert!(
+            status.len() <= MAX_TARGETS_KEPT,
+            "{} targets kept, {} of them down",
+            status.len(),
+            status
+                .iter()
+                .filter(|t| t.down_since_unix.is_some())
+                .count()
+        );
+        assert_eq!(out.0.lock().unwrap().len(), 300);
+        // A target that answers still works, and is shown.
+        p.submit(to("http://live.test/", "live", "live-1"), src(1));
+        assert_eq!(p.drain(Some(Duration::from_secs(20))), 0);
+        assert_eq!(outage.done.lock().unwrap().get("live-1"), Some(&1));
+        p.close();
     }
 
     #[test]
