@@ -87,6 +87,12 @@ pub fn created_by_emstail(stream: &StreamInfo) -> bool {
         .any(|settings| settings.is_truthy(MARKER_KEY))
 }
 
+/// EMS (re)started: every stream, id and timer of the run before is gone, and the `*Closed`
+/// events of a crash never come. Ids start again.
+pub fn is_server_started(event: &Event) -> bool {
+    matches!(event, Event::Other { kind, .. } if kind == "serverStarted")
+}
+
 /// `params` with the marker appended, as every pull, push and record carries it.
 pub fn with_marker(params: Params) -> Params {
     params.with_bool(MARKER_KEY, true)

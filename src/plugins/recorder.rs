@@ -14,11 +14,21 @@ use std::collections::HashMap;
 const LOCAL_STREAM_NAME_KEY: &str = "_localStreamName";
 const UNIQUE_ID_KEY: &str = "_uniqueId";
 
+/// Recordings whose stream name is kept for their timers' lane. A recording starts again
+/// under a new id at every rotation, so the smallest id is the oldest entry, the one whose
+/// close was most likely lost; one left out rotates all the same, in a lane of its own.
+const RECORDINGS_KEPT: usize = 4096;
+/// Longer names are not kept (no file system takes one as a file name): the bound on
+/// [`RECORDINGS_KEPT`] entries is one on bytes too.
+const NAME_KEPT_BYTES: usize = 1024;
+
 pub struct StreamRecorder {
     params: RecorderParams,
     ems: ApiTarget,
     /// Recording out-stream `uniqueId` → stream name, so a timer's shutdown runs in the
-    /// stream's lane. Entries leave when the recording closes.
+    /// stream's lane. Entries leave when the recording closes, all of them when EMS starts
+    /// again (its ids start again, and the closes of a crash never come), and the oldest
+    /// past [`RECORDINGS_KEPT`].
     recordings: HashMap<String, String>,
 }
 
@@ -103,8 +113,7 @@ impl StreamRecorder {
         };
         let stream_id = Some(unique_id);
         let unique_id = unique_id.to_string();
-        self.recordings
-            .insert(unique_id.clone(), stream.name.clone());
+        self.keep_recording(&unique_id, &stream.name);
         let params = Params::new()
             .with("value", self.params.period_time.to_string())
             .with(UNIQUE_ID_KEY, unique_id);
@@ -116,6 +125,30 @@ impl StreamRecorder {
             params,
             None,
         )))
+    }
+
+    fn keep_recording(&mut self, unique_id: &str, name: &str) {
+        if name.len() > NAME_KEPT_BYTES {
+            self.recordings.remove(unique_id);
+            return;
+        }
+        if self.recordings.len() >= RECORDINGS_KEPT && !self.recordings.contains_key(unique_id) {
+            let oldest = self
+                .recordings
+                .keys()
+                .min_by_key(|id| id.parse::<u64>().unwrap_or(0))
+                .cloned();
+            if let Some(oldest) = oldest {
+                log::info!(
+                    "StreamRecorder: {RECORDINGS_KEPT} recordings known without their close; \
+                     forgetting the oldest (uniqueId {oldest}): its timer rotates it in a lane \
+                     of its own"
+                );
+                self.recordings.remove(&oldest);
+            }
+        }
+        self.recordings
+            .insert(unique_id.to_string(), name.to_string());
     }
 
     fn rotate(&mut self, timer: &TimerInfo, out: &mut Vec<PlannedAction>) {
@@ -180,6 +213,8 @@ impl Plugin for StreamRecorder {
                 }
             }
             Event::TimerTriggered(timer) => self.rotate(timer, out),
+            // Every stream and id of the EMS before is gone, closed or not.
+            event if super::is_server_started(event) => self.recordings.clear(),
             _ => {}
         }
         Ok(())
@@ -469,6 +504,59 @@ mod tests {
             &event("timerTriggered", json!({"timerId": 4, "_uniqueId": "15"})),
         );
         assert_eq!(out[0].lane, "timer:15");
+    }
+
+    /// The lane the rotation of recording `unique_id` runs in.
+    fn rotation_lane(plugin: &mut StreamRecorder, unique_id: u64) -> String {
+        let timer = event(
+            "timerTriggered",
+            json!({"timerId": 4, "_uniqueId": unique_id.to_string()}),
+        );
+        run(plugin, &timer)[0].lane.clone()
+    }
+
+    /// EMS crashed: the closes of its recordings never come. Its next start forgets them all,
+    /// and a recording of the new run that reuses an id rotates in its own stream's lane.
+    #[test]
+    fn recordings_of_an_ems_that_crashed_are_forgotten_when_it_starts_again() {
+        let mut plugin = recorder("/var/media");
+        for id in 1..=100 {
+            run(
+                &mut plugin,
+                &record_out_stream(&format!("old{id}"), id, &format!("old{id}")),
+            );
+        }
+        assert_eq!(plugin.recordings.len(), 100);
+        run(&mut plugin, &event("serverStarted", json!({"PID": 7})));
+        assert!(plugin.recordings.is_empty());
+        run(&mut plugin, &record_out_stream("cam1", 1, "cam1"));
+        assert_eq!(rotation_lane(&mut plugin, 1), "cam1");
+        assert_eq!(rotation_lane(&mut plugin, 2), "timer:2");
+    }
+
+    /// Closes lost without a restart seen (the log that held them rotated away while emstail
+    /// was down): the oldest entries make room, and a live recording still rotates in its
+    /// stream's lane.
+    #[test]
+    fn recordings_whose_close_never_came_are_bounded() {
+        let mut plugin = recorder("/var/media");
+        for id in 1..=5_000 {
+            run(
+                &mut plugin,
+                &record_out_stream(&format!("s{id}"), id, &format!("s{id}")),
+            );
+        }
+        assert_eq!(plugin.recordings.len(), RECORDINGS_KEPT);
+        assert_eq!(rotation_lane(&mut plugin, 5_000), "s5000");
+        assert_eq!(rotation_lane(&mut plugin, 1), "timer:1");
+        run(&mut plugin, &record_out_stream("cam1", 5_001, "cam1"));
+        assert_eq!(plugin.recordings.len(), RECORDINGS_KEPT);
+        assert_eq!(rotation_lane(&mut plugin, 5_001), "cam1");
+
+        let long = "x".repeat(NAME_KEPT_BYTES + 1);
+        run(&mut plugin, &record_out_stream(&long, 5_002, &long));
+        assert_eq!(plugin.recordings.len(), RECORDINGS_KEPT);
+        assert_eq!(rotation_lane(&mut plugin, 5_002), "timer:5002");
     }
 
     #[test]
