@@ -290,6 +290,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         summary_base: (0, now),
         asleep: false,
         worked: (now, 0),
+        paused_for_letters: false,
     });
 
     while !stop.load(Relaxed) {
@@ -401,6 +402,8 @@ struct Following {
     asleep: bool,
     /// When the loop's thread last saw actions out or finishing, and how many had finished.
     worked: (Instant, u64),
+    /// Reading pauses: too many dead letters wait for the disk ([`Following::room`]).
+    paused_for_letters: bool,
 }
 
 impl Following {
@@ -515,7 +518,7 @@ impl Following {
             let Some(item) = self.backlog.pop_front() else {
                 return true;
             };
-            if !self.reader.pool.wait_for_room(room_wait) {
+            if !self.room(room_wait) {
                 // The queue is full: the line waits, and the checkpoint keeps following the
                 // work that finishes meanwhile (a burst must not hold it back).
                 self.backlog.push_front(item);
@@ -529,6 +532,33 @@ impl Following {
                 return false;
             }
         }
+    }
+
+    /// Whether the reader may hand out another line, waiting up to `wait` for it: the queue
+    /// has room, and fewer dead letters than it holds wait for a disk that does not take them.
+    /// Each of those stays in memory until it is written (its line's actions are not finished
+    /// for the checkpoint before), so while they cannot be, reading pauses as on a full queue
+    /// rather than keep one more for every action that fails for good.
+    fn room(&mut self, wait: Duration) -> bool {
+        let pool = &self.reader.pool;
+        let unwritten = self.live.unwritten();
+        if unwritten >= pool.capacity() {
+            if !self.paused_for_letters {
+                self.paused_for_letters = true;
+                log::warn!(
+                    "{unwritten} dead letters wait to be written to {}: reading pauses until \
+                     they are",
+                    self.live.dead_letter_path().display()
+                );
+            }
+            std::thread::sleep(wait);
+            return false;
+        }
+        if self.paused_for_letters {
+            self.paused_for_letters = false;
+            log::info!("dead letters are written again: reading goes on");
+        }
+        pool.wait_for_room(wait)
     }
 
     /// Writes the checkpoint and the status when they are due. Only finished work makes the

@@ -1972,6 +1972,74 @@ fn fill(dir: &Path) -> PathBuf {
     panic!("{} never filled up", dir.display());
 }
 
+/// Every record fails for good while the disk under the state directory is full: each dead
+/// letter waits in memory until it can be written, so reading pauses once as many wait as the
+/// queue holds (64 for one worker) instead of keeping one more for every line. Space back, every
+/// letter is written and the checkpoint reaches the end.
+#[test]
+fn dead_letters_a_full_disk_does_not_take_pause_reading_instead_of_piling_up() {
+    let mut h = Harness::new(1);
+    let log = h.log();
+    std::fs::create_dir_all(&h.state).expect("state dir");
+    let mut d = Emstail::new(["run", "--config"])
+        .arg(&h.config)
+        .arg("--state-dir")
+        .arg(&h.state)
+        .arg("--log")
+        .arg(&log)
+        .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
+        .on_tmpfs(&h.state, 1024)
+        .daemon(&h.stderr, &h.state);
+    let state = PathBuf::from(format!("/proc/{}/root{}", d.pid(), h.state.display()));
+    wait_until("status.json on the tmpfs", WAIT, || {
+        assert!(
+            d.running(),
+            "emstail ended at once: this test needs `unshare -rm` (user and mount namespaces) \
+             to mount a tmpfs; stderr:\n{}",
+            h.stderr_text()
+        );
+        state.join("status.json").exists()
+    });
+    let filler = fill(&state);
+    const STREAMS: u64 = 300;
+    h.ems.fail_next_http(STREAMS as u32, 404);
+    h.write_ins(&log, STREAMS);
+    // Until no more records come.
+    let mut sent = 0;
+    wait_until("the records to stop", WAIT, || {
+        std::thread::sleep(ms(500));
+        let before = std::mem::replace(&mut sent, h.ems.calls_for("record").len());
+        sent > 0 && sent == before
+    });
+    assert!(
+        sent <= 2 * 64 + 4,
+        "{sent} records failed while their letters could not be written"
+    );
+    assert!(
+        h.stderr_text().contains("reading pauses until they are"),
+        "{}",
+        tail(&h.stderr_text())
+    );
+    assert!(d.running(), "emstail keeps running on a full disk");
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let letters = state.join("dead-letter.jsonl");
+    wait_until("every letter is written", WAIT, || {
+        std::fs::read_to_string(&letters).is_ok_and(|t| t.lines().count() == STREAMS as usize)
+    });
+    let end = std::fs::metadata(&log).expect("log").len();
+    wait_until("the checkpoint reaches the end", WAIT, || {
+        checkpoint_offset_in(&state) == Some(end)
+    });
+    assert!(
+        h.stderr_text()
+            .contains("dead letters are written again: reading goes on")
+    );
+    assert_eq!(h.ems.calls_for("record").len(), STREAMS as usize);
+    let status = d.term_now(Duration::from_secs(15));
+    assert_eq!(status.code(), Some(0));
+}
+
 #[test]
 fn a_full_disk_under_the_state_dir_loses_nothing_logs_once_a_minute_and_recovers_by_itself() {
     // The checkpoint's two files keep the space they were given at the first write: the

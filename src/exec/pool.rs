@@ -308,6 +308,11 @@ impl Pool {
                 .sum::<usize>()
     }
 
+    /// Jobs queued (not yet finished) before `submit` blocks.
+    pub fn capacity(&self) -> usize {
+        self.shared.config.capacity
+    }
+
     /// Jobs submitted and not yet finished.
     pub fn pending(&self) -> usize {
         self.shared.lock().pending
