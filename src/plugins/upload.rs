@@ -124,6 +124,10 @@ const DEFAULT_CHILD_PLAYLIST: &str = "playlist.m3u8";
 /// there are. Past this many, one entry makes room: a live stream's comes back at its next
 /// playlist update, which EMS makes at every chunk.
 const CHILD_PLAYLISTS_KEPT: usize = 4096;
+/// A child playlist whose path is longer (Linux's `PATH_MAX`: no such file can be written) is
+/// not remembered, so that the entries above are a bound on bytes too; the default name is
+/// used for its chunks.
+const CHILD_PLAYLIST_PATH_KEPT_BYTES: usize = 4096;
 const DEFAULT_BOOTSTRAP: &str = "bootstrap";
 const INIT_SEGMENT_SUFFIX: &str = "seg_init.mp4";
 
@@ -324,7 +328,9 @@ impl Uploader {
                     }
                 }
                 Step::RememberChildPlaylist => {
-                    if let Some(name) = file.file_name() {
+                    if let Some(name) = file.file_name()
+                        && file.parent_str().len() + name.len() < CHILD_PLAYLIST_PATH_KEPT_BYTES
+                    {
                         // EMS updates the same playlist over and over: no new strings then.
                         match self.child_playlists.get_mut(file.parent_str()) {
                             Some(known) if known == name => {}
@@ -674,6 +680,28 @@ mod tests {
                 PLAYLIST,
                 SHORT
             )
+        );
+    }
+
+    /// A path no file system takes (the line cap is 1 MiB, so 4,096 such names could have held
+    /// gigabytes) is not remembered; its chunks' playlist takes the default name.
+    #[test]
+    fn a_child_playlist_with_an_overlong_path_is_not_remembered() {
+        let mut plugin = uploader(Protocol::Hls);
+        let folder = format!("/var/www/G/{}", "s".repeat(CHILD_PLAYLIST_PATH_KEPT_BYTES));
+        run(
+            &mut plugin,
+            "hlsChildPlaylistUpdated",
+            &format!("{folder}/index.m3u8"),
+        );
+        assert!(plugin.child_playlists.is_empty());
+        let chunk = run(&mut plugin, "hlsChunkClosed", &format!("{folder}/seg_1.ts"));
+        assert!(
+            done(&chunk)
+                .iter()
+                .any(|d| matches!(d, Done::Put { key, .. } if key.ends_with("/playlist.m3u8"))),
+            "{:?}",
+            done(&chunk)
         );
     }
 
