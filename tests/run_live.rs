@@ -1959,6 +1959,32 @@ fn checkpoint_offset_in(state: &Path) -> Option<u64> {
     Some(checkpoint::load(state).positions.first()?.offset)
 }
 
+/// Starts `run --from-start` on `log` with the state directory on a tmpfs of `kib` KiB of its
+/// own; returns the daemon and that directory as emstail sees it, once status.json is there.
+fn start_on_tmpfs(h: &Harness, log: &Path, kib: u32) -> (Daemon, PathBuf) {
+    std::fs::create_dir_all(&h.state).expect("state dir");
+    let mut d = Emstail::new(["run", "--config"])
+        .arg(&h.config)
+        .arg("--state-dir")
+        .arg(&h.state)
+        .arg("--log")
+        .arg(log)
+        .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
+        .on_tmpfs(&h.state, kib)
+        .daemon(&h.stderr, &h.state);
+    let state = PathBuf::from(format!("/proc/{}/root{}", d.pid(), h.state.display()));
+    wait_until("status.json on the tmpfs", WAIT, || {
+        assert!(
+            d.running(),
+            "emstail ended at once: this test needs `unshare -rm` (user and mount namespaces) \
+             to mount a tmpfs; stderr:\n{}",
+            h.stderr_text()
+        );
+        state.join("status.json").exists()
+    });
+    (d, state)
+}
+
 /// Writes to `dir` until it is full; returns the file written.
 fn fill(dir: &Path) -> PathBuf {
     let filler = dir.join("filler");
@@ -1980,26 +2006,7 @@ fn fill(dir: &Path) -> PathBuf {
 fn dead_letters_a_full_disk_does_not_take_pause_reading_instead_of_piling_up() {
     let mut h = Harness::new(1);
     let log = h.log();
-    std::fs::create_dir_all(&h.state).expect("state dir");
-    let mut d = Emstail::new(["run", "--config"])
-        .arg(&h.config)
-        .arg("--state-dir")
-        .arg(&h.state)
-        .arg("--log")
-        .arg(&log)
-        .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
-        .on_tmpfs(&h.state, 1024)
-        .daemon(&h.stderr, &h.state);
-    let state = PathBuf::from(format!("/proc/{}/root{}", d.pid(), h.state.display()));
-    wait_until("status.json on the tmpfs", WAIT, || {
-        assert!(
-            d.running(),
-            "emstail ended at once: this test needs `unshare -rm` (user and mount namespaces) \
-             to mount a tmpfs; stderr:\n{}",
-            h.stderr_text()
-        );
-        state.join("status.json").exists()
-    });
+    let (mut d, state) = start_on_tmpfs(&h, &log, 1024);
     let filler = fill(&state);
     const STREAMS: u64 = 300;
     h.ems.fail_next_http(STREAMS as u32, 404);
@@ -2042,31 +2049,11 @@ fn dead_letters_a_full_disk_does_not_take_pause_reading_instead_of_piling_up() {
 
 #[test]
 fn a_full_disk_under_the_state_dir_loses_nothing_logs_once_a_minute_and_recovers_by_itself() {
-    // The checkpoint's two files keep the space they were given at the first write: the
+    // The checkpoint's files keep the space they were given at the first write: the
     // checkpoint is still written on the full disk; status.json and the dead letters are not.
     let mut h = Harness::new(2);
     let log = h.log();
-    std::fs::create_dir_all(&h.state).expect("state dir");
-    let mut d = Emstail::new(["run", "--config"])
-        .arg(&h.config)
-        .arg("--state-dir")
-        .arg(&h.state)
-        .arg("--log")
-        .arg(&log)
-        .args(["--rescan-ms", "50", "--grace-ms", "200", "--from-start"])
-        .on_tmpfs(&h.state, 256)
-        .daemon(&h.stderr, &h.state);
-    // The state directory as emstail sees it: a 256 KiB tmpfs.
-    let state = PathBuf::from(format!("/proc/{}/root{}", d.pid(), h.state.display()));
-    wait_until("status.json on the tmpfs", WAIT, || {
-        assert!(
-            d.running(),
-            "emstail ended at once: this test needs `unshare -rm` (user and mount namespaces) \
-             to mount a tmpfs; stderr:\n{}",
-            h.stderr_text()
-        );
-        state.join("status.json").exists()
-    });
+    let (mut d, state) = start_on_tmpfs(&h, &log, 256);
     let filler = fill(&state);
     // The first record fails for good: its dead letter cannot be written either.
     h.ems.answer_fail_next("record", "no such application");
