@@ -1261,13 +1261,13 @@ fn a_rotation_of_an_id_that_is_now_another_stream_removes_the_timer_only() {
         );
 
         match shutdown {
-            Ok(Done::Stale(why)) => assert!(
+            Ok(Done::NotOurRecording(why)) => assert!(
                 why.starts_with("shutdownStream not sent: ")
                     && why.contains("timer 1 armed for _uniqueId 15")
                     && why.contains("stream 15 is not a recording of ours"),
                 "{what}: {why}"
             ),
-            other => panic!("{what}: expected Stale, got {other:?}"),
+            other => panic!("{what}: expected NotOurRecording, got {other:?}"),
         }
         assert_eq!(remove, Ok(Done::Ok), "{what}");
         assert_eq!(
@@ -1324,7 +1324,7 @@ fn a_rotation_shutdown_waits_out_a_list_streams_failure_and_never_goes_blindly()
         Some(ROTATION),
     );
     match outcome {
-        Outcome::Done(Done::Stale(why)) => assert!(
+        Outcome::Done(Done::NotOurRecording(why)) => assert!(
             why.contains("cannot tell whether stream 15")
                 && why.contains("Unknown command listStreams"),
             "{why}"
@@ -1357,7 +1357,7 @@ fn a_rotation_that_cannot_be_checked_is_skipped_not_sent_blindly() {
                 && why.contains("Unknown command listTimers"),
             "{why}"
         ),
-        other => panic!("expected Stale, got {other:?}"),
+        other => panic!("expected NotOurRecording, got {other:?}"),
     }
     assert_eq!(attempts, 1);
     assert_eq!(commands(&fake), ["listTimers"]);

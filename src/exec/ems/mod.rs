@@ -248,7 +248,7 @@ impl EmsClient {
     /// with that `uniqueId` whose `recordSettings` carry `_localStreamName` equal to its own
     /// name — a recording the recorder made. A timer armed after a restart for an id read
     /// from before it is armed for whatever stream has the id now (a publisher's, a pull):
-    /// that stream is not shut down ([`Done::Stale`]), and the timer, ours still, is left to
+    /// that stream is not shut down ([`Done::NotOurRecording`]), and the timer, ours still, is left to
     /// the rotation's `removeTimer`. Failures of `listStreams` are judged as those of
     /// `listTimers`. Costs one `listStreams` more.
     pub fn execute_if_armed(
@@ -317,7 +317,7 @@ impl EmsClient {
             .map(Option::flatten)
         {
             Ok(Some(_)) => self.execute_sending(target, command, params, attempt, resend),
-            Ok(None) => Ok(Done::Stale(format!(
+            Ok(None) => Ok(Done::NotOurRecording(format!(
                 "{command} not sent: {target} has {timer}, but stream {unique_id} is not a \
                  recording of ours (EMS restarted and the id is another stream's, or the \
                  recording closed)"
@@ -331,7 +331,7 @@ impl EmsClient {
                      our recording ({failure}), and the id may name another stream"
                 );
                 log::warn!("{}", ControlEscaped(&why));
-                Ok(Done::Stale(why))
+                Ok(Done::NotOurRecording(why))
             }
         }
     }
