@@ -11,8 +11,8 @@ use crate::event::{Event, StreamInfo, TimerInfo};
 use std::collections::HashMap;
 
 /// The custom key that marks a recording as this plugin's (the original's name, kept so that
-/// recordings it started are recognised too).
-const LOCAL_STREAM_NAME_KEY: &str = "_localStreamName";
+/// recordings it started are recognised too). The rotation's `listStreams` check reads it too.
+pub(crate) const LOCAL_STREAM_NAME_KEY: &str = "_localStreamName";
 const UNIQUE_ID_KEY: &str = "_uniqueId";
 
 pub struct StreamRecorder {

@@ -248,9 +248,9 @@ impl EmsClient {
     /// with that `uniqueId` whose `recordSettings` carry `_localStreamName` equal to its own
     /// name — a recording the recorder made. A timer armed after a restart for an id read
     /// from before it is armed for whatever stream has the id now (a publisher's, a pull):
-    /// that stream is not shut down ([`Done::NotOurRecording`]), and the timer, ours still, is left to
-    /// the rotation's `removeTimer`. Failures of `listStreams` are judged as those of
-    /// `listTimers`. Costs one `listStreams` more.
+    /// that stream is not shut down ([`Done::NotOurRecording`]), and the timer, ours still,
+    /// is left to the rotation's `removeTimer`. Failures of `listStreams` are judged as those
+    /// of `listTimers`. Costs one `listStreams` more.
     pub fn execute_if_armed(
         &self,
         target: &ApiTarget,

@@ -6,12 +6,10 @@
 
 use super::loose_eq;
 use super::timers::{Scalar, list_reader};
+use crate::plugins::recorder::LOCAL_STREAM_NAME_KEY;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
-
-/// The custom key the recorder's `record` carries, as the recorder names it.
-const LOCAL_STREAM_NAME_KEY: &str = "_localStreamName";
 
 /// Reads `data` of a `listStreams` answer into the name of the stream whose `uniqueId` is
 /// `unique_id`, if that stream is a recording StreamRecorder made; keeps nothing of the others.
