@@ -6,7 +6,9 @@
 //! `--max-secs`, or on SIGTERM (the default action; each log line is written whole at once, so
 //! nothing is lost). Started in the background without a terminal, pass `--ignore-stdin`,
 //! since stdin is then usually /dev/null. A line `restart` on stdin makes it act as EMS after a
-//! restart: its armed timers are forgotten and timer ids start again from 1.
+//! restart: its armed timers and streams are forgotten and timer ids start again from 1. A line
+//! `stream {"uniqueId":15,"name":"cam1","recordSettings":{"_localStreamName":"cam1"}}` adds a
+//! stream that `listStreams` lists (stream stats, as EMS writes them) until it is shut down.
 
 #[path = "../tests/support/fake_ems.rs"]
 mod fake_ems;
@@ -76,7 +78,18 @@ fn run(args: &Args) -> io::Result<()> {
                 match line {
                     Ok(line) if line.trim() == "restart" => {
                         restarts.restart();
-                        eprintln!("fake_ems: restarted: timers forgotten, ids from 1 again");
+                        eprintln!(
+                            "fake_ems: restarted: timers and streams forgotten, ids from 1 again"
+                        );
+                    }
+                    Ok(line) if line.trim_start().starts_with("stream ") => {
+                        let stats = line.trim_start()["stream ".len()..].trim();
+                        match serde_json::from_str::<Value>(stats) {
+                            Ok(stats @ Value::Object(_)) => restarts.add_stream(stats),
+                            _ => {
+                                eprintln!("fake_ems: not a stream's stats (a JSON object): {stats}")
+                            }
+                        }
                     }
                     Ok(_) => {}
                     Err(_) => break,

@@ -208,6 +208,11 @@ pub enum Action {
 pub struct TimerGuard {
     pub timer_id: u64,
     pub unique_id: u64,
+    /// And only while stream `unique_id` is, in `listStreams`, a recording StreamRecorder
+    /// made (a rotation's shutdown): a timer armed after an EMS restart for an id read from
+    /// before it is armed for whatever stream has that id now.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recording: bool,
 }
 
 impl fmt::Display for TimerGuard {
@@ -216,7 +221,11 @@ impl fmt::Display for TimerGuard {
             f,
             "timer {} armed for _uniqueId {}",
             self.timer_id, self.unique_id
-        )
+        )?;
+        if self.recording {
+            write!(f, " and stream {} is our recording", self.unique_id)?;
+        }
+        Ok(())
     }
 }
 

@@ -1069,9 +1069,17 @@ fn remove_params(timer_id: &str) -> Params {
     Params::new().with("id", timer_id)
 }
 
-const ROTATION: TimerGuard = TimerGuard {
+/// The rotation's `removeTimer` guard: timer 1 armed for `_uniqueId` 15.
+const TIMER: TimerGuard = TimerGuard {
     timer_id: 1,
     unique_id: 15,
+    recording: false,
+};
+
+/// The rotation's `shutdownStream` guard: that, and stream 15 our recording.
+const ROTATION: TimerGuard = TimerGuard {
+    recording: true,
+    ..TIMER
 };
 
 #[test]
@@ -1079,6 +1087,7 @@ fn a_rotation_whose_timer_is_armed_shuts_the_recording_down_then_removes_the_tim
     let fake = FakeEms::start();
     let ems = client();
     assert_eq!(fake.arm_timer("600", "15"), 1);
+    fake.add_recording(15, "cam1");
     let target = fake.target();
 
     let shutdown = ems.execute_if_armed(
@@ -1093,7 +1102,7 @@ fn a_rotation_whose_timer_is_armed_shuts_the_recording_down_then_removes_the_tim
         &target,
         "removeTimer",
         &remove_params("1"),
-        &ROTATION,
+        &TIMER,
         1,
         false,
     );
@@ -1101,7 +1110,13 @@ fn a_rotation_whose_timer_is_armed_shuts_the_recording_down_then_removes_the_tim
     assert_eq!((shutdown, remove), (Ok(Done::Ok), Ok(Done::Ok)));
     assert_eq!(
         commands(&fake),
-        ["listTimers", "shutdownStream", "listTimers", "removeTimer"]
+        [
+            "listTimers",
+            "listStreams",
+            "shutdownStream",
+            "listTimers",
+            "removeTimer"
+        ]
     );
     assert_eq!(
         fake.calls_for("shutdownStream")[0].params,
@@ -1137,14 +1152,8 @@ fn after_an_ems_restart_a_rotation_sends_neither_call() {
             1,
             false,
         );
-        let remove = ems.execute_if_armed(
-            &target,
-            "removeTimer",
-            &remove_params("1"),
-            &ROTATION,
-            2,
-            true,
-        );
+        let remove =
+            ems.execute_if_armed(&target, "removeTimer", &remove_params("1"), &TIMER, 2, true);
         for (done, command) in [(shutdown, "shutdownStream"), (remove, "removeTimer")] {
             match done {
                 Ok(Done::Stale(why)) => assert!(
@@ -1169,6 +1178,7 @@ fn after_an_ems_restart_a_rotation_sends_neither_call() {
 fn a_rotation_waits_out_a_list_timers_failure_and_then_goes_out() {
     let fake = FakeEms::start();
     fake.arm_timer("600", "15");
+    fake.add_recording(15, "cam1");
     fake.fail_next_http(2, 503);
 
     let (outcome, attempts) = run_guarded_in_pool(
@@ -1181,9 +1191,148 @@ fn a_rotation_waits_out_a_list_timers_failure_and_then_goes_out() {
     assert_eq!((outcome, attempts), (Outcome::Done(Done::Ok), 3));
     assert_eq!(
         commands(&fake),
-        ["listTimers", "listTimers", "listTimers", "shutdownStream"],
+        [
+            "listTimers",
+            "listTimers",
+            "listTimers",
+            "listStreams",
+            "shutdownStream"
+        ],
         "nothing sent before EMS said the timer is armed"
     );
+}
+
+/// The stream a timer names after an EMS restart, when the timer was armed after the restart
+/// for an id read from before it (a catch-up, a retry through the outage, a replay).
+fn streams_with_id_15_now() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "a publisher's inbound stream",
+            serde_json::json!({"uniqueId": 15, "name": "cam9", "type": "INR",
+                               "outStreamsUniqueIds": [16]}),
+        ),
+        (
+            "a pull with our marker",
+            serde_json::json!({"uniqueId": 15, "name": "cam9", "type": "INR",
+                               "pullSettings": {"localStreamName": "cam9",
+                                                "_localStreamName": "cam9", "_emstail": "1"}}),
+        ),
+        (
+            "another client's recording",
+            serde_json::json!({"uniqueId": "15", "name": "cam9", "type": "OFMP4",
+                               "recordSettings": {"localStreamName": "cam9", "keepAlive": true}}),
+        ),
+        (
+            "a recording whose marker names another stream",
+            serde_json::json!({"uniqueId": 15, "name": "cam9", "type": "OFMP4",
+                               "recordSettings": {"localStreamName": "cam9",
+                                                  "_localStreamName": "cam1"}}),
+        ),
+    ]
+}
+
+/// A timer armed for `_uniqueId` 15 after EMS restarted, 15 being now a stream that is not a
+/// recording of ours: the rotation does not shut it down, and removes the timer (ours: only
+/// the recorder arms timers with `_uniqueId`).
+#[test]
+fn a_rotation_of_an_id_that_is_now_another_stream_removes_the_timer_only() {
+    for (what, stream) in streams_with_id_15_now() {
+        let fake = FakeEms::start();
+        let ems = client();
+        let target = fake.target();
+        assert_eq!(fake.arm_timer("600", "15"), 1);
+        fake.add_stream(stream.clone());
+
+        let shutdown = ems.execute_if_armed(
+            &target,
+            "shutdownStream",
+            &shutdown_params("15"),
+            &ROTATION,
+            1,
+            false,
+        );
+        let remove = ems.execute_if_armed(
+            &target,
+            "removeTimer",
+            &remove_params("1"),
+            &TIMER,
+            1,
+            false,
+        );
+
+        match shutdown {
+            Ok(Done::NotOurRecording(why)) => assert!(
+                why.starts_with("shutdownStream not sent: ")
+                    && why.contains("timer 1 armed for _uniqueId 15")
+                    && why.contains("stream 15 is not a recording of ours"),
+                "{what}: {why}"
+            ),
+            other => panic!("{what}: expected NotOurRecording, got {other:?}"),
+        }
+        assert_eq!(remove, Ok(Done::Ok), "{what}");
+        assert_eq!(
+            commands(&fake),
+            ["listTimers", "listStreams", "listTimers", "removeTimer"],
+            "{what}"
+        );
+        assert_eq!(
+            fake.streams(),
+            [stream],
+            "{what}: the stream is still there"
+        );
+        assert!(
+            fake.armed_timers().is_empty(),
+            "{what}: the timer is removed"
+        );
+    }
+}
+
+/// A `listStreams` that fails retryably is asked again; one that fails for good skips the
+/// shutdown with a warning rather than sending it blindly.
+#[test]
+fn a_rotation_shutdown_waits_out_a_list_streams_failure_and_never_goes_blindly() {
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "15");
+    fake.add_recording(15, "cam1");
+    fake.hang_next_of("listStreams", Duration::from_secs(3));
+    let (outcome, attempts) = run_guarded_in_pool(
+        &fake,
+        "shutdownStream",
+        shutdown_params("15"),
+        Some(ROTATION),
+    );
+    assert_eq!((outcome, attempts), (Outcome::Done(Done::Ok), 2));
+    assert_eq!(
+        commands(&fake),
+        [
+            "listTimers",
+            "listStreams",
+            "listTimers",
+            "listStreams",
+            "shutdownStream"
+        ]
+    );
+
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "15");
+    fake.add_recording(15, "cam1");
+    fake.answer_fail_next("listStreams", "Unknown command listStreams");
+    let (outcome, attempts) = run_guarded_in_pool(
+        &fake,
+        "shutdownStream",
+        shutdown_params("15"),
+        Some(ROTATION),
+    );
+    match outcome {
+        Outcome::Done(Done::NotOurRecording(why)) => assert!(
+            why.contains("cannot tell whether stream 15")
+                && why.contains("Unknown command listStreams"),
+            "{why}"
+        ),
+        other => panic!("expected Stale, got {other:?}"),
+    }
+    assert_eq!(attempts, 1);
+    assert_eq!(commands(&fake), ["listTimers", "listStreams"]);
 }
 
 /// An EMS without `listTimers` (FAIL) cannot say whose timer 1 is: the shutdown is not sent
@@ -1208,7 +1357,7 @@ fn a_rotation_that_cannot_be_checked_is_skipped_not_sent_blindly() {
                 && why.contains("Unknown command listTimers"),
             "{why}"
         ),
-        other => panic!("expected Stale, got {other:?}"),
+        other => panic!("expected NotOurRecording, got {other:?}"),
     }
     assert_eq!(attempts, 1);
     assert_eq!(commands(&fake), ["listTimers"]);

@@ -267,16 +267,18 @@ fn all_actions_issues_everything_and_all_control_is_its_old_name() {
     );
     assert_eq!(commands.iter().filter(|c| **c == "setTimer").count(), 2);
     // The rotation of recording 12 (ended in the window): the shutdown, then the removal,
-    // each saying which timer must still be armed for it to go out.
+    // each saying which timer must still be armed for it to go out, and the shutdown that
+    // stream 12 must still be our recording.
     let rotation: Vec<(&str, &Value)> = actions
         .iter()
         .filter(|a| a["source"]["line"] == 18)
         .map(|a| (a["command"].as_str().expect("a call"), &a["only_if_armed"]))
         .collect();
     let armed = json!({"timer_id": 1, "unique_id": 12});
+    let recording = json!({"timer_id": 1, "unique_id": 12, "recording": true});
     assert_eq!(
         rotation,
-        [("shutdownStream", &armed), ("removeTimer", &armed)]
+        [("shutdownStream", &recording), ("removeTimer", &armed)]
     );
     assert!(
         actions

@@ -49,6 +49,8 @@ struct Carried {
     retries: u64,
     /// Rotation calls whose timer EMS no longer held: not sent.
     not_armed: u64,
+    /// Rotation shutdowns whose stream EMS did not list as our recording: not sent.
+    not_ours: u64,
 }
 
 impl Run {
@@ -70,6 +72,7 @@ impl Run {
                 "failed" => c.failed = n,
                 "retries" => c.retries = n,
                 "not sent (timer no longer armed)" => c.not_armed = n,
+                "not sent (stream not our recording)" => c.not_ours = n,
                 other => panic!("unknown summary part {other:?}"),
             }
         }
@@ -355,6 +358,7 @@ fn rotation_log(dir: &Path) -> PathBuf {
 fn a_replayed_rotation_whose_timer_ems_still_holds_goes_out_shutdown_first() {
     let ems = FakeEms::start();
     ems.arm_timer("3600", "15");
+    ems.add_recording(15, "cam1");
     let setup = Setup::new(&ems.base_url()).recorder();
     let log = rotation_log(setup.dir.path());
     let run = replay(&setup.write(), &[utf8(&log)]);
@@ -369,12 +373,14 @@ fn a_replayed_rotation_whose_timer_ems_still_holds_goes_out_shutdown_first() {
         calls,
         [
             call("listTimers", &[]),
+            call("listStreams", &[]),
             call("shutdownStream", &[("id", "15"), ("permanently", "0")]),
             call("listTimers", &[]),
             call("removeTimer", &[("id", "1")]),
         ]
     );
     assert!(ems.armed_timers().is_empty());
+    assert!(ems.streams().is_empty(), "the recording was shut down");
     assert_eq!(
         run.carried(),
         Carried {
@@ -423,7 +429,8 @@ fn a_replayed_rotation_from_before_an_ems_restart_shuts_nothing_down() {
             "skipped (timer no longer armed on EMS): StreamRecorder     ems \
              http://127.0.0.1:"
         ) && run.stdout.contains(
-            "/shutdownStream id=15 permanently=0 [only while timer 1 armed for _uniqueId 15]"
+            "/shutdownStream id=15 permanently=0 [only while timer 1 armed for _uniqueId 15 \
+             and stream 15 is our recording]"
         ),
         "{}",
         run.stdout
@@ -438,6 +445,7 @@ fn a_replayed_rotation_from_before_an_ems_restart_shuts_nothing_down() {
 fn a_dead_lettered_rotation_run_again_after_an_ems_restart_shuts_nothing_down() {
     let ems = FakeEms::start();
     ems.arm_timer("3600", "15");
+    ems.add_recording(15, "cam1");
     ems.answer_fail_next("shutdownStream", "Stream with id 15 is busy");
     let setup = Setup::new(&ems.base_url()).recorder();
     let log = rotation_log(setup.dir.path());
@@ -447,7 +455,7 @@ fn a_dead_lettered_rotation_run_again_after_an_ems_restart_shuts_nothing_down() 
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(
         letters[0]["action"]["only_if_armed"],
-        json!({"timer_id": 1, "unique_id": 15})
+        json!({"timer_id": 1, "unique_id": 15, "recording": true})
     );
     assert!(ems.armed_timers().is_empty(), "the removal went out");
 
@@ -465,6 +473,90 @@ fn a_dead_lettered_rotation_run_again_after_an_ems_restart_shuts_nothing_down() 
         .collect();
     assert_eq!(sent, ["listTimers"]);
     assert!(setup.dead_letters().is_empty());
+}
+
+/// A replay of a log from before an EMS restart arms the timer of recording 15 again; after
+/// the restart 15 is another stream (a publisher's, a pull, another client's recording). When
+/// that timer fires, its rotation removes the timer and leaves the stream alone: only a
+/// recording of ours is shut down.
+#[test]
+fn a_timer_armed_from_an_old_log_after_an_ems_restart_never_shuts_another_stream_down() {
+    let others = [
+        json!({"uniqueId": 15, "name": "cam9", "type": "INR", "outStreamsUniqueIds": [16]}),
+        json!({"uniqueId": 15, "name": "cam9", "type": "OFMP4",
+               "recordSettings": {"localStreamName": "cam9", "keepAlive": true}}),
+    ];
+    for other in others {
+        let ems = FakeEms::start();
+        let setup = Setup::new(&ems.base_url()).recorder();
+        let old = setup.dir.path().join("events_20261129_101500.txt");
+        let recording = json!({"name": "cam1", "uniqueId": 15, "type": "OFMP4",
+            "recordSettings": {"localStreamName": "cam1", "_localStreamName": "cam1",
+                               "_emstail": "1"}});
+        std::fs::write(&old, event(1, "outStreamCreated", recording)).expect("write the log");
+        // EMS restarted since the log was written: uniqueId 15 is another stream now.
+        ems.restart();
+        ems.add_stream(other.clone());
+        let config = setup.write();
+
+        replay(&config, &[utf8(&old)]).assert_exit(0);
+        assert_eq!(
+            received(&ems),
+            [
+                call("listTimers", &[]),
+                call("setTimer", &[("value", "3600"), ("_uniqueId", "15")])
+            ],
+            "the old recording's timer is armed again"
+        );
+        assert_eq!(ems.armed_timers().len(), 1);
+
+        // It fires: EMS writes its timerTriggered to the log of its new run.
+        let before = ems.calls().len();
+        let log = rotation_log(setup.dir.path());
+        let run = replay(&config, &["--explain", utf8(&log)]);
+
+        run.assert_exit(0);
+        let sent: Vec<Call> = ems.calls()[before..]
+            .iter()
+            .map(|c| (c.command.clone(), c.params.clone()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                call("listTimers", &[]),
+                call("listStreams", &[]),
+                call("listTimers", &[]),
+                call("removeTimer", &[("id", "1")]),
+            ],
+            "{other}: the timer removed, no shutdown"
+        );
+        assert_eq!(
+            ems.streams(),
+            std::slice::from_ref(&other),
+            "the other stream survives"
+        );
+        assert!(ems.armed_timers().is_empty(), "the stale timer is removed");
+        assert_eq!(
+            run.carried(),
+            Carried {
+                done: 1,
+                not_ours: 1,
+                ..Carried::default()
+            }
+        );
+        run.assert_stderr_has(
+            "StreamRecorder: 1 done, 0 already configured, 0 gone from disk, 0 dead letters, \
+             1 not sent (stream not our recording)",
+        );
+        run.assert_stderr_has("stream 15 is not a recording of ours");
+        assert!(
+            run.stdout
+                .contains("skipped (stream not our recording on EMS): StreamRecorder     ems"),
+            "{}",
+            run.stdout
+        );
+        assert!(setup.dead_letters().is_empty());
+    }
 }
 
 #[test]

@@ -1566,6 +1566,84 @@ fn a_rotation_retried_across_an_ems_restart_shuts_nothing_down() {
     );
 }
 
+/// A catch-up after emstail was down while EMS restarted: the log's recording start of stream
+/// 15 arms a timer for 15, which is a publisher's stream now. When the timer fires, the
+/// rotation removes it and leaves that stream alone, and says so at info.
+#[test]
+fn a_timer_armed_in_a_catch_up_across_an_ems_restart_never_shuts_another_stream_down() {
+    let h = Harness::new(1);
+    let log = h.log();
+    let recording = json!({
+        "_logEntry": "00001", "id": 1, "processId": 2593, "timestamp": 1_795_947_300,
+        "type": "outStreamCreated",
+        "payload": {"name": "cam1", "uniqueId": 15, "type": "OFMP4",
+                    "recordSettings": {"localStreamName": "cam1", "_localStreamName": "cam1",
+                                       "_emstail": "1"}},
+    });
+    append(&log, format!("{recording},\n").as_bytes());
+    let publisher = json!({"uniqueId": 15, "name": "cam9", "type": "INR"});
+    h.ems.restart();
+    h.ems.add_stream(publisher.clone());
+    let d = h.start(&log, &["--from-start"]);
+    wait_until("the old recording's timer armed", WAIT, || {
+        !h.ems.calls_for("setTimer").is_empty()
+    });
+    let timer = json!({
+        "_logEntry": "00002", "id": 2, "processId": 2593, "timestamp": 1_795_947_900,
+        "type": "timerTriggered",
+        "payload": {"timerId": 1, "triggerCount": 1, "value": "600", "_uniqueId": "15"},
+    });
+    append(&log, format!("{timer},\n").as_bytes());
+    wait_until("the rotation finished", WAIT, || {
+        std::fs::read_to_string(h.state.join("status.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|s| {
+                s["actions_done"].as_u64().unwrap_or(0) + s["actions_skipped"].as_u64().unwrap_or(0)
+                    == 3
+            })
+    });
+    d.stop("after the rotation");
+
+    let sent: Vec<String> = h.ems.calls().into_iter().map(|c| c.command).collect();
+    assert_eq!(
+        sent,
+        [
+            "listTimers",
+            "setTimer",
+            "listTimers",
+            "listStreams",
+            "listTimers",
+            "removeTimer"
+        ],
+        "{}",
+        tail(&h.stderr_text())
+    );
+    assert_eq!(
+        h.ems.streams(),
+        [publisher],
+        "the publisher's stream survives"
+    );
+    assert!(
+        h.ems.armed_timers().is_empty(),
+        "the stale timer is removed"
+    );
+    let status = h.status_json();
+    assert_eq!(status["actions_skipped"], 1, "{status}");
+    assert_eq!(status["actions_done"], 2, "{status}");
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+    let stderr = h.stderr_text();
+    assert!(
+        stderr.lines().any(|l| l.contains(" INFO ")
+            && l.contains("skipped (shutdownStream not sent: ")
+            && l.contains(
+                "has timer 1 armed for _uniqueId 15, but stream 15 is not a recording of ours"
+            )),
+        "{}",
+        tail(&stderr)
+    );
+}
+
 /// One `hlsChunkClosed` line of EMS's JSON file sink for `file`.
 fn chunk_closed_line(id: u64, file: &Path) -> String {
     let line = serde_json::json!({

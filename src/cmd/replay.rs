@@ -309,6 +309,7 @@ impl Run<'_> {
                 already_configured: a.already_configured + b.already_configured,
                 gone_from_disk: a.gone_from_disk + b.gone_from_disk,
                 timer_not_armed: a.timer_not_armed + b.timer_not_armed,
+                not_our_recording: a.not_our_recording + b.not_our_recording,
                 dead_letters: a.dead_letters + b.dead_letters,
             });
         let mut err = std::io::stderr().lock();
@@ -332,23 +333,25 @@ impl Run<'_> {
             };
             writeln!(
                 err,
-                "emstail:   {plugin}: {} done, {} already configured, {} gone from disk, {} dead letters{}{left_out}",
+                "emstail:   {plugin}: {} done, {} already configured, {} gone from disk, {} dead letters{}{}{left_out}",
                 o.done,
                 o.already_configured,
                 o.gone_from_disk,
                 o.dead_letters,
-                not_armed(o.timer_not_armed)
+                not_armed(o.timer_not_armed),
+                not_ours(o.not_our_recording)
             )?;
         }
         writeln!(
             err,
-            "emstail: replay carried out: {} done, {} already done, {} gone from disk, {} failed, {} retries{}",
+            "emstail: replay carried out: {} done, {} already done, {} gone from disk, {} failed, {} retries{}{}",
             total.done,
             total.already_configured,
             total.gone_from_disk,
             total.dead_letters,
             report.live.counters.retries.load(Relaxed),
             not_armed(total.timer_not_armed),
+            not_ours(total.not_our_recording),
         )?;
         self.write_report(summary, Some(&outcomes))?;
         Ok(total.dead_letters)
@@ -372,6 +375,7 @@ impl Run<'_> {
                     ("already_configured", o.already_configured),
                     ("gone_from_disk", o.gone_from_disk),
                     ("timer_not_armed", o.timer_not_armed),
+                    ("not_our_recording", o.not_our_recording),
                     ("dead_letters", o.dead_letters),
                 ] {
                     entry[key] = Value::from(n);
@@ -428,5 +432,15 @@ fn not_armed(n: u64) -> String {
         String::new()
     } else {
         format!(", {n} not sent (timer no longer armed)")
+    }
+}
+
+/// `, N not sent (stream not our recording)` for a report line, when N is not 0: rotation
+/// shutdowns only, as [`not_armed`].
+fn not_ours(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", {n} not sent (stream not our recording)")
     }
 }

@@ -65,6 +65,16 @@ pub enum StoredAction {
     },
 }
 
+/// A stored rotation guard as this version runs it: a rotation's shutdown written by a version
+/// that checked only the timer is checked for the recording too (what the flag says is read
+/// from the command, the only call the recorder guards that way).
+fn stored_guard(command: &str, guard: Option<TimerGuard>) -> Option<TimerGuard> {
+    guard.map(|g| TimerGuard {
+        recording: g.recording || command.eq_ignore_ascii_case("shutdownStream"),
+        ..g
+    })
+}
+
 impl DeadLetter {
     pub fn new(action: &PlannedAction, source: &Source, error: String, attempts: u32) -> Self {
         let stored = match &action.action {
@@ -119,7 +129,7 @@ impl DeadLetter {
                 target: known_target(config, target_base, target_user.as_deref()),
                 command: command.clone(),
                 params: Params(params.clone()),
-                only_if_armed: *only_if_armed,
+                only_if_armed: stored_guard(command, *only_if_armed),
             },
             StoredAction::S3Put(put) => Action::S3Put(put.clone()),
             StoredAction::S3Delete { bucket, key } => Action::S3Delete {
@@ -148,7 +158,8 @@ impl DeadLetter {
             } => format!(
                 "ems {target}{command} {}{}",
                 ControlEscaped(&Params(params.clone()).to_command_line()),
-                only_if_armed.map_or_else(String::new, |g| format!(" [only while {g}]"))
+                stored_guard(command, *only_if_armed)
+                    .map_or_else(String::new, |g| format!(" [only while {g}]"))
             ),
             // A key holds the names of the stream's folders: one line, whatever they hold.
             StoredAction::S3Put(S3Put { bucket, key, .. }) => {
@@ -456,48 +467,66 @@ mod tests {
     }
 
     /// A rotation's call that failed for good keeps its guard: `dead-letters --retry` sends it
-    /// only while its timer is armed too. A letter of an earlier version has none.
+    /// only while its timer is armed (and, the shutdown, its stream is our recording) too. A
+    /// shutdown letter of the version that checked only the timer is checked for the
+    /// recording as well; a letter of an earlier version has no guard.
     #[test]
     fn a_rotation_letter_keeps_its_guard_and_an_old_letter_has_none() {
         let config = crate::plugins::test_support::config();
         let guard = TimerGuard {
             timer_id: 4,
             unique_id: 15,
+            recording: true,
         };
-        let action = PlannedAction {
+        let rotation = |command: &str, guard: TimerGuard| PlannedAction {
             plugin: PluginId::StreamRecorder,
             lane: "cam1".into(),
             stream: Some("cam1".into()),
             stream_id: Some(15),
             action: Action::EmsCall {
                 target: config.service.ems_api.clone(),
-                command: "shutdownStream".into(),
+                command: command.into(),
                 params: Params::new().with("id", "15").with("permanently", "0"),
                 only_if_armed: Some(guard),
             },
         };
+        let action = rotation("shutdownStream", guard);
         let source = Source {
             file: "events.txt".into(),
             line: 9,
         };
         let letter = DeadLetter::new(&action, &source, "FAIL".into(), 1);
         let text = serde_json::to_string(&letter).unwrap();
-        assert!(
-            text.contains(r#""only_if_armed":{"timer_id":4,"unique_id":15}"#),
-            "{text}"
-        );
+        let stored = r#","only_if_armed":{"timer_id":4,"unique_id":15,"recording":true}"#;
+        assert!(text.contains(stored), "{text}");
         let back: DeadLetter = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.to_planned(&config), Some(action));
+        assert_eq!(back.to_planned(&config), Some(action.clone()));
         assert!(
             back.summary().contains(
-                "shutdownStream id=15 permanently=0 [only while timer 4 armed for _uniqueId 15]"
+                "shutdownStream id=15 permanently=0 [only while timer 4 armed for _uniqueId 15 \
+                 and stream 15 is our recording]"
             ),
             "{}",
             back.summary()
         );
 
-        let old = text.replace(r#","only_if_armed":{"timer_id":4,"unique_id":15}"#, "");
-        let old: DeadLetter = serde_json::from_str(&old).unwrap();
+        let timer_only = r#","only_if_armed":{"timer_id":4,"unique_id":15}"#;
+        let older: DeadLetter = serde_json::from_str(&text.replace(stored, timer_only)).unwrap();
+        assert_eq!(older.to_planned(&config), Some(action));
+        let removal = rotation(
+            "removeTimer",
+            TimerGuard {
+                recording: false,
+                ..guard
+            },
+        );
+        let removal_text =
+            serde_json::to_string(&DeadLetter::new(&removal, &source, "x".into(), 1)).unwrap();
+        assert!(removal_text.contains(timer_only), "{removal_text}");
+        let back: DeadLetter = serde_json::from_str(&removal_text).unwrap();
+        assert_eq!(back.to_planned(&config), Some(removal));
+
+        let old: DeadLetter = serde_json::from_str(&text.replace(stored, "")).unwrap();
         let Some(PlannedAction {
             action: Action::EmsCall { only_if_armed, .. },
             ..

@@ -18,8 +18,8 @@ pub struct Counters {
     pub done: AtomicU64,
     /// EMS already had it (a re-run after a restart).
     pub already_done: AtomicU64,
-    /// Not carried out: the file to upload was gone, or the timer that asked for a rotation
-    /// was no longer armed.
+    /// Not carried out: the file to upload was gone, the timer that asked for a rotation was
+    /// no longer armed, or the stream it would shut down was not our recording.
     pub skipped: AtomicU64,
     /// Failed for good (permanent, or out of attempts).
     pub dead: AtomicU64,
@@ -182,7 +182,7 @@ impl LiveReport {
                     job.action
                 );
             }
-            Outcome::Done(Done::Stale(why)) => {
+            Outcome::Done(Done::Stale(why) | Done::NotOurRecording(why)) => {
                 self.counters.skipped.fetch_add(1, Relaxed);
                 log::info!(
                     "{}: skipped ({}): {}",

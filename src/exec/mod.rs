@@ -77,6 +77,10 @@ pub enum Done {
     /// asked for a rotation is no longer armed as the recorder armed it: EMS restarted, and
     /// the same ids may now name another timer and another stream).
     Stale(String),
+    /// Not sent, rightly: a rotation's shutdown whose stream EMS does not list as a recording
+    /// of ours (a timer armed after an EMS restart for an id read from before it, which names
+    /// another stream now), or cannot say whether it does.
+    NotOurRecording(String),
 }
 pub mod dead_letter;
 pub mod dispatch;

@@ -1,7 +1,8 @@
 //! StreamRecorder: records every inbound stream to mp4 and rotates the file every
 //! `period_time` seconds with an EMS timer that shuts the recording down (keepAlive restarts it
 //! into the next numbered file). A rotation's calls go out only while its timer is still armed
-//! for its recording (see [`TimerGuard`]), as the original asked `listTimers` first.
+//! for its recording (see [`TimerGuard`]), as the original asked `listTimers` first, and its
+//! shutdown only while that stream is still a recording of ours.
 
 use super::{Plugin, Refusal, names, with_marker};
 use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId, TimerGuard};
@@ -10,8 +11,8 @@ use crate::event::{Event, StreamInfo, TimerInfo};
 use std::collections::HashMap;
 
 /// The custom key that marks a recording as this plugin's (the original's name, kept so that
-/// recordings it started are recognised too).
-const LOCAL_STREAM_NAME_KEY: &str = "_localStreamName";
+/// recordings it started are recognised too). The rotation's `listStreams` check reads it too.
+pub(crate) const LOCAL_STREAM_NAME_KEY: &str = "_localStreamName";
 const UNIQUE_ID_KEY: &str = "_uniqueId";
 
 /// Recordings whose stream name is kept for their timers' lane. A recording starts again
@@ -171,10 +172,18 @@ impl StreamRecorder {
         // Both only while EMS still holds this timer for this recording: after an EMS restart
         // the same numbers may be another stream and another recording's timer. The shutdown
         // goes first, so that the timer it is checked by is still there for the removal.
-        let guard = Some(TimerGuard {
+        // The shutdown also only while the stream is our recording: a timer armed after a
+        // restart for an id read from before it names whatever stream has the id now; that
+        // timer is still ours, and is removed.
+        let timer_guard = TimerGuard {
             timer_id,
             unique_id: id,
-        });
+            recording: false,
+        };
+        let shutdown_guard = TimerGuard {
+            recording: true,
+            ..timer_guard
+        };
         out.push(
             self.call(
                 lane.clone(),
@@ -184,7 +193,7 @@ impl StreamRecorder {
                 Params::new()
                     .with("id", unique_id)
                     .with_bool("permanently", false),
-                guard,
+                Some(shutdown_guard),
             ),
         );
         out.push(self.call(
@@ -193,7 +202,7 @@ impl StreamRecorder {
             stream_id,
             "removeTimer",
             Params::new().with("id", timer_id.to_string()),
-            guard,
+            Some(timer_guard),
         ));
     }
 }
@@ -406,7 +415,8 @@ mod tests {
     }
 
     /// The shutdown first, so that the timer both are checked by is still there for the
-    /// removal; both only while that timer is armed for that recording.
+    /// removal; both only while that timer is armed for that recording, and the shutdown
+    /// only while that stream is our recording.
     #[test]
     fn timer_triggered_shuts_the_recording_down_then_removes_the_timer_both_if_armed() {
         let mut plugin = recorder("/var/media");
@@ -433,12 +443,22 @@ mod tests {
         let armed = TimerGuard {
             timer_id: 4,
             unique_id: 15,
+            recording: false,
         };
-        assert!(out.iter().all(|a| guard(a) == Some(armed)));
+        let recording = TimerGuard {
+            recording: true,
+            ..armed
+        };
+        assert_eq!(guard(&out[0]), Some(recording));
+        assert_eq!(guard(&out[1]), Some(armed));
         assert_eq!(
             out[0].action.to_string(),
             "ems http://127.0.0.1:7777/shutdownStream id=15 permanently=0 \
-             [only while timer 4 armed for _uniqueId 15]"
+             [only while timer 4 armed for _uniqueId 15 and stream 15 is our recording]"
+        );
+        assert_eq!(
+            out[1].action.to_string(),
+            "ems http://127.0.0.1:7777/removeTimer id=4 [only while timer 4 armed for _uniqueId 15]"
         );
     }
 

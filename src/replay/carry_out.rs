@@ -25,6 +25,8 @@ pub struct PluginOutcomes {
     pub gone_from_disk: u64,
     /// Rotation calls not sent: their timer was no longer armed on EMS.
     pub timer_not_armed: u64,
+    /// Rotation shutdowns not sent: their stream was not a recording of ours on EMS.
+    pub not_our_recording: u64,
     /// Failed for good: in the dead-letter file.
     pub dead_letters: u64,
 }
@@ -88,6 +90,7 @@ impl Report for ReplayReport {
                     counts.already_configured += 1;
                 }
                 Outcome::Done(Done::Stale(_)) => counts.timer_not_armed += 1,
+                Outcome::Done(Done::NotOurRecording(_)) => counts.not_our_recording += 1,
                 Outcome::Done(_) => counts.done += 1,
                 Outcome::Skipped(_) => counts.gone_from_disk += 1,
                 Outcome::Dead(_) => counts.dead_letters += 1,
@@ -116,6 +119,12 @@ impl Report for ReplayReport {
             Outcome::Done(Done::Stale(_)) => {
                 if let Some(explain) = &self.explain {
                     lock(explain).skipped(&job.action, &job.source, Skip::TimerNotArmed);
+                }
+                self.live.finished(job, outcome);
+            }
+            Outcome::Done(Done::NotOurRecording(_)) => {
+                if let Some(explain) = &self.explain {
+                    lock(explain).skipped(&job.action, &job.source, Skip::NotOurRecording);
                 }
                 self.live.finished(job, outcome);
             }

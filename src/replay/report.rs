@@ -26,6 +26,9 @@ pub enum Skip {
     /// A rotation call whose timer EMS no longer holds armed for its recording (found when
     /// carrying it out).
     TimerNotArmed,
+    /// A rotation's shutdown whose stream EMS does not list as a recording of ours (found
+    /// when carrying it out).
+    NotOurRecording,
 }
 
 impl Skip {
@@ -39,6 +42,7 @@ impl Skip {
             Skip::PluginNotSelected => "plugin not selected",
             Skip::AlreadyConfigured => "already configured on EMS",
             Skip::TimerNotArmed => "timer no longer armed on EMS",
+            Skip::NotOurRecording => "stream not our recording on EMS",
         }
     }
 }

@@ -80,6 +80,9 @@ struct State {
     configs: Vec<StoredConfig>,
     timers: Vec<Map<String, Value>>,
     next_timer_id: u64,
+    /// The streams EMS has now, as `listStreams` lists them (stream stats), in the order
+    /// declared; a test declares them, nothing else makes one.
+    streams: Vec<Map<String, Value>>,
     next_config_id: u64,
 }
 
@@ -148,6 +151,7 @@ impl FakeEms {
                 configs: Vec::new(),
                 timers: Vec::new(),
                 next_timer_id: 1,
+                streams: Vec::new(),
                 next_config_id: 1,
             }),
             new_call: Condvar::new(),
@@ -324,12 +328,53 @@ impl FakeEms {
         id
     }
 
-    /// EMS restarted: it forgets what it keeps only in memory, its armed timers, and hands
-    /// timer ids out again from 1. Calls recorded so far are kept.
+    /// EMS restarted: it forgets what it keeps only in memory, its armed timers and its
+    /// streams, and hands timer ids out again from 1 (stream uniqueIds too: tests declare the
+    /// new streams with [`FakeEms::add_stream`]). Calls recorded so far are kept.
     pub fn restart(&self) {
         let mut state = self.shared.lock();
         state.timers.clear();
         state.next_timer_id = 1;
+        state.streams.clear();
+    }
+
+    /// A stream EMS has now: `stats` as `listStreams` lists it (an object with `uniqueId`,
+    /// `name`, `type`, `recordSettings`…). `shutdownStream id=<uniqueId>` closes it, a
+    /// restart forgets it.
+    pub fn add_stream(&self, stats: Value) {
+        let Value::Object(stats) = stats else {
+            panic!("stream stats are an object: {stats}");
+        };
+        self.shared.lock().streams.push(stats);
+    }
+
+    /// [`FakeEms::add_stream`] of a recording StreamRecorder made of stream `name`: an
+    /// `OFMP4` out-stream whose `recordSettings` carry `_localStreamName` = `name`, as EMS
+    /// lists it (custom values as strings).
+    pub fn add_recording(&self, unique_id: u64, name: &str) {
+        self.add_stream(json!({
+            "uniqueId": unique_id,
+            "name": name,
+            "type": "OFMP4",
+            "recordSettings": {
+                "localStreamName": name,
+                "pathToFile": format!("/media/rec/{name}"),
+                "keepAlive": true,
+                "_localStreamName": name,
+                "_emstail": "1"
+            }
+        }));
+    }
+
+    /// The streams EMS has now, as `listStreams` would return them.
+    pub fn streams(&self) -> Vec<Value> {
+        self.shared
+            .lock()
+            .streams
+            .iter()
+            .cloned()
+            .map(Value::Object)
+            .collect()
     }
 
     /// Every config a `pullStream`, `pushStream` or `record` created in `section` (`pull`,
@@ -798,6 +843,10 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
             state.timers.push(timer.clone());
             envelope("SUCCESS", "Custom timer enqueued", Value::Object(timer))
         }
+        "liststreams" => {
+            let streams = state.streams.iter().cloned().map(Value::Object).collect();
+            envelope("SUCCESS", "Available streams", Value::Array(streams))
+        }
         "listtimers" => {
             let timers = state.timers.iter().cloned().map(Value::Object).collect();
             envelope("SUCCESS", "List of armed timers", Value::Array(timers))
@@ -819,6 +868,11 @@ fn answer(state: &mut State, call: &RecordedCall) -> Value {
             }
         }
         "shutdownstream" => {
+            if let Some(id) = param(call, "id").and_then(|s| s.trim().parse::<u64>().ok()) {
+                state
+                    .streams
+                    .retain(|s| s.get("uniqueId").and_then(Value::as_u64) != Some(id));
+            }
             if param(call, "permanently") != Some("0")
                 && let Some(name) = param(call, "localStreamName")
             {

@@ -6,6 +6,7 @@
 
 mod config_index;
 mod envelope;
+mod streams;
 mod timers;
 mod transport;
 
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use streams::OwnRecording;
 use timers::ArmedTimer;
 use transport::{MAX_BODY_BYTES, status_failure, transport_failure};
 
@@ -240,6 +242,15 @@ impl EmsClient {
     /// retryably; a permanent one (an EMS without `listTimers`, an answer over the size cap)
     /// is [`Done::Stale`] too, with a warning: a blind send could hit another stream. Costs
     /// one `listTimers` per call.
+    ///
+    /// A guard with [`TimerGuard::recording`] (the rotation's shutdown) also asks
+    /// `listStreams`, once the timer is found: the call goes only while EMS lists a stream
+    /// with that `uniqueId` whose `recordSettings` carry `_localStreamName` equal to its own
+    /// name — a recording the recorder made. A timer armed after a restart for an id read
+    /// from before it is armed for whatever stream has the id now (a publisher's, a pull):
+    /// that stream is not shut down ([`Done::NotOurRecording`]), and the timer, ours still,
+    /// is left to the rotation's `removeTimer`. Failures of `listStreams` are judged as those
+    /// of `listTimers`. Costs one `listStreams` more.
     pub fn execute_if_armed(
         &self,
         target: &ApiTarget,
@@ -259,6 +270,9 @@ impl EmsClient {
             .streamed(target, "listTimers", seed)
             .map(Option::flatten)
         {
+            Ok(Some(_)) if guard.recording => {
+                self.execute_if_recording(target, command, params, guard, attempt, resend)
+            }
             Ok(Some(_)) => self.execute_sending(target, command, params, attempt, resend),
             Ok(None) => Ok(Done::Stale(format!(
                 "{command} not sent: {target} has no {guard} (EMS restarted, or the timer \
@@ -274,6 +288,50 @@ impl EmsClient {
                 );
                 log::warn!("{}", ControlEscaped(&why));
                 Ok(Done::Stale(why))
+            }
+        }
+    }
+
+    /// The second half of [`EmsClient::execute_if_armed`] for a guard with
+    /// [`TimerGuard::recording`]: sent only while `listStreams` holds stream
+    /// `guard.unique_id` as a recording the recorder made.
+    fn execute_if_recording(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+        guard: &TimerGuard,
+        attempt: u32,
+        resend: bool,
+    ) -> Result<Done, Failure> {
+        let unique_id = guard.unique_id.to_string();
+        let seed = OwnRecording {
+            unique_id: &unique_id,
+        };
+        let timer = TimerGuard {
+            recording: false,
+            ..*guard
+        };
+        match self
+            .streamed(target, "listStreams", seed)
+            .map(Option::flatten)
+        {
+            Ok(Some(_)) => self.execute_sending(target, command, params, attempt, resend),
+            Ok(None) => Ok(Done::NotOurRecording(format!(
+                "{command} not sent: {target} has {timer}, but stream {unique_id} is not a \
+                 recording of ours (EMS restarted and the id is another stream's, or the \
+                 recording closed)"
+            ))),
+            Err(failure) if failure.is_transient() => Err(failure.noted(&format!(
+                "asked whether stream {unique_id} is our recording before sending {command}"
+            ))),
+            Err(failure) => {
+                let why = format!(
+                    "{command} not sent: cannot tell whether stream {unique_id} on {target} is \
+                     our recording ({failure}), and the id may name another stream"
+                );
+                log::warn!("{}", ControlEscaped(&why));
+                Ok(Done::NotOurRecording(why))
             }
         }
     }

@@ -7,10 +7,10 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
 
-/// The reader of one level of a `listTimers` answer: `$seed` as its own seed and visitor,
-/// expecting `$what`, with the methods given; a null, a bool, a number or a string is no
-/// timer at either level.
-macro_rules! timer_reader {
+/// The reader of one level of a `listTimers` or `listStreams` answer: `$seed` as its own seed
+/// and visitor, expecting `$what`, with the methods given; a null, a bool, a number or a
+/// string is nothing looked for, at any level.
+macro_rules! list_reader {
     ($seed:ident, $what:literal, { $($methods:tt)* }) => {
         impl<'de> DeserializeSeed<'de> for $seed<'_> {
             type Value = Option<String>;
@@ -49,6 +49,7 @@ macro_rules! timer_reader {
         }
     };
 }
+pub(super) use list_reader;
 
 /// Reads `data` of a `listTimers` answer into the id of the first timer whose `_uniqueId`
 /// is `unique_id` ("unknown" when it has none), keeping nothing of the others. With
@@ -58,7 +59,7 @@ pub(super) struct ArmedTimer<'a> {
     pub(super) timer_id: Option<&'a str>,
 }
 
-timer_reader!(ArmedTimer, "a list of timers", {
+list_reader!(ArmedTimer, "a list of timers", {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
         let mut found = None;
         // Read to the end even after a match: the envelope's status comes after `data`.
@@ -85,7 +86,7 @@ struct Timer<'a> {
     timer_id: Option<&'a str>,
 }
 
-timer_reader!(Timer, "a timer", {
+list_reader!(Timer, "a timer", {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
         let mut matches = false;
         let mut timer_id = None;
@@ -117,7 +118,7 @@ timer_reader!(Timer, "a timer", {
 });
 
 /// A string or a number; anything else (a list, an object) is read past and is `None`.
-struct Scalar(Option<Value>);
+pub(super) struct Scalar(pub(super) Option<Value>);
 
 impl<'de> serde::Deserialize<'de> for Scalar {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
