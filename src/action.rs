@@ -6,19 +6,31 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
-/// Text shown on one line with its control characters escaped (`\n`, `\u{1b}`), everything
-/// else as it is: file paths, S3 keys and messages holding them come from the log, and a
-/// newline in one shown raw would forge the next log or output line.
+/// Text shown on one line with its control characters escaped (`\n`, `\u{1b}`), and the
+/// characters that move or reorder what a terminal or log viewer shows after them (the
+/// bidirectional overrides, isolates and marks; the line and paragraph separators); everything
+/// else as it is. File paths, S3 keys and messages holding them come from the log: a newline in
+/// one shown raw would forge the next log or output line, and a right-to-left override would
+/// show the rest of the line reversed.
 pub struct ControlEscaped<'a>(pub &'a str);
+
+/// Whether [`ControlEscaped`] shows `c` escaped.
+fn shown_escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
 
 impl fmt::Display for ControlEscaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Most text holds none: written whole then, not a character at a time.
-        if !self.0.chars().any(char::is_control) {
+        if !self.0.chars().any(shown_escaped) {
             return f.write_str(self.0);
         }
         for c in self.0.chars() {
-            if c.is_control() {
+            if shown_escaped(c) {
                 write!(f, "{}", c.escape_default())?;
             } else {
                 fmt::Write::write_char(f, c)?;
@@ -636,6 +648,28 @@ mod tests {
             call.to_string(),
             "ems http://127.0.0.1:7777/pullStream uri=rtmp://10.0.0.1\\nINFO\\ forged\\u{1b}[2J/live/cam"
         );
+    }
+
+    #[test]
+    fn characters_that_reorder_or_break_a_shown_line_are_escaped() {
+        // A name that shows as "cam1 ok" when its override reverses the rest of the line.
+        let shown =
+            ControlEscaped("evil\u{202e}ko 1mac\u{2028}INFO forged\u{2066}x\u{2069}").to_string();
+        assert_eq!(
+            shown,
+            "evil\\u{202e}ko 1mac\\u{2028}INFO forged\\u{2066}x\\u{2069}"
+        );
+        for c in [
+            '\u{61c}', '\u{200e}', '\u{200f}', '\u{2029}', '\u{202a}', '\u{2068}',
+        ] {
+            assert_eq!(
+                ControlEscaped(&format!("a{c}b")).to_string(),
+                format!("a{}b", c.escape_default())
+            );
+        }
+        // Letters of any script, accents and symbols are shown as they are.
+        let plain = "caméra-東京-קמרה-☃-e\u{301}";
+        assert_eq!(ControlEscaped(plain).to_string(), plain);
     }
 
     fn upload(action: Action) -> PlannedAction {
