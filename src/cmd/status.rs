@@ -80,7 +80,7 @@ pub fn status(config_path: &Path, state_dir: Option<PathBuf>) -> anyhow::Result<
         }
     }
     let path = state_dir.join(dead_letter::FILE_NAME);
-    let dead = dead_letter::read(&path)?.len();
+    let dead = dead_letter::count(&path)?;
     writeln!(out, "dead letters: {dead} ({})", path.display())?;
     out.flush().context("writing the status")?;
     Ok(Outcome::Success)

@@ -389,6 +389,36 @@ pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// How many letters `path` holds, as [`read`] would list them (every line that is not blank,
+/// readable or not), read a block at a time: `emstail status` counts a file of any size in
+/// constant memory rather than parsing every letter.
+pub fn count(path: &Path) -> io::Result<u64> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    };
+    let mut buf = vec![0u8; 64 << 10];
+    let (mut letters, mut in_letter) = (0, false);
+    loop {
+        let n = match io::Read::read(&mut file, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                letters += u64::from(in_letter);
+                in_letter = false;
+            } else if !b.is_ascii_whitespace() {
+                in_letter = true;
+            }
+        }
+    }
+    Ok(letters + u64::from(in_letter))
+}
+
 /// One line of the dead-letter file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -413,6 +443,30 @@ pub fn rewrite(path: &Path, lines: &[&[u8]]) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::action::Secret;
+
+    #[test]
+    fn count_agrees_with_read_whatever_the_lines_hold() {
+        let dir = temp_dir("count");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(FILE_NAME);
+        assert_eq!(count(&path).unwrap(), 0, "no file");
+        for content in [
+            &b""[..],
+            b"\n\n  \n",
+            b"{\"a\":1}\n",
+            b"{\"a\":1}\n\n \t\n{not json}\n{\"torn\":",
+            b"{}\r\n{}",
+        ] {
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(
+                count(&path).unwrap(),
+                read(&path).unwrap().len() as u64,
+                "{}",
+                String::from_utf8_lossy(content)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("emstail-dl-{name}-{}", std::process::id()));
