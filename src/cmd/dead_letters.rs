@@ -20,23 +20,22 @@ pub fn dead_letters(
     let config = super::load_config(config_path)?;
     let state_dir = state_dir.unwrap_or_else(|| config.service.state_dir.clone());
     let path = state_dir.join(dead_letter::FILE_NAME);
-    let letters = dead_letter::read(&path)?;
     if !retry {
+        // One letter at a time: a file of any size is listed in constant memory.
         let mut out = std::io::stdout().lock();
-        for entry in &letters {
+        let mut listed = 0u64;
+        dead_letter::for_each(&path, |entry| {
+            listed += 1;
             match &entry.letter {
-                Ok(l) => writeln!(out, "{}", l.summary())?,
-                Err(e) => writeln!(out, "{}:{}: unreadable: {e}", path.display(), entry.line)?,
+                Ok(l) => writeln!(out, "{}", l.summary()),
+                Err(e) => writeln!(out, "{}:{}: unreadable: {e}", path.display(), entry.line),
             }
-        }
+        })?;
         out.flush()?;
-        eprintln!(
-            "emstail: {} dead letters in {}",
-            letters.len(),
-            path.display()
-        );
+        eprintln!("emstail: {listed} dead letters in {}", path.display());
         return Ok(Outcome::Success);
     }
+    let letters = dead_letter::read(&path)?;
     let executor =
         Executor::new(&config).map_err(|e| Usage(format!("{}: {e}", config.path.display())))?;
     let policy = RetryPolicy::from_config(&config.service.retry);

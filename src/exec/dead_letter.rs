@@ -369,24 +369,34 @@ pub fn remove_done(state_dir: &Path, done: &[&[u8]]) -> io::Result<()> {
 /// Every readable dead letter of `path` with its line number; unreadable lines (a torn last
 /// line after a crash) are returned as errors with their line number, not dropped.
 pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for_each(path, |entry| {
+        out.push(entry);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// [`read`]'s entries handed to `f` one at a time, as they are read, so that a listing holds
+/// one letter at a time whatever the file's size. An error of `f` ends the reading.
+pub fn for_each(path: &Path, mut f: impl FnMut(Entry) -> io::Result<()>) -> io::Result<()> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
     };
-    let mut out = Vec::new();
     for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        out.push(Entry {
+        f(Entry {
             line: i as u64 + 1,
             letter: serde_json::from_slice(&line).map_err(|e| e.to_string()),
             raw: line,
-        });
+        })?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// How many letters `path` holds, as [`read`] would list them (every line that is not blank,
