@@ -513,7 +513,7 @@ fn password_never_appears_in_failures_or_logs() {
 // =======================================================================================
 // Retried record / pushStream / shutdownStream: an earlier attempt may have taken effect.
 
-use emstail::action::{Action, PlannedAction, PluginId, TimerGuard};
+use emstail::action::{Action, PlannedAction, PluginId, StreamCheck, TimerGuard};
 use emstail::config::{Config, ServiceConfig};
 use emstail::event::Source;
 use emstail::exec::dispatch::Executor;
@@ -1071,14 +1071,14 @@ fn remove_params(timer_id: &str) -> Params {
 
 /// The rotation's `removeTimer` guard: timer 1 armed for `_uniqueId` 15.
 const TIMER: TimerGuard = TimerGuard {
-    timer_id: 1,
+    timer_id: Some(1),
     unique_id: 15,
-    recording: false,
+    stream: StreamCheck::Unchecked,
 };
 
 /// The rotation's `shutdownStream` guard: that, and stream 15 our recording.
 const ROTATION: TimerGuard = TimerGuard {
-    recording: true,
+    stream: StreamCheck::OurRecording,
     ..TIMER
 };
 
