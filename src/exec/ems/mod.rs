@@ -273,6 +273,10 @@ impl EmsClient {
         }
         let unique_id = guard.unique_id.to_string();
         let timer_id = guard.timer_id.map(|id| id.to_string());
+        let timer = match &timer_id {
+            Some(id) => format!("timer {id} armed for _uniqueId {unique_id}"),
+            None => format!("a timer armed for _uniqueId {unique_id}"),
+        };
         let seed = ArmedTimer {
             unique_id: &unique_id,
             timer_id: timer_id.as_deref(),
@@ -296,19 +300,16 @@ impl EmsClient {
                  nothing to remove"
             ))),
             Ok(None) => Ok(Done::Stale(format!(
-                "{command} not sent: {target} has no {} (EMS restarted, or the timer \
-                 was removed, since the rotation was asked for)",
-                guard.timer_only()
+                "{command} not sent: {target} has no {timer} (EMS restarted, or the timer \
+                 was removed, since the rotation was asked for)"
             ))),
             Err(failure) if failure.is_transient() => Err(failure.noted(&format!(
-                "asked whether {} before sending {command}",
-                guard.timer_only()
+                "asked whether {target} has {timer} before sending {command}"
             ))),
             Err(failure) => {
                 let why = format!(
-                    "{command} not sent: cannot tell whether {target} still has {} \
-                     ({failure}), and without it the ids may name another stream",
-                    guard.timer_only()
+                    "{command} not sent: cannot tell whether {target} still has {timer} \
+                     ({failure}), and without it the ids may name another stream"
                 );
                 log::warn!("{}", ControlEscaped(&why));
                 Ok(Done::Stale(why))
