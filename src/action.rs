@@ -200,8 +200,8 @@ pub enum Action {
         target: ApiTarget,
         command: String,
         params: Params,
-        /// Sent only while this timer is armed as it was (a rotation's calls); `None` for
-        /// every other call.
+        /// Sent only while this timer is armed as it was (StreamRecorder's rotation calls and
+        /// closed recordings' timer removals); `None` for every other call.
         only_if_armed: Option<TimerGuard>,
     },
     S3Put(S3Put),
@@ -211,31 +211,140 @@ pub enum Action {
     },
 }
 
-/// The timer a rotation was asked for by: EMS timer `timer_id`, armed with the custom
-/// `_uniqueId` `unique_id`. Both are ids EMS keeps in memory only and hands out again from 1
-/// after it restarts, so a rotation read from the log goes out only while `listTimers` still
-/// holds this pair: after a restart the same numbers may be another recording's timer and
-/// another stream.
+/// The timer a StreamRecorder call was asked for by: the EMS timer armed with the custom
+/// `_uniqueId` `unique_id` (and `timerId` `timer_id`, when known). Both are ids EMS keeps in
+/// memory only and hands out again from 1 after it restarts, so such a call read from the log
+/// goes out only while `listTimers` still holds that timer, and while [`StreamCheck`] holds
+/// of stream `unique_id`: after a restart the same numbers may be another recording's timer
+/// and another stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "StoredGuard", into = "StoredGuard")]
 pub struct TimerGuard {
-    pub timer_id: u64,
+    /// `None` (the removal of a closed recording's timer, whose id the recorder never sees):
+    /// whichever timer is armed for `unique_id`, and the call's `id` is that timer's; with
+    /// none armed there is nothing to remove. Only a `removeTimer` is guarded so.
+    pub timer_id: Option<u64>,
     pub unique_id: u64,
-    /// And only while stream `unique_id` is, in `listStreams`, a recording StreamRecorder
-    /// made (a rotation's shutdown): a timer armed after an EMS restart for an id read from
-    /// before it is armed for whatever stream has that id now.
+    pub stream: StreamCheck,
+}
+
+/// What must hold of stream `unique_id` in `listStreams` for a guarded call to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamCheck {
+    /// Nothing asked (a rotation's `removeTimer`).
+    Unchecked,
+    /// It is a recording StreamRecorder made (a rotation's shutdown): a timer armed after an
+    /// EMS restart for an id read from before it is armed for whatever stream has that id now.
+    OurRecording,
+    /// EMS lists no stream with that id (a closed recording's timer removal): after an EMS
+    /// restart the id may be a live recording's, whose timer is its own.
+    NotListed,
+}
+
+/// [`TimerGuard`] as dead letters and `--json` write it: `timer_id` left out when `None`,
+/// `"recording": true` or `"closed": true` for the stream check.
+#[derive(Serialize, Deserialize)]
+struct StoredGuard {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timer_id: Option<u64>,
+    unique_id: u64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub recording: bool,
+    recording: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    closed: bool,
+}
+
+impl TryFrom<StoredGuard> for TimerGuard {
+    type Error = &'static str;
+    fn try_from(g: StoredGuard) -> Result<TimerGuard, &'static str> {
+        let stream = match (g.recording, g.closed) {
+            (false, false) => StreamCheck::Unchecked,
+            (true, false) => StreamCheck::OurRecording,
+            (false, true) => StreamCheck::NotListed,
+            (true, true) => return Err("a guard is either \"recording\" or \"closed\", not both"),
+        };
+        Ok(TimerGuard {
+            timer_id: g.timer_id,
+            unique_id: g.unique_id,
+            stream,
+        })
+    }
+}
+
+impl From<TimerGuard> for StoredGuard {
+    fn from(g: TimerGuard) -> StoredGuard {
+        StoredGuard {
+            timer_id: g.timer_id,
+            unique_id: g.unique_id,
+            recording: g.stream == StreamCheck::OurRecording,
+            closed: g.stream == StreamCheck::NotListed,
+        }
+    }
+}
+
+impl TimerGuard {
+    /// The guard of a rotation's call: timer `timer_id` armed for `unique_id`.
+    pub fn rotation(timer_id: u64, unique_id: u64, stream: StreamCheck) -> TimerGuard {
+        TimerGuard {
+            timer_id: Some(timer_id),
+            unique_id,
+            stream,
+        }
+    }
+
+    /// The guard of a closed recording's timer removal: whichever timer is armed for
+    /// `unique_id`, while EMS lists no stream `unique_id`.
+    pub fn closed(unique_id: u64) -> TimerGuard {
+        TimerGuard {
+            timer_id: None,
+            unique_id,
+            stream: StreamCheck::NotListed,
+        }
+    }
+
+    /// The same guard without its stream check: the timer part alone.
+    pub fn timer_only(self) -> TimerGuard {
+        TimerGuard {
+            stream: StreamCheck::Unchecked,
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for TimerGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "timer {} armed for _uniqueId {}",
-            self.timer_id, self.unique_id
-        )?;
-        if self.recording {
-            write!(f, " and stream {} is our recording", self.unique_id)?;
+        match self.timer_id {
+            Some(timer_id) => write!(f, "timer {timer_id} armed for _uniqueId {}", self.unique_id)?,
+            None => write!(f, "a timer is armed for _uniqueId {}", self.unique_id)?,
+        }
+        match self.stream {
+            StreamCheck::Unchecked => Ok(()),
+            StreamCheck::OurRecording => {
+                write!(f, " and stream {} is our recording", self.unique_id)
+            }
+            StreamCheck::NotListed => write!(f, " and EMS lists no stream {}", self.unique_id),
+        }
+    }
+}
+
+/// The parameters of an EMS call and its guard as the readable forms show them, escaped:
+/// `k=v k=v [only while …]`; a call whose `id` is resolved when it goes shows `id=<its timerId>`.
+pub struct CallShown<'a> {
+    pub params: &'a Params,
+    pub guard: Option<&'a TimerGuard>,
+}
+
+impl fmt::Display for CallShown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = self.params.to_command_line();
+        f.write_str(" ")?;
+        write!(f, "{}", ControlEscaped(&line))?;
+        if let Some(guard) = self.guard {
+            if guard.timer_id.is_none() {
+                let space = if line.is_empty() { "" } else { " " };
+                write!(f, "{space}id=<its timerId>")?;
+            }
+            write!(f, " [only while {guard}]")?;
         }
         Ok(())
     }
@@ -416,15 +525,11 @@ impl fmt::Display for Action {
                 params,
                 only_if_armed,
             } => {
-                write!(
-                    f,
-                    "ems {target}{command} {}",
-                    ControlEscaped(&params.to_command_line())
-                )?;
-                match only_if_armed {
-                    Some(guard) => write!(f, " [only while {guard}]"),
-                    None => Ok(()),
-                }
+                let shown = CallShown {
+                    params,
+                    guard: only_if_armed.as_ref(),
+                };
+                write!(f, "ems {target}{command}{shown}")
             }
             Action::S3Put(S3Put {
                 bucket,

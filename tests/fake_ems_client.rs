@@ -513,7 +513,7 @@ fn password_never_appears_in_failures_or_logs() {
 // =======================================================================================
 // Retried record / pushStream / shutdownStream: an earlier attempt may have taken effect.
 
-use emstail::action::{Action, PlannedAction, PluginId, TimerGuard};
+use emstail::action::{Action, PlannedAction, PluginId, StreamCheck, TimerGuard};
 use emstail::config::{Config, ServiceConfig};
 use emstail::event::Source;
 use emstail::exec::dispatch::Executor;
@@ -1071,14 +1071,14 @@ fn remove_params(timer_id: &str) -> Params {
 
 /// The rotation's `removeTimer` guard: timer 1 armed for `_uniqueId` 15.
 const TIMER: TimerGuard = TimerGuard {
-    timer_id: 1,
+    timer_id: Some(1),
     unique_id: 15,
-    recording: false,
+    stream: StreamCheck::Unchecked,
 };
 
 /// The rotation's `shutdownStream` guard: that, and stream 15 our recording.
 const ROTATION: TimerGuard = TimerGuard {
-    recording: true,
+    stream: StreamCheck::OurRecording,
     ..TIMER
 };
 
@@ -1375,4 +1375,157 @@ fn a_call_without_a_guard_asks_nothing_first() {
     let (outcome, _) = run_in_pool(&fake, "shutdownStream", shutdown_params("15"));
     assert_eq!(outcome, Outcome::Done(Done::Ok));
     assert_eq!(commands(&fake), ["removeTimer", "shutdownStream"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// A closed recording's timer removal: the timer armed for its id, while EMS lists no stream
+// with that id.
+
+/// The removal StreamRecorder plans when recording 15 closes: no id (the executor takes the
+/// one `listTimers` holds for `_uniqueId` 15).
+fn remove_closed(fake: &FakeEms, ems: &EmsClient, attempt: u32) -> Result<Done, Failure> {
+    let guard = TimerGuard::closed(15);
+    ems.execute_if_armed(
+        &fake.target(),
+        "removeTimer",
+        &Params::new(),
+        &guard,
+        attempt,
+        false,
+    )
+}
+
+#[test]
+fn a_closed_recordings_timer_is_found_by_its_unique_id_and_removed() {
+    let fake = FakeEms::start();
+    let ems = client();
+    assert_eq!(fake.arm_timer("600", "14"), 1);
+    assert_eq!(fake.arm_timer("600", "15"), 2);
+    fake.add_recording(14, "cam0");
+
+    assert_eq!(remove_closed(&fake, &ems, 1), Ok(Done::Ok));
+
+    assert_eq!(
+        commands(&fake),
+        ["listTimers", "listStreams", "removeTimer"]
+    );
+    assert_eq!(
+        fake.calls_for("removeTimer")[0].params,
+        pairs(&remove_params("2"))
+    );
+    let timers = fake.armed_timers();
+    assert_eq!(timers.len(), 1, "{timers:?}");
+    assert_eq!(timers[0]["_uniqueId"], "14", "the other recording's stays");
+}
+
+/// A close read after EMS restarted (a catch-up, a retry through the outage, a replay): 15 is
+/// another live recording of ours now, with its own timer, which stays armed.
+#[test]
+fn after_an_ems_restart_a_late_close_leaves_the_live_recordings_timer_armed() {
+    let fake = FakeEms::start();
+    let ems = client();
+    fake.arm_timer("600", "15");
+    fake.restart();
+    fake.add_recording(15, "cam9");
+    assert_eq!(fake.arm_timer("600", "15"), 1);
+
+    match remove_closed(&fake, &ems, 1) {
+        Ok(Done::StillListed(why)) => assert!(
+            why.starts_with("removeTimer not sent: ")
+                && why.contains("lists stream 15 (cam9), whose timer 1 is its own"),
+            "{why}"
+        ),
+        other => panic!("expected StillListed, got {other:?}"),
+    }
+    assert_eq!(commands(&fake), ["listTimers", "listStreams"]);
+    assert_eq!(
+        fake.armed_timers().len(),
+        1,
+        "the live recording's timer stays"
+    );
+
+    // Any stream under that id counts, not only a recording of ours.
+    for (what, stream) in streams_with_id_15_now() {
+        let fake = FakeEms::start();
+        fake.arm_timer("600", "15");
+        fake.add_stream(stream);
+        let done = remove_closed(&fake, &ems, 1);
+        assert!(matches!(done, Ok(Done::StillListed(_))), "{what}: {done:?}");
+        assert_eq!(fake.armed_timers().len(), 1, "{what}");
+    }
+}
+
+/// No timer armed for 15 (its rotation removed it, or EMS restarted): nothing to do, done,
+/// never a dead letter, and nothing asked but `listTimers`.
+#[test]
+fn a_closed_recording_without_a_timer_is_done_not_a_dead_letter() {
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "16");
+    let (outcome, attempts) = run_guarded_in_pool(
+        &fake,
+        "removeTimer",
+        Params::new(),
+        Some(TimerGuard::closed(15)),
+    );
+    match outcome {
+        Outcome::Done(Done::AlreadyDone(why)) => assert!(
+            why.contains("has no timer armed for _uniqueId 15, nothing to remove"),
+            "{why}"
+        ),
+        other => panic!("expected AlreadyDone, got {other:?}"),
+    }
+    assert_eq!(attempts, 1);
+    assert_eq!(commands(&fake), ["listTimers"]);
+    assert_eq!(fake.armed_timers().len(), 1);
+}
+
+/// A `listStreams` that times out is asked again; one that fails for good removes nothing.
+#[test]
+fn a_closed_recordings_removal_waits_out_a_list_streams_failure_and_never_goes_blindly() {
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "15");
+    fake.hang_next_of("listStreams", Duration::from_secs(3));
+    let (outcome, attempts) = run_guarded_in_pool(
+        &fake,
+        "removeTimer",
+        Params::new(),
+        Some(TimerGuard::closed(15)),
+    );
+    assert_eq!((outcome, attempts), (Outcome::Done(Done::Ok), 2));
+    assert!(fake.armed_timers().is_empty());
+
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "15");
+    fake.answer_fail_next("listStreams", "Unknown command listStreams");
+    let (outcome, _) = run_guarded_in_pool(
+        &fake,
+        "removeTimer",
+        Params::new(),
+        Some(TimerGuard::closed(15)),
+    );
+    assert!(
+        matches!(&outcome, Outcome::Done(Done::StillListed(why)) if why.contains("cannot tell")),
+        "{outcome:?}"
+    );
+    assert_eq!(commands(&fake), ["listTimers", "listStreams"]);
+    assert_eq!(fake.armed_timers().len(), 1);
+}
+
+/// A guard without a timer id names the timer to remove: on any other call it is refused
+/// before anything is sent (a letter edited by hand).
+#[test]
+fn only_a_remove_timer_takes_the_timer_it_finds() {
+    let fake = FakeEms::start();
+    let ems = client();
+    fake.arm_timer("600", "15");
+    let done = ems.execute_if_armed(
+        &fake.target(),
+        "shutdownStream",
+        &Params::new().with("permanently", "0"),
+        &TimerGuard::closed(15),
+        1,
+        false,
+    );
+    assert!(matches!(done, Err(Failure::Permanent(_))), "{done:?}");
+    assert!(commands(&fake).is_empty());
 }

@@ -469,3 +469,51 @@ fn an_empty_media_root_list_stops_with_exit_code_2() {
         "{stderr}"
     );
 }
+
+/// A recording that closed in the window without a rotation: its timer's arming is left out
+/// (the stream ended), its removal is not (it is about a stream that ended, and goes only
+/// while EMS lists no stream with its id), and shows that guard, readable and in `--json`.
+#[test]
+fn a_closed_recordings_timer_removal_shows_its_guard() {
+    let dir = tempfile::tempdir().expect("temp dir is writable");
+    let log = dir.path().join("events_20261129_101500.txt");
+    let recording = |id: u64, event: &str| {
+        json!({"_logEntry": format!("{id:05}"), "id": id, "type": event,
+               "payload": {"name": "cam1", "uniqueId": 15, "type": "OFMP4",
+                           "recordSettings": {"localStreamName": "cam1",
+                                              "_localStreamName": "cam1", "_emstail": "1"}}})
+        .to_string()
+    };
+    let lines = [
+        recording(1, "outStreamCreated"),
+        recording(2, "outStreamClosed"),
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").expect("temp dir is writable");
+    let log = log.to_str().expect("utf-8 path");
+
+    let out = dry_run(&["--json", "--explain", "--plugin", "StreamRecorder", log]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr.as_str());
+    let actions = json_lines(&out);
+    assert_eq!(
+        actions,
+        [
+            json!({"plugin": "StreamRecorder", "kind": "ems_call", "target": LOCAL,
+                   "command": "setTimer", "params": {"value": "3600", "_uniqueId": "15"},
+                   "source": {"file": log, "line": 1}, "skipped": "stream ended in the window"}),
+            json!({"plugin": "StreamRecorder", "kind": "ems_call", "target": LOCAL,
+                   "command": "removeTimer", "params": {},
+                   "only_if_armed": {"unique_id": 15, "closed": true},
+                   "source": {"file": log, "line": 2}}),
+        ]
+    );
+
+    let out = dry_run(&["--plugin", "StreamRecorder", log]);
+    assert_eq!(out.code, Some(0));
+    assert_eq!(
+        out.stdout.as_str().lines().collect::<Vec<_>>(),
+        [format!(
+            "StreamRecorder     ems {LOCAL}removeTimer id=<its timerId> [only while a timer is \
+             armed for _uniqueId 15 and EMS lists no stream 15]    # {log}:2"
+        )]
+    );
+}

@@ -51,6 +51,8 @@ struct Carried {
     not_armed: u64,
     /// Rotation shutdowns whose stream EMS did not list as our recording: not sent.
     not_ours: u64,
+    /// Closed recordings' timer removals whose id EMS listed as a stream again: not sent.
+    listed: u64,
 }
 
 impl Run {
@@ -73,6 +75,7 @@ impl Run {
                 "retries" => c.retries = n,
                 "not sent (timer no longer armed)" => c.not_armed = n,
                 "not sent (stream not our recording)" => c.not_ours = n,
+                "not sent (stream listed again)" => c.listed = n,
                 other => panic!("unknown summary part {other:?}"),
             }
         }
@@ -388,6 +391,69 @@ fn a_replayed_rotation_whose_timer_ems_still_holds_goes_out_shutdown_first() {
             ..Carried::default()
         }
     );
+}
+
+/// Recordings 15, 17 and 19 started and closed in the window, none rotated. EMS still holds
+/// 15's timer (stream 15 gone): removed. Stream 17 is a live recording again (EMS restarted
+/// since) with its own timer: left armed. 19 has no timer: nothing to do. Their timers' arming
+/// is left out (the streams ended in the window).
+#[test]
+fn a_replay_removes_the_timers_of_recordings_that_closed_and_only_those() {
+    let ems = FakeEms::start();
+    assert_eq!(ems.arm_timer("3600", "15"), 1);
+    assert_eq!(ems.arm_timer("3600", "17"), 2);
+    ems.add_recording(17, "cam7");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = setup.dir.path().join("events_20261129_101500.txt");
+    let mut lines = String::new();
+    for (n, unique_id) in [15u64, 17, 19].into_iter().enumerate() {
+        let stats = json!({"name": "cam1", "uniqueId": unique_id, "type": "OFMP4",
+                           "recordSettings": {"localStreamName": "cam1",
+                                              "_localStreamName": "cam1", "_emstail": "1"}});
+        let n = n as u64;
+        lines += &event(2 * n + 1, "outStreamCreated", stats.clone());
+        lines += &event(2 * n + 2, "outStreamClosed", stats);
+    }
+    write_file(&log, lines.as_bytes());
+    let run = replay(&setup.write(), &["--explain", utf8(&log)]);
+
+    run.assert_exit(0);
+    let in_order: Vec<Call> = ems
+        .calls()
+        .into_iter()
+        .map(|c| (c.command, c.params))
+        .collect();
+    assert_eq!(
+        in_order,
+        [
+            call("listTimers", &[]),
+            call("listStreams", &[]),
+            call("removeTimer", &[("id", "1")]),
+            call("listTimers", &[]),
+            call("listStreams", &[]),
+            call("listTimers", &[]),
+        ]
+    );
+    let timers = ems.armed_timers();
+    assert_eq!(timers.len(), 1, "{timers:?}");
+    assert_eq!(timers[0]["_uniqueId"], "17", "the live recording's timer");
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 1,
+            already_done: 1,
+            listed: 1,
+            ..Carried::default()
+        }
+    );
+    run.assert_stderr_has("lists stream 17 (cam7), whose timer 2 is its own");
+    assert!(
+        run.stdout
+            .contains("skipped (stream listed on EMS again): StreamRecorder     ems http://"),
+        "{}",
+        run.stdout
+    );
+    assert!(setup.dead_letters().is_empty());
 }
 
 /// The log is from before EMS restarted: EMS's timer 1 and stream 15 are now another

@@ -1644,6 +1644,78 @@ fn a_timer_armed_in_a_catch_up_across_an_ems_restart_never_shuts_another_stream_
     );
 }
 
+/// A publisher who reconnects: each time its recording closes without a rotation, the timer
+/// armed for it is removed, so EMS holds one timer, the live recording's, not one per
+/// reconnect.
+#[test]
+fn a_recording_that_closes_has_its_timer_removed_so_reconnects_leave_no_timers() {
+    let h = Harness::new(1);
+    let log = h.log();
+    let d = h.start(&log, &["--from-start"]);
+    let recording = |entry: u64, event: &str, unique_id: u64| {
+        let line = json!({
+            "_logEntry": format!("{entry:05}"), "id": entry, "processId": 2593,
+            "timestamp": 1_795_947_300 + entry, "type": event,
+            "payload": {"name": "cam1", "uniqueId": unique_id, "type": "OFMP4",
+                        "recordSettings": {"localStreamName": "cam1",
+                                           "_localStreamName": "cam1", "_emstail": "1"}},
+        });
+        append(&log, format!("{line},\n").as_bytes());
+    };
+    for (n, unique_id) in [15, 17, 19].into_iter().enumerate() {
+        let n = n as u64;
+        recording(2 * n + 1, "outStreamCreated", unique_id);
+        if unique_id != 19 {
+            recording(2 * n + 2, "outStreamClosed", unique_id);
+        }
+    }
+    h.ems.add_recording(19, "cam1");
+    wait_until("three timers armed, two removed", WAIT, || {
+        h.ems.calls_for("setTimer").len() == 3 && h.ems.calls_for("removeTimer").len() == 2
+    });
+    d.stop("after the reconnects");
+
+    let timers = h.ems.armed_timers();
+    assert_eq!(timers.len(), 1, "{timers:?}");
+    assert_eq!(timers[0]["_uniqueId"], "19", "the live recording's");
+    let removed: Vec<_> = h
+        .ems
+        .calls_for("removeTimer")
+        .into_iter()
+        .map(|c| c.params)
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            vec![("id".to_string(), "1".to_string())],
+            vec![("id".to_string(), "2".to_string())]
+        ]
+    );
+    let sent: Vec<String> = h.ems.calls().into_iter().map(|c| c.command).collect();
+    assert_eq!(
+        sent,
+        [
+            "listTimers",
+            "setTimer",
+            "listTimers",
+            "listStreams",
+            "removeTimer",
+            "listTimers",
+            "setTimer",
+            "listTimers",
+            "listStreams",
+            "removeTimer",
+            "listTimers",
+            "setTimer",
+        ],
+        "{}",
+        tail(&h.stderr_text())
+    );
+    assert!(h.dead_letters().is_empty(), "{:?}", h.dead_letters());
+    let status = h.status_json();
+    assert_eq!(status["actions_done"], 5, "{status}");
+}
+
 /// One `hlsChunkClosed` line of EMS's JSON file sink for `file`.
 fn chunk_closed_line(id: u64, file: &Path) -> String {
     let line = serde_json::json!({

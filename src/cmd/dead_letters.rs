@@ -59,7 +59,7 @@ pub fn dead_letters(
         // attempt here is a re-send, so a record or push already configured is not made twice.
         let attempt = |n: u32| executor.execute_sending(&planned, n, true);
         match policy.run(attempt, std::thread::sleep) {
-            Ok(Done::Stale(why) | Done::NotOurRecording(why)) => {
+            Ok(Done::Stale(why) | Done::NotOurRecording(why) | Done::StillListed(why)) => {
                 log::info!("not sent ({}): {planned}", ControlEscaped(&why));
                 succeeded += 1;
                 done.push(&entry.raw);

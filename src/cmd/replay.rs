@@ -310,6 +310,7 @@ impl Run<'_> {
                 gone_from_disk: a.gone_from_disk + b.gone_from_disk,
                 timer_not_armed: a.timer_not_armed + b.timer_not_armed,
                 not_our_recording: a.not_our_recording + b.not_our_recording,
+                stream_listed: a.stream_listed + b.stream_listed,
                 dead_letters: a.dead_letters + b.dead_letters,
             });
         let mut err = std::io::stderr().lock();
@@ -333,18 +334,19 @@ impl Run<'_> {
             };
             writeln!(
                 err,
-                "emstail:   {plugin}: {} done, {} already configured, {} gone from disk, {} dead letters{}{}{left_out}",
+                "emstail:   {plugin}: {} done, {} already configured, {} gone from disk, {} dead letters{}{}{}{left_out}",
                 o.done,
                 o.already_configured,
                 o.gone_from_disk,
                 o.dead_letters,
                 not_armed(o.timer_not_armed),
-                not_ours(o.not_our_recording)
+                not_ours(o.not_our_recording),
+                listed(o.stream_listed)
             )?;
         }
         writeln!(
             err,
-            "emstail: replay carried out: {} done, {} already done, {} gone from disk, {} failed, {} retries{}{}",
+            "emstail: replay carried out: {} done, {} already done, {} gone from disk, {} failed, {} retries{}{}{}",
             total.done,
             total.already_configured,
             total.gone_from_disk,
@@ -352,6 +354,7 @@ impl Run<'_> {
             report.live.counters.retries.load(Relaxed),
             not_armed(total.timer_not_armed),
             not_ours(total.not_our_recording),
+            listed(total.stream_listed),
         )?;
         self.write_report(summary, Some(&outcomes))?;
         Ok(total.dead_letters)
@@ -376,6 +379,7 @@ impl Run<'_> {
                     ("gone_from_disk", o.gone_from_disk),
                     ("timer_not_armed", o.timer_not_armed),
                     ("not_our_recording", o.not_our_recording),
+                    ("stream_listed", o.stream_listed),
                     ("dead_letters", o.dead_letters),
                 ] {
                     entry[key] = Value::from(n);
@@ -442,5 +446,15 @@ fn not_ours(n: u64) -> String {
         String::new()
     } else {
         format!(", {n} not sent (stream not our recording)")
+    }
+}
+
+/// `, N not sent (stream listed again)` for a report line, when N is not 0: closed
+/// recordings' timer removals only, as [`not_armed`].
+fn listed(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(", {n} not sent (stream listed again)")
     }
 }

@@ -4,7 +4,8 @@
 //! password is taken from the config again on retry.
 
 use crate::action::{
-    Action, ApiTarget, ControlEscaped, Params, PlannedAction, PluginId, S3Put, TimerGuard,
+    Action, ApiTarget, CallShown, ControlEscaped, Params, PlannedAction, PluginId, S3Put,
+    StreamCheck, TimerGuard,
 };
 use crate::config::Config;
 use crate::event::Source;
@@ -69,9 +70,12 @@ pub enum StoredAction {
 /// that checked only the timer is checked for the recording too (what the flag says is read
 /// from the command, the only call the recorder guards that way).
 fn stored_guard(command: &str, guard: Option<TimerGuard>) -> Option<TimerGuard> {
-    guard.map(|g| TimerGuard {
-        recording: g.recording || command.eq_ignore_ascii_case("shutdownStream"),
-        ..g
+    guard.map(|g| match g.stream {
+        StreamCheck::Unchecked if command.eq_ignore_ascii_case("shutdownStream") => TimerGuard {
+            stream: StreamCheck::OurRecording,
+            ..g
+        },
+        _ => g,
     })
 }
 
@@ -155,12 +159,14 @@ impl DeadLetter {
                 params,
                 only_if_armed,
                 ..
-            } => format!(
-                "ems {target}{command} {}{}",
-                ControlEscaped(&Params(params.clone()).to_command_line()),
-                stored_guard(command, *only_if_armed)
-                    .map_or_else(String::new, |g| format!(" [only while {g}]"))
-            ),
+            } => {
+                let guard = stored_guard(command, *only_if_armed);
+                let shown = CallShown {
+                    params: &Params(params.clone()),
+                    guard: guard.as_ref(),
+                };
+                format!("ems {target}{command}{shown}")
+            }
             // A key holds the names of the stream's folders: one line, whatever they hold.
             StoredAction::S3Put(S3Put { bucket, key, .. }) => {
                 format!("put s3://{bucket}/{}", ControlEscaped(key))
@@ -537,11 +543,7 @@ mod tests {
     #[test]
     fn a_rotation_letter_keeps_its_guard_and_an_old_letter_has_none() {
         let config = crate::plugins::test_support::config();
-        let guard = TimerGuard {
-            timer_id: 4,
-            unique_id: 15,
-            recording: true,
-        };
+        let guard = TimerGuard::rotation(4, 15, StreamCheck::OurRecording);
         let rotation = |command: &str, guard: TimerGuard| PlannedAction {
             plugin: PluginId::StreamRecorder,
             lane: "cam1".into(),
@@ -577,13 +579,7 @@ mod tests {
         let timer_only = r#","only_if_armed":{"timer_id":4,"unique_id":15}"#;
         let older: DeadLetter = serde_json::from_str(&text.replace(stored, timer_only)).unwrap();
         assert_eq!(older.to_planned(&config), Some(action));
-        let removal = rotation(
-            "removeTimer",
-            TimerGuard {
-                recording: false,
-                ..guard
-            },
-        );
+        let removal = rotation("removeTimer", guard.timer_only());
         let removal_text =
             serde_json::to_string(&DeadLetter::new(&removal, &source, "x".into(), 1)).unwrap();
         assert!(removal_text.contains(timer_only), "{removal_text}");
@@ -599,6 +595,45 @@ mod tests {
             panic!("an EMS call");
         };
         assert_eq!(only_if_armed, None);
+    }
+
+    /// A closed recording's timer removal keeps its guard, without a timer id, through a
+    /// letter; a guard that claims both stream checks is not read.
+    #[test]
+    fn a_closed_recordings_removal_letter_keeps_its_guard() {
+        let config = crate::plugins::test_support::config();
+        let removal = PlannedAction {
+            plugin: PluginId::StreamRecorder,
+            lane: "cam1".into(),
+            stream: Some("cam1".into()),
+            stream_id: Some(15),
+            action: Action::EmsCall {
+                target: config.service.ems_api.clone(),
+                command: "removeTimer".into(),
+                params: Params::new(),
+                only_if_armed: Some(TimerGuard::closed(15)),
+            },
+        };
+        let source = Source {
+            file: "events.txt".into(),
+            line: 9,
+        };
+        let text =
+            serde_json::to_string(&DeadLetter::new(&removal, &source, "x".into(), 1)).unwrap();
+        let stored = r#""params":[],"only_if_armed":{"unique_id":15,"closed":true}"#;
+        assert!(text.contains(stored), "{text}");
+        let back: DeadLetter = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.to_planned(&config), Some(removal));
+        assert!(
+            back.summary().contains(
+                "removeTimer id=<its timerId> [only while a timer is armed for _uniqueId 15 \
+                 and EMS lists no stream 15]"
+            ),
+            "{}",
+            back.summary()
+        );
+        let both = text.replace(r#""closed":true"#, r#""closed":true,"recording":true"#);
+        assert!(serde_json::from_str::<DeadLetter>(&both).is_err());
     }
 
     /// The upload form of the file is read as earlier versions wrote it, and written the same.

@@ -19,7 +19,8 @@ pub struct Counters {
     /// EMS already had it (a re-run after a restart).
     pub already_done: AtomicU64,
     /// Not carried out: the file to upload was gone, the timer that asked for a rotation was
-    /// no longer armed, or the stream it would shut down was not our recording.
+    /// no longer armed, the stream it would shut down was not our recording, or a closed
+    /// recording's id was a listed stream again.
     pub skipped: AtomicU64,
     /// Failed for good (permanent, or out of attempts).
     pub dead: AtomicU64,
@@ -182,7 +183,9 @@ impl LiveReport {
                     job.action
                 );
             }
-            Outcome::Done(Done::Stale(why) | Done::NotOurRecording(why)) => {
+            Outcome::Done(
+                Done::Stale(why) | Done::NotOurRecording(why) | Done::StillListed(why),
+            ) => {
                 self.counters.skipped.fetch_add(1, Relaxed);
                 log::info!(
                     "{}: skipped ({}): {}",

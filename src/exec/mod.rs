@@ -81,6 +81,10 @@ pub enum Done {
     /// of ours (a timer armed after an EMS restart for an id read from before it, which names
     /// another stream now), or cannot say whether it does.
     NotOurRecording(String),
+    /// Not sent, rightly: the removal of a closed recording's timer while EMS lists a stream
+    /// with its id (EMS restarted since, and the id is another stream's, maybe a live
+    /// recording of ours whose timer is its own), or cannot say whether it does.
+    StillListed(String),
 }
 pub mod dead_letter;
 pub mod dispatch;

@@ -2,10 +2,12 @@
 //! `period_time` seconds with an EMS timer that shuts the recording down (keepAlive restarts it
 //! into the next numbered file). A rotation's calls go out only while its timer is still armed
 //! for its recording (see [`TimerGuard`]), as the original asked `listTimers` first, and its
-//! shutdown only while that stream is still a recording of ours.
+//! shutdown only while that stream is still a recording of ours. A recording that closes
+//! without a rotation (its publisher left) has its timer removed, while EMS lists no stream
+//! with its id: armed, it would stay until it fired, one per reconnect.
 
 use super::{Plugin, Refusal, names, with_marker};
-use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId, TimerGuard};
+use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId, StreamCheck, TimerGuard};
 use crate::config::{Config, RecorderParams};
 use crate::event::{Event, StreamInfo, TimerInfo};
 use std::collections::HashMap;
@@ -26,11 +28,18 @@ const NAME_KEPT_BYTES: usize = 1024;
 pub struct StreamRecorder {
     params: RecorderParams,
     ems: ApiTarget,
-    /// Recording out-stream `uniqueId` → stream name, so a timer's shutdown runs in the
-    /// stream's lane. Entries leave when the recording closes, all of them when EMS starts
+    /// Recording out-stream `uniqueId` → what is known of it, so a timer's shutdown runs in
+    /// the stream's lane. Entries leave when the recording closes, all of them when EMS starts
     /// again (its ids start again, and the closes of a crash never come), and the oldest
     /// past [`RECORDINGS_KEPT`].
-    recordings: HashMap<String, String>,
+    recordings: HashMap<String, Recording>,
+}
+
+/// A recording the recorder armed a timer for.
+struct Recording {
+    name: String,
+    /// Its timer fired: the rotation removes the timer, so its close need not.
+    rotated: bool,
 }
 
 impl StreamRecorder {
@@ -95,12 +104,7 @@ impl StreamRecorder {
     }
 
     fn arm_timer(&mut self, stream: &StreamInfo) -> Result<Option<PlannedAction>, Refusal> {
-        let own_recording = stream
-            .record_settings
-            .as_ref()
-            .and_then(|settings| settings.get_str(LOCAL_STREAM_NAME_KEY))
-            .is_some_and(|name| name.trim() == stream.name.trim());
-        if !own_recording {
+        if !is_own_recording(stream) {
             return Ok(None);
         }
         let Some(unique_id) = stream.unique_id else {
@@ -148,8 +152,13 @@ impl StreamRecorder {
                 self.recordings.remove(&oldest);
             }
         }
-        self.recordings
-            .insert(unique_id.to_string(), name.to_string());
+        self.recordings.insert(
+            unique_id.to_string(),
+            Recording {
+                name: name.to_string(),
+                rotated: false,
+            },
+        );
     }
 
     fn rotate(&mut self, timer: &TimerInfo, out: &mut Vec<PlannedAction>) {
@@ -164,8 +173,11 @@ impl StreamRecorder {
         let unique_id = id.to_string();
         // The name is kept until the recording closes: a timer that fires again before the
         // rotation shows up still belongs to the same stream (and its lane).
-        let (lane, stream) = match self.recordings.get(&unique_id) {
-            Some(name) => (name.clone(), Some(name.clone())),
+        let (lane, stream) = match self.recordings.get_mut(&unique_id) {
+            Some(recording) => {
+                recording.rotated = true;
+                (recording.name.clone(), Some(recording.name.clone()))
+            }
             None => (format!("timer:{unique_id}"), None),
         };
         let stream_id = Some(id);
@@ -175,15 +187,8 @@ impl StreamRecorder {
         // The shutdown also only while the stream is our recording: a timer armed after a
         // restart for an id read from before it names whatever stream has the id now; that
         // timer is still ours, and is removed.
-        let timer_guard = TimerGuard {
-            timer_id,
-            unique_id: id,
-            recording: false,
-        };
-        let shutdown_guard = TimerGuard {
-            recording: true,
-            ..timer_guard
-        };
+        let timer_guard = TimerGuard::rotation(timer_id, id, StreamCheck::Unchecked);
+        let shutdown_guard = TimerGuard::rotation(timer_id, id, StreamCheck::OurRecording);
         out.push(
             self.call(
                 lane.clone(),
@@ -205,6 +210,42 @@ impl StreamRecorder {
             Some(timer_guard),
         ));
     }
+
+    /// The removal of a closed recording's timer: EMS's timer armed with `_uniqueId` = its
+    /// id, found by the executor (the recorder never sees the id `setTimer` was given), and
+    /// removed only while EMS lists no stream with that id: a close acted on after an EMS
+    /// restart may name an id that is a live recording's again, with its own timer. None
+    /// when it is not a recording of ours, or when its rotation removes its timer.
+    fn remove_timer_of_closed(&mut self, stream: &StreamInfo) -> Option<PlannedAction> {
+        let id = stream.unique_id?;
+        let unique_id = id.to_string();
+        let known = self.recordings.remove(&unique_id);
+        let lane = match &known {
+            Some(Recording { rotated: true, .. }) => return None,
+            Some(Recording { name, .. }) => name.clone(),
+            None if is_own_recording(stream) => format!("timer:{unique_id}"),
+            None => return None,
+        };
+        // Its rotation's lane: after a timer that fired, the removal follows the rotation.
+        Some(self.call(
+            lane,
+            Some(stream.name.clone()),
+            Some(id),
+            "removeTimer",
+            Params::new(),
+            Some(TimerGuard::closed(id)),
+        ))
+    }
+}
+
+/// An out-stream is a recording the recorder made when its `recordSettings` carry
+/// `_localStreamName` equal to its name.
+fn is_own_recording(stream: &StreamInfo) -> bool {
+    stream
+        .record_settings
+        .as_ref()
+        .and_then(|settings| settings.get_str(LOCAL_STREAM_NAME_KEY))
+        .is_some_and(|name| name.trim() == stream.name.trim())
 }
 
 impl Plugin for StreamRecorder {
@@ -216,11 +257,7 @@ impl Plugin for StreamRecorder {
         match event {
             Event::InStreamCreated(stream) => out.push(self.record(stream)?),
             Event::OutStreamCreated(stream) => out.extend(self.arm_timer(stream)?),
-            Event::OutStreamClosed(stream) => {
-                if let Some(unique_id) = stream.unique_id {
-                    self.recordings.remove(&unique_id.to_string());
-                }
-            }
+            Event::OutStreamClosed(stream) => out.extend(self.remove_timer_of_closed(stream)),
             Event::TimerTriggered(timer) => self.rotate(timer, out),
             // Every stream and id of the EMS before is gone, closed or not.
             event if super::is_server_started(event) => self.recordings.clear(),
@@ -440,15 +477,8 @@ mod tests {
         );
         assert!(out.iter().all(|a| a.lane == "cam1"));
         assert!(out.iter().all(|a| a.stream.as_deref() == Some("cam1")));
-        let armed = TimerGuard {
-            timer_id: 4,
-            unique_id: 15,
-            recording: false,
-        };
-        let recording = TimerGuard {
-            recording: true,
-            ..armed
-        };
+        let armed = TimerGuard::rotation(4, 15, StreamCheck::Unchecked);
+        let recording = TimerGuard::rotation(4, 15, StreamCheck::OurRecording);
         assert_eq!(guard(&out[0]), Some(recording));
         assert_eq!(guard(&out[1]), Some(armed));
         assert_eq!(
@@ -524,6 +554,77 @@ mod tests {
             &event("timerTriggered", json!({"timerId": 4, "_uniqueId": "15"})),
         );
         assert_eq!(out[0].lane, "timer:15");
+    }
+
+    fn closed(name: &str, unique_id: u64, record_settings: Option<serde_json::Value>) -> Event {
+        let mut payload = json!({"name": name, "uniqueId": unique_id, "type": "OFMP4"});
+        if let Some(settings) = record_settings {
+            payload["recordSettings"] = settings;
+        }
+        event("outStreamClosed", payload)
+    }
+
+    /// Its publisher left: the recording closes without a rotation, and its timer, armed for
+    /// its id, is removed in the stream's lane, by the id EMS lists it under, only while EMS
+    /// lists no stream with that id.
+    #[test]
+    fn a_recording_that_closes_has_its_timer_removed_while_its_id_is_not_listed() {
+        let mut plugin = recorder("/var/media");
+        run(&mut plugin, &record_out_stream("cam1", 15, "cam1"));
+        let out = run(&mut plugin, &closed("cam1", 15, None));
+        assert_eq!(
+            ems_calls(&out),
+            vec![("removeTimer".to_string(), String::new())]
+        );
+        assert_eq!(out[0].lane, "cam1");
+        assert_eq!(out[0].stream.as_deref(), Some("cam1"));
+        assert_eq!(out[0].stream_id, Some(15));
+        assert_eq!(guard(&out[0]), Some(TimerGuard::closed(15)));
+        assert_eq!(
+            out[0].action.to_string(),
+            "ems http://127.0.0.1:7777/removeTimer id=<its timerId> \
+             [only while a timer is armed for _uniqueId 15 and EMS lists no stream 15]"
+        );
+        assert!(plugin.recordings.is_empty(), "forgotten");
+        assert!(
+            run(&mut plugin, &closed("cam1", 15, None)).is_empty(),
+            "a close seen twice asks once"
+        );
+    }
+
+    /// A close that follows its rotation's shutdown asks nothing: the rotation removes the
+    /// timer.
+    #[test]
+    fn a_recording_closed_by_its_rotation_leaves_the_removal_to_the_rotation() {
+        let mut plugin = recorder("/var/media");
+        run(&mut plugin, &record_out_stream("cam1", 15, "cam1"));
+        let timer = event("timerTriggered", json!({"timerId": 4, "_uniqueId": "15"}));
+        assert_eq!(run(&mut plugin, &timer).len(), 2);
+        assert!(run(&mut plugin, &closed("cam1", 15, None)).is_empty());
+    }
+
+    /// A recording of ours that this run never saw start (emstail started later, or forgot
+    /// it) is known by its settings; its removal runs in the lane of its rotation.
+    #[test]
+    fn an_unknown_recording_of_ours_is_known_by_its_settings_when_it_closes() {
+        let mut plugin = recorder("/var/media");
+        let settings = json!({"localStreamName": "cam1", "_localStreamName": "cam1"});
+        let out = run(&mut plugin, &closed("cam1", 15, Some(settings)));
+        assert_eq!(ems_calls(&out)[0].0, "removeTimer");
+        assert_eq!(out[0].lane, "timer:15");
+        assert_eq!(guard(&out[0]), Some(TimerGuard::closed(15)));
+
+        for other in [
+            closed("cam1", 16, None),
+            closed("cam1", 17, Some(json!({"localStreamName": "cam1"}))),
+            closed("cam1", 18, Some(json!({"_localStreamName": "cam2"}))),
+            event(
+                "outStreamClosed",
+                json!({"name": "cam1", "recordSettings": {"_localStreamName": "cam1"}}),
+            ),
+        ] {
+            assert!(run(&mut plugin, &other).is_empty(), "{other:?}");
+        }
     }
 
     /// The lane the rotation of recording `unique_id` runs in.

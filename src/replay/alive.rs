@@ -3,7 +3,7 @@
 
 use super::window::event_time;
 use super::{Options, Skip};
-use crate::action::{Action, PlannedAction};
+use crate::action::{Action, PlannedAction, StreamCheck};
 use crate::event::Event;
 use crate::parse::{FileParser, Format, OtherPayloads, Parsed, json};
 use crate::source::read::{Item, for_each_line_counted};
@@ -103,8 +103,20 @@ impl Backfill {
 
     /// Why not to issue this control action: its stream (or out-stream id) ended in the window,
     /// or the same call was issued before. A stream the window never saw start or end counts
-    /// as alive: it began before the window and nothing says it ended.
+    /// as alive: it began before the window and nothing says it ended. A closed recording's
+    /// timer removal is about a stream that ended, and goes only while EMS lists no stream
+    /// with its id (see [`StreamCheck::NotListed`]): it is issued whatever the window says.
     pub(super) fn issue(&mut self, action: &PlannedAction) -> Option<Skip> {
+        let Action::EmsCall {
+            target,
+            command,
+            params,
+            only_if_armed,
+        } = &action.action
+        else {
+            return None;
+        };
+        let of_closed = only_if_armed.is_some_and(|g| g.stream == StreamCheck::NotListed);
         let ended = action
             .stream
             .as_ref()
@@ -112,22 +124,17 @@ impl Backfill {
             || action
                 .stream_id
                 .is_some_and(|id| self.alive_ids.get(&id) == Some(&false));
-        if ended {
+        if ended && !of_closed {
             return Some(Skip::StreamEnded);
         }
         // A rotation's guard is left out: it decides whether the call goes, not what it does.
-        let Action::EmsCall {
-            target,
-            command,
-            params,
-            ..
-        } = &action.action
-        else {
-            return None;
-        };
+        // A guard without a timerId names the timer removed, so its id is part of the call.
+        let resolved = only_if_armed
+            .filter(|g| g.timer_id.is_none())
+            .map(|g| g.unique_id);
         // Two independent 64-bit hashes: a collision, which would wrongly drop a call, is
         // out of reach for any real window.
-        let call = (&target.base, command, &params.0);
+        let call = (&target.base, command, &params.0, resolved);
         let hash = (u128::from(self.hashers.0.hash_one(call)) << 64)
             | u128::from(self.hashers.1.hash_one(call));
         (!self.issued.insert(hash)).then_some(Skip::Repeated)

@@ -27,6 +27,8 @@ pub struct PluginOutcomes {
     pub timer_not_armed: u64,
     /// Rotation shutdowns not sent: their stream was not a recording of ours on EMS.
     pub not_our_recording: u64,
+    /// Closed recordings' timer removals not sent: EMS listed a stream with their id again.
+    pub stream_listed: u64,
     /// Failed for good: in the dead-letter file.
     pub dead_letters: u64,
 }
@@ -91,6 +93,7 @@ impl Report for ReplayReport {
                 }
                 Outcome::Done(Done::Stale(_)) => counts.timer_not_armed += 1,
                 Outcome::Done(Done::NotOurRecording(_)) => counts.not_our_recording += 1,
+                Outcome::Done(Done::StillListed(_)) => counts.stream_listed += 1,
                 Outcome::Done(_) => counts.done += 1,
                 Outcome::Skipped(_) => counts.gone_from_disk += 1,
                 Outcome::Dead(_) => counts.dead_letters += 1,
@@ -125,6 +128,12 @@ impl Report for ReplayReport {
             Outcome::Done(Done::NotOurRecording(_)) => {
                 if let Some(explain) = &self.explain {
                     lock(explain).skipped(&job.action, &job.source, Skip::NotOurRecording);
+                }
+                self.live.finished(job, outcome);
+            }
+            Outcome::Done(Done::StillListed(_)) => {
+                if let Some(explain) = &self.explain {
+                    lock(explain).skipped(&job.action, &job.source, Skip::StreamListed);
                 }
                 self.live.finished(job, outcome);
             }

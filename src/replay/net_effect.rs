@@ -129,6 +129,9 @@ fn refill(whole: &mut PlannedAction, shape: &PlannedAction) {
 }
 
 /// A put or delete as it goes out of the net effect: whole, or a held chunk put to rebuild.
+/// Unboxed: it lives only until it is issued, and boxing the whole one would allocate for
+/// every action that is not a held chunk.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Going {
     Whole(PlannedAction),
     Chunk(HeldPut),

@@ -29,6 +29,9 @@ pub enum Skip {
     /// A rotation's shutdown whose stream EMS does not list as a recording of ours (found
     /// when carrying it out).
     NotOurRecording,
+    /// A closed recording's timer removal while EMS lists a stream with its id again (found
+    /// when carrying it out).
+    StreamListed,
 }
 
 impl Skip {
@@ -43,6 +46,7 @@ impl Skip {
             Skip::AlreadyConfigured => "already configured on EMS",
             Skip::TimerNotArmed => "timer no longer armed on EMS",
             Skip::NotOurRecording => "stream not our recording on EMS",
+            Skip::StreamListed => "stream listed on EMS again",
         }
     }
 }

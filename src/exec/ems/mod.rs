@@ -11,7 +11,7 @@ mod timers;
 mod transport;
 
 use super::{Done, Failure};
-use crate::action::{ApiTarget, ControlEscaped, Params, TimerGuard};
+use crate::action::{ApiTarget, ControlEscaped, Params, StreamCheck, TimerGuard};
 use config_index::{ConfigIndex, ExpectedConfig};
 use envelope::{EnvelopeSeed, Verdict, clip, describe, not_an_envelope, parse_envelope, succeeded};
 use serde::de::DeserializeSeed;
@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use streams::OwnRecording;
+use streams::ListedStream;
 use timers::ArmedTimer;
 use transport::{MAX_BODY_BYTES, status_failure, transport_failure};
 
@@ -233,24 +233,29 @@ impl EmsClient {
         }
     }
 
-    /// [`EmsClient::execute_sending`] of a rotation's call, sent only while `guard`'s timer is
-    /// armed as the recorder armed it: `listTimers` holds a timer with that `timerId` and that
-    /// `_uniqueId`. EMS hands both ids out again from 1 after it restarts, so a rotation acted
-    /// on after a restart (a retry through the outage, lines read again, a replay) could
-    /// otherwise shut down another stream and disarm another recording's timer. Not armed:
-    /// [`Done::Stale`], nothing sent. A retryable failure of `listTimers` fails the attempt
-    /// retryably; a permanent one (an EMS without `listTimers`, an answer over the size cap)
-    /// is [`Done::Stale`] too, with a warning: a blind send could hit another stream. Costs
-    /// one `listTimers` per call.
+    /// [`EmsClient::execute_sending`] of StreamRecorder's guarded call, sent only while
+    /// `guard`'s timer is armed as the recorder armed it: `listTimers` holds a timer with that
+    /// `_uniqueId` (and that `timerId`, when the guard has one). EMS hands both ids out again
+    /// from 1 after it restarts, so a call acted on after a restart (a retry through the
+    /// outage, lines read again, a replay) could otherwise shut down another stream and disarm
+    /// another recording's timer. Not armed: [`Done::Stale`], nothing sent — or, for a guard
+    /// without a `timerId` (a closed recording's timer removal), [`Done::AlreadyDone`]: no
+    /// timer to remove. A retryable failure of `listTimers` fails the attempt retryably; a
+    /// permanent one (an EMS without `listTimers`, an answer over the size cap) is
+    /// [`Done::Stale`] too, with a warning: a blind send could hit another stream. Costs one
+    /// `listTimers` per call.
     ///
-    /// A guard with [`TimerGuard::recording`] (the rotation's shutdown) also asks
-    /// `listStreams`, once the timer is found: the call goes only while EMS lists a stream
-    /// with that `uniqueId` whose `recordSettings` carry `_localStreamName` equal to its own
-    /// name — a recording the recorder made. A timer armed after a restart for an id read
-    /// from before it is armed for whatever stream has the id now (a publisher's, a pull):
-    /// that stream is not shut down ([`Done::NotOurRecording`]), and the timer, ours still,
-    /// is left to the rotation's `removeTimer`. Failures of `listStreams` are judged as those
-    /// of `listTimers`. Costs one `listStreams` more.
+    /// Once the timer is found, the guard's [`StreamCheck`] asks `listStreams`:
+    /// [`StreamCheck::OurRecording`] (a rotation's shutdown) sends only while EMS lists a
+    /// stream with that `uniqueId` whose `recordSettings` carry `_localStreamName` equal to its
+    /// own name — a recording the recorder made. A timer armed after a restart for an id read
+    /// from before it is armed for whatever stream has the id now (a publisher's, a pull): that
+    /// stream is not shut down ([`Done::NotOurRecording`]), and the timer, ours still, is left
+    /// to the rotation's `removeTimer`. [`StreamCheck::NotListed`] (a closed recording's timer
+    /// removal) sends only while EMS lists no stream with that `uniqueId`: after a restart it
+    /// may be a live recording's again, whose timer is its own ([`Done::StillListed`]). A guard
+    /// without a `timerId` sends `removeTimer id=<the timer found>`. Failures of `listStreams`
+    /// are judged as those of `listTimers`. Costs one `listStreams` more.
     pub fn execute_if_armed(
         &self,
         target: &ApiTarget,
@@ -260,30 +265,50 @@ impl EmsClient {
         attempt: u32,
         resend: bool,
     ) -> Result<Done, Failure> {
+        if guard.timer_id.is_none() && !command.eq_ignore_ascii_case("removeTimer") {
+            return Err(Failure::Permanent(format!(
+                "{command} not sent: only a removeTimer may be guarded by {guard} (its id is \
+                 the timer found)"
+            )));
+        }
         let unique_id = guard.unique_id.to_string();
-        let timer_id = guard.timer_id.to_string();
+        let timer_id = guard.timer_id.map(|id| id.to_string());
+        let timer = match &timer_id {
+            Some(id) => format!("timer {id} armed for _uniqueId {unique_id}"),
+            None => format!("a timer armed for _uniqueId {unique_id}"),
+        };
         let seed = ArmedTimer {
             unique_id: &unique_id,
-            timer_id: Some(&timer_id),
+            timer_id: timer_id.as_deref(),
         };
         match self
             .streamed(target, "listTimers", seed)
             .map(Option::flatten)
         {
-            Ok(Some(_)) if guard.recording => {
-                self.execute_if_recording(target, command, params, guard, attempt, resend)
-            }
-            Ok(Some(_)) => self.execute_sending(target, command, params, attempt, resend),
+            Ok(Some(found)) => match guard.stream {
+                StreamCheck::Unchecked => {
+                    self.send_guarded(target, command, params, guard, &found, attempt, resend)
+                }
+                StreamCheck::OurRecording => {
+                    self.execute_if_recording(target, command, params, guard, attempt, resend)
+                }
+                StreamCheck::NotListed => self
+                    .execute_if_not_listed(target, command, params, guard, &found, attempt, resend),
+            },
+            Ok(None) if guard.timer_id.is_none() => Ok(Done::AlreadyDone(format!(
+                "{command} not sent: {target} has no timer armed for _uniqueId {unique_id}, \
+                 nothing to remove"
+            ))),
             Ok(None) => Ok(Done::Stale(format!(
-                "{command} not sent: {target} has no {guard} (EMS restarted, or the timer \
+                "{command} not sent: {target} has no {timer} (EMS restarted, or the timer \
                  was removed, since the rotation was asked for)"
             ))),
-            Err(failure) if failure.is_transient() => {
-                Err(failure.noted(&format!("asked whether {guard} before sending {command}")))
-            }
+            Err(failure) if failure.is_transient() => Err(failure.noted(&format!(
+                "asked whether {target} has {timer} before sending {command}"
+            ))),
             Err(failure) => {
                 let why = format!(
-                    "{command} not sent: cannot tell whether {target} still has {guard} \
+                    "{command} not sent: cannot tell whether {target} still has {timer} \
                      ({failure}), and without it the ids may name another stream"
                 );
                 log::warn!("{}", ControlEscaped(&why));
@@ -292,8 +317,45 @@ impl EmsClient {
         }
     }
 
+    /// The send of a guarded call once its guard holds: a guard without a `timerId` names the
+    /// timer `found` as the `removeTimer`'s `id`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_guarded(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+        guard: &TimerGuard,
+        found: &str,
+        attempt: u32,
+        resend: bool,
+    ) -> Result<Done, Failure> {
+        if guard.timer_id.is_some() {
+            return self.execute_sending(target, command, params, attempt, resend);
+        }
+        // Only a number found is sent: "unknown" (a timer listed without an id) or anything
+        // else EMS wrote there never becomes a parameter.
+        let Ok(timer_id) = found.trim().parse::<u64>() else {
+            return Ok(Done::Stale(format!(
+                "{command} not sent: {target} lists the timer armed for _uniqueId {} without \
+                 a usable timerId ({})",
+                guard.unique_id,
+                clip(found)
+            )));
+        };
+        let mut resolved = Params::new().with("id", timer_id.to_string());
+        resolved.0.extend(
+            params
+                .0
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("id"))
+                .cloned(),
+        );
+        self.execute_sending(target, command, &resolved, attempt, resend)
+    }
+
     /// The second half of [`EmsClient::execute_if_armed`] for a guard with
-    /// [`TimerGuard::recording`]: sent only while `listStreams` holds stream
+    /// [`StreamCheck::OurRecording`]: sent only while `listStreams` holds stream
     /// `guard.unique_id` as a recording the recorder made.
     fn execute_if_recording(
         &self,
@@ -305,13 +367,11 @@ impl EmsClient {
         resend: bool,
     ) -> Result<Done, Failure> {
         let unique_id = guard.unique_id.to_string();
-        let seed = OwnRecording {
+        let seed = ListedStream {
             unique_id: &unique_id,
+            own_only: true,
         };
-        let timer = TimerGuard {
-            recording: false,
-            ..*guard
-        };
+        let timer = guard.timer_only();
         match self
             .streamed(target, "listStreams", seed)
             .map(Option::flatten)
@@ -332,6 +392,51 @@ impl EmsClient {
                 );
                 log::warn!("{}", ControlEscaped(&why));
                 Ok(Done::NotOurRecording(why))
+            }
+        }
+    }
+
+    /// The second half of [`EmsClient::execute_if_armed`] for a guard with
+    /// [`StreamCheck::NotListed`]: sent only while `listStreams` holds no stream
+    /// `guard.unique_id`.
+    #[allow(clippy::too_many_arguments)]
+    fn execute_if_not_listed(
+        &self,
+        target: &ApiTarget,
+        command: &str,
+        params: &Params,
+        guard: &TimerGuard,
+        found: &str,
+        attempt: u32,
+        resend: bool,
+    ) -> Result<Done, Failure> {
+        let unique_id = guard.unique_id.to_string();
+        let seed = ListedStream {
+            unique_id: &unique_id,
+            own_only: false,
+        };
+        match self
+            .streamed(target, "listStreams", seed)
+            .map(Option::flatten)
+        {
+            Ok(None) => self.send_guarded(target, command, params, guard, found, attempt, resend),
+            Ok(Some(name)) => Ok(Done::StillListed(format!(
+                "{command} not sent: {target} lists stream {unique_id} ({}), whose timer \
+                 {} is its own (EMS restarted since the recording closed, and the id is \
+                 another stream's)",
+                clip(&name),
+                clip(found)
+            ))),
+            Err(failure) if failure.is_transient() => Err(failure.noted(&format!(
+                "asked whether stream {unique_id} is gone before sending {command}"
+            ))),
+            Err(failure) => {
+                let why = format!(
+                    "{command} not sent: cannot tell whether {target} still lists stream \
+                     {unique_id} ({failure}), and the timer may be a live stream's"
+                );
+                log::warn!("{}", ControlEscaped(&why));
+                Ok(Done::StillListed(why))
             }
         }
     }

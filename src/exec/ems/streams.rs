@@ -1,8 +1,9 @@
-//! The `listStreams` lookup for a rotation's shutdown: whether the stream with one `uniqueId`
-//! is, now, a recording StreamRecorder made — its `recordSettings` carry `_localStreamName`
-//! equal to the stream's own name, the test the recorder applies to `outStreamCreated` before
-//! arming a timer. Found while the answer is read: one stream is held at a time, whatever
-//! their number. Sends nothing.
+//! The `listStreams` lookups of StreamRecorder's guarded calls: for a rotation's shutdown,
+//! whether the stream with one `uniqueId` is, now, a recording StreamRecorder made — its
+//! `recordSettings` carry `_localStreamName` equal to the stream's own name, the test the
+//! recorder applies to `outStreamCreated` before arming a timer; for a closed recording's
+//! timer removal, whether EMS lists any stream with that `uniqueId`. Found while the answer is
+//! read: one stream is held at a time, whatever their number. Sends nothing.
 
 use super::loose_eq;
 use super::timers::{Scalar, list_reader};
@@ -12,17 +13,20 @@ use serde_json::Value;
 use std::fmt;
 
 /// Reads `data` of a `listStreams` answer into the name of the stream whose `uniqueId` is
-/// `unique_id`, if that stream is a recording StreamRecorder made; keeps nothing of the others.
-pub(super) struct OwnRecording<'a> {
+/// `unique_id`, if that stream is a recording StreamRecorder made (`own_only`) or any stream
+/// (not `own_only`); keeps nothing of the others.
+pub(super) struct ListedStream<'a> {
     pub(super) unique_id: &'a str,
+    pub(super) own_only: bool,
 }
 
-list_reader!(OwnRecording, "a list of streams", {
+list_reader!(ListedStream, "a list of streams", {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
         let mut found = None;
         // Read to the end even after a match: the envelope's status comes after `data`.
         while let Some(stream) = seq.next_element_seed(Stream {
             unique_id: self.unique_id,
+            own_only: self.own_only,
         })? {
             found = found.or(stream);
         }
@@ -36,9 +40,11 @@ list_reader!(OwnRecording, "a list of streams", {
     }
 });
 
-/// One stream of the list: its name if it is the one looked for and the recorder's recording.
+/// One stream of the list: its name if it is the one looked for (and, `own_only`, the
+/// recorder's recording).
 struct Stream<'a> {
     unique_id: &'a str,
+    own_only: bool,
 }
 
 list_reader!(Stream, "a stream", {
@@ -64,8 +70,15 @@ list_reader!(Stream, "a stream", {
                 }
             }
         }
+        if !is_it {
+            return Ok(None);
+        }
+        if !self.own_only {
+            // A stream EMS lists without a name is listed all the same.
+            return Ok(Some(name.unwrap_or_default()));
+        }
         let own = matches!((&name, &local_name), (Some(n), Some(l)) if n.trim() == l.trim());
-        Ok(name.filter(|_| is_it && own))
+        Ok(name.filter(|_| own))
     }
     // Anything but an object is no stream.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
@@ -112,11 +125,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn own(data: &Value, unique_id: &str) -> Option<String> {
+    fn find(data: &Value, unique_id: &str, own_only: bool) -> Option<String> {
         let text = serde_json::to_vec(data).expect("JSON serialises");
-        OwnRecording { unique_id }
-            .deserialize(&mut serde_json::Deserializer::from_slice(&text))
-            .expect("the test data reads")
+        ListedStream {
+            unique_id,
+            own_only,
+        }
+        .deserialize(&mut serde_json::Deserializer::from_slice(&text))
+        .expect("the test data reads")
+    }
+
+    fn own(data: &Value, unique_id: &str) -> Option<String> {
+        find(data, unique_id, true)
     }
 
     fn recording(unique_id: Value, name: Value, local_name: Value) -> Value {
@@ -173,5 +193,22 @@ mod tests {
         ] {
             assert_eq!(own(&data, "2"), None, "{data}");
         }
+    }
+
+    /// A closed recording's timer removal: any stream with the id, ours or not, counts.
+    #[test]
+    fn any_stream_under_that_id_is_listed() {
+        let list = json!([
+            {"uniqueId": 1, "name": "cam1", "type": "INR"},
+            recording(json!("2"), json!("cam1"), json!("cam1")),
+            {"uniqueId": 3.0, "type": "ONR"},
+            {"uniqueId": [4], "name": "cam4"},
+        ]);
+        assert_eq!(find(&list, "1", false).as_deref(), Some("cam1"));
+        assert_eq!(find(&list, "2", false).as_deref(), Some("cam1"));
+        assert_eq!(find(&list, "3", false).as_deref(), Some(""), "no name");
+        assert_eq!(find(&list, "4", false), None, "not an id");
+        assert_eq!(find(&list, "5", false), None);
+        assert_eq!(find(&Value::Null, "1", false), None);
     }
 }
