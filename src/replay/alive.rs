@@ -15,8 +15,10 @@ use std::sync::atomic::AtomicU64;
 /// Which streams are alive at the end of the window, and which control calls were issued.
 #[derive(Default)]
 pub(super) struct Backfill {
-    /// Stream name → alive after the last event about it.
-    alive: HashMap<String, bool>,
+    /// Stream name (its [`Backfill::key`]) → alive after the last event about it. Names are
+    /// a publisher's to choose and a window may hold millions: 16 bytes each, whatever their
+    /// length, rather than the name.
+    alive: HashMap<u128, bool>,
     /// Out-stream uniqueId → alive (recordings, which timers and shutdowns refer to).
     alive_ids: HashMap<u64, bool>,
     /// Hashes of the control calls issued (target, command, parameters): each once.
@@ -82,10 +84,10 @@ impl Backfill {
     fn observe(&mut self, event: &Event) {
         match event {
             Event::InStreamCreated(s) => {
-                self.alive.insert(s.name.clone(), true);
+                self.alive.insert(self.key(&s.name), true);
             }
             Event::InStreamClosed(s) => {
-                self.alive.insert(s.name.clone(), false);
+                self.alive.insert(self.key(&s.name), false);
             }
             Event::OutStreamCreated(s) => {
                 if let Some(id) = s.unique_id {
@@ -120,7 +122,7 @@ impl Backfill {
         let ended = action
             .stream
             .as_ref()
-            .is_some_and(|s| self.alive.get(s) == Some(&false))
+            .is_some_and(|s| self.alive.get(&self.key(s)) == Some(&false))
             || action
                 .stream_id
                 .is_some_and(|id| self.alive_ids.get(&id) == Some(&false));
@@ -132,11 +134,15 @@ impl Backfill {
         let resolved = only_if_armed
             .filter(|g| g.timer_id.is_none())
             .map(|g| g.unique_id);
-        // Two independent 64-bit hashes: a collision, which would wrongly drop a call, is
-        // out of reach for any real window.
-        let call = (&target.base, command, &params.0, resolved);
-        let hash = (u128::from(self.hashers.0.hash_one(call)) << 64)
-            | u128::from(self.hashers.1.hash_one(call));
+        let hash = self.key((&target.base, command, &params.0, resolved));
         (!self.issued.insert(hash)).then_some(Skip::Repeated)
+    }
+
+    /// Two independent 64-bit hashes of `value`, with keys drawn for this replay: a collision,
+    /// which would take one stream for another or drop a call, is out of reach for any real
+    /// window, and no name can be chosen ahead to make one.
+    fn key(&self, value: impl std::hash::Hash + Copy) -> u128 {
+        (u128::from(self.hashers.0.hash_one(value)) << 64)
+            | u128::from(self.hashers.1.hash_one(value))
     }
 }
