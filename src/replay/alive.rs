@@ -21,7 +21,7 @@ pub(super) struct Backfill {
     alive: HashMap<u128, bool>,
     /// Out-stream uniqueId → alive (recordings, which timers and shutdowns refer to).
     alive_ids: HashMap<u64, bool>,
-    /// Hashes of the control calls issued (target, command, parameters): each once.
+    /// Hashes of the control calls issued (target, command, parameters, guard): each once.
     issued: HashSet<u128>,
     hashers: (RandomState, RandomState),
 }
@@ -129,12 +129,11 @@ impl Backfill {
         if ended && !of_closed {
             return Some(Skip::StreamEnded);
         }
-        // A rotation's guard is left out: it decides whether the call goes, not what it does.
-        // A guard without a timerId names the timer removed, so its id is part of the call.
-        let resolved = only_if_armed
-            .filter(|g| g.timer_id.is_none())
-            .map(|g| g.unique_id);
-        let hash = self.key((&target.base, command, &params.0, resolved));
+        // The guard is part of the call: it decides whether the call goes (after an EMS
+        // restart in the window the same shutdown of an id reused is guarded by another
+        // timer, and only one of them can be armed now), and a guard without a timerId names
+        // the timer removed.
+        let hash = self.key((&target.base, command, &params.0, only_if_armed));
         (!self.issued.insert(hash)).then_some(Skip::Repeated)
     }
 
@@ -144,5 +143,44 @@ impl Backfill {
     fn key(&self, value: impl std::hash::Hash + Copy) -> u128 {
         (u128::from(self.hashers.0.hash_one(value)) << 64)
             | u128::from(self.hashers.1.hash_one(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{ApiTarget, Params, PluginId, TimerGuard};
+
+    fn shutdown(timer_id: u64, unique_id: u64) -> PlannedAction {
+        PlannedAction {
+            plugin: PluginId::StreamRecorder,
+            lane: "cam1".to_string(),
+            stream: Some("cam1".to_string()),
+            stream_id: Some(unique_id),
+            action: Action::EmsCall {
+                target: ApiTarget::plain("http://127.0.0.1:7777/"),
+                command: "shutdownStream".to_string(),
+                params: Params::new()
+                    .with("id", unique_id.to_string())
+                    .with_bool("permanently", false),
+                only_if_armed: Some(TimerGuard::rotation(
+                    timer_id,
+                    unique_id,
+                    StreamCheck::OurRecording,
+                )),
+            },
+        }
+    }
+
+    /// EMS restarted in the window and handed recording id 15 out again: the rotation of the
+    /// new recording (timer 1) is another call than the old one's (timer 4), which goes only
+    /// while timer 4 is armed, so it is not dropped as a repeat. The same timer firing twice
+    /// is one call.
+    #[test]
+    fn rotations_guarded_by_different_timers_are_different_calls() {
+        let mut backfill = Backfill::default();
+        assert_eq!(backfill.issue(&shutdown(4, 15)), None);
+        assert_eq!(backfill.issue(&shutdown(1, 15)), None);
+        assert_eq!(backfill.issue(&shutdown(1, 15)), Some(Skip::Repeated));
     }
 }
