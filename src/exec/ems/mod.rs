@@ -646,19 +646,28 @@ fn param_ignore_case<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// The largest float every integer up to which a float holds exactly (2^53).
+const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
+
 /// Custom values come back as strings (`"15"`) from some EMS versions and as numbers from
 /// others.
 fn loose_eq(value: &Value, wanted: &str) -> bool {
     let wanted = wanted.trim();
     match value {
         Value::String(s) => s.trim() == wanted,
+        // Compared as integers: as floats, ids past 2^53 that differ would be equal.
         Value::Number(n) => {
             n.to_string() == wanted
-                || wanted
-                    .parse::<f64>()
-                    .ok()
-                    .zip(n.as_f64())
-                    .is_some_and(|(w, n)| w == n)
+                || wanted.parse::<u64>().is_ok_and(|w| {
+                    n.as_u64().map_or_else(
+                        || {
+                            n.as_f64().is_some_and(|f| {
+                                f.fract() == 0.0 && (0.0..=MAX_EXACT).contains(&f) && f as u64 == w
+                            })
+                        },
+                        |n| n == w,
+                    )
+                })
         }
         _ => false,
     }
@@ -727,6 +736,36 @@ mod tests {
         assert!(!loose_eq(&json!("16"), "15"));
         assert!(!loose_eq(&json!(null), "15"));
         assert!(!loose_eq(&json!(["15"]), "15"));
+        assert!(!loose_eq(&json!(15.5), "15"));
+        assert!(!loose_eq(&json!(-15), "15"));
+        assert!(!loose_eq(&json!("15.0"), "15"));
+    }
+
+    /// Ids past 2^53 are told apart: a float comparison took 2^53 + 1 for 2^53, so a
+    /// guard could find another recording's timer or stream.
+    #[test]
+    fn huge_unique_ids_are_compared_exactly() {
+        assert!(!loose_eq(
+            &json!(9_007_199_254_740_993u64),
+            "9007199254740992"
+        ));
+        assert!(!loose_eq(
+            &json!(9_007_199_254_740_992u64),
+            "9007199254740993"
+        ));
+        assert!(!loose_eq(
+            &json!(9_007_199_254_740_992.0),
+            "9007199254740993"
+        ));
+        assert!(!loose_eq(&json!(1e300), "18446744073709551615"));
+        assert!(loose_eq(
+            &json!(18_446_744_073_709_551_615u64),
+            "18446744073709551615"
+        ));
+        assert!(loose_eq(
+            &json!(9_007_199_254_740_992.0),
+            "9007199254740992"
+        ));
     }
 
     #[test]
