@@ -393,6 +393,45 @@ fn a_replayed_rotation_whose_timer_ems_still_holds_goes_out_shutdown_first() {
     );
 }
 
+/// EMS restarted in the window and handed id 15 out again: the old recording's timer 4 fired
+/// before the restart, the new one's timer 1 after it, and EMS holds timer 1 for recording 15
+/// now. The two rotations send the same `shutdownStream id=15`, each guarded by its own
+/// timer: the old one's is not sent (timer 4 is gone), the new one's goes and is not dropped
+/// as a repeat of it, and its timer is removed only after it.
+#[test]
+fn a_rotation_of_an_id_handed_out_again_in_the_window_is_not_a_repeat_of_the_old_one() {
+    let ems = FakeEms::start();
+    assert_eq!(ems.arm_timer("3600", "15"), 1);
+    ems.add_recording(15, "cam1");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = setup.dir.path().join("events_20261129_101500.txt");
+    let mut lines = String::new();
+    for (n, timer_id) in [4u64, 1].into_iter().enumerate() {
+        let timer = json!({"timerId": timer_id, "triggerCount": 1, "value": 3600,
+                           "_uniqueId": "15"});
+        lines += &event(n as u64 + 1, "timerTriggered", timer);
+    }
+    write_file(&log, lines.as_bytes());
+    let run = replay(&setup.write(), &[utf8(&log)]);
+
+    run.assert_exit(0);
+    let sent: Vec<Call> = ems
+        .calls()
+        .into_iter()
+        .map(|c| (c.command, c.params))
+        .filter(|(command, _)| !command.starts_with("list"))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            call("shutdownStream", &[("id", "15"), ("permanently", "0")]),
+            call("removeTimer", &[("id", "1")]),
+        ]
+    );
+    assert!(ems.armed_timers().is_empty());
+    assert!(ems.streams().is_empty(), "the recording was rotated");
+}
+
 /// Recordings 15, 17 and 19 started and closed in the window, none rotated. EMS still holds
 /// 15's timer (stream 15 gone): removed. Stream 17 is a live recording again (EMS restarted
 /// since) with its own timer: left armed. 19 has no timer: nothing to do. Their timers' arming
