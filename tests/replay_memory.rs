@@ -70,6 +70,25 @@ impl Sink for Counted {
 
 const MIB: usize = 1 << 20;
 
+/// Replays `log` with StreamRecorder on; what it read, what it handed on, and the most bytes
+/// held at once above what was held before.
+fn replay_with_recorder(log: std::path::PathBuf) -> (emstail::replay::Summary, Counted, isize) {
+    let config = Config::from_str(
+        Path::new("config.ini"),
+        r#"{ "Service": { "ems_api": "http://127.0.0.1:7777" },
+             "StreamRecorder": { "plugin_switch": "enabled",
+                 "parameters": { "file_location": "/var/evostreamms/media" } } }"#,
+    )
+    .expect("a valid config");
+    let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let mut sink = Counted::default();
+    let summary = replay(&config, &[log], &Options::default(), &mut sink).expect("replay runs");
+    let peak = PEAK.load(Relaxed) - before;
+    eprintln!("peak: {:.1} MiB", peak as f64 / MIB as f64);
+    (summary, sink, peak)
+}
+
 #[test]
 fn a_replay_of_1_mib_lines_holds_a_few_mib_not_a_thousand_lines() {
     let dir = tempfile::tempdir().expect("a temp dir");
@@ -86,20 +105,7 @@ fn a_replay_of_1_mib_lines_holds_a_few_mib_not_a_thousand_lines() {
     }
     file.flush().expect("flush the log");
     drop(file);
-    let config = Config::from_str(
-        Path::new("config.ini"),
-        r#"{ "Service": { "ems_api": "http://127.0.0.1:7777" },
-             "StreamRecorder": { "plugin_switch": "enabled",
-                 "parameters": { "file_location": "/var/evostreamms/media" } } }"#,
-    )
-    .expect("a valid config");
-
-    let before = LIVE.load(Relaxed);
-    PEAK.store(before, Relaxed);
-    let mut sink = Counted::default();
-    let summary = replay(&config, &[log], &Options::default(), &mut sink).expect("replay runs");
-    let peak = PEAK.load(Relaxed) - before;
-    eprintln!("peak: {:.1} MiB", peak as f64 / MIB as f64);
+    let (summary, sink, peak) = replay_with_recorder(log);
 
     assert_eq!(summary.events, 150, "every line was read as an event");
     assert_eq!(sink.problems, 0);
@@ -208,20 +214,7 @@ fn a_window_of_many_streams_that_came_and_went_holds_keys_not_names() {
     }
     file.flush().expect("flush the log");
     drop(file);
-    let config = Config::from_str(
-        Path::new("config.ini"),
-        r#"{ "Service": { "ems_api": "http://127.0.0.1:7777" },
-             "StreamRecorder": { "plugin_switch": "enabled",
-                 "parameters": { "file_location": "/var/evostreamms/media" } } }"#,
-    )
-    .expect("a valid config");
-
-    let before = LIVE.load(Relaxed);
-    PEAK.store(before, Relaxed);
-    let mut sink = Counted::default();
-    let summary = replay(&config, &[log], &Options::default(), &mut sink).expect("replay runs");
-    let peak = PEAK.load(Relaxed) - before;
-    eprintln!("peak: {:.1} MiB", peak as f64 / MIB as f64);
+    let (summary, sink, peak) = replay_with_recorder(log);
 
     assert_eq!(summary.events, 2 * STREAMS);
     assert_eq!(
