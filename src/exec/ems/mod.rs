@@ -271,6 +271,14 @@ impl EmsClient {
                  the timer found)"
             )));
         }
+        let call = Guarded {
+            target,
+            command,
+            params,
+            guard,
+            attempt,
+            resend,
+        };
         let unique_id = guard.unique_id.to_string();
         let timer_id = guard.timer_id.map(|id| id.to_string());
         let timer = match &timer_id {
@@ -281,57 +289,75 @@ impl EmsClient {
             unique_id: &unique_id,
             timer_id: timer_id.as_deref(),
         };
-        match self
-            .streamed(target, "listTimers", seed)
-            .map(Option::flatten)
-        {
-            Ok(Some(found)) => match guard.stream {
-                StreamCheck::Unchecked => {
-                    self.send_guarded(target, command, params, guard, &found, attempt, resend)
-                }
-                StreamCheck::OurRecording => {
-                    self.execute_if_recording(target, command, params, guard, attempt, resend)
-                }
-                StreamCheck::NotListed => self
-                    .execute_if_not_listed(target, command, params, guard, &found, attempt, resend),
+        let found = match self.guard_lookup(
+            &call,
+            "listTimers",
+            seed,
+            || format!("asked whether {target} has {timer} before sending {command}"),
+            |failure| {
+                format!(
+                    "{command} not sent: cannot tell whether {target} still has {timer} \
+                     ({failure}), and without it the ids may name another stream"
+                )
             },
-            Ok(None) if guard.timer_id.is_none() => Ok(Done::AlreadyDone(format!(
+            Done::Stale,
+        )? {
+            Ok(found) => found,
+            Err(skipped) => return Ok(skipped),
+        };
+        match found {
+            Some(found) => match guard.stream {
+                StreamCheck::Unchecked => self.send_guarded(&call, &found),
+                StreamCheck::OurRecording => self.execute_if_recording(&call),
+                StreamCheck::NotListed => self.execute_if_not_listed(&call, &found),
+            },
+            None if guard.timer_id.is_none() => Ok(Done::AlreadyDone(format!(
                 "{command} not sent: {target} has no timer armed for _uniqueId {unique_id}, \
                  nothing to remove"
             ))),
-            Ok(None) => Ok(Done::Stale(format!(
+            None => Ok(Done::Stale(format!(
                 "{command} not sent: {target} has no {timer} (EMS restarted, or the timer \
                  was removed, since the rotation was asked for)"
             ))),
-            Err(failure) if failure.is_transient() => Err(failure.noted(&format!(
-                "asked whether {target} has {timer} before sending {command}"
-            ))),
+        }
+    }
+
+    /// One of a guarded call's lookups (`listTimers`, `listStreams`), read with `seed`: what
+    /// it found, or `Err` of the [`Done`] that skips the call. A retryable failure fails the
+    /// attempt (`asked` says what for); a permanent one (an EMS without the command, an answer
+    /// over the size cap) is `skip(cannot(failure))` with a warning, never a blind send.
+    fn guard_lookup<S>(
+        &self,
+        call: &Guarded<'_>,
+        lookup: &str,
+        seed: S,
+        asked: impl FnOnce() -> String,
+        cannot: impl FnOnce(&Failure) -> String,
+        skip: fn(String) -> Done,
+    ) -> Result<Result<Option<String>, Done>, Failure>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = Option<String>>,
+    {
+        match self
+            .streamed(call.target, lookup, seed)
+            .map(Option::flatten)
+        {
+            Ok(found) => Ok(Ok(found)),
+            Err(failure) if failure.is_transient() => Err(failure.noted(&asked())),
             Err(failure) => {
-                let why = format!(
-                    "{command} not sent: cannot tell whether {target} still has {timer} \
-                     ({failure}), and without it the ids may name another stream"
-                );
+                let why = cannot(&failure);
                 log::warn!("{}", ControlEscaped(&why));
-                Ok(Done::Stale(why))
+                Ok(Err(skip(why)))
             }
         }
     }
 
     /// The send of a guarded call once its guard holds: a guard without a `timerId` names the
     /// timer `found` as the `removeTimer`'s `id`.
-    #[allow(clippy::too_many_arguments)]
-    fn send_guarded(
-        &self,
-        target: &ApiTarget,
-        command: &str,
-        params: &Params,
-        guard: &TimerGuard,
-        found: &str,
-        attempt: u32,
-        resend: bool,
-    ) -> Result<Done, Failure> {
+    fn send_guarded(&self, call: &Guarded<'_>, found: &str) -> Result<Done, Failure> {
+        let (target, command, guard) = (call.target, call.command, call.guard);
         if guard.timer_id.is_some() {
-            return self.execute_sending(target, command, params, attempt, resend);
+            return self.send_as(call, call.params);
         }
         // Only a number found is sent: "unknown" (a timer listed without an id) or anything
         // else EMS wrote there never becomes a parameter.
@@ -345,81 +371,82 @@ impl EmsClient {
         };
         let mut resolved = Params::new().with("id", timer_id.to_string());
         resolved.0.extend(
-            params
+            call.params
                 .0
                 .iter()
                 .filter(|(k, _)| !k.eq_ignore_ascii_case("id"))
                 .cloned(),
         );
-        self.execute_sending(target, command, &resolved, attempt, resend)
+        self.send_as(call, &resolved)
+    }
+
+    /// [`EmsClient::execute_sending`] of `call` with `params`.
+    fn send_as(&self, call: &Guarded<'_>, params: &Params) -> Result<Done, Failure> {
+        self.execute_sending(call.target, call.command, params, call.attempt, call.resend)
     }
 
     /// The second half of [`EmsClient::execute_if_armed`] for a guard with
     /// [`StreamCheck::OurRecording`]: sent only while `listStreams` holds stream
     /// `guard.unique_id` as a recording the recorder made.
-    fn execute_if_recording(
-        &self,
-        target: &ApiTarget,
-        command: &str,
-        params: &Params,
-        guard: &TimerGuard,
-        attempt: u32,
-        resend: bool,
-    ) -> Result<Done, Failure> {
+    fn execute_if_recording(&self, call: &Guarded<'_>) -> Result<Done, Failure> {
+        let (target, command, guard) = (call.target, call.command, call.guard);
         let unique_id = guard.unique_id.to_string();
         let seed = ListedStream {
             unique_id: &unique_id,
             own_only: true,
         };
         let timer = guard.timer_only();
-        match self
-            .streamed(target, "listStreams", seed)
-            .map(Option::flatten)
-        {
-            Ok(Some(_)) => self.execute_sending(target, command, params, attempt, resend),
+        match self.guard_lookup(
+            call,
+            "listStreams",
+            seed,
+            || {
+                format!(
+                    "asked whether stream {unique_id} is our recording before sending {command}"
+                )
+            },
+            |failure| {
+                format!(
+                    "{command} not sent: cannot tell whether stream {unique_id} on {target} is \
+                     our recording ({failure}), and the id may name another stream"
+                )
+            },
+            Done::NotOurRecording,
+        )? {
+            Ok(Some(_)) => self.send_as(call, call.params),
             Ok(None) => Ok(Done::NotOurRecording(format!(
                 "{command} not sent: {target} has {timer}, but stream {unique_id} is not a \
                  recording of ours (EMS restarted and the id is another stream's, or the \
                  recording closed)"
             ))),
-            Err(failure) if failure.is_transient() => Err(failure.noted(&format!(
-                "asked whether stream {unique_id} is our recording before sending {command}"
-            ))),
-            Err(failure) => {
-                let why = format!(
-                    "{command} not sent: cannot tell whether stream {unique_id} on {target} is \
-                     our recording ({failure}), and the id may name another stream"
-                );
-                log::warn!("{}", ControlEscaped(&why));
-                Ok(Done::NotOurRecording(why))
-            }
+            Err(skipped) => Ok(skipped),
         }
     }
 
     /// The second half of [`EmsClient::execute_if_armed`] for a guard with
     /// [`StreamCheck::NotListed`]: sent only while `listStreams` holds no stream
     /// `guard.unique_id`.
-    #[allow(clippy::too_many_arguments)]
-    fn execute_if_not_listed(
-        &self,
-        target: &ApiTarget,
-        command: &str,
-        params: &Params,
-        guard: &TimerGuard,
-        found: &str,
-        attempt: u32,
-        resend: bool,
-    ) -> Result<Done, Failure> {
+    fn execute_if_not_listed(&self, call: &Guarded<'_>, found: &str) -> Result<Done, Failure> {
+        let (target, command, guard) = (call.target, call.command, call.guard);
         let unique_id = guard.unique_id.to_string();
         let seed = ListedStream {
             unique_id: &unique_id,
             own_only: false,
         };
-        match self
-            .streamed(target, "listStreams", seed)
-            .map(Option::flatten)
-        {
-            Ok(None) => self.send_guarded(target, command, params, guard, found, attempt, resend),
+        match self.guard_lookup(
+            call,
+            "listStreams",
+            seed,
+            || format!("asked whether stream {unique_id} is gone before sending {command}"),
+            |failure| {
+                format!(
+                    "{command} not sent: cannot tell whether {target} still lists stream \
+                     {unique_id} ({failure}), and the timer may be a live stream's"
+                )
+            },
+            Done::StillListed,
+        )? {
+            Ok(None) => self.send_guarded(call, found),
             Ok(Some(name)) => Ok(Done::StillListed(format!(
                 "{command} not sent: {target} lists stream {unique_id} ({}), whose timer \
                  {} is its own (EMS restarted since the recording closed, and the id is \
@@ -427,17 +454,7 @@ impl EmsClient {
                 clip(&name),
                 clip(found)
             ))),
-            Err(failure) if failure.is_transient() => Err(failure.noted(&format!(
-                "asked whether stream {unique_id} is gone before sending {command}"
-            ))),
-            Err(failure) => {
-                let why = format!(
-                    "{command} not sent: cannot tell whether {target} still lists stream \
-                     {unique_id} ({failure}), and the timer may be a live stream's"
-                );
-                log::warn!("{}", ControlEscaped(&why));
-                Ok(Done::StillListed(why))
-            }
+            Err(skipped) => Ok(skipped),
         }
     }
 
@@ -611,6 +628,18 @@ fn own_words(description: &str, params: &Params) -> String {
 
 /// What a FAIL says when the requested effect is already in place.
 const ALREADY_DONE: [&str; 3] = ["already taken", "already exists", "already armed"];
+/// A call guarded by a timer (see [`EmsClient::execute_if_armed`]), as the executor asked for
+/// it.
+#[derive(Clone, Copy)]
+struct Guarded<'a> {
+    target: &'a ApiTarget,
+    command: &'a str,
+    params: &'a Params,
+    guard: &'a TimerGuard,
+    attempt: u32,
+    resend: bool,
+}
+
 /// What a FAIL of `removeTimer` says when the timer is already gone.
 const TIMER_GONE: &str = "timer not found";
 /// What a FAIL says when the stream to shut down is not there. The EMS docs do not give the
