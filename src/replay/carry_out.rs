@@ -111,33 +111,24 @@ impl Report for ReplayReport {
                 self.failed_now.fetch_add(1, Relaxed);
                 self.live.finished(job, outcome);
             }
-            Outcome::Done(Done::AlreadyDone(_)) => {
-                if let Some(explain) = &self.explain
-                    && matches!(job.action.action, Action::EmsCall { .. })
+            Outcome::Done(done) => {
+                // Why an EMS call was not sent, for --explain.
+                let skip = match done {
+                    Done::AlreadyDone(_) if matches!(job.action.action, Action::EmsCall { .. }) => {
+                        Some(Skip::AlreadyConfigured)
+                    }
+                    Done::Stale(_) => Some(Skip::TimerNotArmed),
+                    Done::NotOurRecording(_) => Some(Skip::NotOurRecording),
+                    Done::StillListed(_) => Some(Skip::StreamListed),
+                    _ => None,
+                };
+                if let Some(skip) = skip
+                    && let Some(explain) = &self.explain
                 {
-                    lock(explain).skipped(&job.action, &job.source, Skip::AlreadyConfigured);
+                    lock(explain).skipped(&job.action, &job.source, skip);
                 }
                 self.live.finished(job, outcome);
             }
-            Outcome::Done(Done::Stale(_)) => {
-                if let Some(explain) = &self.explain {
-                    lock(explain).skipped(&job.action, &job.source, Skip::TimerNotArmed);
-                }
-                self.live.finished(job, outcome);
-            }
-            Outcome::Done(Done::NotOurRecording(_)) => {
-                if let Some(explain) = &self.explain {
-                    lock(explain).skipped(&job.action, &job.source, Skip::NotOurRecording);
-                }
-                self.live.finished(job, outcome);
-            }
-            Outcome::Done(Done::StillListed(_)) => {
-                if let Some(explain) = &self.explain {
-                    lock(explain).skipped(&job.action, &job.source, Skip::StreamListed);
-                }
-                self.live.finished(job, outcome);
-            }
-            Outcome::Done(_) => self.live.finished(job, outcome),
         }
         lock(&self.finished).insert(job.tag);
         self.finished_now.fetch_add(1, Relaxed);
