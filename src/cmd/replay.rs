@@ -339,9 +339,9 @@ impl Run<'_> {
                 o.already_configured,
                 o.gone_from_disk,
                 o.dead_letters,
-                not_armed(o.timer_not_armed),
-                not_ours(o.not_our_recording),
-                listed(o.stream_listed)
+                not_sent(o.timer_not_armed, "timer no longer armed"),
+                not_sent(o.not_our_recording, "stream not our recording"),
+                not_sent(o.stream_listed, "stream listed again")
             )?;
         }
         writeln!(
@@ -352,9 +352,9 @@ impl Run<'_> {
             total.gone_from_disk,
             total.dead_letters,
             report.live.counters.retries.load(Relaxed),
-            not_armed(total.timer_not_armed),
-            not_ours(total.not_our_recording),
-            listed(total.stream_listed),
+            not_sent(total.timer_not_armed, "timer no longer armed"),
+            not_sent(total.not_our_recording, "stream not our recording"),
+            not_sent(total.stream_listed, "stream listed again"),
         )?;
         self.write_report(summary, Some(&outcomes))?;
         Ok(total.dead_letters)
@@ -429,32 +429,12 @@ fn shell_words(args: &[String]) -> String {
         .join(" ")
 }
 
-/// `, N not sent (timer no longer armed)` for a report line, when N is not 0: only
-/// StreamRecorder's rotations can be, so the other plugins' lines do not carry it.
-fn not_armed(n: u64) -> String {
+/// `, N not sent (WHY)` for a report line, when N is not 0: only StreamRecorder's guarded
+/// calls can be, so the other plugins' lines do not carry it.
+fn not_sent(n: u64, why: &str) -> String {
     if n == 0 {
         String::new()
     } else {
-        format!(", {n} not sent (timer no longer armed)")
-    }
-}
-
-/// `, N not sent (stream not our recording)` for a report line, when N is not 0: rotation
-/// shutdowns only, as [`not_armed`].
-fn not_ours(n: u64) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(", {n} not sent (stream not our recording)")
-    }
-}
-
-/// `, N not sent (stream listed again)` for a report line, when N is not 0: closed
-/// recordings' timer removals only, as [`not_armed`].
-fn listed(n: u64) -> String {
-    if n == 0 {
-        String::new()
-    } else {
-        format!(", {n} not sent (stream listed again)")
+        format!(", {n} not sent ({why})")
     }
 }
