@@ -6,20 +6,44 @@ use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 
-/// Text shown on one line with its control characters escaped (`\n`, `\u{1b}`), and the
+/// Text shown on one line with its control characters escaped (`\n`, `\u{1b}`), the
 /// characters that move or reorder what a terminal or log viewer shows after them (the
-/// bidirectional overrides, isolates and marks; the line and paragraph separators); everything
-/// else as it is. File paths, S3 keys and messages holding them come from the log: a newline in
-/// one shown raw would forge the next log or output line, and a right-to-left override would
-/// show the rest of the line reversed.
+/// bidirectional overrides, isolates and marks; the line and paragraph separators), and the
+/// invisible ones that no script needs (zero-width space, word joiner, soft hyphen, byte order
+/// mark, fillers, tags); everything else as it is. File paths, S3 keys and messages holding
+/// them come from the log: a newline in one shown raw would forge the next log or output line,
+/// a right-to-left override would show the rest of the line reversed, and a zero-width space
+/// would show two different names alike.
 pub struct ControlEscaped<'a>(pub &'a str);
 
-/// Whether [`ControlEscaped`] shows `c` escaped.
+/// Whether [`ControlEscaped`] shows `c` escaped. The zero-width joiner and non-joiner and the
+/// variation selectors are shown as they are: scripts (Persian, the Indic ones) and emoji
+/// sequences need them in names.
 fn shown_escaped(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
+            // Bidirectional marks, overrides and isolates; line and paragraph separators.
             '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            // Invisible: soft hyphen, grapheme joiner, Hangul and Mongolian fillers, zero-width
+            // space, word joiner and invisible operators, the deprecated format characters,
+            // the byte order mark, the shorthand and musical format controls, tags.
+            | '\u{00ad}'
+            | '\u{034f}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{180e}'
+            | '\u{200b}'
+            | '\u{2060}'..='\u{2065}'
+            | '\u{206a}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e007f}'
         )
 }
 
@@ -756,6 +780,31 @@ mod tests {
     }
 
     #[test]
+    fn invisible_characters_that_would_show_two_names_alike_are_escaped() {
+        // "cam1" and "cam\u{200b}1" are two streams; shown raw, a log line could not tell them.
+        assert_eq!(ControlEscaped("cam\u{200b}1").to_string(), "cam\\u{200b}1");
+        for c in [
+            '\u{ad}',
+            '\u{34f}',
+            '\u{115f}',
+            '\u{180e}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{206f}',
+            '\u{3164}',
+            '\u{feff}',
+            '\u{1bca0}',
+            '\u{e0001}',
+            '\u{e007f}',
+        ] {
+            assert_eq!(
+                ControlEscaped(&format!("a{c}b")).to_string(),
+                format!("a{}b", c.escape_default())
+            );
+        }
+    }
+
+    #[test]
     fn characters_that_reorder_or_break_a_shown_line_are_escaped() {
         // A name that shows as "cam1 ok" when its override reverses the rest of the line.
         let shown =
@@ -772,8 +821,9 @@ mod tests {
                 format!("a{}b", c.escape_default())
             );
         }
-        // Letters of any script, accents and symbols are shown as they are.
-        let plain = "caméra-東京-קמרה-☃-e\u{301}";
+        // Letters of any script, accents and symbols are shown as they are, with the joiners
+        // and variation selectors scripts and emoji need.
+        let plain = "caméra-東京-קמרה-☃-e\u{301}-می\u{200c}خواهم-👩\u{200d}💻-☃\u{fe0f}";
         assert_eq!(ControlEscaped(plain).to_string(), plain);
     }
 
