@@ -146,7 +146,8 @@ impl Backfill {
         // The guard is part of the call: it decides whether the call goes (after an EMS
         // restart in the window the same shutdown of an id reused is guarded by another
         // timer, and only one of them can be armed now), and a guard without a timerId names
-        // the timer removed.
+        // the timer removed. It is the guard the call goes with: a rotation's removal given
+        // the close's check above is one call however often its timer fired.
         let hash = self.key((&target.base, &*command, &params.0, &*only_if_armed));
         (!self.issued.insert(hash)).then_some(Skip::Repeated)
     }
