@@ -246,7 +246,8 @@ pub enum Action {
 pub struct TimerGuard {
     /// `None` (the removal of a closed recording's timer, whose id the recorder never sees):
     /// whichever timer is armed for `unique_id`, and the call's `id` is that timer's; with
-    /// none armed there is nothing to remove. Only a `removeTimer` is guarded so.
+    /// none armed there is nothing to remove. Only a `removeTimer` is guarded so, or with
+    /// [`StreamCheck::NotListed`].
     pub timer_id: Option<u64>,
     pub unique_id: u64,
     pub stream: StreamCheck,
@@ -260,13 +261,16 @@ pub enum StreamCheck {
     /// It is a recording StreamRecorder made (a rotation's shutdown): a timer armed after an
     /// EMS restart for an id read from before it is armed for whatever stream has that id now.
     OurRecording,
-    /// EMS lists no stream with that id (a closed recording's timer removal): after an EMS
-    /// restart the id may be a live recording's, whose timer is its own.
+    /// EMS lists no stream with that id (a closed recording's timer removal; and, in a replay,
+    /// that of a recording that rotated then closed in the window, which keeps its rotation's
+    /// `timer_id`): after an EMS restart the id may be a live recording's, whose timer is its
+    /// own.
     NotListed,
 }
 
 /// [`TimerGuard`] as dead letters and `--json` write it: `timer_id` left out when `None`,
-/// `"recording": true` or `"closed": true` for the stream check.
+/// `"recording": true` or `"closed": true` for the stream check (`"closed"` with or without a
+/// `timer_id`).
 #[derive(Serialize, Deserialize)]
 struct StoredGuard {
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1529,3 +1529,75 @@ fn only_a_remove_timer_takes_the_timer_it_finds() {
     assert!(matches!(done, Err(Failure::Permanent(_))), "{done:?}");
     assert!(commands(&fake).is_empty());
 }
+
+/// The removal a replay issues for recording 15 that rotated, then closed, in its window: its
+/// rotation's timer 2, only while that timer is armed for 15 and EMS lists no stream 15. The
+/// call's own id is the one removed, not the first timer found for 15.
+#[test]
+fn a_rotated_then_closed_recordings_removal_takes_its_own_timer_while_its_id_is_not_listed() {
+    let rotated = TimerGuard {
+        timer_id: Some(2),
+        unique_id: 15,
+        stream: StreamCheck::NotListed,
+    };
+    let remove = |fake: &FakeEms| {
+        client().execute_if_armed(
+            &fake.target(),
+            "removeTimer",
+            &remove_params("2"),
+            &rotated,
+            1,
+            false,
+        )
+    };
+
+    let fake = FakeEms::start();
+    assert_eq!(fake.arm_timer("600", "15"), 1);
+    assert_eq!(fake.arm_timer("600", "15"), 2);
+    assert_eq!(remove(&fake), Ok(Done::Ok));
+    assert_eq!(
+        commands(&fake),
+        ["listTimers", "listStreams", "removeTimer"]
+    );
+    assert_eq!(
+        fake.calls_for("removeTimer")[0].params,
+        pairs(&remove_params("2"))
+    );
+    let timers = fake.armed_timers();
+    assert_eq!(timers.len(), 1, "{timers:?}");
+    assert_eq!(timers[0]["timerId"], 1);
+
+    // Timer 2 is another recording's: nothing asked but listTimers, nothing removed.
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "15");
+    fake.arm_timer("600", "16");
+    assert!(matches!(remove(&fake), Ok(Done::Stale(_))));
+    assert_eq!(commands(&fake), ["listTimers"]);
+    assert_eq!(fake.armed_timers().len(), 2);
+
+    // Stream 15 is listed (EMS restarted, and 15 is alive again): its timer stays.
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "16");
+    fake.arm_timer("600", "15");
+    fake.add_recording(15, "cam9");
+    assert!(matches!(remove(&fake), Ok(Done::StillListed(_))));
+    assert_eq!(commands(&fake), ["listTimers", "listStreams"]);
+    assert_eq!(fake.armed_timers().len(), 2);
+
+    // Only a removeTimer is guarded so: anything else is refused before anything is sent.
+    let fake = FakeEms::start();
+    fake.arm_timer("600", "15");
+    let done = client().execute_if_armed(
+        &fake.target(),
+        "shutdownStream",
+        &Params::new().with("id", "15").with("permanently", "0"),
+        &TimerGuard {
+            timer_id: Some(1),
+            ..rotated
+        },
+        1,
+        false,
+    );
+    assert!(matches!(done, Err(Failure::Permanent(_))), "{done:?}");
+    assert!(commands(&fake).is_empty());
+}

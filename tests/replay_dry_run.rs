@@ -122,8 +122,14 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
         // Uploads go by their net effect. Line 11's chunk is deleted at line 17: never put,
         // but its delete goes out (an earlier run may have put it).
         delete(hls, "hls-files", seg1, F1, 17),
-        // Line 18 rotates recording 12 (timer fired): it ended in the window, skipped. Only the
-        // timer of the recording that replaced it, 15, is armed.
+        // Line 18 rotates recording 12 (timer fired), which closes at line 19: its shutdown
+        // is skipped (it ended in the window), its timer removed, only while timer 1 is armed
+        // for 12 and EMS lists no stream 12. The close asks nothing more (the rotation
+        // removes the timer). Only the timer of the recording that replaced it, 15, is armed.
+        json!({"plugin": "StreamRecorder", "kind": "ems_call", "target": LOCAL,
+               "command": "removeTimer", "params": {"id": "1"},
+               "only_if_armed": {"timer_id": 1, "unique_id": 12, "closed": true},
+               "source": {"file": F1, "line": 18}}),
         ems(
             "StreamRecorder",
             LOCAL,
@@ -229,7 +235,7 @@ fn dry_run_json_on_the_fixtures_lists_exactly_these_actions() {
     );
     assert!(stderr.contains(&format!("{F1}:16: refused")), "{stderr}");
     assert!(
-        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 4 AmazonHDSUpload 5 AmazonHLSUpload 6 StreamAutoRouter 3 StreamLoadBalancer 12 StreamRecorder 6; left out: 8 stream ended in the window, 3 deleted later in the window, 2 superseded playlist"),
+        stderr.contains("2 files, 14868 bytes, 33 lines, 32 events, 1 malformed, 2 refused; actions: AmazonDASHUpload 4 AmazonHDSUpload 5 AmazonHLSUpload 6 StreamAutoRouter 3 StreamLoadBalancer 12 StreamRecorder 7; left out: 7 stream ended in the window, 3 deleted later in the window, 2 superseded playlist"),
         "{stderr}"
     );
 }
@@ -514,6 +520,69 @@ fn a_closed_recordings_timer_removal_shows_its_guard() {
         [format!(
             "StreamRecorder     ems {LOCAL}removeTimer id=<its timerId> [only while a timer is \
              armed for _uniqueId 15 and EMS lists no stream 15]    # {log}:2"
+        )]
+    );
+}
+
+/// A recording whose timer fired and which then closed in the window: the rotation's shutdown
+/// is left out (its stream ended), its timer removal is not, and shows the close's check
+/// (no stream with its id listed) beside its timer, readable and in `--json`.
+#[test]
+fn a_rotated_then_closed_recordings_timer_removal_shows_its_guard() {
+    let dir = tempfile::tempdir().expect("temp dir is writable");
+    let log = dir.path().join("events_20261129_101500.txt");
+    let line = |id: u64, event: &str, payload: Value| {
+        json!({"_logEntry": format!("{id:05}"), "id": id, "type": event, "payload": payload})
+            .to_string()
+    };
+    let recording = json!({"name": "cam1", "uniqueId": 15, "type": "OFMP4",
+                           "recordSettings": {"localStreamName": "cam1",
+                                              "_localStreamName": "cam1", "_emstail": "1"}});
+    let lines = [
+        line(1, "outStreamCreated", recording.clone()),
+        line(
+            2,
+            "timerTriggered",
+            json!({"timerId": 4, "triggerCount": 1, "value": 3600, "_uniqueId": "15"}),
+        ),
+        line(3, "outStreamClosed", recording),
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").expect("temp dir is writable");
+    let log = log.to_str().expect("utf-8 path");
+
+    let out = dry_run(&["--json", "--explain", "--plugin", "StreamRecorder", log]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr.as_str());
+    let ended = "stream ended in the window";
+    assert_eq!(
+        json_lines(&out),
+        [
+            json!({"plugin": "StreamRecorder", "kind": "ems_call", "target": LOCAL,
+                   "command": "setTimer", "params": {"value": "3600", "_uniqueId": "15"},
+                   "source": {"file": log, "line": 1}, "skipped": ended}),
+            json!({"plugin": "StreamRecorder", "kind": "ems_call", "target": LOCAL,
+                   "command": "shutdownStream", "params": {"id": "15", "permanently": "0"},
+                   "only_if_armed": {"timer_id": 4, "unique_id": 15, "recording": true},
+                   "source": {"file": log, "line": 2}, "skipped": ended}),
+            json!({"plugin": "StreamRecorder", "kind": "ems_call", "target": LOCAL,
+                   "command": "removeTimer", "params": {"id": "4"},
+                   "only_if_armed": {"timer_id": 4, "unique_id": 15, "closed": true},
+                   "source": {"file": log, "line": 2}}),
+        ]
+    );
+    assert!(
+        out.stderr
+            .contains("actions: StreamRecorder 1; left out: 2 stream ended in the window"),
+        "{}",
+        out.stderr.as_str()
+    );
+
+    let out = dry_run(&["--plugin", "StreamRecorder", log]);
+    assert_eq!(out.code, Some(0));
+    assert_eq!(
+        out.stdout.as_str().lines().collect::<Vec<_>>(),
+        [format!(
+            "StreamRecorder     ems {LOCAL}removeTimer id=4 [only while timer 4 armed for \
+             _uniqueId 15 and EMS lists no stream 15]    # {log}:2"
         )]
     );
 }

@@ -135,6 +135,9 @@ fn recorder_calls() -> Vec<Call> {
     // whether it is armed already.
     calls.push(call("listTimers", &[]));
     calls.push(call("setTimer", &[("value", "3600"), ("_uniqueId", "15")]));
+    // Recording 12 rotated, then closed: its timer 1 would be removed, but EMS holds no
+    // timer 1 for it (nothing sent after the check).
+    calls.push(call("listTimers", &[]));
     sorted(calls)
 }
 
@@ -492,6 +495,182 @@ fn a_replay_removes_the_timers_of_recordings_that_closed_and_only_those() {
         "{}",
         run.stdout
     );
+    assert!(setup.dead_letters().is_empty());
+}
+
+/// A log in which recording 15 of `cam1` starts, its timer 1 fires (a rotation, which the
+/// emstail of the time did not carry out), and then the recording closes.
+fn rotated_then_closed_log(dir: &Path) -> PathBuf {
+    let log = dir.join("events_20261129_101500.txt");
+    let stats = json!({"name": "cam1", "uniqueId": 15, "type": "OFMP4",
+                       "recordSettings": {"localStreamName": "cam1",
+                                          "_localStreamName": "cam1", "_emstail": "1"}});
+    let timer = json!({"timerId": 1, "triggerCount": 1, "value": 3600, "_uniqueId": "15"});
+    let lines = event(1, "outStreamCreated", stats.clone())
+        + &event(2, "timerTriggered", timer)
+        + &event(3, "outStreamClosed", stats);
+    write_file(&log, lines.as_bytes());
+    log
+}
+
+/// The calls the fake EMS received, in order.
+fn in_order(ems: &FakeEms) -> Vec<Call> {
+    ems.calls()
+        .into_iter()
+        .map(|c| (c.command, c.params))
+        .collect()
+}
+
+/// Recording 15 rotated, then closed, in the window; EMS still holds its timer 1 and lists no
+/// stream 15. The rotation's shutdown is left out (its stream ended), its timer removal is
+/// not: timer 1 would otherwise stay armed until a running emstail saw it fire.
+#[test]
+fn a_replay_removes_the_timer_of_a_recording_that_rotated_then_closed() {
+    let ems = FakeEms::start();
+    assert_eq!(ems.arm_timer("3600", "15"), 1);
+    assert_eq!(ems.arm_timer("3600", "16"), 2);
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = rotated_then_closed_log(setup.dir.path());
+    let run = replay(&setup.write(), &["--explain", utf8(&log)]);
+
+    run.assert_exit(0);
+    assert_eq!(
+        in_order(&ems),
+        [
+            call("listTimers", &[]),
+            call("listStreams", &[]),
+            call("removeTimer", &[("id", "1")]),
+        ],
+        "no shutdownStream"
+    );
+    let timers = ems.armed_timers();
+    assert_eq!(timers.len(), 1, "{timers:?}");
+    assert_eq!(
+        timers[0]["_uniqueId"], "16",
+        "another recording's timer stays"
+    );
+    assert_eq!(
+        run.carried(),
+        Carried {
+            done: 1,
+            ..Carried::default()
+        }
+    );
+    assert!(
+        run.stdout
+            .contains("skipped (stream ended in the window): StreamRecorder     ems http://")
+            && run
+                .stdout
+                .contains("/shutdownStream id=15 permanently=0 [only while"),
+        "{}",
+        run.stdout
+    );
+    run.assert_stderr_has("StreamRecorder 1;");
+    assert!(setup.dead_letters().is_empty());
+}
+
+/// EMS restarted since the window, and stream 15 is a live recording again, whose timer 1 is
+/// its own: the timer stays armed.
+#[test]
+fn a_rotated_then_closed_recordings_timer_stays_while_ems_lists_its_id_again() {
+    let ems = FakeEms::start();
+    ems.add_recording(15, "cam7");
+    assert_eq!(ems.arm_timer("3600", "15"), 1);
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = rotated_then_closed_log(setup.dir.path());
+    let run = replay(&setup.write(), &["--explain", utf8(&log)]);
+
+    run.assert_exit(0);
+    assert_eq!(
+        in_order(&ems),
+        [call("listTimers", &[]), call("listStreams", &[])],
+        "nothing but the checks"
+    );
+    assert_eq!(ems.armed_timers().len(), 1, "the live recording's timer");
+    assert_eq!(ems.streams().len(), 1, "the live recording");
+    assert_eq!(
+        run.carried(),
+        Carried {
+            listed: 1,
+            ..Carried::default()
+        }
+    );
+    run.assert_stderr_has("lists stream 15 (cam7), whose timer 1 is its own");
+    assert!(
+        run.stdout
+            .contains("skipped (stream listed on EMS again): StreamRecorder     ems http://")
+            && run.stdout.contains(
+                "/removeTimer id=1 [only while timer 1 armed for _uniqueId 15 and EMS lists no \
+             stream 15]"
+            ),
+        "{}",
+        run.stdout
+    );
+    assert!(setup.dead_letters().is_empty());
+}
+
+/// EMS holds no timer 1 for recording 15: none at all, or (after a restart) timer 1 is
+/// another recording's. Nothing is removed.
+#[test]
+fn a_rotated_then_closed_recording_whose_timer_ems_no_longer_holds_removes_nothing() {
+    for other in [None, Some("9")] {
+        let ems = FakeEms::start();
+        if let Some(unique_id) = other {
+            assert_eq!(ems.arm_timer("3600", unique_id), 1);
+        }
+        let setup = Setup::new(&ems.base_url()).recorder();
+        let log = rotated_then_closed_log(setup.dir.path());
+        let run = replay(&setup.write(), &["--explain", utf8(&log)]);
+
+        run.assert_exit(0);
+        assert_eq!(in_order(&ems), [call("listTimers", &[])], "{other:?}");
+        assert_eq!(ems.armed_timers().len(), usize::from(other.is_some()));
+        assert_eq!(
+            run.carried(),
+            Carried {
+                not_armed: 1,
+                ..Carried::default()
+            },
+            "{other:?}"
+        );
+        run.assert_stderr_has("has no timer 1 armed for _uniqueId 15");
+        assert!(setup.dead_letters().is_empty());
+    }
+}
+
+/// The removal of a rotated, then closed, recording's timer that failed for good keeps its
+/// guard in the dead-letter file, and a retry is guarded by it: with stream 15 listed again
+/// by then, the timer (now that stream's) is left armed.
+#[test]
+fn a_dead_lettered_removal_of_a_rotated_then_closed_recordings_timer_keeps_its_guard() {
+    let ems = FakeEms::start();
+    assert_eq!(ems.arm_timer("3600", "15"), 1);
+    ems.answer_fail_next("removeTimer", "Internal error");
+    let setup = Setup::new(&ems.base_url()).recorder();
+    let log = rotated_then_closed_log(setup.dir.path());
+    let config = setup.write();
+    replay(&config, &[utf8(&log)]).assert_exit(1);
+    let letters = setup.dead_letters();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["action"]["command"], "removeTimer");
+    assert_eq!(
+        letters[0]["action"]["only_if_armed"],
+        json!({"timer_id": 1, "unique_id": 15, "closed": true})
+    );
+
+    ems.add_recording(15, "cam7");
+    let before = ems.calls().len();
+    let retry = emstail(&["dead-letters", "--retry", "--config", utf8(&config)]);
+
+    retry.assert_exit(0);
+    retry.assert_stderr_has("1 done and removed, 0 still failing");
+    retry.assert_stderr_has("lists stream 15 (cam7), whose timer 1 is its own");
+    let sent: Vec<String> = ems.calls()[before..]
+        .iter()
+        .map(|c| c.command.clone())
+        .collect();
+    assert_eq!(sent, ["listTimers", "listStreams"]);
+    assert_eq!(ems.armed_timers().len(), 1);
     assert!(setup.dead_letters().is_empty());
 }
 
@@ -885,7 +1064,7 @@ fn ems_answering_500_then_success_is_retried() {
 
     run.assert_exit(0);
     let got = received_actions(&ems);
-    assert_eq!(distinct(&got), recorder_calls());
+    assert_eq!(distinct(&got), distinct(&recorder_calls()));
     // The two failed requests: a failed action is sent again, once; a failed listConfig
     // (replay asks it before its first record) holds its record back until it is answered.
     let failed: Vec<String> = ems

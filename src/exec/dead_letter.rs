@@ -636,6 +636,49 @@ mod tests {
         assert!(serde_json::from_str::<DeadLetter>(&both).is_err());
     }
 
+    /// The removal a replay issues for a recording that rotated, then closed, in its window:
+    /// its rotation's timer, only while EMS lists no stream with its id. Both parts of the
+    /// guard read back, and the letter's summary shows them.
+    #[test]
+    fn a_rotated_then_closed_recordings_removal_letter_keeps_its_timer_and_its_check() {
+        let config = crate::plugins::test_support::config();
+        let guard = TimerGuard {
+            timer_id: Some(4),
+            unique_id: 15,
+            stream: StreamCheck::NotListed,
+        };
+        let removal = PlannedAction {
+            plugin: PluginId::StreamRecorder,
+            lane: "cam1".into(),
+            stream: Some("cam1".into()),
+            stream_id: Some(15),
+            action: Action::EmsCall {
+                target: config.service.ems_api.clone(),
+                command: "removeTimer".into(),
+                params: Params::new().with("id", "4"),
+                only_if_armed: Some(guard),
+            },
+        };
+        let source = Source {
+            file: "events.txt".into(),
+            line: 9,
+        };
+        let text =
+            serde_json::to_string(&DeadLetter::new(&removal, &source, "x".into(), 1)).unwrap();
+        let stored = r#","only_if_armed":{"timer_id":4,"unique_id":15,"closed":true}"#;
+        assert!(text.contains(stored), "{text}");
+        let back: DeadLetter = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.to_planned(&config), Some(removal));
+        assert!(
+            back.summary().contains(
+                "removeTimer id=4 [only while timer 4 armed for _uniqueId 15 and EMS lists no \
+                 stream 15]"
+            ),
+            "{}",
+            back.summary()
+        );
+    }
+
     /// The upload form of the file is read as earlier versions wrote it, and written the same.
     #[test]
     fn an_upload_dead_letter_keeps_its_on_disk_form() {

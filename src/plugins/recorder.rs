@@ -4,7 +4,9 @@
 //! for its recording (see [`TimerGuard`]), as the original asked `listTimers` first, and its
 //! shutdown only while that stream is still a recording of ours. A recording that closes
 //! without a rotation (its publisher left) has its timer removed, while EMS lists no stream
-//! with its id: armed, it would stay until it fired, one per reconnect.
+//! with its id: armed, it would stay until it fired, one per reconnect. (A replay also removes,
+//! with that check, the timer of a recording that rotated and then closed in its window,
+//! whose rotation it otherwise leaves out.)
 
 use super::{Plugin, Refusal, names, with_marker};
 use crate::action::{Action, ApiTarget, Params, PlannedAction, PluginId, StreamCheck, TimerGuard};
@@ -38,7 +40,9 @@ pub struct StreamRecorder {
 /// A recording the recorder armed a timer for.
 struct Recording {
     name: String,
-    /// Its timer fired: the rotation removes the timer, so its close need not.
+    /// Its timer fired: the rotation removes the timer, so its close need not. (A replay
+    /// whose window saw it close sends that removal with the close's check; see
+    /// `replay::alive`.)
     rotated: bool,
 }
 

@@ -408,7 +408,7 @@ impl Replayer<'_> {
                 message: format!("refused: {refusal}"),
             });
         }
-        for action in actions.drain(..) {
+        for mut action in actions.drain(..) {
             if before {
                 self.skip(&action, source, Skip::OutsideWindow);
                 continue;
@@ -421,7 +421,7 @@ impl Replayer<'_> {
             }
             if action.action.is_control()
                 && let Some(backfill) = &mut self.backfill
-                && let Some(reason) = backfill.issue(&action)
+                && let Some(reason) = backfill.issue(&mut action)
             {
                 self.skip(&action, source, reason);
                 continue;

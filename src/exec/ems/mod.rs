@@ -252,10 +252,14 @@ impl EmsClient {
     /// from before it is armed for whatever stream has the id now (a publisher's, a pull): that
     /// stream is not shut down ([`Done::NotOurRecording`]), and the timer, ours still, is left
     /// to the rotation's `removeTimer`. [`StreamCheck::NotListed`] (a closed recording's timer
-    /// removal) sends only while EMS lists no stream with that `uniqueId`: after a restart it
-    /// may be a live recording's again, whose timer is its own ([`Done::StillListed`]). A guard
-    /// without a `timerId` sends `removeTimer id=<the timer found>`. Failures of `listStreams`
-    /// are judged as those of `listTimers`. Costs one `listStreams` more.
+    /// removal, and a replay's removal of the timer of a recording that rotated then closed)
+    /// sends only while EMS lists no stream with that `uniqueId`: after a restart it may be a
+    /// live recording's again, whose timer is its own ([`Done::StillListed`]). A guard without
+    /// a `timerId` sends `removeTimer id=<the timer found>`; one with a `timerId`, the call as
+    /// it is. Only a `removeTimer` is guarded without a `timerId` or with
+    /// [`StreamCheck::NotListed`]: any other call so guarded is refused, nothing sent (a
+    /// letter edited by hand). Failures of `listStreams` are judged as those of `listTimers`.
+    /// Costs one `listStreams` more.
     pub fn execute_if_armed(
         &self,
         target: &ApiTarget,
@@ -265,10 +269,10 @@ impl EmsClient {
         attempt: u32,
         resend: bool,
     ) -> Result<Done, Failure> {
-        if guard.timer_id.is_none() && !command.eq_ignore_ascii_case("removeTimer") {
+        let removal_only = guard.timer_id.is_none() || guard.stream == StreamCheck::NotListed;
+        if removal_only && !command.eq_ignore_ascii_case("removeTimer") {
             return Err(Failure::Permanent(format!(
-                "{command} not sent: only a removeTimer may be guarded by {guard} (its id is \
-                 the timer found)"
+                "{command} not sent: only a removeTimer may be guarded by {guard}"
             )));
         }
         let call = Guarded {
