@@ -252,6 +252,29 @@ fn a_replay_interrupted_by_sigint_then_sigterm_resumes_without_repeating_a_put()
     let before = puts(&recorder, &b.bucket);
     assert!(before.len() < keys.len(), "stopped in the middle again");
 
+    // A checkpoint written by a build that plans otherwise names other actions as finished:
+    // not resumed, and left as it is for the build that wrote it.
+    let checkpoint = std::fs::read_dir(&state)
+        .expect("state dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("replay-") && n.ends_with(".json"))
+        })
+        .expect("the interrupted replay's checkpoint");
+    let saved = std::fs::read_to_string(&checkpoint).expect("checkpoint");
+    let planner = format!(r#""planner":"{}""#, emstail::replay::resume::PLANNER);
+    assert!(saved.contains(&planner), "{saved}");
+    let other = saved.replace(&planner, r#""planner":"0.0.9+plan1""#);
+    std::fs::write(&checkpoint, &other).expect("write");
+    let refused = b.replay(&["--resume", utf8(&log)]);
+    refused.assert_exit(2);
+    refused.assert_stderr_has("emstail 0.0.9+plan1, which plans a replay's actions otherwise");
+    assert_eq!(std::fs::read_to_string(&checkpoint).expect("kept"), other);
+    std::fs::write(&checkpoint, &saved).expect("write");
+
     let resumed = b.replay(&["--resume", utf8(&log)]);
     resumed.assert_exit(0);
     resumed.assert_stderr_has(&format!(

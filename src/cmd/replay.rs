@@ -171,11 +171,14 @@ impl Run<'_> {
                         checkpoint_path.display()
                     ))
                 })?;
-            saved.check_inputs(&now).map_err(|e| {
-                Usage(format!(
-                    "cannot resume: {e}; run it without --resume to start over"
-                ))
-            })?;
+            saved
+                .check_planner()
+                .and_then(|()| saved.check_inputs(&now))
+                .map_err(|e| {
+                    Usage(format!(
+                        "cannot resume: {e}; run it without --resume to start over"
+                    ))
+                })?;
             saved
         } else {
             if checkpoint_path.exists() {
@@ -190,6 +193,7 @@ impl Run<'_> {
                 submitted: 0,
                 finished: resume::Finished::default(),
                 command: resume_command(),
+                planner: Some(resume::PLANNER.to_string()),
             }
         };
         options.lengths = Some(checkpoint.inputs.iter().map(|i| i.len).collect());

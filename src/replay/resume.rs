@@ -136,6 +136,13 @@ fn merge_range(finished: &mut Finished, start: u64, end: u64) {
     finished.ranges.insert(start, end);
 }
 
+/// What numbers a replay's actions: the release, and the version of its planning within it.
+/// A checkpoint names actions by their place in the order a replay plans them, so it can only
+/// be resumed by a build that plans the same actions in the same order from the same bytes.
+/// [`PLAN`] goes up with every change that makes a replay plan other actions, or the same ones
+/// in another order (a plugin's planning, the net effect, what backfill leaves out).
+pub const PLANNER: &str = concat!(env!("CARGO_PKG_VERSION"), "+plan", "2");
+
 /// One input as the replay found it when it began.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
@@ -153,6 +160,8 @@ pub struct Checkpoint {
     pub finished: Finished,
     /// The command line that started it, to say how to resume it.
     pub command: Vec<String>,
+    /// [`PLANNER`] of the build that wrote it; `None` from one before such stamps.
+    pub planner: Option<String>,
 }
 
 /// The file format: a new version is a new variant, never a silent change.
@@ -165,6 +174,15 @@ enum OnDisk {
         submitted: u64,
         finished: Vec<[u64; 2]>,
         command: Vec<String>,
+    },
+    /// Version 1 and the [`PLANNER`] that numbered its actions.
+    #[serde(rename = "2")]
+    V2 {
+        inputs: Vec<Input>,
+        submitted: u64,
+        finished: Vec<[u64; 2]>,
+        command: Vec<String>,
+        planner: String,
     },
 }
 
@@ -183,6 +201,20 @@ impl Checkpoint {
                 })
             })
             .collect()
+    }
+
+    /// Whether this build numbers the actions as the one that wrote the checkpoint did: else
+    /// resuming would take other actions for the finished ones, repeating some and leaving
+    /// others out.
+    pub fn check_planner(&self) -> Result<(), String> {
+        match &self.planner {
+            Some(planner) if planner == PLANNER => Ok(()),
+            then => Err(format!(
+                "the interrupted replay was run by emstail {}, which plans a replay's actions \
+                 otherwise than this one ({PLANNER})",
+                then.as_deref().unwrap_or("of an earlier version")
+            )),
+        }
     }
 
     /// Whether every input still holds the bytes this checkpoint's replay read: a file may
@@ -217,11 +249,13 @@ impl Checkpoint {
     }
 
     pub fn store(&self, path: &Path) -> io::Result<()> {
-        let on_disk = OnDisk::V1 {
+        let on_disk = OnDisk::V2 {
             inputs: self.inputs.clone(),
             submitted: self.submitted,
             finished: self.finished.to_pairs(),
             command: self.command.clone(),
+            // This build numbered the actions it stores as finished.
+            planner: PLANNER.to_string(),
         };
         let bytes = serde_json::to_vec(&on_disk).map_err(io::Error::other)?;
         write_atomic(path, &bytes)
@@ -241,17 +275,27 @@ impl Checkpoint {
                 path.display()
             )
         })?;
-        let OnDisk::V1 {
-            inputs,
-            submitted,
-            finished,
-            command,
-        } = on_disk;
+        let (inputs, submitted, finished, command, planner) = match on_disk {
+            OnDisk::V1 {
+                inputs,
+                submitted,
+                finished,
+                command,
+            } => (inputs, submitted, finished, command, None),
+            OnDisk::V2 {
+                inputs,
+                submitted,
+                finished,
+                command,
+                planner,
+            } => (inputs, submitted, finished, command, Some(planner)),
+        };
         Ok(Some(Checkpoint {
             inputs,
             submitted,
             finished: Finished::from_pairs(&finished),
             command,
+            planner,
         }))
     }
 }
@@ -318,6 +362,7 @@ mod tests {
             submitted: 3,
             finished,
             command: vec!["emstail".into(), "replay".into()],
+            planner: Some(PLANNER.into()),
         };
         checkpoint.store(&path).expect("store");
         assert_eq!(Checkpoint::load(&path), Ok(Some(checkpoint)));
@@ -327,6 +372,35 @@ mod tests {
             e.contains("replay-x.json") && e.contains("start over"),
             "{e}"
         );
+    }
+
+    /// A checkpoint names actions by their place in the plan: one written by a build that
+    /// plans otherwise (or before builds said which they are) is not resumed.
+    #[test]
+    fn only_a_build_that_plans_alike_resumes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("replay-x.json");
+        let v1 = r#"{"version":"1","inputs":[],"submitted":2,"finished":[[0,2]],"command":[]}"#;
+        std::fs::write(&path, v1).expect("write");
+        let old = Checkpoint::load(&path).expect("readable").expect("there");
+        let e = old.check_planner().expect_err("no planner");
+        assert!(
+            e.contains("an earlier version") && e.contains(PLANNER),
+            "{e}"
+        );
+        let other = v1
+            .replace(r#""version":"1""#, r#""version":"2""#)
+            .replace('}', r#","planner":"0.0.9+plan1"}"#);
+        std::fs::write(&path, other).expect("write");
+        let e = Checkpoint::load(&path)
+            .expect("readable")
+            .expect("there")
+            .check_planner()
+            .expect_err("another planner");
+        assert!(e.contains("emstail 0.0.9+plan1"), "{e}");
+        old.store(&path).expect("store");
+        let stored = Checkpoint::load(&path).expect("readable").expect("there");
+        assert_eq!(stored.check_planner(), Ok(()), "stored by this build");
     }
 
     #[test]
@@ -340,6 +414,7 @@ mod tests {
             submitted: 0,
             finished: Finished::default(),
             command: Vec::new(),
+            planner: Some(PLANNER.into()),
         };
         assert!(
             checkpoint
