@@ -144,6 +144,18 @@ fn a_listing_shows_only_the_letters_that_match_every_selector() {
     }
     let run = letters.run(&["--stream", "cam1"]);
     run.assert_stderr_has("3 of 5 dead letters selected in");
+    let status = Emstail::new(["status", "--state-dir", utf8(&letters.setup.state_dir())]).run();
+    status.assert_exit(0);
+    let size = std::fs::metadata(letters.path()).expect("stat").len();
+    assert!(
+        status.stdout.contains(&format!(
+            "dead letters: 5 ({}, {:.1} KiB)",
+            letters.path().display(),
+            size as f64 / 1024.0
+        )),
+        "{}",
+        status.stdout
+    );
     let typo = letters.run(&["--plugin", "StreamRecoder"]);
     typo.assert_exit(2);
     typo.assert_stderr_has("no plugin \"StreamRecoder\"");
