@@ -21,7 +21,7 @@ use std::sync::Mutex;
 pub const FILE_NAME: &str = "dead-letter.jsonl";
 
 /// Every change to the dead-letter file is made holding this lock (beside it in the state
-/// directory): the daemon's appends, and `dead-letters --retry` replacing the file. Without
+/// directory): the daemon's appends, and `dead-letters --retry` and `--drop` replacing the file. Without
 /// it a letter appended while the file was replaced went to the replaced, deleted file.
 pub const LOCK_NAME: &str = "dead-letter.lock";
 
@@ -227,9 +227,7 @@ impl FileLock {
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(FileLock(file))
     }
-}
 
-impl FileLock {
     /// [`acquire`](FileLock::acquire), saying so first when another process holds the lock:
     /// a command that waits on a busy daemon does not look hung.
     fn acquire_waiting(state_dir: &Path) -> io::Result<FileLock> {
