@@ -398,8 +398,12 @@ pub struct Dropped {
 /// through a temp file ([`fsutil::write_atomic_with`]), so a file of any size is rewritten
 /// in constant memory; every line kept, blank or torn ones too, is kept byte for byte.
 pub fn drop_where(state_dir: &Path, mut drop: impl FnMut(&Entry) -> bool) -> io::Result<Dropped> {
-    let _lock = FileLock::acquire_waiting(state_dir)?;
     let path = state_dir.join(FILE_NAME);
+    if !path.exists() {
+        // Nothing to drop, and no lock file to leave in a state directory that may not exist.
+        return Ok(Dropped::default());
+    }
+    let _lock = FileLock::acquire_waiting(state_dir)?;
     let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let mut reader = match File::open(&path) {
         Ok(f) => BufReader::with_capacity(64 << 10, f),
@@ -461,12 +465,12 @@ impl Selection {
 
     pub fn matches(&self, entry: &Entry, config: &Config) -> bool {
         let Ok(letter) = &entry.letter else {
-            // Nothing is known of an unreadable line but that it cannot be run.
-            return self.unrunnable
-                || (self.plugins.is_empty()
-                    && self.rules.is_empty()
-                    && self.streams.is_empty()
-                    && self.before.is_none());
+            // Nothing is known of an unreadable line but that it cannot be run: no other
+            // selector can match it.
+            return self.plugins.is_empty()
+                && self.rules.is_empty()
+                && self.streams.is_empty()
+                && self.before.is_none();
         };
         let any = |names: &[String], value: Option<&str>| {
             names.is_empty() || value.is_some_and(|v| names.iter().any(|n| n == v))
@@ -976,7 +980,16 @@ mod tests {
             unrunnable: true,
             ..Selection::default()
         };
-        assert_eq!(chosen(unrunnable), [4, 5]);
+        assert_eq!(chosen(unrunnable.clone()), [4, 5]);
+        let old_unrunnable = Selection {
+            before: Some(100),
+            ..unrunnable
+        };
+        assert_eq!(
+            chosen(old_unrunnable),
+            [4],
+            "the unreadable line has no time"
+        );
         let all_of = Selection {
             before: Some(301),
             unrunnable: false,
