@@ -65,9 +65,10 @@ pub enum Command {
         command: RulesCommand,
     },
     /// List the actions that failed for good; with --retry, run them again and keep only
-    /// those that still fail; with --drop, discard them. The selectors (--plugin, --rule,
-    /// --stream, --before, --unrunnable) narrow any of the three to the letters that match
-    /// all of them.
+    /// those that still fail; with --drop, discard them.
+    ///
+    /// The selectors (--plugin, --rule, --stream, --before, --unrunnable) narrow any of the
+    /// three to the letters that match all of them.
     DeadLetters {
         #[command(flatten)]
         config: ConfigFile,
