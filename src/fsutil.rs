@@ -11,7 +11,7 @@
 //! add it to their error messages.
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -64,7 +64,22 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
 /// Writes `<path>.tmp` beside it, fsyncs it, renames it over `path`, then fsyncs the
 /// directory so that the rename itself is on disk.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    replace_with(path, bytes, PRIVATE, true)
+    replace_with(path, PRIVATE, true, |mut file| file.write_all(bytes))
+}
+
+/// [`write_atomic`] for content written a piece at a time: `write` fills the temp file
+/// through a buffer, so that a file of any size is replaced in constant memory. Should
+/// `write` fail, `path` is left as it was.
+pub fn write_atomic_with<T>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+) -> io::Result<T> {
+    replace_with(path, PRIVATE, true, |file| {
+        let mut out = BufWriter::with_capacity(64 << 10, file);
+        let value = write(&mut out)?;
+        out.flush()?;
+        Ok(value)
+    })
 }
 
 /// Replaces `path` with `bytes` as [`write_atomic`] does, with `mode`, without the fsyncs: a
@@ -73,15 +88,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// which it writes again within seconds: their two fsyncs a second cost more than the rest of
 /// following a quiet log.
 pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    replace_with(path, bytes, mode, false)
+    replace_with(path, mode, false, |mut file| file.write_all(bytes))
 }
 
-/// Writes `<path>.tmp`, sets `mode` on it whatever the umask (and whatever a temp file left
-/// by a crash had), renames it over `path`; with `sync`, fsyncs the file before the rename
-/// and the directory after it.
-fn replace_with(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<()> {
+/// Writes `<path>.tmp` with `write`, sets `mode` on it whatever the umask (and whatever a
+/// temp file left by a crash had), renames it over `path`; with `sync`, fsyncs the file
+/// before the rename and the directory after it.
+fn replace_with<T>(
+    path: &Path,
+    mode: u32,
+    sync: bool,
+    write: impl FnOnce(&File) -> io::Result<T>,
+) -> io::Result<T> {
     let tmp = temp_path(path);
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
@@ -89,23 +109,32 @@ fn replace_with(path: &Path, bytes: &[u8], mode: u32, sync: bool) -> io::Result<
         .open(&tmp)?;
     let written = file
         .set_permissions(Permissions::from_mode(mode))
-        .and_then(|()| file.write_all(bytes))
-        .and_then(|()| if sync { file.sync_all() } else { Ok(()) });
+        .and_then(|()| write(&file))
+        .and_then(|value| {
+            if sync {
+                file.sync_all()?;
+            }
+            Ok(value)
+        });
     drop(file);
-    if let Err(e) = written {
-        // On a full disk the partial temp file holds space the next attempt needs.
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    let value = match written {
+        Ok(value) => value,
+        Err(e) => {
+            // On a full disk the partial temp file holds space the next attempt needs.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     std::fs::rename(&tmp, path)?;
     if !sync {
-        return Ok(());
+        return Ok(value);
     }
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    File::open(dir)?.sync_all()
+    File::open(dir)?.sync_all()?;
+    Ok(value)
 }
 
 /// Where [`write_atomic`] writes before the rename: `<path>.tmp`. A crash can leave it behind;

@@ -4,6 +4,7 @@
 use clap::{Args, Parser as ClapParser, Subcommand, ValueEnum};
 use emstail::action::PluginId;
 use emstail::config::LogFormat;
+use emstail::exec::dead_letter::Selection;
 use std::path::PathBuf;
 
 #[derive(ClapParser, Debug)]
@@ -64,15 +65,28 @@ pub enum Command {
         command: RulesCommand,
     },
     /// List the actions that failed for good; with --retry, run them again and keep only
-    /// those that still fail.
+    /// those that still fail; with --drop, discard them.
+    ///
+    /// The selectors (--plugin, --rule, --stream, --before, --unrunnable) narrow any of the
+    /// three to the letters that match all of them.
     DeadLetters {
         #[command(flatten)]
         config: ConfigFile,
         /// Overrides Service.state_dir.
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Run the selected letters again; those done are removed, those still failing kept.
         #[arg(long)]
         retry: bool,
+        /// Remove the selected letters from the file; every other line stays as it is. Needs
+        /// a selector, or --all to empty the file.
+        #[arg(long, conflicts_with = "retry")]
+        drop: bool,
+        /// With --drop and no selector: drop every letter.
+        #[arg(long, requires = "drop", conflicts_with = "selectors")]
+        all: bool,
+        #[command(flatten)]
+        select: DeadLetterSelectors,
     },
     /// Print the completion script for a shell, to be sourced by it or installed where it
     /// looks for completions.
@@ -120,6 +134,31 @@ pub struct ConfigFile {
         default_value = "/etc/emstail/config.ini"
     )]
     pub path: PathBuf,
+}
+
+/// Which dead letters `dead-letters` lists, retries or drops: those that match every
+/// selector given.
+#[derive(Args, Debug)]
+#[group(id = "selectors", multiple = true)]
+pub struct DeadLetterSelectors {
+    /// Only this plugin's letters: its config block name (e.g. StreamRecorder), or Rules for
+    /// the custom rules'; repeatable.
+    #[arg(long = "plugin", value_name = "NAME", value_parser = parse_letter_plugin)]
+    pub plugins: Vec<String>,
+    /// Only this custom rule's letters (its name in the Rules block); repeatable.
+    #[arg(long = "rule", value_name = "NAME")]
+    pub rules: Vec<String>,
+    /// Only letters of the stream of exactly this name; repeatable.
+    #[arg(long = "stream", value_name = "NAME")]
+    pub streams: Vec<String>,
+    /// Only letters written before this time: RFC 3339, "YYYY-MM-DD HH:MM[:SS]" in UTC, or
+    /// unix seconds.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub before: Option<i64>,
+    /// Only letters that cannot be run again by this version: unreadable lines, and letters
+    /// of a plugin it does not know.
+    #[arg(long)]
+    pub unrunnable: bool,
 }
 
 /// How `replay` runs.
@@ -229,4 +268,26 @@ fn parse_plugin(name: &str) -> Result<PluginId, String> {
         let names: Vec<&str> = PluginId::ALL.iter().map(|p| p.name()).collect();
         format!("no plugin {name:?}; the plugins are {}", names.join(", "))
     })
+}
+
+/// A plugin a dead letter can name: a built-in one's block name, or `Rules`.
+fn parse_letter_plugin(name: &str) -> Result<String, String> {
+    if name == "Rules" {
+        return Ok(name.to_string());
+    }
+    parse_plugin(name)
+        .map(|id| id.name().to_string())
+        .map_err(|e| format!("{e}, and Rules for the custom rules"))
+}
+
+impl From<DeadLetterSelectors> for Selection {
+    fn from(s: DeadLetterSelectors) -> Self {
+        Selection {
+            plugins: s.plugins,
+            rules: s.rules,
+            streams: s.streams,
+            before: s.before,
+            unrunnable: s.unrunnable,
+        }
+    }
 }

@@ -44,7 +44,17 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             config,
             state_dir,
             retry,
-        } => dead_letters::dead_letters(&config.path, state_dir, retry),
+            drop,
+            all,
+            select,
+        } => {
+            let what = match (retry, drop) {
+                (true, _) => dead_letters::Work::Retry,
+                (_, true) => dead_letters::Work::Drop { all },
+                _ => dead_letters::Work::List,
+            };
+            dead_letters::dead_letters(&config.path, state_dir, what, select.into())
+        }
         Command::Completions { shell } => completions::completions(shell),
         Command::Man { subcommand } => man::man(subcommand.as_deref()),
     }

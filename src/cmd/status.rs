@@ -81,7 +81,31 @@ pub fn status(config_path: &Path, state_dir: Option<PathBuf>) -> anyhow::Result<
     }
     let path = state_dir.join(dead_letter::FILE_NAME);
     let dead = dead_letter::count(&path)?;
-    writeln!(out, "dead letters: {dead} ({})", path.display())?;
+    // The file has no cap: its size beside the count shows when it wants reviewing.
+    match std::fs::metadata(&path) {
+        Ok(meta) if dead > 0 => writeln!(
+            out,
+            "dead letters: {dead} ({}, {})",
+            path.display(),
+            file_size(meta.len())
+        )?,
+        _ => writeln!(out, "dead letters: {dead} ({})", path.display())?,
+    }
     out.flush().context("writing the status")?;
     Ok(Outcome::Success)
+}
+
+/// `n` bytes for a person: bytes, KiB, MiB or GiB with one decimal.
+fn file_size(n: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut size = n as f64 / 1024.0;
+    let mut unit = 0;
+    while size >= 1024.0 && unit + 1 < UNITS.len() {
+        size /= 1024.0;
+        unit += 1;
+    }
+    format!("{size:.1} {}", UNITS[unit])
 }

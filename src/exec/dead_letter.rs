@@ -21,7 +21,7 @@ use std::sync::Mutex;
 pub const FILE_NAME: &str = "dead-letter.jsonl";
 
 /// Every change to the dead-letter file is made holding this lock (beside it in the state
-/// directory): the daemon's appends, and `dead-letters --retry` replacing the file. Without
+/// directory): the daemon's appends, and `dead-letters --retry` and `--drop` replacing the file. Without
 /// it a letter appended while the file was replaced went to the replaced, deleted file.
 pub const LOCK_NAME: &str = "dead-letter.lock";
 
@@ -227,6 +227,23 @@ impl FileLock {
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         Ok(FileLock(file))
     }
+
+    /// [`acquire`](FileLock::acquire), saying so first when another process holds the lock:
+    /// a command that waits on a busy daemon does not look hung.
+    fn acquire_waiting(state_dir: &Path) -> io::Result<FileLock> {
+        let path = state_dir.join(LOCK_NAME);
+        let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let file = fsutil::open_lock_file(&path).map_err(with_path)?;
+        match file.try_lock() {
+            Ok(()) => return Ok(FileLock(file)),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                log::info!("{}: waiting for the lock", path.display());
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(with_path(e)),
+        }
+        file.lock().map_err(with_path)?;
+        Ok(FileLock(file))
+    }
 }
 
 impl Drop for FileLock {
@@ -351,25 +368,121 @@ pub fn remove_done(state_dir: &Path, done: &[&[u8]]) -> io::Result<()> {
     if done.is_empty() {
         return Ok(());
     }
-    let _lock = FileLock::acquire(state_dir)?;
-    let path = state_dir.join(FILE_NAME);
     let mut left: HashMap<&[u8], usize> = HashMap::new();
     for raw in done {
         *left.entry(raw).or_default() += 1;
     }
-    let entries = read(&path)?;
-    let keep: Vec<&[u8]> = entries
-        .iter()
-        .map(|e| e.raw.as_slice())
-        .filter(|raw| match left.get_mut(raw) {
+    drop_where(state_dir, |entry| {
+        match left.get_mut(entry.raw.as_slice()) {
             Some(n) if *n > 0 => {
                 *n -= 1;
-                false
+                true
             }
-            _ => true,
-        })
-        .collect();
-    rewrite(&path, &keep)
+            _ => false,
+        }
+    })?;
+    Ok(())
+}
+
+/// What [`drop_where`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub dropped: u64,
+    /// The letters left, readable or not.
+    pub kept: u64,
+}
+
+/// Replaces the dead-letter file of `state_dir` with its lines for which `drop` is false,
+/// holding the append lock from the reading to the rename: a letter the daemon appends
+/// meanwhile waits for the lock and goes to the new file. Read a line at a time and written
+/// through a temp file ([`fsutil::write_atomic_with`]), so a file of any size is rewritten
+/// in constant memory; every line kept, blank or torn ones too, is kept byte for byte.
+pub fn drop_where(state_dir: &Path, mut drop: impl FnMut(&Entry) -> bool) -> io::Result<Dropped> {
+    let path = state_dir.join(FILE_NAME);
+    if !path.exists() {
+        // Nothing to drop, and no lock file to leave in a state directory that may not exist.
+        return Ok(Dropped::default());
+    }
+    let _lock = FileLock::acquire_waiting(state_dir)?;
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let mut reader = match File::open(&path) {
+        Ok(f) => BufReader::with_capacity(64 << 10, f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Dropped::default()),
+        Err(e) => return Err(with_path(e)),
+    };
+    let mut counts = Dropped::default();
+    fsutil::write_atomic_with(&path, |out| {
+        let mut line = Vec::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            number += 1;
+            let body = line.strip_suffix(b"\n").unwrap_or(&line);
+            if !body.iter().all(u8::is_ascii_whitespace) {
+                let entry = Entry {
+                    line: number,
+                    letter: serde_json::from_slice(body).map_err(|e| e.to_string()),
+                    raw: body.to_vec(),
+                };
+                if drop(&entry) {
+                    counts.dropped += 1;
+                    continue;
+                }
+                counts.kept += 1;
+            }
+            out.write_all(&line)?;
+        }
+    })
+    .map_err(with_path)?;
+    Ok(counts)
+}
+
+/// Which letters a command works on: those that match every selector given (any of the
+/// names, for one repeated), or all of them when none is given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// `DeadLetter::plugin`: the config block name, `Rules` for a custom rule.
+    pub plugins: Vec<String>,
+    /// `DeadLetter::rule`: the custom rule's name.
+    pub rules: Vec<String>,
+    /// `DeadLetter::stream`, exactly.
+    pub streams: Vec<String>,
+    /// Written before this time (UTC seconds).
+    pub before: Option<i64>,
+    /// Unreadable, or naming a plugin this version does not know ([`DeadLetter::to_planned`]
+    /// gives `None`): what `--retry` keeps as "cannot be run again by this version".
+    pub unrunnable: bool,
+}
+
+impl Selection {
+    /// Whether no selector is given: every letter is selected.
+    pub fn is_everything(&self) -> bool {
+        *self == Selection::default()
+    }
+
+    pub fn matches(&self, entry: &Entry, config: &Config) -> bool {
+        let Ok(letter) = &entry.letter else {
+            // Nothing is known of an unreadable line but that it cannot be run: no other
+            // selector can match it.
+            return self.plugins.is_empty()
+                && self.rules.is_empty()
+                && self.streams.is_empty()
+                && self.before.is_none();
+        };
+        let any = |names: &[String], value: Option<&str>| {
+            names.is_empty() || value.is_some_and(|v| names.iter().any(|n| n == v))
+        };
+        any(&self.plugins, Some(&letter.plugin))
+            && any(&self.rules, letter.rule.as_deref())
+            && any(&self.streams, letter.stream.as_deref())
+            && self
+                .before
+                .is_none_or(|t| i64::try_from(letter.time).is_ok_and(|time| time < t))
+            && (!self.unrunnable || letter.to_planned(config).is_none())
+    }
 }
 
 /// Every readable dead letter of `path` with its line number; unreadable lines (a torn last
@@ -384,14 +497,22 @@ pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
 }
 
 /// [`read`]'s entries handed to `f` one at a time, as they are read, so that a listing holds
-/// one letter at a time whatever the file's size. An error of `f` ends the reading.
+/// one letter at a time whatever the file's size. An error of `f` ends the reading. Only the
+/// letters the file held when it was opened are read: a retry that runs for long does not
+/// also take up the letters the daemon appends meanwhile.
 pub fn for_each(path: &Path, mut f: impl FnMut(Entry) -> io::Result<()>) -> io::Result<()> {
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        Err(e) => return Err(with_path(e)),
     };
-    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
+    let meta = file.metadata().map_err(with_path)?;
+    let len = if meta.is_file() { meta.len() } else { u64::MAX };
+    for (i, line) in BufReader::new(io::Read::take(file, len))
+        .split(b'\n')
+        .enumerate()
+    {
         let line = line?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -443,16 +564,6 @@ pub struct Entry {
     pub letter: Result<DeadLetter, String>,
     /// The line as it is on disk, to keep it unchanged when it stays.
     pub raw: Vec<u8>,
-}
-
-/// Replaces the file with `lines` (raw JSON lines) with [`fsutil::write_atomic`].
-pub fn rewrite(path: &Path, lines: &[&[u8]]) -> io::Result<()> {
-    let mut content = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-    for l in lines {
-        content.extend_from_slice(l);
-        content.push(b'\n');
-    }
-    fsutil::write_atomic(path, &content)
 }
 
 #[cfg(test)]
@@ -722,7 +833,7 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_line_is_reported_with_its_number_and_rewrite_keeps_the_rest() {
+    fn a_torn_line_is_reported_with_its_number_and_a_drop_of_it_keeps_the_rest() {
         let dir = temp_dir("torn");
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(FILE_NAME);
@@ -734,7 +845,7 @@ mod tests {
         assert_eq!(letters[0].raw, ok.as_bytes());
         assert_eq!(letters[1].line, 2);
         assert!(letters[1].letter.is_err());
-        rewrite(&path, &[ok.as_bytes()]).unwrap();
+        drop_where(&dir, |e| e.letter.is_err()).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{ok}\n"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -846,5 +957,166 @@ mod tests {
         std::fs::write(&path, "{\"time\":1,\"plu").unwrap();
         writer.append(&letter("c")).unwrap();
         assert_eq!(keys(&path), ["c"]);
+    }
+
+    /// A letter of `plugin` (and `rule`) for `stream`, written at `time`.
+    fn letter_of(plugin: &str, rule: Option<&str>, stream: Option<&str>, time: u64) -> String {
+        let mut l = letter("k");
+        l.plugin = plugin.into();
+        l.rule = rule.map(str::to_string);
+        l.stream = stream.map(str::to_string);
+        l.time = time;
+        serde_json::to_string(&l).unwrap()
+    }
+
+    /// The file the selection and drop tests work on, line by line: a recorder letter of
+    /// cam1, a router letter of cam2, a rule's letter of cam1, one of a plugin this version
+    /// does not know, and an unreadable line.
+    fn mixed() -> Vec<String> {
+        vec![
+            letter_of("StreamRecorder", None, Some("cam1"), 100),
+            letter_of("StreamAutoRouter", None, Some("cam2"), 200),
+            letter_of("Rules", Some("r1"), Some("cam1"), 300),
+            letter_of("StreamTranscoder", None, Some("cam1"), 50),
+            "{\"time\":1,\"plu".into(),
+        ]
+    }
+
+    #[test]
+    fn a_selection_takes_the_letters_that_match_every_selector_given() {
+        let config = crate::plugins::test_support::config();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, mixed().join("\n")).unwrap();
+        let entries = read(&path).unwrap();
+        let chosen = |select: Selection| -> Vec<u64> {
+            entries
+                .iter()
+                .filter(|e| select.matches(e, &config))
+                .map(|e| e.line)
+                .collect()
+        };
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(chosen(Selection::default()), [1, 2, 3, 4, 5]);
+        let plugins = |n: &[&str]| Selection {
+            plugins: names(n),
+            ..Selection::default()
+        };
+        assert_eq!(chosen(plugins(&["StreamRecorder"])), [1]);
+        assert_eq!(chosen(plugins(&["StreamRecorder", "Rules"])), [1, 3]);
+        let rules = Selection {
+            rules: names(&["r1"]),
+            ..Selection::default()
+        };
+        assert_eq!(chosen(rules), [3]);
+        let streams = Selection {
+            streams: names(&["cam1"]),
+            ..Selection::default()
+        };
+        assert_eq!(chosen(streams.clone()), [1, 3, 4]);
+        let before = Selection {
+            before: Some(200),
+            ..Selection::default()
+        };
+        assert_eq!(chosen(before), [1, 4], "strictly before");
+        let unrunnable = Selection {
+            unrunnable: true,
+            ..Selection::default()
+        };
+        assert_eq!(chosen(unrunnable.clone()), [4, 5]);
+        let old_unrunnable = Selection {
+            before: Some(100),
+            ..unrunnable
+        };
+        assert_eq!(
+            chosen(old_unrunnable),
+            [4],
+            "the unreadable line has no time"
+        );
+        let all_of = Selection {
+            before: Some(301),
+            unrunnable: false,
+            plugins: names(&["Rules", "StreamAutoRouter"]),
+            ..streams
+        };
+        assert_eq!(chosen(all_of), [3]);
+    }
+
+    #[test]
+    fn a_drop_removes_the_lines_chosen_and_keeps_every_other_byte_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let lines = mixed();
+        // CRLF, a blank line and a torn last line without its newline stay as they are.
+        let before = format!(
+            "{}\r\n{}\n\n{}\n{}\n{}",
+            lines[0], lines[1], lines[2], lines[3], lines[4]
+        );
+        std::fs::write(&path, &before).unwrap();
+        // Line numbers count the blank line, as a listing shows them.
+        let dropped = drop_where(dir.path(), |e| e.line == 2 || e.line == 6).unwrap();
+        assert_eq!(
+            dropped,
+            Dropped {
+                dropped: 2,
+                kept: 3
+            }
+        );
+        let after = format!("{}\r\n\n{}\n{}\n", lines[0], lines[2], lines[3]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!fsutil::temp_path(&path).exists());
+        // Nothing chosen, no file: nothing changes.
+        assert_eq!(drop_where(dir.path(), |_| false).unwrap().dropped, 0);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            drop_where(empty.path(), |_| true).unwrap(),
+            Dropped::default()
+        );
+        assert!(!empty.path().join(FILE_NAME).exists());
+    }
+
+    /// Waits (at most 10 s) until a process waits for the `flock` of the file `path`.
+    fn wait_for_a_waiter(path: &Path) {
+        let ino = std::fs::metadata(path).unwrap().ino();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let locks = std::fs::read_to_string("/proc/locks").unwrap();
+            if locks
+                .lines()
+                .any(|l| l.contains("-> FLOCK") && l.contains(&format!(":{ino} ")))
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("nobody waits for the lock of {}", path.display());
+    }
+
+    /// The daemon appends while `--drop` rewrites the file: the letter waits for the lock and
+    /// goes to the new file, not to the one replaced.
+    #[test]
+    fn a_letter_appended_while_a_drop_runs_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = Writer::open(dir.path()).unwrap();
+        daemon.append(&letter("a")).unwrap();
+        daemon.append(&letter("b")).unwrap();
+        std::thread::scope(|scope| {
+            let mut appending = None;
+            drop_where(dir.path(), |entry| {
+                if appending.is_none() {
+                    appending = Some(scope.spawn(|| daemon.append(&letter("c"))));
+                    wait_for_a_waiter(&dir.path().join(LOCK_NAME));
+                }
+                entry.line == 1
+            })
+            .unwrap();
+            appending.unwrap().join().unwrap().unwrap();
+        });
+        assert_eq!(keys(daemon.path()), ["b", "c"]);
     }
 }
