@@ -118,9 +118,25 @@ impl DeadLetter {
     }
 
     /// The action to run again, with the API password taken from `config` for the same
-    /// URL and user. `None` when the plugin is not known to this version.
+    /// URL and user. `None` when the plugin is not known to this version, and for a
+    /// StreamRecorder `shutdownStream` or `removeTimer` without the guard every such call has
+    /// had since the rotation checks (a letter of a build before them): EMS hands stream and
+    /// timer ids out again from 1 after a restart, so sent unchecked it could shut down or
+    /// disarm another stream.
     pub fn to_planned(&self, config: &Config) -> Option<PlannedAction> {
         let plugin = PluginId::from_names(&self.plugin, self.rule.as_deref())?;
+        if let StoredAction::EmsCall {
+            command,
+            only_if_armed: None,
+            ..
+        } = &self.action
+            && plugin == PluginId::StreamRecorder
+            && ["shutdownStream", "removeTimer"]
+                .iter()
+                .any(|c| command.eq_ignore_ascii_case(c))
+        {
+            return None;
+        }
         let action = match &self.action {
             StoredAction::EmsCall {
                 target_base,
@@ -650,7 +666,7 @@ mod tests {
     /// A rotation's call that failed for good keeps its guard: `dead-letters --retry` sends it
     /// only while its timer is armed (and, the shutdown, its stream is our recording) too. A
     /// shutdown letter of the version that checked only the timer is checked for the
-    /// recording as well; a letter of an earlier version has no guard.
+    /// recording as well; a letter of an earlier version has no guard, and is not run again.
     #[test]
     fn a_rotation_letter_keeps_its_guard_and_an_old_letter_has_none() {
         let config = crate::plugins::test_support::config();
@@ -698,14 +714,7 @@ mod tests {
         assert_eq!(back.to_planned(&config), Some(removal));
 
         let old: DeadLetter = serde_json::from_str(&text.replace(stored, "")).unwrap();
-        let Some(PlannedAction {
-            action: Action::EmsCall { only_if_armed, .. },
-            ..
-        }) = old.to_planned(&config)
-        else {
-            panic!("an EMS call");
-        };
-        assert_eq!(only_if_armed, None);
+        assert_eq!(old.to_planned(&config), None, "unguarded: not run again");
     }
 
     /// A closed recording's timer removal keeps its guard, without a timer id, through a
@@ -869,6 +878,45 @@ mod tests {
             "boom".into(),
             1,
         )
+    }
+
+    /// A rotation's shutdown or timer removal written before those calls were guarded names
+    /// ids EMS may have handed to another stream since: it is kept, not run again, and shows
+    /// as unrunnable. A custom rule's unguarded shutdown runs as it always did.
+    #[test]
+    fn an_unguarded_recorder_shutdown_or_timer_removal_is_not_run_again() {
+        let config = crate::plugins::test_support::config();
+        let call = |plugin: PluginId, command: &str, guard: Option<TimerGuard>| {
+            let action = PlannedAction {
+                plugin,
+                lane: "cam1".into(),
+                stream: Some("cam1".into()),
+                stream_id: Some(15),
+                action: Action::EmsCall {
+                    target: config.service.ems_api.clone(),
+                    command: command.into(),
+                    params: Params::new().with("id", "15"),
+                    only_if_armed: guard,
+                },
+            };
+            let source = Source {
+                file: "events.txt".into(),
+                line: 3,
+            };
+            DeadLetter::new(&action, &source, "x".into(), 1).to_planned(&config)
+        };
+        let guard = TimerGuard::rotation(4, 15, StreamCheck::OurRecording);
+        for command in ["shutdownStream", "removeTimer", "SHUTDOWNSTREAM"] {
+            assert_eq!(
+                call(PluginId::StreamRecorder, command, None),
+                None,
+                "{command}"
+            );
+            assert!(call(PluginId::StreamRecorder, command, Some(guard)).is_some());
+        }
+        assert!(call(PluginId::StreamRecorder, "record", None).is_some());
+        let rule = PluginId::from_names("Rules", Some("stop")).expect("a rule's id");
+        assert!(call(rule, "shutdownStream", None).is_some());
     }
 
     /// `emstail dead-letters` prints one line per letter to a terminal: an object key holds
