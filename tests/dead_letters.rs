@@ -16,8 +16,9 @@ const JANUARY: u64 = 1_767_225_600;
 /// 2026-06-01 00:00:00 UTC.
 const JUNE: u64 = 1_780_272_000;
 
-/// A letter of `plugin` (with `rule`) for `stream`, written at `time`: a `shutdownStream` of
-/// stream id `id` to the fake EMS, one JSON line as the daemon writes it.
+/// A letter of `plugin` (with `rule`) for `stream`, written at `time`: a `removeConfig` of
+/// config id `id` to the fake EMS, one JSON line as the daemon writes it. (Not a
+/// `shutdownStream`: StreamRecorder's, written without a rotation guard, is never run again.)
 fn letter(ems: &str, plugin: &str, rule: Option<&str>, stream: &str, time: u64, id: u32) -> String {
     let mut letter = json!({
         "time": time,
@@ -26,7 +27,7 @@ fn letter(ems: &str, plugin: &str, rule: Option<&str>, stream: &str, time: u64, 
         "stream": stream,
         "action": {
             "kind": "ems_call", "target": ems, "target_base": ems,
-            "command": "shutdownStream", "params": [["id", id.to_string()]],
+            "command": "removeConfig", "params": [["id", id.to_string()]],
         },
         "error": "EMS answered FAIL",
         "attempts": 3,
@@ -107,9 +108,7 @@ impl Letters {
                 if l.contains("unreadable") {
                     return "?".to_string();
                 }
-                let (_, id) = l
-                    .split_once("shutdownStream id=")
-                    .expect("a call's summary");
+                let (_, id) = l.split_once("removeConfig id=").expect("a call's summary");
                 id.split(':').next().unwrap_or_default().to_string()
             })
             .collect()
@@ -218,10 +217,7 @@ fn retry_with_a_selector_runs_only_the_letters_chosen() {
         .into_iter()
         .map(|c| (c.command.clone(), c.param("id").map(str::to_string)))
         .collect();
-    assert_eq!(
-        sent,
-        [("shutdownStream".to_string(), Some("1".to_string()))]
-    );
+    assert_eq!(sent, [("removeConfig".to_string(), Some("1".to_string()))]);
     assert_eq!(letters.content(), letters.file_of(&[2, 3, 4, 5]));
 }
 
@@ -266,4 +262,30 @@ fn a_letter_appended_while_drop_waits_for_the_lock_is_kept() {
     run.assert_stderr_has("1 dropped, 5 left in");
     let expected = format!("{}{appended}\n", letters.file_of(&[2, 3, 4, 5]));
     assert_eq!(letters.content(), expected);
+}
+
+/// A StreamRecorder `shutdownStream` written without its rotation guard (by a build before
+/// it) names a stream id EMS may have handed out again since: `--retry` keeps it and sends
+/// nothing, and `--unrunnable` chooses it.
+#[test]
+fn an_unguarded_recorder_shutdown_is_kept_by_retry_and_chosen_as_unrunnable() {
+    let letters = Letters::new();
+    let unguarded = letter(
+        &letters.ems.base_url(),
+        "StreamRecorder",
+        None,
+        "cam1",
+        JUNE,
+        7,
+    )
+    .replace("removeConfig", "shutdownStream");
+    std::fs::write(letters.path(), format!("{unguarded}\n")).expect("write the letter");
+    let run = letters.run(&["--retry"]);
+    run.assert_exit(1);
+    run.assert_stderr_has("0 done and removed, 1 still failing");
+    assert_eq!(letters.ems.calls().len(), 0, "nothing sent");
+    assert_eq!(letters.content(), format!("{unguarded}\n"));
+    let listed = letters.run(&["--unrunnable"]);
+    listed.assert_exit(0);
+    listed.assert_stderr_has("1 of 1 dead letters selected");
 }
