@@ -289,3 +289,27 @@ fn an_unguarded_recorder_shutdown_is_kept_by_retry_and_chosen_as_unrunnable() {
     listed.assert_exit(0);
     listed.assert_stderr_has("1 of 1 dead letters selected");
 }
+
+/// A line that is not a letter this version reads (edited by hand, or by another program) is
+/// listed with serde's reason, which may quote the line: its control characters are shown
+/// escaped, as every value shown is, and `--drop` logs it the same way.
+#[test]
+fn an_unreadable_line_is_shown_with_its_control_characters_escaped() {
+    let letters = Letters::new();
+    let line = r#"{"time":1,"plugin":"StreamRecorder","lane":"l","action":{"kind":"\u001b[2J\u202eRED"},"error":"e","attempts":1,"source":{"file":"f","line":1}}"#;
+    std::fs::write(letters.path(), format!("{line}\n")).expect("write the line");
+    let run = letters.run(&[]);
+    run.assert_exit(0);
+    assert!(
+        run.stdout
+            .contains(r"unknown variant `\u{1b}[2J\u{202e}RED`"),
+        "{}",
+        run.stdout
+    );
+    let dropped = letters.run(&["--drop", "--unrunnable"]);
+    dropped.assert_exit(0);
+    dropped.assert_stderr_has(r"unreadable: unknown variant `\u{1b}[2J\u{202e}RED`");
+    for out in [&run.stdout, &run.stderr, &dropped.stderr] {
+        assert!(!out.contains(['\u{1b}', '\u{202e}']), "{out}");
+    }
+}
