@@ -16,8 +16,9 @@ const JANUARY: u64 = 1_767_225_600;
 /// 2026-06-01 00:00:00 UTC.
 const JUNE: u64 = 1_780_272_000;
 
-/// A letter of `plugin` (with `rule`) for `stream`, written at `time`: a `shutdownStream` of
-/// stream id `id` to the fake EMS, one JSON line as the daemon writes it.
+/// A letter of `plugin` (with `rule`) for `stream`, written at `time`: a `removeConfig` of
+/// config id `id` to the fake EMS, one JSON line as the daemon writes it. (Not a
+/// `shutdownStream`: StreamRecorder's, written without a rotation guard, is never run again.)
 fn letter(ems: &str, plugin: &str, rule: Option<&str>, stream: &str, time: u64, id: u32) -> String {
     let mut letter = json!({
         "time": time,
@@ -26,7 +27,7 @@ fn letter(ems: &str, plugin: &str, rule: Option<&str>, stream: &str, time: u64, 
         "stream": stream,
         "action": {
             "kind": "ems_call", "target": ems, "target_base": ems,
-            "command": "shutdownStream", "params": [["id", id.to_string()]],
+            "command": "removeConfig", "params": [["id", id.to_string()]],
         },
         "error": "EMS answered FAIL",
         "attempts": 3,
@@ -107,9 +108,7 @@ impl Letters {
                 if l.contains("unreadable") {
                     return "?".to_string();
                 }
-                let (_, id) = l
-                    .split_once("shutdownStream id=")
-                    .expect("a call's summary");
+                let (_, id) = l.split_once("removeConfig id=").expect("a call's summary");
                 id.split(':').next().unwrap_or_default().to_string()
             })
             .collect()
@@ -218,10 +217,7 @@ fn retry_with_a_selector_runs_only_the_letters_chosen() {
         .into_iter()
         .map(|c| (c.command.clone(), c.param("id").map(str::to_string)))
         .collect();
-    assert_eq!(
-        sent,
-        [("shutdownStream".to_string(), Some("1".to_string()))]
-    );
+    assert_eq!(sent, [("removeConfig".to_string(), Some("1".to_string()))]);
     assert_eq!(letters.content(), letters.file_of(&[2, 3, 4, 5]));
 }
 
@@ -266,4 +262,54 @@ fn a_letter_appended_while_drop_waits_for_the_lock_is_kept() {
     run.assert_stderr_has("1 dropped, 5 left in");
     let expected = format!("{}{appended}\n", letters.file_of(&[2, 3, 4, 5]));
     assert_eq!(letters.content(), expected);
+}
+
+/// A StreamRecorder `shutdownStream` written without its rotation guard (by a build before
+/// it) names a stream id EMS may have handed out again since: `--retry` keeps it and sends
+/// nothing, and `--unrunnable` chooses it.
+#[test]
+fn an_unguarded_recorder_shutdown_is_kept_by_retry_and_chosen_as_unrunnable() {
+    let letters = Letters::new();
+    let unguarded = letter(
+        &letters.ems.base_url(),
+        "StreamRecorder",
+        None,
+        "cam1",
+        JUNE,
+        7,
+    )
+    .replace("removeConfig", "shutdownStream");
+    std::fs::write(letters.path(), format!("{unguarded}\n")).expect("write the letter");
+    let run = letters.run(&["--retry"]);
+    run.assert_exit(1);
+    run.assert_stderr_has("0 done and removed, 1 still failing");
+    assert_eq!(letters.ems.calls().len(), 0, "nothing sent");
+    assert_eq!(letters.content(), format!("{unguarded}\n"));
+    let listed = letters.run(&["--unrunnable"]);
+    listed.assert_exit(0);
+    listed.assert_stderr_has("1 of 1 dead letters selected");
+}
+
+/// A line that is not a letter this version reads (edited by hand, or by another program) is
+/// listed with serde's reason, which may quote the line: its control characters are shown
+/// escaped, as every value shown is, and `--drop` logs it the same way.
+#[test]
+fn an_unreadable_line_is_shown_with_its_control_characters_escaped() {
+    let letters = Letters::new();
+    let line = r#"{"time":1,"plugin":"StreamRecorder","lane":"l","action":{"kind":"\u001b[2J\u202eRED"},"error":"e","attempts":1,"source":{"file":"f","line":1}}"#;
+    std::fs::write(letters.path(), format!("{line}\n")).expect("write the line");
+    let run = letters.run(&[]);
+    run.assert_exit(0);
+    assert!(
+        run.stdout
+            .contains(r"unknown variant `\u{1b}[2J\u{202e}RED`"),
+        "{}",
+        run.stdout
+    );
+    let dropped = letters.run(&["--drop", "--unrunnable"]);
+    dropped.assert_exit(0);
+    dropped.assert_stderr_has(r"unreadable: unknown variant `\u{1b}[2J\u{202e}RED`");
+    for out in [&run.stdout, &run.stderr, &dropped.stderr] {
+        assert!(!out.contains(['\u{1b}', '\u{202e}']), "{out}");
+    }
 }

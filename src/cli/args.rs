@@ -155,8 +155,9 @@ pub struct DeadLetterSelectors {
     /// unix seconds.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub before: Option<i64>,
-    /// Only letters that cannot be run again by this version: unreadable lines, and letters
-    /// of a plugin it does not know.
+    /// Only letters that cannot be run again by this version: unreadable lines, letters of a
+    /// plugin it does not know, and StreamRecorder shutdowns and timer removals written
+    /// without their rotation check.
     #[arg(long)]
     pub unrunnable: bool,
 }

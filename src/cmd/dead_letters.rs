@@ -63,11 +63,17 @@ pub fn dead_letters(
     }
 }
 
-/// A letter's summary, or where its unreadable line is and why.
+/// A letter's summary, or where its unreadable line is and why: serde's reason may quote the
+/// line (an unknown variant), so it is shown escaped.
 fn shown(path: &Path, entry: &Entry) -> String {
     match &entry.letter {
         Ok(l) => l.summary(),
-        Err(e) => format!("{}:{}: unreadable: {e}", path.display(), entry.line),
+        Err(e) => format!(
+            "{}:{}: unreadable: {}",
+            path.display(),
+            entry.line,
+            ControlEscaped(e)
+        ),
     }
 }
 

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -421,11 +421,25 @@ pub fn drop_where(state_dir: &Path, mut drop: impl FnMut(&Entry) -> bool) -> io:
     }
     let _lock = FileLock::acquire_waiting(state_dir)?;
     let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let mut reader = match File::open(&path) {
-        Ok(f) => BufReader::with_capacity(64 << 10, f),
+    // Never waiting for a writer (a FIFO) while the daemon's appends wait for the lock.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(&path);
+    let file = match file {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Dropped::default()),
         Err(e) => return Err(with_path(e)),
     };
+    // Only a regular file is rewritten: a FIFO or a device (a link to /dev/null that
+    // discards letters) would be replaced by a regular file.
+    if !file.metadata().map_err(with_path)?.is_file() {
+        return Err(with_path(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file, left as it is",
+        )));
+    }
+    let mut reader = BufReader::with_capacity(64 << 10, file);
     let mut counts = Dropped::default();
     fsutil::write_atomic_with(&path, |out| {
         let mut line = Vec::new();
@@ -468,8 +482,9 @@ pub struct Selection {
     pub streams: Vec<String>,
     /// Written before this time (UTC seconds).
     pub before: Option<i64>,
-    /// Unreadable, or naming a plugin this version does not know ([`DeadLetter::to_planned`]
-    /// gives `None`): what `--retry` keeps as "cannot be run again by this version".
+    /// Unreadable, or one [`DeadLetter::to_planned`] gives `None` for (a plugin this version
+    /// does not know, a recorder shutdown or timer removal without its rotation guard): what
+    /// `--retry` keeps as "cannot be run again by this version".
     pub unrunnable: bool,
 }
 
@@ -1166,5 +1181,43 @@ mod tests {
             appending.unwrap().join().unwrap().unwrap();
         });
         assert_eq!(keys(daemon.path()), ["b", "c"]);
+    }
+
+    /// A dead-letter file that is not a regular file (a FIFO; a link to `/dev/null` that
+    /// discards letters) is left as it is: a drop says so, rather than waiting for a writer
+    /// while it holds the lock the daemon appends under, or putting a regular file in its
+    /// place.
+    #[test]
+    fn a_drop_leaves_a_file_that_is_not_a_regular_one_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let state_dir = dir.path().to_path_buf();
+        std::thread::spawn(move || tx.send(drop_where(&state_dir, |_| true)));
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the drop waits for a writer to the FIFO")
+            .expect_err("a FIFO is refused");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        let kind = std::fs::symlink_metadata(&path).unwrap().file_type();
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(&kind));
+        assert!(!fsutil::temp_path(&path).exists());
+        drop(FileLock::acquire(dir.path()).expect("the lock is free again"));
+
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/null", &path).unwrap();
+        let e = drop_where(dir.path(), |_| true).expect_err("a device is refused");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        assert!(
+            std::fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 }
