@@ -36,13 +36,44 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Opens `path` with `options`, creating it 0600, and sets 0600 on it whatever it had (a
 /// regular file only: a device put there on purpose, such as `/dev/full` for a test, keeps
-/// its mode).
+/// its mode). A file created so is given to the directory's owner (see [`owned_like_dir`]).
 pub fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     let file = options.mode(PRIVATE).open(path)?;
     if file.metadata()?.is_file() {
         file.set_permissions(Permissions::from_mode(PRIVATE))?;
+        owned_like_dir(&file, path);
     }
     Ok(file)
+}
+
+/// Gives `file`, at `path`, the owner and group of its directory when they differ and this
+/// process may (it runs as root). A command an operator runs with sudo beside the daemon
+/// (`dead-letters --retry` or `--drop`, `replay` into its state directory) would otherwise
+/// leave a 0600 file of root's there, which the daemon, running as its own user (the packaged
+/// unit's DynamicUser), could no longer append to or lock. Without the right to, nothing is
+/// changed: the file is whoever wrote it's, as before.
+fn owned_like_dir(file: &File, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let (Ok(dir), Ok(own)) = (std::fs::metadata(dir), file.metadata()) else {
+        return;
+    };
+    if (own.uid(), own.gid()) == (dir.uid(), dir.gid()) {
+        return;
+    }
+    if let Err(e) = std::os::unix::fs::fchown(file, Some(dir.uid()), Some(dir.gid())) {
+        log::debug!(
+            "{}: left owned by {}:{}, not its directory's {}:{}: {e}",
+            path.display(),
+            own.uid(),
+            own.gid(),
+            dir.uid(),
+            dir.gid()
+        );
+    }
 }
 
 /// Opens (creating it 0600 if need be) the lock file `path` for reading and writing, its
@@ -107,6 +138,7 @@ fn replace_with<T>(
         .truncate(true)
         .mode(mode)
         .open(&tmp)?;
+    owned_like_dir(&file, &tmp);
     let written = file
         .set_permissions(Permissions::from_mode(mode))
         .and_then(|()| write(&file))
@@ -187,6 +219,36 @@ mod tests {
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, ["state.json"]);
+    }
+
+    /// An operator running `dead-letters --retry` or `--drop` with sudo beside the daemon: the
+    /// files root writes in the daemon's state directory stay the daemon's, so that it can
+    /// still append to and lock them. Without root (the directory cannot be given away), files
+    /// are the writer's, and written all the same.
+    #[test]
+    fn files_written_as_root_in_another_users_directory_are_that_users() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let owner = |p: &Path| {
+            let m = std::fs::metadata(p).expect("stat");
+            (m.uid(), m.gid())
+        };
+        let daemon = (65534, 65534);
+        let given = std::os::unix::fs::chown(dir.path(), Some(daemon.0), Some(daemon.1)).is_ok();
+        let expected = if given { daemon } else { owner(dir.path()) };
+        let letters = dir.path().join("dead-letter.jsonl");
+        std::fs::write(&letters, b"{}\n").expect("write");
+        if given {
+            std::os::unix::fs::chown(&letters, Some(daemon.0), Some(daemon.1)).expect("chown");
+        }
+        write_atomic_with(&letters, |out| out.write_all(b"{}\n")).expect("rewrite");
+        assert_eq!(owner(&letters), expected, "the rewritten file");
+        assert_eq!(mode_of(&letters), 0o600);
+        let lock = dir.path().join("dead-letter.lock");
+        drop(open_lock_file(&lock).expect("lock file"));
+        assert_eq!(owner(&lock), expected, "a lock file created");
+        write_atomic(&dir.path().join("replay-x.json"), b"{}").expect("write");
+        assert_eq!(owner(&dir.path().join("replay-x.json")), expected);
     }
 
     #[test]
