@@ -195,10 +195,15 @@ impl DeadLetter {
             Some(rule) => format!("{}:{rule}", self.plugin),
             None => self.plugin.clone(),
         };
+        // The stream, which `--stream` selects by and a call by id does not name.
+        let stream = match &self.stream {
+            Some(name) => format!("stream {}; ", ControlEscaped(name)),
+            None => String::new(),
+        };
         // The error is written escaped, but a letter of an earlier version, or one written by
         // hand, may hold a control character anywhere.
         format!(
-            "{plugin} {what}: {} (after {} attempts; {}:{})",
+            "{plugin} {what}: {} ({stream}after {} attempts; {}:{})",
             ControlEscaped(&self.error),
             self.attempts,
             ControlEscaped(&self.source.file),
@@ -954,8 +959,14 @@ mod tests {
             params: vec![("id".into(), "5\r\nforged".into())],
             only_if_armed: None,
         };
+        call.stream = Some("cam\n1\u{200b}".into());
         let shown = call.summary();
         assert!(!shown.chars().any(char::is_control), "{shown}");
+        // The stream it is about, which a call by id does not name: `--stream` selects by it.
+        assert!(
+            shown.contains("(stream cam\\n1\\u{200b}; after 1 attempts;"),
+            "{shown}"
+        );
         // The error and the source as a letter written before errors were escaped holds them:
         // a path from the event in the error, a log file named anyhow.
         let old = r#"{"time":1,"plugin":"AmazonHLSUpload","lane":"l","action":{"kind":"s3_delete","bucket":"b","key":"k"},"error":"permanent: /var/www/cam\n2026-12-05 forged\u001b[2J: refused","attempts":1,"source":{"file":"events\u009b1m.log","line":1}}"#;
