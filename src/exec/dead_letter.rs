@@ -683,6 +683,39 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A call of `plugin` about recording 15 of stream cam1, as the recorder makes them.
+    fn call_about_cam1(
+        plugin: PluginId,
+        command: &str,
+        params: Params,
+        guard: Option<TimerGuard>,
+    ) -> PlannedAction {
+        PlannedAction {
+            plugin,
+            lane: "cam1".into(),
+            stream: Some("cam1".into()),
+            stream_id: Some(15),
+            action: Action::EmsCall {
+                target: crate::plugins::test_support::config().service.ems_api,
+                command: command.into(),
+                params,
+                only_if_armed: guard,
+            },
+        }
+    }
+
+    /// `action`'s dead letter as the file holds it, and as read back from there.
+    fn through_a_letter(action: &PlannedAction) -> (String, DeadLetter) {
+        let source = Source {
+            file: "events.txt".into(),
+            line: 9,
+        };
+        let text = serde_json::to_string(&DeadLetter::new(action, &source, "x".into(), 1))
+            .expect("a letter");
+        let back = serde_json::from_str(&text).expect("read back");
+        (text, back)
+    }
+
     /// A rotation's call that failed for good keeps its guard: `dead-letters --retry` sends it
     /// only while its timer is armed (and, the shutdown, its stream is our recording) too. A
     /// shutdown letter of the version that checked only the timer is checked for the
@@ -691,28 +724,14 @@ mod tests {
     fn a_rotation_letter_keeps_its_guard_and_an_old_letter_has_none() {
         let config = crate::plugins::test_support::config();
         let guard = TimerGuard::rotation(4, 15, StreamCheck::OurRecording);
-        let rotation = |command: &str, guard: TimerGuard| PlannedAction {
-            plugin: PluginId::StreamRecorder,
-            lane: "cam1".into(),
-            stream: Some("cam1".into()),
-            stream_id: Some(15),
-            action: Action::EmsCall {
-                target: config.service.ems_api.clone(),
-                command: command.into(),
-                params: Params::new().with("id", "15").with("permanently", "0"),
-                only_if_armed: Some(guard),
-            },
+        let rotation = |command: &str, guard: TimerGuard| {
+            let params = Params::new().with("id", "15").with("permanently", "0");
+            call_about_cam1(PluginId::StreamRecorder, command, params, Some(guard))
         };
         let action = rotation("shutdownStream", guard);
-        let source = Source {
-            file: "events.txt".into(),
-            line: 9,
-        };
-        let letter = DeadLetter::new(&action, &source, "FAIL".into(), 1);
-        let text = serde_json::to_string(&letter).unwrap();
+        let (text, back) = through_a_letter(&action);
         let stored = r#","only_if_armed":{"timer_id":4,"unique_id":15,"recording":true}"#;
         assert!(text.contains(stored), "{text}");
-        let back: DeadLetter = serde_json::from_str(&text).unwrap();
         assert_eq!(back.to_planned(&config), Some(action.clone()));
         assert!(
             back.summary().contains(
@@ -727,10 +746,8 @@ mod tests {
         let older: DeadLetter = serde_json::from_str(&text.replace(stored, timer_only)).unwrap();
         assert_eq!(older.to_planned(&config), Some(action));
         let removal = rotation("removeTimer", guard.timer_only());
-        let removal_text =
-            serde_json::to_string(&DeadLetter::new(&removal, &source, "x".into(), 1)).unwrap();
+        let (removal_text, back) = through_a_letter(&removal);
         assert!(removal_text.contains(timer_only), "{removal_text}");
-        let back: DeadLetter = serde_json::from_str(&removal_text).unwrap();
         assert_eq!(back.to_planned(&config), Some(removal));
 
         let old: DeadLetter = serde_json::from_str(&text.replace(stored, "")).unwrap();
@@ -742,27 +759,16 @@ mod tests {
     #[test]
     fn a_closed_recordings_removal_letter_keeps_its_guard() {
         let config = crate::plugins::test_support::config();
-        let removal = PlannedAction {
-            plugin: PluginId::StreamRecorder,
-            lane: "cam1".into(),
-            stream: Some("cam1".into()),
-            stream_id: Some(15),
-            action: Action::EmsCall {
-                target: config.service.ems_api.clone(),
-                command: "removeTimer".into(),
-                params: Params::new(),
-                only_if_armed: Some(TimerGuard::closed(15)),
-            },
-        };
-        let source = Source {
-            file: "events.txt".into(),
-            line: 9,
-        };
-        let text =
-            serde_json::to_string(&DeadLetter::new(&removal, &source, "x".into(), 1)).unwrap();
+        let guard = Some(TimerGuard::closed(15));
+        let removal = call_about_cam1(
+            PluginId::StreamRecorder,
+            "removeTimer",
+            Params::new(),
+            guard,
+        );
+        let (text, back) = through_a_letter(&removal);
         let stored = r#""params":[],"only_if_armed":{"unique_id":15,"closed":true}"#;
         assert!(text.contains(stored), "{text}");
-        let back: DeadLetter = serde_json::from_str(&text).unwrap();
         assert_eq!(back.to_planned(&config), Some(removal));
         assert!(
             back.summary().contains(
@@ -787,27 +793,11 @@ mod tests {
             unique_id: 15,
             stream: StreamCheck::NotListed,
         };
-        let removal = PlannedAction {
-            plugin: PluginId::StreamRecorder,
-            lane: "cam1".into(),
-            stream: Some("cam1".into()),
-            stream_id: Some(15),
-            action: Action::EmsCall {
-                target: config.service.ems_api.clone(),
-                command: "removeTimer".into(),
-                params: Params::new().with("id", "4"),
-                only_if_armed: Some(guard),
-            },
-        };
-        let source = Source {
-            file: "events.txt".into(),
-            line: 9,
-        };
-        let text =
-            serde_json::to_string(&DeadLetter::new(&removal, &source, "x".into(), 1)).unwrap();
+        let params = Params::new().with("id", "4");
+        let removal = call_about_cam1(PluginId::StreamRecorder, "removeTimer", params, Some(guard));
+        let (text, back) = through_a_letter(&removal);
         let stored = r#","only_if_armed":{"timer_id":4,"unique_id":15,"closed":true}"#;
         assert!(text.contains(stored), "{text}");
-        let back: DeadLetter = serde_json::from_str(&text).unwrap();
         assert_eq!(back.to_planned(&config), Some(removal));
         assert!(
             back.summary().contains(
@@ -907,23 +897,8 @@ mod tests {
     fn an_unguarded_recorder_shutdown_or_timer_removal_is_not_run_again() {
         let config = crate::plugins::test_support::config();
         let call = |plugin: PluginId, command: &str, guard: Option<TimerGuard>| {
-            let action = PlannedAction {
-                plugin,
-                lane: "cam1".into(),
-                stream: Some("cam1".into()),
-                stream_id: Some(15),
-                action: Action::EmsCall {
-                    target: config.service.ems_api.clone(),
-                    command: command.into(),
-                    params: Params::new().with("id", "15"),
-                    only_if_armed: guard,
-                },
-            };
-            let source = Source {
-                file: "events.txt".into(),
-                line: 3,
-            };
-            DeadLetter::new(&action, &source, "x".into(), 1).to_planned(&config)
+            let action = call_about_cam1(plugin, command, Params::new().with("id", "15"), guard);
+            through_a_letter(&action).1.to_planned(&config)
         };
         let guard = TimerGuard::rotation(4, 15, StreamCheck::OurRecording);
         for command in ["shutdownStream", "removeTimer", "SHUTDOWNSTREAM"] {
