@@ -513,6 +513,14 @@ fn rotated_then_closed_log(dir: &Path) -> PathBuf {
     log
 }
 
+/// The commands `ems` was asked since its `before`-th call, in order.
+fn commands_since(ems: &FakeEms, before: usize) -> Vec<String> {
+    ems.calls()[before..]
+        .iter()
+        .map(|c| c.command.clone())
+        .collect()
+}
+
 /// The calls the fake EMS received, in order.
 fn in_order(ems: &FakeEms) -> Vec<Call> {
     ems.calls()
@@ -665,10 +673,7 @@ fn a_dead_lettered_removal_of_a_rotated_then_closed_recordings_timer_keeps_its_g
     retry.assert_exit(0);
     retry.assert_stderr_has("1 done and removed, 0 still failing");
     retry.assert_stderr_has("lists stream 15 (cam7), whose timer 1 is its own");
-    let sent: Vec<String> = ems.calls()[before..]
-        .iter()
-        .map(|c| c.command.clone())
-        .collect();
+    let sent = commands_since(&ems, before);
     assert_eq!(sent, ["listTimers", "listStreams"]);
     assert_eq!(ems.armed_timers().len(), 1);
     assert!(setup.dead_letters().is_empty());
@@ -751,10 +756,7 @@ fn a_dead_lettered_rotation_run_again_after_an_ems_restart_shuts_nothing_down() 
     retry.assert_exit(0);
     retry.assert_stderr_has("1 done and removed, 0 still failing");
     retry.assert_stderr_has("has no timer 1 armed for _uniqueId 15");
-    let sent: Vec<String> = ems.calls()[before..]
-        .iter()
-        .map(|c| c.command.clone())
-        .collect();
+    let sent = commands_since(&ems, before);
     assert_eq!(sent, ["listTimers"]);
     assert!(setup.dead_letters().is_empty());
 }
