@@ -749,9 +749,7 @@ impl Following {
 /// Locks `following`, poisoned or not: the loop of [`run`] checks for a poisoned lock
 /// itself, and ends the process on it.
 fn lock(following: &Mutex<Option<Following>>) -> MutexGuard<'_, Option<Following>> {
-    following
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+    following.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 struct Reader {

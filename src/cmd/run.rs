@@ -55,8 +55,8 @@ pub fn run(config_path: &Path, how: &RunArgs) -> anyhow::Result<Outcome> {
             }
             // Said as start-up says it; it names the file.
             Err(e) => log::error!(
-                "{e:#}; going on with the configuration it had (it takes effect at the next \
-                 SIGHUP once it loads)"
+                "{e:#}; going on with the configuration it had (send SIGHUP again once the \
+                 file is fixed)"
             ),
         }
     }
