@@ -184,12 +184,11 @@ impl std::error::Error for RunError {
 /// behind by an earlier run, its stop flag already set, would end the next one at its first
 /// signal. Unregistered when dropped.
 pub struct Signals {
-    /// Set by each of them: the run in progress stops.
+    /// Set by each of them: the run in progress stops. Without `terminate` (SIGHUP), for the
+    /// configuration to be read again.
     stop: Arc<AtomicBool>,
     /// SIGTERM or SIGINT: the process ends; a second one ends it at once (exit status 130).
     terminate: Arc<AtomicBool>,
-    /// SIGHUP: the run stops for the configuration to be read again.
-    reload: Arc<AtomicBool>,
     ids: Vec<signal_hook::SigId>,
 }
 
@@ -200,7 +199,6 @@ impl Signals {
         let mut signals = Signals {
             stop: Arc::new(AtomicBool::new(false)),
             terminate: Arc::new(AtomicBool::new(false)),
-            reload: Arc::new(AtomicBool::new(false)),
             ids: Vec::new(),
         };
         for signal in [SIGTERM, SIGINT] {
@@ -223,9 +221,6 @@ impl Signals {
         // once the run has stopped.
         signals
             .ids
-            .push(flag::register(SIGHUP, Arc::clone(&signals.reload))?);
-        signals
-            .ids
             .push(flag::register(SIGHUP, Arc::clone(&signals.stop))?);
         Ok(signals)
     }
@@ -234,16 +229,17 @@ impl Signals {
     /// meanwhile, and the process is to end. A SIGHUP from here on makes the next run stop
     /// for another reload, once it has started.
     pub fn rearm(&self) -> bool {
-        self.reload.store(false, Relaxed);
+        // A SIGHUP before this is answered by the reading of the file that follows it.
         self.stop.store(false, Relaxed);
         !self.terminate.load(Relaxed)
     }
 
+    /// Only SIGTERM and SIGINT end the process: a run stopped without them reloads.
     fn ended(&self) -> Ended {
-        if self.reload.load(Relaxed) && !self.terminate.load(Relaxed) {
-            Ended::Reload
-        } else {
+        if self.terminate.load(Relaxed) {
             Ended::Stopped
+        } else {
+            Ended::Reload
         }
     }
 }
