@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -53,12 +53,22 @@ struct Acking {
     /// Jobs acknowledged so far: the checkpoint follows them closely, and lines without
     /// actions at a slower pace.
     acked: AtomicU64,
+    /// Set once the run stops waiting for actions: a worker it left behind in an action may
+    /// finish it later, while the next run (after a reload) does it again from the
+    /// checkpoint; its outcome is not reported, as it would not be after an exit (no dead
+    /// letter beside the action run again). Readers are the workers reporting.
+    closed: RwLock<bool>,
 }
 
 impl Acking {
     fn ack(&self, tag: u64) {
         self.marks.ack(tag);
         self.acked.fetch_add(1, Relaxed);
+    }
+
+    /// No outcome is reported from now on; waits for those being reported.
+    fn close(&self) {
+        *self.closed.write().unwrap_or_else(PoisonError::into_inner) = true;
     }
 
     /// Writes the dead letters kept back, and acknowledges those written.
@@ -71,11 +81,19 @@ impl Acking {
 
 impl Report for Acking {
     fn finished(&self, job: &Job, outcome: &Outcome) {
+        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            return;
+        }
         if self.live.record(job, outcome) {
             self.ack(job.tag);
         }
     }
     fn retrying(&self, job: &Job, failure: &Failure, delay: Option<Duration>) {
+        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
+        if *closed {
+            return;
+        }
         self.live.retrying(job, failure, delay);
     }
 }
@@ -162,17 +180,91 @@ impl std::error::Error for RunError {
     }
 }
 
-/// Runs until SIGTERM/SIGINT.
-pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
-    let _lock: StateLock = checkpoint::lock(&options.state_dir).map_err(RunError::Lock)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        // A second signal ends the process at once; state on disk is always whole.
-        let registered =
-            signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
-                .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)));
-        registered.map_err(RunError::Signals)?;
+/// The signals that end a [`run`], registered once for the whole process: a handler left
+/// behind by an earlier run, its stop flag already set, would end the next one at its first
+/// signal. Unregistered when dropped.
+pub struct Signals {
+    /// Set by each of them: the run in progress stops. Without `terminate` (SIGHUP), for the
+    /// configuration to be read again.
+    stop: Arc<AtomicBool>,
+    /// SIGTERM or SIGINT: the process ends; a second one ends it at once (exit status 130).
+    terminate: Arc<AtomicBool>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Signals {
+    pub fn register() -> std::io::Result<Signals> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::flag;
+        let mut signals = Signals {
+            stop: Arc::new(AtomicBool::new(false)),
+            terminate: Arc::new(AtomicBool::new(false)),
+            ids: Vec::new(),
+        };
+        for signal in [SIGTERM, SIGINT] {
+            // A second signal ends the process at once; state on disk is always whole. A
+            // SIGHUP before it does not count: a SIGTERM during a reload's drain stops as the
+            // first one does.
+            signals.ids.push(flag::register_conditional_shutdown(
+                signal,
+                130,
+                Arc::clone(&signals.terminate),
+            )?);
+            signals
+                .ids
+                .push(flag::register(signal, Arc::clone(&signals.terminate))?);
+            signals
+                .ids
+                .push(flag::register(signal, Arc::clone(&signals.stop))?);
+        }
+        // A SIGHUP while a reload is under way changes nothing: the configuration is read
+        // once the run has stopped.
+        signals
+            .ids
+            .push(flag::register(SIGHUP, Arc::clone(&signals.stop))?);
+        Ok(signals)
     }
+
+    /// Readies them for another run after a reload: false when SIGTERM or SIGINT came
+    /// meanwhile, and the process is to end. A SIGHUP from here on makes the next run stop
+    /// for another reload, once it has started.
+    pub fn rearm(&self) -> bool {
+        // A SIGHUP before this is answered by the reading of the file that follows it.
+        self.stop.store(false, Relaxed);
+        !self.terminate.load(Relaxed)
+    }
+
+    /// Only SIGTERM and SIGINT end the process: a run stopped without them reloads.
+    fn ended(&self) -> Ended {
+        if self.terminate.load(Relaxed) {
+            Ended::Stopped
+        } else {
+            Ended::Reload
+        }
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// Why [`run`] stopped, with its checkpoint written and the state directory unlocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// SIGTERM or SIGINT: the process is to end.
+    Stopped,
+    /// SIGHUP: the configuration is to be read again and the run started again with it.
+    Reload,
+}
+
+/// Runs until one of `signals`.
+pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<Ended, RunError> {
+    let _lock: StateLock = checkpoint::lock(&options.state_dir).map_err(RunError::Lock)?;
+    let stop = Arc::clone(&signals.stop);
 
     let loaded = checkpoint::load(&options.state_dir);
     // A checkpoint, even a torn one, means an earlier run may have acted on lines past it.
@@ -224,6 +316,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         live: Arc::clone(&live),
         marks: Arc::clone(&marks),
         acked: AtomicU64::new(0),
+        closed: RwLock::new(false),
     });
     let pool = Arc::new(crate::exec::live::pool(
         config,
@@ -333,12 +426,20 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         mut status_writer,
         ..
     } = lock(&following).take().expect("taken only after the loop");
+    let ended = signals.ended();
     log::info!(
-        "stopping: waiting up to {} s for {} actions in flight",
+        "{}: waiting up to {} s for {} actions in flight",
+        match ended {
+            Ended::Stopped => "stopping",
+            Ended::Reload => "SIGHUP: stopping to read the configuration again",
+        },
         options.drain_timeout.as_secs(),
         pool.pending()
     );
     let left = pool.drain(Some(options.drain_timeout));
+    // What finishes from now on is not reported: the checkpoint stays below it, and it runs
+    // again after the restart (in this process, after a reload), as after an exit.
+    acking.close();
     if left > 0 {
         // Not dead letters: the checkpoint stays below them, and the next run sends them.
         log::warn!("{left} actions still unfinished; they run again after the restart");
@@ -373,7 +474,8 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<(), RunError> {
         log::warn!("{stuck} workers still busy; exiting without them");
     }
     log::info!("stopped; checkpoint written");
-    Ok(())
+    // Signalled since the drain began: a SIGTERM during a reload's drain ends the process.
+    Ok(signals.ended())
 }
 
 /// Everything the loop of [`run`] keeps, behind one lock: inotify's thread reads and acts
@@ -643,9 +745,7 @@ impl Following {
 /// Locks `following`, poisoned or not: the loop of [`run`] checks for a poisoned lock
 /// itself, and ends the process on it.
 fn lock(following: &Mutex<Option<Following>>) -> MutexGuard<'_, Option<Following>> {
-    following
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    following.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 struct Reader {

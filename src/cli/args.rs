@@ -43,7 +43,8 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Follow the live EMS event log and carry actions out as they happen, until SIGTERM.
+    /// Follow the live EMS event log and carry actions out as they happen, until SIGTERM;
+    /// SIGHUP reads the config file again.
     Run {
         #[command(flatten)]
         config: ConfigFile,
@@ -235,7 +236,8 @@ pub struct RunArgs {
     /// (checked every second) and at least once a minute.
     #[arg(long)]
     pub metrics_file: Option<PathBuf>,
-    /// Seconds in-flight actions may take to finish after SIGTERM.
+    /// Seconds in-flight actions may take to finish after SIGTERM (or SIGHUP, before the
+    /// config is read again).
     #[arg(long, default_value_t = 20)]
     pub drain_secs: u64,
     /// Seconds between the one-line summaries at info level.

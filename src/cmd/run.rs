@@ -1,7 +1,11 @@
-//! `emstail run`: the daemon, with the command line's overrides of the configuration.
+//! `emstail run`: the daemon, with the command line's overrides of the configuration. SIGHUP
+//! reads the configuration again: the run stops as on SIGTERM (drain, checkpoint) and starts
+//! again from its checkpoint with the new configuration, or with the one it had when the
+//! file does not load.
 
 use crate::cli::{Outcome, RunArgs, Usage};
-use emstail::run::{RunError, RunOptions};
+use emstail::config::Config;
+use emstail::run::{Ended, RunError, RunOptions, Signals};
 use emstail::source::frame::DEFAULT_MAX_LINE;
 use std::path::Path;
 use std::time::Duration;
@@ -14,8 +18,66 @@ const RESCAN_MS: u64 = 1000;
 const POLL_RESCAN_MS: u64 = 250;
 
 pub fn run(config_path: &Path, how: &RunArgs) -> anyhow::Result<Outcome> {
-    let config = super::load_config(config_path)?;
-    let options = RunOptions {
+    let mut config = super::load_config(config_path)?;
+    // Once for the process: a reload keeps them.
+    let signals = Signals::register().map_err(RunError::Signals)?;
+    // Whether `config` was just read again: if it cannot drive a run, the one before it does.
+    let mut previous: Option<Config> = None;
+    loop {
+        let options = options(&config, how);
+        let ended = match emstail::run::run(&config, &options, &signals) {
+            Ok(ended) => ended,
+            Err(e) if previous.is_some() && starting(&e) => {
+                log::error!(
+                    "{}: {e:#}; going on with the configuration it had",
+                    config_path.display(),
+                    e = anyhow::Error::from(e)
+                );
+                config = previous.take().expect("checked just above");
+                // A SIGHUP meanwhile is seen by the run that starts now.
+                continue;
+            }
+            Err(RunError::Config(message)) => return Err(Usage(message).into()),
+            Err(e) => return Err(e.into()),
+        };
+        previous = None;
+        if ended == Ended::Stopped || !signals.rearm() {
+            return Ok(Outcome::Success);
+        }
+        log::info!("reloading {}", config_path.display());
+        match super::load_config(config_path) {
+            Ok(new) => {
+                log::info!(
+                    "read {} again: starting with the new configuration",
+                    config_path.display()
+                );
+                previous = Some(std::mem::replace(&mut config, new));
+            }
+            // Said as start-up says it; it names the file.
+            Err(e) => log::error!(
+                "{e:#}; going on with the configuration it had (send SIGHUP again once the \
+                 file is fixed)"
+            ),
+        }
+    }
+}
+
+/// Whether `error` stopped a run before it followed the log: a new configuration that does
+/// this is given up for the one before it.
+fn starting(error: &RunError) -> bool {
+    match error {
+        RunError::Config(_)
+        | RunError::Lock(_)
+        | RunError::Signals(_)
+        | RunError::Log { .. }
+        | RunError::StateDir(_) => true,
+        RunError::Checkpoint { .. } => false,
+    }
+}
+
+/// The run's options: the configuration's, with the command line's overrides.
+fn options(config: &Config, how: &RunArgs) -> RunOptions {
+    RunOptions {
         log: how
             .log
             .clone()
@@ -36,10 +98,5 @@ pub fn run(config_path: &Path, how: &RunArgs) -> anyhow::Result<Outcome> {
         metrics_file: how.metrics_file.clone(),
         drain_timeout: Duration::from_secs(how.drain_secs),
         summary_every: Duration::from_secs(how.summary_secs.max(1)),
-    };
-    match emstail::run::run(&config, &options) {
-        Ok(()) => Ok(Outcome::Success),
-        Err(RunError::Config(message)) => Err(Usage(message).into()),
-        Err(e) => Err(e.into()),
     }
 }
