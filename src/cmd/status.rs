@@ -103,9 +103,27 @@ fn file_size(n: u64) -> String {
     }
     let mut size = n as f64 / 1024.0;
     let mut unit = 0;
-    while size >= 1024.0 && unit + 1 < UNITS.len() {
+    // 1023.95 and above would show as "1024.0": the next unit's "1.0" then.
+    while size >= 1023.95 && unit + 1 < UNITS.len() {
         size /= 1024.0;
         unit += 1;
     }
     format!("{size:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_size;
+
+    #[test]
+    fn sizes_show_in_the_unit_they_round_to() {
+        assert_eq!(file_size(1023), "1023 bytes");
+        assert_eq!(file_size(1024), "1.0 KiB");
+        assert_eq!(file_size(1536), "1.5 KiB");
+        // Just under 1 MiB rounds to 1.0 MiB, not "1024.0 KiB".
+        assert_eq!(file_size(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(file_size(1024 * 1024 - 60), "1023.9 KiB");
+        assert_eq!(file_size(5 << 30), "5.0 GiB");
+        assert_eq!(file_size(3 << 40), "3072.0 GiB");
+    }
 }
