@@ -313,3 +313,29 @@ fn an_unreadable_line_is_shown_with_its_control_characters_escaped() {
         assert!(!out.contains(['\u{1b}', '\u{202e}']), "{out}");
     }
 }
+
+/// `status` gives the file's size in the unit it rounds to: just under 1 MiB is "1.0 MiB",
+/// not "1024.0 KiB".
+#[test]
+fn status_gives_the_file_size_in_the_unit_it_rounds_to() {
+    let setup = Setup::new("http://127.0.0.1:9/");
+    let state = setup.state_dir();
+    std::fs::create_dir_all(&state).expect("create the state dir");
+    let path = state.join("dead-letter.jsonl");
+    let status = || {
+        let run = Emstail::new(["status", "--state-dir", utf8(&state)]).run();
+        run.assert_exit(0);
+        run.stdout
+    };
+    for (len, shown) in [
+        (1024 * 1024 - 1, "1.0 MiB"),
+        (1024 * 1024 - 60, "1023.9 KiB"),
+    ] {
+        let mut line = vec![b'x'; len - 1];
+        line.push(b'\n');
+        std::fs::write(&path, &line).expect("write");
+        let out = status();
+        let expected = format!("dead letters: 1 ({}, {shown})", path.display());
+        assert!(out.contains(&expected), "{expected} in {out}");
+    }
+}

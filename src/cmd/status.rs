@@ -110,20 +110,3 @@ fn file_size(n: u64) -> String {
     }
     format!("{size:.1} {}", UNITS[unit])
 }
-
-#[cfg(test)]
-mod tests {
-    use super::file_size;
-
-    #[test]
-    fn sizes_show_in_the_unit_they_round_to() {
-        assert_eq!(file_size(1023), "1023 bytes");
-        assert_eq!(file_size(1024), "1.0 KiB");
-        assert_eq!(file_size(1536), "1.5 KiB");
-        // Just under 1 MiB rounds to 1.0 MiB, not "1024.0 KiB".
-        assert_eq!(file_size(1024 * 1024 - 1), "1.0 MiB");
-        assert_eq!(file_size(1024 * 1024 - 60), "1023.9 KiB");
-        assert_eq!(file_size(5 << 30), "5.0 GiB");
-        assert_eq!(file_size(3 << 40), "3072.0 GiB");
-    }
-}
