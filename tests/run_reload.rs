@@ -102,6 +102,24 @@ impl Harness {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
+    /// The line of a reload given up for the configuration it had.
+    fn kept_config_error(&self) -> String {
+        let said = self.stderr();
+        said.lines()
+            .find(|l| l.contains("going on with the configuration it had"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no error about the config:\n{said}"))
+    }
+
+    /// StreamRecorder still records, as with the configuration before the reload: stream
+    /// s2's record goes out, and nothing else.
+    fn still_records(&self) {
+        append(&self.log, in_line(2).as_bytes());
+        self.wait_record("s2");
+        std::thread::sleep(ms(300));
+        assert_eq!(self.records(), ["s1", "s2"]);
+    }
+
     /// How many runs have started following the log (one more after each reload).
     fn runs_started(&self) -> usize {
         self.stderr().matches("emstail::run] following ").count()
@@ -200,11 +218,7 @@ fn sighup_with_a_config_that_does_not_load_goes_on_with_the_old_one() {
     h.write_config_text("{\"Service\": {\"ems_api\": ");
     h.reload(&d);
     assert!(d.running(), "emstail still runs after SIGHUP");
-    let said = h.stderr();
-    let error = said
-        .lines()
-        .find(|l| l.contains("going on with the configuration it had"))
-        .unwrap_or_else(|| panic!("no error about the config:\n{said}"));
+    let error = h.kept_config_error();
     assert!(error.contains(" ERROR "), "{error}");
     assert!(
         error.contains(&h.config.display().to_string()),
@@ -212,10 +226,7 @@ fn sighup_with_a_config_that_does_not_load_goes_on_with_the_old_one() {
     );
 
     // StreamRecorder is still on.
-    append(&h.log, in_line(2).as_bytes());
-    h.wait_record("s2");
-    std::thread::sleep(ms(300));
-    assert_eq!(h.records(), ["s1", "s2"]);
+    h.still_records();
     stop(&h, d, "SIGTERM after a failed reload");
 }
 
@@ -232,24 +243,17 @@ fn sighup_with_a_config_that_cannot_run_goes_on_with_the_old_one() {
     std::fs::write(&file, b"").expect("the temp dir is writable");
     h.write_config_in(false, &file.join("state"));
     h.reload(&d);
-    let said = h.stderr();
-    let error = said
-        .lines()
-        .find(|l| l.contains("going on with the configuration it had"))
-        .unwrap_or_else(|| panic!("no error about the config:\n{said}"));
+    let error = h.kept_config_error();
     assert!(
         error.contains(&h.config.display().to_string()) && error.contains("a-file"),
         "the error names the file and the problem: {error}"
     );
     // The run with the new config stopped before following the log.
-    assert_eq!(h.runs_started(), 2, "{said}");
+    assert_eq!(h.runs_started(), 2, "{}", h.stderr());
     assert!(d.running(), "emstail still runs after SIGHUP");
 
     // StreamRecorder is still on, and the state is where it was.
-    append(&h.log, in_line(2).as_bytes());
-    h.wait_record("s2");
-    std::thread::sleep(ms(300));
-    assert_eq!(h.records(), ["s1", "s2"]);
+    h.still_records();
     stop(&h, d, "SIGTERM after a reload given up");
 }
 
