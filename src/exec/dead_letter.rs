@@ -383,7 +383,7 @@ fn cut_torn_tail(file: &File, len: u64, path: &Path) -> io::Result<u64> {
 }
 
 /// Removes from the dead-letter file of `state_dir` one line for each of `done` (raw lines
-/// as [`read`] returned them), holding the append lock: letters appended since they were
+/// as [`for_each`] handed them out), holding the append lock: letters appended since they were
 /// read, and letters another retry already removed, come out right.
 pub fn remove_done(state_dir: &Path, done: &[&[u8]]) -> io::Result<()> {
     if done.is_empty() {
@@ -444,35 +444,47 @@ pub fn drop_where(state_dir: &Path, mut drop: impl FnMut(&Entry) -> bool) -> io:
             "not a regular file, left as it is",
         )));
     }
-    let mut reader = BufReader::with_capacity(64 << 10, file);
+    let reader = BufReader::with_capacity(64 << 10, file);
     let mut counts = Dropped::default();
     fsutil::write_atomic_with(&path, |out| {
-        let mut line = Vec::new();
-        let mut number = 0u64;
-        loop {
-            line.clear();
-            if reader.read_until(b'\n', &mut line)? == 0 {
-                return Ok(());
-            }
-            number += 1;
-            let body = line.strip_suffix(b"\n").unwrap_or(&line);
-            if !body.iter().all(u8::is_ascii_whitespace) {
-                let entry = Entry {
-                    line: number,
-                    letter: serde_json::from_slice(body).map_err(|e| e.to_string()),
-                    raw: body.to_vec(),
-                };
+        each_line(reader, |line, entry| {
+            if let Some(entry) = entry {
                 if drop(&entry) {
                     counts.dropped += 1;
-                    continue;
+                    return Ok(());
                 }
                 counts.kept += 1;
             }
-            out.write_all(&line)?;
-        }
+            out.write_all(line)
+        })
     })
     .map_err(with_path)?;
     Ok(counts)
+}
+
+/// Each line of a dead-letter file read from `reader`, as it is (its newline kept), with the
+/// letter it holds: `None` for a blank line. The one reading of the file's lines, so that the
+/// letters a listing or a retry saw are the very ones a drop finds.
+fn each_line(
+    mut reader: impl BufRead,
+    mut f: impl FnMut(&[u8], Option<Entry>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut line = Vec::new();
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let entry = (!body.iter().all(u8::is_ascii_whitespace)).then(|| Entry {
+            line: number,
+            letter: serde_json::from_slice(body).map_err(|e| e.to_string()),
+            raw: body.to_vec(),
+        });
+        f(&line, entry)?;
+    }
 }
 
 /// Which letters a command works on: those that match every selector given (any of the
@@ -523,6 +535,7 @@ impl Selection {
 
 /// Every readable dead letter of `path` with its line number; unreadable lines (a torn last
 /// line after a crash) are returned as errors with their line number, not dropped.
+#[cfg(test)]
 pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
     let mut out = Vec::new();
     for_each(path, |entry| {
@@ -532,7 +545,7 @@ pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// [`read`]'s entries handed to `f` one at a time, as they are read, so that a listing holds
+/// The entries of `path` handed to `f` one at a time, as they are read, so that a listing holds
 /// one letter at a time whatever the file's size. An error of `f` ends the reading. Only the
 /// letters the file held when it was opened are read: a retry that runs for long does not
 /// also take up the letters the daemon appends meanwhile.
@@ -545,24 +558,12 @@ pub fn for_each(path: &Path, mut f: impl FnMut(Entry) -> io::Result<()>) -> io::
     };
     let meta = file.metadata().map_err(with_path)?;
     let len = if meta.is_file() { meta.len() } else { u64::MAX };
-    for (i, line) in BufReader::new(io::Read::take(file, len))
-        .split(b'\n')
-        .enumerate()
-    {
-        let line = line?;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        f(Entry {
-            line: i as u64 + 1,
-            letter: serde_json::from_slice(&line).map_err(|e| e.to_string()),
-            raw: line,
-        })?;
-    }
-    Ok(())
+    each_line(BufReader::new(io::Read::take(file, len)), |_, entry| {
+        entry.map_or(Ok(()), &mut f)
+    })
 }
 
-/// How many letters `path` holds, as [`read`] would list them (every line that is not blank,
+/// How many letters `path` holds, as [`for_each`] would hand them out (every line that is not blank,
 /// readable or not), read a block at a time: `emstail status` counts a file of any size in
 /// constant memory rather than parsing every letter.
 pub fn count(path: &Path) -> io::Result<u64> {
