@@ -54,11 +54,12 @@ pub fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> 
 /// changed: the file is whoever wrote it's, as before.
 fn owned_like_dir(file: &File, path: &Path) {
     use std::os::unix::fs::MetadataExt;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let (Ok(dir), Ok(own)) = (std::fs::metadata(dir), file.metadata()) else {
+    // Only root may give a file away: the daemon, its own user, does not look (it replaces
+    // its status file every second).
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let (Ok(dir), Ok(own)) = (std::fs::metadata(dir_of(path)), file.metadata()) else {
         return;
     };
     if (own.uid(), own.gid()) == (dir.uid(), dir.gid()) {
@@ -161,12 +162,16 @@ fn replace_with<T>(
     if !sync {
         return Ok(value);
     }
-    let dir = match path.parent() {
+    File::open(dir_of(path))?.sync_all()?;
+    Ok(value)
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()?;
-    Ok(value)
+    }
 }
 
 /// Where [`write_atomic`] writes before the rename: `<path>.tmp`. A crash can leave it behind;
