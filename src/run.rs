@@ -26,7 +26,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -66,6 +66,15 @@ impl Acking {
         self.acked.fetch_add(1, Relaxed);
     }
 
+    /// A hold on reporting, while outcomes are still reported (`None` once closed): [`close`]
+    /// waits for the holds to end.
+    ///
+    /// [`close`]: Acking::close
+    fn reporting(&self) -> Option<RwLockReadGuard<'_, bool>> {
+        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
+        (!*closed).then_some(closed)
+    }
+
     /// No outcome is reported from now on; waits for those being reported.
     fn close(&self) {
         *self.closed.write().unwrap_or_else(PoisonError::into_inner) = true;
@@ -81,19 +90,17 @@ impl Acking {
 
 impl Report for Acking {
     fn finished(&self, job: &Job, outcome: &Outcome) {
-        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
-        if *closed {
+        let Some(_reporting) = self.reporting() else {
             return;
-        }
+        };
         if self.live.record(job, outcome) {
             self.ack(job.tag);
         }
     }
     fn retrying(&self, job: &Job, failure: &Failure, delay: Option<Duration>) {
-        let closed = self.closed.read().unwrap_or_else(PoisonError::into_inner);
-        if *closed {
+        let Some(_reporting) = self.reporting() else {
             return;
-        }
+        };
         self.live.retrying(job, failure, delay);
     }
 }
