@@ -370,11 +370,7 @@ fn a_replayed_rotation_whose_timer_ems_still_holds_goes_out_shutdown_first() {
     let run = replay(&setup.write(), &[utf8(&log)]);
 
     run.assert_exit(0);
-    let calls: Vec<Call> = ems
-        .calls()
-        .into_iter()
-        .map(|c| (c.command, c.params))
-        .collect();
+    let calls = in_order(&ems);
     assert_eq!(
         calls,
         [
@@ -418,10 +414,8 @@ fn a_rotation_of_an_id_handed_out_again_in_the_window_is_not_a_repeat_of_the_old
     let run = replay(&setup.write(), &[utf8(&log)]);
 
     run.assert_exit(0);
-    let sent: Vec<Call> = ems
-        .calls()
+    let sent: Vec<Call> = in_order(&ems)
         .into_iter()
-        .map(|c| (c.command, c.params))
         .filter(|(command, _)| !command.starts_with("list"))
         .collect();
     assert_eq!(
@@ -460,13 +454,9 @@ fn a_replay_removes_the_timers_of_recordings_that_closed_and_only_those() {
     let run = replay(&setup.write(), &["--explain", utf8(&log)]);
 
     run.assert_exit(0);
-    let in_order: Vec<Call> = ems
-        .calls()
-        .into_iter()
-        .map(|c| (c.command, c.params))
-        .collect();
+    let calls = in_order(&ems);
     assert_eq!(
-        in_order,
+        calls,
         [
             call("listTimers", &[]),
             call("listStreams", &[]),
