@@ -10,7 +10,6 @@ use crate::exec::s3::S3Target;
 use crate::exec::{Done, Failure};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 pub struct Executor {
     ems: EmsClient,
@@ -49,11 +48,7 @@ impl Executor {
     /// Sets up a client for every enabled plugin; an S3 setting that cannot work (no
     /// credentials anywhere, a bad endpoint) is an error naming the plugin.
     pub fn new(config: &Config) -> Result<Executor, String> {
-        let timeout = Duration::from_secs(config.service.request_timeout_secs);
-        let ems = EmsClient::new(EmsClientConfig {
-            connect_timeout: timeout.min(Duration::from_secs(3)),
-            request_timeout: timeout,
-        });
+        let ems = EmsClient::new(EmsClientConfig::of(&config.service));
         let mut uploads = HashMap::new();
         let blocks: [(PluginId, bool, &UploadParams); 3] = [
             (

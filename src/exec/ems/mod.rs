@@ -33,6 +33,17 @@ pub struct EmsClientConfig {
     pub request_timeout: Duration,
 }
 
+impl EmsClientConfig {
+    /// `Service.request_timeout_secs` for the whole request, and at most 3 s of it to connect.
+    pub fn of(service: &crate::config::ServiceConfig) -> EmsClientConfig {
+        let timeout = Duration::from_secs(service.request_timeout_secs);
+        EmsClientConfig {
+            connect_timeout: timeout.min(Duration::from_secs(3)),
+            request_timeout: timeout,
+        }
+    }
+}
+
 impl Default for EmsClientConfig {
     fn default() -> Self {
         EmsClientConfig {
