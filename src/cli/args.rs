@@ -24,6 +24,11 @@ pub enum Command {
     Check {
         #[command(flatten)]
         config: ConfigFile,
+        /// Also reach every EMS API and S3 bucket the plugins and rules send to, with their
+        /// credentials, and say how each answered (exit code 1 if one failed). Nothing is
+        /// changed: EMS is asked its `version`, S3 for an object that does not exist.
+        #[arg(long)]
+        connect: bool,
     },
     /// Print every event of the given log files as one JSON object per line.
     Parse {

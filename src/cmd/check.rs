@@ -1,14 +1,16 @@
 //! `emstail check`: the configuration as it takes effect, secrets as `***`, then one summary
 //! line: what is enabled and which unknown blocks were ignored. A configuration that enables
 //! nothing is valid (a fresh install's is) but earns a warning: emstail would do nothing.
+//! With `--connect`, one line more per EMS API and S3 bucket, saying how it answered.
 
 use crate::cli::Outcome;
 use emstail::action::PluginId;
 use emstail::config::Config;
+use emstail::exec::reach::{self, Outcome as Reach};
 use std::io::Write;
 use std::path::Path;
 
-pub fn check(path: &Path) -> anyhow::Result<Outcome> {
+pub fn check(path: &Path, connect: bool) -> anyhow::Result<Outcome> {
     let config = super::load_config(path)?;
     let work = Work::of(&config);
     if work.is_nothing() {
@@ -28,7 +30,46 @@ pub fn check(path: &Path) -> anyhow::Result<Outcome> {
         ignored(&config)
     )?;
     out.flush()?;
-    Ok(Outcome::Success)
+    if !connect {
+        return Ok(Outcome::Success);
+    }
+    let reached = reach::reach_all(&config);
+    let (mut answered, mut failed, mut unchecked) = (0, 0, 0);
+    for r in &reached {
+        let said = match &r.outcome {
+            Reach::Answered(said) => {
+                answered += 1;
+                said.clone()
+            }
+            Reach::Failed(why) => {
+                failed += 1;
+                format!("FAILED: {why}")
+            }
+            Reach::NotChecked(why) => {
+                unchecked += 1;
+                format!("not checked: {why}")
+            }
+        };
+        writeln!(out, "# {} ({}): {said}", r.target, r.users.join(", "))?;
+    }
+    if reached.is_empty() {
+        writeln!(
+            out,
+            "# connect: nothing to reach, no plugin or rule sends anywhere"
+        )?;
+    } else if unchecked == 0 {
+        writeln!(out, "# connect: {answered} answered, {failed} failed")?;
+    } else {
+        writeln!(
+            out,
+            "# connect: {answered} answered, {failed} failed, {unchecked} not checked"
+        )?;
+    }
+    Ok(if failed == 0 {
+        Outcome::Success
+    } else {
+        Outcome::SomeFailed
+    })
 }
 
 /// What the configuration has emstail act on: every source of actions is counted here, so

@@ -19,7 +19,7 @@ use std::path::Path;
 /// Runs one command.
 pub fn run(command: Command) -> anyhow::Result<Outcome> {
     match command {
-        Command::Check { config } => check::check(&config.path),
+        Command::Check { config, connect } => check::check(&config.path, connect),
         Command::Parse { format, files } => parse::parse(format.into(), &files),
         Command::Replay { config, how, files } => replay::replay(&config.path, &how, &files),
         Command::Run { config, how } => run::run(&config.path, &how),

@@ -91,6 +91,7 @@ pub mod dispatch;
 pub mod dry_run;
 pub mod live;
 pub mod pool;
+pub mod reach;
 
 #[cfg(test)]
 mod tests {

@@ -31,6 +31,9 @@ pub const MULTIPART_THRESHOLD: u64 = ::s3::bucket::CHUNK_SIZE as u64;
 /// Buckets kept ready per target; others are made anew for each request.
 const MAX_BUCKETS_KEPT: usize = 64;
 
+/// The prefix [`S3Target::probe`] lists; no upload writes under it.
+const PROBE_PREFIX: &str = "emstail-check/no-such-object";
+
 /// Upper bound on one HTTP request once connected (connecting has its own 30 s limit). A
 /// whole 8 MiB part must fit, on a slow uplink too.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -203,6 +206,32 @@ impl S3Target {
                 )))
             }
             Err(e) => Err(self.classify(e, "delete", bucket, key)),
+        }
+    }
+
+    /// Lists at most one key of `bucket` under a prefix no upload writes, signed like an
+    /// upload: an answer (or `AccessDenied` to keys that may write but not list) says the
+    /// bucket is there and the keys are taken, and nothing is written. Otherwise the error an
+    /// upload would get.
+    pub fn probe(&self, bucket: &str) -> Result<String, Failure> {
+        let handle = self.bucket(bucket)?;
+        let list = Command::ListObjectsV2 {
+            prefix: PROBE_PREFIX.to_string(),
+            delimiter: None,
+            continuation_token: None,
+            start_after: None,
+            max_keys: Some(1),
+        };
+        match self.request(&handle, "/", list) {
+            Ok(_) => Ok("reachable, keys accepted".into()),
+            Err(StepError::Status(answer)) if error_code(&answer.body) == Some("AccessDenied") => {
+                Ok(
+                    "reachable, keys accepted; listing is refused to them, which uploads do not \
+                    need"
+                        .into(),
+                )
+            }
+            Err(e) => Err(self.classify(e, "list", bucket, PROBE_PREFIX)),
         }
     }
 
