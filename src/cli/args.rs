@@ -26,7 +26,7 @@ pub enum Command {
         config: ConfigFile,
         /// Also reach every EMS API and S3 bucket the plugins and rules send to, with their
         /// credentials, and say how each answered (exit code 1 if one failed). Nothing is
-        /// changed: EMS is asked its `version`, S3 for an object that does not exist.
+        /// changed: EMS is asked its `version`, each bucket is listed for at most one key.
         #[arg(long)]
         connect: bool,
     },

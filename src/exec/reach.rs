@@ -1,7 +1,7 @@
 //! `emstail check --connect`: every EMS API and S3 bucket a configuration sends to, reached
 //! once with its credentials, so that a wrong port, password, key or bucket shows before the
 //! first stream, not as its dead letter. Nothing changes on either side: EMS is asked its
-//! `version`, S3 for an object that does not exist.
+//! `version`, and each bucket is listed for at most one key under a prefix no upload writes.
 
 use super::ems::{EmsClient, EmsClientConfig};
 use super::s3::S3Target;
