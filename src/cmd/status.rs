@@ -80,16 +80,19 @@ pub fn status(config_path: &Path, state_dir: Option<PathBuf>) -> anyhow::Result<
         }
     }
     let path = state_dir.join(dead_letter::FILE_NAME);
-    let dead = dead_letter::count(&path)?;
     // The file has no cap: its size beside the count shows when it wants reviewing.
-    match std::fs::metadata(&path) {
-        Ok(meta) if dead > 0 => writeln!(
-            out,
-            "dead letters: {dead} ({}, {})",
-            path.display(),
-            file_size(meta.len())
-        )?,
-        _ => writeln!(out, "dead letters: {dead} ({})", path.display())?,
+    match dead_letter::count(&path) {
+        Ok(dead) => match std::fs::metadata(&path) {
+            Ok(meta) if dead > 0 => writeln!(
+                out,
+                "dead letters: {dead} ({}, {})",
+                path.display(),
+                file_size(meta.len())
+            )?,
+            _ => writeln!(out, "dead letters: {dead} ({})", path.display())?,
+        },
+        // A FIFO or a device there, refused: the rest of the status is still worth seeing.
+        Err(e) => writeln!(out, "dead letters: unknown ({e})")?,
     }
     out.flush().context("writing the status")?;
     Ok(Outcome::Success)

@@ -425,25 +425,13 @@ pub fn drop_where(state_dir: &Path, mut drop: impl FnMut(&Entry) -> bool) -> io:
         return Ok(Dropped::default());
     }
     let _lock = FileLock::acquire_waiting(state_dir)?;
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    // Never waiting for a writer (a FIFO) while the daemon's appends wait for the lock.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(&path);
-    let file = match file {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Dropped::default()),
-        Err(e) => return Err(with_path(e)),
+    // Never waiting for a writer (a FIFO) while the daemon's appends wait for the lock, and
+    // only a regular file is rewritten: a FIFO or a device (a link to /dev/null that discards
+    // letters) would be replaced by a regular file.
+    let Some(file) = open_regular(&path)? else {
+        return Ok(Dropped::default());
     };
-    // Only a regular file is rewritten: a FIFO or a device (a link to /dev/null that
-    // discards letters) would be replaced by a regular file.
-    if !file.metadata().map_err(with_path)?.is_file() {
-        return Err(with_path(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file, left as it is",
-        )));
-    }
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
     let reader = BufReader::with_capacity(64 << 10, file);
     let mut counts = Dropped::default();
     fsutil::write_atomic_with(&path, |out| {
@@ -548,16 +536,16 @@ pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
 /// The entries of `path` handed to `f` one at a time, as they are read, so that a listing holds
 /// one letter at a time whatever the file's size. An error of `f` ends the reading. Only the
 /// letters the file held when it was opened are read: a retry that runs for long does not
-/// also take up the letters the daemon appends meanwhile.
+/// also take up the letters the daemon appends meanwhile. A file that is not a regular one is
+/// refused without waiting ([`open_regular`]).
 pub fn for_each(path: &Path, mut f: impl FnMut(Entry) -> io::Result<()>) -> io::Result<()> {
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(with_path(e)),
+    let Some(file) = open_regular(path)? else {
+        return Ok(());
     };
-    let meta = file.metadata().map_err(with_path)?;
-    let len = if meta.is_file() { meta.len() } else { u64::MAX };
+    let len = file
+        .metadata()
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
+        .len();
     each_line(BufReader::new(io::Read::take(file, len)), |_, entry| {
         entry.map_or(Ok(()), &mut f)
     })
@@ -565,12 +553,10 @@ pub fn for_each(path: &Path, mut f: impl FnMut(Entry) -> io::Result<()>) -> io::
 
 /// How many letters `path` holds, as [`for_each`] would hand them out (every line that is not blank,
 /// readable or not), read a block at a time: `emstail status` counts a file of any size in
-/// constant memory rather than parsing every letter.
+/// constant memory rather than parsing every letter. Refuses what [`open_regular`] refuses.
 pub fn count(path: &Path) -> io::Result<u64> {
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+    let Some(mut file) = open_regular(path)? else {
+        return Ok(0);
     };
     let mut buf = vec![0u8; 64 << 10];
     let (mut letters, mut in_letter) = (0, false);
@@ -591,6 +577,30 @@ pub fn count(path: &Path) -> io::Result<u64> {
         }
     }
     Ok(letters + u64::from(in_letter))
+}
+
+/// The dead-letter file `path` opened for reading, `None` when there is none. Opened without
+/// waiting, and refused (an error naming it) when it is not a regular file: a FIFO would hang
+/// the reader until some process wrote to it, and a device (a link to `/dev/null`) holds no
+/// letters, whatever was written to it.
+fn open_regular(path: &Path) -> io::Result<Option<File>> {
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(with_path(e)),
+    };
+    if !file.metadata().map_err(with_path)?.is_file() {
+        return Err(with_path(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file, left as it is",
+        )));
+    }
+    Ok(Some(file))
 }
 
 /// One line of the dead-letter file.
