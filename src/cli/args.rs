@@ -57,13 +57,26 @@ pub enum Command {
         how: RunArgs,
     },
     /// Show what a running (or stopped) emstail has done: files, offsets, lag, retrying
-    /// actions and dead letters, from its state directory.
+    /// actions and dead letters, from its state directory; with --check, also whether
+    /// anything there wants attention (exit 1 if so).
     Status {
         #[command(flatten)]
         config: ConfigFile,
         /// Overrides Service.state_dir (no config needed then).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// For monitoring (Nagios, monit, cron): after the report, print `check: ok`, or
+        /// `check: N problems` and a `problem:` line for each, saying what to do, and exit 1
+        /// when there is one. Problems: emstail not running (or whether it runs cannot be
+        /// told), status.json not written for over 3 minutes while it runs (it may be hung),
+        /// a checkpoint that cannot be read, an EMS API or S3 bucket down, dead letters (or a
+        /// dead-letter file that cannot be read), and with --max-lag, a lag over it.
+        #[arg(long)]
+        check: bool,
+        /// With --check: more than this many bytes of the log behind the checkpoint (the
+        /// `lag:` line) is a problem. No lag is a problem without it.
+        #[arg(long, value_name = "BYTES", requires = "check")]
+        max_lag: Option<u64>,
     },
     /// Custom rules of the `Rules` block.
     Rules {

@@ -23,7 +23,16 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
         Command::Parse { format, files } => parse::parse(format.into(), &files),
         Command::Replay { config, how, files } => replay::replay(&config.path, &how, &files),
         Command::Run { config, how } => run::run(&config.path, &how),
-        Command::Status { config, state_dir } => status::status(&config.path, state_dir),
+        Command::Status {
+            config,
+            state_dir,
+            check,
+            max_lag,
+        } => status::status(
+            &config.path,
+            state_dir,
+            check.then_some(status::Check { max_lag }),
+        ),
         Command::Rules {
             command:
                 RulesCommand::Test {
