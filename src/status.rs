@@ -63,14 +63,17 @@ pub struct TargetStatus {
 impl TargetStatus {
     /// One line for `emstail status` and the periodic summary, `now` being the Unix time.
     pub fn describe(&self, now: u64) -> String {
+        let actions = match self.waiting {
+            1 => "1 action".to_string(),
+            n => format!("{n} actions"),
+        };
         match self.down_since_unix {
             Some(since) => format!(
-                "{} DOWN since unix {since} ({} s), {} actions waiting",
+                "{} DOWN since unix {since} ({} s), {actions} waiting",
                 self.target,
                 now.saturating_sub(since),
-                self.waiting
             ),
-            None => format!("{} up, {} actions queued", self.target, self.waiting),
+            None => format!("{} up, {actions} queued", self.target),
         }
     }
 }
@@ -299,6 +302,15 @@ mod tests {
         assert_eq!(
             status.targets[0].describe(status.updated_unix),
             "http://127.0.0.1:7777/ DOWN since unix 1000000 (150 s), 30 actions waiting"
+        );
+        let one = TargetStatus {
+            waiting: 1,
+            down_since_unix: None,
+            ..status.targets[0].clone()
+        };
+        assert_eq!(
+            one.describe(0),
+            "http://127.0.0.1:7777/ up, 1 action queued"
         );
     }
 

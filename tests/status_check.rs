@@ -351,7 +351,7 @@ fn a_target_that_is_down_is_a_problem() {
         &run,
         &[
             &format!("target http://127.0.0.1:{port}/ DOWN since unix "),
-            "1 actions waiting",
+            "1 action waiting",
             "see that it answers",
         ],
     );
