@@ -64,6 +64,44 @@ impl fmt::Display for ControlEscaped<'_> {
     }
 }
 
+/// `value` as JSON with the characters [`ControlEscaped`] shows escaped written as `\uXXXX`
+/// escapes too: serde_json escapes only those below U+0020, and leaves DEL, the C1 controls
+/// (U+009B is a terminal's CSI), the bidirectional overrides and the line separator raw. The
+/// JSON reads back as the same value.
+pub fn write_json_escaped(
+    writer: impl std::io::Write,
+    value: &(impl Serialize + ?Sized),
+) -> std::io::Result<()> {
+    let mut serializer = serde_json::Serializer::with_formatter(writer, JsonEscaped);
+    value
+        .serialize(&mut serializer)
+        .map_err(std::io::Error::from)
+}
+
+/// serde_json's compact form, with [`shown_escaped`] characters escaped in strings.
+struct JsonEscaped;
+
+impl serde_json::ser::Formatter for JsonEscaped {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut plain = 0;
+        for (at, c) in fragment.char_indices() {
+            if shown_escaped(c) {
+                writer.write_all(&fragment.as_bytes()[plain..at])?;
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+                plain = at + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[plain..])
+    }
+}
+
 /// A secret from the config (S3 secret key, API proxy password). It never prints.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -638,18 +676,18 @@ pub fn write_json(
     w.write_all(b"}")
 }
 
-/// A JSON string as serde_json writes it: quoted, escaped only when it must be.
+/// A JSON string as [`write_json_escaped`] writes it: quoted, escaped only when it must be.
+/// Printable ASCII without `"` or `\` is copied as it is.
 fn json_str(w: &mut impl std::io::Write, s: &str) -> std::io::Result<()> {
     let plain = !s.bytes().fold(false, |escape, b| {
-        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
+        escape | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
     });
     if plain {
         w.write_all(b"\"")?;
         w.write_all(s.as_bytes())?;
         w.write_all(b"\"")
     } else {
-        let mut serializer = serde_json::Serializer::new(w);
-        serializer.serialize_str(s).map_err(std::io::Error::from)
+        write_json_escaped(w, s)
     }
 }
 
@@ -739,7 +777,7 @@ fn write_json_serde(
             out.key = Some(key);
         }
     }
-    serde_json::to_writer(writer, &out).map_err(std::io::Error::from)
+    write_json_escaped(writer, &out)
 }
 
 #[cfg(test)]
@@ -831,6 +869,35 @@ mod tests {
         assert_eq!(ControlEscaped(plain).to_string(), plain);
     }
 
+    /// JSON as a terminal is shown it: what [`ControlEscaped`] escapes is a `\uXXXX` escape
+    /// (a surrogate pair above U+FFFF), everything else as serde_json writes it, and the
+    /// text reads back as it was.
+    #[test]
+    fn json_escaped_writes_what_control_escaped_escapes_as_escapes() {
+        let cases = [
+            ("\u{9b}2J", r#""\u009b2J""#),
+            ("a\u{7f}\u{85}b", r#""a\u007f\u0085b""#),
+            ("evil\u{202e}ko\u{2028}x", r#""evil\u202eko\u2028x""#),
+            ("tag\u{e0041}", r#""tag\udb40\udc41""#),
+            ("q\"\\\n\u{1}", r#""q\"\\\n\u0001""#),
+            ("", r#""""#),
+        ];
+        for (text, expected) in cases {
+            let mut out = Vec::new();
+            write_json_escaped(&mut out, text).expect("a Vec takes any write");
+            let written = String::from_utf8(out).expect("JSON is UTF-8");
+            assert_eq!(written, expected);
+            assert_eq!(
+                serde_json::from_str::<String>(&written).expect("JSON"),
+                text
+            );
+        }
+        let plain = "caméra-東京-e\u{301}-می\u{200c}خواهم-👩\u{200d}💻-☃\u{fe0f}";
+        let mut out = Vec::new();
+        write_json_escaped(&mut out, plain).expect("a Vec takes any write");
+        assert_eq!(out, format!("\"{plain}\"").into_bytes());
+    }
+
     fn upload(action: Action) -> PlannedAction {
         PlannedAction {
             plugin: PluginId::AmazonHLSUpload,
@@ -878,7 +945,7 @@ mod tests {
     /// The hand-written upload form must stay byte for byte the serde form that scripts read.
     #[test]
     fn upload_json_is_byte_identical_to_the_serde_form() {
-        let hostile = "G/\"q\\b\u{1}\n\t\u{7f}é✓ </script>";
+        let hostile = "G/\"q\\b\u{1}\n\t\u{7f}\u{9b}\u{202e}\u{e0041}é✓ </script>";
         let put = upload(Action::S3Put(S3Put {
             bucket: "b\"".into(),
             key: hostile.into(),

@@ -406,6 +406,72 @@ fn parse_prints_one_json_object_per_event_and_counts_the_malformed() {
     assert!(out.stderr.as_str().contains("19 events, 1 malformed"));
 }
 
+/// Characters a terminal acts on or that hide or reorder text (DEL, the C1 controls such as
+/// U+009B, a terminal's CSI, the bidirectional overrides, the line separator) written raw.
+fn raw_shown_escaped(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n') || matches!(c, '\u{200b}' | '\u{2028}' | '\u{202e}')
+        })
+        .collect()
+}
+
+/// A log line naming a stream `name`, created at line `id`.
+fn created_line(id: u64, name: &str) -> String {
+    json!({"id": id, "payload": {"name": name, "nearIp": "127.0.0.1", "ip": "127.0.0.1"},
+           "timestamp": 1, "type": "inStreamCreated"})
+    .to_string()
+        + ",\n"
+}
+
+/// `parse` writes JSON for a terminal as often as for a program: a stream name or event type
+/// holding U+009B, DEL or a bidirectional override reaches the terminal escaped (`\u009b`),
+/// and reads back as the same text.
+#[test]
+fn parse_writes_no_terminal_control_of_a_hostile_value_raw() {
+    let dir = tempfile::tempdir().expect("temp dir is writable");
+    let log = dir.path().join("events_20261204_120000.txt");
+    let name = "lobby\u{9b}2J\u{7f}\u{85}x\u{202e}cba\u{2028}\u{200b}";
+    let other = json!({"id": 2, "payload": {"x": name}, "type": "new\u{9b}31m"}).to_string();
+    std::fs::write(&log, created_line(1, name) + &other + "\n").expect("write the log");
+    let out = emstail(&["parse", log.to_str().expect("utf-8 path")]);
+    assert_eq!(out.code, Some(0));
+    assert_eq!(
+        raw_shown_escaped(&out.stdout),
+        Vec::<char>::new(),
+        "{:?}",
+        out.stdout
+    );
+    let events = json_lines(&out);
+    assert_eq!(events[0]["event"]["name"], name);
+    assert_eq!(events[1]["event"]["type"], "new\u{9b}31m");
+    assert_eq!(events[1]["event"]["payload"]["x"], name);
+}
+
+/// `--json` shows what the readable form shows escaped (`\u{202e}`) escaped too
+/// (`\u202e`): a name with a bidirectional override or a line separator neither reverses
+/// nor splits the line a person reads, and reads back as the same name.
+#[test]
+fn dry_run_json_writes_no_bidirectional_override_of_a_hostile_name_raw() {
+    let dir = tempfile::tempdir().expect("temp dir is writable");
+    let log = dir.path().join("events_20261204_120000.txt");
+    let name = "lobby\u{202e}cba\u{2028}x\u{200b}";
+    std::fs::write(&log, created_line(1, name)).expect("write the log");
+    let out = dry_run(&["--json", log.to_str().expect("utf-8 path")]);
+    assert_eq!(out.code, Some(0));
+    assert_eq!(
+        raw_shown_escaped(&out.stdout),
+        Vec::<char>::new(),
+        "{:?}",
+        out.stdout
+    );
+    let actions = json_lines(&out);
+    assert_eq!(actions.len(), 5, "{actions:#?}");
+    for action in &actions {
+        assert_eq!(action["params"]["localStreamName"], name, "{action}");
+    }
+}
+
 #[test]
 fn a_missing_input_file_is_a_usage_error() {
     let out = dry_run(&["fixtures/nope.txt"]);

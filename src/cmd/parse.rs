@@ -72,9 +72,13 @@ impl<W: Write> EventPrinter<W> {
                         "id": envelope.id, "timestamp": envelope.timestamp,
                         "event": envelope.event,
                     });
-                    if self.error.is_none()
-                        && let Err(e) = writeln!(self.out, "{record}")
-                    {
+                    if self.error.is_some() {
+                        continue;
+                    }
+                    // Read on a terminal as often as by a program: nothing in it drives one.
+                    let written = emstail::action::write_json_escaped(&mut self.out, &record)
+                        .and_then(|()| self.out.write_all(b"\n"));
+                    if let Err(e) = written {
                         self.error = Some(e);
                     }
                 }
