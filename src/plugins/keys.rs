@@ -211,11 +211,19 @@ impl MediaPath {
     }
 }
 
+/// The most of a path a refusal shows: more than any file's path holds.
+const SHOWN_PATH_CHARS: usize = 1024;
+
 /// The path as text, its control characters escaped: it is shown in refusals, which go to the
-/// log as one line each.
+/// log as one line each. Of a longer path (a log line holds up to 1 MiB of one) only the
+/// start is shown, and its length.
 impl fmt::Display for MediaPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&crate::action::ControlEscaped(&self.text), f)
+        use crate::action::ControlEscaped;
+        match super::names::head(&self.text, SHOWN_PATH_CHARS) {
+            None => fmt::Display::fmt(&ControlEscaped(&self.text), f),
+            Some(head) => write!(f, "{}… ({} bytes)", ControlEscaped(head), self.text.len()),
+        }
     }
 }
 
@@ -617,6 +625,35 @@ mod tests {
         let p = Placement::new(&[PathBuf::from("/var/www")], None, "");
         let refusal = key(&p, "/var/www/G/../../../etc/passwd", Depth::Stream).unwrap_err();
         assert_eq!(refusal, "/etc/passwd is outside the media roots [/var/www]");
+    }
+
+    /// The log's lines are up to 1 MiB, and EMS writes control bytes raw: a refusal showed
+    /// such a path whole, each control byte as five characters, some 5 MiB of log per event.
+    #[test]
+    fn a_refusal_shows_the_start_of_a_long_path_and_its_length() {
+        let p = Placement::new(&[PathBuf::from("/var/www")], None, "");
+        let raw = format!("/etc/{}/x.ts", "\u{1}".repeat(1 << 20));
+        let refusal = key(&p, &raw, Depth::Stream).unwrap_err();
+        assert!(refusal.len() < 8 * 1024, "{} bytes", refusal.len());
+        assert!(
+            refusal.starts_with("/etc/\\u{1}\\u{1}"),
+            "{}",
+            &refusal[..40]
+        );
+        assert!(
+            refusal.contains(&format!(
+                "… ({} bytes) is outside the media roots",
+                raw.len()
+            )),
+            "{}",
+            &refusal[refusal.len() - 200..]
+        );
+        // Paths of the lengths files have are shown whole.
+        let long = format!("/etc/{}/x.ts", "d".repeat(1000));
+        assert_eq!(
+            key(&p, &long, Depth::Stream).unwrap_err(),
+            format!("{long} is outside the media roots [/var/www]")
+        );
     }
 
     #[test]

@@ -58,10 +58,15 @@ pub fn check(plugin: PluginId, name: &str) -> Result<(), Refusal> {
 /// `name` for a message: control characters escaped, and at most [`SHOWN_CHARS`] of it,
 /// followed by its length when it is longer.
 pub(crate) fn shown(name: &str) -> String {
-    match name.char_indices().nth(SHOWN_CHARS) {
+    match head(name, SHOWN_CHARS) {
         None => name.escape_debug().to_string(),
-        Some((end, _)) => format!("{}… ({} bytes)", name[..end].escape_debug(), name.len()),
+        Some(head) => format!("{}… ({} bytes)", head.escape_debug(), name.len()),
     }
+}
+
+/// The first `chars` characters of `text`, or `None` when it has no more than that.
+pub(crate) fn head(text: &str, chars: usize) -> Option<&str> {
+    text.char_indices().nth(chars).map(|(end, _)| &text[..end])
 }
 
 #[cfg(test)]

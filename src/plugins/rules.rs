@@ -277,7 +277,8 @@ fn freshness(file_name: &str) -> Freshness {
 fn object_key(key: String) -> Result<String, String> {
     if key.is_empty() || key.starts_with('/') || key.split('/').any(|s| s == "." || s == "..") {
         return Err(format!(
-            "the object key {key:?} is empty, absolute or has a . or .. segment"
+            "the object key {} is empty, absolute or has a . or .. segment",
+            super::names::shown(&key)
         ));
     }
     Ok(key)
@@ -301,8 +302,9 @@ fn bucket_name(bucket: String) -> Result<String, String> {
         Ok(bucket)
     } else {
         Err(format!(
-            "the bucket {bucket:?} is not a bucket name (letters, digits, '.', '-' and '_', \
-             beginning and ending with a letter or digit)"
+            "the bucket {} is not a bucket name (letters, digits, '.', '-' and '_', \
+             beginning and ending with a letter or digit)",
+            super::names::shown(&bucket)
         ))
     }
 }
@@ -629,7 +631,7 @@ fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, S
                     return Err(format!(
                         "{key}: {path} {} refused: it contains '?' or '#', which would end the \
                          path or query of the URI it is in",
-                        text.escape_debug()
+                        super::names::shown(&text)
                     ));
                 }
                 out.push_str(&text);
@@ -1049,6 +1051,38 @@ mod tests {
         assert_eq!(actions[2].lane, "cam1");
         assert_eq!(actions[2].stream.as_deref(), Some("cam1"));
         assert!(!format!("{:?}{}", actions[2], actions[2]).contains("secret"));
+    }
+
+    /// A value of up to a log line's 1 MiB fills a key, bucket or URI template: the refusal
+    /// shows its start and length, on a short line, not the whole value.
+    #[test]
+    fn a_refusal_shows_the_start_of_a_long_value_and_its_length() {
+        let rules = r#"[
+            { "name": "key", "on": "outStreamCreated",
+              "upload": { "file": "/var/evostreamms/evo-webroot/rec/cam1.mp4",
+                          "key": "/${payload.farIp}", "s3": "AmazonHLSUpload" } },
+            { "name": "bucket", "on": "outStreamCreated",
+              "upload": { "file": "/var/evostreamms/evo-webroot/rec/cam1.mp4",
+                          "bucket": "${payload.farIp}", "s3": "AmazonHLSUpload" } },
+            { "name": "uri", "on": "outStreamCreated",
+              "call": { "command": "pullStream", "params": { "uri": "rtmp://h/live/${payload.farIp}" } } } ]"#;
+        let mut engine = Engine::new(&config(rules));
+        let value = format!("{}?#", "v".repeat(1 << 20));
+        engine.handle(&event(
+            "outStreamCreated",
+            json!({"name": "cam1", "farIp": value}),
+        ));
+        let refusals = engine.take_refusals();
+        assert_eq!(refusals.len(), 3, "{refusals:?}");
+        for refusal in refusals {
+            let shown = refusal.to_string();
+            assert!(shown.len() < 1024, "{} bytes", shown.len());
+            assert!(
+                shown.contains(" bytes)"),
+                "{}",
+                &shown[..300.min(shown.len())]
+            );
+        }
     }
 
     /// A bucket name becomes the request URL's host (or its first path segment with an
