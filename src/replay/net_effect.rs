@@ -39,6 +39,9 @@ const SHAPES_PER_LANE: usize = 4;
 pub(super) struct NetEffect {
     /// Lane name → its index in `lanes`.
     names: HashMap<String, usize, Seeded>,
+    /// Stream name → the names of the lanes opened for it, so that a stream's close finds its
+    /// lanes without looking at every lane open.
+    by_stream: HashMap<String, Vec<String>, Seeded>,
     /// `None` where a lane was flushed; its index is in `free`, for the next lane opened.
     lanes: Vec<Option<Held>>,
     free: Vec<usize>,
@@ -312,6 +315,7 @@ impl NetEffect {
     pub(super) fn with_caps(per_lane: usize, total: usize) -> NetEffect {
         NetEffect {
             names: HashMap::default(),
+            by_stream: HashMap::default(),
             lanes: Vec::new(),
             free: Vec::new(),
             next: 0,
@@ -363,6 +367,9 @@ impl NetEffect {
                     }
                 };
                 self.names.insert(action.lane.clone(), index);
+                if let Some(stream) = &action.stream {
+                    (self.by_stream.entry(stream.clone()).or_default()).push(action.lane.clone());
+                }
                 index
             }
         };
@@ -457,13 +464,16 @@ impl NetEffect {
 
     /// The held puts of the lanes of `stream`: chunks first, then playlists.
     pub(super) fn flush_stream(&mut self, stream: &str) -> Out {
-        let lanes = &self.lanes;
-        let mut names: Vec<(String, u64)> = self
-            .names
-            .iter()
-            .filter_map(|(name, &index)| {
-                let held = lanes.get(index)?.as_ref()?;
-                (held.stream.as_deref() == Some(stream)).then(|| (name.clone(), held.opened))
+        let Some(opened) = self.by_stream.remove(stream) else {
+            return Vec::new();
+        };
+        let (lanes, names) = (&self.lanes, &self.names);
+        let mut names: Vec<(String, u64)> = opened
+            .into_iter()
+            .filter_map(|name| {
+                let held = lanes.get(*names.get(&name)?)?.as_ref()?;
+                let opened = held.opened;
+                (held.stream.as_deref() == Some(stream)).then_some((name, opened))
             })
             .collect();
         names.sort_by_key(|(_, opened)| *opened);
@@ -571,6 +581,33 @@ mod tests {
             net.flush_all().next().is_none(),
             "the closed stream's lane is gone"
         );
+    }
+
+    /// A stream's close flushes its own lanes, whatever other lanes are open: lanes whose
+    /// close never comes in the window (a folder EMS named otherwise than its stream, whose
+    /// name whoever publishes chooses) made every close look at all of them, and a window of
+    /// many such streams and closes took the product of the two.
+    #[test]
+    fn a_close_costs_its_own_lanes_not_every_lane_open() {
+        const STREAMS: usize = 30_000;
+        let mut net = NetEffect::default();
+        let (mut out, mut left) = (Vec::new(), Vec::new());
+        for n in 0..STREAMS {
+            let playlist = put_in(&format!("s{n}_k_v"), "playlist.m3u8", Freshness::Changing);
+            net.take(playlist, source(n as u64), &mut out, &mut left);
+        }
+        let started = std::time::Instant::now();
+        for n in 0..STREAMS {
+            assert!(net.flush_stream(&format!("s{n}?k=v")).is_empty());
+        }
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < std::time::Duration::from_secs(3),
+            "{STREAMS} closes took {elapsed:?}"
+        );
+        assert_eq!(keys(net.flush_stream("s7_k_v")), ["playlist.m3u8"]);
+        assert!(net.flush_stream("s7_k_v").is_empty(), "flushed once");
+        assert_eq!(net.flush_all().count(), STREAMS - 1);
     }
 
     #[test]
