@@ -875,6 +875,36 @@ fn a_request_too_large_to_write_is_permanent_not_retried() {
     assert!(fake.calls().is_empty(), "nothing reached EMS");
 }
 
+/// EMS takes a command of at most 16 KiB. A 9 KiB stream name passes the plugins' check,
+/// but a pull carries it twice (its URI and localStreamName): that command went out, for EMS
+/// to fail or cut, and now fails for good at once, naming the limit. One of 16 KiB goes out.
+#[test]
+fn a_command_longer_than_ems_takes_is_permanent_and_never_sent() {
+    let fake = FakeEms::start();
+    let name = "n".repeat(9 * 1024);
+    let params = Params::new()
+        .with("uri", format!("rtmp://10.0.0.1/live/{name}"))
+        .with("localStreamName", &name);
+    match client().execute(&fake.target(), "pullStream", &params) {
+        Err(Failure::Permanent(m)) => {
+            assert!(m.contains("pullStream"), "{m}");
+            assert!(m.contains("16,384 bytes"), "{m}");
+            assert!(
+                m.len() < 1_000,
+                "the message does not carry the command: {m}"
+            );
+        }
+        other => panic!("expected Permanent, got {other:?}"),
+    }
+    assert!(fake.calls().is_empty(), "nothing reached EMS");
+    let longest = Params::new().with("localStreamName", "n".repeat(16 * 1024 - 16));
+    assert_eq!(longest.to_command_line().len(), 16 * 1024);
+    client()
+        .execute(&fake.target(), "pullStream", &longest)
+        .expect("a command of 16 KiB goes out");
+    assert_eq!(fake.calls_for("pullStream").len(), 1);
+}
+
 /// Counts the bytes each thread holds allocated, so that a test can tell how much memory one
 /// call needed at its peak (other tests' threads do not count).
 struct PerThreadCount;

@@ -10,7 +10,7 @@ use crate::action::PluginId;
 /// dead letter holding the name up to four times (parameters, pull URI, lane, stream), per
 /// destination and per publish: a name near the log's 1 MiB line cap wrote some 4 MiB to the
 /// state directory each time it was published.
-pub const MAX_NAME_BYTES: usize = 16 * 1024;
+pub const MAX_NAME_BYTES: usize = crate::exec::ems::MAX_COMMAND_BYTES;
 
 /// How much of a refused name a refusal shows.
 const SHOWN_CHARS: usize = 120;

@@ -10,6 +10,9 @@ mod streams;
 mod timers;
 mod transport;
 
+/// The longest command EMS takes: the `k=v k=v` text its `?params=` decodes to.
+pub const MAX_COMMAND_BYTES: usize = 16 * 1024;
+
 use super::{Done, Failure};
 use crate::action::{ApiTarget, ControlEscaped, Params, StreamCheck, TimerGuard};
 use config_index::{ConfigIndex, ExpectedConfig};

@@ -158,6 +158,16 @@ fn request_url(target: &ApiTarget, command: &str, params: &Params) -> Result<Str
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err("the API base URL must start with http:// or https://".to_string());
     }
+    // A value may carry a stream name twice or more (a pull's URI and localStreamName): sent
+    // longer than EMS takes, it would fail, or be cut, on every attempt.
+    let line = params.to_command_line();
+    if line.len() > super::MAX_COMMAND_BYTES {
+        return Err(format!(
+            "the command is {} bytes, more than the 16,384 bytes EMS takes; sending it again \
+             would fail the same way",
+            line.len()
+        ));
+    }
     let mut url = String::with_capacity(base.len() + command.len() + 64);
     url.push_str(base);
     if !url.ends_with('/') {
@@ -166,7 +176,7 @@ fn request_url(target: &ApiTarget, command: &str, params: &Params) -> Result<Str
     url.push_str(command);
     if !params.0.is_empty() {
         url.push_str("?params=");
-        url.push_str(&STANDARD.encode(params.to_command_line()));
+        url.push_str(&STANDARD.encode(line));
     }
     Ok(url)
 }
