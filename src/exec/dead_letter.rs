@@ -309,8 +309,11 @@ impl Writer {
     }
 
     pub fn append(&self, letter: &DeadLetter) -> io::Result<()> {
-        let mut line = serde_json::to_string(letter).map_err(io::Error::other)?;
-        line.push('\n');
+        // Escaped as the dry run's JSON is: an operator who looks at the file with `tail` or
+        // `less` sees no stream name drive the terminal or reverse the line.
+        let mut line = Vec::with_capacity(512);
+        crate::action::write_json_escaped(&mut line, letter)?;
+        line.push(b'\n');
         let mut slot = self
             .file
             .lock()
@@ -319,10 +322,10 @@ impl Writer {
         let file = self.current(&mut slot)?;
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return write_synced(file, line.as_bytes());
+            return write_synced(file, &line);
         }
         let len = cut_torn_tail(file, meta.len(), &self.path)?;
-        write_synced(file, line.as_bytes()).inspect_err(|_| {
+        write_synced(file, &line).inspect_err(|_| {
             // Nothing half-written stays behind; should this fail too, the next append cuts it.
             let _ = file.set_len(len);
         })
@@ -690,6 +693,51 @@ mod tests {
         let letters = read(writer.path()).unwrap();
         let letter = letters[0].letter.as_ref().unwrap();
         assert_eq!(letter.source, source);
+        assert_eq!(letter.to_planned(&config), Some(action));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A stream name that would drive a terminal (U+009B is a CSI) or reverse the line
+    /// (U+202E) is written as JSON escapes, and the letter reads back as it was.
+    #[test]
+    fn a_hostile_name_is_written_escaped_and_reads_back_whole() {
+        let name = "cam\u{9b}2J\u{202e}1\u{7f}";
+        let action = PlannedAction {
+            plugin: PluginId::StreamLoadBalancer,
+            lane: name.into(),
+            stream: Some(name.into()),
+            stream_id: None,
+            action: Action::EmsCall {
+                target: ApiTarget::plain("http://127.0.0.1:7777/"),
+                command: "pullStream".into(),
+                params: Params::new().with("localStreamName", name),
+                only_if_armed: None,
+            },
+        };
+        let source = Source {
+            file: format!("events{name}.txt"),
+            line: 7,
+        };
+        let dir = temp_dir("hostile");
+        let writer = Writer::open(&dir).unwrap();
+        writer
+            .append(&DeadLetter::new(
+                &action,
+                &source,
+                format!("FAIL {name}"),
+                3,
+            ))
+            .unwrap();
+        let text = std::fs::read_to_string(writer.path()).unwrap();
+        for raw in ['\u{9b}', '\u{202e}', '\u{7f}'] {
+            assert!(!text.contains(raw), "{raw:?} written raw: {text:?}");
+        }
+        assert!(text.contains(r"cam\u009b2J\u202e1\u007f"), "{text}");
+        let letters = read(writer.path()).unwrap();
+        let letter = letters[0].letter.as_ref().unwrap();
+        assert_eq!(letter.source, source);
+        assert_eq!(letter.error, format!("FAIL {name}"));
+        let config = crate::plugins::test_support::config();
         assert_eq!(letter.to_planned(&config), Some(action));
         std::fs::remove_dir_all(&dir).unwrap();
     }
