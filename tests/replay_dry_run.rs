@@ -407,13 +407,15 @@ fn parse_prints_one_json_object_per_event_and_counts_the_malformed() {
 }
 
 /// Characters a terminal acts on or that hide or reorder text (DEL, the C1 controls such as
-/// U+009B, a terminal's CSI, the bidirectional overrides, the line separator) written raw.
-fn raw_shown_escaped(text: &str) -> Vec<char> {
-    text.chars()
+/// U+009B, a terminal's CSI, the bidirectional overrides, the line separator): none is written raw.
+fn assert_nothing_shown_raw(text: &str) {
+    let raw: Vec<char> = text
+        .chars()
         .filter(|&c| {
             (c.is_control() && c != '\n') || matches!(c, '\u{200b}' | '\u{2028}' | '\u{202e}')
         })
-        .collect()
+        .collect();
+    assert_eq!(raw, Vec::<char>::new(), "{text:?}");
 }
 
 /// A log line naming a stream `name`, created at line `id`.
@@ -436,12 +438,7 @@ fn parse_writes_no_terminal_control_of_a_hostile_value_raw() {
     std::fs::write(&log, created_line(1, name) + &other + "\n").expect("write the log");
     let out = emstail(&["parse", log.to_str().expect("utf-8 path")]);
     assert_eq!(out.code, Some(0));
-    assert_eq!(
-        raw_shown_escaped(&out.stdout),
-        Vec::<char>::new(),
-        "{:?}",
-        out.stdout
-    );
+    assert_nothing_shown_raw(&out.stdout);
     let events = json_lines(&out);
     assert_eq!(events[0]["event"]["name"], name);
     assert_eq!(events[1]["event"]["type"], "new\u{9b}31m");
@@ -459,12 +456,7 @@ fn dry_run_json_writes_no_bidirectional_override_of_a_hostile_name_raw() {
     std::fs::write(&log, created_line(1, name)).expect("write the log");
     let out = dry_run(&["--json", log.to_str().expect("utf-8 path")]);
     assert_eq!(out.code, Some(0));
-    assert_eq!(
-        raw_shown_escaped(&out.stdout),
-        Vec::<char>::new(),
-        "{:?}",
-        out.stdout
-    );
+    assert_nothing_shown_raw(&out.stdout);
     let actions = json_lines(&out);
     assert_eq!(actions.len(), 5, "{actions:#?}");
     for action in &actions {
