@@ -30,9 +30,14 @@ fn reachable_targets_pass_and_each_is_asked_once_without_a_change() {
     let ems = FakeEms::start();
     let s3 = server();
     let hls = bucket(&s3, "check-ok");
+    let destination = std::net::TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+    let rtmp = destination.local_addr().expect("an address");
     let setup = Setup::new(&ems.base_url())
         .recorder()
-        .auto_router()
+        .plugin(
+            "StreamAutoRouter",
+            json!({ "token": "", "destination_uri": rtmp.to_string() }),
+        )
         .upload("AmazonHLSUpload", &s3, &s3.endpoint, &hls)
         .upload("AmazonDASHUpload", &s3, &s3.endpoint, &hls);
     let run = check(&setup);
@@ -51,7 +56,7 @@ fn reachable_targets_pass_and_each_is_asked_once_without_a_change() {
     );
     assert_eq!(
         line(&run.stdout, "connect:"),
-        "# connect: 2 answered, 0 failed"
+        "# connect: 3 answered, 0 failed"
     );
     // One `version` for the two plugins that share the API; nothing else asked of EMS, and
     // nothing written to the bucket.
@@ -175,6 +180,39 @@ fn a_bucket_named_by_each_event_is_not_checked_and_does_not_fail() {
         line(&run.stdout, "connect:"),
         "# connect: 1 answered, 0 failed, 1 not checked"
     );
+}
+
+/// EMS takes a `pushStream` whatever its destination does: the destination's RTMP port is
+/// connected to, and one that refuses is named.
+#[test]
+fn the_auto_routers_rtmp_destination_is_connected_to() {
+    let ems = FakeEms::start();
+    let listening = std::net::TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+    let open = listening.local_addr().expect("an address").port();
+    let closed = free_port();
+    for (port, code, said) in [
+        (open, 0, format!("accepts connections on 127.0.0.1:{open}")),
+        (
+            closed,
+            1,
+            format!("FAILED: cannot connect to 127.0.0.1:{closed}: "),
+        ),
+    ] {
+        let setup = Setup::new(&ems.base_url()).plugin(
+            "StreamAutoRouter",
+            json!({ "token": "", "destination_uri": format!("127.0.0.1:{port}") }),
+        );
+        let run = check(&setup);
+        run.assert_exit(code);
+        let rtmp = line(
+            &run.stdout,
+            &format!("RTMP destination rtmp://127.0.0.1:{port}/live"),
+        );
+        assert!(
+            rtmp.contains(&format!("(StreamAutoRouter): {said}")),
+            "{rtmp}"
+        );
+    }
 }
 
 #[test]

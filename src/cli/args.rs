@@ -24,9 +24,10 @@ pub enum Command {
     Check {
         #[command(flatten)]
         config: ConfigFile,
-        /// Also reach every EMS API and S3 bucket the plugins and rules send to, with their
-        /// credentials, and say how each answered (exit code 1 if one failed). Nothing is
-        /// changed: EMS is asked its `version`, each bucket is listed for at most one key.
+        /// Also reach every EMS API, S3 bucket and RTMP destination the plugins and rules send
+        /// to, with their credentials, and say how each answered (exit code 1 if one failed).
+        /// Nothing is changed: EMS is asked its `version`, each bucket is listed for at most
+        /// one key, the RTMP destination is connected to and left.
         #[arg(long)]
         connect: bool,
     },

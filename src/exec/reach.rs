@@ -1,12 +1,15 @@
 //! `emstail check --connect`: every EMS API and S3 bucket a configuration sends to, reached
 //! once with its credentials, so that a wrong port, password, key or bucket shows before the
-//! first stream, not as its dead letter. Nothing changes on either side: EMS is asked its
-//! `version`, and each bucket is listed for at most one key under a prefix no upload writes.
+//! first stream, not as its dead letter. Nothing changes anywhere: EMS is asked its `version`,
+//! each bucket is listed for at most one key under a prefix no upload writes, and
+//! StreamAutoRouter's RTMP destination is connected to and left at once.
 
 use super::ems::{EmsClient, EmsClientConfig};
 use super::s3::S3Target;
 use crate::action::{ApiTarget, ControlEscaped, Params, PluginId};
 use crate::config::{Config, UploadParams};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
 
 /// One EMS API or S3 bucket, and who sends to it.
 #[derive(Debug)]
@@ -31,6 +34,9 @@ pub enum Outcome {
 #[derive(PartialEq)]
 enum Probe {
     Ems(ApiTarget),
+    /// An RTMP destination, `host:port`: EMS takes a `pushStream` whatever the destination
+    /// does, and only its own log says when the push cannot connect.
+    Rtmp(String),
     S3 {
         params: UploadParams,
         bucket: String,
@@ -83,8 +89,44 @@ fn reach(ems: &EmsClient, probe: &Probe) -> Outcome {
             },
             Err(e) => Outcome::Failed(e),
         },
+        Probe::Rtmp(address) => match connect(address) {
+            Ok(to) => Outcome::Answered(format!("accepts connections on {to}")),
+            Err(why) => Outcome::Failed(format!("cannot connect to {address}: {why}")),
+        },
         Probe::Unknown(why) => Outcome::NotChecked(why.clone()),
     }
+}
+
+/// How long a connection to an RTMP destination may take: it is on the LAN or the internet.
+const RTMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A TCP connection to `address` (each address it resolves to, until one takes it), closed at
+/// once; the address that took it.
+fn connect(address: &str) -> Result<SocketAddr, String> {
+    let mut last = "it resolves to no address".to_string();
+    for to in address.to_socket_addrs().map_err(|e| e.to_string())? {
+        match TcpStream::connect_timeout(&to, RTMP_CONNECT_TIMEOUT) {
+            Ok(_) => return Ok(to),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+/// `host:port` of an `rtmp://AUTHORITY/app` push URI, port 1935 when it names none.
+fn rtmp_address(push_uri: &str) -> Option<String> {
+    let authority = push_uri.strip_prefix("rtmp://")?.split('/').next()?;
+    let port_given = match authority.rfind(']') {
+        Some(end) => authority[end..].contains(':'),
+        None => authority.matches(':').count() == 1,
+    };
+    Some(if port_given {
+        authority.to_string()
+    } else if authority.contains(':') && !authority.starts_with('[') {
+        format!("[{authority}]:1935")
+    } else {
+        format!("{authority}:1935")
+    })
 }
 
 /// Each target with its users, in config order: the EMS API of the plugins that call it,
@@ -94,6 +136,21 @@ fn probes(config: &Config) -> Vec<(String, Vec<String>, Probe)> {
     for plugin in [PluginId::StreamAutoRouter, PluginId::StreamRecorder] {
         if config.is_enabled(plugin) {
             list.ems(&config.service.ems_api, plugin);
+        }
+    }
+    if config.auto_router.enabled {
+        let uri = config.auto_router.params.push_uri.trim();
+        match rtmp_address(uri) {
+            Some(address) => list.add(
+                format!("RTMP destination {uri}"),
+                PluginId::StreamAutoRouter,
+                Probe::Rtmp(address),
+            ),
+            None => list.add(
+                format!("RTMP destination {uri:?}"),
+                PluginId::StreamAutoRouter,
+                Probe::Unknown("not an rtmp:// URI".into()),
+            ),
         }
     }
     if config.load_balancer.enabled {
@@ -162,6 +219,27 @@ impl Probes {
             Some((_, users, _)) if !users.contains(&user) => users.push(user),
             Some(_) => {}
             None => self.0.push((target, vec![user], probe)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rtmp_address;
+
+    #[test]
+    fn an_rtmp_address_gets_port_1935_when_its_uri_names_none() {
+        let cases = [
+            ("rtmp://10.0.0.9/live", Some("10.0.0.9:1935")),
+            ("rtmp://10.0.0.9:1936/live", Some("10.0.0.9:1936")),
+            ("rtmp://ems.example/app/x", Some("ems.example:1935")),
+            ("rtmp://[::1]/live", Some("[::1]:1935")),
+            ("rtmp://[::1]:1936/live", Some("[::1]:1936")),
+            ("rtmp://fe80::1/live", Some("[fe80::1]:1935")),
+            ("http://10.0.0.9/live", None),
+        ];
+        for (uri, expected) in cases {
+            assert_eq!(rtmp_address(uri).as_deref(), expected, "{uri}");
         }
     }
 }
