@@ -90,6 +90,30 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
     )
 }
 
+/// `path` opened for reading, `None` when there is none. Opened without waiting, and refused
+/// (an error naming it) when it is not a regular file: a FIFO would hang the reader until some
+/// process wrote to it, and a device (a link to `/dev/null`) holds nothing of what was written
+/// to it. For the state directory's files that commands read beside the daemon.
+pub fn open_regular(path: &Path) -> io::Result<Option<File>> {
+    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path);
+    let file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(with_path(e)),
+    };
+    if !file.metadata().map_err(with_path)?.is_file() {
+        return Err(with_path(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file, left as it is",
+        )));
+    }
+    Ok(Some(file))
+}
+
 /// Replaces `path` with `bytes` so that a crash or power loss at any point leaves either the
 /// old content or the new, never a mix. The file gets mode 0600.
 ///

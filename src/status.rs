@@ -114,8 +114,12 @@ pub fn store(state_dir: &Path, status: &Status) -> io::Result<()> {
     fsutil::replace(&state_dir.join(FILE_NAME), &json, fsutil::PRIVATE)
 }
 
+/// The status the daemon last wrote; `None` when there is none, or no regular file to read.
 pub fn load(state_dir: &Path) -> Option<Status> {
-    let bytes = std::fs::read(state_dir.join(FILE_NAME)).ok()?;
+    let file = fsutil::open_regular(&state_dir.join(FILE_NAME)).ok()??;
+    // A few KiB; the cap keeps a file grown by anything else from being read whole.
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, 16 << 20), &mut bytes).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 

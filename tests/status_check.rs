@@ -407,11 +407,7 @@ fn a_dead_letter_file_that_is_not_a_regular_file_hangs_neither_status_nor_the_li
     let state = setup.state_dir();
     std::fs::create_dir_all(&state).expect("the state dir");
     let path = setup.dead_letter_path();
-    let made = std::process::Command::new("mkfifo")
-        .arg(&path)
-        .status()
-        .expect("mkfifo runs");
-    assert!(made.success());
+    mkfifo(&path);
     let refused = format!("{}: not a regular file", path.display());
 
     let plain = Emstail::new(["status", "--state-dir", utf8(&state)]).run();
@@ -458,4 +454,40 @@ fn a_dead_letter_file_that_is_not_a_regular_file_hangs_neither_status_nor_the_li
     let run = listing();
     run.assert_exit(1);
     run.assert_stderr_has(&format!("emstail: {refused}"));
+}
+
+/// A FIFO in place of the lock file or of `status.json` hangs no `status --check` either, as
+/// cron and monitoring run it: whether emstail runs is unknown then, which is a problem, and
+/// the last status is none.
+#[test]
+fn a_fifo_for_the_lock_or_the_status_hangs_no_check() {
+    let setup = Setup::bare("http://127.0.0.1:9");
+    let state = setup.state_dir();
+    std::fs::create_dir_all(&state).expect("the state dir");
+    mkfifo(&state.join("lock"));
+    mkfifo(&state.join("status.json"));
+    let run = Emstail::new(["status", "--check", "--state-dir", utf8(&state)]).run();
+    run.assert_exit(1);
+    let lock = format!("{}: not a regular file", state.join("lock").display());
+    assert!(
+        run.stdout.starts_with(&format!("running: unknown ({lock}")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("last status"), "{}", run.stdout);
+    let found = problems(&run);
+    assert_eq!(found.len(), 1, "{}", run.stdout);
+    assert!(
+        found[0].starts_with("cannot tell whether emstail runs"),
+        "{}",
+        run.stdout
+    );
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success(), "mkfifo {}", path.display());
 }

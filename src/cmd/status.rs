@@ -159,11 +159,10 @@ fn running(
             None
         }
         Err(e) => {
-            writeln!(out, "running: unknown ({}: {e})", lock_path.display())?;
+            writeln!(out, "running: unknown ({e})")?;
             problems.push(format!(
-                "cannot tell whether emstail runs ({}: {e}): run this as the daemon's user or \
-                 root, and see to the state directory",
-                lock_path.display()
+                "cannot tell whether emstail runs ({e}): run this as the daemon's user or root, \
+                 and see to the state directory"
             ));
             None
         }

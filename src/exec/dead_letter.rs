@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -431,7 +431,7 @@ pub fn drop_where(state_dir: &Path, mut drop: impl FnMut(&Entry) -> bool) -> io:
     // Never waiting for a writer (a FIFO) while the daemon's appends wait for the lock, and
     // only a regular file is rewritten: a FIFO or a device (a link to /dev/null that discards
     // letters) would be replaced by a regular file.
-    let Some(file) = open_regular(&path)? else {
+    let Some(file) = fsutil::open_regular(&path)? else {
         return Ok(Dropped::default());
     };
     let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
@@ -540,9 +540,9 @@ pub fn read(path: &Path) -> io::Result<Vec<Entry>> {
 /// one letter at a time whatever the file's size. An error of `f` ends the reading. Only the
 /// letters the file held when it was opened are read: a retry that runs for long does not
 /// also take up the letters the daemon appends meanwhile. A file that is not a regular one is
-/// refused without waiting ([`open_regular`]).
+/// refused without waiting ([`fsutil::open_regular`]).
 pub fn for_each(path: &Path, mut f: impl FnMut(Entry) -> io::Result<()>) -> io::Result<()> {
-    let Some(file) = open_regular(path)? else {
+    let Some(file) = fsutil::open_regular(path)? else {
         return Ok(());
     };
     let len = file
@@ -556,9 +556,9 @@ pub fn for_each(path: &Path, mut f: impl FnMut(Entry) -> io::Result<()>) -> io::
 
 /// How many letters `path` holds, as [`for_each`] would hand them out (every line that is not blank,
 /// readable or not), read a block at a time: `emstail status` counts a file of any size in
-/// constant memory rather than parsing every letter. Refuses what [`open_regular`] refuses.
+/// constant memory rather than parsing every letter. Refuses what [`fsutil::open_regular`] refuses.
 pub fn count(path: &Path) -> io::Result<u64> {
-    let Some(mut file) = open_regular(path)? else {
+    let Some(mut file) = fsutil::open_regular(path)? else {
         return Ok(0);
     };
     let mut buf = vec![0u8; 64 << 10];
@@ -580,30 +580,6 @@ pub fn count(path: &Path) -> io::Result<u64> {
         }
     }
     Ok(letters + u64::from(in_letter))
-}
-
-/// The dead-letter file `path` opened for reading, `None` when there is none. Opened without
-/// waiting, and refused (an error naming it) when it is not a regular file: a FIFO would hang
-/// the reader until some process wrote to it, and a device (a link to `/dev/null`) holds no
-/// letters, whatever was written to it.
-fn open_regular(path: &Path) -> io::Result<Option<File>> {
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path);
-    let file = match file {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(with_path(e)),
-    };
-    if !file.metadata().map_err(with_path)?.is_file() {
-        return Err(with_path(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file, left as it is",
-        )));
-    }
-    Ok(Some(file))
 }
 
 /// One line of the dead-letter file.

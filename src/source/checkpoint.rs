@@ -534,19 +534,22 @@ pub fn lock(state_dir: &Path) -> Result<StateLock, String> {
     Ok(StateLock { file, path })
 }
 
-/// The pid of the process holding `state_dir`, if one does (for `emstail status`). It probes
+/// The pid of the process holding `state_dir`, if one does (for `emstail status`); an error
+/// names the lock file. It probes
 /// with a shared lock for an instant, so an instance starting at that very moment may be
 /// refused and must be started again.
 pub fn holder(state_dir: &Path) -> io::Result<Option<u32>> {
-    let mut file = match File::open(state_dir.join(LOCK_FILE)) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+    let path = state_dir.join(LOCK_FILE);
+    // Not waiting on a FIFO put there: `status --check` runs from cron and monitoring.
+    let Some(mut file) = crate::fsutil::open_regular(&path)? else {
+        return Ok(None);
     };
     match file.try_lock_shared() {
         Ok(()) => Ok(None),
         Err(TryLockError::WouldBlock) => Ok(read_pid(&mut file)),
-        Err(TryLockError::Error(e)) => Err(e),
+        Err(TryLockError::Error(e)) => {
+            Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        }
     }
 }
 
