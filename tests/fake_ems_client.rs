@@ -1631,3 +1631,15 @@ fn a_rotated_then_closed_recordings_removal_takes_its_own_timer_while_its_id_is_
     assert!(matches!(done, Err(Failure::Permanent(_))), "{done:?}");
     assert!(commands(&fake).is_empty());
 }
+
+/// `FakeEms::start` tries another port when the one it found free is taken before it listens:
+/// that needs the error's kind kept through tiny_http.
+#[test]
+fn a_port_in_use_is_told_apart() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind on loopback");
+    let port = taken.local_addr().expect("an address").port();
+    let err = FakeEms::try_start(port, Duration::from_secs(5))
+        .err()
+        .expect("the port is taken");
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+}

@@ -119,7 +119,18 @@ impl FakeEms {
     /// Listens on a free port of 127.0.0.1 ([`super::ports::free_port`]: one that no other
     /// test takes while this one is shut down for an outage).
     pub fn start() -> FakeEms {
-        FakeEms::start_on(super::ports::free_port())
+        // A port found free can still be taken before the fake listens on it (seen once in a
+        // whole suite); another one is tried then, five at most.
+        let mut tried = Vec::new();
+        for _ in 0..5 {
+            let port = super::ports::free_port();
+            match FakeEms::try_start(port, DEFAULT_LIFETIME) {
+                Ok(fake) => return fake,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => tried.push(port),
+                Err(e) => panic!("fake EMS cannot listen on 127.0.0.1:{port}: {e}"),
+            }
+        }
+        panic!("fake EMS cannot listen on 127.0.0.1: ports {tried:?} were all in use")
     }
 
     /// Listens on 127.0.0.1:`port` (0 picks a free one).
@@ -130,7 +141,11 @@ impl FakeEms {
 
     /// Listens on 127.0.0.1:`port` and stops by itself after `lifetime`.
     pub fn try_start(port: u16, lifetime: Duration) -> io::Result<FakeEms> {
-        let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(io::Error::other)?;
+        // tiny_http boxes the io::Error: unboxed, its kind (AddrInUse) is kept.
+        let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
+            e.downcast::<io::Error>()
+                .map_or_else(io::Error::other, |e| *e)
+        })?;
         let addr = server
             .server_addr()
             .to_ip()
