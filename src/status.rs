@@ -61,19 +61,21 @@ pub struct TargetStatus {
 }
 
 impl TargetStatus {
-    /// One line for `emstail status` and the periodic summary, `now` being the Unix time.
+    /// One line for `emstail status` and the periodic summary, `now` being the Unix time. The
+    /// target is shown escaped: a rule's bucket may be named by an event, and the line must not
+    /// be forged by it.
     pub fn describe(&self, now: u64) -> String {
+        let target = crate::action::ControlEscaped(&self.target);
         let actions = match self.waiting {
             1 => "1 action".to_string(),
             n => format!("{n} actions"),
         };
         match self.down_since_unix {
             Some(since) => format!(
-                "{} DOWN since unix {since} ({} s), {actions} waiting",
-                self.target,
+                "{target} DOWN since unix {since} ({} s), {actions} waiting",
                 now.saturating_sub(since),
             ),
-            None => format!("{} up, {actions} queued", self.target),
+            None => format!("{target} up, {actions} queued"),
         }
     }
 }
@@ -316,6 +318,11 @@ mod tests {
             one.describe(0),
             "http://127.0.0.1:7777/ up, 1 action queued"
         );
+        let forged = TargetStatus {
+            target: "b\ncheck: ok".into(),
+            ..one
+        };
+        assert_eq!(forged.describe(0), "b\\ncheck: ok up, 1 action queued");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 
 use crate::cli::{Outcome, Usage};
 use anyhow::Context as _;
-use emstail::action::ControlEscaped;
 use emstail::exec::dead_letter;
 use emstail::source::checkpoint;
 use std::io::Write;
@@ -102,20 +101,15 @@ pub fn status(
             s.in_flight,
             s.lag_bytes
         )?;
-        // A bucket's name may come from an event: shown escaped, it cannot forge a line.
         for target in &s.targets {
-            writeln!(
-                out,
-                "target: {}",
-                ControlEscaped(&target.describe(s.updated_unix))
-            )?;
+            writeln!(out, "target: {}", target.describe(s.updated_unix))?;
         }
     }
     for target in current.iter().flat_map(|s| &s.targets) {
         if target.down_since_unix.is_some() {
             problems.push(format!(
                 "target {}: see that it answers; emstail sends what waits for it once it does",
-                ControlEscaped(&target.describe(now))
+                target.describe(now)
             ));
         }
     }
