@@ -55,7 +55,11 @@ ensure_installed() {
     fi
     if [[ $have != "$S3S_VERSION" ]]; then
         echo "installing s3s-fs $S3S_VERSION (found: ${have:-none})" >&2
-        cargo install "s3s-fs@$S3S_VERSION" --features binary --locked >&2
+        # S3S_FS_DEBUG=1 (.ci/run) builds it unoptimised, in about 3 minutes rather than 5:
+        # the tests' objects are small. The benchmarks want the optimised build.
+        local flags=(--features binary --locked)
+        [[ ${S3S_FS_DEBUG:-} == 1 ]] && flags+=(--debug)
+        cargo install "s3s-fs@$S3S_VERSION" "${flags[@]}" >&2
     fi
     command -v s3s-fs >/dev/null 2>&1 || die "s3s-fs is not on PATH after installing (is ~/.cargo/bin on PATH?)"
 }

@@ -1240,12 +1240,25 @@ fn status_until(h: &Harness, what: &str, limit: Duration, cond: impl Fn(&str) ->
     }
 }
 
-/// The outage, with the default retry settings (a day of retries, 30 s backoff cap):
+/// The two outages of 150 s, with the default retry settings (a day of retries, 30 s
+/// backoff cap), side by side: each spends its time waiting, so together they hold up the
+/// suite for the time of one.
+#[test]
+fn an_ems_outage_and_an_s3_outage_of_150_s_are_each_waited_out_with_the_default_retry() {
+    let s3 = std::thread::Builder::new()
+        .name("s3 outage".into())
+        .spawn(s3_down_150_s_while_50_chunks_close_uploads_every_object_in_order)
+        .expect("spawn the S3 outage");
+    ems_down_150_s_while_30_events_arrive_is_waited_out();
+    if let Err(panic) = s3.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// EMS refuses connections for 150 s while 30 streams start; once it is back every `record`
 /// arrives exactly once, nothing is dead-lettered, and `status` said meanwhile that the EMS
 /// was down and how many actions waited for it.
-#[test]
-fn ems_down_150_s_while_30_events_arrive_is_waited_out_with_the_default_retry_settings() {
+fn ems_down_150_s_while_30_events_arrive_is_waited_out() {
     let mut h = Harness::with_default_retry(4);
     let log = h.log();
     h.write_ins(&log, 1);
@@ -1735,12 +1748,10 @@ fn chunk_closed_line(id: u64, file: &Path) -> String {
     format!("{line},\n")
 }
 
-/// The S3 outage, in the daemon with the default retry settings: S3 refuses
-/// connections for 150 s while 50 chunks of 5 streams close; once it is back every object
-/// is uploaded, each stream's in order, and nothing is dead-lettered. `status` names the
-/// endpoint and bucket as down meanwhile.
-#[test]
-fn s3_down_150_s_while_50_chunks_close_uploads_every_object_in_order_with_the_default_retry() {
+/// S3 refuses connections for 150 s while 50 chunks of 5 streams close; once it is back
+/// every object is uploaded, each stream's in order, and nothing is dead-lettered. `status`
+/// names the endpoint and bucket as down meanwhile.
+fn s3_down_150_s_while_50_chunks_close_uploads_every_object_in_order() {
     const STREAMS: usize = 5;
     const CHUNKS: usize = 10;
     let s3 = support::s3::server();
