@@ -590,6 +590,21 @@ fn names_a_stream(path: &FieldPath) -> bool {
     }
 }
 
+/// Whether `path` holds a path EMS composed from its own settings (`payload.file`,
+/// `recordSettings.computedPathToFile`, `hlsSettings.targetFolder`, …), which may rightly
+/// start with `..`: EMS's default `targetFolder` is `../evo-webroot`.
+fn composed_by_ems(path: &FieldPath) -> bool {
+    match path {
+        FieldPath::Payload(keys) => keys.last().is_some_and(|last| {
+            let last = last.to_ascii_lowercase();
+            ["file", "path", "folder"]
+                .iter()
+                .any(|end| last.ends_with(end))
+        }),
+        _ => false,
+    }
+}
+
 /// The template's text for this event, or why there is none: a field the event lacks, a
 /// value with a control character (never sent to EMS, nor put in a path or key), or a value
 /// that would end the path or query of the URI it is inside.
@@ -622,6 +637,19 @@ fn render(template: &Template, envelope: Stamped, key: &str) -> Result<String, S
                 {
                     return Err(format!(
                         "{key}: {path} {} refused: {why}",
+                        super::names::shown(&text)
+                    ));
+                }
+                // `"groupName": "${payload.appName}"` with `..` would put EMS's output beside
+                // the folder the rule names, `/rec/${payload.pageUrl}.mp4` anywhere on disk.
+                if !composed_by_ems(path)
+                    && text
+                        .split(['/', '\\'])
+                        .any(|segment| segment.trim() == "..")
+                {
+                    return Err(format!(
+                        "{key}: {path} {} refused: it holds a '..' path segment, which would \
+                         leave the folder the rule names",
                         super::names::shown(&text)
                     ));
                 }
@@ -950,6 +978,49 @@ mod tests {
             payload("victim?x#y", "a#b"),
         );
         assert_eq!(plain.as_deref(), Ok("n=victim?x#y s=x/a#b _emstail=1"));
+    }
+
+    /// A value from the event cannot lead a path out of the folder the rule names: a client's
+    /// `appName` or `pageUrl` of `..` would put EMS's output, or its recording, elsewhere on
+    /// disk. A path EMS composed from its own settings may start with `..` (its default
+    /// `targetFolder` is `../evo-webroot`) and is sent as it is.
+    #[test]
+    fn a_value_cannot_add_a_parent_segment_to_a_path_but_a_path_ems_composed_may_hold_one() {
+        let params = r#"{ "groupName": "${payload.appName}",
+                          "pathToFile": "/rec/${payload.pageUrl}.mp4" }"#;
+        let payload =
+            |app: &str, page: &str| json!({ "name": "cam1", "appName": app, "pageUrl": page });
+        assert_eq!(
+            call(params, IN, payload("live", "a..b/c.d")).as_deref(),
+            Ok("groupName=live pathToFile=/rec/a..b/c.d.mp4 _emstail=1")
+        );
+        for (app, page, field) in [
+            ("..", "x", "payload.appName"),
+            ("live", "../../etc/cron.d/x", "payload.pageUrl"),
+            ("live", r"a\..\b", "payload.pageUrl"),
+            ("live", "a/.. /b", "payload.pageUrl"),
+        ] {
+            let refused = call(params, IN, payload(app, page)).expect_err(page);
+            assert!(
+                refused.contains(&format!(": {field} ")) && refused.contains("'..' path segment"),
+                "{app} {page}: {refused}"
+            );
+        }
+        let file = call(
+            r#"{ "f": "${payload.file}" }"#,
+            "hlsChunkClosed",
+            json!({ "file": "../evo-webroot/hls/cam1/segment_1.ts" }),
+        );
+        assert_eq!(
+            file.as_deref(),
+            Ok("f=../evo-webroot/hls/cam1/segment_1.ts _emstail=1")
+        );
+        let folder = call(
+            r#"{ "t": "${payload.hlsSettings.targetFolder}" }"#,
+            "outStreamCreated",
+            json!({ "name": "cam1", "hlsSettings": { "targetFolder": "../evo-webroot/hls" } }),
+        );
+        assert_eq!(folder.as_deref(), Ok("t=../evo-webroot/hls _emstail=1"));
     }
 
     #[test]
