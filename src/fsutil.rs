@@ -37,8 +37,14 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// Opens `path` with `options`, creating it 0600, and sets 0600 on it whatever it had (a
 /// regular file only: a device put there on purpose, such as `/dev/full` for a test, keeps
 /// its mode). A file created so is given to the directory's owner (see [`owned_like_dir`]).
+/// Opened non-blocking, which changes nothing for a regular file: a FIFO in its place fails
+/// a write once its buffer is full rather than hang the writer (and the lock it holds) until
+/// some process reads.
 pub fn open_private(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
-    let file = options.mode(PRIVATE).open(path)?;
+    let file = options
+        .mode(PRIVATE)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
     if file.metadata()?.is_file() {
         file.set_permissions(Permissions::from_mode(PRIVATE))?;
         owned_like_dir(&file, path);

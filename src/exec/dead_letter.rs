@@ -1241,4 +1241,31 @@ mod tests {
                 .is_symlink()
         );
     }
+
+    /// A FIFO in the dead-letter file's place, with no reader: the daemon's appends fail once
+    /// its buffer is full (the letters wait in memory, as on a full disk) rather than hang
+    /// the writer, and with it every command that takes the append lock.
+    #[test]
+    fn appends_to_a_fifo_without_a_reader_fail_rather_than_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join(FILE_NAME))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = Writer::open(dir.path()).expect("a FIFO opens for reading and writing");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // 200 letters are more than a pipe's 64 KiB buffer.
+            let failed = (0..200)
+                .filter(|i| writer.append(&letter(&format!("{i:0>400}"))).is_err())
+                .count();
+            tx.send(failed)
+        });
+        let failed = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the appends hang on the FIFO");
+        assert!(failed > 0, "every letter went into a FIFO nobody reads");
+        drop(FileLock::acquire(dir.path()).expect("the lock is free again"));
+    }
 }
