@@ -12,6 +12,9 @@ use crate::action::PluginId;
 /// state directory each time it was published.
 pub const MAX_NAME_BYTES: usize = crate::exec::ems::MAX_COMMAND_BYTES;
 
+/// Why a name over [`MAX_NAME_BYTES`] is refused (a test holds the two alike).
+const TOO_LONG: &str = "it is longer than 16384 bytes, more than a whole EMS command";
+
 /// How much of a refused name a refusal shows.
 const SHOWN_CHARS: usize = 120;
 
@@ -21,7 +24,7 @@ pub fn unsafe_reason(name: &str) -> Option<&'static str> {
         return Some("it is empty");
     }
     if name.len() > MAX_NAME_BYTES {
-        return Some("it is longer than 16,384 bytes, more than a whole EMS command");
+        return Some(TOO_LONG);
     }
     if name.contains('/') {
         return Some("it contains '/'");
@@ -126,6 +129,13 @@ mod tests {
             format!("{}\n2026-12-05 forged", "x".repeat(200)),
         ] {
             let refusal = check(PluginId::StreamLoadBalancer, &long).expect_err("too long");
+            assert!(
+                long.len() <= MAX_NAME_BYTES
+                    || refusal
+                        .reason
+                        .contains(&format!("longer than {MAX_NAME_BYTES} bytes")),
+                "{refusal}"
+            );
             assert!(refusal.reason.len() < 400, "{}", refusal.reason.len());
             assert!(!refusal.reason.contains('\n'), "{refusal}");
             assert!(

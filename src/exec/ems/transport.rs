@@ -163,9 +163,10 @@ fn request_url(target: &ApiTarget, command: &str, params: &Params) -> Result<Str
     let line = params.to_command_line();
     if line.len() > super::MAX_COMMAND_BYTES {
         return Err(format!(
-            "the command is {} bytes, more than the 16,384 bytes EMS takes; sending it again \
+            "the command is {} bytes, more than the {} bytes EMS takes; sending it again \
              would fail the same way",
-            line.len()
+            line.len(),
+            super::MAX_COMMAND_BYTES
         ));
     }
     let mut url = String::with_capacity(base.len() + command.len() + 64);
