@@ -17,4 +17,5 @@ pub mod replay;
 pub mod run;
 pub mod source;
 pub mod status;
+pub mod systemd;
 pub mod throttle;

@@ -21,6 +21,7 @@ use crate::source::fingerprint::FileId;
 use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
+use crate::systemd::ServiceManager;
 use crate::throttle::Throttle;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -347,12 +348,13 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
             HashMap::new()
         },
     };
-    log::info!(
+    let following_what = format!(
         "following {} with {} (state in {})",
         options.log,
         reader.engine.plugin_names().join(", "),
         options.state_dir.display()
     );
+    log::info!("{following_what}");
     let following = Arc::new(Mutex::new(None::<Following>));
     // Appends are read on inotify's thread as it reports them (a thread wake-up less per
     // append); this thread keeps the timers, lists the log's files when that is due, and
@@ -391,7 +393,11 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         asleep: false,
         worked: (now, 0),
         paused_for_letters: false,
+        service: ServiceManager::from_env(),
     });
+    if let Some(f) = lock(&following).as_mut() {
+        f.service.ready(&following_what);
+    }
 
     while !stop.load(Relaxed) {
         if following.is_poisoned() {
@@ -431,9 +437,14 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         state_errors,
         started,
         mut status_writer,
+        mut service,
         ..
     } = lock(&following).take().expect("taken only after the loop");
     let ended = signals.ended();
+    match ended {
+        Ended::Stopped => service.stopping(),
+        Ended::Reload => service.reloading(),
+    }
     log::info!(
         "{}: waiting up to {} s for {} actions in flight",
         match ended {
@@ -443,7 +454,12 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         options.drain_timeout.as_secs(),
         pool.pending()
     );
-    let left = pool.drain(Some(options.drain_timeout));
+    // In slices: a drain longer than the watchdog's timeout must not get emstail killed.
+    let mut left = pool.pending();
+    service.pinging(options.drain_timeout, |slice| {
+        left = pool.drain(Some(slice));
+        left == 0
+    });
     // What finishes from now on is not reported: the checkpoint stays below it, and it runs
     // again after the restart (in this process, after a reload), as after an exit.
     acking.close();
@@ -513,6 +529,8 @@ struct Following {
     worked: (Instant, u64),
     /// Reading pauses: too many dead letters wait for the disk ([`Following::room`]).
     paused_for_letters: bool,
+    /// Told that the log is followed, and pinged by this loop when it has a watchdog.
+    service: ServiceManager,
 }
 
 impl Following {
@@ -582,6 +600,7 @@ impl Following {
             self.tailer.next_due(),
         ]
         .into_iter()
+        .chain(self.service.next_ping())
         .min()
         .expect("four deadlines");
         due.saturating_duration_since(now)
@@ -674,6 +693,9 @@ impl Following {
     /// checkpoint urgent: lines without actions, read again after a crash, do nothing twice.
     fn timers(&mut self) {
         let now = Instant::now();
+        // From this loop: if it hangs, the watchdog ends emstail for the service manager to
+        // start it again.
+        self.service.ping_if_due(now);
         let acked = self.acking.acked.load(Relaxed);
         // A checkpoint not synced yet is looked at as often as one that moved, to be made
         // durable in time.
@@ -733,13 +755,15 @@ impl Following {
         self.last_summary = Instant::now();
         let c = &self.live.counters;
         let pool = &self.reader.pool;
-        log::info!(
+        let line = format!(
             "{rate:.1} events/s; actions: {} done, {} retrying, {} dead; lag {} bytes",
             c.done.load(Relaxed) + c.already_done.load(Relaxed),
             pool.retrying(),
             c.dead.load(Relaxed),
             self.tailer.lag_bytes()
         );
+        log::info!("{line}");
+        self.service.status(&line);
         let now = status::now_unix();
         for target in targets(pool) {
             if target.down_since_unix.is_some() {

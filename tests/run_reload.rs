@@ -337,3 +337,120 @@ fn an_action_left_behind_by_a_reload_runs_again_and_its_late_failure_is_no_dead_
     assert_eq!(letters, "", "no dead letter:\n{said}");
     stop(&h, d, "SIGTERM after a reload that left an action behind");
 }
+
+/// What a service manager's notification socket heard, datagram by datagram, gathered by a
+/// thread for at most two minutes.
+struct Heard(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Heard {
+    fn bind(path: &Path) -> Heard {
+        let socket = std::os::unix::net::UnixDatagram::bind(path).expect("bind the socket");
+        socket
+            .set_read_timeout(Some(ms(100)))
+            .expect("a read timeout");
+        let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = std::sync::Arc::clone(&heard);
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(120);
+            let mut buf = vec![0u8; 4096];
+            while Instant::now() < until && std::sync::Arc::strong_count(&sink) > 1 {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    sink.lock().expect("not poisoned").push(text);
+                }
+            }
+        });
+        Heard(heard)
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0.lock().expect("not poisoned").clone()
+    }
+
+    /// How many messages held `field` as one of their lines.
+    fn count(&self, field: &str) -> usize {
+        self.all()
+            .iter()
+            .filter(|m| m.lines().any(|l| l == field))
+            .count()
+    }
+}
+
+/// Under systemd with `Type=notify` and a watchdog: READY=1 once the log is followed, with
+/// what is followed as the status; watchdog pings from the loop while nothing happens; the
+/// summary line as the status; RELOADING=1 at SIGHUP and READY=1 again once the new
+/// configuration runs; STOPPING=1 at SIGTERM.
+#[test]
+fn the_service_manager_hears_ready_watchdog_pings_reloading_and_stopping() {
+    let h = Harness::new(true);
+    let socket = h.dir.path().join("notify.sock");
+    let heard = Heard::bind(&socket);
+    let d = Emstail::new(["run", "--config"])
+        .arg(&h.config)
+        .args([
+            "--rescan-ms",
+            "50",
+            "--grace-ms",
+            "200",
+            "--summary-secs",
+            "1",
+        ])
+        .env("NOTIFY_SOCKET", &socket)
+        // A ping every second.
+        .env("WATCHDOG_USEC", "2000000")
+        .daemon(&h.stderr, &h.state_dir());
+    wait_until("READY=1", || heard.count("READY=1") == 1);
+    let ready = heard.all().into_iter().find(|m| m.contains("READY=1"));
+    let ready = ready.expect("the READY=1 message");
+    assert!(
+        ready.contains(&format!("STATUS=following {}", h.log.display())),
+        "{ready:?}"
+    );
+    append(&h.log, in_line(1).as_bytes());
+    h.wait_record("s1");
+    wait_until("pings while idle", || heard.count("WATCHDOG=1") >= 4);
+    wait_until("the summary as the status", || {
+        heard
+            .all()
+            .iter()
+            .any(|m| m.starts_with("STATUS=") && m.contains("events/s; actions: 1 done"))
+    });
+    h.reload(&d);
+    wait_until("READY=1 after the reload", || heard.count("READY=1") == 2);
+    let said = heard.all();
+    let reloading = said.iter().position(|m| m.contains("RELOADING=1"));
+    let ready_again = said.iter().rposition(|m| m.contains("READY=1"));
+    assert!(
+        matches!((reloading, ready_again), (Some(r), Some(a)) if r < a),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|m| m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC=")),
+        "{said:?}"
+    );
+    stop(&h, d, "SIGTERM under a service manager");
+    assert_eq!(heard.count("STOPPING=1"), 1, "{:?}", heard.all());
+}
+
+/// A start that fails (the state directory is another run's) says nothing of being ready:
+/// `systemctl start` reports the failure rather than a service that runs.
+#[test]
+fn a_start_that_fails_never_says_ready() {
+    let h = Harness::new(true);
+    let d = h.start();
+    let socket = h.dir.path().join("notify.sock");
+    let heard = Heard::bind(&socket);
+    let second = Emstail::new(["run", "--config"])
+        .arg(&h.config)
+        .env("NOTIFY_SOCKET", &socket)
+        .run();
+    assert_ne!(
+        second.code,
+        Some(0),
+        "a second run on the same state directory started"
+    );
+    std::thread::sleep(ms(300));
+    assert_eq!(heard.count("READY=1"), 0, "{:?}", heard.all());
+    stop(&h, d, "SIGTERM after a second start failed");
+}

@@ -72,6 +72,12 @@ impl Emstail {
         self
     }
 
+    /// `key=value` in its environment.
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Emstail {
+        self.command.env(key, value);
+        self
+    }
+
     /// `RUST_LOG=level`.
     pub fn log_level(mut self, level: &str) -> Emstail {
         self.command.env("RUST_LOG", level);
