@@ -19,6 +19,7 @@ use support::emstail::{Emstail, RUN_LIMIT, Run, Setup, utf8, webroot};
 use support::expected::{HOSTILE, Pairs, pairs, pull_params, push_params, record_params};
 use support::fake_ems::FakeEms;
 use support::ports::{Flaky, free_port};
+use support::raw_http::{RawServer, respond};
 use support::s3::{
     S3Server, assert_bucket, assert_segments_before_playlists, bucket, seed, server,
 };
@@ -1594,4 +1595,128 @@ fn dead_letters_that_cannot_be_written_are_reported_as_not_written() {
         "the unwritten action is in the log: {}",
         run.stderr
     );
+}
+
+/// `secs` seconds from now as RFC 3339, the form of a credentials endpoint's `Expiration`.
+fn rfc3339_in(secs: u64) -> String {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        + secs;
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("@{at}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date runs");
+    String::from_utf8(out.stdout)
+        .expect("ASCII")
+        .trim()
+        .to_string()
+}
+
+/// A role's credentials (an instance or container role's: temporary, with an expiry; here
+/// from a container credentials endpoint on loopback, with no keys in the config) are
+/// fetched again once they expire, and uploads that S3 refuses with `ExpiredToken` meanwhile
+/// (signed just before the expiry, or as S3's clock has it) are retried rather than
+/// dead-lettered: they go through signed with the new ones, session token included.
+#[test]
+fn a_roles_credentials_are_fetched_again_when_they_expire_and_expired_token_is_retried() {
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let credentials = {
+        let issued = std::sync::Arc::clone(&issued);
+        RawServer::start(move |_, stream| {
+            let n = issued.fetch_add(1, Ordering::SeqCst);
+            let body = json!({
+                "AccessKeyId": format!("ASIAROLE{n}"),
+                "SecretAccessKey": format!("role-secret-{n}"),
+                "Token": format!("role-token-{n}"),
+                // The first ones expire in 2 s, the next in an hour.
+                "Expiration": rfc3339_in(if n == 0 { 2 } else { 3600 }),
+            });
+            respond(stream, "200 OK", &[], body.to_string().as_bytes())
+        })
+    };
+    // S3 as it answers once a role's credentials have expired by its clock.
+    let s3 = RawServer::start(|request, stream| {
+        let signed = request.header("authorization").unwrap_or_default();
+        if signed.contains("Credential=ASIAROLE0/") {
+            let error = b"<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>";
+            respond(stream, "400 Bad Request", &[], error)
+        } else {
+            respond(stream, "200 OK", &[("ETag", "\"e\"")], b"")
+        }
+    });
+    let web = Webroot::cam9();
+    let segment = web.root.join("hls/cam9/segment_1.ts");
+    std::fs::write(web.log(), chunk_closed(1, &segment)).expect("write the log");
+    let setup = Setup::bare("http://127.0.0.1:9/")
+        .service("media_root", json!([utf8(&web.root)]))
+        .service("ems_working_dir", json!(utf8(&web.root)))
+        .retry_backing_off(30, 1)
+        .plugin(
+            "AmazonHLSUpload",
+            json!({ "default_bucket": "media", "region": "us-east-1", "endpoint": s3.url() }),
+        );
+    let home = setup.path("home");
+    std::fs::create_dir_all(&home).expect("a HOME without AWS files");
+    let mut command = Emstail::new(["replay", "--config"])
+        .arg(setup.write())
+        .arg(web.log())
+        .env(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("{}/credentials", credentials.url()),
+        )
+        .env("HOME", &home);
+    for key in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ] {
+        command = command.env_remove(key);
+    }
+    let run = command.run();
+
+    run.assert_exit(0);
+    assert!(
+        setup.dead_letters().is_empty(),
+        "{:?}",
+        setup.dead_letters()
+    );
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        2,
+        "fetched at start and once expired"
+    );
+    let asked = s3.requests();
+    let signed_with = |n: u32| {
+        asked
+            .iter()
+            .filter(|r| {
+                r.method == "PUT"
+                    && r.header("authorization")
+                        .is_some_and(|a| a.contains(&format!("Credential=ASIAROLE{n}/")))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(!signed_with(0).is_empty(), "{asked:?}");
+    let renewed = signed_with(1);
+    let targets: BTreeSet<&str> = renewed.iter().map(|r| r.target.as_str()).collect();
+    assert!(
+        targets
+            .iter()
+            .any(|t| t.ends_with("/hls/cam9/segment_1.ts")),
+        "{asked:?}"
+    );
+    assert!(
+        renewed
+            .iter()
+            .all(|r| r.header("x-amz-security-token") == Some("role-token-1")),
+        "{renewed:?}"
+    );
+    assert!(run.stderr.contains("ExpiredToken"), "{}", run.stderr);
 }

@@ -78,6 +78,12 @@ impl Emstail {
         self
     }
 
+    /// `key` left out of its environment.
+    pub fn env_remove(mut self, key: &str) -> Emstail {
+        self.command.env_remove(key);
+        self
+    }
+
     /// `RUST_LOG=level`.
     pub fn log_level(mut self, level: &str) -> Emstail {
         self.command.env("RUST_LOG", level);

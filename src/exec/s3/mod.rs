@@ -41,7 +41,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Where and as whom one upload plugin writes.
 pub struct S3Target {
     region: Region,
-    credentials: Credentials,
+    /// Renewed, once expired, before a bucket is made with them; each bucket renews its own
+    /// before it signs a request.
+    credentials: Mutex<Credentials>,
+    /// The credentials are a role's (an instance or container role, web identity): they
+    /// expire and are fetched again, so S3 refusing them as expired, or their source not
+    /// answering for a moment, is worth another attempt.
+    renewable: bool,
     path_style: bool,
     /// The secret actually in use, to scrub it from any message that might echo it.
     secret: Secret,
@@ -101,7 +107,8 @@ impl S3Target {
         let secret = Secret::new(credentials.secret_key.clone().unwrap_or_default());
         Ok(S3Target {
             region,
-            credentials,
+            renewable: credentials.expiration.is_some(),
+            credentials: Mutex::new(credentials),
             path_style,
             secret,
             agent: send::agent(REQUEST_TIMEOUT),
@@ -244,7 +251,17 @@ impl S3Target {
             return Ok(Arc::clone(b));
         }
         let build = || -> Result<Bucket, S3Error> {
-            let b = Bucket::new(name, self.region.clone(), self.credentials.clone())?;
+            let credentials = {
+                let mut credentials = self
+                    .credentials
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // A failure shows when the bucket renews them before signing, as a failure
+                // of that request.
+                let _ = credentials.refresh();
+                credentials.clone()
+            };
+            let b = Bucket::new(name, self.region.clone(), credentials)?;
             Ok(if self.path_style {
                 *b.with_path_style()
             } else {
@@ -267,6 +284,16 @@ impl S3Target {
     /// Sorts an error into retry / give up, with a message naming the bucket and never the
     /// secret.
     fn classify(&self, error: StepError, op: &str, bucket: &str, key: &str) -> Failure {
+        if self.renewable
+            && let Some(why) = role_credentials_lapsed(&error)
+        {
+            // Signed just before they expired here, or as S3's clock had them expire: the
+            // next attempt is signed with new ones. Or their source did not answer.
+            return Failure::Retryable(self.scrub(format!(
+                "S3 {op} s3://{bucket}/{key}: {why}; the role's credentials are fetched again \
+                 for the next attempt"
+            )));
+        }
         let failure = match error {
             StepError::Read(failure) => return failure,
             other => classify_step(other, op, bucket, key),
@@ -496,6 +523,21 @@ fn read_failure(path: &Path, e: &std::io::Error) -> Failure {
     match e.kind() {
         ErrorKind::NotFound => Failure::Missing(format!("{}: no longer exists", path.display())),
         _ => Failure::Retryable(format!("{}: cannot read: {e}", path.display())),
+    }
+}
+
+/// Why a request failed for credentials that a role renews, if it did: S3 found them expired,
+/// or fetching new ones failed.
+fn role_credentials_lapsed(error: &StepError) -> Option<String> {
+    match error {
+        StepError::Status(answer) => match error_code(&answer.body) {
+            Some(code @ ("ExpiredToken" | "TokenRefreshRequired")) => {
+                Some(format!("HTTP {} {code}", answer.status))
+            }
+            _ => None,
+        },
+        StepError::Build(S3Error::Credentials(e)) => Some(format!("fetching credentials: {e}")),
+        _ => None,
     }
 }
 
