@@ -187,17 +187,35 @@ impl Record {
         }
         match memmem::find(content, b": ") {
             Some(colon) => {
-                let key = text(&content[..colon]);
+                let key = self.new_key(&content[..colon])?;
                 let value = Value::String(text(&content[colon + 2..]));
                 self.innermost().insert(key, value);
             }
             None => match content.strip_suffix(b":") {
-                Some(key) if depth < MAX_DEPTH => self.open.push((text(key), Map::new())),
+                Some(key) if depth < MAX_DEPTH => {
+                    let key = self.new_key(key)?;
+                    self.open.push((key, Map::new()));
+                }
                 Some(_) => return Err(format!("nested deeper than {MAX_DEPTH} levels")),
                 None => return Err("payload line is neither `key: value` nor `key:`".into()),
             },
         }
         Ok(())
+    }
+
+    /// A key of the innermost map, which must not have it yet: EMS writes each key of a map
+    /// once, so a second one can only be a line of a value holding a newline, and taking it
+    /// would let a client's `pageUrl` replace the stream `name` an event acts on. (A map
+    /// closed before is in its parent by now, so a map given twice is caught too.)
+    fn new_key(&mut self, key: &[u8]) -> Result<String, String> {
+        let key = text(key);
+        if self.innermost().contains_key(&key) {
+            return Err(format!(
+                "key `{}` given twice (a value with a newline?)",
+                crate::action::ControlEscaped(&key)
+            ));
+        }
+        Ok(key)
     }
 
     fn innermost(&mut self) -> &mut Map<String, Value> {
@@ -600,6 +618,41 @@ mod tests {
                 event(7, 54, other("b", json!({}))),
             ]
         );
+    }
+
+    #[test]
+    fn a_key_given_twice_drops_the_record() {
+        // A client's pageUrl holding a newline and a TAB-indented `name` line: EMS writes each
+        // key once, so the second `name` can only come from a value, and must not replace the
+        // stream the event is about.
+        assert_eq!(
+            parse(
+                "00001\tinStreamCreated\n\tname: cam1\n\tpageUrl: x\n\tname: victim\n\
+                 \tuniqueId: 2\n\n\n00002\tb\n"
+            ),
+            [
+                malformed(
+                    4,
+                    "key `name` given twice (a value with a newline?) (in `inStreamCreated` \
+                     from line 1)"
+                ),
+                event(8, 75, other("b", json!({}))),
+            ]
+        );
+        // In a nested map, and a map given twice.
+        for input in [
+            "00001\ta\n\tm:\n\t\tk: 1\n\t\tk: 2\n",
+            "00001\ta\n\tm:\n\t\tk: 1\n\tm:\n\t\tk: 2\n",
+            "00001\ta\n\tm: 1\n\tm:\n\t\tk: 2\n",
+            "00001\ta\n\tm:\n\t\tk: 1\n\tm: 2\n",
+        ] {
+            let out = parse(input);
+            assert!(
+                matches!(&out[..], [Parsed::Malformed { reason, .. }]
+                    if reason.starts_with("key `")),
+                "{input:?}: {out:?}"
+            );
+        }
     }
 
     #[test]
