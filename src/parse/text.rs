@@ -105,6 +105,23 @@ impl TextParser {
         self.state = State::Idle;
     }
 
+    /// Line `number` was too long to read, and skipped. A record it is part of is dropped with
+    /// it: read without that line it says something else (a stream named `cam1`, a newline and
+    /// 1 MiB more read as `cam1`, another publisher's stream).
+    pub fn skipped_line(&mut self, number: u64, out: &mut Vec<Parsed>) {
+        if let State::Record(record) = &self.state {
+            out.push(Parsed::Malformed {
+                line: record.line,
+                reason: format!(
+                    "the `{}` record is dropped: its line {number} is over the line cap (a value \
+                     with a newline?)",
+                    record.kind
+                ),
+            });
+            self.state = State::Skipping { in_record: true };
+        }
+    }
+
     /// A line that does not start with a TAB. Records are separated by blank lines, so a
     /// header is only a header between records: inside one (before its blank line) it can
     /// only come from a value holding a newline, and EMS writes values raw. Acting on it would
@@ -653,6 +670,39 @@ mod tests {
                 "{input:?}: {out:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_record_with_a_skipped_line_is_dropped() {
+        let mut parser = TextParser::default();
+        let mut out = Vec::new();
+        let lines: [&[u8]; 3] = [b"00001\tinStreamCreated", b"\tname: cam1", b"\tuniqueId: 2"];
+        for (number, bytes) in (1..).zip(lines) {
+            parser.push(
+                Line {
+                    number,
+                    offset: 0,
+                    bytes,
+                },
+                &mut out,
+            );
+            if number == 2 {
+                // The rest of the name, a line over the cap the reader skipped.
+                parser.skipped_line(3, &mut out);
+            }
+        }
+        parser.finish(&mut out);
+        assert_eq!(
+            out,
+            [malformed(
+                1,
+                "the `inStreamCreated` record is dropped: its line 3 is over the line cap (a \
+                 value with a newline?)"
+            )]
+        );
+        // Between records, nothing to drop.
+        parser.skipped_line(9, &mut out);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
