@@ -872,14 +872,20 @@ impl Reader {
                 ..
             } => {
                 self.counters.lines.fetch_add(1, Relaxed);
-                if let Some(state) = self.files.get_mut(&file) {
-                    state.last = (number, end);
-                }
                 self.counters.malformed.fetch_add(1, Relaxed);
                 log::warn!(
                     "{}:{number}: line of {len} bytes is over the cap; skipped",
                     path.display()
                 );
+                if let Some(state) = self.files.get_mut(&file) {
+                    state.last = (number, end);
+                    // A text record the line is part of is dropped with it.
+                    state.parser.skipped_line(number, &mut self.parsed);
+                    if !self.parsed.is_empty() {
+                        self.flush(file, number, end);
+                        self.marks.hold(file, None, 0);
+                    }
+                }
                 self.marks.consumed(file, number, end);
             }
             TailItem::Finished { file } => {

@@ -464,6 +464,46 @@ fn dry_run_json_writes_no_bidirectional_override_of_a_hostile_name_raw() {
     }
 }
 
+/// In EMS's text format a value is written raw: a stream named `cam1`, a newline, and more
+/// than the 1 MiB line cap of anything else puts a line too long to read inside its record.
+/// The record is dropped with it, as a record cut by any other line of a value is: read
+/// without that line, it named `cam1`, another publisher's stream, and every plugin acted on
+/// `cam1` (five actions of the sample config). `parse` drops it too.
+#[test]
+fn a_text_record_with_a_line_over_the_cap_is_dropped_not_acted_on_without_it() {
+    let dir = tempfile::tempdir().expect("temp dir is writable");
+    let log = dir.path().join("events_20261204_120000.txt");
+    let hidden = "Y".repeat((1 << 20) + 1);
+    let record = |n: u32, name: &str| {
+        format!(
+            "{n:05}\tinStreamCreated\n\tip: 127.0.0.1\n\tname: {name}\n\tnearIp: 127.0.0.1\n\
+             \tuniqueId: {n}\n\n\n"
+        )
+    };
+    let content = record(1, &format!("cam1\n{hidden}")) + &record(2, "cam2");
+    std::fs::write(&log, content).expect("write the log");
+    let path = log.to_str().expect("utf-8 path");
+
+    let out = dry_run(&["--json", path]);
+    assert_eq!(out.code, Some(0));
+    let actions = json_lines(&out);
+    assert!(!actions.is_empty(), "cam2 is acted on: {}", out.stderr);
+    for action in &actions {
+        assert!(!action.to_string().contains("cam1"), "{action}");
+    }
+
+    let out = emstail(&["parse", path]);
+    assert_eq!(out.code, Some(0));
+    let events = json_lines(&out);
+    assert_eq!(events.len(), 1, "{}", out.stderr);
+    assert_eq!(events[0]["event"]["name"], "cam2");
+    assert!(
+        out.stderr.contains("dropped"),
+        "the record is reported: {}",
+        out.stderr
+    );
+}
+
 #[test]
 fn a_missing_input_file_is_a_usage_error() {
     let out = dry_run(&["fixtures/nope.txt"]);

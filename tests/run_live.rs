@@ -1980,7 +1980,10 @@ fn a_text_format_log_is_warned_about_once_and_a_forged_record_is_not_acted_on() 
     };
     // The second record's name holds a newline and a forged header, written raw by EMS.
     let forged = "00002\tinStreamCreated\n\tname: evil\n00003\tinStreamCreated\n\tname: forged\n\tuniqueId: 3\n\n\n";
-    append(&log, (record(1, "s1") + forged).as_bytes());
+    // A name of another publisher's stream, a newline and a line over the 1 MiB cap: read
+    // without that line, the record named `s1`.
+    let hidden = record(5, &format!("s1\n{}", "Y".repeat((1 << 20) + 1)));
+    append(&log, (record(1, "s1") + forged + &hidden).as_bytes());
     let d = h.start(&log, &["--from-start"]);
     h.wait_all(&["record:s1".to_string()]);
     append(&log, record(4, "s4").as_bytes());

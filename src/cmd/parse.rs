@@ -25,10 +25,15 @@ pub fn parse(format: LogFormat, inputs: &[PathBuf]) -> anyhow::Result<Outcome> {
         for_each_line(path, DEFAULT_MAX_LINE, |item| {
             match item {
                 Item::Line(line) => parser.push(line, &mut parsed),
-                Item::Oversize { line, len, .. } => parsed.push(Parsed::Malformed {
-                    line,
-                    reason: format!("line of {len} bytes is over the {DEFAULT_MAX_LINE} byte cap"),
-                }),
+                Item::Oversize { line, len, .. } => {
+                    parsed.push(Parsed::Malformed {
+                        line,
+                        reason: format!(
+                            "line of {len} bytes is over the {DEFAULT_MAX_LINE} byte cap"
+                        ),
+                    });
+                    parser.skipped_line(line, &mut parsed);
+                }
             }
             out.print(&name, &mut parsed);
         })

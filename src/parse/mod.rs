@@ -163,6 +163,14 @@ impl Parser {
             t.finish(out)
         }
     }
+
+    /// Line `number` was over the line cap and skipped: a text record it is part of is dropped
+    /// (see [`text::TextParser::skipped_line`]). The caller reports the line itself.
+    pub fn skipped_line(&mut self, number: u64, out: &mut Vec<Parsed>) {
+        if let Parser::Text(t) = self {
+            t.skipped_line(number, out)
+        }
+    }
 }
 
 /// Splits `bytes` into lines the way the tailer does and parses them all, `finish` included.
@@ -379,6 +387,13 @@ impl FileParser {
     pub fn finish(&mut self, out: &mut Vec<Parsed>) {
         if let Some(p) = &mut self.parser {
             p.finish(out);
+        }
+    }
+
+    /// See [`Parser::skipped_line`].
+    pub fn skipped_line(&mut self, number: u64, out: &mut Vec<Parsed>) {
+        if let Some(p) = &mut self.parser {
+            p.skipped_line(number, out);
         }
     }
 }

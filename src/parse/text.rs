@@ -105,6 +105,23 @@ impl TextParser {
         self.state = State::Idle;
     }
 
+    /// Line `number` was too long to read, and skipped. A record it is part of is dropped with
+    /// it: read without that line it says something else (a stream named `cam1`, a newline and
+    /// 1 MiB more read as `cam1`, another publisher's stream).
+    pub fn skipped_line(&mut self, number: u64, out: &mut Vec<Parsed>) {
+        if let State::Record(record) = &self.state {
+            out.push(Parsed::Malformed {
+                line: record.line,
+                reason: format!(
+                    "the `{}` record is dropped: its line {number} is over the line cap (a value \
+                     with a newline?)",
+                    record.kind
+                ),
+            });
+            self.state = State::Skipping { in_record: true };
+        }
+    }
+
     /// A line that does not start with a TAB. Records are separated by blank lines, so a
     /// header is only a header between records: inside one (before its blank line) it can
     /// only come from a value holding a newline, and EMS writes values raw. Acting on it would
@@ -187,17 +204,35 @@ impl Record {
         }
         match memmem::find(content, b": ") {
             Some(colon) => {
-                let key = text(&content[..colon]);
+                let key = self.new_key(&content[..colon])?;
                 let value = Value::String(text(&content[colon + 2..]));
                 self.innermost().insert(key, value);
             }
             None => match content.strip_suffix(b":") {
-                Some(key) if depth < MAX_DEPTH => self.open.push((text(key), Map::new())),
+                Some(key) if depth < MAX_DEPTH => {
+                    let key = self.new_key(key)?;
+                    self.open.push((key, Map::new()));
+                }
                 Some(_) => return Err(format!("nested deeper than {MAX_DEPTH} levels")),
                 None => return Err("payload line is neither `key: value` nor `key:`".into()),
             },
         }
         Ok(())
+    }
+
+    /// A key of the innermost map, which must not have it yet: EMS writes each key of a map
+    /// once, so a second one can only be a line of a value holding a newline, and taking it
+    /// would let a client's `pageUrl` replace the stream `name` an event acts on. (A map
+    /// closed before is in its parent by now, so a map given twice is caught too.)
+    fn new_key(&mut self, key: &[u8]) -> Result<String, String> {
+        let key = text(key);
+        if self.innermost().contains_key(&key) {
+            return Err(format!(
+                "key `{}` given twice (a value with a newline?)",
+                crate::action::ControlEscaped(&key)
+            ));
+        }
+        Ok(key)
     }
 
     fn innermost(&mut self) -> &mut Map<String, Value> {
@@ -600,6 +635,74 @@ mod tests {
                 event(7, 54, other("b", json!({}))),
             ]
         );
+    }
+
+    #[test]
+    fn a_key_given_twice_drops_the_record() {
+        // A client's pageUrl holding a newline and a TAB-indented `name` line: EMS writes each
+        // key once, so the second `name` can only come from a value, and must not replace the
+        // stream the event is about.
+        assert_eq!(
+            parse(
+                "00001\tinStreamCreated\n\tname: cam1\n\tpageUrl: x\n\tname: victim\n\
+                 \tuniqueId: 2\n\n\n00002\tb\n"
+            ),
+            [
+                malformed(
+                    4,
+                    "key `name` given twice (a value with a newline?) (in `inStreamCreated` \
+                     from line 1)"
+                ),
+                event(8, 75, other("b", json!({}))),
+            ]
+        );
+        // In a nested map, and a map given twice.
+        for input in [
+            "00001\ta\n\tm:\n\t\tk: 1\n\t\tk: 2\n",
+            "00001\ta\n\tm:\n\t\tk: 1\n\tm:\n\t\tk: 2\n",
+            "00001\ta\n\tm: 1\n\tm:\n\t\tk: 2\n",
+            "00001\ta\n\tm:\n\t\tk: 1\n\tm: 2\n",
+        ] {
+            let out = parse(input);
+            assert!(
+                matches!(&out[..], [Parsed::Malformed { reason, .. }]
+                    if reason.starts_with("key `")),
+                "{input:?}: {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_with_a_skipped_line_is_dropped() {
+        let mut parser = TextParser::default();
+        let mut out = Vec::new();
+        let lines: [&[u8]; 3] = [b"00001\tinStreamCreated", b"\tname: cam1", b"\tuniqueId: 2"];
+        for (number, bytes) in (1..).zip(lines) {
+            parser.push(
+                Line {
+                    number,
+                    offset: 0,
+                    bytes,
+                },
+                &mut out,
+            );
+            if number == 2 {
+                // The rest of the name, a line over the cap the reader skipped.
+                parser.skipped_line(3, &mut out);
+            }
+        }
+        parser.finish(&mut out);
+        assert_eq!(
+            out,
+            [malformed(
+                1,
+                "the `inStreamCreated` record is dropped: its line 3 is over the line cap (a \
+                 value with a newline?)"
+            )]
+        );
+        // Between records, nothing to drop.
+        parser.skipped_line(9, &mut out);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

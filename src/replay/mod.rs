@@ -556,6 +556,7 @@ fn read_file(
                     line,
                     reason: format!("line of {len} bytes is over the {max_line} byte cap; skipped"),
                 });
+                parser.skipped_line(line, &mut batch);
             }
         }
         if (batch.len() >= BATCH || batch_bytes >= BATCH_BYTES) && !closed {
