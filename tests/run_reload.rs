@@ -454,3 +454,59 @@ fn a_start_that_fails_never_says_ready() {
     assert_eq!(heard.count("READY=1"), 0, "{:?}", heard.all());
     stop(&h, d, "SIGTERM after a second start failed");
 }
+
+/// Under systemd, with stderr the journal's (`JOURNAL_STREAM` holds its device and inode):
+/// each line starts with its syslog priority, which journald files it under (`journalctl -p
+/// warning` shows the warnings, not every line), without a time stamp of its own; a start that
+/// fails says why at priority error. A `JOURNAL_STREAM` inherited while stderr goes elsewhere
+/// changes nothing.
+#[test]
+fn lines_to_the_journal_carry_their_priority_and_no_time_stamp() {
+    use std::os::unix::fs::MetadataExt;
+    let h = Harness::new(true);
+    std::fs::write(&h.stderr, b"").expect("the stderr file");
+    let meta = std::fs::metadata(&h.stderr).expect("stat the stderr file");
+    let journal = format!("{}:{}", meta.dev(), meta.ino());
+    let start = || {
+        Emstail::new(["run", "--config"])
+            .arg(&h.config)
+            .args(["--rescan-ms", "50"])
+            .env("JOURNAL_STREAM", &journal)
+            .daemon(&h.stderr, &h.state_dir())
+    };
+    let d = start();
+    wait_until("the first status", || d.ready());
+    append(&h.log, b"not an event\n");
+    wait_until("the warning", || {
+        h.stderr()
+            .lines()
+            .any(|l| l.starts_with("<4>[WARN ") && l.contains(":1: "))
+    });
+    stop(&h, d, "SIGTERM with stderr to the journal");
+    let said = h.stderr();
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("<6>[INFO emstail::run] following ")),
+        "{said}"
+    );
+    assert!(said.lines().all(|l| l.starts_with('<')), "{said}");
+
+    h.write_config_text("{ not a config");
+    let status = start().exit_within(WAIT);
+    assert_eq!(status.code(), Some(2));
+    let said = h.stderr();
+    let why = said.lines().last().unwrap_or_default();
+    assert!(why.starts_with("<3>emstail: "), "{said}");
+    assert!(why.contains("config.ini"), "{why}");
+
+    let elsewhere = Emstail::new(["check", "--config"])
+        .arg(&h.config)
+        .env("JOURNAL_STREAM", &journal)
+        .run();
+    assert_eq!(elsewhere.code, Some(2));
+    assert!(
+        elsewhere.stderr.starts_with("emstail: "),
+        "{}",
+        elsewhere.stderr
+    );
+}

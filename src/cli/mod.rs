@@ -8,7 +8,9 @@ pub use args::{Cli, Command, ReplayArgs, RulesCommand, RunArgs};
 
 use clap::Parser as _;
 use std::fmt;
+use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 /// How a command that ran to its end went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +44,56 @@ impl std::error::Error for Usage {}
 const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
+/// Whether stderr is the journal's (systemd says so in `JOURNAL_STREAM`, the device and inode
+/// of the stream it connected, which a child whose stderr goes elsewhere inherits too).
+fn to_journal() -> bool {
+    static JOURNAL: OnceLock<bool> = OnceLock::new();
+    *JOURNAL.get_or_init(|| {
+        let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+            return false;
+        };
+        let Ok(stderr) = rustix::fs::fstat(std::io::stderr()) else {
+            return false;
+        };
+        stream.to_str() == Some(&format!("{}:{}", stderr.st_dev, stderr.st_ino))
+    })
+}
+
+/// The syslog priority prefix (`<3>` error … `<7>` debug) journald reads a line's priority
+/// from, when stderr is the journal's; nothing otherwise.
+fn priority(level: log::Level) -> &'static str {
+    if !to_journal() {
+        return "";
+    }
+    match level {
+        log::Level::Error => "<3>",
+        log::Level::Warn => "<4>",
+        log::Level::Info => "<6>",
+        log::Level::Debug | log::Level::Trace => "<7>",
+    }
+}
+
 /// Runs the command line.
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if to_journal() {
+        // The journal stamps each line itself, and filters by the priority (`journalctl -p
+        // warning`), which it would otherwise take as info for every line.
+        logger.format(|out, record| {
+            writeln!(
+                out,
+                "{}[{} {}] {}",
+                priority(record.level()),
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        });
+    } else {
+        logger.format_timestamp_millis();
+    }
+    logger.init();
     let result = Cli::try_parse()
         .map_err(anyhow::Error::from)
         .and_then(|cli| crate::cmd::run(cli.command));
@@ -79,7 +126,7 @@ fn exit_code(result: anyhow::Result<Outcome>) -> ExitCode {
     if broken_pipe {
         return ExitCode::SUCCESS;
     }
-    eprintln!("emstail: {error:#}");
+    eprintln!("{}emstail: {error:#}", priority(log::Level::Error));
     if error.downcast_ref::<Usage>().is_some() {
         ExitCode::from(EXIT_USAGE)
     } else {
