@@ -3,7 +3,6 @@
 #
 #   scripts/s3-server.sh [ENV_FILE]        start; write the EMSTAIL_S3_* variables to ENV_FILE
 #   scripts/s3-server.sh stop [ENV_FILE]   stop the server that ENV_FILE describes, remove its data
-#   scripts/s3-server.sh install           only install it (if it is not), as starting does
 #
 # ENV_FILE defaults to target/s3-server.env in the repository. Source it before `cargo test`:
 #   scripts/s3-server.sh && . target/s3-server.env && cargo test --test s3_exec
@@ -124,7 +123,6 @@ EOF
 
 case ${1:-} in
 stop) stop_server "${2:-}" ;;
-install) ensure_installed ;;
--h | --help) sed -n '2,10p' "$0" ;;
+-h | --help) sed -n '2,9p' "$0" ;;
 *) start_server "${1:-}" ;;
 esac
