@@ -96,12 +96,17 @@ pub fn open_lock_file(path: &Path) -> io::Result<File> {
     )
 }
 
+/// Turns an I/O error about `path` into one that names it (`PATH: error`), of the same kind.
+pub fn naming(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 /// `path` opened for reading, `None` when there is none. Opened without waiting, and refused
 /// (an error naming it) when it is not a regular file: a FIFO would hang the reader until some
 /// process wrote to it, and a device (a link to `/dev/null`) holds nothing of what was written
 /// to it. For the state directory's files that commands read beside the daemon.
 pub fn open_regular(path: &Path) -> io::Result<Option<File>> {
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let with_path = naming(path);
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
@@ -111,7 +116,7 @@ pub fn open_regular(path: &Path) -> io::Result<Option<File>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(with_path(e)),
     };
-    if !file.metadata().map_err(with_path)?.is_file() {
+    if !file.metadata().map_err(&with_path)?.is_file() {
         return Err(with_path(io::Error::new(
             io::ErrorKind::InvalidInput,
             "not a regular file, left as it is",

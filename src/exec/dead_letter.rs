@@ -245,7 +245,7 @@ impl FileLock {
         let path = state_dir.join(LOCK_NAME);
         let file = fsutil::open_lock_file(&path)
             .and_then(|file| file.lock().map(|()| file))
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            .map_err(fsutil::naming(&path))?;
         Ok(FileLock(file))
     }
 
@@ -253,8 +253,8 @@ impl FileLock {
     /// a command that waits on a busy daemon does not look hung.
     fn acquire_waiting(state_dir: &Path) -> io::Result<FileLock> {
         let path = state_dir.join(LOCK_NAME);
-        let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
-        let file = fsutil::open_lock_file(&path).map_err(with_path)?;
+        let with_path = fsutil::naming(&path);
+        let file = fsutil::open_lock_file(&path).map_err(&with_path)?;
         match file.try_lock() {
             Ok(()) => return Ok(FileLock(file)),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -289,7 +289,7 @@ fn open_for_append(path: &Path) -> io::Result<File> {
         path,
         OpenOptions::new().read(true).create(true).append(true),
     )
-    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+    .map_err(fsutil::naming(path))
 }
 
 impl Writer {
@@ -434,7 +434,7 @@ pub fn drop_where(state_dir: &Path, mut drop: impl FnMut(&Entry) -> bool) -> io:
     let Some(file) = fsutil::open_regular(&path)? else {
         return Ok(Dropped::default());
     };
-    let with_path = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    let with_path = fsutil::naming(&path);
     let reader = BufReader::with_capacity(64 << 10, file);
     let mut counts = Dropped::default();
     fsutil::write_atomic_with(&path, |out| {
@@ -545,10 +545,7 @@ pub fn for_each(path: &Path, mut f: impl FnMut(Entry) -> io::Result<()>) -> io::
     let Some(file) = fsutil::open_regular(path)? else {
         return Ok(());
     };
-    let len = file
-        .metadata()
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
-        .len();
+    let len = file.metadata().map_err(fsutil::naming(path))?.len();
     each_line(BufReader::new(io::Read::take(file, len)), |_, entry| {
         entry.map_or(Ok(()), &mut f)
     })
@@ -568,7 +565,7 @@ pub fn count(path: &Path) -> io::Result<u64> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+            Err(e) => return Err(fsutil::naming(path)(e)),
         };
         for &b in &buf[..n] {
             if b == b'\n' {

@@ -193,7 +193,7 @@ impl Checkpoint {
             .iter()
             .map(|path| {
                 let len = std::fs::metadata(path)
-                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
+                    .map_err(crate::fsutil::naming(path))?
                     .len();
                 Ok(Input {
                     path: path.clone(),

@@ -547,9 +547,7 @@ pub fn holder(state_dir: &Path) -> io::Result<Option<u32>> {
     match file.try_lock_shared() {
         Ok(()) => Ok(None),
         Err(TryLockError::WouldBlock) => Ok(read_pid(&mut file)),
-        Err(TryLockError::Error(e)) => {
-            Err(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
-        }
+        Err(TryLockError::Error(e)) => Err(crate::fsutil::naming(&path)(e)),
     }
 }
 

@@ -35,7 +35,7 @@ pub fn ordered_files(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     for input in inputs {
         if input.is_dir() {
             let inside = std::fs::read_dir(input)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", input.display())))?
+                .map_err(crate::fsutil::naming(input))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file());
             files.extend(inside);
