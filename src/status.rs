@@ -66,10 +66,7 @@ impl TargetStatus {
     /// be forged by it.
     pub fn describe(&self, now: u64) -> String {
         let target = crate::action::ControlEscaped(&self.target);
-        let actions = match self.waiting {
-            1 => "1 action".to_string(),
-            n => format!("{n} actions"),
-        };
+        let actions = counted(self.waiting, "action");
         match self.down_since_unix {
             Some(since) => format!(
                 "{target} DOWN since unix {since} ({} s), {actions} waiting",
@@ -114,6 +111,14 @@ pub fn store(state_dir: &Path, status: &Status) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(status).map_err(io::Error::other)?;
     // Written every second while figures change, and at every start: not fsynced.
     fsutil::replace(&state_dir.join(FILE_NAME), &json, fsutil::PRIVATE)
+}
+
+/// `n` and `noun`, plural unless `n` is 1: `1 action`, `3 actions`.
+pub fn counted(n: impl Into<u64>, noun: &str) -> String {
+    match n.into() {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
 }
 
 /// The status the daemon last wrote; `None` when there is none, or no regular file to read.

@@ -186,9 +186,9 @@ fn dead_letters(
             }
             if dead > 0 {
                 problems.push(format!(
-                    "{dead} dead letter{} in {}: actions that failed for good; see them with \
-                     `emstail dead-letters`, then --retry or --drop them",
-                    if dead == 1 { "" } else { "s" },
+                    "{} in {}: actions that failed for good; see them with `emstail \
+                     dead-letters`, then --retry or --drop them",
+                    emstail::status::counted(dead, "dead letter"),
                     path.display()
                 ));
             }
@@ -210,8 +210,8 @@ fn verdict(out: &mut impl Write, problems: &[String]) -> std::io::Result<Outcome
         writeln!(out, "check: ok")?;
         return Ok(Outcome::Success);
     }
-    let n = problems.len();
-    writeln!(out, "check: {n} problem{}", if n == 1 { "" } else { "s" })?;
+    let n = problems.len() as u64;
+    writeln!(out, "check: {}", emstail::status::counted(n, "problem"))?;
     for problem in problems {
         writeln!(out, "problem: {problem}")?;
     }
