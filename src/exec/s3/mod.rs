@@ -28,6 +28,9 @@ use std::time::Duration;
 /// Objects this size and larger go up in parts; smaller ones in one PUT.
 pub const MULTIPART_THRESHOLD: u64 = ::s3::bucket::CHUNK_SIZE as u64;
 
+/// The region of a plugin that names none.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
 /// Buckets kept ready per target; others are made anew for each request.
 const MAX_BUCKETS_KEPT: usize = 64;
 
@@ -77,7 +80,7 @@ impl S3Target {
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty())
-            .unwrap_or("us-east-1");
+            .unwrap_or(DEFAULT_REGION);
         let endpoint = params
             .endpoint
             .as_deref()
