@@ -13,9 +13,11 @@ use crate::event::Source;
 use crate::exec::Failure;
 use crate::exec::dead_letter;
 use crate::exec::dispatch::Executor;
+use crate::exec::dry_run::{CarriesNothingOut, Printer};
 use crate::exec::live::LiveReport;
-use crate::exec::pool::{Job, Outcome, Pool, Report};
+use crate::exec::pool::{Execute, Job, Outcome, Pool, Report};
 use crate::parse::{FileParser, Format, Line, OtherPayloads, Parsed};
+use crate::replay::Sink;
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::FileId;
 use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
@@ -43,6 +45,15 @@ pub struct RunOptions {
     /// How long in-flight actions may take to finish after a stop signal.
     pub drain_timeout: Duration,
     pub summary_every: Duration,
+    /// Print each action on stdout instead of carrying it out.
+    pub dry_run: Option<DryRun>,
+}
+
+/// How `run --dry-run` prints the actions: as `replay --dry-run` does.
+#[derive(Debug, Clone, Copy)]
+pub struct DryRun {
+    /// One JSON object per action, rather than a line for a person.
+    pub json: bool,
 }
 
 /// Reports finished jobs, then acknowledges them to the watermark: all but a dead letter
@@ -138,6 +149,8 @@ struct ReadCounters {
     events: AtomicU64,
     malformed: AtomicU64,
     refused: AtomicU64,
+    /// Actions printed by a dry run.
+    printed: AtomicU64,
 }
 
 /// Why `run` could not start, or could not leave a whole checkpoint behind.
@@ -160,6 +173,8 @@ pub enum RunError {
         state_dir: PathBuf,
         error: std::io::Error,
     },
+    /// A dry run's actions could not be written to stdout (closed, or a full disk).
+    Output(std::io::Error),
 }
 
 impl fmt::Display for RunError {
@@ -172,6 +187,7 @@ impl fmt::Display for RunError {
             RunError::Checkpoint { state_dir, .. } => {
                 write!(f, "writing the checkpoint in {}", state_dir.display())
             }
+            RunError::Output(_) => f.write_str("writing the actions"),
         }
     }
 }
@@ -183,6 +199,7 @@ impl std::error::Error for RunError {
             RunError::Signals(error)
             | RunError::Log { error, .. }
             | RunError::StateDir(error)
+            | RunError::Output(error)
             | RunError::Checkpoint { error, .. } => Some(error),
         }
     }
@@ -316,8 +333,15 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         marks.start(id, offset, line);
     }
 
-    let executor = Executor::new(config)
-        .map_err(|e| RunError::Config(format!("{}: {e}", config.path.display())))?;
+    // A dry run needs no credentials: it reaches nothing.
+    let executor: Arc<dyn Execute> = if options.dry_run.is_some() {
+        Arc::new(CarriesNothingOut)
+    } else {
+        Arc::new(
+            Executor::new(config)
+                .map_err(|e| RunError::Config(format!("{}: {e}", config.path.display())))?,
+        )
+    };
     let writer = dead_letter::Writer::open(&options.state_dir).map_err(RunError::StateDir)?;
     let live = Arc::new(LiveReport::new(writer));
     let acking = Arc::new(Acking {
@@ -342,6 +366,9 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         stop: Arc::clone(&stop),
         counters: ReadCounters::default(),
         parsed: Vec::new(),
+        printer: options
+            .dry_run
+            .map(|how| Printer::new(std::io::stdout(), how.json)),
         resend_below: if resuming {
             tailer.sizes().into_iter().collect()
         } else {
@@ -349,10 +376,13 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         },
     };
     let following_what = format!(
-        "following {} with {} (state in {})",
+        "following {} with {} ({})",
         options.log,
         reader.engine.plugin_names().join(", "),
-        options.state_dir.display()
+        match options.dry_run {
+            Some(_) => "dry run: actions are printed, none is carried out".to_string(),
+            None => format!("state in {}", options.state_dir.display()),
+        }
     );
     log::info!("{following_what}");
     let following = Arc::new(Mutex::new(None::<Following>));
@@ -432,7 +462,7 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
 
     let Following {
         tailer,
-        reader,
+        mut reader,
         mut checkpointer,
         state_errors,
         started,
@@ -440,14 +470,18 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         mut service,
         ..
     } = lock(&following).take().expect("taken only after the loop");
+    // A dry run whose stdout is gone (`| head`) stops: nothing it does can be seen.
+    let printed = reader.printer.take().map(Printer::finish);
+    let unprintable = matches!(printed, Some(Err(_)));
     let ended = signals.ended();
     match ended {
-        Ended::Stopped => service.stopping(),
-        Ended::Reload => service.reloading(),
+        Ended::Reload if !unprintable => service.reloading(),
+        _ => service.stopping(),
     }
     log::info!(
         "{}: waiting up to {} s for {} actions in flight",
         match ended {
+            _ if unprintable => "stopping: the actions can no longer be printed",
             Ended::Stopped => "stopping",
             Ended::Reload => "SIGHUP: stopping to read the configuration again",
         },
@@ -497,6 +531,9 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         log::warn!("{stuck} workers still busy; exiting without them");
     }
     log::info!("stopped; checkpoint written");
+    if let Some(Err(error)) = printed {
+        return Err(RunError::Output(error));
+    }
     // Signalled since the drain began: a SIGTERM during a reload's drain ends the process.
     Ok(signals.ended())
 }
@@ -755,11 +792,18 @@ impl Following {
         self.last_summary = Instant::now();
         let c = &self.live.counters;
         let pool = &self.reader.pool;
+        let actions = if self.reader.printer.is_some() {
+            format!("{} printed", self.reader.counters.printed.load(Relaxed))
+        } else {
+            format!(
+                "{} done, {} retrying, {} dead",
+                c.done.load(Relaxed) + c.already_done.load(Relaxed),
+                pool.retrying(),
+                c.dead.load(Relaxed),
+            )
+        };
         let line = format!(
-            "{rate:.1} events/s; actions: {} done, {} retrying, {} dead; lag {} bytes",
-            c.done.load(Relaxed) + c.already_done.load(Relaxed),
-            pool.retrying(),
-            c.dead.load(Relaxed),
+            "{rate:.1} events/s; actions: {actions}; lag {} bytes",
             self.tailer.lag_bytes()
         );
         log::info!("{line}");
@@ -790,6 +834,8 @@ struct Reader {
     stop: Arc<AtomicBool>,
     counters: ReadCounters,
     parsed: Vec<Parsed>,
+    /// A dry run's: actions are printed here instead of going to the pool.
+    printer: Option<Printer<std::io::Stdout>>,
     /// After a restart, per file, the size it had when this process started: lines below it
     /// may have been acted on by the run before (one that crashed, or stopped with actions
     /// unfinished), so their actions go out as re-sends (a record or push EMS already holds,
@@ -941,6 +987,20 @@ impl Reader {
                         file: path.to_owned(),
                         line,
                     };
+                    if let Some(printer) = &mut self.printer {
+                        for (action, token) in actions.iter().zip(tokens) {
+                            printer.action(action, &source);
+                            self.marks.ack(token);
+                        }
+                        self.counters
+                            .printed
+                            .fetch_add(actions.len() as u64, Relaxed);
+                        if printer.error.is_some() {
+                            self.stop.store(true, Relaxed);
+                            return;
+                        }
+                        continue;
+                    }
                     for (action, token) in actions.into_iter().zip(tokens) {
                         if self
                             .pool

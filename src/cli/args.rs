@@ -236,8 +236,17 @@ pub struct RunArgs {
     #[arg(long)]
     pub log: Option<String>,
     /// Overrides Service.state_dir.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub state_dir: Option<PathBuf>,
+    /// Print each action as the log's lines come instead of carrying it out, to watch what
+    /// emstail would do beside the service that acts today. Leaves the state directory alone:
+    /// its checkpoint lives in a private temporary directory, removed at the end, so a dry run
+    /// can follow the log beside a running emstail.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: one JSON object per action.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Without a checkpoint, process what the log already holds instead of starting at its end.
     #[arg(long)]
     pub from_start: bool,
@@ -253,7 +262,7 @@ pub struct RunArgs {
     pub grace_ms: u64,
     /// Write a Prometheus textfile (for node_exporter) here, atomically, when a figure changes
     /// (checked every second) and at least once a minute.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dry_run")]
     pub metrics_file: Option<PathBuf>,
     /// Seconds in-flight actions may take to finish after SIGTERM (or SIGHUP, before the
     /// config is read again).

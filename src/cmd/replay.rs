@@ -212,7 +212,7 @@ impl Run<'_> {
             checkpoint.finished.clone(),
             explain.clone().map(|s| Box::new(s) as Box<dyn Sink + Send>),
         ));
-        let pool = emstail::exec::live::pool(self.config, executor, report.clone());
+        let pool = emstail::exec::live::pool(self.config, Arc::new(executor), report.clone());
         let mut carrier = Carrier::new(
             &pool,
             Arc::clone(&report),

@@ -1,11 +1,13 @@
 //! `emstail run`: the daemon, with the command line's overrides of the configuration. SIGHUP
 //! reads the configuration again: the run stops as on SIGTERM (drain, checkpoint) and starts
 //! again from its checkpoint with the new configuration, or with the one it had when the
-//! file does not load.
+//! file does not load. A dry run keeps its checkpoint in a private temporary directory, so a
+//! reload goes on from where it was without touching the state of an emstail that acts.
 
 use crate::cli::{Outcome, RunArgs, Usage};
+use anyhow::Context;
 use emstail::config::Config;
-use emstail::run::{Ended, RunError, RunOptions, Signals};
+use emstail::run::{DryRun, Ended, RunError, RunOptions, Signals};
 use emstail::source::frame::DEFAULT_MAX_LINE;
 use std::path::Path;
 use std::time::Duration;
@@ -19,12 +21,26 @@ const POLL_RESCAN_MS: u64 = 250;
 
 pub fn run(config_path: &Path, how: &RunArgs) -> anyhow::Result<Outcome> {
     let mut config = super::load_config(config_path)?;
+    // Removed when the process ends, whatever the reloads did.
+    let dry_state = if how.dry_run {
+        Some(
+            tempfile::Builder::new()
+                .prefix("emstail-dry-run-")
+                .tempdir()
+                .context("a temporary state directory for the dry run")?,
+        )
+    } else {
+        None
+    };
     // Once for the process: a reload keeps them.
     let signals = Signals::register().map_err(RunError::Signals)?;
     // Whether `config` was just read again: if it cannot drive a run, the one before it does.
     let mut previous: Option<Config> = None;
     loop {
-        let options = options(&config, how);
+        let mut options = options(&config, how);
+        if let Some(dir) = &dry_state {
+            options.state_dir = dir.path().to_path_buf();
+        }
         let ended = match emstail::run::run(&config, &options, &signals) {
             Ok(ended) => ended,
             Err(e) if previous.is_some() && starting(&e) => {
@@ -71,7 +87,7 @@ fn starting(error: &RunError) -> bool {
         | RunError::Signals(_)
         | RunError::Log { .. }
         | RunError::StateDir(_) => true,
-        RunError::Checkpoint { .. } => false,
+        RunError::Checkpoint { .. } | RunError::Output(_) => false,
     }
 }
 
@@ -98,5 +114,6 @@ fn options(config: &Config, how: &RunArgs) -> RunOptions {
         metrics_file: how.metrics_file.clone(),
         drain_timeout: Duration::from_secs(how.drain_secs),
         summary_every: Duration::from_secs(how.summary_secs.max(1)),
+        dry_run: how.dry_run.then_some(DryRun { json: how.json }),
     }
 }

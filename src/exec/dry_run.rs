@@ -3,6 +3,8 @@
 
 use crate::action::{self, PlannedAction};
 use crate::event::Source;
+use crate::exec::pool::Execute;
+use crate::exec::{Done, Failure};
 use crate::replay::{Problem, Sink, Skip};
 use std::io::Write;
 
@@ -84,5 +86,16 @@ impl<W: Write> Sink for Printer<W> {
 
     fn problem(&mut self, problem: &Problem) {
         log::warn!("{problem}");
+    }
+}
+
+/// The executor of `run --dry-run`, whose reader prints actions instead of handing them to the
+/// pool: should one reach the pool all the same, it fails for good rather than being carried
+/// out.
+pub struct CarriesNothingOut;
+
+impl Execute for CarriesNothingOut {
+    fn execute(&self, _: &PlannedAction) -> Result<Done, Failure> {
+        Err(Failure::Permanent("a dry run carries nothing out".into()))
     }
 }

@@ -242,7 +242,7 @@ impl Report for LiveReport {
 /// worker, and the configured retry policy (the one that decides when to give up).
 pub fn pool(
     config: &crate::config::Config,
-    executor: crate::exec::dispatch::Executor,
+    executor: std::sync::Arc<dyn crate::exec::pool::Execute>,
     report: std::sync::Arc<dyn Report>,
 ) -> Pool {
     let policy = crate::exec::retry::RetryPolicy::from_config(&config.service.retry);
@@ -251,7 +251,7 @@ pub fn pool(
             workers: config.service.workers,
             capacity: config.service.workers * 64,
         },
-        std::sync::Arc::new(executor),
+        executor,
         report,
         policy,
     )

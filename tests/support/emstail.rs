@@ -33,6 +33,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Waits until what was read into `so_far` satisfies `done`, at most `timeout`.
+fn wait_for(so_far: &Mutex<Vec<u8>>, done: impl Fn(&str) -> bool, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done(&String::from_utf8_lossy(&lock(so_far))) {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
 // ---------------------------------------------------------------------------------------
 // Starting the binary
 
@@ -149,26 +161,16 @@ impl Emstail {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the emstail binary starts");
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let out = thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = stdout.read_to_end(&mut bytes);
-            bytes
-        });
-        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let out_so_far = Arc::new(Mutex::new(Vec::new()));
+        let out = collect(stdout, Arc::clone(&out_so_far));
+        let stderr = child.stderr.take().expect("stderr is piped");
         let err_so_far = Arc::new(Mutex::new(Vec::new()));
-        let err = {
-            let err_so_far = Arc::clone(&err_so_far);
-            thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = stderr.read(&mut buf) {
-                    lock(&err_so_far).extend_from_slice(&buf[..n]);
-                }
-            })
-        };
+        let err = collect(stderr, Arc::clone(&err_so_far));
         Running {
             child: Some(child),
             started: Instant::now(),
+            out_so_far,
             out: Some(out),
             err_so_far,
             err: Some(err),
@@ -222,11 +224,23 @@ impl Run {
     }
 }
 
+/// Reads `from` to its end on a thread, into `into` as it comes.
+fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            lock(&into).extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
 /// A one-shot command still running; killed when dropped unfinished.
 pub struct Running {
     child: Option<Child>,
     started: Instant,
-    out: Option<JoinHandle<Vec<u8>>>,
+    /// stdout as read so far; complete once `out` is joined.
+    out_so_far: Arc<Mutex<Vec<u8>>>,
+    out: Option<JoinHandle<()>>,
     /// stderr as read so far; complete once `err` is joined.
     err_so_far: Arc<Mutex<Vec<u8>>>,
     err: Option<JoinHandle<()>>,
@@ -235,14 +249,27 @@ pub struct Running {
 impl Running {
     /// Waits until emstail's stderr contains `needle`, at most `timeout`.
     pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if String::from_utf8_lossy(&lock(&self.err_so_far)).contains(needle) {
-                return true;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        false
+        wait_for(&self.err_so_far, |text| text.contains(needle), timeout)
+    }
+
+    /// Waits until emstail's stdout holds `lines` lines, at most `timeout`.
+    pub fn wait_for_stdout_lines(&self, lines: usize, timeout: Duration) -> bool {
+        wait_for(
+            &self.out_so_far,
+            |text| text.lines().count() >= lines,
+            timeout,
+        )
+    }
+
+    /// Sends the signal `name` (`TERM`, `HUP`, …).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("still running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {pid} failed");
     }
 
     /// Waits for the exit, at most [`RUN_LIMIT`]; a run still going then is killed and fails
@@ -261,14 +288,10 @@ impl Running {
             thread::sleep(Duration::from_millis(10));
         };
         let elapsed = self.started.elapsed();
-        let stdout = self
-            .out
-            .take()
-            .map(|t| t.join().expect("pipe reader does not panic"))
-            .unwrap_or_default();
-        if let Some(t) = self.err.take() {
-            t.join().expect("pipe reader does not panic");
+        for reader in [self.out.take(), self.err.take()].into_iter().flatten() {
+            reader.join().expect("pipe reader does not panic");
         }
+        let stdout = std::mem::take(&mut *lock(&self.out_so_far));
         let run = Run {
             code: status.and_then(|s| s.code()),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
