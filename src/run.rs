@@ -479,14 +479,14 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         _ => service.stopping(),
     }
     log::info!(
-        "{}: waiting up to {} s for {} actions in flight",
+        "{}: waiting up to {} s for {} in flight",
         match ended {
             _ if unprintable => "stopping: the actions can no longer be printed",
             Ended::Stopped => "stopping",
             Ended::Reload => "SIGHUP: stopping to read the configuration again",
         },
         options.drain_timeout.as_secs(),
-        pool.pending()
+        status::counted(pool.pending() as u64, "action")
     );
     // In slices: a drain longer than the watchdog's timeout must not get emstail killed.
     let mut left = pool.pending();
@@ -499,14 +499,17 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
     acking.close();
     if left > 0 {
         // Not dead letters: the checkpoint stays below them, and the next run sends them.
-        log::warn!("{left} actions still unfinished; they run again after the restart");
+        log::warn!(
+            "{} still unfinished, to run again after the restart",
+            status::counted(left as u64, "action")
+        );
     }
     acking.write_unwritten();
     let unwritten = live.unwritten();
     if unwritten > 0 {
         log::warn!(
-            "{unwritten} dead letters could not be written to {}; their actions run again after \
-             the restart",
+            "{} could not be written to {}; their actions run again after the restart",
+            status::counted(unwritten as u64, "dead letter"),
             live.dead_letter_path().display()
         );
     }
@@ -528,7 +531,10 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
     // the exit: the checkpoint is below their work.
     let stuck = pool.abandon(Duration::from_millis(200));
     if stuck > 0 {
-        log::warn!("{stuck} workers still busy; exiting without them");
+        log::warn!(
+            "{} still busy; exiting without them",
+            status::counted(stuck as u64, "worker")
+        );
     }
     log::info!("stopped; checkpoint written");
     if let Some(Err(error)) = printed {

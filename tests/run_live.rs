@@ -2107,7 +2107,7 @@ fn sigterm_exits_after_drain_secs_even_with_a_worker_stuck_and_the_checkpoint_st
     );
     let stderr = h.stderr_text();
     assert!(
-        stderr.contains("still unfinished; they run again after the restart"),
+        stderr.contains("still unfinished, to run again after the restart"),
         "{}",
         tail(&stderr)
     );

@@ -329,7 +329,10 @@ fn an_action_left_behind_by_a_reload_runs_again_and_its_late_failure_is_no_dead_
     // The first attempt's failure comes in after the reload.
     std::thread::sleep(ms(3500));
     let said = h.stderr();
-    assert!(said.contains("1 actions still unfinished"), "{said}");
+    assert!(
+        said.contains("1 action still unfinished, to run again after the restart"),
+        "{said}"
+    );
     assert_eq!(h.records(), ["s1", "s1"]);
     assert_eq!(h.ems.configs("record").len(), 1, "recorded once");
     let letters =

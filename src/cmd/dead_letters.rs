@@ -95,7 +95,11 @@ fn list(
     })?;
     out.flush()?;
     if select.is_everything() {
-        eprintln!("emstail: {listed} dead letters in {}", path.display());
+        eprintln!(
+            "emstail: {} in {}",
+            emstail::status::counted(listed, "dead letter"),
+            path.display()
+        );
     } else {
         eprintln!(
             "emstail: {listed} of {all} dead letters selected in {}",
