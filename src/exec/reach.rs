@@ -202,13 +202,7 @@ impl Probes {
     fn s3(&mut self, params: &UploadParams, bucket: &str, user: PluginId) {
         let at = match params.endpoint.as_deref().map(str::trim) {
             Some(endpoint) if !endpoint.is_empty() => crate::status::redact_url(endpoint),
-            _ => format!(
-                "AWS {}",
-                params
-                    .region
-                    .as_deref()
-                    .unwrap_or(super::s3::DEFAULT_REGION)
-            ),
+            _ => format!("AWS {}", super::s3::region_name(params)),
         };
         let probe = Probe::S3 {
             params: params.clone(),

@@ -28,6 +28,17 @@ use std::time::Duration;
 /// Objects this size and larger go up in parts; smaller ones in one PUT.
 pub const MULTIPART_THRESHOLD: u64 = ::s3::bucket::CHUNK_SIZE as u64;
 
+/// The region a plugin's `region` names: trimmed, and [`DEFAULT_REGION`] when it is empty or
+/// absent.
+pub fn region_name(params: &UploadParams) -> &str {
+    params
+        .region
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .unwrap_or(DEFAULT_REGION)
+}
+
 /// The region of a plugin that names none.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -75,12 +86,7 @@ impl S3Target {
     /// Keys come from the config when both are set; otherwise from `AWS_ACCESS_KEY_ID` /
     /// `AWS_SECRET_ACCESS_KEY`, the AWS profile, or the container/instance role.
     pub fn new(params: &UploadParams) -> Result<S3Target, String> {
-        let region_name = params
-            .region
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .unwrap_or(DEFAULT_REGION);
+        let region_name = region_name(params);
         let endpoint = params
             .endpoint
             .as_deref()
@@ -658,6 +664,21 @@ mod tests {
         let t = S3Target::new(&p).expect("valid params");
         assert!(!t.path_style);
         assert_eq!(t.region, Region::EuWest1);
+    }
+
+    #[test]
+    fn a_region_is_trimmed_and_an_empty_one_is_the_default() {
+        for (given, used) in [
+            (Some(" eu-west-1 "), "eu-west-1"),
+            (Some("  "), DEFAULT_REGION),
+            (None, DEFAULT_REGION),
+        ] {
+            let p = UploadParams {
+                region: given.map(str::to_string),
+                ..params()
+            };
+            assert_eq!(region_name(&p), used, "{given:?}");
+        }
     }
 
     #[test]
