@@ -131,6 +131,24 @@ struct FileState {
 }
 
 impl FileState {
+    /// The state of `file` in `files`, made at its first line, under the name `path` it has now.
+    fn of<'a>(
+        files: &'a mut HashMap<FileId, FileState>,
+        file: FileId,
+        path: PathBuf,
+        format: LogFormat,
+        others: &OtherPayloads,
+    ) -> &'a mut FileState {
+        let state = files
+            .entry(file)
+            .or_insert_with(|| FileState::new(path.clone(), format, others));
+        if state.path != path {
+            state.name = path.to_string_lossy().into_owned();
+            state.path = path;
+        }
+        state
+    }
+
     fn new(path: PathBuf, format: LogFormat, others: &OtherPayloads) -> Self {
         FileState {
             name: path.to_string_lossy().into_owned(),
@@ -366,6 +384,7 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
         stop: Arc::clone(&stop),
         counters: ReadCounters::default(),
         parsed: Vec::new(),
+        max_line: options.max_line,
         printer: options
             .dry_run
             .map(|how| Printer::new(std::io::stdout(), how.json)),
@@ -840,6 +859,8 @@ struct Reader {
     stop: Arc<AtomicBool>,
     counters: ReadCounters,
     parsed: Vec<Parsed>,
+    /// Lines longer than this are skipped ([`RunOptions::max_line`]).
+    max_line: usize,
     /// A dry run's: actions are printed here instead of going to the pool.
     printer: Option<Printer<std::io::Stdout>>,
     /// After a restart, per file, the size it had when this process started: lines below it
@@ -885,15 +906,7 @@ impl Reader {
                 bytes,
             } => {
                 self.counters.lines.fetch_add(1, Relaxed);
-                let (format, others) = (self.format, &self.others);
-                let state = self
-                    .files
-                    .entry(file)
-                    .or_insert_with(|| FileState::new(path.clone(), format, others));
-                if state.path != path {
-                    state.name = path.to_string_lossy().into_owned();
-                    state.path = path;
-                }
+                let state = FileState::of(&mut self.files, file, path, self.format, &self.others);
                 state.last = (number, end);
                 let line = Line {
                     number,
@@ -924,21 +937,14 @@ impl Reader {
                 ..
             } => {
                 self.counters.lines.fetch_add(1, Relaxed);
-                self.counters.malformed.fetch_add(1, Relaxed);
-                log::warn!(
-                    "{}:{number}: line of {len} bytes is over the cap; skipped",
-                    path.display()
-                );
-                if let Some(state) = self.files.get_mut(&file) {
-                    state.last = (number, end);
-                    // A text record the line is part of is dropped with it.
-                    state.parser.skipped_line(number, &mut self.parsed);
-                    if !self.parsed.is_empty() {
-                        self.flush(file, number, end);
-                        self.marks.hold(file, None, 0);
-                    }
-                }
-                self.marks.consumed(file, number, end);
+                let state = FileState::of(&mut self.files, file, path, self.format, &self.others);
+                state.last = (number, end);
+                // Reported as malformed; a text record the line is part of is dropped with it.
+                state
+                    .parser
+                    .oversize(number, len, self.max_line, &mut self.parsed);
+                self.flush(file, number, end);
+                self.marks.hold(file, None, 0);
             }
             TailItem::Finished { file } => {
                 if let Some(state) = self.files.get_mut(&file) {

@@ -26,13 +26,7 @@ pub fn parse(format: LogFormat, inputs: &[PathBuf]) -> anyhow::Result<Outcome> {
             match item {
                 Item::Line(line) => parser.push(line, &mut parsed),
                 Item::Oversize { line, len, .. } => {
-                    parsed.push(Parsed::Malformed {
-                        line,
-                        reason: format!(
-                            "line of {len} bytes is over the {DEFAULT_MAX_LINE} byte cap"
-                        ),
-                    });
-                    parser.skipped_line(line, &mut parsed);
+                    parser.oversize(line, len, DEFAULT_MAX_LINE, &mut parsed)
                 }
             }
             out.print(&name, &mut parsed);

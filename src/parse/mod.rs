@@ -390,8 +390,14 @@ impl FileParser {
         }
     }
 
-    /// See [`Parser::skipped_line`].
-    pub fn skipped_line(&mut self, number: u64, out: &mut Vec<Parsed>) {
+    /// Line `number`, of `len` bytes, was over the line cap `cap` and skipped: it is reported
+    /// as malformed, and a text record it is part of is dropped with it (see
+    /// [`Parser::skipped_line`]).
+    pub fn oversize(&mut self, number: u64, len: u64, cap: usize, out: &mut Vec<Parsed>) {
+        out.push(Parsed::Malformed {
+            line: number,
+            reason: format!("line of {len} bytes is over the {cap} byte cap; skipped"),
+        });
         if let Some(p) = &mut self.parser {
             p.skipped_line(number, out);
         }

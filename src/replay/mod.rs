@@ -551,13 +551,7 @@ fn read_file(
                 batch_bytes += line.bytes.len();
                 parser.push(line, &mut batch);
             }
-            Item::Oversize { line, len, .. } => {
-                batch.push(Parsed::Malformed {
-                    line,
-                    reason: format!("line of {len} bytes is over the {max_line} byte cap; skipped"),
-                });
-                parser.skipped_line(line, &mut batch);
-            }
+            Item::Oversize { line, len, .. } => parser.oversize(line, len, max_line, &mut batch),
         }
         if (batch.len() >= BATCH || batch_bytes >= BATCH_BYTES) && !closed {
             send(&mut batch, &mut closed);
