@@ -11,7 +11,7 @@ mod support;
 
 use serde_json::json;
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::emstail::{Emstail, Run, Setup, utf8};
 use support::raw_http::{RawRequest, RawServer, respond};
@@ -432,5 +432,32 @@ fn check_connect_shows_hostile_answers_escaped() {
         "check --connect",
         &run.stdout,
         &format!("refused: HTTP 400 {}", answer_shown()),
+    );
+}
+
+/// Where the lobby's segment 1 lies.
+fn lobby_segment(root: &Path) -> PathBuf {
+    root.join(format!("hls/{LOBBY}/segment_1.ts"))
+}
+
+/// A replay that finds the lobby's segment gone logs so at debug level, with its path.
+#[test]
+fn a_replay_logs_a_file_gone_from_disk_escaped() {
+    let server = hostile_server();
+    let h = Hostile::new(&server.url());
+    std::fs::remove_file(lobby_segment(&h.root)).expect("remove the lobby's segment");
+    let run = Emstail::new(["replay", "--config"])
+        .arg(&h.config)
+        .arg(&h.log)
+        .log_level("debug")
+        .run();
+    assert_run_shows_nothing_raw("replay at debug level", &run);
+    assert_has(
+        "replay at debug level",
+        &run.stderr,
+        &format!(
+            "AmazonHLSUpload: gone from disk: {}/hls/{LOBBY_SHOWN}/segment_1.ts: no longer exists",
+            h.root()
+        ),
     );
 }
