@@ -461,3 +461,31 @@ fn a_replay_logs_a_file_gone_from_disk_escaped() {
         ),
     );
 }
+
+/// An upload large enough to go in parts, whose parts and whose abort the server cuts off:
+/// the failed abort is logged at debug level, with the object's key.
+#[test]
+fn a_failed_multipart_abort_is_logged_with_its_key_escaped() {
+    let server = RawServer::start(|request: &RawRequest, stream: &mut TcpStream| {
+        if request.method == "POST" && request.target.ends_with("?uploads") {
+            let body = "<InitiateMultipartUploadResult><Bucket>media</Bucket>\
+                        <Key>k</Key><UploadId>u1</UploadId></InitiateMultipartUploadResult>";
+            return respond(stream, "200 OK", &[], body.as_bytes());
+        }
+        // Every part and the abort: the connection closes without an answer.
+        Ok(())
+    });
+    let h = Hostile::new(&server.url());
+    std::fs::write(lobby_segment(&h.root), vec![b'x'; 9 << 20]).expect("write a large segment");
+    let run = Emstail::new(["replay", "--config"])
+        .arg(&h.config)
+        .arg(&h.log)
+        .log_level("debug")
+        .run();
+    assert_run_shows_nothing_raw("replay at debug level", &run);
+    assert_has(
+        "replay at debug level",
+        &run.stderr,
+        &format!("aborting multipart upload of hls/{LOBBY_SHOWN}/segment_1.ts failed"),
+    );
+}

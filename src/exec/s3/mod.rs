@@ -9,7 +9,7 @@ mod send;
 
 use super::confine::{UploadFile, open_regular};
 use super::{Done, Failure};
-use crate::action::Secret;
+use crate::action::{ControlEscaped, Secret};
 use crate::config::UploadParams;
 use ::s3::command::{Command, Multipart};
 use ::s3::creds::Credentials;
@@ -462,7 +462,10 @@ impl S3Target {
                 // lifecycle rule removes it; the caller's retry starts a fresh one.
                 let abort = Command::AbortMultipartUpload { upload_id };
                 if let Err(StepError::Transport(e)) = self.request(bucket, object, abort) {
-                    log::debug!("aborting multipart upload of {key} failed: {e}");
+                    log::debug!(
+                        "aborting multipart upload of {} failed: {e}",
+                        ControlEscaped(key)
+                    );
                 }
             })
     }
