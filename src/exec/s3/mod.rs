@@ -622,12 +622,10 @@ fn classify_step(error: StepError, op: &str, bucket: &str, key: &str) -> Failure
     }
 }
 
-/// At most 200 characters of a value an answer chose, control characters escaped.
+/// At most 200 characters of a value an answer chose, escaped as everywhere else.
 fn clip(text: &str) -> String {
-    text.chars()
-        .take(200)
-        .flat_map(char::escape_debug)
-        .collect()
+    let head: String = text.chars().take(200).collect();
+    ControlEscaped(&head).to_string()
 }
 
 #[cfg(test)]
