@@ -973,7 +973,7 @@ impl Reader {
             match parsed {
                 Parsed::Malformed { line, reason } => {
                     self.counters.malformed.fetch_add(1, Relaxed);
-                    log::warn!("{path}:{line}: {reason}");
+                    log::warn!("{path}:{line}: {}", crate::action::ControlEscaped(&reason));
                     self.marks.consumed(file, number, end);
                 }
                 Parsed::Event {

@@ -83,7 +83,10 @@ impl<W: Write> EventPrinter<W> {
                 }
                 Parsed::Malformed { line, reason } => {
                     self.malformed += 1;
-                    log::warn!("{file}:{line}: {reason}");
+                    log::warn!(
+                        "{file}:{line}: {}",
+                        emstail::action::ControlEscaped(&reason)
+                    );
                 }
             }
         }

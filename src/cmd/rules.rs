@@ -111,7 +111,12 @@ impl<W: Write> Report<'_, W> {
                         writeln!(self.out, "  no rule matched")?;
                     }
                 }
-                Parsed::Malformed { line, reason } => log::warn!("{file}:{line}: {reason}"),
+                Parsed::Malformed { line, reason } => {
+                    log::warn!(
+                        "{file}:{line}: {}",
+                        emstail::action::ControlEscaped(&reason)
+                    );
+                }
             }
         }
         Ok(())

@@ -212,18 +212,14 @@ impl MediaPath {
 }
 
 /// The most of a path a refusal shows: more than any file's path holds.
-const SHOWN_PATH_CHARS: usize = 1024;
+pub(crate) const SHOWN_PATH_CHARS: usize = 1024;
 
 /// The path as text, its control characters escaped: it is shown in refusals, which go to the
 /// log as one line each. Of a longer path (a log line holds up to 1 MiB of one) only the
 /// start is shown, and its length.
 impl fmt::Display for MediaPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use crate::action::ControlEscaped;
-        match super::names::head(&self.text, SHOWN_PATH_CHARS) {
-            None => fmt::Display::fmt(&ControlEscaped(&self.text), f),
-            Some(head) => write!(f, "{}… ({} bytes)", ControlEscaped(head), self.text.len()),
-        }
+        fmt::Display::fmt(&super::names::Clipped(&self.text, SHOWN_PATH_CHARS), f)
     }
 }
 

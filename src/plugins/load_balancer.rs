@@ -61,7 +61,7 @@ impl StreamLoadBalancer {
                 "{}: the event's address {} is not a host name or IP address (stream {}); \
                  set origin_address",
                 destination.address,
-                origin.escape_debug(),
+                names::shown(origin),
                 stream.name
             ));
         }
@@ -146,7 +146,7 @@ fn ends_no_uri_path(name: &str) -> Result<(), Refusal> {
             reason: format!(
                 "stream name {} refused: it contains '?' or '#', which would end the path of \
                  the pull URI",
-                name.escape_debug()
+                names::shown(name)
             ),
         });
     }
@@ -557,5 +557,26 @@ mod tests {
             assert!(refusal.reason.contains("stream name"), "{refusal}");
             assert!(out.is_empty(), "{name}: {out:?}");
         }
+    }
+
+    /// A name refused for its '?' is shown as every refused name is: its first 120
+    /// characters and its length, with accents and quotes as they are, as the calls that
+    /// other plugins make for it show them.
+    #[test]
+    fn a_name_refused_for_a_question_mark_is_shown_short_and_as_elsewhere() {
+        let name = format!("cafe\u{301} \"2\"?{}", "x".repeat(1000));
+        let mut plugin = balancer(vec![destination("192.168.2.3")]);
+        let refusal = plugin
+            .handle(&created(&name, "10.0.0.1"), &mut Vec::new())
+            .expect_err("a '?'");
+        let shown = format!("cafe\u{301} \"2\"?{}", "x".repeat(110));
+        assert_eq!(
+            refusal.reason,
+            format!(
+                "stream name {shown}… ({} bytes) refused: it contains '?' or '#', which would \
+                 end the path of the pull URI",
+                name.len()
+            )
+        );
     }
 }

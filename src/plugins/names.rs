@@ -3,7 +3,8 @@
 //! a folder, split a URI path or carry a control character is refused, not sanitised.
 
 use super::Refusal;
-use crate::action::PluginId;
+use crate::action::{ControlEscaped, PluginId};
+use std::fmt;
 
 /// The longest name a plugin sends: EMS takes a command of at most 16 KiB, so a longer name
 /// can never be acted on, whichever plugin sends it. Sent anyway, each of its failures was a
@@ -58,12 +59,21 @@ pub fn check(plugin: PluginId, name: &str) -> Result<(), Refusal> {
     }
 }
 
-/// `name` for a message: control characters escaped, and at most [`SHOWN_CHARS`] of it,
-/// followed by its length when it is longer.
+/// `name` for a message: at most [`SHOWN_CHARS`] of it, as [`Clipped`] shows text.
 pub(crate) fn shown(name: &str) -> String {
-    match head(name, SHOWN_CHARS) {
-        None => name.escape_debug().to_string(),
-        Some(head) => format!("{}… ({} bytes)", head.escape_debug(), name.len()),
+    Clipped(name, SHOWN_CHARS).to_string()
+}
+
+/// Text from the log for a message: escaped as [`ControlEscaped`] shows text everywhere, and
+/// at most this many characters of it, followed by its length when it is longer.
+pub(crate) struct Clipped<'a>(pub &'a str, pub usize);
+
+impl fmt::Display for Clipped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match head(self.0, self.1) {
+            None => fmt::Display::fmt(&ControlEscaped(self.0), f),
+            Some(head) => write!(f, "{}… ({} bytes)", ControlEscaped(head), self.0.len()),
+        }
     }
 }
 
@@ -143,6 +153,29 @@ mod tests {
                     .reason
                     .contains(&format!("… ({} bytes) refused", long.len())),
                 "{refusal}"
+            );
+        }
+    }
+
+    /// A refusal shows a name as every other line shows text: control characters, the
+    /// bidirectional overrides and invisible fillers escaped; accents, quotes and backslashes
+    /// as they are.
+    #[test]
+    fn a_refused_name_is_shown_as_every_line_shows_text() {
+        for (name, shown) in [
+            (
+                "cafe\u{301} \"2\"\u{1b}[2J\u{202e}",
+                "cafe\u{301} \"2\"\\u{1b}[2J\\u{202e}",
+            ),
+            ("cam\u{3164}/1", "cam\\u{3164}/1"),
+        ] {
+            let refusal = check(PluginId::StreamRecorder, name).expect_err(name);
+            assert!(
+                refusal
+                    .reason
+                    .starts_with(&format!("stream name {shown} refused: ")),
+                "{}",
+                refusal.reason
             );
         }
     }

@@ -298,7 +298,7 @@ impl Uploader {
         if self.no_bucket {
             return Err(self.refusal(format!(
                 "not uploading {}: default_bucket is empty",
-                raw.escape_debug()
+                super::names::Clipped(raw, super::keys::SHOWN_PATH_CHARS)
             )));
         }
         let file = self.placement.resolve(raw);

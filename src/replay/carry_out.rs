@@ -4,7 +4,7 @@
 
 use super::resume::{Checkpoint, Finished};
 use super::{Problem, Sink, Skip};
-use crate::action::{Action, PlannedAction};
+use crate::action::{Action, ControlEscaped, PlannedAction};
 use crate::event::Source;
 use crate::exec::Done;
 use crate::exec::live::LiveReport;
@@ -101,10 +101,12 @@ impl Report for ReplayReport {
         }
         match outcome {
             Outcome::Skipped(why) => {
+                // `why` names the event's file path.
                 log::debug!(
-                    "{}:{}: {plugin}: gone from disk: {why}",
+                    "{}:{}: {plugin}: gone from disk: {}",
                     job.source.file,
-                    job.source.line
+                    job.source.line,
+                    ControlEscaped(why)
                 );
             }
             Outcome::Dead(_) => {

@@ -9,7 +9,7 @@ mod send;
 
 use super::confine::{UploadFile, open_regular};
 use super::{Done, Failure};
-use crate::action::Secret;
+use crate::action::{ControlEscaped, Secret};
 use crate::config::UploadParams;
 use ::s3::command::{Command, Multipart};
 use ::s3::creds::Credentials;
@@ -468,7 +468,10 @@ impl S3Target {
                 // lifecycle rule removes it; the caller's retry starts a fresh one.
                 let abort = Command::AbortMultipartUpload { upload_id };
                 if let Err(StepError::Transport(e)) = self.request(bucket, object, abort) {
-                    log::debug!("aborting multipart upload of {key} failed: {e}");
+                    log::debug!(
+                        "aborting multipart upload of {} failed: {e}",
+                        ControlEscaped(key)
+                    );
                 }
             })
     }
@@ -625,12 +628,10 @@ fn classify_step(error: StepError, op: &str, bucket: &str, key: &str) -> Failure
     }
 }
 
-/// At most 200 characters of a value an answer chose, control characters escaped.
+/// At most 200 characters of a value an answer chose, escaped as everywhere else.
 fn clip(text: &str) -> String {
-    text.chars()
-        .take(200)
-        .flat_map(char::escape_debug)
-        .collect()
+    let head: String = text.chars().take(200).collect();
+    ControlEscaped(&head).to_string()
 }
 
 #[cfg(test)]
