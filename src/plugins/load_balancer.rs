@@ -53,7 +53,8 @@ impl StreamLoadBalancer {
         let Some(origin) = origin else {
             return Err(format!(
                 "{}: the event for {} has neither nearIp nor ip; set origin_address",
-                destination.address, stream.name
+                destination.address,
+                names::shown(&stream.name)
             ));
         };
         if !is_address(origin) {
@@ -62,7 +63,7 @@ impl StreamLoadBalancer {
                  set origin_address",
                 destination.address,
                 names::shown(origin),
-                stream.name
+                names::shown(&stream.name)
             ));
         }
         let origin_host = host_of(origin);
@@ -71,7 +72,8 @@ impl StreamLoadBalancer {
         if is_unspecified(origin_host) || (is_loopback(origin_host) && !loopback_destination) {
             return Err(format!(
                 "{}: origin {origin} is not reachable from it (stream {}); set origin_address",
-                destination.address, stream.name
+                destination.address,
+                names::shown(&stream.name)
             ));
         }
         let params = Params::new()
@@ -390,6 +392,26 @@ mod tests {
             assert!(refusal.reason.contains("origin_address"), "{refusal}");
             assert!(refusal.reason.contains("192.168.2.3"), "{refusal}");
             assert!(out.is_empty(), "origin {origin:?}");
+        }
+    }
+
+    /// A refusal per destination names the stream as every refusal does: its first 120
+    /// characters and its length, not all of up to 16 KiB once for each destination.
+    #[test]
+    fn a_long_name_is_shown_short_in_each_destinations_refusal() {
+        let name = "n".repeat(16_000);
+        for origin in ["", "0.0.0.0", "evil host"] {
+            let mut plugin = balancer(vec![destination("192.168.2.3"), destination("10.0.0.4")]);
+            let refusal = plugin
+                .handle(&created(&name, origin), &mut Vec::new())
+                .unwrap_err();
+            let shown = format!("{}… (16000 bytes)", "n".repeat(120));
+            assert_eq!(refusal.reason.matches(&shown).count(), 2, "{origin:?}");
+            assert!(
+                refusal.reason.len() < 1_000,
+                "{origin:?}: {}",
+                refusal.reason
+            );
         }
     }
 
