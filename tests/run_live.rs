@@ -428,6 +428,53 @@ fn truncate_while_stopped() {
     }
 }
 
+/// logrotate's rename while emstail is stopped, to a name the log's path does not list: the
+/// lines the old file got meanwhile are acted on, each once, then the new file's. A file
+/// deleted while stopped is named, with where its reading stood.
+#[test]
+fn rotated_while_stopped_renamed_is_read_and_deleted_is_named() {
+    let (mut h, d) = Harness::caught_up(5);
+    let log = h.log();
+    d.stop("caught up");
+    h.write_pairs(&log, 4);
+    rename(&log, &h.path("events.txt.1"));
+    h.write_pairs(&log, 3);
+    h.restart_and_finish(&log, "renamed while stopped");
+    assert!(
+        h.stderr_text().contains("events.txt was renamed")
+            && h.stderr_text()
+                .contains("events.txt.1 while emstail was stopped"),
+        "{}",
+        tail(&h.stderr_text())
+    );
+    // Now the file emstail follows goes, lines and all, while it is stopped.
+    let d = h.start(&log, &[]);
+    h.write_pairs(&log, 2);
+    h.finish_exactly_once(d, "before the deletion");
+    let lines = std::fs::read_to_string(&log)
+        .expect("the log")
+        .lines()
+        .count();
+    std::fs::remove_file(&log).expect("delete");
+    h.write_pairs(&log, 1);
+    h.restart_and_finish(&log, "deleted while stopped");
+    let said = h.stderr_text();
+    let gone = format!(
+        "{} is gone (the checkpoint had read it up to byte ",
+        log.display()
+    );
+    let line = said
+        .lines()
+        .find(|l| l.contains(&gone))
+        .unwrap_or_else(|| panic!("no warning naming the deleted file:\n{}", tail(&said)));
+    assert!(
+        line.contains(&format!(
+            ", line {lines}): lines written to it after that, if any, were not read"
+        )),
+        "{line}"
+    );
+}
+
 #[test]
 fn delete_while_open() {
     let (mut h, d) = Harness::caught_up(5);

@@ -184,6 +184,71 @@ fn rename_and_create_rotation_drains_the_old_file_first() {
     assert_eq!(opened, vec![0, 0], "both files are read from their start");
 }
 
+/// logrotate's rename while emstail is stopped: `events.txt` becomes `events.txt.1`, which
+/// the pattern does not list, and a new `events.txt` comes. What the old file got after the
+/// checkpoint is read from its new name, then the new file from its start.
+#[test]
+fn a_file_renamed_out_of_the_pattern_while_stopped_is_read_to_its_end_first() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let f = Follow::caught_up(config(&s.log), &read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "b", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+    let opened = g.pick(|i| match i {
+        TailItem::Opened { path, line, .. } => Some((path.clone(), *line)),
+        _ => None,
+    });
+    assert_eq!(
+        opened,
+        [(s.path("events.txt.1"), 20), (s.log.clone(), 0)],
+        "the old file from its checkpoint, under its new name, then the new one from 0"
+    );
+    assert_eq!(g.finished(), 1, "the renamed file is finished and let go");
+    // Done with: a restart reads none of it again.
+    g.restart();
+    expected.extend(append_numbered(&s.log, "b", 3, 2));
+    g.items.clear();
+    g.expect_exactly(&expected[expected.len() - 2..]);
+}
+
+/// The same with EMS's timestamped names: the older file the pattern still lists, read
+/// before the checkpoint and left out of it, is not read again, and the renamed file comes
+/// before the newer one, though both may bear the same modification time.
+#[test]
+fn a_file_renamed_while_stopped_comes_after_older_listed_files_and_before_newer_ones() {
+    let s = Scenario::new();
+    let log = s.path("events*.txt");
+    let old = ems_file(s.dir.path(), 100000);
+    append(&old, b"old\n");
+    let current = ems_file(s.dir.path(), 110000);
+    append(&current, b"one\n");
+    // The old file is older than the current one, whatever the clock's granularity.
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&old)
+        .and_then(|f| f.set_modified(an_hour_ago))
+        .expect("set the old file's mtime");
+    let mut f = Follow::from_start(config(&log));
+    f.wait_lines(2);
+    let saved: Vec<FilePosition> = checkpoint(&f.tailer)
+        .into_iter()
+        .filter(|p| p.path == current)
+        .collect();
+    assert_eq!(saved.len(), 1);
+    drop(f);
+    append(&current, b"two\n");
+    rename(&current, &s.path("rotated.1"));
+    append(&ems_file(s.dir.path(), 120000), b"three\n");
+    let mut g = Follow::new(config(&log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&["two", "three"]);
+}
+
 #[test]
 fn two_timestamped_rotations_between_scans() {
     let s = Scenario::new();

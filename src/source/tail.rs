@@ -196,7 +196,10 @@ impl Tailer {
             wake,
             caught_up: false,
         };
-        let fresh = tailer.scan()?;
+        let mut fresh = tailer.scan()?;
+        if let Start::FromCheckpoint(saved) = &start {
+            tailer.find_renamed(&mut fresh, saved)?;
+        }
         tailer.place_initial(fresh, start)?;
         tailer.limit_open();
         Ok(tailer)
@@ -503,6 +506,56 @@ impl Tailer {
         Ok(false)
     }
 
+    /// Files of the checkpoint that the pattern no longer lists. One renamed while emstail was
+    /// stopped (logrotate's `events.txt` to `events.txt.1`) keeps its inode: found by it in
+    /// the folder it was in, it joins `fresh` after the older files and before the newer ones,
+    /// so that what it got after the checkpoint is read before the file that took its name.
+    /// One that is gone is named, with where its reading stood: what it got after that point
+    /// was not read.
+    fn find_renamed(&self, fresh: &mut Vec<Tracked>, saved: &[FilePosition]) -> io::Result<()> {
+        let now = Instant::now();
+        for p in saved {
+            // As `place_initial` matches them: the same file, or a copy of it.
+            if fresh
+                .iter()
+                .any(|t| t.id.is_some_and(|id| id.head == p.id.head))
+            {
+                continue;
+            }
+            let renamed = match p.path.parent().map(|dir| with_inode(dir, p.id)) {
+                Some(Some(path)) => match Tracked::open(&path, now, self.config.max_line) {
+                    Ok(Some(t)) if t.id == Some(p.id) => Some(t),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(t) = renamed else {
+                log::warn!(
+                    "{} is gone (the checkpoint had read it up to byte {}, line {}): lines \
+                     written to it after that, if any, were not read",
+                    p.path.display(),
+                    p.offset,
+                    p.line
+                );
+                continue;
+            };
+            log::info!(
+                "{} was renamed {} while emstail was stopped; reading the rest of it first",
+                p.path.display(),
+                t.path.display()
+            );
+            // Before the file that took its name, and before one changed in the same clock
+            // tick: placed after a newer file, it would have that file skipped as read
+            // already, while placed before an older one it has that one read again.
+            let at = fresh
+                .iter()
+                .position(|f| f.path == p.path || f.mtime >= t.mtime)
+                .unwrap_or(fresh.len());
+            fresh.insert(at, t);
+        }
+        Ok(())
+    }
+
     /// Start positions of the files found when starting.
     fn place_initial(&mut self, mut fresh: Vec<Tracked>, start: Start) -> io::Result<()> {
         let newest = fresh.len().checked_sub(1);
@@ -720,6 +773,19 @@ impl Tailer {
         }
         Ok(())
     }
+}
+
+/// The regular file in `dir` with `id`'s device and inode, under whatever name it has now.
+fn with_inode(dir: &Path, id: FileId) -> Option<PathBuf> {
+    use std::os::unix::fs::DirEntryExt;
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
+        // The inode from the directory itself: a stat only for the one that matches.
+        if entry.ino() != id.ino {
+            return None;
+        }
+        let meta = entry.metadata().ok()?;
+        (meta.is_file() && meta.dev() == id.dev).then(|| entry.path())
+    })
 }
 
 /// What one look at the active file gave.
