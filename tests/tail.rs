@@ -249,6 +249,37 @@ fn a_file_renamed_while_stopped_comes_after_older_listed_files_and_before_newer_
     g.expect_exactly(&["two", "three"]);
 }
 
+/// A renamed file waits behind more older files than keep a descriptor open: its
+/// descriptor is closed meanwhile, and the pattern does not list it, so only its new name can
+/// reopen it. The scans before its turn must not let it go with its lines unread.
+#[test]
+fn a_file_renamed_while_stopped_behind_many_older_files_is_still_read() {
+    let s = Scenario::new();
+    let log = s.path("events_*.txt");
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for n in 0..12 {
+        let old = ems_file(s.dir.path(), 100000 + n);
+        append(&old, format!("old-{n}\n").as_bytes());
+        std::fs::File::options()
+            .append(true)
+            .open(&old)
+            .and_then(|f| f.set_modified(an_hour_ago))
+            .expect("set an old file's mtime");
+    }
+    let current = ems_file(s.dir.path(), 110000);
+    append(&current, b"one\n");
+    let mut f = Follow::from_start(config(&log));
+    f.wait_lines(13);
+    let saved = checkpoint(&f.tailer);
+    assert_eq!(saved.len(), 13, "every file is in the checkpoint");
+    drop(f);
+    append(&current, b"two\n");
+    rename(&current, &s.path("rotated.1"));
+    append(&ems_file(s.dir.path(), 120000), b"three\n");
+    let mut g = Follow::new(config(&log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&["two", "three"]);
+}
+
 #[test]
 fn two_timestamped_rotations_between_scans() {
     let s = Scenario::new();

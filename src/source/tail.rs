@@ -529,7 +529,7 @@ impl Tailer {
                 },
                 _ => None,
             };
-            let Some(t) = renamed else {
+            let Some(mut t) = renamed else {
                 log::warn!(
                     "{} is gone (the checkpoint had read it up to byte {}, line {}): lines \
                      written to it after that, if any, were not read",
@@ -544,6 +544,9 @@ impl Tailer {
                 p.path.display(),
                 t.path.display()
             );
+            // Not listed: `limit_open` must leave it its descriptor, or the first scan lets
+            // it go unread (only the descriptor or its new name reaches it).
+            t.found = false;
             // Before the file that took its name, and before one changed in the same clock
             // tick: placed after a newer file, it would have that file skipped as read
             // already, while placed before an older one it has that one read again.
