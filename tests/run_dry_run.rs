@@ -302,3 +302,27 @@ fn a_dry_run_takes_no_state_directory_or_metrics_file() {
     run.assert_exit(2);
     run.assert_stderr_has("--dry-run");
 }
+
+/// The one directory the dry run made under `TMPDIR`, while it runs.
+fn dry_state(h: &Harness) -> PathBuf {
+    let made: Vec<PathBuf> = std::fs::read_dir(&h.tmp)
+        .expect("the temp dir is there")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    made[0].clone()
+}
+
+#[test]
+fn the_temporary_state_is_private_to_its_owner() {
+    let h = Harness::new();
+    let running = h.start(&[]);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dry_state(&h))
+            .expect("the dry run's state is there")
+            .permissions(),
+    );
+    running.signal("TERM");
+    running.finish().assert_exit(0);
+    assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
+}

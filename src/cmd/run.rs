@@ -26,6 +26,8 @@ pub fn run(config_path: &Path, how: &RunArgs) -> anyhow::Result<Outcome> {
         Some(
             tempfile::Builder::new()
                 .prefix("emstail-dry-run-")
+                // tempfile leaves the mode to the umask: 0755 under the usual 022.
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
                 .tempdir()
                 .context("a temporary state directory for the dry run")?,
         )

@@ -262,8 +262,12 @@ impl Running {
     }
 
     /// Sends the signal `name` (`TERM`, `HUP`, …).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("still running").id()
+    }
+
     pub fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().expect("still running").id();
+        let pid = self.pid();
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(pid.to_string())
