@@ -35,7 +35,17 @@ pub fn run(config_path: &Path, how: &RunArgs) -> anyhow::Result<Outcome> {
         None
     };
     // Once for the process: a reload keeps them.
-    let signals = Signals::register().map_err(RunError::Signals)?;
+    let signals = match &dry_state {
+        // Its temporary state goes at a second SIGINT too, which ends the process at once.
+        Some(dir) => {
+            let dir = dir.path().to_path_buf();
+            Signals::register_then(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+            })
+        }
+        None => Signals::register(),
+    }
+    .map_err(RunError::Signals)?;
     // Whether `config` was just read again: if it cannot drive a run, the one before it does.
     let mut previous: Option<Config> = None;
     loop {
