@@ -249,6 +249,27 @@ fn a_file_renamed_while_stopped_comes_after_older_listed_files_and_before_newer_
     g.expect_exactly(&["two", "three"]);
 }
 
+/// The inode of a checkpointed file, renamed out of the pattern, holds other content with
+/// the same first line by the restart (rewritten in place, or the inode reused): that file is
+/// not the log's, and nothing of it is read.
+#[test]
+fn a_renamed_file_rewritten_while_stopped_is_not_read() {
+    let s = Scenario::new();
+    let mut read = append_numbered(&s.log, "head", 0, 1);
+    read.extend(append_numbered(&s.log, "a", 0, 10));
+    let f = Follow::caught_up(config(&s.log), &read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    let moved = s.path("events.txt.1");
+    rename(&s.log, &moved);
+    let (mut other, _) = numbered("head", 0, 1);
+    other.extend(numbered("other", 0, 20).0);
+    std::fs::write(&moved, other).expect("rewrite the renamed file");
+    let expected = append_numbered(&s.log, "b", 0, 3);
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
 /// A renamed file waits behind more older files than keep a descriptor open: its
 /// descriptor is closed meanwhile, and the pattern does not list it, so only its new name can
 /// reopen it. The scans before its turn must not let it go with its lines unread.

@@ -510,8 +510,8 @@ impl Tailer {
     /// stopped (logrotate's `events.txt` to `events.txt.1`) keeps its inode: found by it in
     /// the folder it was in, it joins `fresh` after the older files and before the newer ones,
     /// so that what it got after the checkpoint is read before the file that took its name.
-    /// One that is gone is named, with where its reading stood: what it got after that point
-    /// was not read.
+    /// One that is gone, or no longer holds what was read of it, is named, with where its
+    /// reading stood: what it got after that point was not read.
     fn find_renamed(&self, fresh: &mut Vec<Tracked>, saved: &[FilePosition]) -> io::Result<()> {
         let now = Instant::now();
         for p in saved {
@@ -523,10 +523,14 @@ impl Tailer {
                 continue;
             }
             let renamed = match p.path.parent().map(|dir| with_inode(dir, p.id)) {
-                Some(Some(path)) => match Tracked::open(&path, now, self.config.max_line) {
-                    Ok(Some(t)) if t.id == Some(p.id) => Some(t),
-                    _ => None,
-                },
+                // With its content up to the checkpoint too: out of the pattern, one rewritten
+                // since (or a reused inode with the same first line) is not the log's, and is
+                // not read from its start as a file the pattern lists would be.
+                Some(Some(path)) => Tracked::open(&path, now, self.config.max_line)
+                    .ok()
+                    .flatten()
+                    .filter(|t| t.id == Some(p.id))
+                    .and_then(|mut t| t.resumable(p).unwrap_or(false).then_some(t)),
                 _ => None,
             };
             let Some(mut t) = renamed else {
