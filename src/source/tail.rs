@@ -522,17 +522,26 @@ impl Tailer {
             {
                 continue;
             }
-            let renamed = match p.path.parent().map(|dir| with_inode(dir, p.id)) {
-                // With its content up to the checkpoint too: out of the pattern, one rewritten
-                // since (or a reused inode with the same first line) is not the log's, and is
-                // not read from its start as a file the pattern lists would be.
-                Some(Some(path)) => Tracked::open(&path, now, self.config.max_line)
-                    .ok()
-                    .flatten()
-                    .filter(|t| t.id == Some(p.id))
-                    .and_then(|mut t| t.resumable(p).unwrap_or(false).then_some(t)),
-                _ => None,
-            };
+            // A bare file name (`--log events.txt`) is in the working directory.
+            let folder = p.path.parent().map(|dir| {
+                if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                }
+            });
+            // With its content up to the checkpoint too: out of the pattern, one rewritten since
+            // (or a reused inode with the same first line) is not the log's, and is not read
+            // from its start as a file the pattern lists would be.
+            let renamed = folder
+                .and_then(|dir| with_inode(dir, p.id))
+                .and_then(|name| {
+                    Tracked::open(&p.path.with_file_name(name), now, self.config.max_line)
+                        .ok()
+                        .flatten()
+                })
+                .filter(|t| t.id == Some(p.id))
+                .and_then(|mut t| t.resumable(p).unwrap_or(false).then_some(t));
             let Some(mut t) = renamed else {
                 log::warn!(
                     "{} is gone (the checkpoint had read it up to byte {}, line {}): lines \
@@ -782,8 +791,8 @@ impl Tailer {
     }
 }
 
-/// The regular file in `dir` with `id`'s device and inode, under whatever name it has now.
-fn with_inode(dir: &Path, id: FileId) -> Option<PathBuf> {
+/// The name of the regular file in `dir` with `id`'s device and inode, whatever it is now.
+fn with_inode(dir: &Path, id: FileId) -> Option<std::ffi::OsString> {
     use std::os::unix::fs::DirEntryExt;
     std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
         // The inode from the directory itself: a stat only for the one that matches.
@@ -791,7 +800,7 @@ fn with_inode(dir: &Path, id: FileId) -> Option<PathBuf> {
             return None;
         }
         let meta = entry.metadata().ok()?;
-        (meta.is_file() && meta.dev() == id.dev).then(|| entry.path())
+        (meta.is_file() && meta.dev() == id.dev).then(|| entry.file_name())
     })
 }
 

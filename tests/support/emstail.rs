@@ -84,6 +84,13 @@ impl Emstail {
         self
     }
 
+    /// Run in `dir` instead of the repository (for paths given relative to it).
+    #[allow(dead_code)]
+    pub fn current_dir(mut self, dir: &Path) -> Emstail {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// `key=value` in its environment.
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Emstail {
         self.command.env(key, value);
