@@ -249,6 +249,33 @@ fn a_file_renamed_while_stopped_comes_after_older_listed_files_and_before_newer_
     g.expect_exactly(&["two", "three"]);
 }
 
+/// EMS starts the next timestamped file while it finishes the current one: the newer file's
+/// last write may come before the older one's. Renamed out of the pattern while stopped, the
+/// older file still goes before the newer, as the names order them, and the newer is read.
+#[test]
+fn a_renamed_file_goes_before_a_newer_name_written_before_its_last_line() {
+    let s = Scenario::new();
+    let log = s.path("events_*.txt");
+    let current = ems_file(s.dir.path(), 110000);
+    append(&current, b"one\n");
+    let mut f = Follow::from_start(config(&log));
+    f.wait_lines(1);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    let next = ems_file(s.dir.path(), 120000);
+    append(&next, b"n1\n");
+    let a_minute_ago = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .append(true)
+        .open(&next)
+        .and_then(|f| f.set_modified(a_minute_ago))
+        .expect("set the newer file's mtime");
+    append(&current, b"two\n");
+    rename(&current, &s.path("rotated.1"));
+    let mut g = Follow::new(config(&log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&["two", "n1"]);
+}
+
 /// The inode of a checkpointed file, renamed out of the pattern, holds other content with
 /// the same first line by the restart (rewritten in place, or the inode reused): that file is
 /// not the log's, and nothing of it is read.

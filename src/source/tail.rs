@@ -560,12 +560,16 @@ impl Tailer {
             // Not listed: `limit_open` must leave it its descriptor, or the first scan lets
             // it go unread (only the descriptor or its new name reaches it).
             t.found = false;
-            // Before the file that took its name, and before one changed in the same clock
-            // tick: placed after a newer file, it would have that file skipped as read
-            // already, while placed before an older one it has that one read again.
+            // Where its old name puts it in the scan's order (the name's timestamp, then the
+            // mtime): before the file that took its name, and before one changed in the same
+            // clock tick. Placed after a newer file, it would have that file skipped as read
+            // already, while placed before an older one it has that one read again. By mtime
+            // alone, a newer timestamped file EMS began before it wrote this one's last line
+            // came first, and was skipped.
+            let key = (discover::order_key(&p.path), t.mtime);
             let at = fresh
                 .iter()
-                .position(|f| f.path == p.path || f.mtime >= t.mtime)
+                .position(|f| f.path == p.path || (discover::order_key(&f.path), f.mtime) >= key)
                 .unwrap_or(fresh.len());
             fresh.insert(at, t);
         }
