@@ -233,26 +233,55 @@ pub struct Signals {
     /// SIGTERM or SIGINT: the process ends; a second one ends it at once (exit status 130).
     terminate: Arc<AtomicBool>,
     ids: Vec<signal_hook::SigId>,
+    /// With [`Self::register_then`]: the thread that ends the process at a second signal.
+    second: Option<(signal_hook::iterator::Handle, std::thread::JoinHandle<()>)>,
 }
 
 impl Signals {
     pub fn register() -> std::io::Result<Signals> {
+        Signals::registered(None)
+    }
+
+    /// As [`Self::register`], but at a second SIGTERM or SIGINT `last` runs before the process
+    /// ends (exit status 130), on a thread of its own: a signal handler may do almost nothing.
+    /// A dry run removes its temporary state there, which an exit from the handler left.
+    pub fn register_then(last: impl FnOnce() + Send + 'static) -> std::io::Result<Signals> {
+        Signals::registered(Some(Box::new(last)))
+    }
+
+    fn registered(last: Option<Box<dyn FnOnce() + Send>>) -> std::io::Result<Signals> {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         use signal_hook::flag;
         let mut signals = Signals {
             stop: Arc::new(AtomicBool::new(false)),
             terminate: Arc::new(AtomicBool::new(false)),
             ids: Vec::new(),
+            second: None,
         };
+        if let Some(last) = last {
+            let mut seen = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+            let handle = seen.handle();
+            let thread = std::thread::Builder::new()
+                .name("signals".into())
+                .spawn(move || {
+                    if seen.forever().nth(1).is_some() {
+                        last();
+                        std::process::exit(130);
+                    }
+                })?;
+            signals.second = Some((handle, thread));
+        }
         for signal in [SIGTERM, SIGINT] {
             // A second signal ends the process at once; state on disk is always whole. A
             // SIGHUP before it does not count: a SIGTERM during a reload's drain stops as the
             // first one does.
-            signals.ids.push(flag::register_conditional_shutdown(
-                signal,
-                130,
-                Arc::clone(&signals.terminate),
-            )?);
+            if signals.second.is_none() {
+                signals.ids.push(flag::register_conditional_shutdown(
+                    signal,
+                    130,
+                    Arc::clone(&signals.terminate),
+                )?);
+            }
             signals
                 .ids
                 .push(flag::register(signal, Arc::clone(&signals.terminate))?);
@@ -291,6 +320,10 @@ impl Drop for Signals {
     fn drop(&mut self) {
         for id in self.ids.drain(..) {
             signal_hook::low_level::unregister(id);
+        }
+        if let Some((handle, thread)) = self.second.take() {
+            handle.close();
+            let _ = thread.join();
         }
     }
 }

@@ -302,3 +302,79 @@ fn a_dry_run_takes_no_state_directory_or_metrics_file() {
     run.assert_exit(2);
     run.assert_stderr_has("--dry-run");
 }
+
+/// The one directory the dry run made under `TMPDIR`, while it runs.
+fn dry_state(h: &Harness) -> PathBuf {
+    let made: Vec<PathBuf> = std::fs::read_dir(&h.tmp)
+        .expect("the temp dir is there")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    made[0].clone()
+}
+
+#[test]
+fn the_temporary_state_is_private_to_its_owner() {
+    let h = Harness::new();
+    let running = h.start(&[]);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dry_state(&h))
+            .expect("the dry run's state is there")
+            .permissions(),
+    );
+    running.signal("TERM");
+    running.finish().assert_exit(0);
+    assert_eq!(mode & 0o777, 0o700, "mode {mode:o}");
+}
+
+/// A second SIGINT (Ctrl-C twice) ends the process at once, as it ends `run`, for one stuck
+/// on a full stdout (`| less`, paused): the temporary state goes all the same.
+#[test]
+fn a_second_sigint_still_removes_the_temporary_state() {
+    let h = Harness::new();
+    // More than a pipe holds, printed from the start.
+    let lines: String = (2..1500).map(|n| in_line(n, &format!("cam{n}"))).collect();
+    append(&h.log, lines.as_bytes());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_emstail"))
+        .args(["run", "--dry-run", "--from-start", "--config"])
+        .arg(&h.config)
+        .env("TMPDIR", &h.tmp)
+        .stdin(Stdio::null())
+        // Never read: the dry run fills it and waits.
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("emstail starts");
+    let deadline = std::time::Instant::now() + WAIT;
+    while is_empty_dir(&h.tmp) {
+        assert!(std::time::Instant::now() < deadline, "no temporary state");
+        std::thread::sleep(ms(20));
+    }
+    std::thread::sleep(ms(500));
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs")
+    };
+    assert!(kill("-INT").success());
+    std::thread::sleep(ms(300));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "the first SIGINT waits for the output to drain"
+    );
+    assert!(kill("-INT").success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the second SIGINT did not end the dry run");
+        }
+        std::thread::sleep(ms(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(is_empty_dir(&h.tmp), "the temporary state is removed");
+}

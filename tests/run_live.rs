@@ -428,6 +428,39 @@ fn truncate_while_stopped() {
     }
 }
 
+/// The same rename with the log named as a bare file name in its folder (`--log events.txt`,
+/// run from there): the renamed file is looked for in the working directory.
+#[test]
+fn rotated_while_stopped_with_a_log_named_relative_to_its_folder() {
+    let mut h = Harness::new(4);
+    let log = h.log();
+    let start = |h: &Harness| {
+        Emstail::new(["run", "--config"])
+            .arg(&h.config)
+            .arg("--state-dir")
+            .arg(&h.state)
+            .args(["--log", "events.txt", "--from-start"])
+            .args(["--rescan-ms", "50", "--grace-ms", "200"])
+            .current_dir(h.dir.path())
+            .daemon(&h.stderr, &h.state)
+    };
+    h.write_pairs(&log, 3);
+    let d = start(&h);
+    h.wait_expected();
+    d.stop("caught up");
+    h.write_pairs(&log, 4);
+    rename(&log, &h.path("events.txt.1"));
+    h.write_pairs(&log, 2);
+    let d = start(&h);
+    h.finish_exactly_once(d, "renamed while stopped, the log named relatively");
+    let said = h.stderr_text();
+    assert!(
+        said.contains("events.txt was renamed events.txt.1 while emstail was stopped"),
+        "{}",
+        tail(&said)
+    );
+}
+
 /// logrotate's rename while emstail is stopped, to a name the log's path does not list: the
 /// lines the old file got meanwhile are acted on, each once, then the new file's. A file
 /// deleted while stopped is named, with where its reading stood.

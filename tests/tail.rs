@@ -249,6 +249,85 @@ fn a_file_renamed_while_stopped_comes_after_older_listed_files_and_before_newer_
     g.expect_exactly(&["two", "three"]);
 }
 
+/// EMS starts the next timestamped file while it finishes the current one: the newer file's
+/// last write may come before the older one's. Renamed out of the pattern while stopped, the
+/// older file still goes before the newer, as the names order them, and the newer is read.
+#[test]
+fn a_renamed_file_goes_before_a_newer_name_written_before_its_last_line() {
+    let s = Scenario::new();
+    let log = s.path("events_*.txt");
+    let current = ems_file(s.dir.path(), 110000);
+    append(&current, b"one\n");
+    let mut f = Follow::from_start(config(&log));
+    f.wait_lines(1);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    let next = ems_file(s.dir.path(), 120000);
+    append(&next, b"n1\n");
+    let a_minute_ago = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .append(true)
+        .open(&next)
+        .and_then(|f| f.set_modified(a_minute_ago))
+        .expect("set the newer file's mtime");
+    append(&current, b"two\n");
+    rename(&current, &s.path("rotated.1"));
+    let mut g = Follow::new(config(&log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&["two", "n1"]);
+}
+
+/// The inode of a checkpointed file, renamed out of the pattern, holds other content with
+/// the same first line by the restart (rewritten in place, or the inode reused): that file is
+/// not the log's, and nothing of it is read.
+#[test]
+fn a_renamed_file_rewritten_while_stopped_is_not_read() {
+    let s = Scenario::new();
+    let mut read = append_numbered(&s.log, "head", 0, 1);
+    read.extend(append_numbered(&s.log, "a", 0, 10));
+    let f = Follow::caught_up(config(&s.log), &read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    let moved = s.path("events.txt.1");
+    rename(&s.log, &moved);
+    let (mut other, _) = numbered("head", 0, 1);
+    other.extend(numbered("other", 0, 20).0);
+    std::fs::write(&moved, other).expect("rewrite the renamed file");
+    let expected = append_numbered(&s.log, "b", 0, 3);
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// A renamed file waits behind more older files than keep a descriptor open: its
+/// descriptor is closed meanwhile, and the pattern does not list it, so only its new name can
+/// reopen it. The scans before its turn must not let it go with its lines unread.
+#[test]
+fn a_file_renamed_while_stopped_behind_many_older_files_is_still_read() {
+    let s = Scenario::new();
+    let log = s.path("events_*.txt");
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for n in 0..12 {
+        let old = ems_file(s.dir.path(), 100000 + n);
+        append(&old, format!("old-{n}\n").as_bytes());
+        std::fs::File::options()
+            .append(true)
+            .open(&old)
+            .and_then(|f| f.set_modified(an_hour_ago))
+            .expect("set an old file's mtime");
+    }
+    let current = ems_file(s.dir.path(), 110000);
+    append(&current, b"one\n");
+    let mut f = Follow::from_start(config(&log));
+    f.wait_lines(13);
+    let saved = checkpoint(&f.tailer);
+    assert_eq!(saved.len(), 13, "every file is in the checkpoint");
+    drop(f);
+    append(&current, b"two\n");
+    rename(&current, &s.path("rotated.1"));
+    append(&ems_file(s.dir.path(), 120000), b"three\n");
+    let mut g = Follow::new(config(&log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&["two", "three"]);
+}
+
 #[test]
 fn two_timestamped_rotations_between_scans() {
     let s = Scenario::new();

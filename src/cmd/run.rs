@@ -26,6 +26,8 @@ pub fn run(config_path: &Path, how: &RunArgs) -> anyhow::Result<Outcome> {
         Some(
             tempfile::Builder::new()
                 .prefix("emstail-dry-run-")
+                // tempfile leaves the mode to the umask: 0755 under the usual 022.
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
                 .tempdir()
                 .context("a temporary state directory for the dry run")?,
         )
@@ -33,7 +35,17 @@ pub fn run(config_path: &Path, how: &RunArgs) -> anyhow::Result<Outcome> {
         None
     };
     // Once for the process: a reload keeps them.
-    let signals = Signals::register().map_err(RunError::Signals)?;
+    let signals = match &dry_state {
+        // Its temporary state goes at a second SIGINT too, which ends the process at once.
+        Some(dir) => {
+            let dir = dir.path().to_path_buf();
+            Signals::register_then(move || {
+                let _ = std::fs::remove_dir_all(&dir);
+            })
+        }
+        None => Signals::register(),
+    }
+    .map_err(RunError::Signals)?;
     // Whether `config` was just read again: if it cannot drive a run, the one before it does.
     let mut previous: Option<Config> = None;
     loop {

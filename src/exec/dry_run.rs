@@ -15,6 +15,10 @@ pub struct Printer<W: Write> {
     explain: bool,
     /// The first write error (a closed pipe, a full disk); printing stops there.
     pub error: Option<std::io::Error>,
+    /// The line being made: each goes out in one write, so that nothing written to the same
+    /// file meanwhile (the log, with `2>&1`) can land inside it. Stdout's own buffer sends a
+    /// line longer than its 1 KiB in pieces.
+    line: Vec<u8>,
 }
 
 impl<W: Write> Printer<W> {
@@ -24,6 +28,7 @@ impl<W: Write> Printer<W> {
             json,
             explain: false,
             error: None,
+            line: Vec::new(),
         }
     }
 
@@ -42,46 +47,53 @@ impl<W: Write> Printer<W> {
     }
 }
 
+impl<W: Write> Printer<W> {
+    /// Writes the line made, once made whole, and keeps its room for the next.
+    fn send(&mut self, made: std::io::Result<()>, line: Vec<u8>) {
+        if let Err(e) = made.and_then(|()| self.out.write_all(&line)) {
+            self.error = Some(e);
+        }
+        self.line = line;
+    }
+}
+
 impl<W: Write> Sink for Printer<W> {
     fn action(&mut self, action: &PlannedAction, source: &Source) {
         if self.error.is_some() {
             return;
         }
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
         let result = if self.json {
-            action::write_json(&mut self.out, action, Some(source))
-                .and_then(|()| self.out.write_all(b"\n"))
+            action::write_json(&mut line, action, Some(source)).and_then(|()| line.write_all(b"\n"))
         } else {
-            writeln!(self.out, "{action}    # {}:{}", source.file, source.line)
+            writeln!(line, "{action}    # {}:{}", source.file, source.line)
         };
-        if let Err(e) = result {
-            self.error = Some(e);
-        }
+        self.send(result, line);
     }
 
     fn skipped(&mut self, action: &PlannedAction, source: &Source, reason: Skip) {
         if !self.explain || self.error.is_some() {
             return;
         }
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
         let result = if self.json {
-            let mut object = Vec::with_capacity(256);
-            action::write_json(&mut object, action, Some(source)).and_then(|()| {
+            action::write_json(&mut line, action, Some(source)).and_then(|()| {
                 // The object's closing brace makes room for one more field.
-                if object.pop() != Some(b'}') {
+                if line.pop() != Some(b'}') {
                     return Err(std::io::Error::other("an action is written as one object"));
                 }
-                self.out.write_all(&object)?;
-                writeln!(self.out, ",\"skipped\":\"{}\"}}", reason.reason())
+                writeln!(line, ",\"skipped\":\"{}\"}}", reason.reason())
             })
         } else {
             writeln!(
-                self.out,
+                line,
                 "skipped ({reason}): {action}    # {}:{}",
                 source.file, source.line
             )
         };
-        if let Err(e) = result {
-            self.error = Some(e);
-        }
+        self.send(result, line);
     }
 
     fn problem(&mut self, problem: &Problem) {
@@ -97,5 +109,58 @@ pub struct CarriesNothingOut;
 impl Execute for CarriesNothingOut {
     fn execute(&self, _: &PlannedAction) -> Result<Done, Failure> {
         Err(Failure::Permanent("a dry run carries nothing out".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{Action, ApiTarget, Params, PluginId};
+
+    /// Each `write` it is given, as given.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_printed_line_goes_out_in_one_write() {
+        let params = Params::new().with("localStreamName", "x".repeat(3000));
+        let planned = PlannedAction {
+            plugin: PluginId::StreamRecorder,
+            lane: "a".into(),
+            stream: None,
+            stream_id: None,
+            action: Action::EmsCall {
+                target: ApiTarget::plain("http://ems.test/"),
+                command: "record".into(),
+                params,
+                only_if_armed: None,
+            },
+        };
+        let source = Source {
+            file: "events.txt".into(),
+            line: 7,
+        };
+        for json in [false, true] {
+            let mut printer = Printer::new(Writes::default(), json).explaining(true);
+            printer.action(&planned, &source);
+            printer.skipped(&planned, &source, Skip::Repeated);
+            let writes = printer.out.0;
+            assert_eq!(writes.len(), 2, "json {json}: {} writes", writes.len());
+            for write in &writes {
+                assert_eq!(write.iter().filter(|&&b| b == b'\n').count(), 1);
+                assert!(write.ends_with(b"\n"));
+                assert!(write.len() > 3000);
+            }
+        }
     }
 }

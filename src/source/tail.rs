@@ -510,8 +510,8 @@ impl Tailer {
     /// stopped (logrotate's `events.txt` to `events.txt.1`) keeps its inode: found by it in
     /// the folder it was in, it joins `fresh` after the older files and before the newer ones,
     /// so that what it got after the checkpoint is read before the file that took its name.
-    /// One that is gone is named, with where its reading stood: what it got after that point
-    /// was not read.
+    /// One that is gone, or no longer holds what was read of it, is named, with where its
+    /// reading stood: what it got after that point was not read.
     fn find_renamed(&self, fresh: &mut Vec<Tracked>, saved: &[FilePosition]) -> io::Result<()> {
         let now = Instant::now();
         for p in saved {
@@ -522,14 +522,27 @@ impl Tailer {
             {
                 continue;
             }
-            let renamed = match p.path.parent().map(|dir| with_inode(dir, p.id)) {
-                Some(Some(path)) => match Tracked::open(&path, now, self.config.max_line) {
-                    Ok(Some(t)) if t.id == Some(p.id) => Some(t),
-                    _ => None,
-                },
-                _ => None,
-            };
-            let Some(t) = renamed else {
+            // A bare file name (`--log events.txt`) is in the working directory.
+            let folder = p.path.parent().map(|dir| {
+                if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                }
+            });
+            // With its content up to the checkpoint too: out of the pattern, one rewritten since
+            // (or a reused inode with the same first line) is not the log's, and is not read
+            // from its start as a file the pattern lists would be.
+            let renamed = folder
+                .and_then(|dir| with_inode(dir, p.id))
+                .and_then(|name| {
+                    Tracked::open(&p.path.with_file_name(name), now, self.config.max_line)
+                        .ok()
+                        .flatten()
+                })
+                .filter(|t| t.id == Some(p.id))
+                .and_then(|mut t| t.resumable(p).unwrap_or(false).then_some(t));
+            let Some(mut t) = renamed else {
                 log::warn!(
                     "{} is gone (the checkpoint had read it up to byte {}, line {}): lines \
                      written to it after that, if any, were not read",
@@ -544,12 +557,19 @@ impl Tailer {
                 p.path.display(),
                 t.path.display()
             );
-            // Before the file that took its name, and before one changed in the same clock
-            // tick: placed after a newer file, it would have that file skipped as read
-            // already, while placed before an older one it has that one read again.
+            // Not listed: `limit_open` must leave it its descriptor, or the first scan lets
+            // it go unread (only the descriptor or its new name reaches it).
+            t.found = false;
+            // Where its old name puts it in the scan's order (the name's timestamp, then the
+            // mtime): before the file that took its name, and before one changed in the same
+            // clock tick. Placed after a newer file, it would have that file skipped as read
+            // already, while placed before an older one it has that one read again. By mtime
+            // alone, a newer timestamped file EMS began before it wrote this one's last line
+            // came first, and was skipped.
+            let key = (discover::order_key(&p.path), t.mtime);
             let at = fresh
                 .iter()
-                .position(|f| f.path == p.path || f.mtime >= t.mtime)
+                .position(|f| f.path == p.path || (discover::order_key(&f.path), f.mtime) >= key)
                 .unwrap_or(fresh.len());
             fresh.insert(at, t);
         }
@@ -775,8 +795,8 @@ impl Tailer {
     }
 }
 
-/// The regular file in `dir` with `id`'s device and inode, under whatever name it has now.
-fn with_inode(dir: &Path, id: FileId) -> Option<PathBuf> {
+/// The name of the regular file in `dir` with `id`'s device and inode, whatever it is now.
+fn with_inode(dir: &Path, id: FileId) -> Option<std::ffi::OsString> {
     use std::os::unix::fs::DirEntryExt;
     std::fs::read_dir(dir).ok()?.flatten().find_map(|entry| {
         // The inode from the directory itself: a stat only for the one that matches.
@@ -784,7 +804,7 @@ fn with_inode(dir: &Path, id: FileId) -> Option<PathBuf> {
             return None;
         }
         let meta = entry.metadata().ok()?;
-        (meta.is_file() && meta.dev() == id.dev).then(|| entry.path())
+        (meta.is_file() && meta.dev() == id.dev).then(|| entry.file_name())
     })
 }
 

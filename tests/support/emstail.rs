@@ -84,6 +84,13 @@ impl Emstail {
         self
     }
 
+    /// Run in `dir` instead of the repository (for paths given relative to it).
+    #[allow(dead_code)]
+    pub fn current_dir(mut self, dir: &Path) -> Emstail {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// `key=value` in its environment.
     pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Emstail {
         self.command.env(key, value);
@@ -262,8 +269,12 @@ impl Running {
     }
 
     /// Sends the signal `name` (`TERM`, `HUP`, …).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("still running").id()
+    }
+
     pub fn signal(&self, name: &str) {
-        let pid = self.child.as_ref().expect("still running").id();
+        let pid = self.pid();
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(pid.to_string())
