@@ -508,6 +508,30 @@ fn rotated_while_stopped_renamed_is_read_and_deleted_is_named() {
     );
 }
 
+/// Old files cleaned up while emstail is stopped: one read to its end, with every action of
+/// it done, goes without a warning; its lines were not lost.
+#[test]
+fn a_file_done_with_and_deleted_while_stopped_is_not_warned_about() {
+    let mut h = Harness::new(4);
+    let glob = h.path("events_*.txt");
+    let old = ems_file(h.dir.path(), 100000);
+    h.write_pairs(&old, 2);
+    let d = h.start(&glob, &["--from-start"]);
+    h.wait_expected();
+    let new = ems_file(h.dir.path(), 110000);
+    h.write_pairs(&new, 2);
+    h.wait_expected();
+    // The old file is finished once the newer one is read and it has been quiet for the
+    // grace period; the checkpoint written at the stop says so.
+    std::thread::sleep(ms(400));
+    d.stop("both files read");
+    std::fs::remove_file(&old).expect("delete the old file");
+    h.write_pairs(&new, 1);
+    h.restart_and_finish(&glob, "an old file deleted while stopped");
+    let said = h.stderr_text();
+    assert!(!said.contains("is gone"), "{}", tail(&said));
+}
+
 #[test]
 fn delete_while_open() {
     let (mut h, d) = Harness::caught_up(5);

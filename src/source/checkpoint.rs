@@ -67,6 +67,11 @@ pub struct FilePosition {
     pub line: u64,
     /// [`super::fingerprint::tail_hash`] at `offset`.
     pub tail_hash: u64,
+    /// Read to its end, a newer file begun, and every action of it finished: nothing of it is
+    /// left to do, so its going away (a clean-up of old files) loses nothing. Absent (false)
+    /// in the checkpoints of earlier versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub done: bool,
 }
 
 /// What [`load`] found.
@@ -575,6 +580,7 @@ mod tests {
             offset,
             line: offset / 100,
             tail_hash: u64::MAX - ino,
+            done: false,
         }
     }
 

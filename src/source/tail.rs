@@ -385,6 +385,7 @@ impl Tailer {
             offset,
             line,
             tail_hash: tail_hash(file, offset)?,
+            done: t.state == State::Finished && (offset, line) == t.stands_at(),
         })
     }
 
@@ -511,10 +512,15 @@ impl Tailer {
     /// the folder it was in, it joins `fresh` after the older files and before the newer ones,
     /// so that what it got after the checkpoint is read before the file that took its name.
     /// One that is gone, or no longer holds what was read of it, is named, with where its
-    /// reading stood: what it got after that point was not read.
+    /// reading stood: what it got after that point was not read. One read to its end and
+    /// done with is let go without a word (old files cleaned up).
     fn find_renamed(&self, fresh: &mut Vec<Tracked>, saved: &[FilePosition]) -> io::Result<()> {
         let now = Instant::now();
         for p in saved {
+            // Nothing of it is left to read, under any name.
+            if p.done {
+                continue;
+            }
             // As `place_initial` matches them: the same file, or a copy of it.
             if fresh
                 .iter()
@@ -1187,5 +1193,6 @@ pub fn file_position(id: FileId, path: &Path, offset: u64, line: u64) -> io::Res
         offset,
         line,
         tail_hash: tail_hash(&file, offset)?,
+        done: false,
     })
 }
