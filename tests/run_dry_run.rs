@@ -11,17 +11,10 @@ use std::process::Stdio;
 use std::time::Duration;
 use support::emstail::{Emstail, Running};
 use support::fake_ems::FakeEms;
-use support::scenario::{append, ms};
+use support::scenario::{append, in_stream_created, ms};
 
 /// How long any one expectation may take.
 const WAIT: Duration = Duration::from_secs(20);
-
-fn in_line(n: u64, name: &str) -> String {
-    let payload = json!({"appName": "evostreamms", "name": name, "type": "INR", "uniqueId": n});
-    format!(
-        r#"{{"_logEntry":"{n:05}","id":{n},"payload":{payload},"processId":7,"timestamp":1795947304,"type":"inStreamCreated"}},"#
-    ) + "\n"
-}
 
 /// The fake EMS, a config with StreamRecorder and HLS uploads (no S3 keys), and a log.
 struct Harness {
@@ -68,7 +61,7 @@ impl Harness {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .expect("chmod the config");
-        append(&h.log, in_line(1, "before").as_bytes());
+        append(&h.log, in_stream_created(1, "before").as_bytes());
         h
     }
 
@@ -140,7 +133,7 @@ fn a_dry_run_prints_what_replay_would_for_new_lines_and_touches_nothing() {
     // A hostile name is printed as replay prints it.
     append(
         &h.log,
-        (in_line(2, "cam2") + &in_line(3, "lobby cam, 2=\"x\" ☃")).as_bytes(),
+        (in_stream_created(2, "cam2") + &in_stream_created(3, "lobby cam, 2=\"x\" ☃")).as_bytes(),
     );
     assert!(
         running.wait_for_stdout_lines(2, WAIT),
@@ -171,7 +164,7 @@ fn a_dry_run_prints_what_replay_would_for_new_lines_and_touches_nothing() {
 fn json_prints_one_object_per_action_as_replay_does() {
     let h = Harness::new();
     let running = h.start(&["--json"]);
-    append(&h.log, in_line(2, "cam2").as_bytes());
+    append(&h.log, in_stream_created(2, "cam2").as_bytes());
     assert!(running.wait_for_stdout_lines(1, WAIT), "one action printed");
     running.signal("INT");
     let run = running.finish();
@@ -197,7 +190,7 @@ fn beside_an_emstail_that_acts_each_does_its_own_part_once() {
         .spawn();
     assert!(acting.wait_for_stderr("following ", WAIT), "it follows");
     let dry = h.start(&[]);
-    append(&h.log, in_line(2, "cam2").as_bytes());
+    append(&h.log, in_stream_created(2, "cam2").as_bytes());
     assert!(h.ems.wait_for_calls(1, WAIT), "the acting one records");
     assert!(dry.wait_for_stdout_lines(1, WAIT), "the dry run prints");
     std::thread::sleep(ms(300));
@@ -218,7 +211,7 @@ fn after_sighup_the_dry_run_goes_on_from_where_it_was() {
     // From the start: a run after the reload that did not go on from the checkpoint would
     // print the first lines again.
     let running = h.start(&["--from-start"]);
-    append(&h.log, in_line(2, "a").as_bytes());
+    append(&h.log, in_stream_created(2, "a").as_bytes());
     assert!(running.wait_for_stdout_lines(2, WAIT));
     running.signal("HUP");
     assert!(
@@ -226,9 +219,9 @@ fn after_sighup_the_dry_run_goes_on_from_where_it_was() {
         "the config is read again"
     );
     // Appended while the run after the reload starts, and after it follows.
-    append(&h.log, in_line(3, "b").as_bytes());
+    append(&h.log, in_stream_created(3, "b").as_bytes());
     assert!(running.wait_for_stdout_lines(3, WAIT));
-    append(&h.log, in_line(4, "c").as_bytes());
+    append(&h.log, in_stream_created(4, "c").as_bytes());
     assert!(running.wait_for_stdout_lines(4, WAIT));
     std::thread::sleep(ms(300));
     running.signal("TERM");
@@ -264,7 +257,7 @@ fn a_dry_run_whose_stdout_is_closed_stops_and_says_so() {
     // Closed at once, as `| head -0` would.
     drop(child.stdout.take());
     std::thread::sleep(ms(500));
-    append(&h.log, in_line(2, "cam2").as_bytes());
+    append(&h.log, in_stream_created(2, "cam2").as_bytes());
     let deadline = std::time::Instant::now() + WAIT;
     let status = loop {
         if let Some(status) = child.try_wait().expect("try_wait") {
@@ -333,7 +326,9 @@ fn the_temporary_state_is_private_to_its_owner() {
 fn a_second_sigint_still_removes_the_temporary_state() {
     let h = Harness::new();
     // More than a pipe holds, printed from the start.
-    let lines: String = (2..1500).map(|n| in_line(n, &format!("cam{n}"))).collect();
+    let lines: String = (2..1500)
+        .map(|n| in_stream_created(n, &format!("cam{n}")))
+        .collect();
     append(&h.log, lines.as_bytes());
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_emstail"))
         .args(["run", "--dry-run", "--from-start", "--config"])

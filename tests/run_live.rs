@@ -36,9 +36,7 @@ struct Events {
 
 impl Events {
     fn in_line(n: u64) -> String {
-        format!(
-            r#"{{"_logEntry":"{n:05}","id":{n},"payload":{{"appName":"evostreamms","name":"s{n}","type":"INR","uniqueId":{n}}},"processId":7,"timestamp":1795947304,"type":"inStreamCreated"}},"#
-        ) + "\n"
+        scenario::in_stream_created(n, &format!("s{n}"))
     }
 
     fn out_line(n: u64) -> String {

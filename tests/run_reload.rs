@@ -10,15 +10,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::emstail::{Daemon, Emstail};
 use support::fake_ems::FakeEms;
-use support::scenario::{append, ms};
+use support::scenario::{append, in_stream_created, ms};
 
 /// How long any one expectation may take.
 const WAIT: Duration = Duration::from_secs(20);
 
+/// Stream `sN`'s `inStreamCreated`.
 fn in_line(n: u64) -> String {
-    format!(
-        r#"{{"_logEntry":"{n:05}","id":{n},"payload":{{"appName":"evostreamms","name":"s{n}","type":"INR","uniqueId":{n}}},"processId":7,"timestamp":1795947304,"type":"inStreamCreated"}},"#
-    ) + "\n"
+    in_stream_created(n, &format!("s{n}"))
 }
 
 /// The fake EMS, the config and a log, in one temp dir.

@@ -13,6 +13,17 @@ pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// The log line of stream `name`'s `inStreamCreated`, event `n` (its id and uniqueId), as
+/// EMS's JSON sink writes it: StreamRecorder sends one `record` for it.
+pub fn in_stream_created(n: u64, name: &str) -> String {
+    let payload = serde_json::json!({
+        "appName": "evostreamms", "name": name, "type": "INR", "uniqueId": n,
+    });
+    format!(
+        r#"{{"_logEntry":"{n:05}","id":{n},"payload":{payload},"processId":7,"timestamp":1795947304,"type":"inStreamCreated"}},"#
+    ) + "\n"
+}
+
 /// Appends as a logger does, creating the file on the first write.
 pub fn append(path: &Path, bytes: &[u8]) {
     let mut f = OpenOptions::new()
