@@ -184,6 +184,22 @@ fn rename_and_create_rotation_drains_the_old_file_first() {
     assert_eq!(opened, vec![0, 0], "both files are read from their start");
 }
 
+/// While emstail is stopped, `current` gets the line `two` and is renamed out of `log`'s
+/// pattern, and a newer timestamped file gets `three`: a start from `saved` reads `two`, then
+/// `three`, and nothing else.
+fn two_then_three_after_a_rename_while_stopped(
+    s: &Scenario,
+    log: &Path,
+    current: &Path,
+    saved: Vec<FilePosition>,
+) {
+    append(current, b"two\n");
+    rename(current, &s.path("rotated.1"));
+    append(&ems_file(s.dir.path(), 120000), b"three\n");
+    let mut g = Follow::new(config(log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&["two", "three"]);
+}
+
 /// logrotate's rename while emstail is stopped: `events.txt` becomes `events.txt.1`, which
 /// the pattern does not list, and a new `events.txt` comes. What the old file got after the
 /// checkpoint is read from its new name, then the new file from its start.
@@ -242,11 +258,7 @@ fn a_file_renamed_while_stopped_comes_after_older_listed_files_and_before_newer_
         .collect();
     assert_eq!(saved.len(), 1);
     drop(f);
-    append(&current, b"two\n");
-    rename(&current, &s.path("rotated.1"));
-    append(&ems_file(s.dir.path(), 120000), b"three\n");
-    let mut g = Follow::new(config(&log), Start::FromCheckpoint(saved));
-    g.expect_exactly(&["two", "three"]);
+    two_then_three_after_a_rename_while_stopped(&s, &log, &current, saved);
 }
 
 /// EMS starts the next timestamped file while it finishes the current one: the newer file's
@@ -321,11 +333,7 @@ fn a_file_renamed_while_stopped_behind_many_older_files_is_still_read() {
     let saved = checkpoint(&f.tailer);
     assert_eq!(saved.len(), 13, "every file is in the checkpoint");
     drop(f);
-    append(&current, b"two\n");
-    rename(&current, &s.path("rotated.1"));
-    append(&ems_file(s.dir.path(), 120000), b"three\n");
-    let mut g = Follow::new(config(&log), Start::FromCheckpoint(saved));
-    g.expect_exactly(&["two", "three"]);
+    two_then_three_after_a_rename_while_stopped(&s, &log, &current, saved);
 }
 
 #[test]
