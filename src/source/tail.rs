@@ -559,7 +559,7 @@ impl Tailer {
                 continue;
             };
             log::info!(
-                "{} was renamed {} while emstail was stopped; reading the rest of it first",
+                "{} is now {}, which the log's path does not list; reading the rest of it first",
                 p.path.display(),
                 t.path.display()
             );
