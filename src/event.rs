@@ -15,6 +15,22 @@ pub struct Source {
     pub line: u64,
 }
 
+/// `FILE:LINE: message`, the message escaped ([`crate::action::ControlEscaped`]): how a
+/// problem with one line of a log is shown. A malformed line's reason is the parser's or
+/// serde's wording about the line, which may quote it.
+pub struct AtLine<'a>(pub &'a str, pub u64, pub &'a str);
+
+impl std::fmt::Display for AtLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let AtLine(file, line, message) = self;
+        write!(
+            f,
+            "{file}:{line}: {}",
+            crate::action::ControlEscaped(message)
+        )
+    }
+}
+
 /// An event from the log, with the top-level fields every sink may add.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Envelope {

@@ -1006,7 +1006,7 @@ impl Reader {
             match parsed {
                 Parsed::Malformed { line, reason } => {
                     self.counters.malformed.fetch_add(1, Relaxed);
-                    log::warn!("{path}:{line}: {}", crate::action::ControlEscaped(&reason));
+                    log::warn!("{}", crate::event::AtLine(path, line, &reason));
                     self.marks.consumed(file, number, end);
                 }
                 Parsed::Event {

@@ -83,10 +83,7 @@ impl<W: Write> EventPrinter<W> {
                 }
                 Parsed::Malformed { line, reason } => {
                     self.malformed += 1;
-                    log::warn!(
-                        "{file}:{line}: {}",
-                        emstail::action::ControlEscaped(&reason)
-                    );
+                    log::warn!("{}", emstail::event::AtLine(file, line, &reason));
                 }
             }
         }

@@ -112,10 +112,7 @@ impl<W: Write> Report<'_, W> {
                     }
                 }
                 Parsed::Malformed { line, reason } => {
-                    log::warn!(
-                        "{file}:{line}: {}",
-                        emstail::action::ControlEscaped(&reason)
-                    );
+                    log::warn!("{}", emstail::event::AtLine(file, line, &reason));
                 }
             }
         }

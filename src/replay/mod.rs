@@ -91,16 +91,8 @@ pub struct Problem {
 }
 
 impl fmt::Display for Problem {
-    /// The message escaped as every line is: a malformed line's reason is the parser's or
-    /// serde's wording, which may quote the line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}: {}",
-            self.source.file,
-            self.source.line,
-            crate::action::ControlEscaped(&self.message)
-        )
+        crate::event::AtLine(&self.source.file, self.source.line, &self.message).fmt(f)
     }
 }
 
