@@ -20,7 +20,7 @@ use crate::parse::{FileParser, Format, Line, OtherPayloads, Parsed};
 use crate::replay::Sink;
 use crate::source::checkpoint::{self, Checkpointer, FilePosition, StateLock};
 use crate::source::fingerprint::FileId;
-use crate::source::tail::{Start, TailConfig, TailItem, Tailer};
+use crate::source::tail::{Saved, Start, TailConfig, TailItem, Tailer};
 use crate::source::watermark::Watermarks;
 use crate::status::{self, Status};
 use crate::systemd::ServiceManager;
@@ -351,7 +351,10 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
     } else if loaded.found {
         // A checkpoint without files is from a run that saw none yet: whatever appeared
         // since is new, and is read from its start, not skipped as if this were a first start.
-        Start::FromCheckpoint(loaded.positions.clone())
+        Start::FromCheckpoint(Saved {
+            positions: loaded.positions.clone(),
+            written: checkpoint::last_written(&options.state_dir),
+        })
     } else if options.from_start {
         Start::FromStart
     } else {

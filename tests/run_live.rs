@@ -511,6 +511,38 @@ fn rotated_while_stopped_renamed_is_read_and_deleted_is_named() {
     );
 }
 
+/// Two of logrotate's rotations with `compress` and `delaycompress` while emstail is stopped:
+/// the checkpointed file is compressed away, and `events.txt.1` is a whole file of the log that
+/// emstail never saw. Its lines are acted on, each once, then the new file's.
+#[test]
+fn rotated_twice_while_stopped_the_file_between_is_read() {
+    let (mut h, d) = Harness::caught_up(5);
+    let log = h.log();
+    d.stop("caught up");
+    // The file times the kernel gives lag its clock by up to a tick.
+    std::thread::sleep(ms(30));
+    rename(&log, &h.path("events.txt.1"));
+    h.write_pairs(&log, 3);
+    // The second rotation: the first file's copy compressed (gzip's magic bytes are what
+    // tell it), the file between renamed.
+    std::fs::write(h.path("events.txt.2.gz"), b"\x1f\x8b\x08\0").expect("write gz");
+    std::fs::remove_file(h.path("events.txt.1")).expect("compress");
+    rename(&log, &h.path("events.txt.1"));
+    h.write_pairs(&log, 2);
+    h.restart_and_finish(&log, "rotated twice while stopped");
+    let said = h.stderr_text();
+    assert!(
+        said.contains(&format!(
+            "{} has a rotated name of {} and changed after the checkpoint was written; reading \
+             it from its start",
+            h.path("events.txt.1").display(),
+            log.display()
+        )),
+        "{}",
+        tail(&said)
+    );
+}
+
 /// Old files cleaned up while emstail is stopped: one read to its end, with every action of
 /// it done, goes without a warning; its lines were not lost.
 #[test]

@@ -3,10 +3,10 @@
 
 mod support;
 
-use emstail::source::tail::{FilePosition, Start, TailConfig, TailItem, Tailer, file_position};
+use emstail::source::tail::{Saved, Start, TailConfig, TailItem, Tailer, file_position};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use support::scenario::{Scenario, append, copytruncate, ems_file, ms, rename, truncate};
 
 fn config(log: &Path) -> TailConfig {
@@ -144,19 +144,23 @@ impl Follow {
     }
 
     /// Stops and starts again from `saved`.
-    fn restart_from(&mut self, saved: Vec<FilePosition>) {
+    fn restart_from(&mut self, saved: Saved) {
         self.tailer = Tailer::new(self.config.clone(), Start::FromCheckpoint(saved))
             .expect("tailer restarts");
     }
 }
 
-/// The tailer's positions as checkpoint entries, as `run` writes them.
-fn checkpoint(tailer: &Tailer) -> Vec<FilePosition> {
-    tailer
+/// The tailer's positions as checkpoint entries, as `run` writes them, written now.
+fn checkpoint(tailer: &Tailer) -> Saved {
+    let positions = tailer
         .positions()
         .into_iter()
         .filter_map(|(id, _, offset, line)| tailer.checkpoint_position(id, offset, line).ok())
-        .collect()
+        .collect();
+    Saved {
+        positions,
+        written: Some(SystemTime::now()),
+    }
 }
 
 #[test]
@@ -191,7 +195,7 @@ fn two_then_three_after_a_rename_while_stopped(
     s: &Scenario,
     log: &Path,
     current: &Path,
-    saved: Vec<FilePosition>,
+    saved: Saved,
 ) {
     append(current, b"two\n");
     rename(current, &s.path("rotated.1"));
@@ -252,11 +256,9 @@ fn a_file_renamed_while_stopped_comes_after_older_listed_files_and_before_newer_
         .expect("set the old file's mtime");
     let mut f = Follow::from_start(config(&log));
     f.wait_lines(2);
-    let saved: Vec<FilePosition> = checkpoint(&f.tailer)
-        .into_iter()
-        .filter(|p| p.path == current)
-        .collect();
-    assert_eq!(saved.len(), 1);
+    let mut saved = checkpoint(&f.tailer);
+    saved.positions.retain(|p| p.path == current);
+    assert_eq!(saved.positions.len(), 1);
     drop(f);
     two_then_three_after_a_rename_while_stopped(&s, &log, &current, saved);
 }
@@ -331,9 +333,129 @@ fn a_file_renamed_while_stopped_behind_many_older_files_is_still_read() {
     let mut f = Follow::from_start(config(&log));
     f.wait_lines(13);
     let saved = checkpoint(&f.tailer);
-    assert_eq!(saved.len(), 13, "every file is in the checkpoint");
+    assert_eq!(saved.positions.len(), 13, "every file is in the checkpoint");
     drop(f);
     two_then_three_after_a_rename_while_stopped(&s, &log, &current, saved);
+}
+
+/// Sets `path`'s modification time an hour back: a file rotated long before the checkpoint.
+fn an_hour_old(path: &Path) {
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(path)
+        .and_then(|f| f.set_modified(an_hour_ago))
+        .expect("set an old file's mtime");
+}
+
+/// Follows `events.txt` until `read` is delivered, with an old rotated `events.txt.3` and an
+/// operator's `events.txt.bak` beside it, and returns its checkpoint. The file times the
+/// kernel gives lag its clock by up to a tick: the scenario's changes come after that.
+fn checkpoint_beside_old_rotations(s: &Scenario, read: &[String]) -> Saved {
+    append(&s.path("events.txt.3"), b"rotated long ago\n");
+    an_hour_old(&s.path("events.txt.3"));
+    let f = Follow::caught_up(config(&s.log), read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    std::thread::sleep(ms(30));
+    append(&s.path("events.txt.bak"), b"not the log's\n");
+    saved
+}
+
+/// Two of logrotate's rotations while emstail is stopped: the checkpointed `events.txt` is
+/// now `events.txt.2`, and `events.txt.1` was a whole file of the log that emstail never saw.
+/// Both are read, oldest first, then the new `events.txt`; the older rotated file and a file
+/// that is not a rotation are not.
+#[test]
+fn two_rotations_while_stopped_read_the_file_between() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "b", 0, 4));
+    std::thread::sleep(ms(10)); // distinct mtimes: the only order renamed files have
+    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "c", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+    let opened = g.pick(|i| match i {
+        TailItem::Opened { path, line, .. } => Some((path.clone(), *line)),
+        _ => None,
+    });
+    assert_eq!(
+        opened,
+        [
+            (s.path("events.txt.2"), 20),
+            (s.path("events.txt.1"), 0),
+            (s.log.clone(), 0)
+        ]
+    );
+    // Done with: a restart reads none of it again.
+    g.restart();
+    expected.extend(append_numbered(&s.log, "c", 3, 2));
+    g.items.clear();
+    g.expect_exactly(&expected[expected.len() - 2..]);
+}
+
+/// logrotate's `compress` with `delaycompress`, three rotations while stopped: the
+/// checkpointed file was compressed (gone under its inode), as was the first file after it;
+/// the second, `events.txt.1`, is not compressed yet. It is read from its start, then the
+/// new `events.txt`; the compressed files are not read (the follower does not decompress).
+#[test]
+fn rotations_with_delayed_compression_while_stopped_read_what_is_not_compressed() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    append_numbered(&s.log, "a", 20, 5);
+    std::fs::remove_file(&s.log).expect("compress the checkpointed file away");
+    // What gzip leaves: the magic bytes first, whatever follows.
+    std::fs::write(s.path("events.txt.3.gz"), b"\x1f\x8b\x08\0a\n").expect("write gz");
+    std::fs::write(s.path("events.txt.2.gz"), b"\x1f\x8b\x08\0b\n").expect("write gz");
+    let mut expected = append_numbered(&s.path("events.txt.1"), "c", 0, 4);
+    expected.extend(append_numbered(&s.log, "d", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// logrotate's `copytruncate` twice while stopped: the copy of the checkpointed content is
+/// now `events.txt.2` and goes on from the checkpoint; `events.txt.1` holds what the log got
+/// between the two rotations and is read from its start; then what `events.txt` has now.
+#[test]
+fn two_copytruncates_while_stopped_go_on_in_the_copies() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    copytruncate(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "b", 0, 4));
+    std::thread::sleep(ms(10)); // distinct mtimes: the only order the copies have
+    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
+    copytruncate(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "c", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// A log path that is a symlink to the file EMS writes: logrotate renames the target in its
+/// own folder, and that is where the renamed file is found.
+#[test]
+fn a_symlinked_log_whose_target_was_renamed_while_stopped_is_read_to_its_end_first() {
+    let s = Scenario::new();
+    let target_dir = s.path("ems");
+    std::fs::create_dir(&target_dir).expect("target dir");
+    let target = target_dir.join("events.txt");
+    std::os::unix::fs::symlink(&target, &s.log).expect("symlink");
+    let read = append_numbered(&target, "a", 0, 20);
+    let f = Follow::caught_up(config(&s.log), &read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    let mut expected = append_numbered(&target, "a", 20, 5);
+    rename(&target, &target_dir.join("events.txt.1"));
+    expected.extend(append_numbered(&target, "b", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
 }
 
 #[test]
@@ -627,7 +749,10 @@ fn restart_mid_file_from_a_checkpoint_behind_the_reader() {
             _ => None,
         })
         .expect("line 250 was delivered");
-    let saved = vec![file_position(id, &s.log, end, 250).expect("position")];
+    let saved = Saved {
+        positions: vec![file_position(id, &s.log, end, 250).expect("position")],
+        written: Some(SystemTime::now()),
+    };
     let mut g = Follow::new(f.config.clone(), Start::FromCheckpoint(saved));
     g.expect_exactly(&expected[250..]);
     let numbers = g.pick(|i| match i {
@@ -754,11 +879,9 @@ fn checkpoint_resume_skips_older_files_and_reads_newer_ones() {
     let mut f = Follow::from_start(config(s.dir.path()));
     f.wait_lines(2);
     // Only the newest file's position is kept (as after the older one was forgotten).
-    let saved: Vec<FilePosition> = checkpoint(&f.tailer)
-        .into_iter()
-        .filter(|p| p.path == name("02"))
-        .collect();
-    assert_eq!(saved.len(), 1);
+    let mut saved = checkpoint(&f.tailer);
+    saved.positions.retain(|p| p.path == name("02"));
+    assert_eq!(saved.positions.len(), 1);
     drop(f);
     append(&name("02"), b"two more\n");
     append(&name("03"), b"three\n");
@@ -1073,7 +1196,11 @@ fn a_rotation_between_scans_keeps_the_old_file_in_the_checkpoint() {
         .expect("old file")
         .len();
     assert_eq!(
-        saved.iter().map(|p| (p.offset, p.line)).collect::<Vec<_>>(),
+        saved
+            .positions
+            .iter()
+            .map(|p| (p.offset, p.line))
+            .collect::<Vec<_>>(),
         [(old_len, 50)],
         "{saved:?}"
     );

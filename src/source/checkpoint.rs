@@ -154,6 +154,16 @@ pub fn load(state_dir: &Path) -> Loaded {
     }
 }
 
+/// When a checkpoint was last written in `state_dir`: the newest modification time of its
+/// files. Files of the log that changed after it got their lines while emstail was stopped.
+pub fn last_written(state_dir: &Path) -> Option<std::time::SystemTime> {
+    SLOT_FILES
+        .iter()
+        .chain([&OLD_CHECKPOINT_FILE])
+        .filter_map(|name| fs::metadata(state_dir.join(name)).ok()?.modified().ok())
+        .max()
+}
+
 /// The index, sequence number and positions of the newest whole slot.
 fn newest(slots: &[Slot]) -> Option<(usize, u64, &Vec<FilePosition>)> {
     let mut best: Option<(usize, u64, &Vec<FilePosition>)> = None;

@@ -48,13 +48,23 @@ pub struct TailConfig {
 #[derive(Debug, Clone)]
 pub enum Start {
     /// Resume: each file at its saved position; newer files from 0, older unknown ones skipped.
-    FromCheckpoint(Vec<FilePosition>),
+    FromCheckpoint(Saved),
     /// At the end of the newest file (the default without a checkpoint).
     FromEnd,
     /// From the beginning of the newest file (after a checkpoint that could not be read).
     FromBeginningOfNewest,
     /// Every file from 0.
     FromStart,
+}
+
+/// A checkpoint to resume from.
+#[derive(Debug, Clone, Default)]
+pub struct Saved {
+    pub positions: Vec<FilePosition>,
+    /// When the checkpoint was last written, if known: a file with a rotated name of a
+    /// checkpointed one (`events.txt.1`) that changed after that got its lines while emstail
+    /// was stopped.
+    pub written: Option<SystemTime>,
 }
 
 /// What the tailer hands out, in file order.
@@ -507,16 +517,25 @@ impl Tailer {
         Ok(false)
     }
 
-    /// Files of the checkpoint that the pattern no longer lists. One renamed while emstail was
-    /// stopped (logrotate's `events.txt` to `events.txt.1`) keeps its inode: found by it in
-    /// the folder it was in, it joins `fresh` after the older files and before the newer ones,
-    /// so that what it got after the checkpoint is read before the file that took its name.
-    /// One that is gone, or no longer holds what was read of it, is named, with where its
-    /// reading stood: what it got after that point was not read. One read to its end and
-    /// done with is let go without a word (old files cleaned up).
-    fn find_renamed(&self, fresh: &mut Vec<Tracked>, saved: &[FilePosition]) -> io::Result<()> {
+    /// Files of the checkpoint that the pattern no longer lists, and the log's files rotated
+    /// away after them while emstail was stopped.
+    ///
+    /// One renamed (logrotate's `events.txt` to `events.txt.1`) keeps its inode: found by it
+    /// in the folder it was in, it joins `fresh` after the older files and before the newer
+    /// ones, so that what it got after the checkpoint is read before the file that took its
+    /// name. Without it, a copy of it there under a rotated name (logrotate's `copytruncate`)
+    /// that holds what was read of it is read from the checkpoint on instead. One that is
+    /// gone, or no longer holds what was read of it, is named, with where its reading stood:
+    /// what it got after that point was not read. One read to its end and done with is let go
+    /// without a word (old files cleaned up).
+    ///
+    /// After several rotations during the stop, the files between (`events.txt.1` when the
+    /// checkpointed file is now `events.txt.2`) were never read at all: a file with a rotated
+    /// name of the checkpointed one that changed after the checkpoint was written is read from
+    /// its start after it, and one compressed meanwhile is named.
+    fn find_renamed(&self, fresh: &mut Vec<Tracked>, saved: &Saved) -> io::Result<()> {
         let now = Instant::now();
-        for p in saved {
+        for p in &saved.positions {
             // Nothing of it is left to read, under any name.
             if p.done {
                 continue;
@@ -528,58 +547,153 @@ impl Tailer {
             {
                 continue;
             }
-            // A bare file name (`--log events.txt`) is in the working directory.
-            let folder = p.path.parent().map(|dir| {
-                if dir.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    dir
-                }
-            });
-            // With its content up to the checkpoint too: out of the pattern, one rewritten since
-            // (or a reused inode with the same first line) is not the log's, and is not read
-            // from its start as a file the pattern lists would be.
-            let renamed = folder
-                .and_then(|dir| with_inode(dir, p.id))
-                .and_then(|name| {
-                    Tracked::open(&p.path.with_file_name(name), now, self.config.max_line)
-                        .ok()
-                        .flatten()
-                })
-                .filter(|t| t.id == Some(p.id))
-                .and_then(|mut t| t.resumable(p).unwrap_or(false).then_some(t));
-            let Some(mut t) = renamed else {
-                log::warn!(
+            let places = places_of(&p.path);
+            let rest = self.rest_of(p, &places, now);
+            match &rest {
+                Some(t) => log::info!(
+                    "{} is now {}, which the log's path does not list; reading the rest of it first",
+                    p.path.display(),
+                    t.path.display()
+                ),
+                None => log::warn!(
                     "{} is gone (the checkpoint had read it up to byte {}, line {}): lines \
                      written to it after that, if any, were not read",
                     p.path.display(),
                     p.offset,
                     p.line
-                );
-                continue;
+                ),
+            }
+            let later = match saved.written {
+                Some(written) => self.rotated_since(&places, written, fresh, saved, &rest, now),
+                None => Vec::new(),
             };
-            log::info!(
-                "{} is now {}, which the log's path does not list; reading the rest of it first",
-                p.path.display(),
-                t.path.display()
-            );
-            // Not listed: `limit_open` must leave it its descriptor, or the first scan lets
-            // it go unread (only the descriptor or its new name reaches it).
-            t.found = false;
+            for t in &later {
+                log::info!(
+                    "{} has a rotated name of {} and changed after the checkpoint was written; \
+                     reading it from its start before the file that has that name now",
+                    t.path.display(),
+                    p.path.display()
+                );
+            }
             // Where its old name puts it in the scan's order (the name's timestamp, then the
             // mtime): before the file that took its name, and before one changed in the same
             // clock tick. Placed after a newer file, it would have that file skipped as read
             // already, while placed before an older one it has that one read again. By mtime
             // alone, a newer timestamped file EMS began before it wrote this one's last line
-            // came first, and was skipped.
-            let key = (discover::order_key(&p.path), t.mtime);
+            // came first, and was skipped. The files rotated after it follow it.
+            let Some(first) = rest.as_ref().or(later.first()) else {
+                continue;
+            };
+            let key = (discover::order_key(&p.path), first.mtime);
             let at = fresh
                 .iter()
                 .position(|f| f.path == p.path || (discover::order_key(&f.path), f.mtime) >= key)
                 .unwrap_or(fresh.len());
-            fresh.insert(at, t);
+            for (k, t) in rest.into_iter().chain(later).enumerate() {
+                fresh.insert(at + k, t);
+            }
         }
         Ok(())
+    }
+
+    /// The file of checkpoint entry `p` under another name in one of `places`' folders, still
+    /// holding what was read of it: the same inode renamed, else a copy with a rotated name.
+    fn rest_of(&self, p: &FilePosition, places: &[PathBuf], now: Instant) -> Option<Tracked> {
+        let open = |path: &Path| {
+            Tracked::open(path, now, self.config.max_line)
+                .ok()
+                .flatten()
+        };
+        // With its content up to the checkpoint too: out of the pattern, one rewritten since
+        // (or a reused inode with the same first line) is not the log's, and is not read
+        // from its start as a file the pattern lists would be.
+        let renamed = places.iter().find_map(|place| {
+            let name = with_inode(&folder_of(place), p.id)?;
+            open(&place.with_file_name(name)).filter(|t| t.id == Some(p.id))
+        });
+        let copies = || {
+            places
+                .iter()
+                .flat_map(|place| rotated_names(place))
+                .filter(|r| !r.compressed)
+                .filter_map(|r| open(&r.path))
+                .filter(|t| t.id.is_some_and(|id| id.head == p.id.head))
+        };
+        let mut rest = renamed
+            .into_iter()
+            .chain(copies())
+            .find_map(|mut t| t.resumable(p).unwrap_or(false).then_some(t))?;
+        // Not listed: `limit_open` must leave it its descriptor, or the first scan lets it go
+        // unread (only the descriptor or its new name reaches it).
+        rest.found = false;
+        Some(rest)
+    }
+
+    /// The files with a rotated name of one of `places` that changed after `written` and that
+    /// no one knows: not listed (`fresh`), not checkpointed (by inode or first line), not
+    /// `rest`. Oldest first, to be read from their start. Compressed ones are named in a
+    /// warning instead: the follower does not decompress.
+    fn rotated_since(
+        &self,
+        places: &[PathBuf],
+        written: SystemTime,
+        fresh: &[Tracked],
+        saved: &Saved,
+        rest: &Option<Tracked>,
+        now: Instant,
+    ) -> Vec<Tracked> {
+        let known_inode = |dev: u64, ino: u64| {
+            fresh
+                .iter()
+                .chain(rest)
+                .any(|t| (t.dev, t.ino) == (dev, ino))
+                || saved
+                    .positions
+                    .iter()
+                    .any(|p| (p.id.dev, p.id.ino) == (dev, ino))
+        };
+        let known_head = |head: u64| {
+            fresh
+                .iter()
+                .chain(rest)
+                .any(|t| t.id.is_some_and(|id| id.head == head))
+                || saved.positions.iter().any(|p| p.id.head == head)
+        };
+        let mut later: Vec<Tracked> = Vec::new();
+        for r in places.iter().flat_map(|place| rotated_names(place)) {
+            if r.modified <= written || known_inode(r.dev, r.ino) {
+                continue;
+            }
+            if r.compressed {
+                log::warn!(
+                    "{} has a rotated name of the log's file {}, changed after the checkpoint \
+                     was written and is compressed: its lines were not read (replay it to act \
+                     on them)",
+                    r.path.display(),
+                    places[0].display()
+                );
+                continue;
+            }
+            let Some(mut t) = Tracked::open(&r.path, now, self.config.max_line)
+                .ok()
+                .flatten()
+            else {
+                continue;
+            };
+            // A copy of content known already, or not a log's file yet (no whole first line).
+            let Some(id) = t.id else { continue };
+            if known_head(id.head)
+                || later
+                    .iter()
+                    .any(|l| l.id.is_some_and(|lid| lid.head == id.head))
+            {
+                continue;
+            }
+            t.found = false;
+            later.push(t);
+        }
+        later.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
+        later
     }
 
     /// Start positions of the files found when starting.
@@ -606,7 +720,9 @@ impl Tailer {
                     }
                 }
             }
-            Start::FromCheckpoint(saved) => {
+            Start::FromCheckpoint(Saved {
+                positions: saved, ..
+            }) => {
                 let mut newest_saved = None;
                 for (i, t) in fresh.iter_mut().enumerate() {
                     let Some(id) = t.id else { continue };
@@ -799,6 +915,90 @@ impl Tailer {
         }
         Ok(())
     }
+}
+
+/// Where a checkpointed file may be found renamed or rotated: beside its path, and beside
+/// the file its path links to (a symlinked log's file is rotated in the target's folder).
+fn places_of(path: &Path) -> Vec<PathBuf> {
+    let mut places = vec![path.to_path_buf()];
+    if let Ok(target) = std::fs::read_link(path) {
+        let target = folder_of(path).join(target);
+        if target.file_name().is_some() {
+            places.push(target);
+        }
+    }
+    places
+}
+
+/// The folder `path` is in: `.` for a bare file name (`--log events.txt`).
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A regular file whose name is a rotated one of a log file's name.
+struct Rotated {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    modified: SystemTime,
+    /// By its name's suffix or gzip's magic bytes.
+    compressed: bool,
+}
+
+/// The regular files beside `place` named as logrotate names its rotated copies: the name,
+/// then `.`, `-` or `_` and a number or date (`events.txt.1`, `events.txt-20261205`), maybe
+/// with a compression suffix (`events.txt.2.gz`). Other names there (`events.txt.bak`, an
+/// editor's swap file) are not the log's.
+fn rotated_names(place: &Path) -> Vec<Rotated> {
+    use std::os::unix::ffi::OsStrExt;
+    const COMPRESSED: [&[u8]; 5] = [b".gz", b".bz2", b".xz", b".zst", b".lz4"];
+    let Some(name) = place.file_name().map(|n| n.as_bytes().to_vec()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(folder_of(place)) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(suffix) = file_name.as_bytes().strip_prefix(&name[..]) else {
+            continue;
+        };
+        let ext = COMPRESSED.iter().find(|ext| suffix.ends_with(ext));
+        let body = &suffix[..suffix.len() - ext.map_or(0, |ext| ext.len())];
+        let rotated = body.len() > 1
+            && matches!(body[0], b'.' | b'-' | b'_')
+            && body.iter().any(u8::is_ascii_digit)
+            && body
+                .iter()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
+        if !rotated {
+            continue;
+        }
+        let path = entry.path();
+        // Followed as the scan follows them: a link to a file counts as that file.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let Ok(modified) = meta.modified() else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let compressed = ext.is_some() || crate::source::read::is_gzip(&path).unwrap_or(false);
+        found.push(Rotated {
+            path,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            modified,
+            compressed,
+        });
+    }
+    found
 }
 
 /// The name of the regular file in `dir` with `id`'s device and inode, whatever it is now.
