@@ -27,6 +27,7 @@ fn main() -> std::io::Result<()> {
         grace: Duration::from_millis(500),
         max_line: 1 << 20,
         poll_only: true,
+        spool: None,
     };
     let mut tailer = Tailer::new(config, Start::FromEnd)?;
     // Settle: the first polls may still hand out or finish files.

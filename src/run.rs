@@ -371,6 +371,7 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
             grace: options.grace,
             max_line: options.max_line,
             poll_only: options.poll,
+            spool: Some(options.state_dir.clone()),
         },
         start,
     )

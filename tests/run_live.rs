@@ -543,6 +543,37 @@ fn rotated_twice_while_stopped_the_file_between_is_read() {
     );
 }
 
+/// logrotate's `compress` while emstail is stopped: the lines the checkpointed file got
+/// meanwhile are only in `events.txt.1.gz` now. They are acted on, each once, then the new
+/// file's; the state directory keeps no copy of them.
+#[test]
+fn compressed_while_stopped_the_rest_is_read_from_the_gzip_file() {
+    use std::io::Write as _;
+    let (mut h, d) = Harness::caught_up(5);
+    let log = h.log();
+    d.stop("caught up");
+    h.write_pairs(&log, 4);
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(h.path("events.txt.1.gz")).expect("create gz"),
+        flate2::Compression::default(),
+    );
+    gz.write_all(&std::fs::read(&log).expect("the log"))
+        .expect("compress");
+    gz.finish().expect("finish gz");
+    std::fs::remove_file(&log).expect("remove the compressed file");
+    h.write_pairs(&log, 3);
+    let before: Vec<_> = std::fs::read_dir(&h.state)
+        .expect("state dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    h.restart_and_finish(&log, "compressed while stopped");
+    let after: Vec<_> = std::fs::read_dir(&h.state)
+        .expect("state dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(after.len(), before.len(), "{before:?} then {after:?}");
+}
+
 /// Old files cleaned up while emstail is stopped: one read to its end, with every action of
 /// it done, goes without a warning; its lines were not lost.
 #[test]

@@ -16,6 +16,7 @@ fn config(log: &Path) -> TailConfig {
         grace: ms(50),
         max_line: 1 << 20,
         poll_only: false,
+        spool: None,
     }
 }
 
@@ -416,6 +417,92 @@ fn rotations_with_delayed_compression_while_stopped_read_what_is_not_compressed(
     let mut expected = append_numbered(&s.path("events.txt.1"), "c", 0, 4);
     expected.extend(append_numbered(&s.log, "d", 0, 3));
     let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// logrotate's `compress`: `log` gzipped into `gz`, and removed.
+fn compress(log: &Path, gz: &Path) {
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(gz).expect("create gz"),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(&std::fs::read(log).expect("read the log"))
+        .expect("compress");
+    encoder.finish().expect("finish gz");
+    std::fs::remove_file(log).expect("remove the compressed file");
+}
+
+/// logrotate's `compress` while emstail is stopped: the checkpointed `events.txt` is now only
+/// `events.txt.1.gz`. What it got after the checkpoint is read from a decompressed copy in
+/// the spool, then the new `events.txt`; the copy takes no name there and is gone once read.
+#[test]
+fn a_file_compressed_while_stopped_is_read_from_the_checkpoint_on() {
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = |log: &Path| TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(log)
+    };
+    let read = append_numbered(&s.log, "a", 0, 2000);
+    let f = Follow::caught_up(config(&s.log), &read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    let mut expected = append_numbered(&s.log, "a", 2000, 5);
+    let gz = s.path("events.txt.1.gz");
+    compress(&s.log, &gz);
+    expected.extend(append_numbered(&s.log, "b", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+    let opened = g.pick(|i| match i {
+        TailItem::Opened { path, line, .. } => Some((path.clone(), *line)),
+        _ => None,
+    });
+    assert_eq!(opened, [(gz, 2000), (s.log.clone(), 0)]);
+    assert_eq!(
+        std::fs::read_dir(spool.path()).expect("spool").count(),
+        0,
+        "nothing named is left in the spool"
+    );
+    // Done with: a restart reads none of it again.
+    g.restart();
+    expected.extend(append_numbered(&s.log, "b", 3, 2));
+    g.items.clear();
+    g.expect_exactly(&expected[expected.len() - 2..]);
+}
+
+/// A restart while the rest of a compressed file was being read: the checkpoint names the
+/// gzip file and the spool's unnamed copy, gone with the process. The rest is decompressed
+/// again and read from that checkpoint on.
+#[test]
+fn a_restart_while_a_compressed_files_rest_is_read_goes_on_from_its_checkpoint() {
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let (content, lines) = numbered("a", 0, 30);
+    append(&s.log, &content);
+    // As the checkpoint had it: line 20 read from the spool's copy, whose inode is gone.
+    let first_line = &content[..content.iter().position(|b| *b == b'\n').expect("a line")];
+    let id = emstail::source::fingerprint::FileId {
+        dev: 0,
+        ino: 0,
+        head: emstail::source::fingerprint::head_hash(first_line),
+    };
+    let offset = 20 * lines[0].len() as u64 + 20;
+    let gz = s.path("events.txt.1.gz");
+    let mut position = file_position(id, &s.log, offset, 20).expect("position");
+    position.path = gz.clone();
+    compress(&s.log, &gz);
+    let mut expected = lines[20..].to_vec();
+    expected.extend(append_numbered(&s.log, "b", 0, 3));
+    let saved = Saved {
+        positions: vec![position],
+        written: Some(SystemTime::now()),
+    };
+    let config = TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(&s.log)
+    };
+    let mut g = Follow::new(config, Start::FromCheckpoint(saved));
     g.expect_exactly(&expected);
 }
 
@@ -1207,4 +1294,26 @@ fn a_rotation_between_scans_keeps_the_old_file_in_the_checkpoint() {
     // After a crash, only the new file's line is read: the old file is not read again.
     let mut g = Follow::new(f.config.clone(), Start::FromCheckpoint(saved));
     g.expect_exactly(&["b-000000"]);
+}
+
+/// Following a folder where logrotate compresses the files read: a gzip file is not followed,
+/// while running nor after a restart; its compressed bytes never come out as lines.
+#[test]
+fn a_compressed_file_in_the_logs_folder_is_not_followed() {
+    let s = Scenario::new();
+    let old = ems_file(s.dir.path(), 100000);
+    // Long enough for its compressed bytes to hold newlines.
+    let mut expected = append_numbered(&old, "a", 0, 20000);
+    let mut f = Follow::caught_up(config(s.dir.path()), &expected);
+    let new = ems_file(s.dir.path(), 110000);
+    expected.extend(append_numbered(&new, "b", 0, 3));
+    f.wait_lines(expected.len());
+    compress(&old, &s.path("events_20260301_100000.txt.gz"));
+    compress(&new, &s.path("events_20260301_110000.txt.gz"));
+    let current = ems_file(s.dir.path(), 120000);
+    expected.extend(append_numbered(&current, "c", 0, 3));
+    f.expect_exactly(&expected);
+    f.restart();
+    expected.extend(append_numbered(&current, "c", 3, 3));
+    f.expect_exactly(&expected);
 }

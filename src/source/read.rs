@@ -37,7 +37,7 @@ pub fn for_each_line(
 }
 
 /// The first two bytes of every gzip member.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// How much of a file's start is looked at to tell an event log from something else.
 const SNIFF: usize = 64 << 10;
 /// Bytes read per call. Below glibc's mmap threshold (128 KiB), so the buffer comes from the

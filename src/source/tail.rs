@@ -21,6 +21,7 @@ pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
 use crate::source::fingerprint::{self, FileId, tail_hash};
 use crate::source::frame::{Frame, Framer};
+use crate::source::read::GZIP_MAGIC;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io;
@@ -42,6 +43,10 @@ pub struct TailConfig {
     pub max_line: usize,
     /// No inotify at all: network filesystems send no events.
     pub poll_only: bool,
+    /// Where the rest of a checkpointed file that logrotate compressed while emstail was
+    /// stopped is decompressed to (an unnamed file, gone once read), to be read from there.
+    /// `None`: such a file is named in a warning instead.
+    pub spool: Option<PathBuf>,
 }
 
 /// Where reading starts.
@@ -622,11 +627,48 @@ impl Tailer {
         let mut rest = renamed
             .into_iter()
             .chain(copies())
-            .find_map(|mut t| t.resumable(p).unwrap_or(false).then_some(t))?;
+            .find_map(|mut t| t.resumable(p).unwrap_or(false).then_some(t))
+            .or_else(|| self.compressed_rest(p, places, now))?;
         // Not listed: `limit_open` must leave it its descriptor, or the first scan lets it go
         // unread (only the descriptor or its new name reaches it).
         rest.found = false;
         Some(rest)
+    }
+
+    /// The rest of checkpoint entry `p` from a gzip copy of it (logrotate's `compress`): its
+    /// own path (a restart while that rest was read) or a rotated name of one of `places`.
+    /// Decompressed into the spool, where it is read as the file was, from the checkpoint on.
+    fn compressed_rest(
+        &self,
+        p: &FilePosition,
+        places: &[PathBuf],
+        now: Instant,
+    ) -> Option<Tracked> {
+        let spool = self.config.spool.as_deref()?;
+        let own = crate::source::read::is_gzip(&p.path)
+            .unwrap_or(false)
+            .then(|| p.path.clone());
+        let rotated = places
+            .iter()
+            .flat_map(|place| rotated_names(place))
+            .filter(|r| r.compressed)
+            .map(|r| r.path);
+        own.into_iter().chain(rotated).find_map(|gz| {
+            let file = match spool_gzip_rest(&gz, p, spool) {
+                Ok(file) => file?,
+                Err(e) => {
+                    log::warn!("cannot decompress {}: {e}", gz.display());
+                    return None;
+                }
+            };
+            let modified = std::fs::metadata(&gz).and_then(|m| m.modified()).ok()?;
+            let mut t = Tracked::with_file(file, &gz, now, self.config.max_line)
+                .ok()
+                .flatten()?;
+            // Ordered by when the log's file was last written, not by when it was decompressed.
+            t.mtime = modified;
+            t.resumable(p).unwrap_or(false).then_some(t)
+        })
     }
 
     /// The files with a rotated name of one of `places` that changed after `written` and that
@@ -642,11 +684,12 @@ impl Tailer {
         rest: &Option<Tracked>,
         now: Instant,
     ) -> Vec<Tracked> {
-        let known_inode = |dev: u64, ino: u64| {
+        let known_inode = |path: &Path, dev: u64, ino: u64| {
+            // A compressed file read through the spool is known by its path.
             fresh
                 .iter()
                 .chain(rest)
-                .any(|t| (t.dev, t.ino) == (dev, ino))
+                .any(|t| (t.dev, t.ino) == (dev, ino) || t.path == path)
                 || saved
                     .positions
                     .iter()
@@ -661,7 +704,7 @@ impl Tailer {
         };
         let mut later: Vec<Tracked> = Vec::new();
         for r in places.iter().flat_map(|place| rotated_names(place)) {
-            if r.modified <= written || known_inode(r.dev, r.ino) {
+            if r.modified <= written || known_inode(&r.path, r.dev, r.ino) {
                 continue;
             }
             if r.compressed {
@@ -917,6 +960,65 @@ impl Tailer {
     }
 }
 
+/// If the gzip file `gz` holds the content of checkpoint entry `p` (the same first line, and
+/// the bytes before `p.offset` the ones read), an unnamed file in `spool` with what the
+/// follower reads of it at the same offsets: the first line, the bytes just before the offset
+/// and everything after it. The bytes between are a hole, never read: the file takes only the
+/// space of what is left to read.
+fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Option<File>> {
+    use std::io::Read;
+    let keep_from = p
+        .offset
+        .saturating_sub(RECENT.max(fingerprint::TAIL_BYTES as usize) as u64);
+    let mut reader = flate2::read::MultiGzDecoder::new(io::BufReader::new(File::open(gz)?));
+    let mut out: Option<File> = None;
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        if out.is_none() {
+            // The first line decides, before anything is written.
+            let want = fingerprint::HEAD_BYTES - head.len();
+            head.extend_from_slice(&chunk[..n.min(want)]);
+            let line = match memchr::memchr(b'\n', &head) {
+                Some(end) => &head[..end],
+                None if head.len() == fingerprint::HEAD_BYTES => &head[..],
+                None => {
+                    pos += n as u64;
+                    continue;
+                }
+            };
+            if fingerprint::head_hash(line) != p.id.head {
+                return Ok(None);
+            }
+            let file = tempfile::tempfile_in(spool)?;
+            file.write_all_at(&head, 0)?;
+            out = Some(file);
+        }
+        let file = out.as_ref().expect("created above");
+        let end = pos + n as u64;
+        if end > keep_from {
+            let from = keep_from.saturating_sub(pos) as usize;
+            file.write_all_at(&chunk[from..], pos + from as u64)?;
+        }
+        pos = end;
+    }
+    let Some(file) = out else { return Ok(None) };
+    // As long as the content: the hole before the kept bytes counts.
+    file.set_len(pos)?;
+    if pos < p.offset || tail_hash(&file, p.offset)? != p.tail_hash {
+        return Ok(None);
+    }
+    Ok(Some(file))
+}
+
 /// Where a checkpointed file may be found renamed or rotated: beside its path, and beside
 /// the file its path links to (a symlinked log's file is rotated in the target's folder).
 fn places_of(path: &Path) -> Vec<PathBuf> {
@@ -1047,8 +1149,31 @@ impl Tracked {
     }
 
     /// Opens and stats a newly listed file, and identifies it if its first line is complete.
+    /// A gzip file (logrotate's `compress` in the log's folder, listed by a directory or a
+    /// broad glob) is known but not followed: it is marked read, and its compressed bytes
+    /// never reach the parser as lines.
     fn open(path: &Path, now: Instant, max_line: usize) -> io::Result<Option<Tracked>> {
         let file = File::open(path)?;
+        let mut magic = [0u8; 2];
+        let gzip = read_at_most(&file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC;
+        let mut t = Tracked::with_file(file, path, now, max_line)?;
+        if gzip && let Some(t) = &mut t {
+            log::debug!(
+                "{} is compressed: not followed (replay reads it)",
+                path.display()
+            );
+            t.mark_read()?;
+        }
+        Ok(t)
+    }
+
+    /// [`Tracked::open`] of a file already open, shown as `path`.
+    fn with_file(
+        file: File,
+        path: &Path,
+        now: Instant,
+        max_line: usize,
+    ) -> io::Result<Option<Tracked>> {
         let meta = file.metadata()?;
         if !meta.is_file() {
             return Ok(None);
@@ -1157,8 +1282,14 @@ impl Tracked {
 
     /// Marks a file as read already (older than where reading starts).
     fn skip(&mut self) -> io::Result<()> {
-        let file = self.file.take();
-        if let Some(f) = &file {
+        self.mark_read()?;
+        self.file = None;
+        Ok(())
+    }
+
+    /// [`Tracked::skip`], with the descriptor left open for the checks made at start-up.
+    fn mark_read(&mut self) -> io::Result<()> {
+        if let Some(f) = &self.file {
             self.recent = recent_at(f, self.size)?;
         }
         self.framer.restart_at(self.size, self.framer.line());
