@@ -1310,6 +1310,11 @@ fn a_compressed_file_in_the_logs_folder_is_not_followed() {
     f.wait_lines(expected.len());
     compress(&old, &s.path("events_20260301_100000.txt.gz"));
     compress(&new, &s.path("events_20260301_110000.txt.gz"));
+    // xz's magic bytes, and lines after them: not a log either.
+    append(
+        &s.path("events_20260301_105000.txt.xz"),
+        b"\xfd7zXZ\0\nx\ny\n",
+    );
     let current = ems_file(s.dir.path(), 120000);
     expected.extend(append_numbered(&current, "c", 0, 3));
     f.expect_exactly(&expected);

@@ -37,13 +37,22 @@ pub fn for_each_line(
 }
 
 /// The first two bytes of every gzip member.
-pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// How much of a file's start is looked at to tell an event log from something else.
 const SNIFF: usize = 64 << 10;
 /// Bytes read per call. Below glibc's mmap threshold (128 KiB), so the buffer comes from the
 /// heap and is reused; a 1 MiB one was a mapping of its own, all of it resident, for no gain
 /// in speed (a line longer than this is held by the framer across reads).
 const READ_BUF: usize = 64 << 10;
+
+/// The first bytes of the other formats logrotate may compress with: bzip2, xz, zstd.
+const OTHER_COMPRESSED_MAGIC: [&[u8]; 3] = [b"BZh", b"\xfd7zXZ\0", b"\x28\xb5\x2f\xfd"];
+
+/// Whether a file that begins with `head` (its first 6 bytes, or all of a shorter file) is
+/// compressed: gzip, bzip2, xz or zstd. No event log begins like one.
+pub fn compressed_start(head: &[u8]) -> bool {
+    head.starts_with(&GZIP_MAGIC) || OTHER_COMPRESSED_MAGIC.iter().any(|m| head.starts_with(m))
+}
 
 /// Whether `path` starts like a gzip file.
 pub fn is_gzip(path: &Path) -> io::Result<bool> {
@@ -190,6 +199,21 @@ impl<R: io::BufRead> io::BufRead for Counted<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compressed_starts_are_told_from_event_logs() {
+        for head in [
+            &b"\x1f\x8b\x08\x00\x00\x00"[..],
+            b"BZh91A",
+            b"\xfd7zXZ\0",
+            b"\x28\xb5\x2f\xfd\x00\x58",
+        ] {
+            assert!(compressed_start(head), "{head:?}");
+        }
+        for head in [&b"{\"type\""[..], b"2026-1", b"\x1f", b"", b"BZ"] {
+            assert!(!compressed_start(head), "{head:?}");
+        }
+    }
 
     /// (number, offset, bytes) of each line; (line, offset, length) of each oversize one.
     type Lines = (Vec<(u64, u64, Vec<u8>)>, Vec<(u64, u64, u64)>);

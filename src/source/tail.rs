@@ -21,7 +21,7 @@ pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
 use crate::source::fingerprint::{self, FileId, tail_hash};
 use crate::source::frame::{Frame, Framer};
-use crate::source::read::GZIP_MAGIC;
+use crate::source::read;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io;
@@ -645,13 +645,13 @@ impl Tailer {
         now: Instant,
     ) -> Option<Tracked> {
         let spool = self.config.spool.as_deref()?;
-        let own = crate::source::read::is_gzip(&p.path)
+        let own = read::is_gzip(&p.path)
             .unwrap_or(false)
             .then(|| p.path.clone());
         let rotated = places
             .iter()
             .flat_map(|place| rotated_names(place))
-            .filter(|r| r.compressed)
+            .filter(|r| r.compressed && read::is_gzip(&r.path).unwrap_or(false))
             .map(|r| r.path);
         own.into_iter().chain(rotated).find_map(|gz| {
             let file = match spool_gzip_rest(&gz, p, spool) {
@@ -1091,7 +1091,7 @@ fn rotated_names(place: &Path) -> Vec<Rotated> {
         if !meta.is_file() {
             continue;
         }
-        let compressed = ext.is_some() || crate::source::read::is_gzip(&path).unwrap_or(false);
+        let compressed = ext.is_some() || starts_compressed(&path);
         found.push(Rotated {
             path,
             dev: meta.dev(),
@@ -1101,6 +1101,14 @@ fn rotated_names(place: &Path) -> Vec<Rotated> {
         });
     }
     found
+}
+
+/// Whether the file at `path` begins as a compressed file does.
+fn starts_compressed(path: &Path) -> bool {
+    let mut magic = [0u8; 6];
+    File::open(path)
+        .and_then(|f| read_at_most(&f, &mut magic, 0))
+        .is_ok_and(|n| read::compressed_start(&magic[..n]))
 }
 
 /// The name of the regular file in `dir` with `id`'s device and inode, whatever it is now.
@@ -1154,12 +1162,13 @@ impl Tracked {
     /// never reach the parser as lines.
     fn open(path: &Path, now: Instant, max_line: usize) -> io::Result<Option<Tracked>> {
         let file = File::open(path)?;
-        let mut magic = [0u8; 2];
-        let gzip = read_at_most(&file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC;
+        let mut magic = [0u8; 6];
+        let n = read_at_most(&file, &mut magic, 0)?;
+        let compressed = read::compressed_start(&magic[..n]);
         let mut t = Tracked::with_file(file, path, now, max_line)?;
-        if gzip && let Some(t) = &mut t {
+        if compressed && let Some(t) = &mut t {
             log::debug!(
-                "{} is compressed: not followed (replay reads it)",
+                "{} is compressed: not followed (replay reads gzip files)",
                 path.display()
             );
             t.mark_read()?;
