@@ -290,6 +290,42 @@ fn an_unguarded_recorder_shutdown_is_kept_by_retry_and_chosen_as_unrunnable() {
     listed.assert_stderr_has("1 of 1 dead letters selected");
 }
 
+/// Letters of a build before the name checks: a stream name the stream plugins refuse now,
+/// or a control character in what the call sends. `--retry` sends none of them and says why;
+/// `--unrunnable` chooses them, and a letter with a plain name is still sent.
+#[test]
+fn letters_with_names_refused_now_are_kept_by_retry_and_chosen_as_unrunnable() {
+    let letters = Letters::new();
+    let base = letters.ems.base_url();
+    let climbing = letter(&base, "StreamRecorder", None, "../../etc/cron.d/x", JUNE, 7);
+    let control = letter(&base, "Rules", Some("r1"), "cam1", JUNE, 8).replace(
+        r#"["id","8"]"#,
+        r#"["id","8"],["localStreamName","cam\u001b[2J"]"#,
+    );
+    assert!(control.contains("localStreamName"), "{control}");
+    let plain = letter(&base, "StreamAutoRouter", None, "cam 2", JUNE, 9);
+    std::fs::write(letters.path(), format!("{climbing}\n{control}\n{plain}\n"))
+        .expect("write the letters");
+    let listed = letters.run(&["--unrunnable"]);
+    listed.assert_exit(0);
+    listed.assert_stderr_has("2 of 3 dead letters selected");
+    let run = letters.run(&["--retry"]);
+    run.assert_exit(1);
+    run.assert_stderr_has("1 done and removed, 2 still failing");
+    run.assert_stderr_has(
+        "dead-letter.jsonl:1: kept: not sent again: stream name ../../etc/cron.d/x refused: it \
+         contains '/'",
+    );
+    run.assert_stderr_has(
+        "dead-letter.jsonl:2: kept: not sent again: parameter localStreamName holds a control \
+         character",
+    );
+    let calls = letters.ems.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
+    assert_eq!(letters.content(), format!("{climbing}\n{control}\n"));
+}
+
 /// A line that is not a letter this version reads (edited by hand, or by another program) is
 /// listed with serde's reason, which may quote the line: its control characters are shown
 /// escaped, as every value shown is, and `--drop` logs it the same way.

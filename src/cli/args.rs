@@ -176,8 +176,8 @@ pub struct DeadLetterSelectors {
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub before: Option<i64>,
     /// Only letters that cannot be run again by this version: unreadable lines, letters of a
-    /// plugin it does not know, and StreamRecorder shutdowns and timer removals written
-    /// without their rotation check.
+    /// plugin it does not know, StreamRecorder shutdowns and timer removals written without
+    /// their rotation check, and letters whose stream name or sent value it refuses now.
     #[arg(long)]
     pub unrunnable: bool,
 }

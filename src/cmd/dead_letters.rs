@@ -129,11 +129,16 @@ fn retry(
             Err(_) => None,
         };
         let Some(planned) = planned else {
-            log::warn!(
-                "{}:{}: kept: cannot be run again by this version",
-                path.display(),
-                entry.line
-            );
+            let why = entry
+                .letter
+                .as_ref()
+                .ok()
+                .and_then(emstail::exec::dead_letter::DeadLetter::refused)
+                .map_or_else(
+                    || "cannot be run again by this version".to_string(),
+                    |why| format!("not sent again: {why}"),
+                );
+            log::warn!("{}:{}: kept: {why}", path.display(), entry.line);
             failed += 1;
             return Ok(());
         };
