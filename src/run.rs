@@ -592,7 +592,12 @@ pub fn run(config: &Config, options: &RunOptions, signals: &Signals) -> Result<E
             status::counted(stuck as u64, "worker")
         );
     }
-    log::info!("stopped; checkpoint written");
+    if options.dry_run.is_some() {
+        // Its checkpoint is in a temporary directory, removed as it ends.
+        log::info!("stopped");
+    } else {
+        log::info!("stopped; checkpoint written");
+    }
     if let Some(Err(error)) = printed {
         return Err(RunError::Output(error));
     }

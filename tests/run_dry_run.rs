@@ -143,6 +143,9 @@ fn a_dry_run_prints_what_replay_would_for_new_lines_and_touches_nothing() {
     let run = running.finish();
     run.assert_exit(0);
     run.assert_stderr_has("dry run: actions are printed, none is carried out");
+    // Its checkpoint was a temporary one, gone with it: the stop does not speak of it.
+    run.assert_stderr_has("stopped");
+    assert!(!run.stderr.contains("checkpoint written"), "{}", run.stderr);
 
     let printed = stdout_lines(&run);
     assert_eq!(printed, h.replayed(false, 2), "as replay --dry-run prints");
