@@ -932,6 +932,68 @@ fn poll_mode_follows_a_rename_rotation() {
     f.expect_exactly(&expected);
 }
 
+/// `current.log`, a symlink to the file being written, retargeted at rotation (`ln -sfn`):
+/// the old file is drained first, late lines from a writer still holding it included, then
+/// the new one from its start; and after a restart nothing is read again.
+#[test]
+fn a_symlink_retargeted_at_rotation_reads_each_line_once() {
+    let s = Scenario::new();
+    let link = s.path("current.log");
+    let (one, two) = (s.path("events-1.log"), s.path("events-2.log"));
+    std::os::unix::fs::symlink(&one, &link).expect("symlink");
+    let mut expected = append_numbered(&one, "a", 0, 10);
+    let mut f = Follow::caught_up(config(&link), &expected);
+    expected.extend(append_numbered(&one, "a", 10, 5));
+    // Retargeted as `ln -sfn` does it: a new link renamed over the old one.
+    let next = s.path(".current.log.tmp");
+    std::os::unix::fs::symlink(&two, &next).expect("symlink");
+    rename(&next, &link);
+    expected.extend(append_numbered(&one, "a", 15, 2));
+    expected.extend(append_numbered(&two, "b", 0, 10));
+    f.expect_exactly(&expected);
+    f.restart();
+    expected.extend(append_numbered(&two, "b", 10, 2));
+    f.items.clear();
+    f.expect_exactly(&expected[expected.len() - 2..]);
+}
+
+/// The hard-link style (`rotatelogs -L`): `current.log` is a second name of the file being
+/// written, linked anew at rotation, and the folder followed lists both names. Each line is
+/// read once, through whichever name. So with a symlink in the folder.
+#[test]
+fn a_second_name_of_the_file_being_written_reads_each_line_once() {
+    for hard in [true, false] {
+        second_name_of_the_file_being_written(hard);
+    }
+}
+
+fn second_name_of_the_file_being_written(hard: bool) {
+    let s = Scenario::new();
+    let link = s.path("current.log");
+    let one = ems_file(s.dir.path(), 100000);
+    let relink = |to: &Path| {
+        if hard {
+            std::fs::hard_link(to, &link).expect("hard link");
+        } else {
+            std::os::unix::fs::symlink(to, &link).expect("symlink");
+        }
+    };
+    let mut expected = append_numbered(&one, "a", 0, 10);
+    relink(&one);
+    let mut f = Follow::caught_up(config(s.dir.path()), &expected);
+    expected.extend(append_numbered(&one, "a", 10, 5));
+    let two = ems_file(s.dir.path(), 110000);
+    expected.extend(append_numbered(&two, "b", 0, 5));
+    std::fs::remove_file(&link).expect("unlink");
+    relink(&two);
+    expected.extend(append_numbered(&two, "b", 5, 5));
+    f.expect_exactly(&expected);
+    f.restart();
+    expected.extend(append_numbered(&two, "b", 10, 2));
+    f.items.clear();
+    f.expect_exactly(&expected[expected.len() - 2..]);
+}
+
 #[test]
 fn from_end_starts_after_the_last_complete_line_of_the_newest_file() {
     let s = Scenario::new();
