@@ -525,6 +525,66 @@ fn two_copytruncates_while_stopped_go_on_in_the_copies() {
     g.expect_exactly(&expected);
 }
 
+/// logrotate's `extension .txt` keeps the log's extension last: with `dateext` the
+/// `copytruncate` copy is `events-20261205.txt`, and a compressed one `events.1.txt.gz`. The
+/// log's path `events.txt` lists neither; what the checkpointed file got after the checkpoint
+/// is read from them all the same.
+#[test]
+fn rotated_names_that_keep_the_extension_last_are_searched_too() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    copytruncate(&s.log, &s.path("events-20261205.txt"));
+    expected.extend(append_numbered(&s.log, "b", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(&s.log)
+    };
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    compress(&s.log, &s.path("events.1.txt.gz"));
+    expected.extend(append_numbered(&s.log, "b", 0, 3));
+    let mut g = Follow::new(config, Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// Three rotations while stopped, the two files between last written in the same clock tick
+/// (a coarse file system, or a rotation by size within one tick): the higher number is the
+/// older file, and is read first.
+#[test]
+fn files_between_with_equal_mtimes_are_read_oldest_number_first() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "b", 0, 4));
+    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "c", 0, 4));
+    rename(&s.path("events.txt.2"), &s.path("events.txt.3"));
+    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "d", 0, 3));
+    let tick = SystemTime::now();
+    for name in ["events.txt.2", "events.txt.1"] {
+        std::fs::File::options()
+            .append(true)
+            .open(s.path(name))
+            .and_then(|f| f.set_modified(tick))
+            .expect("set the mtime");
+    }
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
 /// A log path that is a symlink to the file EMS writes: logrotate renames the target in its
 /// own folder, and that is where the renamed file is found.
 #[test]

@@ -702,7 +702,7 @@ impl Tailer {
                 .any(|t| t.id.is_some_and(|id| id.head == head))
                 || saved.positions.iter().any(|p| p.id.head == head)
         };
-        let mut later: Vec<Tracked> = Vec::new();
+        let mut later: Vec<(Tracked, Option<u64>)> = Vec::new();
         for r in places.iter().flat_map(|place| rotated_names(place)) {
             if r.modified <= written || known_inode(&r.path, r.dev, r.ino) {
                 continue;
@@ -728,15 +728,22 @@ impl Tailer {
             if known_head(id.head)
                 || later
                     .iter()
-                    .any(|l| l.id.is_some_and(|lid| lid.head == id.head))
+                    .any(|(l, _)| l.id.is_some_and(|lid| lid.head == id.head))
             {
                 continue;
             }
             t.found = false;
-            later.push(t);
+            later.push((t, r.count));
         }
-        later.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
-        later
+        // Written in the same clock tick: the higher count is the older file.
+        later.sort_by(|(a, a_count), (b, b_count)| {
+            (a.mtime, std::cmp::Reverse(a_count), &a.path).cmp(&(
+                b.mtime,
+                std::cmp::Reverse(b_count),
+                &b.path,
+            ))
+        });
+        later.into_iter().map(|(t, _)| t).collect()
     }
 
     /// Start positions of the files found when starting.
@@ -1048,11 +1055,14 @@ struct Rotated {
     modified: SystemTime,
     /// By its name's suffix or gzip's magic bytes.
     compressed: bool,
+    /// logrotate's count (`events.txt.2`: 2), not a date: the higher, the older the file.
+    count: Option<u64>,
 }
 
 /// The regular files beside `place` named as logrotate names its rotated copies: the name,
-/// then `.`, `-` or `_` and a number or date (`events.txt.1`, `events.txt-20261205`), maybe
-/// with a compression suffix (`events.txt.2.gz`). Other names there (`events.txt.bak`, an
+/// then `.`, `-` or `_` and a number or date (`events.txt.1`, `events.txt-20261205`), or with
+/// its `extension` kept last (`events.1.txt`, `events-20261205.txt`), maybe with a compression
+/// suffix (`events.txt.2.gz`, `events.2.txt.gz`). Other names there (`events.txt.bak`, an
 /// editor's swap file) are not the log's.
 fn rotated_names(place: &Path) -> Vec<Rotated> {
     use std::os::unix::ffi::OsStrExt;
@@ -1060,26 +1070,45 @@ fn rotated_names(place: &Path) -> Vec<Rotated> {
     let Some(name) = place.file_name().map(|n| n.as_bytes().to_vec()) else {
         return Vec::new();
     };
+    // `events` and `.txt` of `events.txt`, for the names that keep the extension last.
+    let split = memchr::memrchr(b'.', &name)
+        .filter(|&dot| dot > 0)
+        .map(|dot| name.split_at(dot));
     let Ok(entries) = std::fs::read_dir(folder_of(place)) else {
         return Vec::new();
     };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let Some(suffix) = file_name.as_bytes().strip_prefix(&name[..]) else {
-            continue;
-        };
-        let ext = COMPRESSED.iter().find(|ext| suffix.ends_with(ext));
-        let body = &suffix[..suffix.len() - ext.map_or(0, |ext| ext.len())];
-        let rotated = body.len() > 1
+    let rotation = |body: &[u8]| {
+        body.len() > 1
             && matches!(body[0], b'.' | b'-' | b'_')
             && body.iter().any(u8::is_ascii_digit)
             && body
                 .iter()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
-        if !rotated {
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.as_bytes();
+        let ext = COMPRESSED.iter().find(|ext| file_name.ends_with(ext));
+        let plain = &file_name[..file_name.len() - ext.map_or(0, |ext| ext.len())];
+        let body = plain
+            .strip_prefix(&name[..])
+            .filter(|body| rotation(body))
+            .or_else(|| {
+                let (stem, extension) = split?;
+                plain
+                    .strip_prefix(stem)?
+                    .strip_suffix(extension)
+                    .filter(|body| rotation(body))
+            });
+        let Some(body) = body else {
             continue;
-        }
+        };
+        // Eight digits and more are a date or a time.
+        let count = std::str::from_utf8(&body[1..])
+            .ok()
+            .filter(|digits| digits.len() < 8)
+            .and_then(|digits| digits.parse().ok());
         let path = entry.path();
         // Followed as the scan follows them: a link to a file counts as that file.
         let Ok(meta) = std::fs::metadata(&path) else {
@@ -1098,6 +1127,7 @@ fn rotated_names(place: &Path) -> Vec<Rotated> {
             ino: meta.ino(),
             modified,
             compressed,
+            count,
         });
     }
     found
