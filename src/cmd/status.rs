@@ -4,6 +4,7 @@
 
 use crate::cli::{Outcome, Usage};
 use anyhow::Context as _;
+use emstail::action::PathEscaped;
 use emstail::exec::dead_letter;
 use emstail::source::checkpoint;
 use std::io::Write;
@@ -65,7 +66,7 @@ pub fn status(
             Some(size) => writeln!(
                 out,
                 "file: {} offset {} of {} bytes (line {}), {} bytes behind",
-                p.path.display(),
+                PathEscaped(&p.path),
                 p.offset,
                 size,
                 p.line,
@@ -74,7 +75,7 @@ pub fn status(
             None => writeln!(
                 out,
                 "file: {} offset {} (line {}), gone",
-                p.path.display(),
+                PathEscaped(&p.path),
                 p.offset,
                 p.line
             )?,

@@ -16,6 +16,7 @@
 mod watch;
 pub use watch::{Hook, Waiter};
 
+use crate::action::PathEscaped;
 use crate::fsutil::read_at_most;
 pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
@@ -388,7 +389,7 @@ impl Tailer {
                 if (meta.dev(), meta.ino()) != (t.dev, t.ino) {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
-                        format!("{} holds another file now", t.path.display()),
+                        format!("{} holds another file now", PathEscaped(&t.path)),
                     ));
                 }
                 &opened
@@ -456,7 +457,7 @@ impl Tailer {
                     fresh.push(t);
                 }
                 Ok(None) => {}
-                Err(e) => log::warn!("cannot open {}: {e}", path.display()),
+                Err(e) => log::warn!("cannot open {}: {e}", PathEscaped(&path)),
             }
         }
         if !replaced.is_empty() {
@@ -473,7 +474,7 @@ impl Tailer {
             if t.state == State::Reading && t.file.is_none() && t.size > t.framer.offset() {
                 log::warn!(
                     "{} went away before its turn came; {} bytes not read",
-                    t.path.display(),
+                    PathEscaped(&t.path),
                     t.size - t.framer.offset()
                 );
             }
@@ -511,7 +512,7 @@ impl Tailer {
         if same_id && meta.len() >= offset && recent_at(&file, offset)? == t.recent {
             log::warn!(
                 "{} grew after it was finished; reading the rest",
-                path.display()
+                PathEscaped(path)
             );
             t.file = Some(file);
             t.state = State::Reading;
@@ -557,13 +558,13 @@ impl Tailer {
             match &rest {
                 Some(t) => log::info!(
                     "{} is now {}, which the log's path does not list; reading the rest of it first",
-                    p.path.display(),
-                    t.path.display()
+                    PathEscaped(&p.path),
+                    PathEscaped(&t.path)
                 ),
                 None => log::warn!(
                     "{} is gone (the checkpoint had read it up to byte {}, line {}): lines \
                      written to it after that, if any, were not read",
-                    p.path.display(),
+                    PathEscaped(&p.path),
                     p.offset,
                     p.line
                 ),
@@ -576,8 +577,8 @@ impl Tailer {
                 log::info!(
                     "{} has a rotated name of {} and changed after the checkpoint was written; \
                      reading it from its start before the file that has that name now",
-                    t.path.display(),
-                    p.path.display()
+                    PathEscaped(&t.path),
+                    PathEscaped(&p.path)
                 );
             }
             // Where its old name puts it in the scan's order (the name's timestamp, then the
@@ -657,7 +658,7 @@ impl Tailer {
             let file = match spool_gzip_rest(&gz, p, spool) {
                 Ok(file) => file?,
                 Err(e) => {
-                    log::warn!("cannot decompress {}: {e}", gz.display());
+                    log::warn!("cannot decompress {}: {e}", PathEscaped(&gz));
                     return None;
                 }
             };
@@ -712,8 +713,8 @@ impl Tailer {
                     "{} has a rotated name of the log's file {}, changed after the checkpoint \
                      was written and is compressed: its lines were not read (replay it to act \
                      on them)",
-                    r.path.display(),
-                    places[0].display()
+                    PathEscaped(&r.path),
+                    PathEscaped(&places[0])
                 );
                 continue;
             }
@@ -788,7 +789,7 @@ impl Tailer {
                     } else {
                         log::warn!(
                             "{} changed since the checkpoint (truncated or rewritten); reading it from the start",
-                            t.path.display()
+                            PathEscaped(&t.path)
                         );
                         t.start = (0, 0);
                     }
@@ -845,7 +846,7 @@ impl Tailer {
                 if continues {
                     log::info!(
                         "{} is a copy of content already read; continuing it at byte {offset}",
-                        t.path.display()
+                        PathEscaped(&t.path)
                     );
                     t.start = (offset, line);
                     t.start_recent = recent;
@@ -899,7 +900,7 @@ impl Tailer {
             if t.file.is_none() && !t.reopen()? {
                 log::warn!(
                     "{} went away before it was read to the end",
-                    t.path.display()
+                    PathEscaped(&t.path)
                 );
                 self.files.remove(i);
                 continue;
@@ -910,7 +911,7 @@ impl Tailer {
                 if (newer || !t.found) && quiet {
                     log::warn!(
                         "{} never got a complete first line; moving on",
-                        t.path.display()
+                        PathEscaped(&t.path)
                     );
                     self.files.remove(i);
                     continue;
@@ -1199,7 +1200,7 @@ impl Tracked {
         if compressed && let Some(t) = &mut t {
             log::debug!(
                 "{} is compressed: not followed (replay reads gzip files)",
-                path.display()
+                PathEscaped(path)
             );
             t.mark_read()?;
         }
@@ -1283,7 +1284,7 @@ impl Tracked {
         if self.recent != self.start_recent {
             log::warn!(
                 "{} changed before its turn came; reading it from the start",
-                self.path.display()
+                PathEscaped(&self.path)
             );
             self.id = None;
             self.state = State::Pending;
