@@ -471,6 +471,34 @@ fn a_file_compressed_while_stopped_is_read_from_the_checkpoint_on() {
     g.expect_exactly(&expected[expected.len() - 2..]);
 }
 
+/// logrotate's `compress` with `delaycompress`, two rotations while stopped, then a restart
+/// before anything was read: the checkpoint holds the rest of the first file (now
+/// `events.txt.2.gz`), the file between and the new file. The gzip file was written at the
+/// second rotation, after the last line of the file between, yet its rest is read first.
+#[test]
+fn a_restart_before_a_compressed_rest_was_read_keeps_it_before_the_file_between() {
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = |log: &Path| TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(log)
+    };
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "b", 0, 4));
+    std::thread::sleep(ms(10)); // distinct mtimes: the gzip file is the newer
+    compress(&s.path("events.txt.1"), &s.path("events.txt.2.gz"));
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "c", 0, 3));
+    let g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    let saved = checkpoint(&g.tailer);
+    drop(g);
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
 /// A restart while the rest of a compressed file was being read: the checkpoint names the
 /// gzip file and the spool's unnamed copy, gone with the process. The rest is decompressed
 /// again and read from that checkpoint on.

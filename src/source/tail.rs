@@ -541,6 +541,10 @@ impl Tailer {
     /// its start after it, and one compressed meanwhile is named.
     fn find_renamed(&self, fresh: &mut Vec<Tracked>, saved: &Saved) -> io::Result<()> {
         let now = Instant::now();
+        // Where the files found for the entries before went: the checkpoint lists its files in
+        // the order they are read, which a gzip copy's mtime (when it was compressed) need not
+        // keep.
+        let mut after = 0;
         for p in &saved.positions {
             // Nothing of it is left to read, under any name.
             if p.done {
@@ -594,9 +598,12 @@ impl Tailer {
             let at = fresh
                 .iter()
                 .position(|f| f.path == p.path || (discover::order_key(&f.path), f.mtime) >= key)
-                .unwrap_or(fresh.len());
-            for (k, t) in rest.into_iter().chain(later).enumerate() {
-                fresh.insert(at + k, t);
+                .unwrap_or(fresh.len())
+                .max(after);
+            after = at;
+            for t in rest.into_iter().chain(later) {
+                fresh.insert(after, t);
+                after += 1;
             }
         }
         Ok(())
