@@ -499,6 +499,52 @@ fn a_restart_before_a_compressed_rest_was_read_keeps_it_before_the_file_between(
     g.expect_exactly(&expected);
 }
 
+/// The gzip copy of the checkpointed file is cut short (its last blocks and trailer lost):
+/// what it holds after the checkpoint up to the break is read, whole lines only, then the new
+/// `events.txt`, as `replay` reads such a file.
+#[test]
+fn a_compressed_copy_cut_short_is_read_up_to_the_break() {
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(&s.log)
+    };
+    let read = append_numbered(&s.log, "a", 0, 200);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    // Numbers that do not compress to nothing: the break falls well after the checkpoint.
+    let rest: Vec<String> = (0..3000u64)
+        .map(|n| format!("a-{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .collect();
+    append(
+        &s.log,
+        rest.iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
+    let gz = s.path("events.txt.1.gz");
+    compress(&s.log, &gz);
+    let whole = std::fs::read(&gz).expect("read gz");
+    std::fs::write(&gz, &whole[..whole.len() - 100]).expect("cut the gz short");
+    let new = append_numbered(&s.log, "b", 0, 3);
+    let mut g = Follow::new(config, Start::FromCheckpoint(saved));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !g.lines().ends_with(&new) {
+        assert!(Instant::now() < deadline, "got {:?}", g.lines().len());
+        g.items.extend(g.tailer.poll(ms(20)).expect("poll"));
+    }
+    let got = g.lines();
+    let from_gz = &got[..got.len() - new.len()];
+    assert!(
+        from_gz.len() > 2000 && from_gz.len() < rest.len(),
+        "{} of {} lines up to the break",
+        from_gz.len(),
+        rest.len()
+    );
+    assert_eq!(from_gz, &rest[..from_gz.len()]);
+}
+
 /// A restart while the rest of a compressed file was being read: the checkpoint names the
 /// gzip file and the spool's unnamed copy, gone with the process. The rest is decompressed
 /// again and read from that checkpoint on.

@@ -979,7 +979,8 @@ impl Tailer {
 /// the bytes before `p.offset` the ones read), an unnamed file in `spool` with what the
 /// follower reads of it at the same offsets: the first line, the bytes just before the offset
 /// and everything after it. The bytes between are a hole, never read: the file takes only the
-/// space of what is left to read.
+/// space of what is left to read. A file cut short or damaged after the checkpoint gives its
+/// whole lines up to the break, as `replay` reads it.
 fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Option<File>> {
     use std::io::Read;
     let keep_from = p
@@ -990,11 +991,22 @@ fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Opti
     let mut head = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     let mut pos = 0u64;
+    // The end of the last whole line decompressed.
+    let mut line_end = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if out.is_some() && pos >= p.offset => {
+                log::warn!(
+                    "{} breaks off after byte {pos} of its content ({e}); reading its lines up \
+                     to there",
+                    PathEscaped(gz)
+                );
+                pos = line_end.max(p.offset);
+                break;
+            }
             Err(e) => return Err(e),
         };
         let chunk = &buf[..n];
@@ -1022,6 +1034,9 @@ fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Opti
         if end > keep_from {
             let from = keep_from.saturating_sub(pos) as usize;
             file.write_all_at(&chunk[from..], pos + from as u64)?;
+        }
+        if let Some(newline) = memchr::memrchr(b'\n', chunk) {
+            line_end = pos + newline as u64 + 1;
         }
         pos = end;
     }
