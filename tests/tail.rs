@@ -659,6 +659,30 @@ fn files_between_with_equal_mtimes_are_read_oldest_number_first() {
     g.expect_exactly(&expected);
 }
 
+/// EMS's timestamped files, which logrotate rotates too (`events_*.txt` in its config):
+/// while stopped, the checkpointed file got lines, EMS began a newer file, and both were
+/// renamed out of the pattern. The newer one is a file between too: read after the
+/// checkpointed file's rest and before the file EMS began after the rotation.
+#[test]
+fn a_newer_timestamped_file_rotated_while_stopped_is_read() {
+    let s = Scenario::new();
+    let pattern = s.path("events_*.txt");
+    let name = |t: u32| ems_file(s.dir.path(), t);
+    let rotated = |t: u32| PathBuf::from(format!("{}.1", name(t).display()));
+    let read = append_numbered(&name(100_000), "a", 0, 20);
+    let f = Follow::caught_up(config(&pattern), &read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    std::thread::sleep(ms(30));
+    let mut expected = append_numbered(&name(100_000), "a", 20, 5);
+    expected.extend(append_numbered(&name(110_000), "b", 0, 4));
+    rename(&name(100_000), &rotated(100_000));
+    rename(&name(110_000), &rotated(110_000));
+    expected.extend(append_numbered(&name(120_000), "c", 0, 3));
+    let mut g = Follow::new(config(&pattern), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
 /// A log path that is a symlink to the file EMS writes: logrotate renames the target in its
 /// own folder, and that is where the renamed file is found.
 #[test]

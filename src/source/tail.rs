@@ -710,8 +710,19 @@ impl Tailer {
                 .any(|t| t.id.is_some_and(|id| id.head == head))
                 || saved.positions.iter().any(|p| p.id.head == head)
         };
+        // With a glob, the rotated copies of the other files it matches too: EMS may have
+        // begun a newer file before logrotate renamed them all.
+        let in_pattern = discover::is_glob(&self.config.log)
+            .then(|| glob::Pattern::new(&self.config.log).ok())
+            .flatten()
+            .map(|pattern| rotated_in_pattern(&folder_of(&places[0]), &pattern))
+            .unwrap_or_default();
         let mut later: Vec<(Tracked, Option<u64>)> = Vec::new();
-        for r in places.iter().flat_map(|place| rotated_names(place)) {
+        for r in places
+            .iter()
+            .flat_map(|place| rotated_names(place))
+            .chain(in_pattern)
+        {
             if r.modified <= written || known_inode(&r.path, r.dev, r.ino) {
                 continue;
             }
@@ -743,13 +754,15 @@ impl Tailer {
             t.found = false;
             later.push((t, r.count));
         }
-        // Written in the same clock tick: the higher count is the older file.
-        later.sort_by(|(a, a_count), (b, b_count)| {
-            (a.mtime, std::cmp::Reverse(a_count), &a.path).cmp(&(
-                b.mtime,
-                std::cmp::Reverse(b_count),
-                &b.path,
-            ))
+        // As the scan orders files (the names' timestamps, then the mtime); of two written in
+        // the same clock tick, the higher count is the older file.
+        later.sort_by_cached_key(|(t, count)| {
+            (
+                discover::order_key(&t.path),
+                t.mtime,
+                std::cmp::Reverse(*count),
+                t.path.clone(),
+            )
         });
         later.into_iter().map(|(t, _)| t).collect()
     }
@@ -1082,6 +1095,17 @@ struct Rotated {
     count: Option<u64>,
 }
 
+/// Whether `body` is what logrotate puts after a name: `.`, `-` or `_`, then digits and
+/// separators (a count or a date).
+fn rotation(body: &[u8]) -> bool {
+    body.len() > 1
+        && matches!(body[0], b'.' | b'-' | b'_')
+        && body.iter().any(u8::is_ascii_digit)
+        && body
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+}
+
 /// The regular files beside `place` named as logrotate names its rotated copies: the name,
 /// then `.`, `-` or `_` and a number or date (`events.txt.1`, `events.txt-20261205`), or with
 /// its `extension` kept last (`events.1.txt`, `events-20261205.txt`), maybe with a compression
@@ -1089,7 +1113,6 @@ struct Rotated {
 /// editor's swap file) are not the log's.
 fn rotated_names(place: &Path) -> Vec<Rotated> {
     use std::os::unix::ffi::OsStrExt;
-    const COMPRESSED: [&[u8]; 5] = [b".gz", b".bz2", b".xz", b".zst", b".lz4"];
     let Some(name) = place.file_name().map(|n| n.as_bytes().to_vec()) else {
         return Vec::new();
     };
@@ -1097,23 +1120,7 @@ fn rotated_names(place: &Path) -> Vec<Rotated> {
     let split = memchr::memrchr(b'.', &name)
         .filter(|&dot| dot > 0)
         .map(|dot| name.split_at(dot));
-    let Ok(entries) = std::fs::read_dir(folder_of(place)) else {
-        return Vec::new();
-    };
-    let rotation = |body: &[u8]| {
-        body.len() > 1
-            && matches!(body[0], b'.' | b'-' | b'_')
-            && body.iter().any(u8::is_ascii_digit)
-            && body
-                .iter()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
-    };
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let file_name = entry.file_name();
-        let file_name = file_name.as_bytes();
-        let ext = COMPRESSED.iter().find(|ext| file_name.ends_with(ext));
-        let plain = &file_name[..file_name.len() - ext.map_or(0, |ext| ext.len())];
+    rotations_in(&folder_of(place), |plain| {
         let body = plain
             .strip_prefix(&name[..])
             .filter(|body| rotation(body))
@@ -1123,10 +1130,48 @@ fn rotated_names(place: &Path) -> Vec<Rotated> {
                     .strip_prefix(stem)?
                     .strip_suffix(extension)
                     .filter(|body| rotation(body))
-            });
-        let Some(body) = body else {
+            })?;
+        Some(body.len())
+    })
+}
+
+/// The regular files in `dir` named as logrotate names the rotated copies of files that the
+/// log's glob `pattern` matches (`events_20261205_120000.txt.1` for `events_*.txt`).
+fn rotated_in_pattern(dir: &Path, pattern: &glob::Pattern) -> Vec<Rotated> {
+    use std::os::unix::ffi::OsStrExt;
+    rotations_in(dir, |plain| {
+        let run = plain
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+            .count();
+        let tail = &plain[plain.len() - run..];
+        let body = &tail[tail.iter().position(|b| matches!(b, b'.' | b'-' | b'_'))?..];
+        let base = &plain[..plain.len() - body.len()];
+        let matched =
+            !base.is_empty() && pattern.matches_path(&dir.join(std::ffi::OsStr::from_bytes(base)));
+        (rotation(body) && matched).then_some(body.len())
+    })
+}
+
+/// The regular files in `dir` whose name, without a compression suffix, `body_of` takes for a
+/// rotated one: it gives the length of the rotation's part (`.1` of `events.txt.1`).
+fn rotations_in(dir: &Path, body_of: impl Fn(&[u8]) -> Option<usize>) -> Vec<Rotated> {
+    use std::os::unix::ffi::OsStrExt;
+    const COMPRESSED: [&[u8]; 5] = [b".gz", b".bz2", b".xz", b".zst", b".lz4"];
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.as_bytes();
+        let ext = COMPRESSED.iter().find(|ext| file_name.ends_with(ext));
+        let plain = &file_name[..file_name.len() - ext.map_or(0, |ext| ext.len())];
+        let Some(len) = body_of(plain) else {
             continue;
         };
+        let body = &plain[plain.len() - len..];
         // Eight digits and more are a date or a time.
         let count = std::str::from_utf8(&body[1..])
             .ok()
