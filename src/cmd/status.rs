@@ -59,6 +59,18 @@ pub fn status(
     }
     let mut lag = 0u64;
     for p in &loaded.positions {
+        // The rest of a file logrotate compressed, read from a decompressed copy: the offset is
+        // in its content, which only decompressing it measures.
+        if emstail::source::read::is_gzip(&p.path).unwrap_or(false) {
+            writeln!(
+                out,
+                "file: {} offset {} (line {}) of its content, compressed: bytes behind not known",
+                PathEscaped(&p.path),
+                p.offset,
+                p.line
+            )?;
+            continue;
+        }
         let size = std::fs::metadata(&p.path).map(|m| m.len()).ok();
         let behind = size.map_or(0, |s| s.saturating_sub(p.offset));
         lag += behind;
