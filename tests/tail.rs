@@ -400,6 +400,34 @@ fn two_rotations_while_stopped_read_the_file_between() {
     g.expect_exactly(&expected[expected.len() - 2..]);
 }
 
+/// Two rotations while stopped, the file between holding only the start of its first line
+/// when emstail starts: EMS, which still writes it through the descriptor it opened before the
+/// rename, finishes the line just after. It is read once whole, after the checkpointed file's
+/// rest and before the new file.
+#[test]
+fn a_file_between_without_a_whole_first_line_yet_is_read_once_it_has_one() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    rename(&s.log, &s.path("events.txt.1"));
+    append(&s.log, b"b-00");
+    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
+    rename(&s.log, &s.path("events.txt.1"));
+    let new = append_numbered(&s.log, "c", 0, 3);
+    let config = TailConfig {
+        grace: ms(1000),
+        ..config(&s.log)
+    };
+    let mut g = Follow::new(config, Start::FromCheckpoint(saved));
+    g.wait_lines(expected.len());
+    append(&s.path("events.txt.1"), b"0000\n");
+    expected.push("b-000000".to_string());
+    expected.extend(append_numbered(&s.path("events.txt.1"), "b", 1, 3));
+    expected.extend(new);
+    g.expect_exactly(&expected);
+}
+
 /// logrotate's `compress` with `delaycompress`, three rotations while stopped: the
 /// checkpointed file was compressed (gone under its inode), as was the first file after it;
 /// the second, `events.txt.1`, is not compressed yet. It is read from its start, then the

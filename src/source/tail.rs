@@ -144,6 +144,9 @@ struct Tracked {
     state: State,
     /// Seen in the latest scan under some path.
     found: bool,
+    /// Found at start-up outside the log's path (a rotated file between): kept while it has
+    /// its descriptor even before it has a whole first line.
+    outside: bool,
     /// Where to start once identified: (offset, lines before it).
     start: (u64, u64),
     /// The bytes before `start` when it was decided: the file must still hold them when its
@@ -468,8 +471,8 @@ impl Tailer {
                 keep
             });
         }
-        // Files no longer listed: finished or never identified ones are forgotten; one being
-        // read keeps its descriptor until drained.
+        // Files no longer listed: finished or never identified ones are forgotten (but a file
+        // between found outside the path); one being read keeps its descriptor until drained.
         for t in self.files.iter().filter(|t| !t.found) {
             if t.state == State::Reading && t.file.is_none() && t.size > t.framer.offset() {
                 log::warn!(
@@ -479,8 +482,11 @@ impl Tailer {
                 );
             }
         }
-        self.files
-            .retain(|t| t.found || (t.state == State::Reading && t.file.is_some()));
+        self.files.retain(|t| {
+            t.found
+                || (t.file.is_some()
+                    && (t.state == State::Reading || (t.state == State::Pending && t.outside)))
+        });
         for t in &mut self.files {
             if t.state == State::Pending && t.file.is_none() {
                 t.identify()?;
@@ -742,16 +748,26 @@ impl Tailer {
             else {
                 continue;
             };
-            // A copy of content known already, or not a log's file yet (no whole first line).
-            let Some(id) = t.id else { continue };
-            if known_head(id.head)
-                || later
-                    .iter()
-                    .any(|(l, _)| l.id.is_some_and(|lid| lid.head == id.head))
-            {
-                continue;
+            match t.id {
+                // A copy of content known already.
+                Some(id)
+                    if known_head(id.head)
+                        || later
+                            .iter()
+                            .any(|(l, _)| l.id.is_some_and(|lid| lid.head == id.head)) =>
+                {
+                    continue;
+                }
+                Some(_) => {}
+                // Empty: nothing to read.
+                None if t.size == 0 => continue,
+                // Without a whole first line yet: its writer may still hold it (EMS writes a
+                // renamed file until it reopens its log). Read once it has one, or named when
+                // its grace period passes without.
+                None => {}
             }
             t.found = false;
+            t.outside = true;
             later.push((t, r.count));
         }
         // As the scan orders files (the names' timestamps, then the mtime); of two written in
@@ -1295,6 +1311,7 @@ impl Tracked {
             file: Some(file),
             state: State::Pending,
             found: true,
+            outside: false,
             start: (0, 0),
             start_recent: Vec::new(),
             positioned: false,
