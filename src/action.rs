@@ -64,6 +64,16 @@ impl fmt::Display for ControlEscaped<'_> {
     }
 }
 
+/// A path as [`ControlEscaped`] shows text (bytes that are not UTF-8 as U+FFFD): a file in
+/// the log's folder may have any name.
+pub struct PathEscaped<'a>(pub &'a std::path::Path);
+
+impl fmt::Display for PathEscaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        ControlEscaped(&self.0.to_string_lossy()).fmt(f)
+    }
+}
+
 /// `value` as JSON with the characters [`ControlEscaped`] shows escaped written as `\uXXXX`
 /// escapes too: serde_json escapes only those below U+0020, and leaves DEL, the C1 controls
 /// (U+009B is a terminal's CSI), the bidirectional overrides and the line separator raw. The
@@ -607,7 +617,7 @@ impl fmt::Display for Action {
                 f,
                 "put s3://{bucket}/{} <- {} ({content_type})",
                 ControlEscaped(key),
-                ControlEscaped(&path.to_string_lossy())
+                PathEscaped(path)
             ),
             Action::S3Delete { bucket, key } => {
                 write!(f, "delete s3://{bucket}/{}", ControlEscaped(key))

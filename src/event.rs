@@ -15,9 +15,10 @@ pub struct Source {
     pub line: u64,
 }
 
-/// `FILE:LINE: message`, the message escaped ([`crate::action::ControlEscaped`]): how a
-/// problem with one line of a log is shown. A malformed line's reason is the parser's or
-/// serde's wording about the line, which may quote it.
+/// `FILE:LINE: message`, the file and message escaped ([`crate::action::ControlEscaped`]):
+/// how a problem with one line of a log is shown. A malformed line's reason is the parser's or
+/// serde's wording about the line, which may quote it; a file in the log's folder may have
+/// any name.
 pub struct AtLine<'a>(pub &'a str, pub u64, pub &'a str);
 
 impl std::fmt::Display for AtLine<'_> {
@@ -25,7 +26,8 @@ impl std::fmt::Display for AtLine<'_> {
         let AtLine(file, line, message) = self;
         write!(
             f,
-            "{file}:{line}: {}",
+            "{}:{line}: {}",
+            crate::action::ControlEscaped(file),
             crate::action::ControlEscaped(message)
         )
     }

@@ -7,6 +7,7 @@
 //! watermark), so a restart resumes exactly where work stopped. Returns a [`RunError`] rather
 //! than printing it or exiting.
 
+use crate::action::PathEscaped;
 use crate::config::{Config, LogFormat};
 use crate::engine::Engine;
 use crate::event::Source;
@@ -921,7 +922,7 @@ impl Reader {
                 offset,
                 line,
             } => {
-                log::info!("reading {} from byte {offset}", path.display());
+                log::info!("reading {} from byte {offset}", PathEscaped(&path));
                 // The checkpoint holds the file from now on, at its start until a line moves
                 // it: a file left out of it (opened at its end, no line read yet) would be
                 // read again from 0 after a restart, with every file beside it.
@@ -932,7 +933,7 @@ impl Reader {
             TailItem::Truncated { file, path } => {
                 log::warn!(
                     "{} was truncated; reading it again from the start",
-                    path.display()
+                    PathEscaped(&path)
                 );
                 self.marks.start(file, 0, 0);
                 // Read again under the identity its new content gives it, announced by the next
@@ -962,7 +963,7 @@ impl Reader {
                         "{}: this event log is in EMS's text format, where values are written \
                          raw: a stream name can forge a record. Records cut by a header are \
                          dropped, but only the JSON sink (format=\"json\") is safe",
-                        state.path.display()
+                        PathEscaped(&state.path)
                     );
                 }
                 let open = state.parser.open_record();
@@ -1105,7 +1106,7 @@ fn positions(tailer: &Tailer, marks: &Watermarks) -> Vec<FilePosition> {
             tailer
                 .checkpoint_position(id, offset, line)
                 .inspect_err(|e| {
-                    log::debug!("{}: left out of the checkpoint: {e}", path.display());
+                    log::debug!("{}: left out of the checkpoint: {e}", PathEscaped(&path));
                 })
                 .ok()
         })

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::emstail::{Emstail, Run, Setup, utf8};
 use support::raw_http::{RawRequest, RawServer, respond};
+use support::scenario::append;
 
 /// What a stream's publisher or an answering server can put into text.
 const HOSTILE: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\r\u{9b}31m\u{202e}";
@@ -488,4 +489,66 @@ fn a_failed_multipart_abort_is_logged_with_its_key_escaped() {
         &run.stderr,
         &format!("aborting multipart upload of hls/{LOBBY_SHOWN}/segment_1.ts failed"),
     );
+}
+
+/// Waits until the file `path` says `needle`, showing it when it does not within 20 s.
+fn wait_for_text(path: &Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} yet:\n{}",
+            text.escape_debug()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A file of a followed glob whose name holds [`HOSTILE`]: the daemon names it when it reads
+/// it and at its malformed line, and after logrotate renamed it out of the glob while emstail
+/// was stopped, when it finds it again and reads its rest; `status` names it after. Each time
+/// escaped.
+#[test]
+fn the_daemon_logs_a_hostile_log_file_name_escaped() {
+    let server = hostile_server();
+    let h = Hostile::new(&server.url());
+    let stderr = h.setup.path("stderr.log");
+    let log = h.setup.path(&format!("ev_{HOSTILE}.txt"));
+    let shown = format!("{}/ev_{HOSTILE_SHOWN}.txt", utf8(h.setup.dir.path()));
+    // Not a stream's stats: malformed, each naming its file and line.
+    let malformed = |id| line(id, "inStreamCreated", json!(id));
+    std::fs::write(&log, malformed(1)).expect("write the hostile log");
+    let daemon = |extra: &[&str]| {
+        Emstail::new(["run", "--config"])
+            .arg(&h.config)
+            .arg("--log")
+            .arg(h.setup.path("ev_*.txt"))
+            .args(["--rescan-ms", "50", "--grace-ms", "100"])
+            .args(extra)
+            .log_level("info")
+            .daemon(&stderr, &h.setup.state_dir())
+    };
+    let first = daemon(&["--from-start"]);
+    wait_for_text(&stderr, ".txt:1: ");
+    first.stop("the hostile log");
+    let status = h.run(&["status"]);
+    assert_run_shows_nothing_raw("status", &status);
+    assert_has("status", &status.stdout, &format!("file: {shown} offset"));
+    append(&log, malformed(2).as_bytes());
+    let rotated = h.setup.path(&format!("ev_{HOSTILE}.txt.1"));
+    std::fs::rename(&log, &rotated).expect("rotate the hostile log");
+    std::fs::write(h.setup.path("ev_20261206_130000.txt"), malformed(3)).expect("a new log");
+    let second = daemon(&[]);
+    wait_for_text(&stderr, "ev_20261206_130000.txt:1: ");
+    second.stop("the hostile log, rotated");
+    let said = std::fs::read_to_string(&stderr).expect("read the daemon's stderr");
+    assert_no_raw_controls("run", &said);
+    assert_has("run", &said, &format!("reading {shown} from byte 0"));
+    assert_has("run", &said, &format!("{shown}:1: "));
+    assert_has("run", &said, &format!("{shown} is now {shown}.1"));
+    assert_has("run", &said, &format!("{shown}.1:2: "));
 }

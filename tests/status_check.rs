@@ -491,3 +491,48 @@ fn mkfifo(path: &std::path::Path) {
         .expect("mkfifo runs");
     assert!(made.success(), "mkfifo {}", path.display());
 }
+
+/// A checkpoint entry of a gzip file (the rest of a file logrotate compressed, being read when
+/// emstail stopped) holds an offset in the file's content: status says so, rather than
+/// comparing it with the compressed size ("offset 4000 of 60 bytes, 0 bytes behind").
+#[test]
+fn a_compressed_files_entry_is_shown_as_compressed() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    let gz = dir.path().join("events.txt.1.gz");
+    let mut encoder = flate2::write::GzEncoder::new(
+        File::create(&gz).expect("create gz"),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(&b"{\"type\":\"serverStarted\"}\n".repeat(200))
+        .expect("compress");
+    encoder.finish().expect("finish gz");
+    let position = checkpoint::FilePosition {
+        id: emstail::source::fingerprint::FileId {
+            dev: 0,
+            ino: 0,
+            head: 1,
+        },
+        path: gz.clone(),
+        offset: 4000,
+        line: 100,
+        tail_hash: 0,
+        done: false,
+    };
+    checkpoint::Checkpointer::new(&state, Duration::ZERO)
+        .store_now(&[position])
+        .expect("store the checkpoint");
+    let run = Emstail::new(["status", "--state-dir", utf8(&state)]).run();
+    run.assert_exit(0);
+    assert!(
+        run.stdout.contains(&format!(
+            "file: {} offset 4000 (line 100) of its content, compressed: bytes behind not known",
+            utf8(&gz)
+        )),
+        "{}",
+        run.stdout
+    );
+}

@@ -400,6 +400,34 @@ fn two_rotations_while_stopped_read_the_file_between() {
     g.expect_exactly(&expected[expected.len() - 2..]);
 }
 
+/// Two rotations while stopped, the file between holding only the start of its first line
+/// when emstail starts: EMS, which still writes it through the descriptor it opened before the
+/// rename, finishes the line just after. It is read once whole, after the checkpointed file's
+/// rest and before the new file.
+#[test]
+fn a_file_between_without_a_whole_first_line_yet_is_read_once_it_has_one() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    rename(&s.log, &s.path("events.txt.1"));
+    append(&s.log, b"b-00");
+    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
+    rename(&s.log, &s.path("events.txt.1"));
+    let new = append_numbered(&s.log, "c", 0, 3);
+    let config = TailConfig {
+        grace: ms(1000),
+        ..config(&s.log)
+    };
+    let mut g = Follow::new(config, Start::FromCheckpoint(saved));
+    g.wait_lines(expected.len());
+    append(&s.path("events.txt.1"), b"0000\n");
+    expected.push("b-000000".to_string());
+    expected.extend(append_numbered(&s.path("events.txt.1"), "b", 1, 3));
+    expected.extend(new);
+    g.expect_exactly(&expected);
+}
+
 /// logrotate's `compress` with `delaycompress`, three rotations while stopped: the
 /// checkpointed file was compressed (gone under its inode), as was the first file after it;
 /// the second, `events.txt.1`, is not compressed yet. It is read from its start, then the
@@ -471,6 +499,80 @@ fn a_file_compressed_while_stopped_is_read_from_the_checkpoint_on() {
     g.expect_exactly(&expected[expected.len() - 2..]);
 }
 
+/// logrotate's `compress` with `delaycompress`, two rotations while stopped, then a restart
+/// before anything was read: the checkpoint holds the rest of the first file (now
+/// `events.txt.2.gz`), the file between and the new file. The gzip file was written at the
+/// second rotation, after the last line of the file between, yet its rest is read first.
+#[test]
+fn a_restart_before_a_compressed_rest_was_read_keeps_it_before_the_file_between() {
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = |log: &Path| TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(log)
+    };
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "b", 0, 4));
+    std::thread::sleep(ms(10)); // distinct mtimes: the gzip file is the newer
+    compress(&s.path("events.txt.1"), &s.path("events.txt.2.gz"));
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "c", 0, 3));
+    let g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    let saved = checkpoint(&g.tailer);
+    drop(g);
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// The gzip copy of the checkpointed file is cut short (its last blocks and trailer lost):
+/// what it holds after the checkpoint up to the break is read, whole lines only, then the new
+/// `events.txt`, as `replay` reads such a file.
+#[test]
+fn a_compressed_copy_cut_short_is_read_up_to_the_break() {
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(&s.log)
+    };
+    let read = append_numbered(&s.log, "a", 0, 200);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    // Numbers that do not compress to nothing: the break falls well after the checkpoint.
+    let rest: Vec<String> = (0..3000u64)
+        .map(|n| format!("a-{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+        .collect();
+    append(
+        &s.log,
+        rest.iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
+    let gz = s.path("events.txt.1.gz");
+    compress(&s.log, &gz);
+    let whole = std::fs::read(&gz).expect("read gz");
+    std::fs::write(&gz, &whole[..whole.len() - 100]).expect("cut the gz short");
+    let new = append_numbered(&s.log, "b", 0, 3);
+    let mut g = Follow::new(config, Start::FromCheckpoint(saved));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !g.lines().ends_with(&new) {
+        assert!(Instant::now() < deadline, "got {:?}", g.lines().len());
+        g.items.extend(g.tailer.poll(ms(20)).expect("poll"));
+    }
+    let got = g.lines();
+    let from_gz = &got[..got.len() - new.len()];
+    assert!(
+        from_gz.len() > 2000 && from_gz.len() < rest.len(),
+        "{} of {} lines up to the break",
+        from_gz.len(),
+        rest.len()
+    );
+    assert_eq!(from_gz, &rest[..from_gz.len()]);
+}
+
 /// A restart while the rest of a compressed file was being read: the checkpoint names the
 /// gzip file and the spool's unnamed copy, gone with the process. The rest is decompressed
 /// again and read from that checkpoint on.
@@ -522,6 +624,90 @@ fn two_copytruncates_while_stopped_go_on_in_the_copies() {
     copytruncate(&s.log, &s.path("events.txt.1"));
     expected.extend(append_numbered(&s.log, "c", 0, 3));
     let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// logrotate's `extension .txt` keeps the log's extension last: with `dateext` the
+/// `copytruncate` copy is `events-20261205.txt`, and a compressed one `events.1.txt.gz`. The
+/// log's path `events.txt` lists neither; what the checkpointed file got after the checkpoint
+/// is read from them all the same.
+#[test]
+fn rotated_names_that_keep_the_extension_last_are_searched_too() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    copytruncate(&s.log, &s.path("events-20261205.txt"));
+    expected.extend(append_numbered(&s.log, "b", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(&s.log)
+    };
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    compress(&s.log, &s.path("events.1.txt.gz"));
+    expected.extend(append_numbered(&s.log, "b", 0, 3));
+    let mut g = Follow::new(config, Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// Three rotations while stopped, the two files between last written in the same clock tick
+/// (a coarse file system, or a rotation by size within one tick): the higher number is the
+/// older file, and is read first.
+#[test]
+fn files_between_with_equal_mtimes_are_read_oldest_number_first() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let mut expected = append_numbered(&s.log, "a", 20, 5);
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "b", 0, 4));
+    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "c", 0, 4));
+    rename(&s.path("events.txt.2"), &s.path("events.txt.3"));
+    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "d", 0, 3));
+    let tick = SystemTime::now();
+    for name in ["events.txt.2", "events.txt.1"] {
+        std::fs::File::options()
+            .append(true)
+            .open(s.path(name))
+            .and_then(|f| f.set_modified(tick))
+            .expect("set the mtime");
+    }
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
+/// EMS's timestamped files, which logrotate rotates too (`events_*.txt` in its config):
+/// while stopped, the checkpointed file got lines, EMS began a newer file, and both were
+/// renamed out of the pattern. The newer one is a file between too: read after the
+/// checkpointed file's rest and before the file EMS began after the rotation.
+#[test]
+fn a_newer_timestamped_file_rotated_while_stopped_is_read() {
+    let s = Scenario::new();
+    let pattern = s.path("events_*.txt");
+    let name = |t: u32| ems_file(s.dir.path(), t);
+    let rotated = |t: u32| PathBuf::from(format!("{}.1", name(t).display()));
+    let read = append_numbered(&name(100_000), "a", 0, 20);
+    let f = Follow::caught_up(config(&pattern), &read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    std::thread::sleep(ms(30));
+    let mut expected = append_numbered(&name(100_000), "a", 20, 5);
+    expected.extend(append_numbered(&name(110_000), "b", 0, 4));
+    rename(&name(100_000), &rotated(100_000));
+    rename(&name(110_000), &rotated(110_000));
+    expected.extend(append_numbered(&name(120_000), "c", 0, 3));
+    let mut g = Follow::new(config(&pattern), Start::FromCheckpoint(saved));
     g.expect_exactly(&expected);
 }
 

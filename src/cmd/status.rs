@@ -4,6 +4,7 @@
 
 use crate::cli::{Outcome, Usage};
 use anyhow::Context as _;
+use emstail::action::PathEscaped;
 use emstail::exec::dead_letter;
 use emstail::source::checkpoint;
 use std::io::Write;
@@ -58,6 +59,18 @@ pub fn status(
     }
     let mut lag = 0u64;
     for p in &loaded.positions {
+        // The rest of a file logrotate compressed, read from a decompressed copy: the offset is
+        // in its content, which only decompressing it measures.
+        if emstail::source::read::is_gzip(&p.path).unwrap_or(false) {
+            writeln!(
+                out,
+                "file: {} offset {} (line {}) of its content, compressed: bytes behind not known",
+                PathEscaped(&p.path),
+                p.offset,
+                p.line
+            )?;
+            continue;
+        }
         let size = std::fs::metadata(&p.path).map(|m| m.len()).ok();
         let behind = size.map_or(0, |s| s.saturating_sub(p.offset));
         lag += behind;
@@ -65,7 +78,7 @@ pub fn status(
             Some(size) => writeln!(
                 out,
                 "file: {} offset {} of {} bytes (line {}), {} bytes behind",
-                p.path.display(),
+                PathEscaped(&p.path),
                 p.offset,
                 size,
                 p.line,
@@ -74,7 +87,7 @@ pub fn status(
             None => writeln!(
                 out,
                 "file: {} offset {} (line {}), gone",
-                p.path.display(),
+                PathEscaped(&p.path),
                 p.offset,
                 p.line
             )?,

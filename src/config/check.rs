@@ -254,15 +254,17 @@ pub(super) fn string_list(value: &Value) -> Result<Vec<String>, String> {
     }
 }
 
+/// Why a setting with a control character is refused: most often a `\t` from `C:\temp`.
+pub(super) const NO_CONTROL: &str =
+    "must not contain control characters (in JSON, write \\\\ for a backslash)";
+
 /// A local path that must not be empty or hold control characters (a `\t` from `C:\temp`).
 pub(super) fn local_path(s: &str) -> Result<&str, String> {
     if s.trim().is_empty() {
         return Err("must be a non-empty path".to_string());
     }
     if s.chars().any(char::is_control) {
-        return Err(
-            "must not contain control characters (in JSON, write \\\\ for a backslash)".to_string(),
-        );
+        return Err(NO_CONTROL.to_string());
     }
     Ok(s)
 }

@@ -559,6 +559,20 @@ fn template(
     if !literal.is_empty() {
         pieces.push(Piece::Text(literal));
     }
+    // As a field's value with one is never sent: no EMS parameter, path or key gets one (and a
+    // dead letter holding one is not sent again).
+    let control = pieces
+        .iter()
+        .any(|piece| matches!(piece, Piece::Text(text) if text.chars().any(char::is_control)));
+    if control {
+        ck.invalid(
+            scope,
+            key,
+            &Value::String(text.to_string()).to_string(),
+            super::check::NO_CONTROL,
+        );
+        return None;
+    }
     ok.then_some(Template(pieces))
 }
 
@@ -1318,6 +1332,10 @@ mod tests {
             (
                 r#"[{ "name": "o", "on": "inStreamCreated", "call": { "command": "version", "params": { "a": "${payload.name" } } }]"#,
                 "Rules[\"o\"].call.params.a = \"${payload.name\": a ${ is not closed by }",
+            ),
+            (
+                r#"[{ "name": "o", "on": "inStreamCreated", "call": { "command": "version", "params": { "path": "C:\temp" } } }]"#,
+                "Rules[\"o\"].call.params.path = \"C:\\temp\": must not contain control characters (in JSON, write \\\\ for a backslash)",
             ),
             (
                 r#"[{ "name": "o", "on": "inStreamCreated", "call": { "command": "version", "params": { "_emstail": "0" } } }]"#,

@@ -16,6 +16,7 @@
 mod watch;
 pub use watch::{Hook, Waiter};
 
+use crate::action::PathEscaped;
 use crate::fsutil::read_at_most;
 pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
@@ -143,6 +144,9 @@ struct Tracked {
     state: State,
     /// Seen in the latest scan under some path.
     found: bool,
+    /// Found at start-up outside the log's path (a rotated file between): kept while it has
+    /// its descriptor even before it has a whole first line.
+    outside: bool,
     /// Where to start once identified: (offset, lines before it).
     start: (u64, u64),
     /// The bytes before `start` when it was decided: the file must still hold them when its
@@ -388,7 +392,7 @@ impl Tailer {
                 if (meta.dev(), meta.ino()) != (t.dev, t.ino) {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
-                        format!("{} holds another file now", t.path.display()),
+                        format!("{} holds another file now", PathEscaped(&t.path)),
                     ));
                 }
                 &opened
@@ -456,7 +460,7 @@ impl Tailer {
                     fresh.push(t);
                 }
                 Ok(None) => {}
-                Err(e) => log::warn!("cannot open {}: {e}", path.display()),
+                Err(e) => log::warn!("cannot open {}: {e}", PathEscaped(&path)),
             }
         }
         if !replaced.is_empty() {
@@ -467,19 +471,22 @@ impl Tailer {
                 keep
             });
         }
-        // Files no longer listed: finished or never identified ones are forgotten; one being
-        // read keeps its descriptor until drained.
+        // Files no longer listed: finished or never identified ones are forgotten (but a file
+        // between found outside the path); one being read keeps its descriptor until drained.
         for t in self.files.iter().filter(|t| !t.found) {
             if t.state == State::Reading && t.file.is_none() && t.size > t.framer.offset() {
                 log::warn!(
                     "{} went away before its turn came; {} bytes not read",
-                    t.path.display(),
+                    PathEscaped(&t.path),
                     t.size - t.framer.offset()
                 );
             }
         }
-        self.files
-            .retain(|t| t.found || (t.state == State::Reading && t.file.is_some()));
+        self.files.retain(|t| {
+            t.found
+                || (t.file.is_some()
+                    && (t.state == State::Reading || (t.state == State::Pending && t.outside)))
+        });
         for t in &mut self.files {
             if t.state == State::Pending && t.file.is_none() {
                 t.identify()?;
@@ -511,7 +518,7 @@ impl Tailer {
         if same_id && meta.len() >= offset && recent_at(&file, offset)? == t.recent {
             log::warn!(
                 "{} grew after it was finished; reading the rest",
-                path.display()
+                PathEscaped(path)
             );
             t.file = Some(file);
             t.state = State::Reading;
@@ -540,6 +547,10 @@ impl Tailer {
     /// its start after it, and one compressed meanwhile is named.
     fn find_renamed(&self, fresh: &mut Vec<Tracked>, saved: &Saved) -> io::Result<()> {
         let now = Instant::now();
+        // Where the files found for the entries before went: the checkpoint lists its files in
+        // the order they are read, which a gzip copy's mtime (when it was compressed) need not
+        // keep.
+        let mut after = 0;
         for p in &saved.positions {
             // Nothing of it is left to read, under any name.
             if p.done {
@@ -557,13 +568,13 @@ impl Tailer {
             match &rest {
                 Some(t) => log::info!(
                     "{} is now {}, which the log's path does not list; reading the rest of it first",
-                    p.path.display(),
-                    t.path.display()
+                    PathEscaped(&p.path),
+                    PathEscaped(&t.path)
                 ),
                 None => log::warn!(
                     "{} is gone (the checkpoint had read it up to byte {}, line {}): lines \
                      written to it after that, if any, were not read",
-                    p.path.display(),
+                    PathEscaped(&p.path),
                     p.offset,
                     p.line
                 ),
@@ -576,8 +587,8 @@ impl Tailer {
                 log::info!(
                     "{} has a rotated name of {} and changed after the checkpoint was written; \
                      reading it from its start before the file that has that name now",
-                    t.path.display(),
-                    p.path.display()
+                    PathEscaped(&t.path),
+                    PathEscaped(&p.path)
                 );
             }
             // Where its old name puts it in the scan's order (the name's timestamp, then the
@@ -593,9 +604,12 @@ impl Tailer {
             let at = fresh
                 .iter()
                 .position(|f| f.path == p.path || (discover::order_key(&f.path), f.mtime) >= key)
-                .unwrap_or(fresh.len());
-            for (k, t) in rest.into_iter().chain(later).enumerate() {
-                fresh.insert(at + k, t);
+                .unwrap_or(fresh.len())
+                .max(after);
+            after = at;
+            for t in rest.into_iter().chain(later) {
+                fresh.insert(after, t);
+                after += 1;
             }
         }
         Ok(())
@@ -657,7 +671,7 @@ impl Tailer {
             let file = match spool_gzip_rest(&gz, p, spool) {
                 Ok(file) => file?,
                 Err(e) => {
-                    log::warn!("cannot decompress {}: {e}", gz.display());
+                    log::warn!("cannot decompress {}: {e}", PathEscaped(&gz));
                     return None;
                 }
             };
@@ -702,8 +716,19 @@ impl Tailer {
                 .any(|t| t.id.is_some_and(|id| id.head == head))
                 || saved.positions.iter().any(|p| p.id.head == head)
         };
-        let mut later: Vec<Tracked> = Vec::new();
-        for r in places.iter().flat_map(|place| rotated_names(place)) {
+        // With a glob, the rotated copies of the other files it matches too: EMS may have
+        // begun a newer file before logrotate renamed them all.
+        let in_pattern = discover::is_glob(&self.config.log)
+            .then(|| glob::Pattern::new(&self.config.log).ok())
+            .flatten()
+            .map(|pattern| rotated_in_pattern(&folder_of(&places[0]), &pattern))
+            .unwrap_or_default();
+        let mut later: Vec<(Tracked, Option<u64>)> = Vec::new();
+        for r in places
+            .iter()
+            .flat_map(|place| rotated_names(place))
+            .chain(in_pattern)
+        {
             if r.modified <= written || known_inode(&r.path, r.dev, r.ino) {
                 continue;
             }
@@ -712,8 +737,8 @@ impl Tailer {
                     "{} has a rotated name of the log's file {}, changed after the checkpoint \
                      was written and is compressed: its lines were not read (replay it to act \
                      on them)",
-                    r.path.display(),
-                    places[0].display()
+                    PathEscaped(&r.path),
+                    PathEscaped(&places[0])
                 );
                 continue;
             }
@@ -723,20 +748,39 @@ impl Tailer {
             else {
                 continue;
             };
-            // A copy of content known already, or not a log's file yet (no whole first line).
-            let Some(id) = t.id else { continue };
-            if known_head(id.head)
-                || later
-                    .iter()
-                    .any(|l| l.id.is_some_and(|lid| lid.head == id.head))
-            {
-                continue;
+            match t.id {
+                // A copy of content known already.
+                Some(id)
+                    if known_head(id.head)
+                        || later
+                            .iter()
+                            .any(|(l, _)| l.id.is_some_and(|lid| lid.head == id.head)) =>
+                {
+                    continue;
+                }
+                Some(_) => {}
+                // Empty: nothing to read.
+                None if t.size == 0 => continue,
+                // Without a whole first line yet: its writer may still hold it (EMS writes a
+                // renamed file until it reopens its log). Read once it has one, or named when
+                // its grace period passes without.
+                None => {}
             }
             t.found = false;
-            later.push(t);
+            t.outside = true;
+            later.push((t, r.count));
         }
-        later.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
-        later
+        // As the scan orders files (the names' timestamps, then the mtime); of two written in
+        // the same clock tick, the higher count is the older file.
+        later.sort_by_cached_key(|(t, count)| {
+            (
+                discover::order_key(&t.path),
+                t.mtime,
+                std::cmp::Reverse(*count),
+                t.path.clone(),
+            )
+        });
+        later.into_iter().map(|(t, _)| t).collect()
     }
 
     /// Start positions of the files found when starting.
@@ -781,7 +825,7 @@ impl Tailer {
                     } else {
                         log::warn!(
                             "{} changed since the checkpoint (truncated or rewritten); reading it from the start",
-                            t.path.display()
+                            PathEscaped(&t.path)
                         );
                         t.start = (0, 0);
                     }
@@ -838,7 +882,7 @@ impl Tailer {
                 if continues {
                     log::info!(
                         "{} is a copy of content already read; continuing it at byte {offset}",
-                        t.path.display()
+                        PathEscaped(&t.path)
                     );
                     t.start = (offset, line);
                     t.start_recent = recent;
@@ -892,7 +936,7 @@ impl Tailer {
             if t.file.is_none() && !t.reopen()? {
                 log::warn!(
                     "{} went away before it was read to the end",
-                    t.path.display()
+                    PathEscaped(&t.path)
                 );
                 self.files.remove(i);
                 continue;
@@ -903,7 +947,7 @@ impl Tailer {
                 if (newer || !t.found) && quiet {
                     log::warn!(
                         "{} never got a complete first line; moving on",
-                        t.path.display()
+                        PathEscaped(&t.path)
                     );
                     self.files.remove(i);
                     continue;
@@ -964,7 +1008,8 @@ impl Tailer {
 /// the bytes before `p.offset` the ones read), an unnamed file in `spool` with what the
 /// follower reads of it at the same offsets: the first line, the bytes just before the offset
 /// and everything after it. The bytes between are a hole, never read: the file takes only the
-/// space of what is left to read.
+/// space of what is left to read. A file cut short or damaged after the checkpoint gives its
+/// whole lines up to the break, as `replay` reads it.
 fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Option<File>> {
     use std::io::Read;
     let keep_from = p
@@ -975,11 +1020,22 @@ fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Opti
     let mut head = Vec::new();
     let mut buf = vec![0u8; 64 << 10];
     let mut pos = 0u64;
+    // The end of the last whole line decompressed.
+    let mut line_end = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if out.is_some() && pos >= p.offset => {
+                log::warn!(
+                    "{} breaks off after byte {pos} of its content ({e}); reading its lines up \
+                     to there",
+                    PathEscaped(gz)
+                );
+                pos = line_end.max(p.offset);
+                break;
+            }
             Err(e) => return Err(e),
         };
         let chunk = &buf[..n];
@@ -1007,6 +1063,9 @@ fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Opti
         if end > keep_from {
             let from = keep_from.saturating_sub(pos) as usize;
             file.write_all_at(&chunk[from..], pos + from as u64)?;
+        }
+        if let Some(newline) = memchr::memrchr(b'\n', chunk) {
+            line_end = pos + newline as u64 + 1;
         }
         pos = end;
     }
@@ -1048,38 +1107,92 @@ struct Rotated {
     modified: SystemTime,
     /// By its name's suffix or gzip's magic bytes.
     compressed: bool,
+    /// logrotate's count (`events.txt.2`: 2), not a date: the higher, the older the file.
+    count: Option<u64>,
+}
+
+/// Whether `body` is what logrotate puts after a name: `.`, `-` or `_`, then digits and
+/// separators (a count or a date).
+fn rotation(body: &[u8]) -> bool {
+    body.len() > 1
+        && matches!(body[0], b'.' | b'-' | b'_')
+        && body.iter().any(u8::is_ascii_digit)
+        && body
+            .iter()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 /// The regular files beside `place` named as logrotate names its rotated copies: the name,
-/// then `.`, `-` or `_` and a number or date (`events.txt.1`, `events.txt-20261205`), maybe
-/// with a compression suffix (`events.txt.2.gz`). Other names there (`events.txt.bak`, an
+/// then `.`, `-` or `_` and a number or date (`events.txt.1`, `events.txt-20261205`), or with
+/// its `extension` kept last (`events.1.txt`, `events-20261205.txt`), maybe with a compression
+/// suffix (`events.txt.2.gz`, `events.2.txt.gz`). Other names there (`events.txt.bak`, an
 /// editor's swap file) are not the log's.
 fn rotated_names(place: &Path) -> Vec<Rotated> {
     use std::os::unix::ffi::OsStrExt;
-    const COMPRESSED: [&[u8]; 5] = [b".gz", b".bz2", b".xz", b".zst", b".lz4"];
     let Some(name) = place.file_name().map(|n| n.as_bytes().to_vec()) else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir(folder_of(place)) else {
+    // `events` and `.txt` of `events.txt`, for the names that keep the extension last.
+    let split = memchr::memrchr(b'.', &name)
+        .filter(|&dot| dot > 0)
+        .map(|dot| name.split_at(dot));
+    rotations_in(&folder_of(place), |plain| {
+        let body = plain
+            .strip_prefix(&name[..])
+            .filter(|body| rotation(body))
+            .or_else(|| {
+                let (stem, extension) = split?;
+                plain
+                    .strip_prefix(stem)?
+                    .strip_suffix(extension)
+                    .filter(|body| rotation(body))
+            })?;
+        Some(body.len())
+    })
+}
+
+/// The regular files in `dir` named as logrotate names the rotated copies of files that the
+/// log's glob `pattern` matches (`events_20261205_120000.txt.1` for `events_*.txt`).
+fn rotated_in_pattern(dir: &Path, pattern: &glob::Pattern) -> Vec<Rotated> {
+    use std::os::unix::ffi::OsStrExt;
+    rotations_in(dir, |plain| {
+        let run = plain
+            .iter()
+            .rev()
+            .take_while(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+            .count();
+        let tail = &plain[plain.len() - run..];
+        let body = &tail[tail.iter().position(|b| matches!(b, b'.' | b'-' | b'_'))?..];
+        let base = &plain[..plain.len() - body.len()];
+        let matched =
+            !base.is_empty() && pattern.matches_path(&dir.join(std::ffi::OsStr::from_bytes(base)));
+        (rotation(body) && matched).then_some(body.len())
+    })
+}
+
+/// The regular files in `dir` whose name, without a compression suffix, `body_of` takes for a
+/// rotated one: it gives the length of the rotation's part (`.1` of `events.txt.1`).
+fn rotations_in(dir: &Path, body_of: impl Fn(&[u8]) -> Option<usize>) -> Vec<Rotated> {
+    use std::os::unix::ffi::OsStrExt;
+    const COMPRESSED: [&[u8]; 5] = [b".gz", b".bz2", b".xz", b".zst", b".lz4"];
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(suffix) = file_name.as_bytes().strip_prefix(&name[..]) else {
+        let file_name = file_name.as_bytes();
+        let ext = COMPRESSED.iter().find(|ext| file_name.ends_with(ext));
+        let plain = &file_name[..file_name.len() - ext.map_or(0, |ext| ext.len())];
+        let Some(len) = body_of(plain) else {
             continue;
         };
-        let ext = COMPRESSED.iter().find(|ext| suffix.ends_with(ext));
-        let body = &suffix[..suffix.len() - ext.map_or(0, |ext| ext.len())];
-        let rotated = body.len() > 1
-            && matches!(body[0], b'.' | b'-' | b'_')
-            && body.iter().any(u8::is_ascii_digit)
-            && body
-                .iter()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'));
-        if !rotated {
-            continue;
-        }
+        let body = &plain[plain.len() - len..];
+        // Eight digits and more are a date or a time.
+        let count = std::str::from_utf8(&body[1..])
+            .ok()
+            .filter(|digits| digits.len() < 8)
+            .and_then(|digits| digits.parse().ok());
         let path = entry.path();
         // Followed as the scan follows them: a link to a file counts as that file.
         let Ok(meta) = std::fs::metadata(&path) else {
@@ -1098,6 +1211,7 @@ fn rotated_names(place: &Path) -> Vec<Rotated> {
             ino: meta.ino(),
             modified,
             compressed,
+            count,
         });
     }
     found
@@ -1169,7 +1283,7 @@ impl Tracked {
         if compressed && let Some(t) = &mut t {
             log::debug!(
                 "{} is compressed: not followed (replay reads gzip files)",
-                path.display()
+                PathEscaped(path)
             );
             t.mark_read()?;
         }
@@ -1197,6 +1311,7 @@ impl Tracked {
             file: Some(file),
             state: State::Pending,
             found: true,
+            outside: false,
             start: (0, 0),
             start_recent: Vec::new(),
             positioned: false,
@@ -1253,7 +1368,7 @@ impl Tracked {
         if self.recent != self.start_recent {
             log::warn!(
                 "{} changed before its turn came; reading it from the start",
-                self.path.display()
+                PathEscaped(&self.path)
             );
             self.id = None;
             self.state = State::Pending;
