@@ -662,24 +662,31 @@ fn rotated_names_that_keep_the_extension_last_are_searched_too() {
 /// older file, and is read first.
 #[test]
 fn files_between_with_equal_mtimes_are_read_oldest_number_first() {
+    files_between_with_equal_mtimes(|n| format!("events.txt.{n}"));
+    // logrotate's `extension .txt`.
+    files_between_with_equal_mtimes(|n| format!("events.{n}.txt"));
+}
+
+fn files_between_with_equal_mtimes(rotated: impl Fn(u32) -> String) {
     let s = Scenario::new();
+    let at = |n: u32| s.path(&rotated(n));
     let read = append_numbered(&s.log, "a", 0, 20);
     let saved = checkpoint_beside_old_rotations(&s, &read);
     let mut expected = append_numbered(&s.log, "a", 20, 5);
-    rename(&s.log, &s.path("events.txt.1"));
+    rename(&s.log, &at(1));
     expected.extend(append_numbered(&s.log, "b", 0, 4));
-    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
-    rename(&s.log, &s.path("events.txt.1"));
+    rename(&at(1), &at(2));
+    rename(&s.log, &at(1));
     expected.extend(append_numbered(&s.log, "c", 0, 4));
-    rename(&s.path("events.txt.2"), &s.path("events.txt.3"));
-    rename(&s.path("events.txt.1"), &s.path("events.txt.2"));
-    rename(&s.log, &s.path("events.txt.1"));
+    rename(&at(2), &at(3));
+    rename(&at(1), &at(2));
+    rename(&s.log, &at(1));
     expected.extend(append_numbered(&s.log, "d", 0, 3));
     let tick = SystemTime::now();
-    for name in ["events.txt.2", "events.txt.1"] {
+    for n in [2, 1] {
         std::fs::File::options()
             .append(true)
-            .open(s.path(name))
+            .open(at(n))
             .and_then(|f| f.set_modified(tick))
             .expect("set the mtime");
     }

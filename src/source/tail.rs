@@ -1137,17 +1137,17 @@ fn rotated_names(place: &Path) -> Vec<Rotated> {
         .filter(|&dot| dot > 0)
         .map(|dot| name.split_at(dot));
     rotations_in(&folder_of(place), |plain| {
-        let body = plain
-            .strip_prefix(&name[..])
-            .filter(|body| rotation(body))
-            .or_else(|| {
-                let (stem, extension) = split?;
-                plain
-                    .strip_prefix(stem)?
-                    .strip_suffix(extension)
-                    .filter(|body| rotation(body))
-            })?;
-        Some(body.len())
+        let after_name = name.len()..plain.len();
+        if plain.starts_with(&name) && rotation(&plain[after_name.clone()]) {
+            return Some(after_name);
+        }
+        let (stem, extension) = split?;
+        let between = stem.len()..plain.len().checked_sub(extension.len())?;
+        (plain.starts_with(stem)
+            && plain.ends_with(extension)
+            && between.start < between.end
+            && rotation(&plain[between.clone()]))
+        .then_some(between)
     })
 }
 
@@ -1166,13 +1166,17 @@ fn rotated_in_pattern(dir: &Path, pattern: &glob::Pattern) -> Vec<Rotated> {
         let base = &plain[..plain.len() - body.len()];
         let matched =
             !base.is_empty() && pattern.matches_path(&dir.join(std::ffi::OsStr::from_bytes(base)));
-        (rotation(body) && matched).then_some(body.len())
+        (rotation(body) && matched).then_some(plain.len() - body.len()..plain.len())
     })
 }
 
 /// The regular files in `dir` whose name, without a compression suffix, `body_of` takes for a
-/// rotated one: it gives the length of the rotation's part (`.1` of `events.txt.1`).
-fn rotations_in(dir: &Path, body_of: impl Fn(&[u8]) -> Option<usize>) -> Vec<Rotated> {
+/// rotated one: it gives where the rotation's part is in it (`.1` of `events.txt.1` and of
+/// `events.1.txt`).
+fn rotations_in(
+    dir: &Path,
+    body_of: impl Fn(&[u8]) -> Option<std::ops::Range<usize>>,
+) -> Vec<Rotated> {
     use std::os::unix::ffi::OsStrExt;
     const COMPRESSED: [&[u8]; 5] = [b".gz", b".bz2", b".xz", b".zst", b".lz4"];
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -1184,10 +1188,10 @@ fn rotations_in(dir: &Path, body_of: impl Fn(&[u8]) -> Option<usize>) -> Vec<Rot
         let file_name = file_name.as_bytes();
         let ext = COMPRESSED.iter().find(|ext| file_name.ends_with(ext));
         let plain = &file_name[..file_name.len() - ext.map_or(0, |ext| ext.len())];
-        let Some(len) = body_of(plain) else {
+        let Some(at) = body_of(plain) else {
             continue;
         };
-        let body = &plain[plain.len() - len..];
+        let body = &plain[at];
         // Eight digits and more are a date or a time.
         let count = std::str::from_utf8(&body[1..])
             .ok()
