@@ -552,3 +552,37 @@ fn the_daemon_logs_a_hostile_log_file_name_escaped() {
     assert_has("run", &said, &format!("{shown} is now {shown}.1"));
     assert_has("run", &said, &format!("{shown}.1:2: "));
 }
+
+/// A replay of a folder that holds a file which is no event log, named by whoever could
+/// write there: the file's failure names it escaped, in the log and in the report.
+#[test]
+fn a_replay_names_a_hostile_file_that_fails_escaped() {
+    let h = Hostile::new("http://127.0.0.1:9");
+    let folder = h.log.with_file_name("logs");
+    std::fs::create_dir(&folder).expect("create the folder");
+    std::fs::copy(&h.log, folder.join(format!("events{HOSTILE}.txt"))).expect("copy the log");
+    std::fs::write(
+        folder.join(format!("core{HOSTILE}.bin")),
+        [0u8, 1, 2, 0, 255, 10],
+    )
+    .expect("write the binary file");
+    let run = Emstail::new(["replay", "--config"])
+        .arg(&h.config)
+        .arg("--dry-run")
+        .arg(&folder)
+        .log_level("info")
+        .run();
+    run.assert_exit(1);
+    assert_run_shows_nothing_raw("replay of a folder", &run);
+    assert_has(
+        "replay of a folder",
+        &format!("{}{}", run.stdout, run.stderr),
+        &format!("core{HOSTILE_SHOWN}.bin: "),
+    );
+    // The actions' sources name the log file escaped too.
+    assert_has(
+        "replay of a folder",
+        &run.stdout,
+        &format!("events{HOSTILE_SHOWN}.txt:"),
+    );
+}

@@ -210,7 +210,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn at(job: &Job) -> String {
     format!(
         "{}:{}: {}",
-        job.source.file, job.source.line, job.action.plugin
+        ControlEscaped(&job.source.file),
+        job.source.line,
+        job.action.plugin
     )
 }
 
@@ -269,5 +271,43 @@ impl Sink for Submitter<'_> {
 
     fn problem(&mut self, problem: &Problem) {
         log::warn!("{problem}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{Action, PlannedAction, PluginId};
+
+    /// The log file's name comes from the log's folder, where any name can be made.
+    #[test]
+    fn a_jobs_place_shows_its_log_files_name_escaped() {
+        let job = Job {
+            seq: 0,
+            action: PlannedAction {
+                plugin: PluginId::StreamRecorder,
+                lane: "cam1".into(),
+                stream: Some("cam1".into()),
+                stream_id: None,
+                action: Action::S3Delete {
+                    bucket: "media".into(),
+                    key: "hls/cam1/segment_1.ts".into(),
+                },
+            },
+            source: Source {
+                file: "ev\u{1b}[2J\r\u{9b}\u{202e}.txt".into(),
+                line: 3,
+            },
+            tag: 0,
+            attempts: 0,
+            sent: 0,
+            resend: false,
+            target: String::new(),
+            trouble_since: None,
+        };
+        assert_eq!(
+            at(&job),
+            r"ev\u{1b}[2J\r\u{9b}\u{202e}.txt:3: StreamRecorder"
+        );
     }
 }

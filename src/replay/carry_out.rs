@@ -104,7 +104,7 @@ impl Report for ReplayReport {
                 // `why` names the event's file path.
                 log::debug!(
                     "{}:{}: {plugin}: gone from disk: {}",
-                    job.source.file,
+                    ControlEscaped(&job.source.file),
                     job.source.line,
                     ControlEscaped(why)
                 );

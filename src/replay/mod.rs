@@ -347,7 +347,10 @@ impl Replayer<'_> {
                         self.summary.bytes += bytes;
                     }
                     Err(e) => {
-                        let message = format!("{}: {e}; the other files go on", path.display());
+                        let message = format!(
+                            "{}: {e}; the other files go on",
+                            crate::action::PathEscaped(path)
+                        );
                         self.sink.file_failed(&message);
                         self.summary.files_failed.push(message);
                     }

@@ -11,6 +11,7 @@
 //! window, plugins and `--all-actions`; `replay-<key>.lock` keeps a second replay of the
 //! same key out while one runs. Neither touches the daemon's own checkpoint or lock.
 
+use crate::action::PathEscaped;
 use crate::action::PluginId;
 use crate::fsutil::write_atomic;
 use crate::replay::Window;
@@ -225,14 +226,14 @@ impl Checkpoint {
             if then.path != now.path {
                 return Err(format!(
                     "the inputs are not those of the interrupted replay: {} instead of {}",
-                    now.path.display(),
-                    then.path.display()
+                    PathEscaped(&now.path),
+                    PathEscaped(&then.path)
                 ));
             }
             if now.len < then.len {
                 return Err(format!(
                     "{} is shorter than when the interrupted replay read it ({} bytes, was {})",
-                    now.path.display(),
+                    PathEscaped(&now.path),
                     now.len,
                     then.len
                 ));
