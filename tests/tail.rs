@@ -573,6 +573,30 @@ fn a_compressed_copy_cut_short_is_read_up_to_the_break() {
     assert_eq!(from_gz, &rest[..from_gz.len()]);
 }
 
+/// A gzip file with the checkpointed file's first line but other content before the
+/// checkpoint (the log rewritten, then compressed) is not the rest of it: none of it is read.
+#[test]
+fn a_compressed_copy_of_other_content_is_not_read() {
+    let s = Scenario::new();
+    let spool = tempfile::tempdir().expect("spool dir");
+    let config = |log: &Path| TailConfig {
+        spool: Some(spool.path().to_path_buf()),
+        ..config(log)
+    };
+    let mut read = append_numbered(&s.log, "head", 0, 1);
+    read.extend(append_numbered(&s.log, "a", 0, 20));
+    let f = Follow::caught_up(config(&s.log), &read);
+    let saved = checkpoint(&f.tailer);
+    drop(f);
+    let (mut other, _) = numbered("head", 0, 1);
+    other.extend(numbered("other", 0, 3000).0);
+    std::fs::write(&s.log, other).expect("rewrite the log");
+    compress(&s.log, &s.path("events.txt.1.gz"));
+    let expected = append_numbered(&s.log, "b", 0, 3);
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
 /// A restart while the rest of a compressed file was being read: the checkpoint names the
 /// gzip file and the spool's unnamed copy, gone with the process. The rest is decompressed
 /// again and read from that checkpoint on.

@@ -688,7 +688,7 @@ impl Tailer {
     /// The files with a rotated name of one of `places` that changed after `written` and that
     /// no one knows: not listed (`fresh`), not checkpointed (by inode or first line), not
     /// `rest`. Oldest first, to be read from their start. Compressed ones are named in a
-    /// warning instead: the follower does not decompress.
+    /// warning instead: only a checkpointed file's rest is decompressed, not whole files.
     fn rotated_since(
         &self,
         places: &[PathBuf],
@@ -1022,6 +1022,7 @@ fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Opti
     let mut pos = 0u64;
     // The end of the last whole line decompressed.
     let mut line_end = 0u64;
+    let mut checked = false;
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -1068,6 +1069,14 @@ fn spool_gzip_rest(gz: &Path, p: &FilePosition, spool: &Path) -> io::Result<Opti
             line_end = pos + newline as u64 + 1;
         }
         pos = end;
+        // The bytes before the checkpoint are all in: a copy of other content is let go
+        // before the rest of it takes space.
+        if !checked && pos >= p.offset {
+            if tail_hash(file, p.offset)? != p.tail_hash {
+                return Ok(None);
+            }
+            checked = true;
+        }
     }
     let Some(file) = out else { return Ok(None) };
     // As long as the content: the hole before the kept bytes counts.
