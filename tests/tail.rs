@@ -416,6 +416,28 @@ fn two_rotations_while_stopped_read_the_file_between() {
     g.restart_reads_only_new(&s.log, "c", 3);
 }
 
+/// A rotated file whose modification time is in the future (written while the clock was
+/// ahead) cannot be placed against the checkpoint: after a rotation during the stop it is not
+/// read, though it is newer than the checkpoint by its time.
+#[test]
+fn a_rotated_file_with_an_mtime_in_the_future_is_not_read() {
+    let s = Scenario::new();
+    let read = append_numbered(&s.log, "a", 0, 20);
+    let saved = checkpoint_beside_old_rotations(&s, &read);
+    let skewed = s.path("events.txt.4");
+    append_numbered(&skewed, "old", 0, 5);
+    std::fs::File::options()
+        .append(true)
+        .open(&skewed)
+        .and_then(|f| f.set_modified(SystemTime::now() + Duration::from_secs(3600)))
+        .expect("set the mtime");
+    let mut expected = append_numbered(&s.log, "a", 20, 3);
+    rename(&s.log, &s.path("events.txt.1"));
+    expected.extend(append_numbered(&s.log, "b", 0, 3));
+    let mut g = Follow::new(config(&s.log), Start::FromCheckpoint(saved));
+    g.expect_exactly(&expected);
+}
+
 /// Two rotations while stopped, the file between holding only the start of its first line
 /// when emstail starts: EMS, which still writes it through the descriptor it opened before the
 /// rename, finishes the line just after. It is read once whole, after the checkpointed file's

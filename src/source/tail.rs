@@ -732,6 +732,17 @@ impl Tailer {
             if r.modified <= written || known_inode(&r.path, r.dev, r.ino) {
                 continue;
             }
+            // Written while the clock was ahead: when is not known, and read from its start an
+            // old file would be acted on again whole.
+            if r.modified > SystemTime::now() {
+                log::warn!(
+                    "{} has a rotated name of the log's file {} and a modification time in the \
+                     future: not read (replay it if it holds lines not acted on)",
+                    PathEscaped(&r.path),
+                    PathEscaped(&places[0])
+                );
+                continue;
+            }
             if r.compressed {
                 log::warn!(
                     "{} has a rotated name of the log's file {}, changed after the checkpoint \
