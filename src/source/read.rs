@@ -48,17 +48,37 @@ const READ_BUF: usize = 64 << 10;
 /// The first bytes of the other formats logrotate may compress with: bzip2, xz, zstd.
 const OTHER_COMPRESSED_MAGIC: [&[u8]; 3] = [b"BZh", b"\xfd7zXZ\0", b"\x28\xb5\x2f\xfd"];
 
-/// Whether a file that begins with `head` (its first 6 bytes, or all of a shorter file) is
-/// compressed: gzip, bzip2, xz or zstd. No event log begins like one.
-pub fn compressed_start(head: &[u8]) -> bool {
-    head.starts_with(&GZIP_MAGIC) || OTHER_COMPRESSED_MAGIC.iter().any(|m| head.starts_with(m))
+/// What a file's first bytes say it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    Plain,
+    Gzip,
+    /// bzip2, xz or zstd: never read, only told apart from a log.
+    OtherCompressed,
+}
+
+/// How the open `file` is packed, by its first bytes (read at a position: its cursor does
+/// not move). No event log begins as a compressed file does.
+pub fn packing(file: &File) -> io::Result<Packing> {
+    let mut head = [0u8; 6];
+    let n = read_at_most(file, &mut head, 0)?;
+    Ok(packing_of(&head[..n]))
+}
+
+/// [`packing`] of a file that begins with `head` (its first 6 bytes, or all of a shorter one).
+fn packing_of(head: &[u8]) -> Packing {
+    if head.starts_with(&GZIP_MAGIC) {
+        Packing::Gzip
+    } else if OTHER_COMPRESSED_MAGIC.iter().any(|m| head.starts_with(m)) {
+        Packing::OtherCompressed
+    } else {
+        Packing::Plain
+    }
 }
 
 /// Whether `path` starts like a gzip file.
 pub fn is_gzip(path: &Path) -> io::Result<bool> {
-    let file = File::open(path)?;
-    let mut magic = [0u8; 2];
-    Ok(read_at_most(&file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC)
+    Ok(packing(&File::open(path)?)? == Packing::Gzip)
 }
 
 /// [`for_each_line`] reading at most the first `limit` bytes of the file (a replay reads
@@ -104,8 +124,7 @@ pub fn for_each_line_counted(
             },
         })
     };
-    let mut magic = [0u8; 2];
-    let gzip = read_at_most(&file, &mut magic, 0)? == 2 && magic == GZIP_MAGIC;
+    let gzip = packing(&file)? == Packing::Gzip;
     let mut reader: Box<dyn Read> = if gzip {
         let counted = Counted {
             inner: BufReader::with_capacity(1 << 16, file.take(limit)),
@@ -202,16 +221,12 @@ mod tests {
 
     #[test]
     fn compressed_starts_are_told_from_event_logs() {
-        for head in [
-            &b"\x1f\x8b\x08\x00\x00\x00"[..],
-            b"BZh91A",
-            b"\xfd7zXZ\0",
-            b"\x28\xb5\x2f\xfd\x00\x58",
-        ] {
-            assert!(compressed_start(head), "{head:?}");
+        assert_eq!(packing_of(b"\x1f\x8b\x08\x00\x00\x00"), Packing::Gzip);
+        for head in [&b"BZh91A"[..], b"\xfd7zXZ\0", b"\x28\xb5\x2f\xfd\x00\x58"] {
+            assert_eq!(packing_of(head), Packing::OtherCompressed, "{head:?}");
         }
         for head in [&b"{\"type\""[..], b"2026-1", b"\x1f", b"", b"BZ"] {
-            assert!(!compressed_start(head), "{head:?}");
+            assert_eq!(packing_of(head), Packing::Plain, "{head:?}");
         }
     }
 

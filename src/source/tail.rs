@@ -22,7 +22,7 @@ pub use crate::source::checkpoint::FilePosition;
 use crate::source::discover;
 use crate::source::fingerprint::{self, FileId, tail_hash};
 use crate::source::frame::{Frame, Framer};
-use crate::source::read;
+use crate::source::read::{self, Packing};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io;
@@ -564,7 +564,12 @@ impl Tailer {
                 continue;
             }
             let places = places_of(&p.path);
-            let rest = self.rest_of(p, &places, now);
+            // Listed once for the three searches below.
+            let rotated: Vec<Rotated> = places
+                .iter()
+                .flat_map(|place| rotated_names(place))
+                .collect();
+            let rest = self.rest_of(p, &places, &rotated, now);
             match &rest {
                 Some(t) => log::info!(
                     "{} is now {}, which the log's path does not list; reading the rest of it first",
@@ -579,10 +584,7 @@ impl Tailer {
                     p.line
                 ),
             }
-            let later = match saved.written {
-                Some(written) => self.rotated_since(&places, written, fresh, saved, &rest, now),
-                None => Vec::new(),
-            };
+            let later = self.rotated_since(&places, &rotated, fresh, saved, &rest, now);
             for t in &later {
                 log::info!(
                     "{} has a rotated name of {} and changed after the checkpoint was written; \
@@ -616,8 +618,15 @@ impl Tailer {
     }
 
     /// The file of checkpoint entry `p` under another name in one of `places`' folders, still
-    /// holding what was read of it: the same inode renamed, else a copy with a rotated name.
-    fn rest_of(&self, p: &FilePosition, places: &[PathBuf], now: Instant) -> Option<Tracked> {
+    /// holding what was read of it: the same inode renamed, else a copy with a rotated name
+    /// (one of `rotated`).
+    fn rest_of(
+        &self,
+        p: &FilePosition,
+        places: &[PathBuf],
+        rotated: &[Rotated],
+        now: Instant,
+    ) -> Option<Tracked> {
         let open = |path: &Path| {
             Tracked::open(path, now, self.config.max_line)
                 .ok()
@@ -631,9 +640,8 @@ impl Tailer {
             open(&place.with_file_name(name)).filter(|t| t.id == Some(p.id))
         });
         let copies = || {
-            places
+            rotated
                 .iter()
-                .flat_map(|place| rotated_names(place))
                 .filter(|r| !r.compressed)
                 .filter_map(|r| open(&r.path))
                 .filter(|t| t.id.is_some_and(|id| id.head == p.id.head))
@@ -642,7 +650,7 @@ impl Tailer {
             .into_iter()
             .chain(copies())
             .find_map(|mut t| t.resumable(p).unwrap_or(false).then_some(t))
-            .or_else(|| self.compressed_rest(p, places, now))?;
+            .or_else(|| self.compressed_rest(p, rotated, now))?;
         // Not listed: `limit_open` must leave it its descriptor, or the first scan lets it go
         // unread (only the descriptor or its new name reaches it).
         rest.found = false;
@@ -650,23 +658,19 @@ impl Tailer {
     }
 
     /// The rest of checkpoint entry `p` from a gzip copy of it (logrotate's `compress`): its
-    /// own path (a restart while that rest was read) or a rotated name of one of `places`.
-    /// Decompressed into the spool, where it is read as the file was, from the checkpoint on.
+    /// own path (a restart while that rest was read) or one of `rotated`. Decompressed into
+    /// the spool, where it is read as the file was, from the checkpoint on.
     fn compressed_rest(
         &self,
         p: &FilePosition,
-        places: &[PathBuf],
+        rotated: &[Rotated],
         now: Instant,
     ) -> Option<Tracked> {
         let spool = self.config.spool.as_deref()?;
         let own = read::is_gzip(&p.path)
             .unwrap_or(false)
             .then(|| p.path.clone());
-        let rotated = places
-            .iter()
-            .flat_map(|place| rotated_names(place))
-            .filter(|r| r.compressed && read::is_gzip(&r.path).unwrap_or(false))
-            .map(|r| r.path);
+        let rotated = rotated.iter().filter(|r| r.gzip).map(|r| r.path.clone());
         own.into_iter().chain(rotated).find_map(|gz| {
             let file = match spool_gzip_rest(&gz, p, spool) {
                 Ok(file) => file?,
@@ -685,19 +689,22 @@ impl Tailer {
         })
     }
 
-    /// The files with a rotated name of one of `places` that changed after `written` and that
-    /// no one knows: not listed (`fresh`), not checkpointed (by inode or first line), not
-    /// `rest`. Oldest first, to be read from their start. Compressed ones are named in a
+    /// The files of `rotated` (the rotated names of one of `places`) that changed after the
+    /// checkpoint `saved` was written (none when that is not known) and that no one knows: not listed (`fresh`), not checkpointed (by inode or
+    /// first line), not `rest`. Oldest first, to be read from their start. Compressed ones are named in a
     /// warning instead: only a checkpointed file's rest is decompressed, not whole files.
     fn rotated_since(
         &self,
         places: &[PathBuf],
-        written: SystemTime,
+        rotated: &[Rotated],
         fresh: &[Tracked],
         saved: &Saved,
         rest: &Option<Tracked>,
         now: Instant,
     ) -> Vec<Tracked> {
+        let Some(written) = saved.written else {
+            return Vec::new();
+        };
         let known_inode = |path: &Path, dev: u64, ino: u64| {
             // A compressed file read through the spool is known by its path.
             fresh
@@ -724,11 +731,7 @@ impl Tailer {
             .map(|pattern| rotated_in_pattern(&folder_of(&places[0]), &pattern))
             .unwrap_or_default();
         let mut later: Vec<(Tracked, Option<u64>)> = Vec::new();
-        for r in places
-            .iter()
-            .flat_map(|place| rotated_names(place))
-            .chain(in_pattern)
-        {
+        for r in rotated.iter().chain(&in_pattern) {
             if r.modified <= written || known_inode(&r.path, r.dev, r.ino) {
                 continue;
             }
@@ -1125,8 +1128,10 @@ struct Rotated {
     dev: u64,
     ino: u64,
     modified: SystemTime,
-    /// By its name's suffix or gzip's magic bytes.
+    /// By its name's suffix or its first bytes.
     compressed: bool,
+    /// By its first bytes: a gzip file, which a checkpointed file's rest may be read from.
+    gzip: bool,
     /// logrotate's count (`events.txt.2`: 2), not a date: the higher, the older the file.
     count: Option<u64>,
 }
@@ -1228,25 +1233,20 @@ fn rotations_in(
         if !meta.is_file() {
             continue;
         }
-        let compressed = ext.is_some() || starts_compressed(&path);
+        let packing = File::open(&path)
+            .and_then(|f| read::packing(&f))
+            .unwrap_or(Packing::Plain);
         found.push(Rotated {
             path,
             dev: meta.dev(),
             ino: meta.ino(),
             modified,
-            compressed,
+            compressed: ext.is_some() || packing != Packing::Plain,
+            gzip: packing == Packing::Gzip,
             count,
         });
     }
     found
-}
-
-/// Whether the file at `path` begins as a compressed file does.
-fn starts_compressed(path: &Path) -> bool {
-    let mut magic = [0u8; 6];
-    File::open(path)
-        .and_then(|f| read_at_most(&f, &mut magic, 0))
-        .is_ok_and(|n| read::compressed_start(&magic[..n]))
 }
 
 /// The name of the regular file in `dir` with `id`'s device and inode, whatever it is now.
@@ -1300,9 +1300,7 @@ impl Tracked {
     /// never reach the parser as lines.
     fn open(path: &Path, now: Instant, max_line: usize) -> io::Result<Option<Tracked>> {
         let file = File::open(path)?;
-        let mut magic = [0u8; 6];
-        let n = read_at_most(&file, &mut magic, 0)?;
-        let compressed = read::compressed_start(&magic[..n]);
+        let compressed = read::packing(&file)? != Packing::Plain;
         let mut t = Tracked::with_file(file, path, now, max_line)?;
         if compressed && let Some(t) = &mut t {
             log::debug!(
