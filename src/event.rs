@@ -24,13 +24,20 @@ pub struct AtLine<'a>(pub &'a str, pub u64, pub &'a str);
 impl std::fmt::Display for AtLine<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let AtLine(file, line, message) = self;
-        write!(
-            f,
-            "{}:{line}: {}",
-            crate::action::ControlEscaped(file),
-            crate::action::ControlEscaped(message)
-        )
+        file_line(f, file, *line)?;
+        write!(f, ": {}", crate::action::ControlEscaped(message))
     }
+}
+
+/// `FILE:LINE`, the file escaped as in [`AtLine`]: where an action came from.
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        file_line(f, &self.file, self.line)
+    }
+}
+
+fn file_line(f: &mut std::fmt::Formatter<'_>, file: &str, line: u64) -> std::fmt::Result {
+    write!(f, "{}:{line}", crate::action::ControlEscaped(file))
 }
 
 /// An event from the log, with the top-level fields every sink may add.

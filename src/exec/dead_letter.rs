@@ -234,11 +234,10 @@ impl DeadLetter {
         // The error is written escaped, but a letter of an earlier version, or one written by
         // hand, may hold a control character anywhere.
         format!(
-            "{plugin} {what}: {} ({stream}after {} attempts; {}:{})",
+            "{plugin} {what}: {} ({stream}after {} attempts; {})",
             ControlEscaped(&self.error),
             self.attempts,
-            ControlEscaped(&self.source.file),
-            self.source.line
+            self.source
         )
     }
 }

@@ -1,7 +1,7 @@
 //! The dry-run printer: every action, one per line, for a person or as JSON, written to the
 //! `Write` the command hands it (stdout for `replay --dry-run`). Carries nothing out.
 
-use crate::action::{self, ControlEscaped, PlannedAction};
+use crate::action::{self, PlannedAction};
 use crate::event::Source;
 use crate::exec::pool::Execute;
 use crate::exec::{Done, Failure};
@@ -67,12 +67,7 @@ impl<W: Write> Sink for Printer<W> {
         let result = if self.json {
             action::write_json(&mut line, action, Some(source)).and_then(|()| line.write_all(b"\n"))
         } else {
-            writeln!(
-                line,
-                "{action}    # {}:{}",
-                ControlEscaped(&source.file),
-                source.line
-            )
+            writeln!(line, "{action}    # {source}")
         };
         self.send(result, line);
     }
@@ -92,12 +87,7 @@ impl<W: Write> Sink for Printer<W> {
                 writeln!(line, ",\"skipped\":\"{}\"}}", reason.reason())
             })
         } else {
-            writeln!(
-                line,
-                "skipped ({reason}): {action}    # {}:{}",
-                ControlEscaped(&source.file),
-                source.line
-            )
+            writeln!(line, "skipped ({reason}): {action}    # {source}")
         };
         self.send(result, line);
     }

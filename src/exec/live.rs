@@ -208,12 +208,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn at(job: &Job) -> String {
-    format!(
-        "{}:{}: {}",
-        ControlEscaped(&job.source.file),
-        job.source.line,
-        job.action.plugin
-    )
+    format!("{}: {}", job.source, job.action.plugin)
 }
 
 impl Report for LiveReport {

@@ -103,9 +103,8 @@ impl Report for ReplayReport {
             Outcome::Skipped(why) => {
                 // `why` names the event's file path.
                 log::debug!(
-                    "{}:{}: {plugin}: gone from disk: {}",
-                    ControlEscaped(&job.source.file),
-                    job.source.line,
+                    "{}: {plugin}: gone from disk: {}",
+                    job.source,
                     ControlEscaped(why)
                 );
             }
