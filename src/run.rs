@@ -1028,7 +1028,9 @@ impl Reader {
                     let actions = self.engine.handle_envelope(&envelope);
                     for refusal in self.engine.take_refusals() {
                         self.counters.refused.fetch_add(1, Relaxed);
-                        log::warn!("{path}:{line}: refused: {refusal}");
+                        // As replay's problem, the file's name escaped: it may be any name.
+                        let refused = format!("refused: {refusal}");
+                        log::warn!("{}", crate::event::AtLine(path, line, &refused));
                     }
                     let tokens = self.marks.line(file, line, offset, end, actions.len());
                     if actions.is_empty() {

@@ -539,6 +539,8 @@ fn the_daemon_logs_a_hostile_log_file_name_escaped() {
     assert_run_shows_nothing_raw("status", &status);
     assert_has("status", &status.stdout, &format!("file: {shown} offset"));
     append(&log, malformed(2).as_bytes());
+    // A stream name the plugins refuse: the refusal names the file too.
+    append(&log, created(3, &cam(), "http://pages/3").as_bytes());
     let rotated = h.setup.path(&format!("ev_{HOSTILE}.txt.1"));
     std::fs::rename(&log, &rotated).expect("rotate the hostile log");
     std::fs::write(h.setup.path("ev_20261206_130000.txt"), malformed(3)).expect("a new log");
@@ -551,6 +553,7 @@ fn the_daemon_logs_a_hostile_log_file_name_escaped() {
     assert_has("run", &said, &format!("{shown}:1: "));
     assert_has("run", &said, &format!("{shown} is now {shown}.1"));
     assert_has("run", &said, &format!("{shown}.1:2: "));
+    assert_has("run", &said, &format!("{shown}.1:3: refused: "));
 }
 
 /// A replay of a folder that holds a file which is no event log, named by whoever could
